@@ -1,0 +1,113 @@
+"""Vectorised conditional permutation inference shared by Gi* and local Moran's I.
+
+For location ``i`` with ``k_i`` neighbours, the null distribution of its spatial lag
+``L_i = sum_j w_ij v_j`` is obtained by drawing ``k_i`` values from the other ``n - 1``
+locations without replacement (conditional randomisation, Anselin 1995).  One shared matrix of
+``permutations x (k_max + 1)`` distinct ids is drawn; location ``i`` uses its first ``k_i`` ids,
+with ``i`` itself (if drawn) replaced by id ``k_i`` -- an exact uniform draw from the other
+locations.  All random lags for a block of rows are then one dense matrix product (BLAS), so
+the cost is ``O(n * k * permutations)`` flops with no Python loop over locations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+__all__ = ["permutation_counts"]
+
+_BLOCK_BYTES = 64 * 2**20
+
+
+def _draw_ids(n: int, width: int, permutations: int, rng: np.random.Generator) -> np.ndarray:
+    """``permutations x width`` ids, distinct within each row."""
+    ids = rng.integers(0, n, size=(permutations, width))
+    if width == 1:
+        return ids
+    while True:
+        s = np.sort(ids, axis=1)
+        bad = np.flatnonzero((s[:, 1:] == s[:, :-1]).any(axis=1))
+        if bad.size == 0:
+            return ids
+        ids[bad] = rng.integers(0, n, size=(bad.size, width))
+
+
+def permutation_counts(
+    w: sparse.csr_array,
+    values: np.ndarray,
+    observed_lag: np.ndarray,
+    permutations: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Count random lags at least / at most as large as the observed lag.
+
+    Parameters
+    ----------
+    w : csr_array
+        Weights **without** diagonal (the self term is not permuted).
+    values : ndarray
+        The values that are permuted (``y`` for Gi*, ``z`` for local Moran).
+    observed_lag : ndarray
+        ``w @ values``.
+    permutations : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    n_ge, n_le : ndarray of int
+        For each location, the number of permutations whose lag is ``>=`` (``<=``) the observed
+        lag; near-ties (relative 1e-10) count in both.
+    """
+    w = sparse.csr_array(w)
+    n = w.shape[0]
+    values = np.asarray(values, dtype=float)
+    card = np.diff(w.indptr)
+    kmax = int(card.max()) if n else 0
+    n_ge = np.zeros(n, dtype=np.int64)
+    n_le = np.zeros(n, dtype=np.int64)
+    if kmax == 0 or n < 2:
+        return n_ge + permutations, n_le + permutations
+    width = min(kmax + 1, n)
+    ids = _draw_ids(n - 0, width, permutations, rng)
+    vals = values[ids]  # permutations x width
+    # dense padded weights: row i has its k_i weights in columns 0..k_i-1
+    rows = np.repeat(np.arange(n), card)
+    cols = np.arange(w.nnz) - np.repeat(w.indptr[:-1], card)
+    wpad = np.zeros((n, kmax))
+    wpad[rows, cols] = w.data
+    # corrections: id i drawn in column j < k_i is replaced by the id in column k_i
+    pp, jj = np.nonzero(np.ones((permutations, min(kmax, width)), dtype=bool))
+    ii = ids[pp, jj]
+    hit = jj < card[ii]
+    pp, jj, ii = pp[hit], jj[hit], ii[hit]
+    repl = np.minimum(card[ii], width - 1)
+    delta = wpad[ii, jj] * (vals[pp, repl] - values[ii])
+    order = np.argsort(ii, kind="stable")
+    pp, ii, delta = pp[order], ii[order], delta[order]
+    scale = np.abs(observed_lag).max() + np.abs(values).max() * np.abs(w.data).sum() / n + 1.0
+    tol = 1e-10 * scale
+    vt = np.ascontiguousarray(vals[:, :kmax].T)  # kmax x permutations
+    block = max(1, _BLOCK_BYTES // (8 * permutations))
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        lag = wpad[start:stop] @ vt  # block x permutations
+        lo, hi = np.searchsorted(ii, [start, stop])
+        if hi > lo:
+            np.add.at(lag, (ii[lo:hi] - start, pp[lo:hi]), delta[lo:hi])
+        obs = observed_lag[start:stop, None]
+        n_ge[start:stop] = (lag >= obs - tol).sum(axis=1)
+        n_le[start:stop] = (lag <= obs + tol).sum(axis=1)
+    return n_ge, n_le
+
+
+def pseudo_p(n_ge: np.ndarray, n_le: np.ndarray, permutations: int, alternative: str) -> np.ndarray:
+    """Pseudo p-values from permutation counts.
+
+    ``"directed"``: ``(min(n_ge, n_le) + 1) / (permutations + 1)`` -- one-tailed in the direction of
+    the observed value (GeoDa; esda's ``alternative="directed"``); ``"two-sided"``: twice that, capped
+    at 1.
+    """
+    p = (np.minimum(n_ge, n_le) + 1.0) / (permutations + 1.0)
+    if alternative == "two-sided":
+        p = np.minimum(1.0, 2.0 * p)
+    return p
