@@ -1,0 +1,363 @@
+"""What a store is asked for: :class:`Query`, and CQL2 compiled to SQL.
+
+A query is built once (by the provider or a library caller) from validated
+parts; each store compiles it with its own :class:`Dialect`. Filters arrive as
+pygeofilter ASTs (CQL2 text or JSON) and are compiled to a parameterised SQL
+``WHERE`` clause: values are always passed as parameters, never formatted in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+import shapely
+from pygeofilter import ast, values
+from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
+from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
+
+from layers.catalogue import Layer
+from layers.errors import InvalidParameter, choices
+
+#: Largest page a store returns in one request.
+MAX_LIMIT = 10_000
+
+
+@dataclass
+class Query:
+    """A request for features of one layer.
+
+    Parameters
+    ----------
+    bbox : tuple of 4 floats, optional
+        ``(minx, miny, maxx, maxy)`` in the storage CRS (CRS84).
+    interval : tuple of 2 datetimes (either may be None), optional
+        Closed interval on the layer's temporal field; an instant is ``(t, t)``.
+    where : pygeofilter AST, optional
+        CQL2 filter, already checked against the layer's fields.
+    equals : dict, optional
+        Property equality filters (``?category=street_light``), typed values.
+    sortby : list of (name, ascending)
+    properties : list of str, optional
+        Properties to return (``None``: all the caller may see).
+    skip_geometry : bool
+    offset, limit : int
+    """
+
+    bbox: tuple[float, float, float, float] | None = None
+    interval: tuple[dt.datetime | None, dt.datetime | None] | None = None
+    where: ast.Node | None = None
+    equals: dict[str, object] = field(default_factory=dict)
+    sortby: list[tuple[str, bool]] = field(default_factory=list)
+    properties: list[str] | None = None
+    skip_geometry: bool = False
+    offset: int = 0
+    limit: int = 100
+
+    def __post_init__(self):
+        if self.offset < 0:
+            raise InvalidParameter(f"offset must be zero or positive, got {self.offset}")
+        if not 0 <= self.limit <= MAX_LIMIT:
+            raise InvalidParameter(f"limit must be between 0 and {MAX_LIMIT}, got {self.limit}")
+        if self.bbox is not None:
+            minx, miny, maxx, maxy = self.bbox
+            if minx > maxx or miny > maxy:
+                raise InvalidParameter(f"bbox {list(self.bbox)} has min greater than max")
+
+
+# --- Parsing and checking -------------------------------------------------------------------
+
+
+def parse_filter(text: str, lang: str | None = None) -> ast.Node:
+    """Parse a CQL2 filter in text or JSON encoding.
+
+    Parameters
+    ----------
+    text : str
+        The filter.
+    lang : {'cql2-text', 'cql2-json', None}
+        ``None`` guesses JSON when the text starts with ``{``.
+
+    Raises
+    ------
+    InvalidParameter
+        With the parser's own explanation of what is wrong.
+    """
+    langs = ("cql2-text", "cql2-json")
+    if lang is not None and lang not in langs:
+        raise InvalidParameter(choices(lang, langs, "filter-lang"))
+    if lang is None:
+        lang = "cql2-json" if text.lstrip().startswith("{") else "cql2-text"
+    try:
+        if lang == "cql2-json":
+            node = parse_cql2_json(json.loads(text))
+        else:
+            node = parse_cql2_text(text)
+    except Exception as exc:  # the parsers raise many kinds; all mean a bad filter
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidParameter(f"malformed {lang} filter: {detail[:300]}") from None
+    if not isinstance(node, ast.Node):
+        raise InvalidParameter(f"{lang} filter is not a predicate: {text[:200]!r}")
+    return node
+
+
+def filter_properties(node: ast.Node) -> set[str]:
+    """Names of all properties a filter refers to."""
+    found: set[str] = set()
+
+    def walk(n):
+        if isinstance(n, ast.Attribute):
+            found.add(n.name)
+        elif isinstance(n, ast.Node):
+            for child in n.get_sub_nodes():
+                walk(child)
+        elif isinstance(n, list | tuple):
+            for child in n:
+                walk(child)
+
+    walk(node)
+    return found
+
+
+def check_filter(layer: Layer, node: ast.Node, allowed: set[str] | None = None) -> None:
+    """Refuse a filter naming a property the layer (or the caller) does not have."""
+    valid = {f.name for f in layer.fields} if allowed is None else set(allowed)
+    if layer.geometry_type is not None:
+        valid |= {"geometry", "geom"}
+    for name in sorted(filter_properties(node)):
+        if name not in valid:
+            raise InvalidParameter(
+                "filter names unknown property "
+                + choices(name, sorted(valid), f"queryable of {layer.id!r}").split(" is not ", 1)[0]
+                + f"; queryables are: {', '.join(sorted(valid))}"
+            )
+
+
+def coerce_value(layer: Layer, name: str, raw: str) -> object:
+    """Turn a query-string value into the field's type, or say why it is not one."""
+    f = layer.field(name)
+    try:
+        if f.type == "integer":
+            value: object = int(raw)
+        elif f.type == "number":
+            value = float(raw)
+        elif f.type == "boolean":
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            value = raw.lower() in ("true", "1")
+        elif f.type == "date":
+            value = dt.date.fromisoformat(raw).isoformat()
+        elif f.type == "datetime":
+            value = format_datetime(parse_datetime(raw))
+        else:
+            value = raw
+    except ValueError:
+        raise InvalidParameter(f"{name}={raw!r} is not a valid {f.type}") from None
+    if f.codes is not None and value not in f.code_values:
+        raise InvalidParameter(choices(value, f.code_values, f"{name} code"))
+    return value
+
+
+def parse_datetime(text: str) -> dt.datetime:
+    """RFC 3339 date-time (or date) to an aware UTC datetime."""
+    t = text.strip()
+    if len(t) == 10:
+        d = dt.date.fromisoformat(t)
+        return dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
+    value = dt.datetime.fromisoformat(t.replace("z", "Z"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def format_datetime(value: dt.datetime) -> str:
+    """The stored form of a datetime: UTC, second precision, ``Z`` suffix (GeoPackage style)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_interval(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """An OGC API ``datetime`` value: an instant or ``start/end`` with ``..`` for open ends."""
+    try:
+        if "/" in text:
+            start, end = text.split("/", 1)
+            lo = None if start in ("..", "") else parse_datetime(start)
+            hi = None if end in ("..", "") else parse_datetime(end)
+            if lo is None and hi is None:
+                raise ValueError
+            if lo is not None and hi is not None and lo > hi:
+                raise InvalidParameter(f"datetime interval {text!r} ends before it starts")
+            if hi is not None and len(end.strip()) == 10:  # a date end covers the whole day
+                hi = hi + dt.timedelta(days=1) - dt.timedelta(seconds=1)
+            return lo, hi
+        t = parse_datetime(text)
+        if len(text.strip()) == 10:
+            return t, t + dt.timedelta(days=1) - dt.timedelta(seconds=1)
+        return t, t
+    except ValueError:
+        raise InvalidParameter(
+            f"datetime {text!r} is not an RFC 3339 instant or interval (e.g. "
+            "2026-11-16T00:00:00Z/2026-11-22T23:59:59Z or 2026-11-16/..)"
+        ) from None
+
+
+# --- Compiling to SQL ------------------------------------------------------------------------
+
+
+class Dialect:
+    """How one SQL engine spells parameters, geometry literals and spatial predicates."""
+
+    param = "?"
+
+    def column(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def geometry_literal(self, geom) -> tuple[str, list]:
+        raise NotImplementedError
+
+    def spatial(self, op: str, column: str, geom) -> tuple[str, list]:
+        raise NotImplementedError
+
+    def like(self, column: str, nocase: bool) -> str:
+        if nocase:
+            return f"lower({column}) LIKE lower({self.param}) ESCAPE '\\'"
+        return f"{column} LIKE {self.param} ESCAPE '\\'"
+
+    def value(self, v):
+        """A literal as it is stored (datetimes as the stored text)."""
+        if isinstance(v, dt.datetime):
+            return format_datetime(v)
+        if isinstance(v, dt.date):
+            return v.isoformat()
+        return v
+
+
+_COMPARISONS = {
+    ast.Equal: "=", ast.NotEqual: "<>", ast.LessThan: "<", ast.LessEqual: "<=",
+    ast.GreaterThan: ">", ast.GreaterEqual: ">=",
+}
+
+_SPATIAL = {
+    ast.GeometryIntersects: "intersects", ast.GeometryDisjoint: "disjoint",
+    ast.GeometryContains: "contains", ast.GeometryWithin: "within",
+    ast.GeometryTouches: "touches", ast.GeometryCrosses: "crosses",
+    ast.GeometryOverlaps: "overlaps", ast.GeometryEquals: "equals",
+}
+
+
+def _is_bbox(n) -> bool:
+    return isinstance(n, ast.Function) and n.name.lower() == "bbox"
+
+
+def literal_geometry(v) -> shapely.Geometry:
+    """A pygeofilter geometry, envelope or ``BBOX(...)`` value as a shapely geometry."""
+    if _is_bbox(v):
+        args = v.arguments
+        if len(args) == 4 and all(isinstance(a, int | float) for a in args):
+            return shapely.box(*args)
+        if len(args) == 6 and all(isinstance(a, int | float) for a in args):
+            return shapely.box(args[0], args[1], args[3], args[4])
+        raise InvalidParameter(f"BBOX needs 4 (or 6) numbers, got {args!r}")
+    if isinstance(v, values.Geometry):
+        return shapely.geometry.shape(v.geometry)
+    if isinstance(v, values.Envelope):
+        return shapely.box(v.x1, v.y1, v.x2, v.y2)
+    raise InvalidParameter(f"spatial predicate needs a geometry literal, got {v!r}")
+
+
+def compile_where(node: ast.Node, layer: Layer, dialect: Dialect,
+                  geom_column: str = "geom") -> tuple[str, list]:
+    """Compile a pygeofilter AST into ``(sql, params)`` for ``dialect``.
+
+    Raises
+    ------
+    InvalidParameter
+        For an operator the stores do not implement (it is refused, not ignored).
+    """
+    fields = layer.field_map
+    p = dialect.param
+
+    def operand(n) -> tuple[str, list]:
+        if isinstance(n, ast.Attribute):
+            if n.name in ("geometry", "geom"):
+                return dialect.column(geom_column), []
+            if n.name not in fields:
+                raise InvalidParameter(choices(n.name, list(fields), f"property of {layer.id!r}"))
+            return dialect.column(n.name), []
+        if isinstance(n, values.Geometry | values.Envelope) or _is_bbox(n):
+            return dialect.geometry_literal(literal_geometry(n))
+        if isinstance(n, ast.Function):
+            fn = n.name.lower()
+            if fn in ("lower", "casei", "upper") and len(n.arguments) == 1:
+                s, ps = operand(n.arguments[0])
+                return f"{'upper' if fn == 'upper' else 'lower'}({s})", ps
+            raise InvalidParameter(
+                f"filter function {n.name!r} is not supported; supported: CASEI, LOWER, UPPER, BBOX"
+            )
+        if isinstance(n, ast.Node):
+            return visit(n)
+        if isinstance(n, bool | int | float | str | dt.date | dt.datetime):
+            return p, [dialect.value(n)]
+        raise InvalidParameter(f"unsupported filter operand {n!r}")
+
+    def visit(n) -> tuple[str, list]:
+        if isinstance(n, ast.And | ast.Or):
+            ls, lp = visit(n.lhs)
+            rs, rp = visit(n.rhs)
+            op = "AND" if isinstance(n, ast.And) else "OR"
+            return f"({ls} {op} {rs})", lp + rp
+        if isinstance(n, ast.Not):
+            s, ps = visit(n.sub_node)
+            return f"(NOT {s})", ps
+        if type(n) in _COMPARISONS:
+            ls, lp = operand(n.lhs)
+            rs, rp = operand(n.rhs)
+            return f"({ls} {_COMPARISONS[type(n)]} {rs})", lp + rp
+        if isinstance(n, ast.Like):
+            # CQL2 patterns use SQL's own wildcards (% and _) and a backslash escape.
+            col, cp = operand(n.lhs)
+            pat, pp = operand(n.pattern)
+            sql = dialect.like(col, n.nocase).replace(p, pat, 1)
+            sql = f"(NOT {sql})" if n.not_ else sql
+            return sql, cp + pp
+        if isinstance(n, ast.In):
+            col, cp = operand(n.lhs)
+            parts, ps = [], []
+            for item in n.sub_nodes:
+                s, sp = operand(item)
+                parts.append(s)
+                ps += sp
+            neg = "NOT " if n.not_ else ""
+            return f"({col} {neg}IN ({', '.join(parts)}))", cp + ps
+        if isinstance(n, ast.Between):
+            col, cp = operand(n.lhs)
+            lo, lp = operand(n.low)
+            hi, hp = operand(n.high)
+            neg = "NOT " if n.not_ else ""
+            return f"({col} {neg}BETWEEN {lo} AND {hi})", cp + lp + hp
+        if isinstance(n, ast.IsNull):
+            col, cp = operand(n.lhs)
+            return f"({col} IS {'NOT ' if n.not_ else ''}NULL)", cp
+        if type(n) in _SPATIAL:
+            lhs, rhs, op = n.lhs, n.rhs, _SPATIAL[type(n)]
+            if isinstance(lhs, values.Geometry | values.Envelope) or _is_bbox(lhs):  # swap
+                lhs, rhs = rhs, lhs
+                op = {"contains": "within", "within": "contains"}.get(op, op)
+            if not (isinstance(lhs, ast.Attribute) and lhs.name in ("geometry", "geom")):
+                raise InvalidParameter("spatial predicates compare the geometry with a literal")
+            if layer.geometry_type is None:
+                raise InvalidParameter(f"collection {layer.id!r} has no geometry to filter on")
+            return dialect.spatial(op, dialect.column(geom_column), literal_geometry(rhs))
+        if isinstance(n, ast.Attribute | bool):
+            s, ps = operand(n)
+            return f"({s})", ps
+        name = type(n).__name__
+        raise InvalidParameter(
+            f"filter operator {name} is not supported; supported: comparisons, AND/OR/NOT, "
+            "LIKE, IN, BETWEEN, IS NULL, S_INTERSECTS, S_DISJOINT, S_CONTAINS, S_WITHIN, "
+            "S_TOUCHES, S_CROSSES, S_OVERLAPS, S_EQUALS"
+        )
+
+    return visit(node)
