@@ -6,7 +6,10 @@ locations without replacement (conditional randomisation, Anselin 1995).  One sh
 ``permutations x (k_max + 1)`` distinct ids is drawn; location ``i`` uses its first ``k_i`` ids,
 with ``i`` itself (if drawn) replaced by id ``k_i`` -- an exact uniform draw from the other
 locations.  All random lags for a block of rows are then one dense matrix product (BLAS), so
-the cost is ``O(n * k * permutations)`` flops with no Python loop over locations.
+the cost is ``O(n * k * permutations)`` flops with no Python loop over locations.  Rows whose
+weights are all equal (binary or row-standardised) need no product: the shared random sums are
+sorted once and each location's counts are two binary searches, ``O(n log P)``, plus a
+correction for the ``P * k`` draws that hit the location itself.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def permutation_counts(
     if kmax == 0 or n < 2:
         return n_ge + permutations, n_le + permutations
     width = min(kmax + 1, n)
-    ids = _draw_ids(n - 0, width, permutations, rng)
+    ids = _draw_ids(n, width, permutations, rng)
     vals = values[ids]  # permutations x width
     # dense padded weights: row i has its k_i weights in columns 0..k_i-1
     rows = np.repeat(np.arange(n), card)
@@ -82,21 +85,55 @@ def permutation_counts(
     pp, jj, ii = pp[hit], jj[hit], ii[hit]
     repl = np.minimum(card[ii], width - 1)
     delta = wpad[ii, jj] * (vals[pp, repl] - values[ii])
-    order = np.argsort(ii, kind="stable")
-    pp, ii, delta = pp[order], ii[order], delta[order]
     scale = np.abs(observed_lag).max() + np.abs(values).max() * np.abs(w.data).sum() / n + 1.0
     tol = 1e-10 * scale
+    # rows whose weights are all equal (binary, row-standardised): lag = c_i * S, where S is a
+    # plain sum of k_i random values; sort the shared sums once and count by binary search
+    nz = card > 0
+    starts = w.indptr[:-1][nz]
+    wmax = np.zeros(n)
+    wmin = np.zeros(n)
+    wmax[nz] = np.maximum.reduceat(w.data, starts)
+    wmin[nz] = np.minimum.reduceat(w.data, starts)
+    equal = nz & (wmax == wmin) & (wmax > 0)
+    general = ~equal & nz
+    tol_rows = np.full(n, tol)
+    for k in np.unique(card[equal]):
+        rows_k = np.flatnonzero(equal & (card == k))
+        c = wmax[rows_k]
+        sums = vals[:, :k].sum(axis=1)
+        srt = np.sort(sums)
+        lo_thr = (observed_lag[rows_k] - tol_rows[rows_k]) / c
+        hi_thr = (observed_lag[rows_k] + tol_rows[rows_k]) / c
+        n_ge[rows_k] = permutations - np.searchsorted(srt, lo_thr, side="left")
+        n_le[rows_k] = np.searchsorted(srt, hi_thr, side="right")
+        # location i drawn among its own k ids: its sum uses the replacement id instead
+        sel = (card[ii] == k) & equal[ii]
+        if sel.any():
+            pi, ci = pp[sel], ii[sel]
+            old = sums[pi]
+            new = old - values[ci] + vals[pi, k]
+            lo = (observed_lag[ci] - tol) / wmax[ci]
+            hi = (observed_lag[ci] + tol) / wmax[ci]
+            np.add.at(n_ge, ci, (new >= lo).astype(np.int64) - (old >= lo))
+            np.add.at(n_le, ci, (new <= hi).astype(np.int64) - (old <= hi))
+    n_ge[~nz] = permutations
+    n_le[~nz] = permutations
+    if not general.any():
+        return n_ge, n_le
     vt = np.ascontiguousarray(vals[:, :kmax].T)  # kmax x permutations
+    grows = np.flatnonzero(general)
     block = max(1, _BLOCK_BYTES // (8 * permutations))
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        lag = wpad[start:stop] @ vt  # block x permutations
-        lo, hi = np.searchsorted(ii, [start, stop])
-        if hi > lo:
-            np.add.at(lag, (ii[lo:hi] - start, pp[lo:hi]), delta[lo:hi])
-        obs = observed_lag[start:stop, None]
-        n_ge[start:stop] = (lag >= obs - tol).sum(axis=1)
-        n_le[start:stop] = (lag <= obs + tol).sum(axis=1)
+    for b0 in range(0, grows.size, block):
+        rows_b = grows[b0 : b0 + block]
+        lag = wpad[rows_b] @ vt  # block x permutations
+        sel = np.isin(ii, rows_b)
+        if sel.any():
+            pos = np.searchsorted(rows_b, ii[sel])
+            np.add.at(lag, (pos, pp[sel]), delta[sel])
+        obs = observed_lag[rows_b, None]
+        n_ge[rows_b] = (lag >= obs - tol).sum(axis=1)
+        n_le[rows_b] = (lag <= obs + tol).sum(axis=1)
     return n_ge, n_le
 
 
