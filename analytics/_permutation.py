@@ -140,9 +140,9 @@ def permutation_counts(
 def pseudo_p(n_ge: np.ndarray, n_le: np.ndarray, permutations: int, alternative: str) -> np.ndarray:
     """Pseudo p-values from permutation counts.
 
-    ``"directed"``: ``(min(n_ge, n_le) + 1) / (permutations + 1)`` -- one-tailed in the direction of
-    the observed value (GeoDa; esda's ``alternative="directed"``); ``"two-sided"``: twice that, capped
-    at 1.
+    ``"directed"``: ``(min(n_ge, n_le) + 1) / (permutations + 1)``, one-tailed in the direction
+    of the observed value (GeoDa; esda's ``alternative="directed"``, except that esda folds with
+    ``<`` where we count ties, ``<=``); ``"two-sided"``: twice that, capped at 1.
     """
     p = (np.minimum(n_ge, n_le) + 1.0) / (permutations + 1.0)
     if alternative == "two-sided":

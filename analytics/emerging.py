@@ -63,11 +63,21 @@ __all__ = [
 ]
 
 BIN_SHAPES = ("fishnet", "hexagon")
-_KINDS = ("New", "Consecutive", "Intensifying", "Persistent", "Diminishing", "Sporadic",
-          "Oscillating", "Historical")
+_KINDS = (
+    "New",
+    "Consecutive",
+    "Intensifying",
+    "Persistent",
+    "Diminishing",
+    "Sporadic",
+    "Oscillating",
+    "Historical",
+)
 #: the 17 categories, in Esri's order
-CATEGORIES = tuple(f"{k} Hot Spot" for k in _KINDS) + tuple(f"{k} Cold Spot" for k in _KINDS) + (
-    "No Pattern Detected",
+CATEGORIES = (
+    tuple(f"{k} Hot Spot" for k in _KINDS)
+    + tuple(f"{k} Cold Spot" for k in _KINDS)
+    + ("No Pattern Detected",)
 )
 
 
@@ -323,8 +333,9 @@ def emerging_hot_spots(
         raise AnalyticsError(f"alpha must lie in (0, 1), got {alpha!r}")
     if int(neighborhood_time_step) != neighborhood_time_step or neighborhood_time_step < 0:
         raise AnalyticsError("neighborhood_time_step must be a non-negative integer")
-    cube = space_time_cube(points, time_field, cell_size=cell_size, time_step=time_step,
-                           shape=shape)
+    cube = space_time_cube(
+        points, time_field, cell_size=cell_size, time_step=time_step, shape=shape
+    )
     nb, nt = cube.counts.shape
     if nt < 10:
         raise AnalyticsError(
@@ -351,5 +362,6 @@ def emerging_hot_spots(
     loc["trend_p"] = tp
     loc["count_trend_z"] = cz
     loc["count_trend_p"] = cp
-    return EmergingHotSpots(locations=loc, cube=cube, gi_z=z, hot=hot, cold=cold,
-                            distance_band=band)
+    return EmergingHotSpots(
+        locations=loc, cube=cube, gi_z=z, hot=hot, cold=cold, distance_band=band
+    )

@@ -117,7 +117,7 @@ def gi_star_z(y, w, *, transform: str = "B") -> np.ndarray:
     >>> from analytics.weights import knn_weights
     >>> xy = np.array([[0, 0], [1, 0], [2, 0], [10, 0], [11, 0], [12, 0]])
     >>> gi_star_z([5, 6, 5, 1, 0, 1], knn_weights(xy, k=2)).round(2).tolist()
-    [1.84, 1.84, 1.84, -1.84, -1.84, -1.84]
+    [2.19, 2.19, 2.19, -2.19, -2.19, -2.19]
     """
     check_choice(transform, "weights transform", TRANSFORMS_)
     y = np.asarray(y, dtype=float)

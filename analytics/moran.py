@@ -51,7 +51,7 @@ def local_moran_i(y, w, *, transform: str = "R") -> np.ndarray:
     >>> from analytics.weights import knn_weights
     >>> xy = np.array([[0, 0], [1, 0], [2, 0], [10, 0], [11, 0], [12, 0]])
     >>> local_moran_i([5, 6, 5, 1, 0, 1], knn_weights(xy, k=2)).round(2).tolist()
-    [0.94, 1.02, 0.94, 0.94, 1.02, 0.94]
+    [0.74, 0.88, 0.74, 0.74, 0.88, 0.74]
     """
     check_choice(transform, "weights transform", TRANSFORMS)
     z = _standardise(y)

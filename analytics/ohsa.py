@@ -163,9 +163,7 @@ def optimized_hot_spots(
                 raise AnalyticsError("all incidents are coincident; give cell_size")
         size = float(cell_size)
         kept = pts if bounding_polygons is not None else pts[~outliers]
-        cells = aggregate_points(
-            kept, aggregation, cell_size=size, polygons=bounding_polygons
-        )
+        cells = aggregate_points(kept, aggregation, cell_size=size, polygons=bounding_polygons)
     if len(cells) < MIN_FEATURES:
         raise AnalyticsError(
             f"only {len(cells)} cells to analyse (at least {MIN_FEATURES} needed); "

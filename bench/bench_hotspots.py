@@ -35,8 +35,9 @@ def clustered_points(n: int, seed: int = 42):
     n_bg = n // 2
     centres = rng.random((20, 2)) * 20_000
     which = rng.integers(0, 20, n - n_bg)
-    pts = np.vstack([rng.random((n_bg, 2)) * 20_000,
-                     centres[which] + rng.normal(0, 400, (n - n_bg, 2))])
+    pts = np.vstack(
+        [rng.random((n_bg, 2)) * 20_000, centres[which] + rng.normal(0, 400, (n - n_bg, 2))]
+    )
     y = rng.poisson(2.0, n).astype(float)
     d = np.min(np.hypot(*(pts[:, None, :] - centres[None, :3, :]).transpose(2, 0, 1)), axis=1)
     y += rng.poisson(np.where(d < 1000, 4.0, 0.0))
@@ -86,7 +87,12 @@ def main(argv=None):
             )
             e_p, _ = timed(
                 lambda: esda.G_Local(  # noqa: B023
-                    y, g, star=True, transform="B", permutations=p, seed=0,  # noqa: B023
+                    y,
+                    g,
+                    star=True,
+                    transform="B",
+                    permutations=p,
+                    seed=0,  # noqa: B023
                     keep_simulations=False,
                 )
             )
