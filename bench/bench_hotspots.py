@@ -86,13 +86,13 @@ def main(argv=None):
                 lambda: permutation_counts(w, y, w @ y, p, rng)  # noqa: B023
             )
             e_p, _ = timed(
-                lambda: esda.G_Local(  # noqa: B023
+                lambda y=y, g=g, p=p: esda.G_Local(
                     y,
                     g,
                     star=True,
                     transform="B",
                     permutations=p,
-                    seed=0,  # noqa: B023
+                    seed=0,
                     keep_simulations=False,
                 )
             )
