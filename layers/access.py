@@ -1,0 +1,102 @@
+"""Who is asking: roles, API keys, and what each role may read.
+
+pygeoapi has no access control by design. The shell authenticates each request
+(``Authorization: Bearer <key>`` or ``X-API-Key``), puts the :class:`Principal`
+in :data:`CURRENT` for the duration of the request, and the provider asks this
+module which layers and fields that principal may see. Keys come from a YAML
+file named by ``TIANYA_KEYS`` (see ``keys.example.yml``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import lru_cache
+
+import yaml
+
+from layers.catalogue import Layer
+from layers.errors import Forbidden, InvalidParameter, NotAuthenticated, choices
+
+ROLES = ("public", "reporter", "dispatcher", "department", "admin")
+#: Roles that may see sensitive (personal) fields and non-public layers.
+TRUSTED = ("dispatcher", "department", "admin")
+KEYS_ENV = "TIANYA_KEYS"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller (or the anonymous public)."""
+
+    name: str
+    role: str
+    department: str | None = None
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise InvalidParameter(choices(self.role, ROLES, "role"))
+
+    @property
+    def trusted(self) -> bool:
+        return self.role in TRUSTED
+
+
+PUBLIC = Principal("anonymous", "public")
+#: The principal of the request being served.
+CURRENT: ContextVar[Principal] = ContextVar("tianya_principal", default=PUBLIC)
+
+
+def can_read(layer: Layer, who: Principal | None = None) -> bool:
+    """Whether ``who`` may read ``layer`` at all."""
+    who = who or CURRENT.get()
+    return layer.public or who.trusted
+
+
+def require_read(layer: Layer, who: Principal | None = None) -> None:
+    """Raise 401 (anonymous) or 403 (wrong role) if ``who`` may not read ``layer``."""
+    who = who or CURRENT.get()
+    if can_read(layer, who):
+        return
+    if who.role == "public":
+        raise NotAuthenticated(f"collection {layer.id!r} holds personal data: send an API key "
+                               "with a dispatcher, department or admin role")
+    raise Forbidden(f"role {who.role!r} may not read {layer.id!r}")
+
+
+def visible_fields(layer: Layer, who: Principal | None = None) -> tuple[str, ...]:
+    """The fields ``who`` may see: all for trusted roles, the non-sensitive ones otherwise."""
+    who = who or CURRENT.get()
+    return tuple(f.name for f in layer.fields) if who.trusted else layer.public_fields
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@lru_cache(maxsize=4)
+def _load_keys(path: str | None) -> dict[str, Principal]:
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh) or {}
+    out = {}
+    for entry in doc.get("keys", []):
+        digest = entry.get("sha256") or _digest(str(entry["key"]))
+        out[digest] = Principal(entry.get("name", entry["role"]), entry["role"],
+                                entry.get("department"))
+    return out
+
+
+def authenticate(token: str | None) -> Principal:
+    """The principal for an API key; the public for none; 401 for an unknown key."""
+    if not token:
+        return PUBLIC
+    keys = _load_keys(os.environ.get(KEYS_ENV))
+    digest = _digest(token)
+    for known, who in keys.items():
+        if hmac.compare_digest(known, digest):
+            return who
+    raise NotAuthenticated("unknown API key")

@@ -1,0 +1,224 @@
+"""Checking an OGC API Features items request before it reaches pygeoapi.
+
+pygeoapi discards query parameters its provider does not know (pygeoapi issue
+#2000) and answers a malformed filter with a bare "Bad CQL text". Every
+parameter of an items request is checked here against the layer catalogue, so a
+mistake gets a 400 that names it; a CQL2 JSON filter sent with ``GET`` is
+normalised to CQL2 text, which is what pygeoapi parses from a query string.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+
+from pygeofilter import ast, values
+
+from layers.catalogue import Layer
+from layers.errors import InvalidParameter, choices
+from layers.query import check_filter, coerce_value, parse_filter, parse_interval
+
+#: Parameters of OGC API Features Parts 1-3 that the items resource takes.
+ITEMS_PARAMS = ("bbox", "bbox-crs", "crs", "f", "lang", "limit", "offset", "resulttype",
+                "datetime", "sortby", "properties", "skipGeometry", "filter", "filter-lang",
+                "filter-crs")
+#: Parameters of a single item (``/items/{id}``).
+ITEM_PARAMS = ("crs", "f", "lang", "properties", "skipGeometry")
+FORMATS = ("json", "html", "jsonld", "csv")
+
+#: CRSs every collection offers (OGC API Features Part 2).
+SUPPORTED_CRS = (
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "http://www.opengis.net/def/crs/EPSG/0/4326",
+    "http://www.opengis.net/def/crs/EPSG/0/4490",
+    "http://www.opengis.net/def/crs/EPSG/0/3857",
+    "http://www.opengis.net/def/crs/EPSG/0/32649",
+)
+
+
+def _bool(name: str, raw: str) -> bool:
+    if raw.lower() not in ("true", "false"):
+        raise InvalidParameter(f"{name} must be true or false, got {raw!r}")
+    return raw.lower() == "true"
+
+
+def _int(name: str, raw: str, low: int) -> int:
+    try:
+        v = int(raw)
+    except ValueError:
+        raise InvalidParameter(f"{name} must be an integer, got {raw!r}") from None
+    if v < low:
+        raise InvalidParameter(f"{name} must be at least {low}, got {v}")
+    return v
+
+
+def check_items_params(layer: Layer, params: Mapping[str, str],
+                       visible: set[str] | None = None, single: bool = False) -> dict[str, str]:
+    """Check an items (or single item) request's parameters against the catalogue.
+
+    Parameters
+    ----------
+    layer : Layer
+    params : mapping of str to str
+        The query string (one value per name; repeated names are refused).
+    visible : set of str, optional
+        The properties this caller may see; others are unknown to them.
+    single : bool
+        The request is for one item.
+
+    Returns
+    -------
+    dict
+        The parameters to pass on: the same, except that a CQL2 JSON ``filter``
+        is re-encoded as CQL2 text (and ``filter-lang`` set accordingly).
+
+    Raises
+    ------
+    InvalidParameter
+        Naming the parameter and what is wrong with it.
+    """
+    fields = set(visible) if visible is not None else {f.name for f in layer.fields}
+    reserved = ITEM_PARAMS if single else ITEMS_PARAMS
+    out = dict(params)
+    for name in params:
+        if name not in reserved and (single or name not in fields):
+            what = "item" if single else "items"
+            valid = list(reserved) + ([] if single else sorted(fields))
+            raise InvalidParameter(
+                f"unknown query parameter {name!r} for {what} of {layer.id!r}; valid parameters "
+                f"are: {', '.join(valid)}")
+    if "f" in params and params["f"] not in FORMATS:
+        raise InvalidParameter(choices(params["f"], FORMATS, "format (f)"))
+    if "limit" in params:
+        _int("limit", params["limit"], 1)
+    if "offset" in params:
+        _int("offset", params["offset"], 0)
+    if "resulttype" in params and params["resulttype"] not in ("results", "hits"):
+        raise InvalidParameter(choices(params["resulttype"], ("results", "hits"), "resulttype"))
+    if "skipGeometry" in params:
+        _bool("skipGeometry", params["skipGeometry"])
+    for key in ("crs", "bbox-crs", "filter-crs"):
+        if key in params and params[key] not in SUPPORTED_CRS:
+            raise InvalidParameter(choices(params[key], SUPPORTED_CRS, key))
+    if "bbox-crs" in params and "bbox" not in params:
+        raise InvalidParameter("bbox-crs was given without bbox")
+    if "bbox" in params:
+        _check_bbox(params["bbox"], params.get("bbox-crs"))
+    if "datetime" in params:
+        if not layer.temporal:
+            raise InvalidParameter(f"collection {layer.id!r} has no temporal field for datetime")
+        parse_interval(params["datetime"])
+    if "sortby" in params:
+        for item in params["sortby"].split(","):
+            name = item.strip().lstrip("+-")
+            if name not in fields:
+                raise InvalidParameter(choices(name, sorted(fields), f"sortby property of "
+                                                                     f"{layer.id!r}"))
+    if "properties" in params:
+        names = [p.strip() for p in params["properties"].split(",") if p.strip()]
+        for name in names:
+            if name not in fields:
+                raise InvalidParameter(choices(name, sorted(fields), f"property of {layer.id!r}"))
+    for name in params:
+        if name in fields and name not in reserved:
+            coerce_value(layer, name, params[name])
+    if "filter-lang" in params and "filter" not in params:
+        raise InvalidParameter("filter-lang was given without filter")
+    if "filter" in params:
+        node = parse_filter(params["filter"], params.get("filter-lang"))
+        check_filter(layer, node, fields)
+        if params.get("filter-lang") == "cql2-json" or params["filter"].lstrip().startswith("{"):
+            out["filter"] = to_cql2_text(node)
+            out["filter-lang"] = "cql2-text"
+    return out
+
+
+def _check_bbox(raw: str, crs: str | None) -> None:
+    try:
+        nums = [float(v) for v in raw.split(",")]
+    except ValueError:
+        raise InvalidParameter(f"bbox must be 4 or 6 comma-separated numbers, got {raw!r}") \
+            from None
+    if len(nums) not in (4, 6):
+        raise InvalidParameter(f"bbox must be 4 or 6 comma-separated numbers, got {raw!r}")
+    lo, hi = (nums[:2], nums[2:]) if len(nums) == 4 else (nums[:2], nums[3:5])
+    if lo[0] > hi[0] or lo[1] > hi[1]:
+        raise InvalidParameter(f"bbox {raw!r} has a minimum greater than its maximum")
+    geographic = crs is None or crs.endswith(("/CRS84", "/4326", "/4490"))
+    if geographic and crs is not None and crs.endswith(("/4326", "/4490")):
+        lo, hi = lo[::-1], hi[::-1]  # lat, lon order
+    if geographic and (abs(lo[1]) > 90 or abs(hi[1]) > 90 or abs(lo[0]) > 180
+                       or abs(hi[0]) > 180):
+        raise InvalidParameter(f"bbox {raw!r} is outside the valid longitude/latitude range")
+
+
+# --- CQL2 text encoding --------------------------------------------------------------------------
+
+_OPS = {ast.Equal: "=", ast.NotEqual: "<>", ast.LessThan: "<", ast.LessEqual: "<=",
+        ast.GreaterThan: ">", ast.GreaterEqual: ">="}
+_SPATIAL = {ast.GeometryIntersects: "S_INTERSECTS", ast.GeometryDisjoint: "S_DISJOINT",
+            ast.GeometryContains: "S_CONTAINS", ast.GeometryWithin: "S_WITHIN",
+            ast.GeometryTouches: "S_TOUCHES", ast.GeometryCrosses: "S_CROSSES",
+            ast.GeometryOverlaps: "S_OVERLAPS", ast.GeometryEquals: "S_EQUALS"}
+
+
+def to_cql2_text(node) -> str:
+    """Encode a pygeofilter AST (as :func:`layers.query.parse_filter` returns) as CQL2 text."""
+    import shapely
+
+    def lit(v) -> str:
+        if isinstance(v, ast.Attribute):
+            return '"' + v.name.replace('"', '""') + '"'
+        if isinstance(v, bool):
+            return "TRUE" if v else "FALSE"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, str):
+            return "'" + v.replace("'", "''") + "'"
+        if isinstance(v, dt.datetime):
+            return f"TIMESTAMP('{v.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}')"
+        if isinstance(v, dt.date):
+            return f"DATE('{v.isoformat()}')"
+        if isinstance(v, values.Geometry):
+            return shapely.geometry.shape(v.geometry).wkt
+        if isinstance(v, values.Envelope):
+            return f"BBOX({v.x1},{v.y1},{v.x2},{v.y2})"
+        if isinstance(v, ast.Function):
+            return f"{v.name.upper()}({', '.join(lit(a) for a in v.arguments)})"
+        if isinstance(v, ast.Node):
+            return enc(v)
+        raise InvalidParameter(f"cannot encode filter value {v!r}")
+
+    def enc(n) -> str:
+        if isinstance(n, ast.And | ast.Or):
+            op = "AND" if isinstance(n, ast.And) else "OR"
+            return f"({enc(n.lhs)} {op} {enc(n.rhs)})"
+        if isinstance(n, ast.Not):
+            return f"NOT ({enc(n.sub_node)})"
+        if type(n) in _OPS:
+            return f"{lit(n.lhs)} {_OPS[type(n)]} {lit(n.rhs)}"
+        if isinstance(n, ast.Like):
+            return f"{lit(n.lhs)} {'NOT ' if n.not_ else ''}LIKE {lit(n.pattern)}"
+        if isinstance(n, ast.In):
+            items = ", ".join(lit(v) for v in n.sub_nodes)
+            return f"{lit(n.lhs)} {'NOT ' if n.not_ else ''}IN ({items})"
+        if isinstance(n, ast.Between):
+            return f"{lit(n.lhs)} {'NOT ' if n.not_ else ''}BETWEEN {lit(n.low)} AND {lit(n.high)}"
+        if isinstance(n, ast.IsNull):
+            return f"{lit(n.lhs)} IS {'NOT ' if n.not_ else ''}NULL"
+        if type(n) in _SPATIAL:
+            return f"{_SPATIAL[type(n)]}({lit(n.lhs)}, {lit(n.rhs)})"
+        raise InvalidParameter(f"filter operator {type(n).__name__} is not supported")
+
+    return enc(node)
+
+
+def body_filter(body: bytes) -> ast.Node:
+    """Parse a CQL2 JSON request body (``POST`` with ``application/query-cql-json``)."""
+    try:
+        text = body.decode("utf-8")
+        json.loads(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidParameter(f"request body is not CQL2 JSON: {exc}") from None
+    return parse_filter(text, "cql2-json")

@@ -1,0 +1,804 @@
+"""The PostGIS store: the scale-up twin of the GeoPackage store, on psycopg 3.
+
+It answers the same :class:`~layers.query.Query` with the same features as
+:class:`~layers.gpkg.GeoPackageStore` (ids are the layer key, properties in
+field order, datetimes as ``YYYY-MM-DDTHH:MM:SSZ`` text, dates as
+``YYYY-MM-DD``, insertion (``fid``) order unless sorted) and raises the same
+errors, but keeps the data in PostgreSQL and does the heavy work there.
+
+Schema
+    One table per catalogue layer, derived from the catalogue only:
+    ``fid bigserial primary key``, ``geom geometry(<type>, 4326)`` with a GiST
+    index, the key column ``UNIQUE NOT NULL``, ``CHECK`` constraints for code
+    lists and b-tree indexes for ``indexed`` fields. Text columns use the
+    ``"C"`` collation, so comparisons and sorting follow byte order exactly as
+    SQLite (and so the GeoPackage store) does. NULLs sort first ascending, last
+    descending, as in SQLite.
+
+GeoJSON in the database
+    Pages are built by PostgreSQL (``ST_AsGeoJSON`` + ``json_build_object`` +
+    ``json_agg``) and arrive as one JSON text that ``orjson`` parses: no
+    per-geometry work in Python. ``target_crs`` is applied with ``ST_Transform``
+    and, for CRSs whose authority axis order is latitude first (EPSG:4326,
+    EPSG:4490), ``ST_FlipCoordinates``; CRSs that are not EPSG codes known to
+    ``spatial_ref_sys`` fall back to the shared pyproj path.
+
+numberMatched (OGC API Features: optional, but correct whenever given)
+    * exact without another query when the page itself proves it: a first page
+      shorter than ``limit`` (``len(rows)``), or any non-empty short page
+      (``offset + len(rows)``);
+    * otherwise the planner's estimate of the matching rows is looked at first
+      (``pg_class.reltuples`` for an unfiltered query, ``EXPLAIN`` for a
+      filtered one); above ``count_limit`` (default 10,000) numberMatched is
+      **omitted** (``None``) — never estimated;
+    * else an exact count bounded to ``count_limit + 1`` rows runs under
+      ``SET LOCAL statement_timeout`` of ``count_timeout`` (default 100 ms);
+      when it hits the bound or the time budget numberMatched is omitted.
+    So a count never costs more than a small, fixed budget, and a page of a
+    large table is never slow because of it.
+
+Deep pages
+    With ``offset > 0`` the page is a *deferred join*: the inner query selects
+    only ``fid`` in the requested order (an index-only scan of the primary key
+    or a sort index for the skipped rows), and only the ``limit`` returned rows
+    are joined back for their properties and geometry. Offset 500,000 therefore
+    costs an index walk, not 500,000 geometries.
+
+Connections
+    A lazily opened :class:`psycopg_pool.ConnectionPool` whose connections are
+    checked before use (``ConnectionPool.check_connection``), so a PostgreSQL
+    restart costs at most the requests in flight (reads are retried once on a
+    fresh connection). Each connection runs with ``TimeZone=UTC`` and
+    ``statement_timeout`` (default 30 s); a timeout, an unreachable server or a
+    lost connection raise :class:`~layers.errors.StoreUnavailable` (HTTP 503)
+    with a clear message. :meth:`PostGISStore.transaction` pins one connection
+    to the calling thread for the whole with-block; every store call inside it
+    uses that connection, and nested blocks join the outer one.
+
+Extent
+    ``extent()`` is exact (``ST_Extent``, ``min``/``max``) and cached for
+    ``extent_ttl`` seconds (default 60); this store's own writes clear the cache.
+
+URL options
+    Besides libpq's own, the URL may carry ``schema`` (default ``public``),
+    ``statement_timeout`` (seconds), ``count_limit``, ``count_timeout`` (ms) and
+    ``pool_max``; they are removed before connecting, e.g.
+    ``postgresql://tianya:tianya@localhost/tianya?schema=demo&statement_timeout=10``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import geopandas as gpd
+import numpy as np
+import orjson
+import pandas as pd
+import psycopg
+import pyproj
+import shapely
+from psycopg import errors as pgerr
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from layers.catalogue import Layer
+from layers.errors import (
+    Conflict,
+    InvalidFeature,
+    InvalidParameter,
+    NotFound,
+    StoreUnavailable,
+    TianyaError,
+    choices,
+)
+from layers.query import Dialect, Query, compile_where, format_datetime
+from layers.store import (
+    Page,
+    Store,
+    geometries_to_geojson,
+    needs_transform,
+    normalize_crs,
+    transform_geometries,
+)
+
+SRID = 4326
+_SQL_TYPES = {"string": 'text COLLATE "C"', "integer": "bigint", "number": "double precision",
+              "boolean": "boolean", "date": "date", "datetime": "timestamptz"}
+_TS_FORMAT = "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
+_STORE_OPTIONS = ("schema", "statement_timeout", "count_limit", "count_timeout", "pool_max",
+                  "pool_min")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class PostgresDialect(Dialect):
+    """CQL2 for PostgreSQL: ``%s`` parameters and PostGIS predicates (GiST-indexed)."""
+
+    param = "%s"
+
+    def geometry_literal(self, geom):
+        return f"ST_GeomFromWKB(%s, {SRID})", [shapely.to_wkb(geom)]
+
+    def spatial(self, op, column, geom):
+        return f"ST_{op.capitalize()}({column}, ST_GeomFromWKB(%s, {SRID}))", [
+            shapely.to_wkb(geom)]
+
+
+@lru_cache(maxsize=64)
+def _lat_first(crs: str) -> bool:
+    """Whether ``crs``'s authority axis order puts latitude (northing) first."""
+    axes = pyproj.CRS.from_user_input(crs).axis_info
+    return bool(axes) and axes[0].direction.lower() in ("north", "south")
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """Separate this store's options from a PostgreSQL URL.
+
+    Returns
+    -------
+    conninfo : str
+        The URL libpq understands (``postgresql://``, without our options).
+    options : dict
+        ``schema``, ``statement_timeout``… as strings.
+    """
+    if url.startswith("postgresql+psycopg://"):
+        url = "postgresql://" + url[len("postgresql+psycopg://"):]
+    parts = urlsplit(url)
+    keep, opts = [], {}
+    for k, v in parse_qsl(parts.query, keep_blank_values=True):
+        (opts.__setitem__(k, v) if k in _STORE_OPTIONS else keep.append((k, v)))
+    return urlunsplit(parts._replace(query=urlencode(keep))), opts
+
+
+class PostGISStore(Store):
+    """Layers in a PostGIS database.
+
+    Parameters
+    ----------
+    url : str
+        ``postgresql://user:password@host:port/dbname`` (options: see the module docstring).
+    schema : str, optional
+        Schema holding the tables (default: the URL's ``schema`` or ``public``).
+    statement_timeout : float, optional
+        Seconds any one statement may run (default 30).
+    count_limit : int, optional
+        Largest numberMatched this store counts exactly (default 10,000); above, it is omitted.
+    count_timeout : float, optional
+        Milliseconds a count may take before numberMatched is omitted (default 100).
+    pool_max : int, optional
+        Most connections kept open (default 10).
+    connect_timeout : float
+        Seconds to wait for a connection before :class:`StoreUnavailable`.
+    extent_ttl : float
+        Seconds an :meth:`extent` result is reused.
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None,
+                 statement_timeout: float | None = None, count_limit: int | None = None,
+                 count_timeout: float | None = None, pool_max: int | None = None,
+                 connect_timeout: float = 10.0, extent_ttl: float = 60.0):
+        conninfo, opts = split_url(url)
+        self._conninfo = conninfo
+        self.url = url
+        self.schema = schema or opts.get("schema") or "public"
+        self.statement_timeout = float(statement_timeout if statement_timeout is not None
+                                       else opts.get("statement_timeout", 30))
+        self.count_limit = int(count_limit if count_limit is not None
+                               else opts.get("count_limit", 10_000))
+        self.count_timeout = float(count_timeout if count_timeout is not None
+                                   else opts.get("count_timeout", 100))
+        self.connect_timeout = connect_timeout
+        self.extent_ttl = extent_ttl
+        p = urlsplit(conninfo)
+        self._where_text = f"{p.hostname or 'localhost'}:{p.port or 5432}{p.path}"
+        self._pool = ConnectionPool(
+            conninfo, min_size=int(opts.get("pool_min", 1)),
+            max_size=int(pool_max or opts.get("pool_max", 10)), open=False,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout))},
+            configure=self._configure, check=ConnectionPool.check_connection,
+            timeout=connect_timeout, name=f"tianya-{self._where_text}")
+        self._opened = False
+        self._open_lock = threading.Lock()
+        self._local = threading.local()
+        self._tables: set[str] = set()
+        self._extents: dict[str, tuple[float, object]] = {}
+        self._rows: dict[str, tuple[float, float]] = {}
+        self._srids: dict[str, int | None] = {}
+
+    # connections ------------------------------------------------------------------------------
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        conn.execute("SELECT set_config('statement_timeout', %s, false), "
+                     "set_config('TimeZone', 'UTC', false), "
+                     "set_config('application_name', 'tianya', false)",
+                     [f"{int(self.statement_timeout * 1000)}ms"])
+
+    def _open(self) -> None:
+        if not self._opened:
+            with self._open_lock:
+                if not self._opened:
+                    self._pool.open(wait=False)
+                    self._opened = True
+
+    @contextmanager
+    def _pooled(self) -> Iterator[psycopg.Connection]:
+        self._open()
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise StoreUnavailable(
+                f"PostgreSQL at {self._where_text} is unavailable: no connection within "
+                f"{self.connect_timeout:g} s") from None
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self._pooled() as conn:
+            yield conn
+
+    def _read(self, fn):
+        """Run ``fn(conn)``; retried once on a fresh connection if the old one was lost."""
+        in_tx = getattr(self._local, "conn", None) is not None
+        for attempt in (0, 1):
+            try:
+                with self._errors(), self._connection() as conn:
+                    return fn(conn)
+            except StoreUnavailable as exc:
+                lost = isinstance(exc.__cause__, psycopg.OperationalError) and not isinstance(
+                    exc.__cause__, pgerr.QueryCanceled)
+                if attempt or in_tx or not lost:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _errors(self, writing: bool = False) -> Iterator[None]:
+        """Translate psycopg errors into the project's errors."""
+        bad = InvalidFeature if writing else InvalidParameter
+        try:
+            yield
+        except TianyaError:
+            raise
+        except pgerr.QueryCanceled as exc:
+            raise StoreUnavailable(
+                f"PostgreSQL statement timed out after {self.statement_timeout:g} s "
+                "(statement_timeout); narrow the request (bbox, filter, smaller limit) or "
+                "try again later") from exc
+        except pgerr.UndefinedTable as exc:
+            self._tables.clear()
+            raise NotFound(f"a collection's table is missing from PostgreSQL "
+                           f"{self._where_text}: {_first_line(exc)}") from None
+        except pgerr.UniqueViolation:
+            raise Conflict("a feature with this key already exists") from None
+        except (pgerr.IntegrityError, pgerr.DataError) as exc:
+            raise bad(_first_line(exc)) from None
+        except (pgerr.UndefinedFunction, pgerr.DatatypeMismatch,
+                pgerr.InvalidParameterValue) as exc:
+            raise bad(f"not applicable to this collection's types: {_first_line(exc)}") from None
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreUnavailable(f"PostgreSQL at {self._where_text} is unavailable: "
+                                   f"{_first_line(exc)}") from exc
+
+    def close(self) -> None:
+        if self._opened:
+            self._pool.close()
+            self._opened = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:  # nested: the outer transaction decides
+            yield conn
+            return
+        with self._errors(writing=True), self._pooled() as conn:
+            self._local.conn = conn
+            try:
+                with conn.transaction():
+                    yield conn
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def _write(self, layer: Layer | None = None) -> Iterator[psycopg.Connection]:
+        """A write: its own transaction, or a savepoint inside the caller's."""
+        outer = getattr(self._local, "conn", None)
+        with self._errors(writing=True):
+            if outer is not None:
+                with outer.transaction():
+                    yield outer
+            else:
+                with self.transaction() as conn:
+                    yield conn
+        if layer is not None:
+            self._extents.pop(layer.id, None)
+
+    # schema -------------------------------------------------------------------------------------
+
+    def table(self, layer: Layer) -> str:
+        """The layer's qualified, quoted table name."""
+        return f"{_ident(self.schema)}.{_ident(layer.id)}"
+
+    def ddl(self, layer: Layer) -> list[str]:
+        """``CREATE TABLE`` and ``CREATE INDEX`` statements derived from the catalogue."""
+        t, cols = self.table(layer), ["fid bigserial PRIMARY KEY"]
+        if layer.geometry_type:
+            cols.append(f"geom geometry({layer.geometry_type}, {SRID})")
+        for f in layer.fields:
+            c = f"{_ident(f.name)} {_SQL_TYPES[f.type]}"
+            if f.name == layer.key:
+                c += " NOT NULL UNIQUE"
+            if f.codes is not None:
+                codes = ", ".join(_literal(v) for v in f.code_values)
+                c += f" CHECK ({_ident(f.name)} IN ({codes}))"
+            cols.append(c)
+        return [f"CREATE TABLE {t} ({', '.join(cols)})", *self.index_ddl(layer)]
+
+    def index_ddl(self, layer: Layer) -> list[str]:
+        t, out = self.table(layer), []
+        if layer.geometry_type:
+            out.append(f"CREATE INDEX {_ident(f'{layer.id}_geom_gist')} ON {t} USING gist (geom)")
+        for f in layer.fields:
+            if f.indexed and f.name != layer.key:
+                out.append(f"CREATE INDEX {_ident(f'idx_{layer.id}_{f.name}')} ON {t} "
+                           f"({_ident(f.name)})")
+        return out
+
+    def has_layer(self, layer: Layer) -> bool:
+        if layer.id in self._tables:
+            return True
+        found = self._read(lambda c: c.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", [self.table(layer)]).fetchone()[0])
+        if found:
+            self._tables.add(layer.id)
+        return bool(found)
+
+    def _require(self, layer: Layer) -> None:
+        if not self.has_layer(layer):
+            raise NotFound(f"collection {layer.id!r} is not in the PostGIS database "
+                           f"{self._where_text} (schema {self.schema})")
+
+    def create_layer(self, conn: psycopg.Connection, layer: Layer, *,
+                     indexes: bool = True) -> None:
+        """Drop and recreate ``layer``'s table on ``conn`` (inside the caller's transaction)."""
+        if layer.geometry_type:
+            has = conn.execute("SELECT 1 FROM pg_extension WHERE extname='postgis'").fetchone()
+            if not has:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        if self.schema != "public":
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(self.schema)}")
+        conn.execute(f"DROP TABLE IF EXISTS {self.table(layer)}")
+        stmts = self.ddl(layer)
+        for stmt in stmts if indexes else stmts[:1]:
+            conn.execute(stmt)
+        self._tables.discard(layer.id)
+        self._extents.pop(layer.id, None)
+        self._rows.pop(layer.id, None)
+
+    def copy_rows(self, conn: psycopg.Connection, layer: Layer, rows: Iterable[Sequence],
+                  *, with_fid: bool = False) -> int:
+        """``COPY`` rows into ``layer``'s table.
+
+        Each row is ``[fid,] [hex EWKB geometry,] *field values`` (field order); values
+        are in stored form (datetimes as RFC 3339 text or datetimes, booleans, numbers).
+        """
+        cols = (["fid"] if with_fid else []) + (["geom"] if layer.geometry_type else [])
+        cols += [_ident(f.name) for f in layer.fields]
+        n = 0
+        with conn.cursor().copy(f"COPY {self.table(layer)} ({', '.join(cols)}) FROM STDIN") as cp:
+            for row in rows:
+                cp.write_row(row)
+                n += 1
+        return n
+
+    def finish_layer(self, conn: psycopg.Connection, layer: Layer, *, indexes: bool = False,
+                     fid_synced: bool = False) -> None:
+        """Create the indexes (if deferred), set the fid sequence and ``ANALYZE``."""
+        if indexes:
+            for stmt in self.index_ddl(layer):
+                conn.execute(stmt)
+        if fid_synced:
+            conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'fid'), "
+                         f"greatest((SELECT max(fid) FROM {self.table(layer)}), 1))",
+                         [self.table(layer)])
+        conn.execute(f"ANALYZE {self.table(layer)}")
+
+    def write_frame(self, layer: Layer, frame: gpd.GeoDataFrame) -> int:
+        names = [f.name for f in layer.fields]
+        missing = [n for n in names if n not in frame.columns]
+        if missing:
+            raise InvalidFeature(f"frame for {layer.id!r} lacks columns: {', '.join(missing)}")
+        from layers.gpkg import _frame_rows  # the stored-value conversions, shared
+
+        rows = _frame_rows(layer, frame)
+        self._check_codes(layer, names, rows)
+        if layer.geometry_type:
+            if frame.crs is not None:
+                frame = frame.to_crs(SRID)
+            geoms = ewkb_hex(np.asarray(frame.geometry.values))
+            rows = [[g, *r] for g, r in zip(geoms, rows, strict=True)]
+        with self._write(layer) as conn:
+            self.create_layer(conn, layer, indexes=False)
+            n = self.copy_rows(conn, layer, rows)
+            self.finish_layer(conn, layer, indexes=True)
+        return n
+
+    # reading ------------------------------------------------------------------------------------
+
+    def _where(self, layer: Layer, q: Query) -> tuple[list[str], list]:
+        parts, params = [], []
+        if q.bbox is not None and layer.geometry_type:
+            env = f"ST_MakeEnvelope(%s, %s, %s, %s, {SRID})"
+            if layer.geometry_type == "Point":
+                parts.append(f"geom && {env}")
+            else:
+                parts.append(f"ST_Intersects(geom, {env})")
+            params += [float(v) for v in q.bbox]
+        if q.interval is not None and layer.temporal:
+            lo, hi = q.interval
+            col = _ident(layer.temporal)
+            if lo is not None:
+                parts.append(f"{col} >= %s::timestamptz")
+                params.append(format_datetime(lo))
+            if hi is not None:
+                parts.append(f"{col} <= %s::timestamptz")
+                params.append(format_datetime(hi))
+        for name, value in q.equals.items():
+            layer.field(name)
+            parts.append(f"{_ident(name)} = %s")
+            params.append(value)
+        if q.where is not None:
+            sql, ps = compile_where(q.where, layer, PostgresDialect())
+            parts.append(sql)
+            params += ps
+        return parts, params
+
+    def _order(self, layer: Layer, q: Query, alias: str = "") -> str:
+        out = []
+        for name, asc in q.sortby:
+            layer.field(name)
+            out.append(f"{alias}{_ident(name)} " + ("ASC NULLS FIRST" if asc
+                                                    else "DESC NULLS LAST"))
+        out.append(f"{alias}fid")
+        return ", ".join(out)
+
+    def _srid(self, crs: str) -> int | None:
+        """The PostGIS SRID for an ``EPSG:n`` CRS, or None (then pyproj does the work)."""
+        if crs not in self._srids:
+            srid = None
+            if crs.upper().startswith("EPSG:") and crs[5:].isdigit():
+                row = self._read(lambda c: c.execute(
+                    "SELECT srid FROM spatial_ref_sys WHERE auth_name = 'EPSG' AND "
+                    "auth_srid = %s", [int(crs[5:])]).fetchone())
+                srid = row[0] if row else None
+            self._srids[crs] = srid
+        return self._srids[crs]
+
+    def _geometry_sql(self, target_crs: str | None, alias: str) -> tuple[str | None, bool]:
+        """SQL for a row's GeoJSON geometry, and whether Python must transform instead."""
+        g = f"{alias}geom"
+        if not needs_transform(target_crs):
+            return f"ST_AsGeoJSON({g}, 15, 0)::json", False
+        crs = normalize_crs(target_crs)
+        srid = self._srid(crs)
+        if srid is None:
+            return None, True
+        g = f"ST_Transform({g}, {int(srid)})"
+        if _lat_first(crs):
+            g = f"ST_FlipCoordinates({g})"
+        return f"ST_AsGeoJSON({g}, 15, 0)::json", False
+
+    def _property_sql(self, layer: Layer, name: str, alias: str) -> str:
+        f = layer.field(name)
+        col = f"{alias}{_ident(name)}"
+        if f.type == "datetime":
+            return f"to_char({col} AT TIME ZONE 'UTC', {_TS_FORMAT})"
+        if f.type == "date":
+            return f"to_char({col}, 'YYYY-MM-DD')"
+        return col
+
+    def _feature_sql(self, layer: Layer, q: Query, target_crs: str | None,
+                     alias: str) -> tuple[str, bool]:
+        names = q.properties if q.properties is not None else [f.name for f in layer.fields]
+        props = ", ".join(f"{_literal(n)}, {self._property_sql(layer, n, alias)}" for n in names)
+        geom, python_geom = "NULL", False
+        if layer.geometry_type and not q.skip_geometry:
+            sql, python_geom = self._geometry_sql(target_crs, alias)
+            geom = sql or "NULL"
+        feature = (f"json_build_object('type', 'Feature', 'id', {alias}{_ident(layer.key)}, "
+                   f"'geometry', {geom}, 'properties', json_build_object({props}))")
+        return feature, python_geom
+
+    def _page_sql(self, layer: Layer, q: Query, target_crs: str | None, where: list[str],
+                  params: list, limit: int | None, offset: int,
+                  key: str | None = None) -> tuple[str, list, bool]:
+        t = self.table(layer)
+        feature, python_geom = self._feature_sql(layer, q, target_crs, "r.")
+        wkb = ", array_agg(ST_AsBinary(r.geom) ORDER BY {o})" if python_geom else ""
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        tail, tail_params = "", []
+        if limit is not None:
+            tail += " LIMIT %s"
+            tail_params.append(limit)
+        if offset:
+            tail += " OFFSET %s"
+            tail_params.append(offset)
+        if offset:  # deferred join: skipped rows cost an index walk, not their columns
+            inner = f"SELECT fid FROM {t}{cond} ORDER BY {self._order(layer, q)}{tail}"
+            src = f"{t} r JOIN ({inner}) p ON r.fid = p.fid"
+        else:
+            src = f"(SELECT * FROM {t}{cond} ORDER BY {self._order(layer, q)}{tail}) r"
+        order = self._order(layer, q, "r.")
+        sql = (f"SELECT coalesce(json_agg({feature} ORDER BY {order}), '[]')::text"
+               f"{wkb.format(o=order)} FROM {src}")
+        return sql, params + tail_params, python_geom
+
+    def _features(self, conn, layer: Layer, q: Query, target_crs: str | None,
+                  where: list[str], params: list, limit: int | None,
+                  offset: int) -> list[dict]:
+        sql, ps, python_geom = self._page_sql(layer, q, target_crs, where, params, limit,
+                                              offset)
+        row = conn.execute(sql, ps).fetchone()
+        feats = orjson.loads(row[0])
+        if python_geom:
+            geoms = shapely.from_wkb(row[1] or [])
+            gj = geometries_to_geojson(transform_geometries(geoms, target_crs))
+            for f, g in zip(feats, gj, strict=True):
+                f["geometry"] = g
+        return feats
+
+    def query(self, layer: Layer, q: Query, *, count: bool = True,
+              target_crs: str | None = None) -> Page:
+        self._require(layer)
+        where, params = self._where(layer, q)
+
+        def run(conn):
+            feats = self._features(conn, layer, q, target_crs, where, params, q.limit, q.offset)
+            matched = None
+            if count:
+                n = len(feats)
+                if n < q.limit and (q.offset == 0 or n > 0):
+                    matched = q.offset + n
+                else:
+                    matched = self._count(conn, layer, where, params)
+            return Page(feats, matched)
+
+        return self._read(run)
+
+    def _estimate(self, conn, layer: Layer, where: list[str], params: list) -> float:
+        t = self.table(layer)
+        if not where:
+            now = time.monotonic()
+            hit = self._rows.get(layer.id)
+            if hit is None or now - hit[0] > 30:
+                est = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                                   [t]).fetchone()[0]
+                self._rows[layer.id] = hit = (now, float(est))
+            return hit[1]  # -1: never analysed, unknown
+        plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {t} WHERE "
+                            + " AND ".join(where), params).fetchone()[0]
+        if isinstance(plan, str):
+            plan = orjson.loads(plan)
+        return float(plan[0]["Plan"]["Plan Rows"])
+
+    def _count(self, conn, layer: Layer, where: list[str], params: list) -> int | None:
+        """Exact count when it is cheap, else None (see the module docstring)."""
+        if self._estimate(conn, layer, where, params) > self.count_limit:
+            return None
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        sql = (f"SELECT count(*) FROM (SELECT 1 FROM {self.table(layer)}{cond} LIMIT %s) s")
+        outer = getattr(self._local, "conn", None) is conn
+        try:
+            with conn.transaction():
+                conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                             [f"{int(self.count_timeout)}ms"])
+                n = conn.execute(sql, params + [self.count_limit + 1]).fetchone()[0]
+                if outer:  # SET LOCAL would last until the caller's transaction ends
+                    conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                                 [f"{int(self.statement_timeout * 1000)}ms"])
+        except pgerr.QueryCanceled:
+            return None
+        return None if n > self.count_limit else int(n)
+
+    def get(self, layer: Layer, key: str, *, target_crs: str | None = None) -> dict:
+        self._require(layer)
+        q = Query(limit=1)
+        feats = self._read(lambda c: self._features(
+            c, layer, q, target_crs, [f"{_ident(layer.key)} = %s"], [key], 1, 0))
+        if not feats:
+            raise NotFound(f"{layer.id} has no feature {key!r}")
+        return feats[0]
+
+    def read_frame(self, layer: Layer, q: Query | None = None) -> gpd.GeoDataFrame:
+        self._require(layer)
+        q = q or Query(limit=0)
+        where, params = self._where(layer, q)
+        names = [f.name for f in layer.fields] if q.properties is None else list(q.properties)
+        cols = (["ST_AsBinary(geom)"] if layer.geometry_type else [])
+        cols += [self._property_sql(layer, n, "") for n in names]
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        sql = f"SELECT {', '.join(cols)} FROM {self.table(layer)}{cond} ORDER BY fid"
+        rows = self._read(lambda c: c.execute(sql, params).fetchall())
+        off = 1 if layer.geometry_type else 0
+        df = pd.DataFrame([r[off:] for r in rows], columns=names)
+        for n in names:
+            f = layer.field_map[n]
+            if f.type == "datetime":
+                df[n] = pd.to_datetime(df[n], utc=True, format="ISO8601")
+            elif f.type == "boolean":
+                df[n] = df[n].astype("boolean")
+        geom = shapely.from_wkb([r[0] for r in rows]) if layer.geometry_type else None
+        return gpd.GeoDataFrame(df, geometry=geom, crs=SRID if layer.geometry_type else None)
+
+    def extent(self, layer: Layer):
+        self._require(layer)
+        hit = self._extents.get(layer.id)
+        if hit is not None and time.monotonic() - hit[0] < self.extent_ttl:
+            return hit[1]
+        t = self.table(layer)
+        cols = []
+        if layer.geometry_type:
+            cols += ["ST_XMin(e)", "ST_YMin(e)", "ST_XMax(e)", "ST_YMax(e)"]
+        if layer.temporal:
+            c = _ident(layer.temporal)
+            cols += [f"to_char(min({c}) AT TIME ZONE 'UTC', {_TS_FORMAT})",
+                     f"to_char(max({c}) AT TIME ZONE 'UTC', {_TS_FORMAT})"]
+        if not cols:
+            return None, None
+        src = f"(SELECT ST_Extent(geom) AS e FROM {t}) x" if layer.geometry_type else ""
+        temporal_src = f"(SELECT * FROM {t}) y" if layer.temporal else ""
+        if layer.geometry_type and layer.temporal:
+            c = _ident(layer.temporal)
+            sql = (f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), "
+                   f"to_char(lo AT TIME ZONE 'UTC', {_TS_FORMAT}), "
+                   f"to_char(hi AT TIME ZONE 'UTC', {_TS_FORMAT}) FROM "
+                   f"(SELECT ST_Extent(geom) AS e FROM {t}) x, "
+                   f"(SELECT min({c}) AS lo, max({c}) AS hi FROM {t}) y")
+        else:
+            sql = f"SELECT {', '.join(cols)} FROM {src or temporal_src}"
+            if not layer.geometry_type:
+                sql = f"SELECT {', '.join(cols)} FROM {t}"
+        row = self._read(lambda c: c.execute(sql).fetchone())
+        bbox, temporal, i = None, None, 0
+        if layer.geometry_type:
+            bbox = None if row[0] is None else [float(v) for v in row[:4]]
+            i = 4
+        if layer.temporal:
+            temporal = [row[i], row[i + 1]]
+        result = (bbox, temporal)
+        self._extents[layer.id] = (time.monotonic(), result)
+        return result
+
+    # writing ------------------------------------------------------------------------------------
+
+    def _check_codes(self, layer: Layer, names: Sequence[str], rows: Iterable[Sequence]) -> None:
+        coded = [(i, layer.field_map[n]) for i, n in enumerate(names)
+                 if layer.field_map[n].codes is not None]
+        if not coded:
+            return
+        for row in rows:
+            for i, f in coded:
+                v = row[i]
+                if v is not None and v not in f.code_values:
+                    raise InvalidFeature(f"{layer.id}: " + choices(v, f.code_values,
+                                                                    f"{f.name} code"))
+
+    def insert(self, layer: Layer, features: Sequence[dict]) -> list[str]:
+        self._require(layer)
+        names = [f.name for f in layer.fields]
+        cols = ([] if not layer.geometry_type else ["geom"]) + [_ident(n) for n in names]
+        marks = ([f"ST_GeomFromWKB(%s, {SRID})"] if layer.geometry_type else [])
+        marks += ["%s"] * len(names)
+        sql = (f"INSERT INTO {self.table(layer)} ({', '.join(cols)}) "
+               f"VALUES ({', '.join(marks)})")
+        rows, keys = [], []
+        for feat in features:
+            props = feat.get("properties") or {}
+            row = _values(layer, props)
+            self._check_codes(layer, names, [row])
+            if layer.geometry_type:
+                row = [_wkb(feat.get("geometry")), *row]
+            rows.append(row)
+            keys.append(props.get(layer.key))
+        with self._write(layer) as conn:
+            with conn.cursor() as cur:
+                for row in rows:
+                    try:
+                        cur.execute(sql, row)
+                    except pgerr.UniqueViolation:
+                        raise Conflict(f"{layer.id} already has a feature with this "
+                                       f"{layer.key}") from None
+                    except pgerr.NotNullViolation as exc:
+                        raise InvalidFeature(f"{layer.id}: {_first_line(exc)}") from None
+        return keys
+
+    def replace(self, layer: Layer, key: str, feature: dict) -> None:
+        props = dict(feature.get("properties") or {})
+        props[layer.key] = key
+        full = {f.name: props.get(f.name) for f in layer.fields}
+        self.update(layer, key, full, feature.get("geometry"))
+
+    def update(self, layer: Layer, key: str, properties: dict,
+               geometry: shapely.Geometry | None = None) -> None:
+        self._require(layer)
+        sets, params = [], []
+        for name in properties:
+            layer.field(name)  # refuses unknown names
+        values = _values(layer, properties, only=list(properties))
+        self._check_codes(layer, list(properties), [values])
+        for name, v in zip(properties, values, strict=True):
+            sets.append(f"{_ident(name)} = %s")
+            params.append(v)
+        if geometry is not None and layer.geometry_type:
+            sets.append(f"geom = ST_GeomFromWKB(%s, {SRID})")
+            params.append(_wkb(geometry))
+        if not sets:
+            return
+        with self._write(layer) as conn:
+            try:
+                cur = conn.execute(f"UPDATE {self.table(layer)} SET {', '.join(sets)} WHERE "
+                                   f"{_ident(layer.key)} = %s", params + [key])
+            except pgerr.UniqueViolation:
+                raise Conflict(f"{layer.id} already has a feature with this "
+                               f"{layer.key}") from None
+            if cur.rowcount == 0:
+                raise NotFound(f"{layer.id} has no feature {key!r}")
+
+    def delete(self, layer: Layer, key: str) -> None:
+        self._require(layer)
+        with self._write(layer) as conn:
+            cur = conn.execute(f"DELETE FROM {self.table(layer)} WHERE {_ident(layer.key)} = %s",
+                               [key])
+            if cur.rowcount == 0:
+                raise NotFound(f"{layer.id} has no feature {key!r}")
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _wkb(geom) -> bytes | None:
+    """2-D WKB of a shapely geometry (or a GeoJSON mapping); None stays NULL."""
+    if geom is None:
+        return None
+    if isinstance(geom, dict):
+        geom = shapely.geometry.shape(geom)
+    return shapely.to_wkb(shapely.force_2d(geom))
+
+
+def ewkb_hex(geoms: np.ndarray) -> list[str | None]:
+    """Hex EWKB (SRID 4326, 2-D) for ``COPY``; missing geometries stay None."""
+    geoms = shapely.set_srid(shapely.force_2d(geoms), SRID)
+    return shapely.to_wkb(geoms, hex=True, include_srid=True, flavor="extended").tolist()
+
+
+def _values(layer: Layer, props: dict, only: list[str] | None = None) -> list:
+    """Property values in stored form, in field order (or ``only``'s order)."""
+    out = []
+    for name in only or [f.name for f in layer.fields]:
+        f = layer.field_map[name]
+        v = props.get(name)
+        if v is not None and f.type == "boolean":
+            v = bool(v)
+        elif v is not None and f.type == "datetime" and not isinstance(v, str):
+            v = format_datetime(v)
+        elif v is not None and f.type == "date" and not isinstance(v, str):
+            v = v.isoformat()[:10]
+        out.append(v)
+    return out

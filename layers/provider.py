@@ -1,0 +1,159 @@
+"""Our pygeoapi feature provider: pygeoapi's arguments in, a store query out.
+
+pygeoapi builds a provider per request, so everything costly (the store and its
+connections, the field schema) is cached at module level. Every argument is
+applied or refused: ``q`` (free-text search) is refused with a 400, because no
+store implements it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pygeoapi.provider.base import (
+    BaseProvider,
+    ProviderConnectionError,
+    ProviderGenericError,
+    ProviderInvalidQueryError,
+    ProviderItemNotFoundError,
+)
+
+from layers import access
+from layers.catalogue import Layer, get_layer
+from layers.errors import (
+    Conflict,
+    Forbidden,
+    InvalidParameter,
+    NotAuthenticated,
+    NotFound,
+    StoreUnavailable,
+    TianyaError,
+    choices,
+)
+from layers.query import Query, coerce_value, parse_interval
+from layers.store import Store, open_store
+
+_JSON_TYPES = {"string": ("string", None), "integer": ("integer", None),
+               "number": ("number", None), "boolean": ("boolean", None),
+               "date": ("string", "date"), "datetime": ("string", "date-time")}
+
+
+@lru_cache(maxsize=8)
+def store_for(data: str) -> Store:
+    """One store per data location for the life of the process."""
+    return open_store(data)
+
+
+def field_schema(layer: Layer, names) -> dict[str, dict]:
+    """JSON-schema-like field descriptions (what pygeoapi calls ``fields``)."""
+    out = {}
+    fmap = layer.field_map
+    for n in names:
+        f = fmap[n]
+        typ, fmt = _JSON_TYPES[f.type]
+        d = {"type": typ, "title": f.en, "x-title-zh": f.zh}
+        if fmt:
+            d["format"] = fmt
+        if f.codes is not None:
+            d["enum"] = list(f.code_values)
+        out[n] = d
+    return out
+
+
+class _Refused(ProviderGenericError):
+    def __init__(self, err: TianyaError):
+        super().__init__(str(err), user_msg=str(err))
+        self.http_status_code = err.status
+        self.ogc_exception_code = err.ogc_code
+
+
+def _translate(err: TianyaError) -> ProviderGenericError:
+    """Our errors as pygeoapi's, keeping the status and the message the user sees."""
+    msg = str(err)
+    if isinstance(err, NotFound):
+        return ProviderItemNotFoundError(msg, user_msg=msg)
+    if isinstance(err, StoreUnavailable):
+        return ProviderConnectionError(msg, user_msg=msg)
+    if isinstance(err, NotAuthenticated | Forbidden | Conflict) or err.status != 400:
+        return _Refused(err)
+    return ProviderInvalidQueryError(msg, user_msg=msg)
+
+
+class TianyaProvider(BaseProvider):
+    """Feature provider over a :class:`~layers.store.Store` for one catalogue layer.
+
+    Provider definition (``server_config.yml``)::
+
+        - type: feature
+          name: layers.provider.TianyaProvider
+          data: ${TIANYA_DATA:-geodata/tianya.gpkg}
+          table: incidents
+    """
+
+    def __init__(self, provider_def):
+        super().__init__(provider_def)
+        try:
+            self.layer = get_layer(provider_def.get("table") or provider_def.get("layer"))
+        except TianyaError as err:
+            raise _translate(err) from None
+        data = self.data if "://" in self.data else os.path.abspath(self.data)
+        self.store = store_for(data)
+        self.id_field = self.layer.key
+        self.time_field = self.layer.temporal
+        self.visible = access.visible_fields(self.layer)
+        self._fields = field_schema(self.layer, self.visible)
+
+    def get_fields(self):
+        return self._fields
+
+    def _check_access(self):
+        try:
+            access.require_read(self.layer)
+        except TianyaError as err:
+            raise _translate(err) from None
+
+    def query(self, offset=0, limit=10, resulttype="results", bbox=None, datetime_=None,
+              properties=None, sortby=None, select_properties=None, skip_geometry=False,
+              q=None, filterq=None, crs_transform_spec=None, language=None, **kwargs):
+        self._check_access()
+        if q:
+            raise ProviderInvalidQueryError(user_msg="free-text search (q) is not supported by "
+                                                     "this collection")
+        try:
+            bb = None
+            if bbox:
+                bb = tuple(bbox) if len(bbox) == 4 else (bbox[0], bbox[1], bbox[3], bbox[4])
+            equals = {k: coerce_value(self.layer, k, v) for k, v in (properties or [])}
+            query = Query(
+                bbox=bb,
+                interval=parse_interval(datetime_) if datetime_ else None,
+                where=filterq,
+                equals=equals,
+                sortby=[(s["property"], s["order"] != "-") for s in (sortby or [])],
+                properties=[p for p in (select_properties or self.visible)],
+                skip_geometry=bool(skip_geometry),
+                offset=int(offset),
+                limit=0 if resulttype == "hits" else int(limit),
+            )
+            for name in query.properties + [s for s, _ in query.sortby] + list(equals):
+                if name not in self.visible:
+                    raise InvalidParameter(choices(name, self.visible,
+                                                   f"property of {self.layer.id!r}"))
+            target = crs_transform_spec.target_crs_uri if crs_transform_spec else None
+            page = self.store.query(self.layer, query, target_crs=target)
+        except TianyaError as err:
+            raise _translate(err) from None
+        return page.to_geojson()
+
+    def get(self, identifier, crs_transform_spec=None, **kwargs):
+        self._check_access()
+        target = crs_transform_spec.target_crs_uri if crs_transform_spec else None
+        try:
+            feat = self.store.get(self.layer, str(identifier), target_crs=target)
+        except TianyaError as err:
+            raise _translate(err) from None
+        if len(self.visible) != len(self.layer.fields):
+            feat["properties"] = {k: v for k, v in feat["properties"].items()
+                                  if k in self.visible}
+        return feat

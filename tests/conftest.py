@@ -1,0 +1,113 @@
+"""Shared fixtures: the sample GeoPackage, stores, and a live gunicorn server.
+
+The sample GeoPackage is generated once per test session into a temporary
+folder (never the user's ``geodata/tianya.gpkg``). ``live_server`` runs the real
+``tianya serve`` (gunicorn) on a free port against it, with API keys for each
+role from ``tests/keys.yml``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from geodata.sample import DEFAULT_SEED, generate, write_sample
+from layers.gpkg import GeoPackageStore
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KEYS_FILE = os.path.join(HERE, "keys.yml")
+#: API keys in tests/keys.yml, by role.
+KEYS = {"reporter": "test-reporter-key", "dispatcher": "test-dispatcher-key",
+        "department": "test-water-key", "admin": "test-admin-key"}
+
+
+@pytest.fixture(scope="session")
+def sample_data():
+    """The sample layers as GeoDataFrames (default seed, one year of incidents)."""
+    return generate(seed=DEFAULT_SEED)
+
+
+@pytest.fixture(scope="session")
+def sample_gpkg(tmp_path_factory):
+    """Path of a freshly generated sample GeoPackage (read-only by convention)."""
+    path = str(tmp_path_factory.mktemp("data") / "tianya.gpkg")
+    write_sample(path, seed=DEFAULT_SEED)
+    return path
+
+
+@pytest.fixture
+def writable_gpkg(sample_gpkg, tmp_path):
+    """A private copy of the sample GeoPackage that a test may change."""
+    path = str(tmp_path / "tianya.gpkg")
+    GeoPackageStore(sample_gpkg).con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(sample_gpkg, path)
+    return path
+
+
+@pytest.fixture
+def gpkg_store(sample_gpkg):
+    return GeoPackageStore(sample_gpkg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """A ``tianya serve`` process; ``url`` is its base URL."""
+
+    def __init__(self, data: str, extra_env: dict | None = None, workers: int = 2):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, TIANYA_DATA=data, TIANYA_URL=self.url, TIANYA_KEYS=KEYS_FILE,
+                   **(extra_env or {}))
+        self.log = open(os.path.join(os.path.dirname(data), f"server-{self.port}.log"), "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tianya.cli", "serve", "--port", str(self.port),
+             "--workers", str(workers), "--data", data],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {open(self.log.name).read()[-3000:]}")
+            try:
+                if requests.get(self.url + "/conformance?f=json", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("server did not start within 90 s")
+
+    def get(self, path: str, role: str | None = None, **kw):
+        headers = kw.pop("headers", {})
+        if role:
+            headers["Authorization"] = f"Bearer {KEYS[role]}"
+        return requests.get(self.url + path, headers=headers, timeout=60, **kw)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(sample_gpkg):
+    """A live server on the (read-only) session sample GeoPackage."""
+    server = LiveServer(sample_gpkg)
+    yield server
+    server.stop()

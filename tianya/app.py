@@ -1,0 +1,132 @@
+"""The WSGI application: pygeoapi's Flask app behind our checks.
+
+:class:`Shell` sits in front of pygeoapi and does what pygeoapi does not:
+
+* authenticates the caller (API key → role) and makes the principal current for
+  the request, so the provider hides what that role may not see;
+* checks every parameter of an items request against the layer catalogue
+  (unknown names, bad values, malformed filters → 400 with a message naming the
+  problem) and normalises a GET CQL2 JSON filter to CQL2 text;
+* refuses pygeoapi's admin API.
+
+Run it with a production server: ``gunicorn 'tianya.app:create_app()'`` (what
+``tianya serve`` does), never pygeoapi's debug ``serve``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from urllib.parse import parse_qsl, urlencode
+
+from layers import access
+from layers.catalogue import LAYERS
+from layers.errors import InvalidParameter, NotFound, TianyaError
+from layers.params import check_items_params
+
+_ITEMS = re.compile(r"^/collections/([^/]+)/items(?:/([^/]+))?/?$")
+_COLLECTION = re.compile(r"^/collections/([^/]+)(?:/(queryables|schema))?/?$")
+
+
+def _error(start_response, err: TianyaError):
+    body = json.dumps({"code": err.ogc_code, "type": err.ogc_code,
+                       "description": str(err)}, ensure_ascii=False).encode("utf-8")
+    headers = [("Content-Type", "application/json; charset=UTF-8"),
+               ("Content-Length", str(len(body)))]
+    if err.status == 401:
+        headers.append(("WWW-Authenticate", 'Bearer realm="tianya"'))
+    reason = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+              409: "Conflict", 413: "Payload Too Large", 503: "Service Unavailable"}
+    start_response(f"{err.status} {reason.get(err.status, 'Error')}", headers)
+    return [body]
+
+
+def _token(environ) -> str | None:
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return environ.get("HTTP_X_API_KEY") or None
+
+
+class Shell:
+    """WSGI middleware in front of pygeoapi (see the module docstring)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        try:
+            who = access.authenticate(_token(environ))
+        except TianyaError as err:
+            return _error(start_response, err)
+        token = access.CURRENT.set(who)
+        try:
+            self._check(environ)
+            return self.app(environ, start_response)
+        except TianyaError as err:
+            return _error(start_response, err)
+        finally:
+            access.CURRENT.reset(token)
+
+    def _check(self, environ) -> None:
+        path = environ.get("PATH_INFO", "") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path.startswith("/admin"):
+            raise NotFound("there is no admin API")
+        m = _ITEMS.match(path)
+        c = _COLLECTION.match(path)
+        layer_id = (m or c).group(1) if (m or c) else None
+        if layer_id is None or layer_id not in LAYERS:
+            return
+        layer = LAYERS[layer_id]
+        if c is None and method not in ("GET", "HEAD", "POST"):
+            return  # transactions: checked by the provider's write path
+        access.require_read(layer)
+        if m is None or method not in ("GET", "HEAD"):
+            return
+        pairs = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        names = [k for k, _ in pairs]
+        dup = sorted({k for k in names if names.count(k) > 1})
+        if dup:
+            raise InvalidParameter(f"query parameter {dup[0]!r} is given more than once")
+        params = dict(pairs)
+        checked = check_items_params(layer, params, set(access.visible_fields(layer)),
+                                     single=m.group(2) is not None)
+        if checked != params:
+            environ["QUERY_STRING"] = urlencode(checked)
+
+
+def openapi_path(config_path: str) -> str:
+    """pygeoapi's OpenAPI document for ``config_path``, generated once per config and data."""
+    from pathlib import Path
+
+    from pygeoapi.openapi import generate_openapi_document
+
+    h = hashlib.sha256()
+    with open(config_path, "rb") as fh:
+        h.update(fh.read())
+    for var in ("TIANYA_DATA", "TIANYA_URL"):
+        h.update(os.environ.get(var, "").encode() + b"\0")
+    out = os.path.join(tempfile.gettempdir(), f"tianya-openapi-{h.hexdigest()[:16]}.yml")
+    if not os.path.exists(out):
+        tmp = f"{out}.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(generate_openapi_document(Path(config_path), "yaml"))
+        os.replace(tmp, out)
+    return out
+
+
+def create_app(config_path: str | None = None):
+    """The WSGI app: pygeoapi's Flask app for ``config_path`` wrapped in :class:`Shell`."""
+    from tianya.config import CONFIG_PATH
+
+    config_path = os.path.abspath(config_path or os.environ.get("PYGEOAPI_CONFIG")
+                                  or CONFIG_PATH)
+    os.environ["PYGEOAPI_CONFIG"] = config_path
+    os.environ["PYGEOAPI_OPENAPI"] = openapi_path(config_path)
+    from pygeoapi.flask_app import APP  # reads the two variables above at import
+
+    return Shell(APP)

