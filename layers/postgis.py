@@ -29,7 +29,7 @@ numberMatched (OGC API Features: optional, but correct whenever given)
       (``offset + len(rows)``);
     * otherwise the planner's estimate of the matching rows is looked at first
       (``pg_class.reltuples`` for an unfiltered query, ``EXPLAIN`` for a
-      filtered one); above ``count_limit`` (default 10,000) numberMatched is
+      filtered one); above ``count_limit`` (default 50,000) numberMatched is
       **omitted** (``None``) — never estimated;
     * else an exact count bounded to ``count_limit + 1`` rows runs under
       ``SET LOCAL statement_timeout`` of ``count_timeout`` (default 100 ms);
@@ -172,7 +172,7 @@ class PostGISStore(Store):
     statement_timeout : float, optional
         Seconds any one statement may run (default 30).
     count_limit : int, optional
-        Largest numberMatched this store counts exactly (default 10,000); above, it is omitted.
+        Largest numberMatched this store counts exactly (default 50,000); above, it is omitted.
     count_timeout : float, optional
         Milliseconds a count may take before numberMatched is omitted (default 100).
     pool_max : int, optional
@@ -194,7 +194,7 @@ class PostGISStore(Store):
         self.statement_timeout = float(statement_timeout if statement_timeout is not None
                                        else opts.get("statement_timeout", 30))
         self.count_limit = int(count_limit if count_limit is not None
-                               else opts.get("count_limit", 10_000))
+                               else opts.get("count_limit", 50_000))
         self.count_timeout = float(count_timeout if count_timeout is not None
                                    else opts.get("count_timeout", 100))
         self.connect_timeout = connect_timeout
@@ -429,11 +429,20 @@ class PostGISStore(Store):
                 frame = frame.to_crs(SRID)
             geoms = ewkb_hex(np.asarray(frame.geometry.values))
             rows = [[g, *r] for g, r in zip(geoms, rows, strict=True)]
+        top = getattr(self._local, "conn", None) is None
         with self._write(layer) as conn:
             self.create_layer(conn, layer, indexes=False)
             n = self.copy_rows(conn, layer, rows)
             self.finish_layer(conn, layer, indexes=True)
+        if top:
+            self.vacuum(layer)
         return n
+
+    def vacuum(self, layer: Layer) -> None:
+        """``VACUUM (ANALYZE)`` a table: fresh statistics and a visibility map for
+        index-only scans (deep pages, counts). Outside any transaction."""
+        with self._errors(), self._pooled() as conn:
+            conn.execute(f"VACUUM (ANALYZE) {self.table(layer)}")
 
     # reading ------------------------------------------------------------------------------------
 
@@ -485,6 +494,16 @@ class PostGISStore(Store):
                 srid = row[0] if row else None
             self._srids[crs] = srid
         return self._srids[crs]
+
+    def _prepare_crs(self, target_crs: str | None) -> None:
+        """Look the CRS up before a page borrows its connection (no nested borrowing)."""
+        if needs_transform(target_crs):
+            crs = normalize_crs(target_crs)
+            try:
+                _lat_first(crs)
+            except pyproj.exceptions.CRSError:
+                raise InvalidParameter(f"unknown CRS {target_crs!r}") from None
+            self._srid(crs)
 
     def _geometry_sql(self, target_crs: str | None, alias: str) -> tuple[str | None, bool]:
         """SQL for a row's GeoJSON geometry, and whether Python must transform instead."""
@@ -562,6 +581,7 @@ class PostGISStore(Store):
     def query(self, layer: Layer, q: Query, *, count: bool = True,
               target_crs: str | None = None) -> Page:
         self._require(layer)
+        self._prepare_crs(target_crs)
         where, params = self._where(layer, q)
 
         def run(conn):
@@ -614,6 +634,7 @@ class PostGISStore(Store):
 
     def get(self, layer: Layer, key: str, *, target_crs: str | None = None) -> dict:
         self._require(layer)
+        self._prepare_crs(target_crs)
         q = Query(limit=1)
         feats = self._read(lambda c: self._features(
             c, layer, q, target_crs, [f"{_ident(layer.key)} = %s"], [key], 1, 0))
@@ -647,36 +668,19 @@ class PostGISStore(Store):
         hit = self._extents.get(layer.id)
         if hit is not None and time.monotonic() - hit[0] < self.extent_ttl:
             return hit[1]
-        t = self.table(layer)
-        cols = []
-        if layer.geometry_type:
-            cols += ["ST_XMin(e)", "ST_YMin(e)", "ST_XMax(e)", "ST_YMax(e)"]
-        if layer.temporal:
-            c = _ident(layer.temporal)
-            cols += [f"to_char(min({c}) AT TIME ZONE 'UTC', {_TS_FORMAT})",
-                     f"to_char(max({c}) AT TIME ZONE 'UTC', {_TS_FORMAT})"]
-        if not cols:
+        if not layer.geometry_type and not layer.temporal:
             return None, None
-        src = f"(SELECT ST_Extent(geom) AS e FROM {t}) x" if layer.geometry_type else ""
-        temporal_src = f"(SELECT * FROM {t}) y" if layer.temporal else ""
-        if layer.geometry_type and layer.temporal:
-            c = _ident(layer.temporal)
-            sql = (f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), "
-                   f"to_char(lo AT TIME ZONE 'UTC', {_TS_FORMAT}), "
-                   f"to_char(hi AT TIME ZONE 'UTC', {_TS_FORMAT}) FROM "
-                   f"(SELECT ST_Extent(geom) AS e FROM {t}) x, "
-                   f"(SELECT min({c}) AS lo, max({c}) AS hi FROM {t}) y")
-        else:
-            sql = f"SELECT {', '.join(cols)} FROM {src or temporal_src}"
-            if not layer.geometry_type:
-                sql = f"SELECT {', '.join(cols)} FROM {t}"
-        row = self._read(lambda c: c.execute(sql).fetchone())
-        bbox, temporal, i = None, None, 0
-        if layer.geometry_type:
-            bbox = None if row[0] is None else [float(v) for v in row[:4]]
-            i = 4
-        if layer.temporal:
-            temporal = [row[i], row[i + 1]]
+        e = "ST_Extent(geom)" if layer.geometry_type else "NULL::box2d"
+        c = _ident(layer.temporal) if layer.temporal else "NULL::timestamptz"
+        sql = (f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), "
+               f"to_char(lo AT TIME ZONE 'UTC', {_TS_FORMAT}), "
+               f"to_char(hi AT TIME ZONE 'UTC', {_TS_FORMAT}) FROM "
+               f"(SELECT {e} AS e, min({c}) AS lo, max({c}) AS hi FROM {self.table(layer)}) x")
+        row = self._read(lambda conn: conn.execute(sql).fetchone())
+        bbox = None
+        if layer.geometry_type and row[0] is not None:
+            bbox = [float(v) for v in row[:4]]
+        temporal = [row[4], row[5]] if layer.temporal else None
         result = (bbox, temporal)
         self._extents[layer.id] = (time.monotonic(), result)
         return result
