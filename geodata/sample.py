@@ -313,7 +313,7 @@ def planted_patterns() -> list[PlantedPattern]:
 
 def _day_weights(days: pd.DatetimeIndex, rng) -> np.ndarray:
     w = np.ones(len(days))
-    w *= np.where(days.dayofweek >= 5, 0.75, 1.0)
+    w *= np.where(days.day_of_week >= 5, 0.75, 1.0)
     w *= np.where((days.month >= 6) & (days.month <= 11), 1.25, 1.0)
     for t in TYPHOONS:
         d = (days - pd.Timestamp(t)).days

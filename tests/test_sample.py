@@ -1,0 +1,114 @@
+"""The synthetic sample data: deterministic, realistic, consistent with the catalogue."""
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from geodata.sample import (
+    YEAR_END,
+    YEAR_START,
+    generate,
+    land_area,
+    planted_patterns,
+)
+from layers.catalogue import LAYERS
+
+
+def test_same_seed_same_data(sample_data):
+    again = generate(seed=20261125)
+    for lid, frame in sample_data.items():
+        pd.testing.assert_frame_equal(frame.drop(columns="geometry", errors="ignore"),
+                                      again[lid].drop(columns="geometry", errors="ignore"))
+        if "geometry" in frame:
+            assert frame.geometry.geom_equals_exact(again[lid].geometry, 1e-12).all(), lid
+
+
+def test_other_seed_other_data(sample_data):
+    other = generate(seed=7, n_incidents=300)
+    assert len(other["incidents"]) == 300
+    assert not np.allclose(other["communities"].to_crs(32649).area.to_numpy(),
+                           sample_data["communities"].to_crs(32649).area.to_numpy())
+
+
+def test_frames_match_the_catalogue(sample_data):
+    assert set(sample_data) == set(LAYERS)
+    for lid, frame in sample_data.items():
+        layer = LAYERS[lid]
+        assert [c for c in frame.columns if c != "geometry"] == [f.name for f in layer.fields]
+        assert frame[layer.key].is_unique, lid
+        for f in layer.fields:
+            if f.codes is not None:
+                bad = set(frame[f.name].dropna()) - set(f.code_values)
+                assert not bad, (lid, f.name, bad)
+        if layer.geometry_type:
+            types = set(frame.geometry.geom_type)
+            assert types == {layer.geometry_type}, (lid, types)
+            assert frame.geometry.is_valid.all(), lid
+
+
+def test_units_tile_the_land(sample_data):
+    units = sample_data["communities"].to_crs(32649)
+    assert len(units) == 44
+    assert (units["kind"] == "community").sum() == 25
+    land = gpd_area(land_area())
+    assert abs(units.area.sum() - land) / land < 1e-6
+    union = shapely.union_all(units.geometry.values)
+    assert abs(union.area - units.area.sum()) < 1.0  # no overlaps
+    assert all(len(c) == 12 and c.startswith("460204") for c in units["code"])
+
+
+def gpd_area(geom):
+    import geopandas as gpd
+
+    return gpd.GeoSeries([geom], crs=4326).to_crs(32649).area.iloc[0]
+
+
+def test_grid_and_component_codes(sample_data):
+    grids = sample_data["grid_cells"]
+    assert grids["grid_code"].str.fullmatch(r"\d{15}").all()
+    assert (grids["grid_code"].str[:12] == grids["community_code"]).all()
+    per = grids.groupby("community_code").size()
+    assert per.between(3, 8).all()
+    fx = sample_data["urban_fixtures"]
+    assert fx["component_code"].str.fullmatch(r"460204\d{10}").all()
+    assert (fx["component_code"].str[6:10] == fx["subclass"]).all()
+
+
+def test_incidents_year(sample_data):
+    inc = sample_data["incidents"]
+    assert 5000 <= len(inc) <= 6000
+    local = inc["reported_at"].dt.tz_convert("Asia/Shanghai")
+    assert local.min().date() >= YEAR_START and local.max().date() <= YEAR_END
+    closed = inc["status"].isin(["closed", "evaluated"]).mean()
+    assert 0.97 <= closed <= 1.0
+    # lifecycle timestamps are ordered
+    ts = inc[["reported_at", "registered_at", "dispatched_at", "handled_at", "closed_at"]].dropna()
+    for a, b in zip(ts.columns, ts.columns[1:], strict=False):
+        assert (ts[a] <= ts[b]).all(), (a, b)
+    # channels and categories are mixed, typhoon season is busier
+    assert inc["channel"].nunique() == 6 and inc["category"].nunique() >= 15
+    month = local.dt.month
+    season = inc[(month >= 6) & (month <= 11)].shape[0] / 6
+    rest = inc[(month < 6) | (month == 12)].shape[0] / 6
+    assert season > rest * 1.1
+
+
+def test_planted_patterns_are_in_the_data(sample_data):
+    inc = sample_data["incidents"].to_crs(32649)
+    for p in planted_patterns():
+        c = shapely.Point(p.lon, p.lat)
+        import geopandas as gpd
+
+        cx = gpd.GeoSeries([c], crs=4326).to_crs(32649).iloc[0]
+        near = inc.distance(cx) < p.radius_m
+        density_near = near.sum() / (np.pi * p.radius_m ** 2)
+        overall = len(inc) / land_km2() / 1e6
+        assert density_near > 20 * overall, p.name
+        if p.kind == "emerging":
+            start = pd.Timestamp(p.start, tz="Asia/Shanghai")
+            recent = inc.loc[near, "reported_at"] >= start
+            assert recent.mean() > 0.8
+
+
+def land_km2():
+    return gpd_area(land_area()) / 1e6
