@@ -563,7 +563,7 @@ def _frame_rows(layer: Layer, frame: pd.DataFrame) -> list[list]:
         s = frame[f.name]
         if f.type == "datetime" and pd.api.types.is_datetime64_any_dtype(s):
             s = s.dt.tz_convert("UTC") if s.dt.tz is not None else s.dt.tz_localize("UTC")
-            vals = s.dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype(object)
+            vals = s.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").str[:23].add("Z").astype(object)
             vals[s.isna().to_numpy()] = None
             cols.append(vals.tolist())
         elif f.type == "date" and pd.api.types.is_datetime64_any_dtype(s):

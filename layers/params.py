@@ -183,7 +183,7 @@ def to_cql2_text(node) -> str:
         if isinstance(v, values.Geometry):
             return shapely.geometry.shape(v.geometry).wkt
         if isinstance(v, values.Envelope):
-            return f"BBOX({v.x1},{v.y1},{v.x2},{v.y2})"
+            return f"BBOX({v.x1},{v.x2},{v.y1},{v.y2})"  # see layers.query.literal_geometry
         if isinstance(v, ast.Function):
             return f"{v.name.upper()}({', '.join(lit(a) for a in v.arguments)})"
         if isinstance(v, ast.Node):

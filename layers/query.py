@@ -172,10 +172,17 @@ def parse_datetime(text: str) -> dt.datetime:
 
 
 def format_datetime(value: dt.datetime) -> str:
-    """The stored form of a datetime: UTC, second precision, ``Z`` suffix (GeoPackage style)."""
+    """The stored form of a datetime: UTC with milliseconds and ``Z``, as GeoPackage requires.
+
+    Examples
+    --------
+    >>> format_datetime(dt.datetime(2026, 11, 16, 8, 0, tzinfo=dt.UTC))
+    '2026-11-16T08:00:00.000Z'
+    """
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    v = value.astimezone(dt.UTC)
+    return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
 
 
 def parse_interval(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -263,7 +270,9 @@ def literal_geometry(v) -> shapely.Geometry:
     if isinstance(v, values.Geometry):
         return shapely.geometry.shape(v.geometry)
     if isinstance(v, values.Envelope):
-        return shapely.box(v.x1, v.y1, v.x2, v.y2)
+        # pygeofilter's CQL2 JSON parser fills Envelope(x1, x2, y1, y2) positionally from
+        # [minx, miny, maxx, maxy], so x2 holds miny and y1 holds maxx.
+        return shapely.box(v.x1, v.x2, v.y1, v.y2)
     raise InvalidParameter(f"spatial predicate needs a geometry literal, got {v!r}")
 
 
