@@ -417,7 +417,7 @@ def _incidents(rng, n: int, units, grids, buildings, land_utm) -> gpd.GeoDataFra
         "major_class": [CATEGORY_CLASS[k][1] for k in cat],
         "category": cat, "channel": channel, "nature": nature, "status": status,
         "priority": priority, "department": dept, "community_code": comm, "grid_code": grid,
-        "territorial": territorial,
+        "worker_id": [f"W{g[-9:]}" for g in grid], "territorial": territorial,
         "address": [f"{cname[c]}{g[-3:]}网格附近" for c, g in zip(comm, grid, strict=True)],
         "reporter_name": _names(rng, n), "reporter_phone": _phones(rng, n),
         "reported_at": mask(reported, np.ones(n, bool)),

@@ -443,6 +443,7 @@ _register(Layer(
         _f("department", "string", "责任部门", "Responsible department", codes=DEPARTMENTS,
            indexed=True),
         *_community_fields(),
+        _f("worker_id", "string", "网格员编号", "Grid worker ID"),
         _f("territorial", "boolean", "属地兜底", "Sent to territorial unit"),
         _f("address", "string", "地址", "Address"),
         _f("reporter_name", "string", "反映人", "Reporter name", sensitive=True),

@@ -113,6 +113,27 @@ class Store(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
+    # Defaults built on the interface above; a store may override them. ----------------------
+
+    def ensure_layer(self, layer: Layer) -> None:
+        """Create ``layer`` empty if it does not exist yet (safe against concurrent callers).
+
+        Used for tables outside the published catalogue, such as the case history.
+        """
+        if self.has_layer(layer):
+            return
+        with self.transaction():
+            if not self.has_layer(layer):  # re-checked under the write lock
+                self.write_frame(layer, empty_frame(layer))
+
+    def get_for_update(self, layer: Layer, key: str) -> dict:
+        """:meth:`get` inside a write transaction, locking the row where the store can.
+
+        The GeoPackage store needs nothing more (its write transactions are
+        exclusive); a server store should lock the row (``SELECT … FOR UPDATE``).
+        """
+        return self.get(layer, key)
+
 
 # --- Helpers both stores use ----------------------------------------------------------------
 
@@ -183,6 +204,16 @@ def make_features(layer: Layer, keys: Sequence, geometries: list, rows: Sequence
                 props[names[i]] = bool(v)
         feats.append({"type": "Feature", "id": key, "geometry": geom, "properties": props})
     return feats
+
+
+def empty_frame(layer: Layer) -> gpd.GeoDataFrame:
+    """A frame with ``layer``'s columns and no rows."""
+    import pandas as pd
+
+    cols = {f.name: pd.Series([], dtype=object) for f in layer.fields}
+    if layer.geometry_type:
+        return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
+    return gpd.GeoDataFrame(pd.DataFrame(cols))
 
 
 def open_store(url: str | None = None) -> Store:
