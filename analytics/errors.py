@@ -1,18 +1,22 @@
 """Errors raised by the analytics library.
 
-``AnalyticsError`` is a :class:`ValueError`, so callers that only know builtins can catch it;
-it will be reconciled with the project root error (``layers.errors.TianyaError``).
+``AnalyticsError`` is a :class:`layers.errors.InvalidParameter`, hence both a
+:class:`~layers.errors.TianyaError` (HTTP 400 wherever the shell or the process adapters map
+errors) and a :class:`ValueError` (for callers that only know builtins).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from layers.errors import InvalidParameter
+from layers.errors import choices as _choices_message
+
 __all__ = ["AnalyticsError", "check_choice", "check_positive"]
 
 
-class AnalyticsError(ValueError):
-    """Root error for invalid analytics input; the message is safe to show to users."""
+class AnalyticsError(InvalidParameter):
+    """Root error for invalid analytics input; the message is safe to show to users (HTTP 400)."""
 
 
 def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
@@ -21,11 +25,9 @@ def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
     The message lists the valid choices, e.g. ``'hexagon2' is not a valid aggregation, must be
     one of: fishnet, hexagon, communities``.
     """
-    choices = tuple(choices)
-    if not isinstance(value, str) or value not in choices:
-        raise AnalyticsError(
-            f"{value!r} is not a valid {name}, must be one of: {', '.join(choices)}"
-        )
+    valid = tuple(choices)
+    if not isinstance(value, str) or value not in valid:
+        raise AnalyticsError(_choices_message(value, valid, name))
     return value
 
 

@@ -10,7 +10,9 @@ For each size, clustered points (Gaussian clusters over uniform background, fixe
 - 999 permutations (only at the ``--perm-size``, default 100000)
 
 z-scores are checked for equality (max abs difference).  The table is printed and written to
-``bench/results/hotspots.md``.
+``bench/results/hotspots.md``.  ``--tasks`` runs a subset (``weights``, ``given``,
+``permutations``); the rows it measures then replace the same rows of the existing results file
+and the others are kept, e.g. ``python bench/bench_hotspots.py --sizes 1000000 --tasks given``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ def clustered_points(n: int, seed: int = 42):
     return pts, y
 
 
+TASKS = ("weights", "given", "permutations")
+WEIGHTS_TASK = "KNN k=8 weights + Gi*"
+GIVEN_TASK = "Gi* given weights"
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -56,7 +63,10 @@ def main(argv=None):
     ap.add_argument("--perm-size", type=int, default=100_000)
     ap.add_argument("--permutations", type=int, default=999)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "hotspots.md"))
+    ap.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS),
+                    help="subset to run; its rows replace those of an existing --out file")
     args = ap.parse_args(argv)
+    tasks = set(args.tasks)
 
     import esda
     import geopandas as gpd
@@ -76,10 +86,13 @@ def main(argv=None):
             lambda: esda.G_Local(y, g, star=True, transform="B", permutations=0)  # noqa: B023
         )
         diff = float(np.nanmax(np.abs(lg.Zs - z)))
-        rows.append((n, "KNN k=8 weights + Gi*", t_w + t_g, e_w + e_g, diff))
-        rows.append((n, "Gi* given weights", t_g, e_g, diff))
-        print(rows[-2], rows[-1], flush=True)
-        if n == args.perm_size:
+        if "weights" in tasks:
+            rows.append((n, WEIGHTS_TASK, t_w + t_g, e_w + e_g, diff))
+            print(rows[-1], flush=True)
+        if "given" in tasks:
+            rows.append((n, GIVEN_TASK, t_g, e_g, diff))
+            print(rows[-1], flush=True)
+        if n == args.perm_size and "permutations" in tasks:
             p = args.permutations
             rng = np.random.default_rng(0)
             t_p, _ = timed(
@@ -103,9 +116,19 @@ def main(argv=None):
         "| n | task | analytics (s) | esda (s) | speed-up | max abs z diff |",
         "|---:|---|---:|---:|---:|---:|",
     ]
+    fresh = {}
     for n, task, ours, theirs, diff in rows:
         d = "" if np.isnan(diff) else f"{diff:.1e}"
-        lines.append(f"| {n:,} | {task} | {ours:.3f} | {theirs:.3f} | {theirs / ours:.1f}x | {d} |")
+        fresh[(n, task)] = (f"| {n:,} | {task} | {ours:.3f} | {theirs:.3f} | "
+                            f"{theirs / ours:.1f}x | {d} |")
+    out = Path(args.out)
+    partial = tasks != set(TASKS)
+    table_rows = dict(fresh)
+    if partial and out.exists():  # keep the rows this run did not measure, in their order
+        kept = _read_rows(out.read_text())
+        table_rows = {key: fresh.get(key, line) for key, line in kept.items()}
+        table_rows.update({k: v for k, v in fresh.items() if k not in kept})
+    lines.extend(table_rows.values())
     import platform
 
     import libpysal
@@ -116,11 +139,29 @@ def main(argv=None):
         f"{__import__('os').cpu_count()} CPUs.  Command: "
         f"`python bench/bench_hotspots.py --sizes {' '.join(map(str, args.sizes))}`\n\n"
     )
+    if partial and out.exists():  # keep the full run's header, note the re-measured rows
+        old = out.read_text().split("\n| n |", 1)[0]
+        header = "\n\n".join(b for b in old.split("\n\n") if not b.startswith("Re-measured"))
+        header = header.rstrip("\n") + "\n\n"
+    if partial:
+        header += (f"Re-measured rows ({', '.join(f'{t} at {n:,}' for n, t in fresh)}) by "
+                   f"`python bench/bench_hotspots.py --sizes "
+                   f"{' '.join(map(str, args.sizes))} --tasks {' '.join(args.tasks)}`; "
+                   f"the other rows are from the last full run.\n\n")
     table = "\n".join(lines)
     print(table)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(header + table + "\n")
+
+
+def _read_rows(text: str) -> dict:
+    """``{(n, task): line}`` of the data rows of a results table, in file order."""
+    found = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0].replace(",", "").isdigit():
+            found[(int(cells[0].replace(",", "")), cells[1])] = line
+    return found
 
 
 if __name__ == "__main__":

@@ -163,3 +163,23 @@ def test_bad_parameters(kwargs, message):
     with pytest.raises(AnalyticsError, match=message):
         hot_spots(_points(100), **kwargs)
     assert issubclass(AnalyticsError, ValueError)
+
+
+def test_binary_csr_fast_path_equals_general_path():
+    gdf = _points(800)
+    w = knn_weights(gdf, k=8)
+    y = gdf["count"].to_numpy()
+    fast = gi_star_z(y, w)
+    general = gi_star_z(y, w.tocoo())  # not CSR: the copying path
+    np.testing.assert_allclose(fast, general, rtol=0, atol=1e-12)
+    diag = w.tolil()
+    diag.setdiag(1.0)
+    with pytest.raises(AnalyticsError, match="zero diagonal"):
+        gi_star_z(y, diag.tocsr())
+
+
+def test_analytics_error_is_an_invalid_parameter():
+    from layers.errors import InvalidParameter, TianyaError
+
+    assert issubclass(AnalyticsError, InvalidParameter)
+    assert issubclass(AnalyticsError, TianyaError) and AnalyticsError.status == 400
