@@ -2,7 +2,8 @@
 
 It answers the same :class:`~layers.query.Query` with the same features as
 :class:`~layers.gpkg.GeoPackageStore` (ids are the layer key, properties in
-field order, datetimes as ``YYYY-MM-DDTHH:MM:SSZ`` text, dates as
+field order, datetimes as ``YYYY-MM-DDTHH:MM:SS.sssZ`` (whatever
+:func:`~layers.query.format_datetime` gives) text, dates as
 ``YYYY-MM-DD``, insertion (``fid``) order unless sorted) and raises the same
 errors, but keeps the data in PostgreSQL and does the heavy work there.
 
@@ -68,6 +69,7 @@ URL options
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -108,7 +110,11 @@ from layers.store import (
 SRID = 4326
 _SQL_TYPES = {"string": 'text COLLATE "C"', "integer": "bigint", "number": "double precision",
               "boolean": "boolean", "date": "date", "datetime": "timestamptz"}
-_TS_FORMAT = "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
+#: ``to_char`` format giving exactly :func:`~layers.query.format_datetime`'s text
+#: (second or millisecond precision, whichever the stores use).
+_TS_FORMAT = ("'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'"
+              if format_datetime(dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).endswith(".000Z")
+              else "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'")
 _STORE_OPTIONS = ("schema", "statement_timeout", "count_limit", "count_timeout", "pool_max",
                   "pool_min")
 
@@ -201,10 +207,12 @@ class PostGISStore(Store):
         self.extent_ttl = extent_ttl
         p = urlsplit(conninfo)
         self._where_text = f"{p.hostname or 'localhost'}:{p.port or 5432}{p.path}"
+        kwargs = {"autocommit": True, "connect_timeout": max(1, int(connect_timeout))}
+        if "application_name" not in p.query:
+            kwargs["application_name"] = "tianya"
         self._pool = ConnectionPool(
             conninfo, min_size=int(opts.get("pool_min", 1)),
-            max_size=int(pool_max or opts.get("pool_max", 10)), open=False,
-            kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout))},
+            max_size=int(pool_max or opts.get("pool_max", 10)), open=False, kwargs=kwargs,
             configure=self._configure, check=ConnectionPool.check_connection,
             timeout=connect_timeout, name=f"tianya-{self._where_text}")
         self._opened = False
@@ -219,8 +227,7 @@ class PostGISStore(Store):
 
     def _configure(self, conn: psycopg.Connection) -> None:
         conn.execute("SELECT set_config('statement_timeout', %s, false), "
-                     "set_config('TimeZone', 'UTC', false), "
-                     "set_config('application_name', 'tianya', false)",
+                     "set_config('TimeZone', 'UTC', false)",
                      [f"{int(self.statement_timeout * 1000)}ms"])
 
     def _open(self) -> None:
