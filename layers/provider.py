@@ -157,3 +157,41 @@ class TianyaProvider(BaseProvider):
             feat["properties"] = {k: v for k, v in feat["properties"].items()
                                   if k in self.visible}
         return feat
+
+    # writing (OGC API Features Part 4) -------------------------------------------------------
+
+    def _writable(self):
+        if self.layer.id != "incidents":
+            raise _Refused(InvalidParameter(f"collection {self.layer.id!r} is read-only"))
+
+    def create(self, item):
+        """Intake of a new case: validation, automatic dispatch, history (one transaction)."""
+        from layers import cases
+
+        self._writable()
+        try:
+            feat = cases.create_case(self.store, cases.parse_body(item))
+        except TianyaError as err:
+            raise _translate(err) from None
+        return feat["id"]
+
+    def update(self, identifier, item):
+        """PUT: replace a case's descriptive fields and location (see :func:`replace_case`)."""
+        from layers import cases
+
+        self._writable()
+        try:
+            cases.replace_case(self.store, str(identifier), cases.parse_body(item))
+        except TianyaError as err:
+            raise _translate(err) from None
+        return True
+
+    def delete(self, identifier):
+        from layers import lifecycle
+
+        self._writable()
+        try:
+            lifecycle.delete_case(self.store, str(identifier))
+        except TianyaError as err:
+            raise _translate(err) from None
+        return True

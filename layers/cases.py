@@ -1,0 +1,518 @@
+"""Case intake: validation against the catalogue and automatic dispatch (任务自动分派).
+
+:func:`read_feature` turns a request body into checked properties and a CRS84
+point (refusing with a message that names the field); :func:`locate` and
+:func:`dispatch` find the community, unit grid, grid worker, responsible
+department, deadline and priority; :func:`create_case` writes the case and its
+history in one store transaction. The lifecycle after intake is in
+:mod:`layers.lifecycle`.
+
+Unowned cases (a category whose rule names the territorial unit or no rule, a
+point on no unit grid) and ambiguous ones (a point on the edge of two grids)
+go to the territorial unit (属地管理) with ``territorial`` set: that flag is
+what the supervision screens list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import orjson
+import pyproj
+import shapely
+
+from layers import access
+from layers.catalogue import CATEGORY_CLASS, get_layer
+from layers.errors import InvalidFeature, PayloadTooLarge, choices
+from layers.query import Query
+from layers.rules import load_rules
+from layers.store import Store, normalize_crs
+from layers.worktime import TZ, add_working_time
+
+INCIDENTS = get_layer("incidents")
+#: Largest request body accepted (bytes).
+MAX_BODY = 64 * 1024
+#: ``Content-Crs`` values taken as they are (CRS84 order: lon, lat) or with lat, lon order.
+LONLAT_CRS = ("OGC:CRS84",)
+LATLON_CRS = ("EPSG:4326", "EPSG:4490")
+#: Projected CRSs reprojected to CRS84 on intake.
+PROJECTED_CRS = ("EPSG:3857", "EPSG:32649")
+ACCEPTED_CRS = LONLAT_CRS + LATLON_CRS + PROJECTED_CRS
+#: The ``Content-Crs`` of the request being served (set by the web shell).
+CONTENT_CRS: ContextVar[str | None] = ContextVar("tianya_content_crs", default=None)
+
+#: Properties a reporter may set on intake; dispatchers and admins may add :data:`OVERRIDES`.
+INTAKE_FIELDS = ("title", "description", "case_type", "major_class", "category", "channel",
+                 "nature", "address", "reporter_name", "reporter_phone", "reported_at")
+OVERRIDES = ("priority", "department")
+#: Set by dispatch and the lifecycle, never by a client.
+MANAGED_FIELDS = tuple(f.name for f in INCIDENTS.fields
+                       if f.name not in INTAKE_FIELDS + OVERRIDES)
+#: Snap distance (m) for a point just off the land's unit grids (coastline, rounding).
+SNAP_M = 150.0
+
+
+# --- Parsing and validation -------------------------------------------------------------------
+
+
+def parse_body(body: bytes | str | dict) -> dict:
+    """The JSON object in a request body; 413 when too large, 400 when not a JSON object."""
+    if isinstance(body, dict):
+        return body
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if len(body) > MAX_BODY:
+        raise PayloadTooLarge(f"request body of {len(body)} bytes is larger than the "
+                              f"{MAX_BODY} bytes allowed")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidFeature(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidFeature("request body must be a JSON object (a GeoJSON Feature)")
+    return doc
+
+
+def check_crs(content_crs: str | None) -> str:
+    """The normalised ``Content-Crs`` (default CRS84); 400 naming the accepted ones."""
+    if not content_crs:
+        return "OGC:CRS84"
+    crs = normalize_crs(content_crs.strip().strip("<>"))
+    if crs not in ACCEPTED_CRS:
+        raise InvalidFeature(choices(content_crs, ACCEPTED_CRS, "Content-Crs"))
+    return crs
+
+
+@lru_cache(maxsize=8)
+def _to_crs84(crs: str) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(crs),
+                                       pyproj.CRS.from_user_input("OGC:CRS84"), always_xy=False)
+
+
+def read_point(geometry, crs: str = "OGC:CRS84") -> shapely.Point:
+    """A GeoJSON Point in ``crs`` (axis order of that CRS) as a CRS84 shapely point."""
+    if not isinstance(geometry, dict):
+        raise InvalidFeature("geometry is required: a GeoJSON Point")
+    gtype = geometry.get("type")
+    if gtype != INCIDENTS.geometry_type:
+        raise InvalidFeature(f"geometry type {gtype!r} is not valid for incidents, must be: "
+                             f"{INCIDENTS.geometry_type}")
+    c = geometry.get("coordinates")
+    if (not isinstance(c, list) or len(c) not in (2, 3)
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in c)
+            or not all(math.isfinite(v) for v in c)):
+        raise InvalidFeature("geometry coordinates must be 2 or 3 finite numbers, "
+                             f"got {str(c)[:80]}")
+    x, y = float(c[0]), float(c[1])
+    if crs != "OGC:CRS84":
+        x, y = _to_crs84(crs).transform(x, y)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise InvalidFeature(f"geometry coordinates {c[:2]} are outside the area of {crs}")
+    if not (-180 <= x <= 180 and -90 <= y <= 90):
+        raise InvalidFeature(f"geometry coordinates {c[:2]} are not valid longitude/latitude "
+                             f"in {crs}")
+    return shapely.Point(x, y)
+
+
+def _coerce(name: str, ftype: str, value):
+    """A property value checked against its field type (datetimes parsed, aware UTC)."""
+    bad = InvalidFeature(f"property {name!r} must be of type {ftype}, got {value!r}"[:200])
+    if ftype == "string":
+        if not isinstance(value, str):
+            raise bad
+        if len(value) > 2000:
+            raise InvalidFeature(f"property {name!r} is longer than 2000 characters")
+        return value
+    if ftype == "integer":
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise bad
+        if abs(value) > 2**53:
+            raise bad
+        return int(value)
+    if ftype == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):
+            raise bad
+        return float(value)
+    if ftype == "boolean":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if not isinstance(value, str):
+        raise bad
+    try:
+        if ftype == "date":
+            return dt.date.fromisoformat(value).isoformat()
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad from None
+    if t.tzinfo is None:
+        raise InvalidFeature(f"property {name!r} needs a time zone (e.g. 'Z' or '+08:00'), "
+                             f"got {value!r}")
+    return t.astimezone(dt.UTC)
+
+
+def check_properties(props, allowed, *, required=(), what: str = "on intake") -> dict:
+    """``props`` checked against the incidents fields: names, types, code lists, required.
+
+    Parameters
+    ----------
+    props : dict
+        Submitted properties (``None`` values clear a field).
+    allowed : sequence of str
+        Fields the caller may set here; known fields outside it are refused by name.
+    required : sequence of str
+        Fields that must be present and not null.
+    """
+    if not isinstance(props, dict):
+        raise InvalidFeature("properties must be a JSON object")
+    fmap = INCIDENTS.field_map
+    out = {}
+    for name, value in props.items():
+        if name not in fmap:
+            raise InvalidFeature(choices(name, list(allowed), "property of incidents " + what))
+        if name not in allowed:
+            why = ("is set by dispatch and the case workflow" if name in MANAGED_FIELDS
+                   else "may not be set by this role")
+            raise InvalidFeature(f"property {name!r} {why}, not {what}; allowed: "
+                                 f"{', '.join(allowed)}")
+        f = fmap[name]
+        if value is None:
+            out[name] = None
+            continue
+        value = _coerce(name, f.type, value)
+        if f.codes is not None and value not in f.code_values:
+            raise InvalidFeature(choices(value, f.code_values, f"{name} code"))
+        out[name] = value
+    for name in required:
+        if out.get(name) in (None, ""):
+            raise InvalidFeature(f"property {name!r} is required")
+    return out
+
+
+def read_feature(doc: dict, *, partial: bool = False, allowed=None,
+                 content_crs: str | None = None) -> tuple[dict, shapely.Point | None]:
+    """Properties and CRS84 point of a submitted GeoJSON Feature.
+
+    Parameters
+    ----------
+    doc : dict
+        A GeoJSON Feature; with ``partial`` also a bare properties object.
+    partial : bool
+        A PATCH: nothing is required and the geometry may be absent.
+    allowed : sequence of str, optional
+        Settable fields (default: :data:`INTAKE_FIELDS` plus, for a dispatcher or
+        admin, :data:`OVERRIDES`).
+    content_crs : str, optional
+        The request's ``Content-Crs`` (default: :data:`CONTENT_CRS`, then CRS84).
+    """
+    crs = check_crs(content_crs if content_crs is not None else CONTENT_CRS.get())
+    if allowed is None:
+        allowed = intake_fields(access.CURRENT.get())
+    if doc.get("type") == "Feature":
+        extra = sorted(set(doc) - {"type", "id", "geometry", "properties", "bbox", "links",
+                                   "note"})
+        if extra:
+            raise InvalidFeature(f"unknown member {extra[0]!r} in the Feature")
+        props = doc.get("properties") or {}
+        geometry = doc.get("geometry")
+    elif partial:
+        props, geometry = dict(doc), None
+        props.pop("note", None)
+    else:
+        raise InvalidFeature(f"body must be a GeoJSON Feature, got type {doc.get('type')!r}")
+    required = () if partial else INCIDENTS.required_fields
+    out = check_properties(props, allowed, required=required,
+                           what="in a PATCH" if partial else "on intake")
+    point = None
+    if geometry is not None or not partial:
+        point = read_point(geometry, crs)
+    if "category" in out and out["category"] is not None:
+        case_type, major = CATEGORY_CLASS[out["category"]]
+        for name, want in (("case_type", case_type), ("major_class", major)):
+            if out.get(name) not in (None, want):
+                raise InvalidFeature(f"property {name!r} is {out[name]!r} but category "
+                                     f"{out['category']!r} belongs to {want!r}")
+            out[name] = want
+    return out, point
+
+
+def intake_fields(who: access.Principal) -> tuple[str, ...]:
+    """Fields ``who`` may set on intake."""
+    return INTAKE_FIELDS + (OVERRIDES if who.role in ("dispatcher", "admin") else ())
+
+
+# --- Locating and dispatching -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a point falls: community, unit grid and grid worker (``None`` if unowned)."""
+
+    community_code: str | None
+    grid_code: str | None
+    worker_id: str | None
+    flag: str | None = None  # why the case goes to the territorial unit
+
+
+class Locator:
+    """Point-in-polygon against the district boundary and the unit grids of a store."""
+
+    def __init__(self, store: Store):
+        from geodata.sample import district_boundary
+
+        grids = store.read_frame(get_layer("grid_cells"))
+        self.grids = grids.reset_index(drop=True)
+        self.tree = shapely.STRtree(np.asarray(self.grids.geometry.values))
+        self.district = district_boundary()
+        shapely.prepare(self.district)
+        comm = store.read_frame(get_layer("communities"))
+        self.communities = comm.reset_index(drop=True)
+        self.comm_tree = shapely.STRtree(np.asarray(self.communities.geometry.values))
+        self.utm = pyproj.Transformer.from_crs(4326, 32649, always_xy=True)
+
+    def inside(self, point: shapely.Point) -> bool:
+        return bool(self.district.covers(point))
+
+    def _metres(self, a: shapely.Geometry, b: shapely.Geometry) -> float:
+        pa = shapely.transform(a, lambda c: np.column_stack(self.utm.transform(c[:, 0],
+                                                                               c[:, 1])))
+        pb = shapely.transform(b, lambda c: np.column_stack(self.utm.transform(c[:, 0],
+                                                                               c[:, 1])))
+        return float(pa.distance(pb))
+
+    def place(self, point: shapely.Point) -> Placement:
+        """Community, grid and worker of ``point`` (which must be inside the district)."""
+        hits = self.tree.query(point, predicate="intersects")
+        if len(hits) == 1:
+            g = self.grids.iloc[int(hits[0])]
+            return Placement(g["community_code"], g["grid_code"], g["worker_id"])
+        if len(hits) > 1:
+            g = self.grids.iloc[int(sorted(hits)[0])]
+            codes = ", ".join(sorted(self.grids.iloc[sorted(hits)]["grid_code"]))
+            return Placement(g["community_code"], None, None,
+                             f"ambiguous: on the boundary of unit grids {codes}")
+        j = int(self.tree.nearest(point))
+        g = self.grids.iloc[j]
+        if self._metres(point, g.geometry) <= SNAP_M:
+            return Placement(g["community_code"], g["grid_code"], g["worker_id"])
+        c = self.communities.iloc[int(self.comm_tree.nearest(point))]
+        return Placement(c["code"], None, None, "unowned: the location is on no unit grid; "
+                                                f"nearest community {c['code']}")
+
+
+_LOCATORS: dict[str, Locator] = {}
+
+
+def locator_for(store: Store) -> Locator:
+    """One :class:`Locator` per store location (grids change rarely: restart to refresh)."""
+    loc = _LOCATORS.get(store.url)
+    if loc is None:
+        loc = _LOCATORS[store.url] = Locator(store)
+    return loc
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """The outcome of automatic dispatch for one case."""
+
+    department: str
+    priority: str
+    deadline: dt.datetime
+    placement: Placement
+    territorial: bool
+    reason: str
+
+    def properties(self) -> dict:
+        return {"department": self.department, "priority": self.priority,
+                "deadline": self.deadline, "territorial": self.territorial,
+                "community_code": self.placement.community_code,
+                "grid_code": self.placement.grid_code, "worker_id": self.placement.worker_id}
+
+
+def dispatch(category: str, placement: Placement, at: dt.datetime, *,
+             department: str | None = None, priority: str | None = None) -> Dispatch:
+    """Department, priority, deadline and territorial flag for a case.
+
+    Parameters
+    ----------
+    category : str
+        The case category; its rule (``dispatch_rules.yml``) gives the department,
+        the time limit in working time and the default priority.
+    placement : Placement
+        From :meth:`Locator.place`; a flagged placement sends the case to the
+        territorial unit.
+    at : datetime
+        The dispatch instant (aware); the deadline is this plus the time limit
+        in working hours of the work calendar.
+    department, priority : str, optional
+        A dispatcher's explicit choice, overriding the rule.
+    """
+    rules = load_rules()
+    rule = rules.get(category)
+    limit_h = rule.limit_hours if rule else 16.0
+    pri = priority or (rule.priority if rule else "normal")
+    reasons = []
+    if department:
+        dep = department
+        reasons.append(f"department {dep} chosen by the dispatcher")
+    elif rule is None:
+        dep = "territorial"
+        reasons.append(f"unowned: no dispatch rule for category {category!r}")
+    elif placement.flag:
+        dep = "territorial"
+        reasons.append(placement.flag)
+    else:
+        dep = rule.department
+        reasons.append(f"rule {category} -> {dep}"
+                       + (" (unowned category: territorial unit)" if rule.territorial else ""))
+    deadline = add_working_time(at, hours=limit_h)
+    where = (f"community {placement.community_code}, grid {placement.grid_code}, "
+             f"worker {placement.worker_id}")
+    return Dispatch(dep, pri, deadline, placement, dep == "territorial",
+                    "; ".join(reasons) + f"; {where}; limit {limit_h:g} working hours")
+
+
+# --- Case numbers and intake --------------------------------------------------------------------
+
+
+def next_case_no(store: Store, at: dt.datetime) -> str:
+    """The next case number of ``at``'s local day: ``TY`` + YYYYMMDD + 5-digit serial.
+
+    Call inside the write transaction that inserts the case: the GeoPackage
+    store's transactions are exclusive, so numbers are unique; a server store
+    may race, which :func:`create_case` absorbs by retrying on the key conflict.
+    """
+    day = at.astimezone(TZ).strftime("%Y%m%d")
+    lo = f"TY{day}"
+    hi = f"TY{day}~"
+    from layers.query import parse_filter
+
+    q = Query(where=parse_filter(f"case_no >= '{lo}' AND case_no < '{hi}'"),
+              sortby=[("case_no", False)], properties=["case_no"], skip_geometry=True, limit=1)
+    page = store.query(INCIDENTS, q, count=False)
+    serial = 0
+    if page.features:
+        tail = str(page.features[0]["properties"]["case_no"])[len(lo):]
+        serial = int(tail) if tail.isdigit() else 0
+    return f"{lo}{serial + 1:05d}"
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def create_case(store: Store, doc: dict, who: access.Principal | None = None, *,
+                content_crs: str | None = None, now: dt.datetime | None = None) -> dict:
+    """Validate, dispatch and store a new case with its history; returns the stored feature.
+
+    Everything is written in one store transaction: the case (status
+    ``dispatched``), and history rows for collection, registration and dispatch.
+    """
+    from layers import lifecycle
+    from layers.errors import Conflict
+
+    who = who or access.CURRENT.get()
+    lifecycle.require_role(who, "create", lifecycle.CREATE_ROLES)
+    props, point = read_feature(doc, allowed=intake_fields(who), content_crs=content_crs)
+    loc = locator_for(store)
+    if not loc.inside(point):
+        raise InvalidFeature(
+            f"location ({point.x:.6f}, {point.y:.6f}) is outside Tianya District: "
+            "the case cannot be taken here (report it to the district it falls in)"
+            + _axis_hint(point))
+    now = now or now_utc()
+    reported = props.get("reported_at") or now
+    if reported > now + dt.timedelta(minutes=5):
+        raise InvalidFeature(f"property 'reported_at' ({reported.isoformat()}) is in the future")
+    d = dispatch(props["category"], loc.place(point), now, department=props.pop("department",
+                 None), priority=props.pop("priority", None))
+    props.update(d.properties())
+    props.update(status="dispatched", reported_at=reported, registered_at=now, dispatched_at=now)
+    lifecycle.ensure_tables(store)
+    for attempt in range(5):
+        try:
+            with store.transaction():
+                case_no = next_case_no(store, now)
+                props["case_no"] = case_no
+                store.insert(INCIDENTS, [{"geometry": point, "properties": props}])
+                lifecycle.record(store, case_no, None, "collected", who, at=reported,
+                                 note=f"intake via {props['channel']}")
+                lifecycle.record(store, case_no, "collected", "registered", who, at=now)
+                lifecycle.record(store, case_no, "registered", "dispatched", lifecycle.SYSTEM,
+                                 at=now, note="automatic dispatch: " + d.reason)
+            break
+        except Conflict:
+            if attempt == 4:
+                raise
+    return store.get(INCIDENTS, case_no)
+
+
+def _axis_hint(point: shapely.Point) -> str:
+    if 108 <= point.y <= 111 and 17 <= point.x <= 20:
+        return ("; the coordinates look like latitude/longitude: GeoJSON in CRS84 is "
+                "longitude, latitude (EPSG:4326 in Content-Crs means latitude, longitude)")
+    return ""
+
+
+def edit_fields(who: access.Principal) -> tuple[str, ...]:
+    """Fields ``who`` may change after intake (besides ``status``, a transition)."""
+    return intake_fields(who) if who.role in ("dispatcher", "admin") else ()
+
+
+def patch_case(store: Store, case_no: str, doc: dict, who: access.Principal | None = None, *,
+               content_crs: str | None = None) -> dict:
+    """PATCH: change some properties and/or the location; ``status`` makes a transition.
+
+    ``doc`` is a partial GeoJSON Feature or a bare properties object; a
+    top-level ``note`` is the transition's reason.
+    """
+    from layers import lifecycle
+
+    who = who or access.CURRENT.get()
+    note = doc.get("note")
+    props, point = read_feature(doc, partial=True, allowed=edit_fields(who) + ("status",),
+                                content_crs=content_crs)
+    if not props and point is None:
+        raise InvalidFeature("nothing to change: give properties or a geometry")
+    return lifecycle.edit(store, case_no, props, point, who, note=note)
+
+
+def replace_case(store: Store, case_no: str, doc: dict, who: access.Principal | None = None,
+                 *, content_crs: str | None = None) -> dict:
+    """PUT: replace the descriptive fields and the location of a case.
+
+    Fields set by dispatch and the workflow may be echoed back unchanged (as a
+    GET returned them); a different ``status`` makes a transition, any other
+    difference in them is refused. Descriptive fields left out are cleared.
+    """
+    from layers import lifecycle
+
+    who = who or access.CURRENT.get()
+    lifecycle.require_role(who, "replace a case", lifecycle.EDIT_ROLES)
+    if doc.get("type") != "Feature":
+        raise InvalidFeature(f"body must be a GeoJSON Feature, got type {doc.get('type')!r}")
+    stored = store.get(INCIDENTS, case_no)["properties"]
+    props = dict(doc.get("properties") or {})
+    if not isinstance(doc.get("properties") or {}, dict):
+        raise InvalidFeature("properties must be a JSON object")
+    status = props.pop("status", None)
+    for name in MANAGED_FIELDS:
+        if name in props and name != "status":
+            if props[name] != stored.get(name):
+                raise InvalidFeature(f"property {name!r} is set by dispatch and the case "
+                                     "workflow; send it unchanged or leave it out")
+            props.pop(name)
+    new, point = read_feature(dict(doc, properties=props), allowed=edit_fields(who),
+                              content_crs=content_crs)
+    full = {n: new.get(n) for n in edit_fields(who) if n not in OVERRIDES or n in new}
+    if full.get("reported_at") is None:
+        full.pop("reported_at", None)
+    if status is not None and status != stored.get("status"):
+        full["status"] = status
+    return lifecycle.edit(store, case_no, full, point, who, note=doc.get("note"))

@@ -1,0 +1,251 @@
+"""The case lifecycle: seven stages, returns with reasons, re-dispatch, and the audit history.
+
+Stages of digital urban management (``incidents.status``)::
+
+    collected → registered → dispatched → handling → feedback → closed → evaluated
+                     ↑            ↓           ↓          ↓ (verification failed:
+                     └──────── returned ←─────┘          back to handling)
+
+:data:`TRANSITIONS` lists every legal move with the roles that may make it; a
+move that is not in it is refused with 409 (naming the legal next stages), a
+legal move by the wrong role with 403 (naming the roles that may). A
+department may only act on cases dispatched to it. Returns and rejections need
+a reason. Each move stamps the stage's timestamp (``dispatched_at`` …) and
+writes one row of :data:`HISTORY` (who, role, when, from, to, note) in the
+same transaction.
+
+The history is a catalogue-style :class:`~layers.catalogue.Layer` kept out of
+the published catalogue, so every store keeps it through the ordinary
+:class:`~layers.store.Store` interface.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from layers import access
+from layers.catalogue import STAGES, Field, Layer, get_layer
+from layers.errors import Conflict, Forbidden, InvalidFeature, NotAuthenticated, choices
+from layers.query import Query
+from layers.store import Store
+
+INCIDENTS = get_layer("incidents")
+
+HISTORY = Layer(
+    id="incident_history", zh="案件办理记录", en="Case history",
+    description_zh="案件每次状态变更的审计记录（谁、何时、从、到、备注）。",
+    description_en="Audit trail of every case change (who, when, from, to, note).",
+    geometry_type=None, key="event_id", temporal="at",
+    fields=(
+        Field("event_id", "string", "记录编号", "Event ID"),
+        Field("case_no", "string", "案卷编号", "Case number", required=True, indexed=True),
+        Field("at", "datetime", "时间", "At", required=True),
+        Field("actor", "string", "操作人", "Actor", required=True),
+        Field("role", "string", "角色", "Role", required=True),
+        Field("action", "string", "操作", "Action", required=True),
+        Field("from_status", "string", "原阶段", "From stage"),
+        Field("to_status", "string", "新阶段", "To stage"),
+        Field("note", "string", "备注/理由", "Note or reason"),
+    ),
+)
+
+#: The principal automatic steps are recorded under.
+SYSTEM = access.Principal("automatic dispatch", "admin")
+CREATE_ROLES = ("reporter", "dispatcher", "admin")
+EDIT_ROLES = ("dispatcher", "admin")
+DELETE_ROLES = ("admin",)
+
+_D, _DEP, _A, _R = "dispatcher", "department", "admin", "reporter"
+#: (from, to) → roles allowed to make the move.
+TRANSITIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("collected", "registered"): (_D, _A),
+    ("collected", "returned"): (_D, _A),
+    ("registered", "dispatched"): (_D, _A),
+    ("registered", "returned"): (_D, _A),
+    ("dispatched", "handling"): (_DEP, _A),
+    ("dispatched", "returned"): (_DEP, _D, _A),   # wrong department: back to the center
+    ("handling", "feedback"): (_DEP, _A),
+    ("handling", "returned"): (_DEP, _D, _A),
+    ("feedback", "closed"): (_D, _A),             # the inspector verified on site
+    ("feedback", "handling"): (_D, _A),           # verification failed: handle again
+    ("closed", "evaluated"): (_D, _R, _A),
+    ("returned", "dispatched"): (_D, _A),         # re-dispatch
+    ("returned", "registered"): (_D, _A),
+}
+#: Moves that need a reason in ``note``.
+NEEDS_REASON = {(a, b) for a, b in TRANSITIONS if b == "returned"} | {("feedback", "handling")}
+#: Timestamp field stamped on entering a stage.
+STAMPS = {"registered": "registered_at", "dispatched": "dispatched_at",
+          "feedback": "handled_at", "closed": "closed_at", "evaluated": "evaluated_at"}
+STAGE_CODES = tuple(c.code for c in STAGES)
+
+
+def next_stages(status: str) -> list[str]:
+    """Stages reachable from ``status``."""
+    return [b for (a, b) in TRANSITIONS if a == status]
+
+
+def ensure_tables(store: Store) -> None:
+    """Create the history table if the store lacks it."""
+    store.ensure_layer(HISTORY)
+
+
+def require_role(who: access.Principal, action: str, roles) -> None:
+    """401 for the public, 403 naming the roles when ``who`` may not ``action``."""
+    if who.role in roles:
+        return
+    if who.role == "public":
+        raise NotAuthenticated(f"{action} needs an API key with one of the roles: "
+                               f"{', '.join(roles)}")
+    raise Forbidden(f"role {who.role!r} may not {action}; allowed roles: {', '.join(roles)}")
+
+
+def record(store: Store, case_no: str, from_status: str | None, to_status: str | None,
+           who: access.Principal, *, at: dt.datetime, note: str | None = None,
+           action: str = "transition") -> None:
+    """Append one history row (call inside the transaction that makes the change)."""
+    store.insert(HISTORY, [{"geometry": None, "properties": {
+        "event_id": uuid.uuid4().hex, "case_no": case_no, "at": at, "actor": who.name,
+        "role": who.role, "action": action, "from_status": from_status,
+        "to_status": to_status, "note": note}}])
+
+
+def history(store: Store, case_no: str) -> list[dict]:
+    """The history rows of one case, oldest first (empty list if none)."""
+    if not store.has_layer(HISTORY):
+        return []
+    q = Query(equals={"case_no": case_no}, sortby=[("at", True)], limit=10_000,
+              skip_geometry=True)
+    rows = [f["properties"] for f in store.query(HISTORY, q, count=False).features]
+    return rows
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def check_transition(case: dict, to: str, who: access.Principal, note: str | None) -> None:
+    """Raise unless ``who`` may move ``case`` (a stored feature) to ``to``."""
+    if to not in STAGE_CODES:
+        raise InvalidFeature(choices(to, STAGE_CODES, "stage (to)"))
+    props = case["properties"]
+    frm = props["status"]
+    roles = TRANSITIONS.get((frm, to))
+    if roles is None:
+        legal = ", ".join(next_stages(frm)) or "none"
+        raise Conflict(f"case {props['case_no']} is {frm!r}: it cannot move to {to!r}; "
+                       f"legal next stages: {legal}")
+    require_role(who, f"move a case from {frm!r} to {to!r}", roles)
+    if who.role == "department" and props.get("department") != who.department:
+        raise Forbidden(f"case {props['case_no']} is dispatched to "
+                        f"{props.get('department')!r}, not to {who.department!r}")
+    if (frm, to) in NEEDS_REASON and not (note and note.strip()):
+        raise InvalidFeature(f"moving from {frm!r} to {to!r} needs a reason in 'note'")
+
+
+def transition(store: Store, case_no: str, to: str, who: access.Principal | None = None, *,
+               note: str | None = None, department: str | None = None,
+               satisfaction: int | None = None, now: dt.datetime | None = None) -> dict:
+    """Move a case to stage ``to``; returns the updated feature.
+
+    Parameters
+    ----------
+    department : str, optional
+        On (re-)dispatch, the department to send the case to (default: keep).
+        The deadline restarts from the dispatch instant.
+    satisfaction : int, optional
+        On evaluation, the 1–5 satisfaction score.
+    """
+    from layers.cases import dispatch
+
+    who = who or access.CURRENT.get()
+    if note is not None and (not isinstance(note, str) or len(note) > 2000):
+        raise InvalidFeature("note must be a text of at most 2000 characters")
+    if department is not None and to != "dispatched":
+        raise InvalidFeature("department can only be given when dispatching")
+    if satisfaction is not None and to != "evaluated":
+        raise InvalidFeature("satisfaction can only be given when evaluating")
+    if satisfaction is not None and (isinstance(satisfaction, bool)
+                                     or satisfaction not in (1, 2, 3, 4, 5)):
+        raise InvalidFeature(f"satisfaction must be an integer from 1 to 5, got {satisfaction!r}")
+    dep_field = INCIDENTS.field("department")
+    if department is not None and department not in dep_field.code_values:
+        raise InvalidFeature(choices(department, dep_field.code_values, "department"))
+    ensure_tables(store)
+    now = now or _now()
+    with store.transaction():
+        case = store.get_for_update(INCIDENTS, case_no)
+        check_transition(case, to, who, note)
+        props = case["properties"]
+        frm = props["status"]
+        changes: dict = {"status": to}
+        if to in STAMPS:
+            changes[STAMPS[to]] = now
+        if to == "dispatched":
+            from layers.cases import Placement
+
+            place = Placement(props.get("community_code"), props.get("grid_code"),
+                              props.get("worker_id"))
+            d = dispatch(props["category"], place, now,
+                         department=department or props.get("department"),
+                         priority=props.get("priority"))
+            changes.update(department=d.department, deadline=d.deadline,
+                           territorial=d.department == "territorial")
+            note = (note + "; " if note else "") + f"dispatched to {d.department}, deadline " \
+                f"{d.deadline.isoformat()}"
+        if to == "evaluated" and satisfaction is not None:
+            changes["satisfaction"] = satisfaction
+        store.update(INCIDENTS, case_no, changes)
+        record(store, case_no, frm, to, who, at=now, note=note)
+    return store.get(INCIDENTS, case_no)
+
+
+def edit(store: Store, case_no: str, props: dict, geometry=None,
+         who: access.Principal | None = None, *, note: str | None = None,
+         now: dt.datetime | None = None) -> dict:
+    """Change descriptive fields (and the location) of a case, with a history row.
+
+    A new location is placed again (community, grid, worker); ``status`` in
+    ``props`` is made as a :func:`transition` in the same transaction.
+    """
+    from layers.cases import locator_for
+
+    who = who or access.CURRENT.get()
+    props = dict(props)
+    to = props.pop("status", None)
+    if props or geometry is not None:
+        require_role(who, "edit a case", EDIT_ROLES)
+    ensure_tables(store)
+    now = now or _now()
+    with store.transaction():
+        case = store.get_for_update(INCIDENTS, case_no)
+        if geometry is not None:
+            loc = locator_for(store)
+            if not loc.inside(geometry):
+                raise InvalidFeature(f"location ({geometry.x:.6f}, {geometry.y:.6f}) is "
+                                     "outside Tianya District")
+            p = loc.place(geometry)
+            props.update(community_code=p.community_code, grid_code=p.grid_code,
+                         worker_id=p.worker_id)
+        changed = sorted(k for k, v in props.items() if case["properties"].get(k) != v)
+        if props or geometry is not None:
+            store.update(INCIDENTS, case_no, props, geometry)
+            record(store, case_no, case["properties"]["status"], None, who, at=now,
+                   action="edit", note="changed: " + (", ".join(changed) or "nothing")
+                   + (" and location" if geometry is not None else ""))
+        if to is not None:
+            transition(store, case_no, to, who, note=note, now=now)
+    return store.get(INCIDENTS, case_no)
+
+
+def delete_case(store: Store, case_no: str, who: access.Principal | None = None) -> None:
+    """Delete a case (admin only); its history is kept with a ``delete`` row."""
+    who = who or access.CURRENT.get()
+    require_role(who, "delete a case", DELETE_ROLES)
+    ensure_tables(store)
+    with store.transaction():
+        case = store.get_for_update(INCIDENTS, case_no)
+        store.delete(INCIDENTS, case_no)
+        record(store, case_no, case["properties"]["status"], None, who, at=_now(),
+               action="delete")
