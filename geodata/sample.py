@@ -32,7 +32,6 @@ import shapely
 from layers.catalogue import (
     CATEGORIES,
     CATEGORY_CLASS,
-    CHANNELS,
     COMPONENT_SUBCLASSES,
     DEPARTMENTS,
     DISTRICT_CODE,
@@ -55,16 +54,15 @@ COASTLINE = [(109.180, 18.372), (109.227, 18.348), (109.26, 18.330), (109.30, 18
              (109.497, 18.252), (109.515, 18.228), (109.54, 18.20)]
 URBAN_CENTRE = (109.485, 18.290)
 
-COMMUNITY_NAMES = [
-    "金鸡岭社区", "新风社区", "解放社区", "春光社区", "友谊社区", "新建社区", "三亚湾社区", "海坡社区",
-    "天涯社区", "凤凰社区", "水蛟社区", "南新社区", "港门社区", "海罗社区", "鹿回头社区", "月川社区",
-    "东岸社区", "红沙社区", "金鸡社区", "山海社区", "椰林社区", "海滨社区", "新港社区", "滨海社区",
-    "榆亚社区",
-]
-VILLAGE_NAMES = [
-    "台楼村", "抱龙村", "红塘村", "光明村", "黑土村", "文门村", "布曲村", "立新村", "高峰村", "龙坡村",
-    "槟榔村", "妙林村", "羊栏村", "南岛村", "扎南村", "过岭村", "马脚村", "梅村", "雅亮村",
-]
+COMMUNITY_NAMES = (
+    "金鸡岭社区 新风社区 解放社区 春光社区 友谊社区 新建社区 三亚湾社区 海坡社区 天涯社区 "
+    "凤凰社区 水蛟社区 南新社区 港门社区 海罗社区 鹿回头社区 月川社区 东岸社区 红沙社区 "
+    "金鸡社区 山海社区 椰林社区 海滨社区 新港社区 滨海社区 榆亚社区"
+).split()
+VILLAGE_NAMES = (
+    "台楼村 抱龙村 红塘村 光明村 黑土村 文门村 布曲村 立新村 高峰村 龙坡村 槟榔村 妙林村 "
+    "羊栏村 南岛村 扎南村 过岭村 马脚村 梅村 雅亮村"
+).split()
 SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何林符吉邢云羊")
 GIVEN = list("明华强伟芳秀英丽军杰磊静敏燕平刚桂兰海亮新春")
 
@@ -662,7 +660,8 @@ def ground_truth() -> pd.DataFrame:
     return pd.DataFrame([p.__dict__ for p in planted_patterns()])
 
 
-def generate(seed: int = DEFAULT_SEED, n_incidents: int | None = None) -> dict[str, gpd.GeoDataFrame]:
+def generate(seed: int = DEFAULT_SEED,
+             n_incidents: int | None = None) -> dict[str, gpd.GeoDataFrame]:
     """Generate every layer.
 
     Parameters

@@ -421,7 +421,8 @@ def _register(layer: Layer) -> Layer:
 
 _register(Layer(
     id="incidents", zh="事件处置", en="Incidents",
-    description_zh="市民诉求与城市管理案件：来源渠道、类别、办理阶段、派遣部门与时限。" + SYNTHETIC_ZH,
+    description_zh="市民诉求与城市管理案件：来源渠道、类别、办理阶段、派遣部门与时限。"
+                   + SYNTHETIC_ZH,
     description_en="Citizen cases and urban-management incidents: channel, category, stage, "
                    "dispatched department and deadline. " + SYNTHETIC_EN,
     geometry_type="Point", key="case_no", temporal="reported_at", editable=True,
@@ -581,7 +582,8 @@ _register(Layer(
 
 _register(Layer(
     id="urban_fixtures", zh="城市部件", en="Urban fixtures",
-    description_zh="城市管理部件（GB/T 30428）：16位部件编码、类别、状态与权属部门。" + SYNTHETIC_ZH,
+    description_zh="城市管理部件（GB/T 30428）：16位部件编码、类别、状态与权属部门。"
+                   + SYNTHETIC_ZH,
     description_en="Urban management components (GB/T 30428): 16-digit code, class, state "
                    "and responsible departments. " + SYNTHETIC_EN,
     geometry_type="Point", key="component_code", temporal="updated_at",
@@ -629,7 +631,8 @@ _register(Layer(
 
 _register(Layer(
     id="grid_cells", zh="单元网格", en="Unit grids",
-    description_zh="网格化管理单元网格：15位网格编码=区(6)+街道(3)+社区(3)+序号(3)。" + SYNTHETIC_ZH,
+    description_zh="网格化管理单元网格：15位网格编码=区(6)+街道(3)+社区(3)+序号(3)。"
+                   + SYNTHETIC_ZH,
     description_en="Unit grids of grid management: 15-digit code = district(6) + street(3) + "
                    "community(3) + serial(3). " + SYNTHETIC_EN,
     geometry_type="Polygon", key="grid_code",

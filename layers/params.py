@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 
+import numpy as np
 from pygeofilter import ast, values
 
 from layers.catalogue import Layer
@@ -131,6 +132,37 @@ def check_items_params(layer: Layer, params: Mapping[str, str],
         if params.get("filter-lang") == "cql2-json" or params["filter"].lstrip().startswith("{"):
             out["filter"] = to_cql2_text(node)
             out["filter-lang"] = "cql2-text"
+    if "bbox-crs" in params and params["bbox-crs"] != SUPPORTED_CRS[0]:
+        out = _projected_bbox_as_filter(out)
+    return out
+
+
+def _projected_bbox_as_filter(params: dict[str, str]) -> dict[str, str]:
+    """A bbox in another CRS as the exact CRS84 polygon it covers, as a CQL2 filter.
+
+    pygeoapi transforms only a bbox's two corners, which in a projected CRS is not
+    the area asked for; the densified outline is (to well under a metre).
+    """
+    import pyproj
+    import shapely
+
+    nums = [float(v) for v in params["bbox"].split(",")]
+    lo, hi = (nums[:2], nums[2:]) if len(nums) == 4 else (nums[:2], nums[3:5])
+    crs = pyproj.CRS.from_user_input("EPSG:" + params["bbox-crs"].rsplit("/", 1)[-1])
+    t = pyproj.Transformer.from_crs(crs, "OGC:CRS84")  # both in authority axis order
+    ring = shapely.box(lo[0], lo[1], hi[0], hi[1])
+    step = max(hi[0] - lo[0], hi[1] - lo[1]) / 64
+    ring = shapely.segmentize(ring, step) if step > 0 else ring
+    poly = shapely.transform(ring, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+    out = {k: v for k, v in params.items() if k not in ("bbox", "bbox-crs")}
+    spatial = f"S_INTERSECTS(geometry, {shapely.to_wkt(poly, rounding_precision=9)})"
+    if "filter" in out:
+        if out.get("filter-crs", SUPPORTED_CRS[0]) != SUPPORTED_CRS[0]:
+            raise InvalidParameter("bbox-crs with a projected CRS cannot be combined with a "
+                                   "filter in another filter-crs; send both in one CRS")
+        spatial = f"({spatial}) AND ({out['filter']})"
+    out["filter"] = spatial
+    out["filter-lang"] = "cql2-text"
     return out
 
 

