@@ -22,10 +22,11 @@ import re
 import tempfile
 from urllib.parse import parse_qsl, urlencode
 
-from layers import access
+from layers import access, cases
 from layers.catalogue import LAYERS
-from layers.errors import InvalidParameter, NotFound, TianyaError
+from layers.errors import InvalidParameter, NotFound, PayloadTooLarge, TianyaError
 from layers.params import check_items_params
+from tianya import api, open311
 
 _ITEMS = re.compile(r"^/collections/([^/]+)/items(?:/([^/]+))?/?$")
 _COLLECTION = re.compile(r"^/collections/([^/]+)(?:/(queryables|schema))?/?$")
@@ -39,7 +40,8 @@ def _error(start_response, err: TianyaError):
     if err.status == 401:
         headers.append(("WWW-Authenticate", 'Bearer realm="tianya"'))
     reason = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-              409: "Conflict", 413: "Payload Too Large", 503: "Service Unavailable"}
+              405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
+              503: "Service Unavailable"}
     start_response(f"{err.status} {reason.get(err.status, 'Error')}", headers)
     return [body]
 
@@ -63,13 +65,41 @@ class Shell:
         except TianyaError as err:
             return _error(start_response, err)
         token = access.CURRENT.set(who)
+        crs_token = cases.CONTENT_CRS.set(environ.get("HTTP_CONTENT_CRS"))
         try:
+            path = environ.get("PATH_INFO", "") or "/"
+            if path.startswith(open311.PREFIX + "/"):
+                return open311.app(environ, start_response)
+            self._check_body(environ)
+            if api.handles(path) and (environ.get("REQUEST_METHOD") == "PATCH"
+                                      or not path.startswith("/collections/")):
+                return api.app(environ, start_response)
             self._check(environ)
             return self.app(environ, start_response)
         except TianyaError as err:
             return _error(start_response, err)
         finally:
+            cases.CONTENT_CRS.reset(crs_token)
             access.CURRENT.reset(token)
+
+    @staticmethod
+    def _check_body(environ) -> None:
+        """Refuse oversized bodies (413) and check ``Content-Crs`` before any write."""
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("POST", "PUT", "PATCH"):
+            return
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise InvalidParameter("Content-Length is not a number") from None
+        if length > cases.MAX_BODY:
+            raise PayloadTooLarge(f"request body of {length} bytes is larger than the "
+                                  f"{cases.MAX_BODY} bytes allowed")
+        if environ.get("HTTP_CONTENT_CRS"):
+            cases.check_crs(environ["HTTP_CONTENT_CRS"])
+        ctype = environ.get("CONTENT_TYPE", "")
+        if ctype.split(";")[0].strip().lower() == "application/geo+json":
+            environ["CONTENT_TYPE"] = "application/geo+json"  # pygeoapi compares it exactly
 
     def _check(self, environ) -> None:
         path = environ.get("PATH_INFO", "") or "/"
