@@ -17,9 +17,12 @@ Schema
     descending, as in SQLite.
 
 GeoJSON in the database
-    Pages are built by PostgreSQL (``ST_AsGeoJSON`` + ``json_build_object`` +
-    ``json_agg``) and arrive as one JSON text that ``orjson`` parses: no
-    per-geometry work in Python. ``target_crs`` is applied with ``ST_Transform``
+    Geometries are written as GeoJSON by PostGIS (``ST_AsGeoJSON``, 15 decimals)
+    and a page's geometries are parsed by ``orjson`` in one call; properties
+    arrive as typed columns (datetimes already formatted by ``to_char``). No
+    per-geometry work in Python. (Building whole features with
+    ``json_build_object``/``json_agg`` was measured 1.7× slower: it looks up
+    every argument's type for every row.) ``target_crs`` is applied with ``ST_Transform``
     and, for CRSs whose authority axis order is latitude first (EPSG:4326,
     EPSG:4490), ``ST_FlipCoordinates``; CRSs that are not EPSG codes known to
     ``spatial_ref_sys`` fall back to the shared pyproj path.
@@ -516,7 +519,7 @@ class PostGISStore(Store):
         """SQL for a row's GeoJSON geometry, and whether Python must transform instead."""
         g = f"{alias}geom"
         if not needs_transform(target_crs):
-            return f"ST_AsGeoJSON({g}, 15, 0)::json", False
+            return f"ST_AsGeoJSON({g}, 15, 0)", False
         crs = normalize_crs(target_crs)
         srid = self._srid(crs)
         if srid is None:
@@ -524,7 +527,7 @@ class PostGISStore(Store):
         g = f"ST_Transform({g}, {int(srid)})"
         if _lat_first(crs):
             g = f"ST_FlipCoordinates({g})"
-        return f"ST_AsGeoJSON({g}, 15, 0)::json", False
+        return f"ST_AsGeoJSON({g}, 15, 0)", False
 
     def _property_sql(self, layer: Layer, name: str, alias: str) -> str:
         f = layer.field(name)
@@ -535,24 +538,23 @@ class PostGISStore(Store):
             return f"to_char({col}, 'YYYY-MM-DD')"
         return col
 
-    def _feature_sql(self, layer: Layer, q: Query, target_crs: str | None,
-                     alias: str) -> tuple[str, bool]:
-        names = q.properties if q.properties is not None else [f.name for f in layer.fields]
-        props = ", ".join(f"{_literal(n)}, {self._property_sql(layer, n, alias)}" for n in names)
-        geom, python_geom = "NULL", False
-        if layer.geometry_type and not q.skip_geometry:
-            sql, python_geom = self._geometry_sql(target_crs, alias)
-            geom = sql or "NULL"
-        feature = (f"json_build_object('type', 'Feature', 'id', {alias}{_ident(layer.key)}, "
-                   f"'geometry', {geom}, 'properties', json_build_object({props}))")
-        return feature, python_geom
-
     def _page_sql(self, layer: Layer, q: Query, target_crs: str | None, where: list[str],
-                  params: list, limit: int | None, offset: int,
-                  key: str | None = None) -> tuple[str, list, bool]:
+                  params: list, limit: int | None, offset: int
+                  ) -> tuple[str, list, list[str], str | None]:
+        """The page statement: key, geometry (GeoJSON text or WKB), then the properties.
+
+        Returns the SQL, its parameters, the property names and the geometry mode
+        (``'json'``: GeoJSON text from PostGIS, ``'wkb'``: pyproj transforms, None).
+        """
         t = self.table(layer)
-        feature, python_geom = self._feature_sql(layer, q, target_crs, "r.")
-        wkb = ", array_agg(ST_AsBinary(r.geom) ORDER BY {o})" if python_geom else ""
+        names = list(q.properties) if q.properties is not None else [
+            f.name for f in layer.fields]
+        cols, mode = [f"r.{_ident(layer.key)}"], None
+        if layer.geometry_type and not q.skip_geometry:
+            sql, python_geom = self._geometry_sql(target_crs, "r.")
+            mode = "wkb" if python_geom else "json"
+            cols.append("ST_AsBinary(r.geom)" if python_geom else sql)
+        cols += [self._property_sql(layer, n, "r.") for n in names]
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         tail, tail_params = "", []
         if limit is not None:
@@ -564,26 +566,29 @@ class PostGISStore(Store):
         if offset:  # deferred join: skipped rows cost an index walk, not their columns
             inner = f"SELECT fid FROM {t}{cond} ORDER BY {self._order(layer, q)}{tail}"
             src = f"{t} r JOIN ({inner}) p ON r.fid = p.fid"
-        else:
+        else:  # columns and geometry are computed for the page's rows only
             src = f"(SELECT * FROM {t}{cond} ORDER BY {self._order(layer, q)}{tail}) r"
-        order = self._order(layer, q, "r.")
-        sql = (f"SELECT coalesce(json_agg({feature} ORDER BY {order}), '[]')::text"
-               f"{wkb.format(o=order)} FROM {src}")
-        return sql, params + tail_params, python_geom
+        sql = f"SELECT {', '.join(cols)} FROM {src} ORDER BY {self._order(layer, q, 'r.')}"
+        return sql, params + tail_params, names, mode
 
     def _features(self, conn, layer: Layer, q: Query, target_crs: str | None,
                   where: list[str], params: list, limit: int | None,
                   offset: int) -> list[dict]:
-        sql, ps, python_geom = self._page_sql(layer, q, target_crs, where, params, limit,
-                                              offset)
-        row = conn.execute(sql, ps).fetchone()
-        feats = orjson.loads(row[0])
-        if python_geom:
-            geoms = shapely.from_wkb(row[1] or [])
-            gj = geometries_to_geojson(transform_geometries(geoms, target_crs))
-            for f, g in zip(feats, gj, strict=True):
-                f["geometry"] = g
-        return feats
+        sql, ps, names, mode = self._page_sql(layer, q, target_crs, where, params, limit,
+                                               offset)
+        rows = conn.execute(sql, ps).fetchall()
+        if mode == "json":  # PostGIS wrote the GeoJSON; one parse for the whole page
+            geoms = orjson.loads(b"[" + b",".join(
+                b"null" if r[1] is None else r[1].encode() for r in rows) + b"]")
+        elif mode == "wkb":
+            geoms = geometries_to_geojson(transform_geometries(
+                shapely.from_wkb([r[1] for r in rows]), target_crs))
+        else:
+            geoms = [None] * len(rows)
+        off = 1 if mode is None else 2
+        return [{"type": "Feature", "id": r[0], "geometry": g,
+                 "properties": dict(zip(names, r[off:], strict=True))}
+                for r, g in zip(rows, geoms, strict=True)]
 
     def query(self, layer: Layer, q: Query, *, count: bool = True,
               target_crs: str | None = None) -> Page:

@@ -411,7 +411,7 @@ def test_numbermatched_is_omitted_not_estimated(pg, pg_url, schema):
 def test_deep_page_uses_deferred_join(pg):
     layer = LAYERS["incidents"]
     where, params = pg._where(layer, Query())
-    sql, ps, _ = pg._page_sql(layer, Query(offset=1000, limit=10), None, where, params, 10, 1000)
+    sql, ps, _, _ = pg._page_sql(layer, Query(offset=1000, limit=10), None, where, params, 10, 1000)
     with pg.transaction() as conn:
         plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, ps))
     # only fids are walked for the skipped rows; the geometry work is on the joined page
