@@ -63,7 +63,10 @@ def collection(layer: Layer) -> dict:
 
 def build_config() -> dict:
     """The whole pygeoapi configuration."""
+    from analytics.processes import process_resources  # light: metadata only
+
     resources = {lid: collection(layer) for lid, layer in LAYERS.items()}
+    resources.update(process_resources())
     resources.update(EXTRA_RESOURCES)
     return {
         "server": {
@@ -79,8 +82,11 @@ def build_config() -> dict:
             "limits": {"default_items": 100, "max_items": 10000, "on_exceed": "throttle"},
             "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                     "attribution": "&copy; OpenStreetMap contributors"},
-            "manager": {"name": "TinyDB", "connection": "${TIANYA_JOBS:-/tmp/tianya-jobs.db}",
-                        "output_dir": "/tmp/"},
+            # analytics.jobs.JobManager: pygeoapi's TinyDB manager with atomic writes, input
+            # checks before a job exists and restart recovery (see its module docstring)
+            "manager": {"name": "analytics.jobs.JobManager",
+                        "connection": "${TIANYA_JOBS:-/tmp/tianya-jobs.db}",
+                        "output_dir": "${TIANYA_JOB_RESULTS:-/tmp/tianya-job-results}"},
         },
         "logging": {"level": "${TIANYA_LOG_LEVEL:-ERROR}"},
         "metadata": {
@@ -112,7 +118,8 @@ def build_config() -> dict:
 
 HEADER = ("# Generated from the layer catalogue by `tianya config`: edit layers/catalogue.py "
           "(or tianya/config.py) and regenerate.\n# ${VAR:-default} placeholders are resolved "
-          "by pygeoapi at start-up (TIANYA_DATA, TIANYA_URL, TIANYA_JOBS, TIANYA_LOG_LEVEL).\n")
+          "by pygeoapi at start-up (TIANYA_DATA, TIANYA_URL, TIANYA_JOBS, TIANYA_JOB_RESULTS,\n"
+          "# TIANYA_LOG_LEVEL).\n")
 
 
 def render() -> str:

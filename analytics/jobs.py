@@ -1,0 +1,179 @@
+"""The process job manager: pygeoapi's TinyDB manager, made safe for gunicorn and restarts.
+
+Configured in ``server.manager`` (``name: analytics.jobs.JobManager``; ``connection`` is the
+TinyDB file, ``${TIANYA_JOBS:-/tmp/tianya-jobs.db}``; ``output_dir`` holds the results,
+``${TIANYA_JOB_RESULTS:-/tmp/tianya-job-results}``).  Jobs and results are files, so a job's
+status and result can be read from any gunicorn worker and after the server restarts.
+
+What it changes in :class:`pygeoapi.process.manager.tinydb_.TinyDBManager` (pygeoapi 0.24):
+
+* **Inputs are checked before the job exists.**  pygeoapi turns every exception raised inside a
+  processor into a failed job answered with HTTP 400 (sync) or 201 and a failed job (async).
+  :meth:`JobManager.execute_process` first calls the processor's ``check_inputs`` and answers a
+  :class:`~layers.errors.TianyaError` with its own status: 400 with the valid choices, 401/403
+  for a layer the caller may not read.
+* **Atomic writes.**  TinyDB's JSON storage rewrites the file in place (seek, write,
+  truncate): a worker killed mid-write leaves a corrupt database and every later request fails.
+  :class:`AtomicJSONStorage` writes a temporary file and renames it over the database.  Every
+  access still holds pygeoapi's cross-process file lock (``<connection>.lock``), so the
+  workers of one server (or several servers sharing the file) see one consistent history; the
+  lock object is per access, not shared between the threads of a worker.
+* **Interrupted jobs are marked failed.**  An asynchronous job runs in a thread of the worker
+  that accepted it; if that process dies (restart, crash) the job would stay ``running``
+  forever.  Each job's owner (host and pid) is recorded in a side table; when a manager starts
+  (every worker, at start-up) jobs still ``accepted``/``running`` whose owner process on this
+  host is gone are marked ``failed`` with a message asking to resubmit.
+
+Not solved here: jobs are not resumed after a restart (they are marked failed), results are never
+cleaned up, and several *hosts* need a shared database (pygeoapi's ``PostgreSQL`` manager)
+instead of a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import tinydb
+from filelock import FileLock
+from pygeoapi.process.base import ProcessorExecuteError
+from pygeoapi.process.manager.tinydb_ import TinyDBManager
+from pygeoapi.util import JobStatus, get_current_datetime
+from tinydb.storages import Storage
+
+from layers.errors import TianyaError
+
+__all__ = ["AtomicJSONStorage", "JobManager", "ProcessInputError"]
+
+OWNERS = "owners"
+
+
+class AtomicJSONStorage(Storage):
+    """TinyDB storage that replaces the JSON file atomically on every write."""
+
+    def __init__(self, path: str, **kwargs):
+        self.path = str(path)
+
+    def read(self):
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                text = fh.read()
+        except FileNotFoundError:
+            return None
+        return json.loads(text) if text.strip() else None
+
+    def write(self, data) -> None:
+        tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessInputError(ProcessorExecuteError):
+    """A :class:`~layers.errors.TianyaError` raised while checking inputs, with its status."""
+
+    def __init__(self, err: TianyaError):
+        super().__init__(str(err), user_msg=str(err))
+        self.http_status_code = err.status
+        self.ogc_exception_code = err.ogc_code
+
+
+class JobManager(TinyDBManager):
+    """pygeoapi TinyDB job manager with input checks, atomic writes and restart recovery."""
+
+    def __init__(self, manager_def: dict):
+        super().__init__(manager_def)
+        Path(self.connection).parent.mkdir(parents=True, exist_ok=True)
+        if self.output_dir is not None:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.host = socket.gethostname()
+        self.recover()
+
+    @contextmanager
+    def _db(self):
+        lock = FileLock(f"{self.connection}.lock")  # per access: threads never share it
+        with lock:
+            with tinydb.TinyDB(self.connection, storage=AtomicJSONStorage) as db:
+                yield db
+
+    def destroy(self) -> bool:
+        with self._db() as db:
+            db.drop_tables()
+        return True
+
+    def add_job(self, job_metadata: dict) -> str:
+        with self._db() as db:
+            doc_id = db.insert(job_metadata)
+            db.table(OWNERS).insert({"identifier": job_metadata["identifier"],
+                                     "host": self.host, "pid": os.getpid()})
+        return doc_id
+
+    def delete_job(self, job_id: str) -> bool:
+        removed = super().delete_job(job_id)
+        with self._db() as db:
+            db.table(OWNERS).remove(tinydb.where("identifier") == job_id)
+        return removed
+
+    def recover(self) -> int:
+        """Mark failed the unfinished jobs whose owner process (on this host) is gone.
+
+        Returns
+        -------
+        int
+            Jobs marked failed.
+        """
+        unfinished = (JobStatus.accepted.value, JobStatus.running.value)
+        marked = 0
+        with self._db() as db:
+            owners = {o["identifier"]: o for o in db.table(OWNERS).all()}
+            for job in db.all():
+                if job.get("status") not in unfinished:
+                    continue
+                owner = owners.get(job.get("identifier"))
+                if owner is None or owner.get("host") != self.host or _alive(owner["pid"]):
+                    continue
+                now = get_current_datetime()
+                db.update({"status": JobStatus.failed.value, "finished": now, "updated": now,
+                           "message": "interrupted: the server stopped before the job "
+                                      "finished; submit it again"},
+                          tinydb.where("identifier") == job["identifier"])
+                marked += 1
+        return marked
+
+    def execute_process(self, process_id, data_dict, execution_mode=None,
+                        requested_outputs=None, subscriber=None,
+                        requested_response="raw"):
+        """Check the inputs (see the module docstring), then pygeoapi's execution."""
+        processor = self.get_processor(process_id)
+        check = getattr(processor, "check_inputs", None)
+        if check is not None:
+            try:
+                check(data_dict)
+            except TianyaError as err:
+                raise ProcessInputError(err) from None
+        return super().execute_process(process_id, data_dict, execution_mode=execution_mode,
+                                       requested_outputs=requested_outputs,
+                                       subscriber=subscriber,
+                                       requested_response=requested_response)
+
+    def __repr__(self):
+        return f"<JobManager> {self.connection}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
