@@ -4,8 +4,9 @@ Every catalogue layer present in the GeoPackage (or the ones asked for) is
 recreated in PostGIS with the catalogue's DDL and streamed across with
 psycopg 3's ``cursor.copy`` in chunks, geometries as hex EWKB: no GeoDataFrame
 in between, constant memory, ``fid`` values (and so the features' order) kept.
-Indexes are built after the data, then the table is ``VACUUM (ANALYZE)``-ed so
-index-only scans (deep pages, counts) work at once. Each layer is one
+Rows are copied ``FREEZE`` (all-visible at once, so index-only scans for deep
+pages and counts need no ``VACUUM``), indexes are built after the data, then the
+table is ``ANALYZE``-d. Each layer is one
 transaction: a failed layer leaves the previous table as it was.
 
 Examples
@@ -74,12 +75,12 @@ def load_layer(src: GeoPackageStore, dst: PostGISStore, layer: Layer, *,
         with dst.transaction() as conn:
             dst.create_layer(conn, layer, indexes=False)
             for rows in _rows(src, layer, chunk):
-                n += dst.copy_rows(conn, layer, _counted(rows, bar), with_fid=True)
+                n += dst.copy_rows(conn, layer, _counted(rows, bar), with_fid=True,
+                                   freeze=True)
             dst.finish_layer(conn, layer, indexes=True, fid_synced=True)
     finally:
         if bar is not None:
             bar.close()
-    dst.vacuum(layer)
     return n
 
 

@@ -115,9 +115,9 @@ _SQL_TYPES = {"string": 'text COLLATE "C"', "integer": "bigint", "number": "doub
               "boolean": "boolean", "date": "date", "datetime": "timestamptz"}
 #: ``to_char`` format giving exactly :func:`~layers.query.format_datetime`'s text
 #: (second or millisecond precision, whichever the stores use).
-_TS_FORMAT = ("'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'"
-              if format_datetime(dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).endswith(".000Z")
-              else "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'")
+_MS = format_datetime(dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).endswith(".000Z")
+_TS_FORMAT = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'" if _MS else "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
+_TS_UNIT = "ms" if _MS else "s"  # stored precision, as the GeoPackage store truncates
 _STORE_OPTIONS = ("schema", "statement_timeout", "count_limit", "count_timeout", "pool_max",
                   "pool_min")
 
@@ -398,16 +398,20 @@ class PostGISStore(Store):
         self._rows.pop(layer.id, None)
 
     def copy_rows(self, conn: psycopg.Connection, layer: Layer, rows: Iterable[Sequence],
-                  *, with_fid: bool = False) -> int:
+                  *, with_fid: bool = False, freeze: bool = False) -> int:
         """``COPY`` rows into ``layer``'s table.
 
         Each row is ``[fid,] [hex EWKB geometry,] *field values`` (field order); values
         are in stored form (datetimes as RFC 3339 text or datetimes, booleans, numbers).
+        ``freeze`` (only for a table created in the same transaction) writes the rows
+        frozen and all-visible, so index-only scans need no ``VACUUM`` first.
         """
         cols = (["fid"] if with_fid else []) + (["geom"] if layer.geometry_type else [])
         cols += [_ident(f.name) for f in layer.fields]
         n = 0
-        with conn.cursor().copy(f"COPY {self.table(layer)} ({', '.join(cols)}) FROM STDIN") as cp:
+        opts = " WITH (FREEZE)" if freeze else ""
+        with conn.cursor().copy(f"COPY {self.table(layer)} ({', '.join(cols)}) FROM STDIN"
+                                f"{opts}") as cp:
             for row in rows:
                 cp.write_row(row)
                 n += 1
@@ -417,6 +421,7 @@ class PostGISStore(Store):
                      fid_synced: bool = False) -> None:
         """Create the indexes (if deferred), set the fid sequence and ``ANALYZE``."""
         if indexes:
+            conn.execute("SELECT set_config('maintenance_work_mem', '256MB', true)")
             for stmt in self.index_ddl(layer):
                 conn.execute(stmt)
         if fid_synced:
@@ -430,22 +435,17 @@ class PostGISStore(Store):
         missing = [n for n in names if n not in frame.columns]
         if missing:
             raise InvalidFeature(f"frame for {layer.id!r} lacks columns: {', '.join(missing)}")
-        from layers.gpkg import _frame_rows  # the stored-value conversions, shared
-
-        rows = _frame_rows(layer, frame)
-        self._check_codes(layer, names, rows)
+        self._check_frame_codes(layer, frame)
+        cols = [_column_values(f, frame[f.name]) for f in layer.fields]
         if layer.geometry_type:
             if frame.crs is not None:
                 frame = frame.to_crs(SRID)
-            geoms = ewkb_hex(np.asarray(frame.geometry.values))
-            rows = [[g, *r] for g, r in zip(geoms, rows, strict=True)]
-        top = getattr(self._local, "conn", None) is None
+            cols.insert(0, ewkb_hex(np.asarray(frame.geometry.values)))
+        rows = zip(*cols, strict=True) if cols else iter(())
         with self._write(layer) as conn:
             self.create_layer(conn, layer, indexes=False)
-            n = self.copy_rows(conn, layer, rows)
+            n = self.copy_rows(conn, layer, rows, freeze=True)
             self.finish_layer(conn, layer, indexes=True)
-        if top:
-            self.vacuum(layer)
         return n
 
     def vacuum(self, layer: Layer) -> None:
@@ -700,16 +700,28 @@ class PostGISStore(Store):
     # writing ------------------------------------------------------------------------------------
 
     def _check_codes(self, layer: Layer, names: Sequence[str], rows: Iterable[Sequence]) -> None:
-        coded = [(i, layer.field_map[n]) for i, n in enumerate(names)
-                 if layer.field_map[n].codes is not None]
+        fmap = layer.field_map
+        coded = [(i, fmap[n], set(fmap[n].code_values)) for i, n in enumerate(names)
+                 if fmap[n].codes is not None]
         if not coded:
             return
         for row in rows:
-            for i, f in coded:
+            for i, f, ok in coded:
                 v = row[i]
-                if v is not None and v not in f.code_values:
+                if v is not None and v not in ok:
                     raise InvalidFeature(f"{layer.id}: " + choices(v, f.code_values,
                                                                     f"{f.name} code"))
+
+    def _check_frame_codes(self, layer: Layer, frame: pd.DataFrame) -> None:
+        for f in layer.fields:
+            if f.codes is None:
+                continue
+            s = frame[f.name]
+            bad = s.notna() & ~s.isin(f.code_values)
+            if bad.any():
+                v = s[bad].iloc[0]
+                raise InvalidFeature(f"{layer.id}: " + choices(v, f.code_values,
+                                                                f"{f.name} code"))
 
     def insert(self, layer: Layer, features: Sequence[dict]) -> list[str]:
         self._require(layer)
@@ -802,6 +814,33 @@ def ewkb_hex(geoms: np.ndarray) -> list[str | None]:
     """Hex EWKB (SRID 4326, 2-D) for ``COPY``; missing geometries stay None."""
     geoms = shapely.set_srid(shapely.force_2d(geoms), SRID)
     return shapely.to_wkb(geoms, hex=True, include_srid=True, flavor="extended").tolist()
+
+
+def _column_values(f, s: pd.Series) -> list:
+    """A frame column as COPY values (vectorised; missing values become None)."""
+    missing = s.isna().to_numpy()
+    if f.type in ("datetime", "date") and pd.api.types.is_datetime64_any_dtype(s):
+        if s.dt.tz is not None:
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        a = s.to_numpy()
+        if f.type == "datetime":
+            out = np.char.add(np.datetime_as_string(a.astype(f"datetime64[{_TS_UNIT}]"),
+                                                    unit=_TS_UNIT), "Z")
+        else:
+            out = np.datetime_as_string(a.astype("datetime64[D]"), unit="D")
+        out = out.astype(object)
+    elif f.type == "boolean":
+        out = np.array([bool(v) if not m else None for v, m in zip(s.tolist(), missing,
+                                                                     strict=True)], object)
+    elif f.type == "integer":
+        out = np.array([int(v) if not m else None for v, m in zip(s.tolist(), missing,
+                                                                    strict=True)], object)
+    elif f.type == "number":
+        out = s.astype("float64").to_numpy().astype(object)
+    else:
+        out = s.to_numpy(dtype=object, na_value=None).copy()
+    out[missing] = None
+    return out.tolist()
 
 
 def _values(layer: Layer, props: dict, only: list[str] | None = None) -> list:
