@@ -114,8 +114,9 @@ def read_point(geometry, crs: str = "OGC:CRS84") -> shapely.Point:
         if not (math.isfinite(x) and math.isfinite(y)):
             raise InvalidFeature(f"geometry coordinates {c[:2]} are outside the area of {crs}")
     if not (-180 <= x <= 180 and -90 <= y <= 90):
+        swapped = -90 <= x <= 90 and -180 <= y <= 180
         raise InvalidFeature(f"geometry coordinates {c[:2]} are not valid longitude/latitude "
-                             f"in {crs}")
+                             f"in {crs}" + (_axis_hint(shapely.Point(x, y)) if swapped else ""))
     return shapely.Point(x, y)
 
 
@@ -454,7 +455,7 @@ def create_case(store: Store, doc: dict, who: access.Principal | None = None, *,
 
 
 def _axis_hint(point: shapely.Point) -> str:
-    if 108 <= point.y <= 111 and 17 <= point.x <= 20:
+    if 17 <= point.x <= 20 and 108 <= point.y <= 111:
         return ("; the coordinates look like latitude/longitude: GeoJSON in CRS84 is "
                 "longitude, latitude (EPSG:4326 in Content-Crs means latitude, longitude)")
     return ""

@@ -1,0 +1,74 @@
+"""Helpers shared by the case tests: a writable live server, a feature factory, a client."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import requests
+from conftest import KEYS, LiveServer
+
+from layers.gpkg import GeoPackageStore
+
+#: A point on a unit grid in the urban core (on land, inside the district).
+URBAN = (109.4695, 18.2963)
+GEOJSON = "application/geo+json"
+
+
+def copy_sample(sample_gpkg: str, dest: str) -> str:
+    """A private copy of the session sample GeoPackage."""
+    GeoPackageStore(sample_gpkg).con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(sample_gpkg, dest)
+    return dest
+
+
+def feature(category="manhole_cover", coords=URBAN, channel="wechat", **props) -> dict:
+    """A GeoJSON Feature for intake."""
+    p = {"title": "井盖丢失", "category": category, "channel": channel}
+    p.update(props)
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": list(coords)},
+            "properties": p}
+
+
+def headers(role: str | None = None, **extra) -> dict:
+    h = {"Authorization": f"Bearer {KEYS[role]}"} if role else {}
+    h.update(extra)
+    return h
+
+
+class Client:
+    """Thin requests wrapper around a live server with roles."""
+
+    def __init__(self, server: LiveServer):
+        self.url = server.url
+        self.session = requests.Session()
+
+    def create(self, doc, role="reporter", **hdrs):
+        body = doc if isinstance(doc, bytes | str) else json.dumps(doc)
+        return self.session.post(self.url + "/collections/incidents/items", data=body,
+                                 headers=headers(role, **{"Content-Type": GEOJSON, **hdrs}),
+                                 timeout=60)
+
+    def create_ok(self, doc=None, role="reporter") -> str:
+        r = self.create(doc or feature(), role)
+        assert r.status_code == 201, r.text
+        return r.headers["Location"].rsplit("/", 1)[-1]
+
+    def item(self, case_no, role="dispatcher"):
+        return self.session.get(f"{self.url}/collections/incidents/items/{case_no}?f=json",
+                                headers=headers(role), timeout=60)
+
+    def move(self, case_no, to, role, **body):
+        return self.session.post(f"{self.url}/cases/{case_no}/transitions",
+                                 json={"to": to, **body}, headers=headers(role), timeout=60)
+
+    def patch(self, case_no, body, role):
+        return self.session.patch(f"{self.url}/collections/incidents/items/{case_no}",
+                                  json=body, headers=headers(role), timeout=60)
+
+    def history(self, case_no, role="dispatcher"):
+        return self.session.get(f"{self.url}/cases/{case_no}/history", headers=headers(role),
+                                timeout=60)
+
+    def get(self, path, role=None, **kw):
+        return self.session.get(self.url + path, headers=headers(role), timeout=60, **kw)
