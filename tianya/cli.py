@@ -32,7 +32,9 @@ def main():
 @click.option("--incidents", "n_incidents", default=None, type=click.IntRange(1, 5_000_000),
               help="Number of incidents (default: one year, about 5,600; 100k-1M for "
                    "benchmarks).")
-def generate(output, seed, n_incidents):
+@click.option("--rasters/--no-rasters", "with_rasters", default=True, show_default=True,
+              help="Also write the DEM and flood-depth COGs (see `tianya rasters`).")
+def generate(output, seed, n_incidents, with_rasters=True):
     """Generate the synthetic Tianya sample data into a GeoPackage."""
     from geodata.sample import DEFAULT_SEED, write_sample
 
@@ -56,6 +58,28 @@ def generate(output, seed, n_incidents):
     for lid, n in counts.items():
         click.echo(f"  {lid:<20} {n:>9,}")
     click.echo(f"wrote {path} in {time.perf_counter() - t0:.1f} s (synthetic sample data)")
+    if with_rasters:
+        ctx = click.get_current_context()
+        ctx.invoke(rasters, data=path, output=None, seed=seed)
+
+
+@main.command()
+@click.option("--data", default=None, help="GeoPackage or postgresql:// URL whose rivers and "
+                                           "waterlogging points the terrain follows.")
+@click.option("--output", "-o", default=None, help="Folder [$TIANYA_RASTERS, else rasters/ "
+                                                   "beside the GeoPackage].")
+@click.option("--seed", default=None, type=int, help="Terrain noise seed.")
+def rasters(data, output, seed):
+    """Generate the synthetic DEM and flood-depth scenarios as Cloud-Optimized GeoTIFFs."""
+    from geodata.rasters import default_dir, write_rasters_from_store
+    from geodata.sample import DEFAULT_SEED
+
+    data = _data_location(data)
+    t0 = time.perf_counter()
+    paths = write_rasters_from_store(data, output or default_dir(data),
+                                     seed=DEFAULT_SEED if seed is None else seed)
+    click.echo(f"wrote {len(paths)} COGs to {os.path.dirname(paths['dem'])} in "
+               f"{time.perf_counter() - t0:.1f} s (synthetic DEM and flood scenarios)")
 
 
 @main.command()
@@ -94,8 +118,15 @@ def serve(host, port, workers, threads, data, config_path):
         click.echo(f"{data} is missing: generating the sample data first")
         ctx = click.get_current_context()
         ctx.invoke(generate, output=data)
+    from geodata.rasters import RASTERS_ENV, default_dir, rasters_exist
+
+    raster_dir = default_dir(data)
+    if not rasters_exist(raster_dir):
+        click.echo(f"rasters are missing in {raster_dir}: generating them")
+        click.get_current_context().invoke(rasters, data=data, output=raster_dir, seed=None)
     env = dict(os.environ)
     env[STORE_ENV] = data
+    env[RASTERS_ENV] = raster_dir
     public_host = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
     env.setdefault("TIANYA_URL", f"http://{public_host}:{port}")
     env["PYGEOAPI_CONFIG"] = os.path.abspath(config_path or CONFIG_PATH)

@@ -21,8 +21,16 @@ CONFIG_PATH = os.path.join(ROOT, "server_config.yml")
 #: District bounding box (CRS84) from the bundled boundary, rounded outwards.
 DISTRICT_BBOX = [109.18, 18.19, 109.54, 18.63]
 
+
+def _flood_resources() -> dict[str, dict]:
+    """The DEM and flood-depth coverages (geodata.rasters) and the flood-exposure process."""
+    from geodata.rasters import coverage_resources
+
+    return coverage_resources()
+
+
 #: Extra resources other modules contribute (processes, coverages), by id.
-EXTRA_RESOURCES: dict[str, dict] = {}
+EXTRA_RESOURCES: dict[str, dict] = _flood_resources()
 
 
 def _i18n(en: str, zh: str) -> dict:

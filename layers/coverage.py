@@ -1,0 +1,96 @@
+"""The coverage provider: pygeoapi's rasterio provider with band metadata and a size limit.
+
+pygeoapi's :class:`~pygeoapi.provider.rasterio_.RasterioProvider` only reads
+parameter names and units from GRIB files; for our GeoTIFFs it names the band
+``null``. :class:`TianyaRasterProvider` takes them from the band description and
+unit instead (``elevation``/``flood_depth``, ``m``), and refuses a CoverageJSON
+answer of more than :data:`MAX_JSON_CELLS` cells with 413 (ask for a ``bbox``
+or ``subset``, or the native GeoTIFF with ``f=GTiff``) so one request cannot
+make a worker serialise the whole 16-million-cell grid as JSON. Subsetting is
+pygeoapi's own (``rasterio.mask`` with ``crop=True``): the answer holds the
+pixels whose centres fall inside the requested box, in the window that covers it.
+A subset on one axis only (which the parent silently ignores) is completed with
+the full extent of the other axis.
+"""
+
+from __future__ import annotations
+
+from pygeoapi.provider.base import ProviderRequestEntityTooLargeError
+from pygeoapi.provider.rasterio_ import RasterioProvider
+
+#: Largest CoverageJSON answer, in cells.
+MAX_JSON_CELLS = 1_000_000
+
+
+class TianyaRasterProvider(RasterioProvider):
+    """Rasterio coverage provider naming bands from their description and unit."""
+
+    def _band(self, i: int) -> tuple[str, str | None]:
+        name = self._data.descriptions[i - 1] or f"band{i}"
+        unit = self._data.units[i - 1] or None
+        return name, unit
+
+    def get_fields(self):
+        if not self._fields:
+            for i, dtype in zip(self._data.indexes, self._data.dtypes, strict=True):
+                name, unit = self._band(i)
+                self._fields[str(i)] = {
+                    "title": name,
+                    "type": "number" if dtype.startswith("float") else "integer",
+                    "_meta": self._data.tags(i),
+                }
+                if unit:
+                    self._fields[str(i)]["x-ogc-unit"] = unit
+        return self._fields
+
+    def query(self, properties=None, subsets=None, bbox=None, bbox_crs=4326, datetime_=None,
+              format_="json", **kwargs):
+        subsets = dict(subsets or {})
+        x, y = self._coverage_properties["x_axis_label"], self._coverage_properties["y_axis_label"]
+        if (x in subsets) != (y in subsets):  # the parent ignores a one-axis subset: complete it
+            w, s, e, n = self._data.bounds
+            subsets.setdefault(x, [w, e])
+            subsets.setdefault(y, [s, n])
+        if format_ != self.native_format:
+            cells = self._cells(subsets or {}, bbox or [])
+            if cells > MAX_JSON_CELLS:
+                raise ProviderRequestEntityTooLargeError(
+                    f"a CoverageJSON answer of {cells:,} cells is over the limit of "
+                    f"{MAX_JSON_CELLS:,}: ask for a smaller bbox or subset, or for the native "
+                    "GeoTIFF with f=GTiff")
+        return super().query(properties=properties or [], subsets=subsets or {},
+                             bbox=bbox or [], bbox_crs=bbox_crs, datetime_=datetime_,
+                             format_=format_, **kwargs)
+
+    def _cells(self, subsets: dict, bbox: list) -> int:
+        """Cells a request covers (an upper bound; the whole grid without a box)."""
+        w, s, e, n = self._data.bounds
+        x, y = self._coverage_properties["x_axis_label"], self._coverage_properties["y_axis_label"]
+        if bbox:
+            w, s, e, n = (float(v) for v in bbox[:4])
+        if x in subsets:
+            w, e = (float(v) for v in subsets[x][:2])
+        if y in subsets:
+            s, n = (float(v) for v in subsets[y][:2])
+        rx, ry = self._data.res
+        return int((abs(e - w) / rx + 2) * (abs(n - s) / ry + 2))
+
+    def gen_covjson(self, metadata, data):
+        cj = super().gen_covjson(metadata, data)
+        bands = metadata.get("bands") or list(self._data.indexes)
+        # the parent keys every band by the same None id: rebuild one entry per band
+        template = next(iter(cj["parameters"].values()), None)
+        values = next(iter(cj["ranges"].values()), None)
+        if template is None or values is None:
+            return cj
+        cj["parameters"], cj["ranges"] = {}, {}
+        for i in bands:
+            name, unit = self._band(int(i))
+            cj["parameters"][name] = {
+                "type": "Parameter",
+                "description": {"en": name},
+                "unit": {"symbol": unit},
+                "observedProperty": {"id": name, "label": {"en": name}},
+            }
+            cj["ranges"][name] = values
+        return cj
