@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import requests
@@ -15,9 +16,17 @@ URBAN = (109.4695, 18.2963)
 GEOJSON = "application/geo+json"
 
 
-def copy_sample(sample_gpkg: str, dest: str) -> str:
-    """A private copy of the session sample GeoPackage."""
+def copy_sample(sample_gpkg: str, name: str) -> str:
+    """A private copy of the session sample GeoPackage, named ``name``.
+
+    It sits beside the sample so that every live server of the session shares
+    the sample's ``rasters/`` folder (generated once, not per server).
+    """
     GeoPackageStore(sample_gpkg).con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    dest = os.path.join(os.path.dirname(sample_gpkg), f"{name}.gpkg")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(dest + suffix):
+            os.remove(dest + suffix)
     shutil.copy(sample_gpkg, dest)
     return dest
 

@@ -44,14 +44,14 @@ def working_deadline(start: dt.datetime, hours: float) -> dt.datetime:
 
 
 @pytest.fixture(scope="module")
-def store(sample_gpkg, tmp_path_factory):
-    path = copy_sample(sample_gpkg, str(tmp_path_factory.mktemp("cases") / "t.gpkg"))
+def store(sample_gpkg):
+    path = copy_sample(sample_gpkg, "cases_lib")
     return GeoPackageStore(path)
 
 
 @pytest.fixture(scope="module")
-def server(sample_gpkg, tmp_path_factory):
-    path = copy_sample(sample_gpkg, str(tmp_path_factory.mktemp("cases_live") / "t.gpkg"))
+def server(sample_gpkg):
+    path = copy_sample(sample_gpkg, "cases_live")
     srv = LiveServer(path)
     yield srv
     srv.stop()
