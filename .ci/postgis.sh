@@ -40,6 +40,7 @@ if [ "${status}" != "online" ]; then
 fi
 PG_PORT=$(pg_lsclusters -h | awk -v v="${PG_VERSION}" -v c="${PG_CLUSTER}" '$1==v && $2==c {print $3}')
 
+export PGOPTIONS="-c client_min_messages=warning"
 psql_admin() {
     if [ "$(id -u)" -eq 0 ]; then
         su postgres -c "psql -p ${PG_PORT} -v ON_ERROR_STOP=1 -qtA $(printf '%q ' "$@")"

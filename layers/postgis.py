@@ -52,7 +52,9 @@ Connections
     A lazily opened :class:`psycopg_pool.ConnectionPool` whose connections are
     checked before use (``ConnectionPool.check_connection``), so a PostgreSQL
     restart costs at most the requests in flight (reads are retried once on a
-    fresh connection). Each connection runs with ``TimeZone=UTC`` and
+    fresh connection). The pool opens on first use and is rebuilt in a forked
+    child (gunicorn ``--preload``), so workers never share a socket. Each
+    connection runs with ``TimeZone=UTC`` and
     ``statement_timeout`` (default 30 s); a timeout, an unreachable server or a
     lost connection raise :class:`~layers.errors.StoreUnavailable` (HTTP 503)
     with a clear message. :meth:`PostGISStore.transaction` pins one connection
@@ -73,6 +75,7 @@ URL options
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -213,11 +216,13 @@ class PostGISStore(Store):
         kwargs = {"autocommit": True, "connect_timeout": max(1, int(connect_timeout))}
         if "application_name" not in p.query:
             kwargs["application_name"] = "tianya"
-        self._pool = ConnectionPool(
-            conninfo, min_size=int(opts.get("pool_min", 1)),
+        self._pool_args = dict(
+            conninfo=conninfo, min_size=int(opts.get("pool_min", 1)),
             max_size=int(pool_max or opts.get("pool_max", 10)), open=False, kwargs=kwargs,
             configure=self._configure, check=ConnectionPool.check_connection,
             timeout=connect_timeout, name=f"tianya-{self._where_text}")
+        self._pool = ConnectionPool(**self._pool_args)
+        self._pid = os.getpid()
         self._opened = False
         self._open_lock = threading.Lock()
         self._local = threading.local()
@@ -234,6 +239,10 @@ class PostGISStore(Store):
                      [f"{int(self.statement_timeout * 1000)}ms"])
 
     def _open(self) -> None:
+        if self._pid != os.getpid():  # forked (gunicorn --preload): never share sockets
+            self._pool = ConnectionPool(**self._pool_args)
+            self._pid, self._opened = os.getpid(), False
+            self._open_lock = threading.Lock()
         if not self._opened:
             with self._open_lock:
                 if not self._opened:
