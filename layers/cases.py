@@ -476,6 +476,7 @@ def patch_case(store: Store, case_no: str, doc: dict, who: access.Principal | No
     from layers import lifecycle
 
     who = who or access.CURRENT.get()
+    lifecycle.require_role(who, "change a case", ("dispatcher", "department", "admin"))
     note = doc.get("note")
     props, point = read_feature(doc, partial=True, allowed=edit_fields(who) + ("status",),
                                 content_crs=content_crs)

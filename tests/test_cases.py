@@ -259,7 +259,7 @@ def test_put_and_patch(client):
     case_no = client.create_ok()
     r = client.patch(case_no, {"description": "更新描述"}, "dispatcher")
     assert r.status_code == 200 and r.json()["properties"]["description"] == "更新描述"
-    r = client.patch(case_no, {"description": "x"}, "reporter")
+    r = client.patch(case_no, {"description": "x"}, "department")
     assert r.status_code == 400 and "'description' may not be set" in r.json()["description"]
     r = client.patch(case_no, {"deadline": "2030-01-01T00:00:00Z"}, "dispatcher")
     assert r.status_code == 400 and "'deadline' is set by dispatch" in r.json()["description"]
