@@ -248,7 +248,7 @@ def build_terrain(rivers=None, flood_points=None, seed: int = DEFAULT_SEED) -> T
     # waterlogging bowls
     bowls = np.zeros((HEIGHT, WIDTH), np.float32)
     for g in _geoms(flood_points, "waterlogging_point"):
-        col, row = ~TRANSFORM * (g.x, g.y)
+        col, row = (g.x - BOUNDS[0]) / RES, (BOUNDS[3] - g.y) / RES
         r = int(rng.uniform(12, 20))
         depth = rng.uniform(0.6, 1.2)
         r0, r1 = max(0, int(row) - 2 * r), min(HEIGHT, int(row) + 2 * r + 1)
