@@ -159,4 +159,26 @@ def create_app(config_path: str | None = None):
     os.environ["PYGEOAPI_OPENAPI"] = openapi_path(config_path)
     from pygeoapi.flask_app import APP  # reads the two variables above at import
 
+    _use_orjson_for_items()
     return Shell(APP)
+
+
+def _use_orjson_for_items() -> None:
+    """Encode items responses with orjson instead of pygeoapi's ``to_json``.
+
+    pygeoapi's encoder is the stdlib's (about 7 ms for a page of 1000 incidents,
+    a third of the request) and then rewrites every ``<`` and ``>`` in the text as
+    ``&lt;`` / ``&gt;``, which changes the data. orjson is ~12× faster; ``<`` and
+    ``>`` are written as the JSON escapes ``\\u003c`` / ``\\u003e``, which keep the
+    value intact and still cannot close a ``<script>`` element.
+    """
+    import orjson
+    import pygeoapi.api.itemtypes as itemtypes
+    from pygeoapi.util import json_serial
+
+    def to_json(dict_, pretty=False):
+        opts = orjson.OPT_SERIALIZE_NUMPY | (orjson.OPT_INDENT_2 if pretty else 0)
+        text = orjson.dumps(dict_, default=json_serial, option=opts).decode("utf-8")
+        return text.replace("<", "\\u003c").replace(">", "\\u003e")
+
+    itemtypes.to_json = to_json
