@@ -81,3 +81,20 @@ class Client:
 
     def get(self, path, role=None, **kw):
         return self.session.get(self.url + path, headers=headers(role), timeout=60, **kw)
+
+
+_SHARED: dict[str, LiveServer] = {}
+
+
+def shared_server(sample_gpkg: str) -> LiveServer:
+    """One writable live server for every case test module of the session.
+
+    Each test makes its own cases, so sharing is safe; it saves a server start
+    per module. Stopped when the test process exits.
+    """
+    if "server" not in _SHARED:
+        import atexit
+
+        srv = _SHARED["server"] = LiveServer(copy_sample(sample_gpkg, "cases_live"))
+        atexit.register(srv.stop)
+    return _SHARED["server"]

@@ -9,8 +9,7 @@ import chinese_calendar
 import pyproj
 import pytest
 import shapely
-from casekit import URBAN, Client, copy_sample, feature
-from conftest import LiveServer
+from casekit import URBAN, Client, copy_sample, feature, shared_server
 
 from geodata.sample import district_boundary, land_area
 from layers import access, cases
@@ -51,10 +50,7 @@ def store(sample_gpkg):
 
 @pytest.fixture(scope="module")
 def server(sample_gpkg):
-    path = copy_sample(sample_gpkg, "cases_live")
-    srv = LiveServer(path)
-    yield srv
-    srv.stop()
+    return shared_server(sample_gpkg)
 
 
 @pytest.fixture(scope="module")
