@@ -24,6 +24,12 @@ What it changes in :class:`pygeoapi.process.manager.tinydb_.TinyDBManager` (pyge
   (every worker, at start-up) jobs still ``accepted``/``running`` whose owner process on this
   host is gone are marked ``failed`` with a message asking to resubmit.
 
+* **Jobs on personal data are hidden.**  pygeoapi lists every job (``/jobs``) and serves
+  every result to anyone who knows its id.  A job on a non-public layer (poverty relief,
+  building population) or one whose inputs name a sensitive field is recorded as
+  ``restricted`` and is invisible (404, left out of ``/jobs``) to roles that may not read
+  personal data; they cannot dismiss it either.
+
 Not solved here: jobs are not resumed after a restart (they are marked failed), results are never
 cleaned up, and several *hosts* need a shared database (pygeoapi's ``PostgreSQL`` manager)
 instead of a file.
@@ -40,16 +46,19 @@ from pathlib import Path
 
 import tinydb
 from filelock import FileLock
-from pygeoapi.process.base import ProcessorExecuteError
+from pygeoapi.process.base import JobNotFoundError, ProcessorExecuteError
 from pygeoapi.process.manager.tinydb_ import TinyDBManager
 from pygeoapi.util import JobStatus, get_current_datetime
 from tinydb.storages import Storage
 
+from layers import access
 from layers.errors import TianyaError
 
 __all__ = ["AtomicJSONStorage", "JobManager", "ProcessInputError"]
 
 OWNERS = "owners"
+#: Per-thread note from execute_process to add_job: is the job being added restricted?
+_PENDING = threading.local()
 
 
 class AtomicJSONStorage(Storage):
@@ -114,11 +123,37 @@ class JobManager(TinyDBManager):
         with self._db() as db:
             doc_id = db.insert(job_metadata)
             db.table(OWNERS).insert({"identifier": job_metadata["identifier"],
-                                     "host": self.host, "pid": os.getpid()})
+                                     "host": self.host, "pid": os.getpid(),
+                                     "restricted": bool(getattr(_PENDING, "restricted", False))})
         return doc_id
 
+    # --- visibility (called in the request's thread, where the principal is current) ---------
+
+    def _hidden(self) -> set[str]:
+        """Ids of the restricted jobs, if the current caller may not see them."""
+        if access.CURRENT.get().trusted:
+            return set()
+        with self._db() as db:
+            return {o["identifier"] for o in db.table(OWNERS).all() if o.get("restricted")}
+
+    def get_jobs(self, status=None, limit=None, offset=None) -> dict:
+        hidden = self._hidden()
+        with self._db() as db:
+            jobs = [j for j in db.all() if j.get("identifier") not in hidden]
+        matched = len(jobs)
+        if offset:
+            jobs = jobs[offset:]
+        if limit:
+            jobs = jobs[:limit]
+        return {"jobs": jobs, "numberMatched": matched}
+
+    def get_job(self, job_id: str) -> dict:
+        if job_id in self._hidden():
+            raise JobNotFoundError()
+        return super().get_job(job_id)
+
     def delete_job(self, job_id: str) -> bool:
-        removed = super().delete_job(job_id)
+        removed = super().delete_job(job_id)  # get_job first: hidden jobs are not found
         with self._db() as db:
             db.table(OWNERS).remove(tinydb.where("identifier") == job_id)
         return removed
@@ -155,15 +190,21 @@ class JobManager(TinyDBManager):
         """Check the inputs (see the module docstring), then pygeoapi's execution."""
         processor = self.get_processor(process_id)
         check = getattr(processor, "check_inputs", None)
+        restricted = False
         if check is not None:
             try:
-                check(data_dict)
+                restricted = processor.restricted(check(data_dict))
             except TianyaError as err:
                 raise ProcessInputError(err) from None
-        return super().execute_process(process_id, data_dict, execution_mode=execution_mode,
-                                       requested_outputs=requested_outputs,
-                                       subscriber=subscriber,
-                                       requested_response=requested_response)
+        _PENDING.restricted = restricted  # read by add_job, in this thread
+        try:
+            return super().execute_process(process_id, data_dict,
+                                           execution_mode=execution_mode,
+                                           requested_outputs=requested_outputs,
+                                           subscriber=subscriber,
+                                           requested_response=requested_response)
+        finally:
+            _PENDING.restricted = False
 
     def __repr__(self):
         return f"<JobManager> {self.connection}"

@@ -294,6 +294,25 @@ class AnalysisProcessor(BaseProcessor):
     def check_options(self, layer: Layer, opts: dict) -> None:
         """Process-specific checks that need the layer (fields, combinations)."""
 
+    #: Inputs naming a field of the layer.
+    FIELD_INPUTS = ("field", "population_field", "time_field")
+
+    def restricted(self, opts: dict) -> bool:
+        """Whether a job with these (checked) inputs touches personal data.
+
+        True for a non-public layer, or when a field input or the filter names a sensitive
+        field; the job manager then hides the job from roles that may not see such data.
+        """
+        layer = opts["layer"]
+        if not layer.public:
+            return True
+        named = {opts.get(k) for k in self.FIELD_INPUTS} - {None}
+        if opts.get("where") is not None:
+            from layers.query import filter_properties
+
+            named |= filter_properties(opts["where"])
+        return bool(named & set(layer.sensitive_fields))
+
     def _check_field(self, layer: Layer, opts: dict, name: str) -> None:
         value = opts.get(name)
         if value is None:

@@ -55,16 +55,19 @@ def server(sample_gpkg, jobs_dir):
 
 def execute(server, pid, inputs, role=None, asynchronous=False):
     headers = {"Prefer": "respond-async"} if asynchronous else {}
-    if role:
-        headers["Authorization"] = f"Bearer {KEYS[role]}"
+    headers.update(_auth(role))
     return requests.post(f"{server.url}/processes/{pid}/execution", json={"inputs": inputs},
                          headers=headers, timeout=120)
 
 
-def wait_for_job(server, job_id, timeout=120) -> dict:
+def _auth(role) -> dict:
+    return {"Authorization": f"Bearer {KEYS[role]}"} if role else {}
+
+
+def wait_for_job(server, job_id, timeout=120, role=None) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        r = requests.get(f"{server.url}/jobs/{job_id}?f=json", timeout=30)
+        r = requests.get(f"{server.url}/jobs/{job_id}?f=json", headers=_auth(role), timeout=30)
         assert r.status_code == 200, r.text
         status = r.json()
         if status["status"] in ("successful", "failed", "dismissed"):
@@ -78,9 +81,10 @@ def run_async(server, pid, inputs, role=None):
     assert r.status_code == 201, r.text
     job_id = r.json()["jobID"]
     assert r.headers["Location"].endswith(f"/jobs/{job_id}")
-    status = wait_for_job(server, job_id)
+    status = wait_for_job(server, job_id, role=role)
     assert status["status"] == "successful", status
-    res = requests.get(f"{server.url}/jobs/{job_id}/results?f=json", timeout=60)
+    res = requests.get(f"{server.url}/jobs/{job_id}/results?f=json", headers=_auth(role),
+                       timeout=60)
     assert res.status_code == 200, res.text
     return job_id, res
 
@@ -293,8 +297,12 @@ def test_many_async_jobs_across_workers(server, jobs_dir):
     first = json.loads(results[0][1].content)
     assert all(json.loads(r.content) == first for _, r in results)
     with open(jobs_dir / "jobs.db", encoding="utf-8") as fh:
-        jobs = json.load(fh)["_default"].values()
-    assert set(ids) <= {j["identifier"] for j in jobs}
+        db = json.load(fh)
+    assert set(ids) <= {j["identifier"] for j in db["_default"].values()}
+    # the module's jobs were accepted by both workers, and each is recorded once
+    owners = list(db["owners"].values())
+    assert len({o["pid"] for o in owners}) == 2
+    assert len({o["identifier"] for o in owners}) == len(owners) == len(db["_default"])
 
 
 def test_job_survives_restart(sample_gpkg, tmp_path):
@@ -391,7 +399,21 @@ def test_poverty_relief_needs_a_trusted_role(server, asynchronous):
                 asynchronous=asynchronous)
     assert r.status_code == 403, r.text
     if asynchronous:
-        run_async(server, "density-clusters", inputs, role="dispatcher")
+        job_id, _ = run_async(server, "density-clusters", inputs, role="dispatcher")
+        # the job and its result are personal data: hidden from roles that may not see them
+        for role in (None, "reporter"):
+            auth = _auth(role)
+            for path in (f"/jobs/{job_id}", f"/jobs/{job_id}/results"):
+                r = requests.get(f"{server.url}{path}?f=json", headers=auth, timeout=30)
+                assert r.status_code == 404, (role, path, r.text)
+            listed = requests.get(f"{server.url}/jobs?f=json&limit=1000", headers=auth,
+                                  timeout=30).json()["jobs"]
+            assert job_id not in {j["jobID"] for j in listed}
+            r = requests.delete(f"{server.url}/jobs/{job_id}", headers=auth, timeout=30)
+            assert r.status_code == 404
+        r = requests.get(f"{server.url}/jobs/{job_id}/results?f=json", timeout=30,
+                         headers=_auth("admin"))
+        assert r.status_code == 200 and json.loads(r.content)["features"]
     else:
         r = execute(server, "density-clusters", inputs, role="dispatcher")
         assert r.status_code == 200, r.text
