@@ -24,7 +24,7 @@ import shapely
 
 from layers.catalogue import Layer
 from layers.errors import InvalidFeature, NotFound, StoreUnavailable
-from layers.query import Dialect, Query, compile_where, format_datetime
+from layers.query import Dialect, Query, compile_where, format_datetime, parse_datetime
 from layers.store import (
     Page,
     Store,
@@ -125,9 +125,15 @@ def _predicate(op):
 
 
 def _intersects_box(blob, minx, miny, maxx, maxy):
+    """Exact bbox test; the R-tree only pre-filters (it stores float32 bounds)."""
     if blob is None:
         return 0
-    g = shapely.from_wkb(wkb_of(bytes(blob)))
+    blob = bytes(blob)
+    wkb = wkb_of(blob)
+    if wkb[0] == 1 and struct.unpack_from("<I", wkb, 1)[0] == 1:  # little-endian point
+        x, y = struct.unpack_from("<2d", wkb, 5)
+        return int(minx <= x <= maxx and miny <= y <= maxy)
+    g = shapely.from_wkb(wkb)
     return int(shapely.intersects(g, shapely.box(minx, miny, maxx, maxy)))
 
 
@@ -179,6 +185,7 @@ class GeoPackageStore(Store):
         con.execute("PRAGMA synchronous=NORMAL")
         con.execute("PRAGMA busy_timeout=30000")
         con.execute("PRAGMA cache_size=-65536")
+        con.execute("PRAGMA case_sensitive_like=ON")  # CQL2 LIKE is case-sensitive
         for i, name in enumerate(("ST_MinX", "ST_MinY", "ST_MaxX", "ST_MaxY")):
             con.create_function(name, 1, _st(i), deterministic=True)
         con.create_function("ST_IsEmpty", 1, _st_isempty, deterministic=True)
@@ -368,9 +375,9 @@ class GeoPackageStore(Store):
             parts.append(f'fid IN (SELECT id FROM "rtree_{t}_geom" WHERE minx <= ? AND maxx >= ? '
                          "AND miny <= ? AND maxy >= ?)")
             params += [maxx, minx, maxy, miny]
-            if layer.geometry_type != "Point":  # envelopes overlap; check the shape itself
-                parts.append("ST_IntersectsBox(geom, ?, ?, ?, ?)")
-                params += [minx, miny, maxx, maxy]
+            # the R-tree's float32 envelopes only pre-filter: check the geometry itself
+            parts.append("ST_IntersectsBox(geom, ?, ?, ?, ?)")
+            params += [minx, miny, maxx, maxy]
         if q.interval is not None and layer.temporal:
             lo, hi = q.interval
             col = f'"{layer.temporal}"'
@@ -487,7 +494,7 @@ class GeoPackageStore(Store):
             for feat in features:
                 row = _values(layer, feat.get("properties") or {})
                 if layer.geometry_type:
-                    row = [encode(np.array([feat["geometry"]]))[0], *row]
+                    row = [_geometry_blob(layer, feat.get("geometry")), *row]
                 try:
                     con.execute(f'INSERT INTO "{layer.id}" ({cols}) VALUES ({marks})', row)
                 except sqlite3.IntegrityError as exc:
@@ -513,7 +520,7 @@ class GeoPackageStore(Store):
             params.append(v)
         if geometry is not None and layer.geometry_type:
             sets.append("geom = ?")
-            params.append(encode(np.array([geometry]))[0])
+            params.append(_geometry_blob(layer, geometry))
         if not sets:
             return
         with self.transaction() as con:
@@ -533,6 +540,16 @@ class GeoPackageStore(Store):
                 raise NotFound(f"{layer.id} has no feature {key!r}")
 
 
+def _geometry_blob(layer: Layer, geom) -> bytes | None:
+    """A write's geometry as a blob, refusing a type the layer does not hold."""
+    if geom is None:
+        return None
+    if geom.geom_type != layer.geometry_type:
+        raise InvalidFeature(f"{layer.id} holds {layer.geometry_type} geometries, "
+                             f"got {geom.geom_type}")
+    return encode(np.array([geom]))[0]
+
+
 def _integrity(layer: Layer, exc: sqlite3.IntegrityError) -> InvalidFeature:
     msg = str(exc)
     if "UNIQUE" in msg:
@@ -550,8 +567,8 @@ def _values(layer: Layer, props: dict, only: list[str] | None = None) -> list:
         v = props.get(name)
         if v is not None and f.type == "boolean":
             v = int(bool(v))
-        elif v is not None and f.type == "datetime" and not isinstance(v, str):
-            v = format_datetime(v)
+        elif v is not None and f.type == "datetime":
+            v = format_datetime(parse_datetime(v) if isinstance(v, str) else v)
         out.append(v)
     return out
 

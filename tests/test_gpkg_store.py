@@ -122,6 +122,23 @@ def test_spatial_predicates_match_shapely(gpkg_store, sample_data, op):
     assert want
 
 
+def test_like_is_case_sensitive_as_cql2_says(gpkg_store):
+    q = Query(where=parse_filter("channel LIKE 'WeChat'"), limit=10)
+    assert gpkg_store.query(INC, q).number_matched == 0
+    q = Query(where=parse_filter("CASEI(channel) LIKE CASEI('WeChat')"), limit=10)
+    assert gpkg_store.query(INC, q).number_matched > 0
+
+
+def test_wrong_geometry_type_is_refused(writable_gpkg):
+    from layers.errors import InvalidFeature
+
+    store = GeoPackageStore(writable_gpkg)
+    props = dict({f.name: None for f in INC.fields}, case_no="X1", title="x",
+                 category="other", channel="wechat")
+    with pytest.raises(InvalidFeature, match="Point"):
+        store.insert(INC, [{"geometry": shapely.box(0, 0, 1, 1), "properties": props}])
+
+
 def test_cql2_json_and_bbox_literal(gpkg_store, sample_data):
     inc = sample_data["incidents"]
     js = ('{"op": "and", "args": [{"op": "s_intersects", "args": [{"property": "geometry"}, '
