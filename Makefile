@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make serve` (the OGC API on the embedded sample
+# GeoPackage) and `make test` (the whole suite, against GeoPackage and PostGIS).
+VENV := .venv
+PY := $(VENV)/bin/python
+PYENV_VERSION ?= 3.12.1
+export PYENV_VERSION
+
+.PHONY: serve test install system lint bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	python3 -m venv $(VENV) || python3.12 -m venv $(VENV)
+	$(PY) -c 'import sys; assert sys.version_info >= (3, 12), "pygeoapi 0.24 needs Python >= 3.12"'
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+serve: install
+	$(VENV)/bin/tianya serve --host 0.0.0.0
+
+system:
+	bash .ci/system.sh
+
+test: install system
+	eval "$$(bash .ci/postgis.sh)" && CI=$${CI:-1} $(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) bench/bench_provider.py
+	$(PY) bench/bench_hotspots.py
+
+clean:
+	rm -rf $(VENV) geodata/tianya.gpkg geodata/tianya.gpkg-* .pytest_cache
