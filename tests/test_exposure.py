@@ -9,6 +9,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import requests
 import shapely
 
 from analytics.errors import AnalyticsError
@@ -148,3 +149,21 @@ def test_depth_classes_and_errors(frames, raster):
         flood_exposure(frames["building_population"], raster, evacuate_depth=-1)
     with pytest.raises(AnalyticsError, match="resident_pop"):
         flood_exposure(frames["building_population"].drop(columns="resident_pop"), raster)
+
+
+def test_exposure_process_live(live_server, exposure):
+    body = {"inputs": {"scenario": SCENARIO}}
+    r = requests.post(live_server.url + "/processes/flood-exposure/execution", json=body,
+                      timeout=120)
+    assert r.status_code == 200, r.text[:300]
+    out = r.json()
+    assert out["scenario"]["synthetic"] is True
+    assert out["summary"]["people_to_move"] == exposure.summary["people_to_move"]
+    assert out["summary"]["people_by_class"] == exposure.summary["people_by_class"]
+    assert len(out["communities"]) == 44
+    assert not {"manager_name", "manager_phone", "responsible_person", "phone"} & set(
+        out["shelters"][0])
+    bad = requests.post(live_server.url + "/processes/flood-exposure/execution",
+                        json={"inputs": {"scenario": "surge_9m"}}, timeout=60)
+    assert bad.status_code == 400
+    assert "surge_1_5m" in bad.json()["description"]

@@ -24,9 +24,10 @@ DISTRICT_BBOX = [109.18, 18.19, 109.54, 18.63]
 
 def _flood_resources() -> dict[str, dict]:
     """The DEM and flood-depth coverages (geodata.rasters) and the flood-exposure process."""
+    from analytics.exposure_process import process_resource
     from geodata.rasters import coverage_resources
 
-    return coverage_resources()
+    return {**coverage_resources(), **process_resource()}
 
 
 #: Extra resources other modules contribute (processes, coverages), by id.
