@@ -469,11 +469,16 @@ class PostGISStore(Store):
         parts, params = [], []
         if q.bbox is not None and layer.geometry_type:
             env = f"ST_MakeEnvelope(%s, %s, %s, %s, {SRID})"
+            box = [float(v) for v in q.bbox]
             if layer.geometry_type == "Point":
-                parts.append(f"geom && {env}")
+                # ``&&`` alone compares float4-rounded boxes (points just outside match): the
+                # index finds candidates, exact coordinate bounds decide, as in the GeoPackage
+                parts.append(f"geom && {env} AND ST_X(geom) BETWEEN %s AND %s "
+                             "AND ST_Y(geom) BETWEEN %s AND %s")
+                params += box + [box[0], box[2], box[1], box[3]]
             else:
                 parts.append(f"ST_Intersects(geom, {env})")
-            params += [float(v) for v in q.bbox]
+                params += box
         if q.interval is not None and layer.temporal:
             lo, hi = q.interval
             col = _ident(layer.temporal)

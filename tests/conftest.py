@@ -18,6 +18,7 @@ import time
 
 import pytest
 import requests
+from stores import *  # noqa: F403 - fixtures and hooks for both stores (tests/stores.py)
 
 from geodata.sample import DEFAULT_SEED, generate, write_sample
 from layers.gpkg import GeoPackageStore
@@ -60,8 +61,13 @@ def writable_gpkg(sample_gpkg, tmp_path):
 
 
 @pytest.fixture
-def gpkg_store(sample_gpkg):
-    return GeoPackageStore(sample_gpkg)
+def gpkg_store(store_kind, request):
+    """The read-only sample store: the GeoPackage, or its PostGIS copy in ``both_stores`` runs."""
+    if store_kind == "postgis":
+        from layers.provider import store_for
+
+        return store_for(request.getfixturevalue("pg_sample_url"))
+    return GeoPackageStore(request.getfixturevalue("sample_gpkg"))
 
 
 def free_port() -> int:
@@ -78,7 +84,9 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, TIANYA_DATA=data, TIANYA_URL=self.url, TIANYA_KEYS=KEYS_FILE,
                    **(extra_env or {}))
-        self.log = open(os.path.join(os.path.dirname(data), f"server-{self.port}.log"), "w")
+        log_dir = os.path.dirname(data) if "://" not in data else (
+            os.environ.get("TIANYA_RASTERS") or "/tmp")
+        self.log = open(os.path.join(log_dir, f"server-{self.port}.log"), "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tianya.cli", "serve", "--port", str(self.port),
              "--workers", str(workers), "--data", data],
@@ -113,8 +121,15 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(sample_gpkg):
+def live_server_gpkg(sample_gpkg):
     """A live server on the (read-only) session sample GeoPackage."""
     server = LiveServer(sample_gpkg)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(store_kind, request):
+    """The live server on the session sample: the GeoPackage one, or in a ``both_stores``
+    module also the PostGIS one (see ``tests/stores.py``)."""
+    return request.getfixturevalue(f"live_server_{'pg' if store_kind == 'postgis' else 'gpkg'}")

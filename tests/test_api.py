@@ -16,6 +16,8 @@ from owslib.ogcapi.features import Features
 
 from layers.catalogue import LAYERS
 
+pytestmark = pytest.mark.both_stores  # GeoPackage and PostGIS (tests/stores.py)
+
 CRS = "http://www.opengis.net/def/crs/EPSG/0/"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 

@@ -15,6 +15,8 @@ from layers.errors import Conflict, InvalidParameter, NotFound
 from layers.gpkg import GeoPackageStore
 from layers.query import Query, parse_filter
 
+pytestmark = pytest.mark.both_stores  # GeoPackage and PostGIS (tests/stores.py)
+
 INC = LAYERS["incidents"]
 BLD = LAYERS["building_population"]
 
