@@ -1,0 +1,170 @@
+"""Base maps for Chinese users and the GCJ-02 conversion their overlays need.
+
+========== ===================== ========== ==============================================
+id         tiles                 datum      overlays
+========== ===================== ========== ==============================================
+osm        OpenStreetMap         WGS84      as stored (default)
+tianditu   天地图 vector + labels CGCS2000   as stored (CGCS2000 ≈ WGS84 below ~1 m here)
+tianditu_img 天地图 imagery      CGCS2000   as stored
+amap       高德 road map          GCJ-02     converted WGS84 → GCJ-02 (~466 m at Tianya)
+amap_img   高德 imagery           GCJ-02     converted WGS84 → GCJ-02
+========== ===================== ========== ==============================================
+
+Tile URLs and keys come from the environment, never from code: ``TIANYA_TILES_<ID>``
+overrides a template (``{s}``, ``{z}``, ``{x}``, ``{y}``, ``{key}`` placeholders),
+``TIANYA_TIANDITU_KEY`` is the 天地图 browser key (``tk``) and ``TIANYA_AMAP_KEY`` fills
+``{key}`` in an Amap template that has one. A base map whose template needs a key that is
+not configured is refused with a message naming the variable.
+
+GCJ-02 ("Mars coordinates") is computed by :mod:`prcoords` (public domain), which reproduces
+the published eviltransform test vectors to 1e-12 degrees (see ``tests/test_maps.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from analytics.errors import AnalyticsError, check_choice
+
+__all__ = ["BASEMAPS", "BaseMap", "basemap", "to_gcj02", "wgs_to_gcj"]
+
+
+@dataclass(frozen=True)
+class BaseMap:
+    """One tiled base map.
+
+    Attributes
+    ----------
+    id : str
+        Short name (``osm``, ``tianditu``, ``amap`` …).
+    zh, en : str
+        Titles.
+    url : str
+        Default tile URL template (overridden by ``TIANYA_TILES_<ID>``).
+    attribution : str
+        Attribution shown on the map (required by every provider's terms).
+    datum : {"WGS84", "CGCS2000", "GCJ-02"}
+        Coordinates the tiles are drawn in; ``GCJ-02`` means overlays must be converted.
+    subdomains : str
+        Values of ``{s}``.
+    key_env : str or None
+        Environment variable holding the key for ``{key}``.
+    labels : str or None
+        Optional annotation tile template drawn above (天地图's separate label layer).
+    """
+
+    id: str
+    zh: str
+    en: str
+    url: str
+    attribution: str
+    datum: str = "WGS84"
+    subdomains: str = "abc"
+    key_env: str | None = None
+    labels: str | None = None
+    max_zoom: int = 18
+
+    @property
+    def gcj02(self) -> bool:
+        return self.datum == "GCJ-02"
+
+    def title(self, lang: str = "both") -> str:
+        return _title(self.zh, self.en, lang)
+
+    def tiles(self) -> tuple[str, str | None]:
+        """The configured tile template and label template with the key filled in."""
+        url = os.environ.get(f"TIANYA_TILES_{self.id.upper()}") or self.url
+        labels = self.labels
+        if "{key}" in url or (labels and "{key}" in labels):
+            key = os.environ.get(self.key_env or "") if self.key_env else None
+            if not key:
+                raise AnalyticsError(f"base map {self.id!r} needs a key: set {self.key_env}")
+            url = url.replace("{key}", key)
+            labels = labels.replace("{key}", key) if labels else None
+        return url, labels
+
+
+def _title(zh: str, en: str, lang: str) -> str:
+    if lang.lower().startswith("zh"):
+        return zh
+    if lang.lower().startswith("en"):
+        return en
+    return f"{zh} {en}"
+
+
+_TDT = ("https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+        "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}"
+        "&TILECOL={x}&tk={key}")
+_TDT_ATTR = "&copy; 天地图 Tianditu (国家地理信息公共服务平台)"
+_AMAP_ATTR = "&copy; 高德地图 AutoNavi"
+
+BASEMAPS: dict[str, BaseMap] = {b.id: b for b in (
+    BaseMap("osm", "开放街道地图", "OpenStreetMap",
+            "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+            "&copy; OpenStreetMap contributors", subdomains="abc", max_zoom=19),
+    BaseMap("tianditu", "天地图矢量", "Tianditu vector",
+            _TDT.replace("{layer}", "vec"), _TDT_ATTR, datum="CGCS2000",
+            subdomains="01234567", key_env="TIANYA_TIANDITU_KEY",
+            labels=_TDT.replace("{layer}", "cva")),
+    BaseMap("tianditu_img", "天地图影像", "Tianditu imagery",
+            _TDT.replace("{layer}", "img"), _TDT_ATTR, datum="CGCS2000",
+            subdomains="01234567", key_env="TIANYA_TIANDITU_KEY",
+            labels=_TDT.replace("{layer}", "cia")),
+    BaseMap("amap", "高德地图", "Amap",
+            "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
+            "&x={x}&y={y}&z={z}", _AMAP_ATTR, datum="GCJ-02", subdomains="1234",
+            key_env="TIANYA_AMAP_KEY"),
+    BaseMap("amap_img", "高德影像", "Amap imagery",
+            "https://webst0{s}.is.autonavi.com/appmaptile?style=6&x={x}&y={y}&z={z}",
+            _AMAP_ATTR, datum="GCJ-02", subdomains="1234", key_env="TIANYA_AMAP_KEY"),
+)}
+
+
+def basemap(name: str) -> BaseMap:
+    """The base map called ``name`` (see :data:`BASEMAPS`)."""
+    check_choice(name, "base map", tuple(BASEMAPS))
+    return BASEMAPS[name]
+
+
+def wgs_to_gcj(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """WGS84 longitudes/latitudes converted to GCJ-02 (outside China: unchanged).
+
+    Parameters
+    ----------
+    lon, lat : array-like of float
+
+    Returns
+    -------
+    lon, lat : ndarray
+    """
+    import prcoords
+
+    lon = np.atleast_1d(np.asarray(lon, dtype=float))
+    lat = np.atleast_1d(np.asarray(lat, dtype=float))
+    out_lon = np.empty_like(lon)
+    out_lat = np.empty_like(lat)
+    conv = prcoords.wgs_gcj
+    coords = prcoords.Coords
+    for i, (x, y) in enumerate(zip(lon.tolist(), lat.tolist(), strict=True)):
+        c = conv(coords(y, x), True)
+        out_lat[i] = c.lat
+        out_lon[i] = c.lon
+    return out_lon, out_lat
+
+
+def to_gcj02(frame):
+    """A copy of a GeoDataFrame (EPSG:4326) with every coordinate moved to GCJ-02."""
+    if frame.crs is not None and frame.crs.to_epsg() != 4326:
+        frame = frame.to_crs(4326)
+    out = frame.copy()
+
+    def fn(xy):
+        x, y = wgs_to_gcj(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+
+    out[out.geometry.name] = shapely.transform(frame.geometry.to_numpy(), fn)
+    return out
