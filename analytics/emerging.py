@@ -13,6 +13,8 @@ classify_pattern
     One location's category from its hot/cold series and trend (Esri's definitions).
 emerging_hot_spots
     The whole analysis (:class:`EmergingHotSpots`).
+emerging_hot_spots_from_cube
+    The analysis of a cube built elsewhere (e.g. over Dask partitions).
 
 Categories (Esri, *How Emerging Hot Spot Analysis works*; ``hot``/``cold`` means a
 statistically significant hot/cold spot bin, "90 %" means at least 90 % of the time steps):
@@ -57,6 +59,7 @@ __all__ = [
     "SpaceTimeCube",
     "classify_pattern",
     "emerging_hot_spots",
+    "emerging_hot_spots_from_cube",
     "mann_kendall",
     "space_time_cube",
     "space_time_gi_star",
@@ -336,6 +339,44 @@ def emerging_hot_spots(
     cube = space_time_cube(
         points, time_field, cell_size=cell_size, time_step=time_step, shape=shape
     )
+    return emerging_hot_spots_from_cube(
+        cube,
+        distance_band=distance_band,
+        neighborhood_time_step=neighborhood_time_step,
+        alpha=alpha,
+        fdr=fdr,
+    )
+
+
+def emerging_hot_spots_from_cube(
+    cube: SpaceTimeCube,
+    *,
+    distance_band: float | None = None,
+    neighborhood_time_step: int = 1,
+    alpha: float = 0.05,
+    fdr: bool = True,
+) -> EmergingHotSpots:
+    """Emerging Hot Spot Analysis of an already built space-time cube.
+
+    The analysis half of :func:`emerging_hot_spots` (which builds the cube from points and
+    calls this): a cube counted elsewhere -- e.g. by :mod:`analytics.distributed` over
+    partitions -- gets exactly the same analysis.
+
+    Parameters
+    ----------
+    cube : SpaceTimeCube
+    distance_band, neighborhood_time_step, alpha, fdr
+        As in :func:`emerging_hot_spots`.
+
+    Returns
+    -------
+    EmergingHotSpots
+    """
+    if not 0 < alpha < 1:
+        raise AnalyticsError(f"alpha must lie in (0, 1), got {alpha!r}")
+    if int(neighborhood_time_step) != neighborhood_time_step or neighborhood_time_step < 0:
+        raise AnalyticsError("neighborhood_time_step must be a non-negative integer")
+    cell_size = cube.cell_size
     nb, nt = cube.counts.shape
     if nt < 10:
         raise AnalyticsError(

@@ -41,6 +41,7 @@ __all__ = [
     "incremental_spatial_autocorrelation",
     "locational_outliers",
     "optimized_hot_spots",
+    "optimized_hot_spots_cells",
 ]
 
 MIN_FEATURES = 30
@@ -164,6 +165,38 @@ def optimized_hot_spots(
         size = float(cell_size)
         kept = pts if bounding_polygons is not None else pts[~outliers]
         cells = aggregate_points(kept, aggregation, cell_size=size, polygons=bounding_polygons)
+    return optimized_hot_spots_cells(
+        cells, cell_size=size, distance_band=distance_band, n_outliers=int(outliers.sum())
+    )
+
+
+def optimized_hot_spots_cells(
+    cells, *, cell_size: float | None, distance_band: float | None = None,
+    n_outliers: int | None = 0,
+) -> OptimizedHotSpots:
+    """Steps 4 and 5 of :func:`optimized_hot_spots` on cells already counted.
+
+    :func:`optimized_hot_spots` aggregates the incidents and calls this; cells counted
+    elsewhere (e.g. over Dask partitions by :mod:`analytics.distributed`) get exactly the
+    same scale of analysis and Gi*.
+
+    Parameters
+    ----------
+    cells : GeoDataFrame
+        Cells or polygons with a ``count`` column (projected CRS).
+    cell_size : float or None
+        Grid cell size in metres (``None`` for communities), recorded in the result.
+    distance_band : float, optional
+        Scale of analysis in metres; chosen by incremental spatial autocorrelation if omitted.
+    n_outliers : int or None
+        Locational outliers among the incidents, recorded in the result.
+
+    Returns
+    -------
+    OptimizedHotSpots
+    """
+    check_positive(distance_band, "distance_band")
+    size = cell_size
     if len(cells) < MIN_FEATURES:
         raise AnalyticsError(
             f"only {len(cells)} cells to analyse (at least {MIN_FEATURES} needed); "
@@ -194,6 +227,6 @@ def optimized_hot_spots(
         cell_size=size,
         distance_band=band,
         scale_method=method,
-        n_outliers=int(outliers.sum()),
+        n_outliers=n_outliers,
         isa=isa,
     )
