@@ -73,8 +73,11 @@ def _translate(err: TianyaError) -> ProviderGenericError:
     msg = str(err)
     if isinstance(err, NotFound):
         return ProviderItemNotFoundError(msg, user_msg=msg)
-    if isinstance(err, StoreUnavailable):
-        return ProviderConnectionError(msg, user_msg=msg)
+    if isinstance(err, StoreUnavailable):  # 503, not pygeoapi's 500: the client may retry
+        exc = ProviderConnectionError(msg, user_msg=msg)
+        exc.http_status_code = err.status
+        exc.ogc_exception_code = err.ogc_code
+        return exc
     if isinstance(err, NotAuthenticated | Forbidden | Conflict) or err.status != 400:
         return _Refused(err)
     return ProviderInvalidQueryError(msg, user_msg=msg)

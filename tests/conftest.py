@@ -80,6 +80,7 @@ class LiveServer:
     """A ``tianya serve`` process; ``url`` is its base URL."""
 
     def __init__(self, data: str, extra_env: dict | None = None, workers: int = 2):
+        self.data = data
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, TIANYA_DATA=data, TIANYA_URL=self.url, TIANYA_KEYS=KEYS_FILE,
