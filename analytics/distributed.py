@@ -1,0 +1,557 @@
+"""Hotspot and emerging-hotspot analyses of partitioned case histories on Dask.
+
+Binning incidents to fishnet / hexagon / community cells and counting the space-time cube run
+as Dask tasks, one per GeoParquet file of an export (:mod:`analytics.parquet`), on a
+``dask.distributed`` cluster: a :class:`~distributed.LocalCluster` by default, or the scheduler
+at ``scheduler="tcp://host:8786"``.  Only the aggregated table -- ``(cell, step) -> count`` --
+comes back to the caller, where the existing analysis code runs unchanged on it
+(:func:`analytics.ohsa.optimized_hot_spots_cells`,
+:func:`analytics.emerging.emerging_hot_spots_from_cube`, or :func:`analytics.gistar.hot_spots`
+on :func:`aggregate_points`' cells).
+
+Results are identical to the single-process functions: the grid is built by the same
+functions (:func:`analytics.aggregate.fishnet_grid`, :func:`~analytics.aggregate.hexagon_grid`)
+from the same extent, each point's cell and time step use the same arithmetic (the same
+expressions, the same ``cKDTree`` nearest centre, the same ``STRtree`` query), and counts are
+integers, so summing partial counts in any order gives the same numbers.
+
+Two passes over the data: the first reduces the projected extent and the time range (the grid
+origin and the time steps depend on them; skipped for communities), the second bins.  Each task
+reads only the columns it needs: for point layers the GeoParquet ``bbox`` covering column
+(``xmin``/``ymin`` of a point are its coordinates), so no WKB is decoded.  A geographic CRS is
+projected to the UTM zone :meth:`geopandas.GeoSeries.estimate_utm_crs` picks for the whole
+extent (read from the files' ``geo`` metadata), with the same warning as the single-process
+functions.  Memory per worker is bounded by the largest file, not by the history.
+
+Functions
+---------
+aggregate_points, space_time_cube
+    Counts per cell / cube, ``engine="single"`` or ``"dask"``.
+emerging_hot_spots, optimized_hot_spots
+    The analyses on the aggregated table.
+dask_client
+    Context manager: a client on a LocalCluster, an address, or an existing client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pyproj
+import shapely
+
+from analytics import aggregate as _agg
+from analytics import emerging as _ehsa
+from analytics import ohsa as _ohsa
+from analytics.errors import AnalyticsError, check_choice, check_positive
+from analytics.parquet import parquet_files
+
+__all__ = [
+    "ENGINES",
+    "aggregate_points",
+    "dask_client",
+    "emerging_hot_spots",
+    "optimized_hot_spots",
+    "space_time_cube",
+]
+
+ENGINES = ("single", "dask")
+#: schedulers that need no distributed cluster (tests, debugging)
+LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
+
+
+# --- the cluster ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def dask_client(scheduler=None, *, n_workers: int = 2, threads_per_worker: int = 1,
+                processes: bool = True, memory_limit: str = "3GiB"):
+    """Yield what computes the Dask graphs.
+
+    Parameters
+    ----------
+    scheduler : None, str or distributed.Client
+        ``None`` or ``"local"``: a new :class:`distributed.LocalCluster` (closed on exit);
+        ``"tcp://host:8786"`` (any address): a client of that scheduler; a ``Client``: used
+        as is; ``"synchronous"`` / ``"threads"`` / ``"processes"``: Dask's local schedulers
+        without a cluster (yields the name).
+    n_workers, threads_per_worker, processes, memory_limit
+        LocalCluster settings (per worker memory limit: Dask spills, then pauses, then
+        restarts a worker that exceeds it).
+
+    Yields
+    ------
+    distributed.Client or str
+    """
+    from distributed import Client, LocalCluster
+
+    if isinstance(scheduler, Client):
+        yield scheduler
+    elif scheduler in LOCAL_SCHEDULERS:
+        yield scheduler
+    elif scheduler is None or scheduler == "local":
+        with LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                          processes=processes, memory_limit=memory_limit,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+    else:
+        with Client(scheduler) as client:
+            yield client
+
+
+def _compute(obj, runner):
+    if isinstance(runner, str):
+        return obj.compute(scheduler=runner)
+    return runner.compute(obj, sync=True)
+
+
+# --- reading partitions -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Everything a task needs (small, pickled once per task)."""
+
+    geometry: str
+    covering: str | None  # bbox covering column of a point layer, else None
+    src_crs: str | None
+    dst_crs: str | None
+    time_field: str | None = None
+    mode: str = ""  # "fishnet", "fishnet_cube", "hexagon", "communities"
+    bounds: tuple = ()
+    cell_size: float = 0.0
+    ncol: int = 0
+    nrow: int = 0
+    centres: np.ndarray | None = None
+    polygons: tuple = ()  # WKB
+    t0: pd.Timestamp | None = None
+    step: pd.Timedelta | None = None
+    n_steps: int = 1
+
+
+@dataclass
+class _Source:
+    files: list[str]
+    geometry: str
+    covering: str | None
+    crs: pyproj.CRS | None
+    bounds: np.ndarray  # source CRS
+    rows: int
+
+
+def _open(path: str) -> _Source:
+    files = parquet_files(path)
+    if not files:
+        raise AnalyticsError(f"no Parquet files in {path}")
+    geo, rows, boxes = None, 0, []
+    for f in files:
+        meta = pq.read_metadata(f)
+        rows += meta.num_rows
+        g = json.loads(meta.metadata[b"geo"])
+        geo = geo or g
+        col = g["columns"][g["primary_column"]]
+        if "bbox" in col and meta.num_rows:
+            boxes.append(col["bbox"])
+    col = geo["columns"][geo["primary_column"]]
+    crs = pyproj.CRS.from_json_dict(col["crs"]) if col.get("crs") else (
+        None if "crs" in col else pyproj.CRS("OGC:CRS84"))
+    types = col.get("geometry_types") or []
+    covering = col.get("covering", {}).get("bbox", {}).get("xmin", [None])[0]
+    if types != ["Point"]:
+        covering = None
+    b = np.asarray(boxes, dtype=float)
+    bounds = np.r_[b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()] if len(b) \
+        else np.full(4, np.nan)
+    return _Source(files, geo["primary_column"], covering, crs, bounds, rows)
+
+
+def _target_crs(src: _Source):
+    """The projected CRS the single-process functions would use (and warn about)."""
+    if src.crs is None or not src.crs.is_geographic:
+        return None
+    corners = gpd.GeoSeries(shapely.points([src.bounds[:2], src.bounds[2:]]), crs=src.crs)
+    utm = corners.estimate_utm_crs()
+    warnings.warn(
+        f"input CRS {src.crs.to_string()} is geographic; distances are computed in "
+        f"{utm.to_string()} (reproject to a projected CRS such as EPSG:32649 to silence this)",
+        UserWarning,
+        stacklevel=4,
+    )
+    return utm
+
+
+def _read(path: str, spec: _Spec):
+    """``(xy, times)`` of one file in the projected CRS (``times`` None without time field)."""
+    tf = spec.time_field
+    if spec.covering:
+        cols = [spec.covering] + ([tf] if tf else [])
+        table = pq.read_table(path, columns=cols)
+        box = table.column(spec.covering).combine_chunks()
+        x = box.field("xmin").to_numpy(zero_copy_only=False)
+        y = box.field("ymin").to_numpy(zero_copy_only=False)
+        if spec.dst_crs:
+            tr = pyproj.Transformer.from_crs(spec.src_crs, spec.dst_crs, always_xy=True)
+            x, y = tr.transform(x, y)
+        xy = np.column_stack([x, y]).astype(float)
+        times = table.select([tf]).to_pandas()[tf] if tf else None
+    else:
+        from analytics.weights import point_coordinates
+
+        frame = gpd.read_parquet(path, columns=[spec.geometry] + ([tf] if tf else []))
+        if spec.dst_crs:
+            frame = frame.to_crs(spec.dst_crs)
+        xy = point_coordinates(frame)
+        times = frame[tf] if tf else None
+    if times is not None:
+        times = pd.to_datetime(times)
+    return xy, times
+
+
+def _extent_task(path: str, spec: _Spec) -> pd.DataFrame:
+    xy, times = _read(path, spec)
+    row = {"n": len(xy)}
+    if len(xy):
+        row.update(xmin=xy[:, 0].min(), ymin=xy[:, 1].min(), xmax=xy[:, 0].max(),
+                   ymax=xy[:, 1].max())
+    if times is not None:
+        row.update(nat=int(times.isna().sum()))
+        if len(times):
+            row.update(tmin=times.min(), tmax=times.max())
+    return pd.DataFrame([row])
+
+
+def _cells(xy: np.ndarray, spec: _Spec) -> tuple[np.ndarray, np.ndarray | None]:
+    """Cell of every point (and a keep mask), exactly as the single-process code computes it."""
+    b, cs = spec.bounds, spec.cell_size
+    if spec.mode == "fishnet":  # analytics.aggregate.aggregate_points
+        col = np.floor((xy[:, 0] - b[0]) / cs).astype(np.int64)
+        row = np.floor((xy[:, 1] - b[1]) / cs).astype(np.int64)
+        ok = (col >= 0) & (col < spec.ncol) & (row >= 0) & (row < spec.nrow)
+        return row * spec.ncol + col, ok
+    if spec.mode == "fishnet_cube":  # analytics.emerging.space_time_cube
+        col = np.clip(((xy[:, 0] - b[0]) // cs).astype(np.int64), 0, spec.ncol - 1)
+        row = ((xy[:, 1] - b[1]) // cs).astype(np.int64)
+        return row * spec.ncol + col, None
+    if spec.mode == "hexagon":
+        from scipy.spatial import cKDTree
+
+        return cKDTree(spec.centres).query(xy, workers=1)[1], None
+    polys = shapely.from_wkb(np.asarray(spec.polygons, dtype=object))
+    tree = shapely.STRtree(polys)
+    pi, gi = tree.query(shapely.points(xy), predicate="intersects")
+    first = np.unique(pi, return_index=True)[1]
+    return gi[first], None
+
+
+def _bin_task(path: str, spec: _Spec) -> pd.DataFrame:
+    xy, times = _read(path, spec)
+    cell, ok = _cells(xy, spec)
+    if times is not None:  # analytics.emerging.space_time_cube
+        tidx = np.ceil(((times - spec.t0) / spec.step).to_numpy(dtype=float)).astype(
+            np.int64) - 1
+        tidx = np.clip(tidx, 0, spec.n_steps - 1)
+        key = cell * spec.n_steps + tidx
+    else:
+        key = cell
+    if ok is not None:
+        key = key[ok]
+    k, n = np.unique(key, return_counts=True)
+    return pd.DataFrame({"key": k.astype(np.int64), "n": n.astype(np.int64)})
+
+
+def _map(func, src: _Source, spec: _Spec, meta: pd.DataFrame, label: str):
+    import dask.dataframe as dd
+
+    return dd.from_map(func, src.files, spec=spec, meta=meta, label=label,
+                       enforce_metadata=False)
+
+
+def _extent(src: _Source, spec: _Spec, runner) -> pd.DataFrame:
+    meta = pd.DataFrame({"n": pd.Series(dtype="int64")})
+    parts = _compute(_map(_extent_task, src, spec, meta, "tianya-extent"), runner)
+    parts = parts[parts["n"] > 0]
+    if parts.empty:
+        raise AnalyticsError("the history has no incidents")
+    return parts
+
+
+def _counts(src: _Source, spec: _Spec, runner) -> pd.Series:
+    meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "n": pd.Series(dtype="int64")})
+    ddf = _map(_bin_task, src, spec, meta, "tianya-bin")
+    return _compute(ddf.groupby("key")["n"].sum(split_out=1), runner)
+
+
+def _base_spec(src: _Source, time_field: str | None = None) -> tuple[_Spec, object]:
+    dst = _target_crs(src)
+    spec = _Spec(geometry=src.geometry, covering=src.covering,
+                 src_crs=src.crs.to_wkt() if src.crs is not None else None,
+                 dst_crs=dst.to_wkt() if dst is not None else None, time_field=time_field)
+    return spec, (dst if dst is not None else src.crs)
+
+
+def _replace(spec: _Spec, **kw) -> _Spec:
+    from dataclasses import replace
+
+    return replace(spec, **kw)
+
+
+# --- the library calls ------------------------------------------------------------------------
+
+
+def _single_source(source):
+    if isinstance(source, gpd.GeoDataFrame):
+        return source
+    return gpd.read_parquet(source)
+
+
+def _check_engine(engine, source):
+    check_choice(engine, "engine", ENGINES)
+    if engine == "dask" and not isinstance(source, str | bytes) and not hasattr(
+            source, "__fspath__"):
+        raise AnalyticsError("engine='dask' reads a GeoParquet export: give its path "
+                             "(see analytics.parquet.export_layer)")
+
+
+def aggregate_points(source, aggregation: str = "fishnet", *, cell_size: float | None = None,
+                     polygons=None, keep_empty: bool = False, engine: str = "dask",
+                     scheduler=None) -> gpd.GeoDataFrame:
+    """Count incidents per cell: :func:`analytics.aggregate.aggregate_points` on either engine.
+
+    Parameters
+    ----------
+    source : str or GeoDataFrame
+        A GeoParquet export (directory or file); a GeoDataFrame for ``engine="single"``.
+    aggregation, cell_size, polygons, keep_empty
+        As in :func:`analytics.aggregate.aggregate_points`.
+    engine : {"single", "dask"}
+        ``"single"`` reads everything into one GeoDataFrame and calls the single-process
+        function; ``"dask"`` bins partition by partition on a Dask cluster.
+    scheduler : None, str or distributed.Client
+        See :func:`dask_client`.
+
+    Returns
+    -------
+    GeoDataFrame
+        Equal to the single-process result.
+    """
+    _check_engine(engine, source)
+    if engine == "single":
+        return _agg.aggregate_points(_single_source(source), aggregation, cell_size=cell_size,
+                                     polygons=polygons, keep_empty=keep_empty)
+    check_choice(aggregation, "aggregation", _agg.AGGREGATIONS)
+    src = _open(str(source))
+    spec, crs = _base_spec(src)
+    with dask_client(scheduler) as runner:
+        if aggregation == "communities":
+            if polygons is None:
+                raise AnalyticsError("aggregation='communities' needs polygons")
+            polys = polygons.to_crs(crs) if crs is not None and polygons.crs != crs else polygons
+            polys = polys.reset_index(drop=True)
+            spec = _replace(spec, mode="communities", polygons=tuple(
+                shapely.to_wkb(np.asarray(polys.geometry.values, dtype=object))))
+            counts = _dense(_counts(src, spec, runner), len(polys))
+            out = polys.copy()
+            out["count"] = counts.astype(np.int64)
+            return out
+        check_positive(cell_size, "cell_size")
+        if cell_size is None:
+            raise AnalyticsError(f"aggregation={aggregation!r} needs a cell_size in metres")
+        if polygons is not None:
+            polys = polygons.to_crs(crs) if crs is not None and polygons.crs != crs else polygons
+            bounds = polys.total_bounds
+        else:
+            ext = _extent(src, spec, runner)
+            bounds = np.r_[ext["xmin"].min(), ext["ymin"].min(), ext["xmax"].max(),
+                           ext["ymax"].max()]
+        if aggregation == "fishnet":
+            grid = _agg.fishnet_grid(bounds, cell_size, crs)
+            spec = _replace(spec, mode="fishnet", bounds=tuple(bounds),
+                            cell_size=float(cell_size), ncol=int(grid["col"].max()) + 1,
+                            nrow=int(grid["row"].max()) + 1)
+        else:
+            grid = _agg.hexagon_grid(bounds, cell_size, crs)
+            centres = shapely.get_coordinates(shapely.centroid(grid.geometry.values))
+            spec = _replace(spec, mode="hexagon", centres=centres)
+        counts = _dense(_counts(src, spec, runner), len(grid))
+    grid["count"] = counts.astype(np.int64)
+    if polygons is not None:
+        union = shapely.union_all(np.asarray(polys.geometry.values, dtype=object))
+        grid = grid[shapely.intersects(grid.geometry.values, union)]
+    elif not keep_empty:
+        grid = grid[grid["count"] > 0]
+    return grid.reset_index(drop=True)
+
+
+def _dense(series: pd.Series, size: int) -> np.ndarray:
+    out = np.zeros(size, dtype=np.int64)
+    out[series.index.to_numpy(dtype=np.int64)] = series.to_numpy(dtype=np.int64)
+    return out
+
+
+def space_time_cube(source, time_field: str, *, cell_size: float, time_step: str = "7D",
+                    shape: str = "fishnet", engine: str = "dask",
+                    scheduler=None) -> _ehsa.SpaceTimeCube:
+    """Count incidents per bin and time step: :func:`analytics.emerging.space_time_cube` on
+    either engine.
+
+    Parameters
+    ----------
+    source : str or GeoDataFrame
+        A GeoParquet export; a GeoDataFrame for ``engine="single"``.
+    time_field, cell_size, time_step, shape
+        As in :func:`analytics.emerging.space_time_cube`.
+    engine : {"single", "dask"}
+    scheduler : None, str or distributed.Client
+        See :func:`dask_client`.
+
+    Returns
+    -------
+    SpaceTimeCube
+        Equal to the single-process cube.
+    """
+    _check_engine(engine, source)
+    if engine == "single":
+        return _ehsa.space_time_cube(_single_source(source), time_field, cell_size=cell_size,
+                                     time_step=time_step, shape=shape)
+    with dask_client(scheduler) as runner:
+        return _cube(str(source), time_field, cell_size, time_step, shape, runner)
+
+
+def _cube(path, time_field, cell_size, time_step, shape, runner) -> _ehsa.SpaceTimeCube:
+    check_choice(shape, "bin shape", _ehsa.BIN_SHAPES)
+    check_positive(cell_size, "cell_size")
+    try:
+        step = pd.Timedelta(time_step)
+    except ValueError:
+        raise AnalyticsError(
+            f"{time_step!r} is not a valid time step, use a fixed length like '1D', '7D', '12h'"
+        ) from None
+    if not step > pd.Timedelta(0):
+        raise AnalyticsError(f"time_step must be positive, got {time_step!r}")
+    src = _open(path)
+    names = pq.read_schema(src.files[0]).names
+    if time_field not in names:
+        raise AnalyticsError(f"{time_field!r} is not a column, must be one of: "
+                             f"{', '.join(n for n in names if n not in (src.geometry, 'bbox'))}")
+    spec, crs = _base_spec(src, time_field)
+    ext = _extent(src, spec, runner)
+    if ext["nat"].sum():
+        raise AnalyticsError(f"column {time_field!r} has missing timestamps")
+    tmax, tmin = ext["tmax"].max(), ext["tmin"].min()
+    n_steps = max(1, int(np.ceil((tmax - tmin) / step)))
+    edges = pd.DatetimeIndex([tmax - step * (n_steps - i) for i in range(n_steps + 1)])
+    bounds = np.r_[ext["xmin"].min(), ext["ymin"].min(), ext["xmax"].max(), ext["ymax"].max()]
+    spec = _replace(spec, bounds=tuple(bounds), cell_size=float(cell_size), t0=edges[0],
+                    step=step, n_steps=n_steps)
+    if shape == "fishnet":
+        grid = _agg.fishnet_grid(bounds, cell_size, crs)
+        spec = _replace(spec, mode="fishnet_cube", ncol=int(grid["col"].max()) + 1)
+    else:
+        grid = _agg.hexagon_grid(bounds, cell_size, crs)
+        centres = shapely.get_coordinates(shapely.centroid(grid.geometry.values))
+        spec = _replace(spec, mode="hexagon", centres=centres)
+    partial = _counts(src, spec, runner)
+    counts = np.zeros((len(grid), n_steps))
+    keys = partial.index.to_numpy(dtype=np.int64)
+    counts[keys // n_steps, keys % n_steps] = partial.to_numpy(dtype=float)
+    keep = counts.sum(axis=1) > 0
+    bins = grid[keep].reset_index(drop=True)
+    bins["total"] = counts[keep].sum(axis=1).astype(np.int64)
+    return _ehsa.SpaceTimeCube(bins=bins, counts=counts[keep], edges=edges,
+                               cell_size=float(cell_size))
+
+
+def emerging_hot_spots(source, time_field: str, *, cell_size: float, time_step: str = "7D",
+                       shape: str = "fishnet", distance_band: float | None = None,
+                       neighborhood_time_step: int = 1, alpha: float = 0.05, fdr: bool = True,
+                       engine: str = "dask", scheduler=None) -> _ehsa.EmergingHotSpots:
+    """Emerging Hot Spot Analysis on either engine.
+
+    The cube is counted by :func:`space_time_cube` (over partitions with ``engine="dask"``);
+    :func:`analytics.emerging.emerging_hot_spots_from_cube` analyses it.
+
+    Parameters
+    ----------
+    source : str or GeoDataFrame
+    time_field, cell_size, time_step, shape, distance_band, neighborhood_time_step, alpha, fdr
+        As in :func:`analytics.emerging.emerging_hot_spots`.
+    engine : {"single", "dask"}
+    scheduler : None, str or distributed.Client
+
+    Returns
+    -------
+    EmergingHotSpots
+    """
+    _check_engine(engine, source)
+    if engine == "single":
+        return _ehsa.emerging_hot_spots(
+            _single_source(source), time_field, cell_size=cell_size, time_step=time_step,
+            shape=shape, distance_band=distance_band,
+            neighborhood_time_step=neighborhood_time_step, alpha=alpha, fdr=fdr)
+    if not 0 < alpha < 1:
+        raise AnalyticsError(f"alpha must lie in (0, 1), got {alpha!r}")
+    cube = space_time_cube(source, time_field, cell_size=cell_size, time_step=time_step,
+                           shape=shape, engine="dask", scheduler=scheduler)
+    return _ehsa.emerging_hot_spots_from_cube(
+        cube, distance_band=distance_band, neighborhood_time_step=neighborhood_time_step,
+        alpha=alpha, fdr=fdr)
+
+
+def optimized_hot_spots(source, aggregation: str = "fishnet", *, cell_size: float | None = None,
+                        polygons=None, bounding_polygons=None,
+                        distance_band: float | None = None, engine: str = "dask",
+                        scheduler=None) -> _ohsa.OptimizedHotSpots:
+    """Optimized Hot Spot Analysis on either engine.
+
+    With ``engine="dask"`` the cells are counted over partitions and
+    :func:`analytics.ohsa.optimized_hot_spots_cells` analyses them.  The incident-level steps
+    of OHSA (locational outliers, the cell size from nearest-neighbour distances) need every
+    point at once, so the Dask engine supports the cases whose cells do not depend on them:
+    ``aggregation="communities"``, or a grid with ``cell_size`` and ``bounding_polygons``
+    (all incidents counted, as the single-process function does then).  ``n_outliers`` is
+    ``None`` in its result.
+
+    Parameters
+    ----------
+    source : str or GeoDataFrame
+    aggregation, cell_size, polygons, bounding_polygons, distance_band
+        As in :func:`analytics.ohsa.optimized_hot_spots`.
+    engine : {"single", "dask"}
+    scheduler : None, str or distributed.Client
+
+    Returns
+    -------
+    OptimizedHotSpots
+    """
+    _check_engine(engine, source)
+    if engine == "single":
+        return _ohsa.optimized_hot_spots(
+            _single_source(source), aggregation, cell_size=cell_size, polygons=polygons,
+            bounding_polygons=bounding_polygons, distance_band=distance_band)
+    check_choice(aggregation, "aggregation", _agg.AGGREGATIONS)
+    check_positive(distance_band, "distance_band")
+    if aggregation != "communities" and (cell_size is None or bounding_polygons is None):
+        raise AnalyticsError(
+            "engine='dask' needs cell_size and bounding_polygons for grid aggregations "
+            "(locational outliers and the derived cell size need all incidents in memory); "
+            "or use aggregation='communities'")
+    rows = _open(str(source)).rows
+    if rows < _ohsa.MIN_FEATURES:
+        raise AnalyticsError(f"at least {_ohsa.MIN_FEATURES} incidents are needed, got {rows}")
+    if aggregation == "communities":
+        cells = aggregate_points(source, "communities", polygons=polygons, engine="dask",
+                                 scheduler=scheduler)
+        size = None
+    else:
+        size = float(cell_size)
+        cells = aggregate_points(source, aggregation, cell_size=size,
+                                 polygons=bounding_polygons, engine="dask", scheduler=scheduler)
+    return _ohsa.optimized_hot_spots_cells(cells, cell_size=size, distance_band=distance_band,
+                                           n_outliers=None)
