@@ -28,7 +28,7 @@ from layers import access, cases
 from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, PayloadTooLarge, TianyaError
 from layers.params import check_items_params
-from tianya import api, open311, tiles
+from tianya import api, open311, screen, tiles
 
 _ITEMS = re.compile(r"^/collections/([^/]+)/items(?:/([^/]+))?/?$")
 _COLLECTION = re.compile(r"^/collections/([^/]+)(?:/(queryables|schema))?/?$")
@@ -72,6 +72,8 @@ class Shell:
             path = environ.get("PATH_INFO", "") or "/"
             if path.startswith(open311.PREFIX + "/"):
                 return open311.app(environ, start_response)
+            if screen.handles(path):
+                return screen.app(environ, start_response)
             self._check_body(environ)
             if api.handles(path) and (environ.get("REQUEST_METHOD") == "PATCH"
                                       or not path.startswith("/collections/")):
@@ -104,6 +106,11 @@ class Shell:
         ctype = environ.get("CONTENT_TYPE", "")
         if ctype.split(";")[0].strip().lower() == "application/geo+json":
             environ["CONTENT_TYPE"] = "application/geo+json"  # pygeoapi compares it exactly
+        m = _ITEMS.match(environ.get("PATH_INFO", "") or "/")
+        if method == "POST" and m and m.group(2) is None and not ctype.strip():
+            # pygeoapi answers this with a bare 500
+            raise InvalidParameter("POST to items needs a Content-Type: application/geo+json "
+                                   "to create a feature, application/json for a CQL2 JSON query")
 
     def _check(self, environ) -> None:
         path = environ.get("PATH_INFO", "") or "/"
