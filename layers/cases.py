@@ -55,6 +55,8 @@ MANAGED_FIELDS = tuple(f.name for f in INCIDENTS.fields
                        if f.name not in INTAKE_FIELDS + OVERRIDES)
 #: Snap distance (m) for a point just off the land's unit grids (coastline, rounding).
 SNAP_M = 150.0
+#: A point at most this far (m) outside the district boundary is taken (GPS error) and flagged.
+BOUNDARY_TOLERANCE_M = 50.0
 
 
 # --- Parsing and validation -------------------------------------------------------------------
@@ -276,19 +278,33 @@ class Locator:
         self.communities = comm.reset_index(drop=True)
         self.comm_tree = shapely.STRtree(np.asarray(self.communities.geometry.values))
         self.utm = pyproj.Transformer.from_crs(4326, 32649, always_xy=True)
+        self.district_utm = self._project(self.district)
+        shapely.prepare(self.district_utm)
+
+    def _project(self, geom):
+        return shapely.transform(geom, lambda c: np.column_stack(self.utm.transform(c[:, 0],
+                                                                                     c[:, 1])))
 
     def inside(self, point: shapely.Point) -> bool:
-        return bool(self.district.covers(point))
+        """Whether ``point`` is in the district or within the boundary tolerance."""
+        return self.outside_by(point) <= BOUNDARY_TOLERANCE_M
+
+    def outside_by(self, point: shapely.Point) -> float:
+        """Metres from ``point`` to the district (0 inside)."""
+        if self.district.covers(point):
+            return 0.0
+        return float(self.district_utm.distance(self._project(point)))
 
     def _metres(self, a: shapely.Geometry, b: shapely.Geometry) -> float:
-        pa = shapely.transform(a, lambda c: np.column_stack(self.utm.transform(c[:, 0],
-                                                                               c[:, 1])))
-        pb = shapely.transform(b, lambda c: np.column_stack(self.utm.transform(c[:, 0],
-                                                                               c[:, 1])))
-        return float(pa.distance(pb))
+        return float(self._project(a).distance(self._project(b)))
 
     def place(self, point: shapely.Point) -> Placement:
         """Community, grid and worker of ``point`` (which must be inside the district)."""
+        off = self.outside_by(point)
+        if off > 0:
+            c = self.communities.iloc[int(self.comm_tree.nearest(point))]
+            return Placement(c["code"], None, None, f"ambiguous: {off:.0f} m outside the "
+                             f"district boundary; nearest community {c['code']}")
         hits = self.tree.query(point, predicate="intersects")
         if len(hits) == 1:
             g = self.grids.iloc[int(hits[0])]
@@ -424,9 +440,9 @@ def create_case(store: Store, doc: dict, who: access.Principal | None = None, *,
     loc = locator_for(store)
     if not loc.inside(point):
         raise InvalidFeature(
-            f"location ({point.x:.6f}, {point.y:.6f}) is outside Tianya District: "
-            "the case cannot be taken here (report it to the district it falls in)"
-            + _axis_hint(point))
+            f"location ({point.x:.6f}, {point.y:.6f}) is outside Tianya District "
+            f"({loc.outside_by(point):.0f} m beyond its boundary): the case cannot be taken "
+            "here (report it to the district it falls in)" + _axis_hint(point))
     now = now or now_utc()
     reported = props.get("reported_at") or now
     if reported > now + dt.timedelta(minutes=5):

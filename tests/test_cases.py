@@ -273,3 +273,12 @@ def test_put_and_patch(client):
                            headers={"Authorization": "Bearer test-dispatcher-key",
                                     "Content-Type": "application/geo+json"})
     assert r.status_code == 400 and "deadline" in r.json()["description"]
+
+
+def test_just_outside_the_boundary_is_taken_and_flagged(store):
+    loc = cases.locator_for(store)
+    p = shapely.Point(109.489374, 18.296370)  # about 13 m beyond the eastern boundary
+    assert 0 < loc.outside_by(p) < cases.BOUNDARY_TOLERANCE_M
+    f = cases.create_case(store, feature(coords=(p.x, p.y)), REPORTER)
+    assert f["properties"]["territorial"] and f["properties"]["department"] == "territorial"
+    assert loc.outside_by(shapely.Point(109.60, 18.25)) > 1000
