@@ -511,8 +511,8 @@ def _kde_overlay(points: gpd.GeoDataFrame, bm: BaseMap, name: str, bandwidth=Non
             dst = np.zeros((h, w), dtype=np.float32)
             reproject(rasterio.band(src, 1), dst, dst_transform=dst_t, dst_crs="EPSG:3857",
                       resampling=Resampling.bilinear)
-            left, top = dst_t * (0, 0)
-            right, bottom = dst_t * (w, h)
+            left, top = dst_t.c, dst_t.f
+            right, bottom = dst_t.c + dst_t.a * w, dst_t.f + dst_t.e * h
             west, south, east, north = transform_bounds("EPSG:3857", "EPSG:4326", left,
                                                         bottom, right, top)
     vmax = float(np.nanpercentile(dst[dst > 0], 99.5)) if (dst > 0).any() else 1.0

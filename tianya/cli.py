@@ -99,38 +99,6 @@ def config(output, check):
     click.echo(f"wrote {cfg.write(path)}")
 
 
-@main.command("load-postgis")
-@click.argument("url", required=False)
-@click.option("--data", "gpkg", default=None,
-              help="Source GeoPackage [geodata/tianya.gpkg].")
-@click.option("--layers", "layer_ids", default=None,
-              help="Comma-separated layer ids [every catalogue layer in the GeoPackage].")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def load_postgis(url, gpkg, layer_ids, quiet):
-    """Copy a GeoPackage into PostGIS (COPY, one progress bar per layer).
-
-    URL is a postgresql:// URL, store options allowed (``?schema=demo``); default
-    $TIANYA_DATA when that is one. Then serve it with ``TIANYA_DATA=URL tianya serve``.
-    """
-    from layers.pgload import load_gpkg
-
-    url = url or os.environ.get(STORE_ENV)
-    if not url or "://" not in url:
-        raise click.UsageError("give a postgresql:// URL (or set TIANYA_DATA to one)")
-    src = os.path.abspath(gpkg or DEFAULT_GPKG)
-    if not os.path.exists(src):
-        raise click.UsageError(f"{src} does not exist (run `tianya generate`)")
-    t0 = time.perf_counter()
-    counts = load_gpkg(src, url, layer_ids.split(",") if layer_ids else None,
-                       progress=not quiet)
-    dt = time.perf_counter() - t0
-    for lid, n in counts.items():
-        click.echo(f"  {lid:<20} {n:>9,}")
-    total = sum(counts.values())
-    click.echo(f"copied {total:,} rows from {src} in {dt:.1f} s "
-               f"({total / max(dt, 1e-9):,.0f} rows/s)")
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -142,11 +110,7 @@ def load_postgis(url, gpkg, layer_ids, quiet):
 @click.option("--config", "config_path", default=None, help="pygeoapi config "
                                                             "[server_config.yml].")
 def serve(host, port, workers, threads, data, config_path):
-    """Serve the OGC API with gunicorn (generating the sample GeoPackage if missing).
-
-    With a postgresql:// URL (``--data`` or $TIANYA_DATA) nothing is generated: the
-    tables must exist (``tianya load-postgis``).
-    """
+    """Serve the OGC API with gunicorn (generating the sample GeoPackage if missing)."""
     from tianya.config import CONFIG_PATH
 
     data = _data_location(data)
@@ -176,6 +140,103 @@ def serve(host, port, workers, threads, data, config_path):
             "tianya.app:create_app()"]
     click.echo(f"serving {env['TIANYA_URL']} from {data}")
     os.execvpe(args[0], args, env)
+
+
+@main.command("map")
+@click.argument("kind", type=click.Choice(["layers", "hotspots", "choropleth"]))
+@click.option("--data", default=None, help="GeoPackage or postgresql:// URL "
+                                           "[$TIANYA_DATA or geodata/tianya.gpkg].")
+@click.option("--output", "-o", default=None, help="HTML file [tianya-<kind>.html].")
+@click.option("--basemap", "basemap_id", default="osm", show_default=True,
+              type=click.Choice(["osm", "tianditu", "tianditu_img", "amap", "amap_img"]),
+              help="Tianditu needs $TIANYA_TIANDITU_KEY; Amap overlays are moved to GCJ-02.")
+@click.option("--lang", default="both", show_default=True,
+              type=click.Choice(["both", "zh", "en"]))
+@click.option("--layers", "layer_ids", default=None,
+              help="Comma-separated layer ids for `layers` [the seven thematic layers].")
+@click.option("--days", default=None, type=click.IntRange(1, 3660),
+              help="Only incidents reported in the last N days of the data.")
+@click.option("--max-points", default=2000, show_default=True, type=int,
+              help="Above this many features a layer is aggregated into cells.")
+@click.option("--restricted", is_flag=True,
+              help="Draw non-public layers (poverty relief) as points (still no personal "
+                   "fields).")
+@click.option("--assets", default="inline", show_default=True,
+              help="inline (offline, one file), cdn, or a URL prefix serving the vendor files.")
+def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, restricted,
+         assets):
+    """Write a static folium map: the seven layers, hot spots or community choropleths."""
+    import pandas as pd
+
+    from analytics import maps
+    from analytics.errors import AnalyticsError
+    from layers.catalogue import THEMATIC, get_layer
+    from layers.store import open_store
+
+    store = open_store(_data_location(data))
+    t0 = time.perf_counter()
+    ids = layer_ids.split(",") if layer_ids else list(THEMATIC)
+    need = set(ids if kind == "layers" else ["incidents"]) | {"communities"}
+    frames = {i: store.read_frame(get_layer(i)) for i in need}
+    if days and "incidents" in frames:
+        inc = frames["incidents"]
+        t = pd.to_datetime(inc["reported_at"], utc=True)
+        frames["incidents"] = inc[t >= t.max() - pd.Timedelta(days=days)]
+    try:
+        if kind == "layers":
+            m = maps.layers_map(frames, layers=ids, lang=lang, basemap_id=basemap_id,
+                                max_points=max_points, restricted=restricted)
+        elif kind == "hotspots":
+            m = maps.hotspot_map(frames["incidents"], communities=frames["communities"],
+                                 basemap_id=basemap_id, lang=lang)
+        else:
+            m = maps.choropleth_map(frames["incidents"], frames["communities"],
+                                    basemap_id=basemap_id, lang=lang)
+        out = maps.save_map(m, output or f"tianya-{kind}.html", assets=assets)
+    except AnalyticsError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"wrote {out.path}: {out.size / 1e6:.2f} MB in "
+               f"{time.perf_counter() - t0:.1f} s")
+
+
+@main.command()
+@click.option("--week", default=None, help="ISO week in Beijing time, e.g. 2026-W47 "
+                                           "[the latest week with cases].")
+@click.option("--data", default=None, help="GeoPackage or postgresql:// URL "
+                                           "[$TIANYA_DATA or geodata/tianya.gpkg].")
+@click.option("--output", "-o", default=None, help="HTML file [tianya-report-<week>.html].")
+@click.option("--pdf", "pdf_path", default=None, help="Also write a PDF (needs weasyprint).")
+@click.option("--json", "json_path", default=None, help="Also write the figures as JSON.")
+def report(week, data, output, pdf_path, json_path):
+    """Write the weekly report (HTML, optionally PDF and JSON figures)."""
+    import json
+
+    from analytics.errors import AnalyticsError
+    from analytics.report import weekly_report
+    from layers.catalogue import get_layer
+    from layers.store import open_store
+
+    store = open_store(_data_location(data))
+    t0 = time.perf_counter()
+    try:
+        rep = weekly_report(store.read_frame(get_layer("incidents")),
+                            store.read_frame(get_layer("communities")), week)
+        path = output or f"tianya-report-{rep.week}.html"
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(rep.html)
+        if pdf_path:
+            rep.pdf(pdf_path)
+    except AnalyticsError as err:
+        raise click.ClickException(str(err)) from None
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump(rep.figures, fh, ensure_ascii=False, indent=1)
+    f = rep.figures
+    rate = f["completion_rate"]
+    click.echo(f"{rep.week}: received {f['received']}, closed {f['closed']}, completion "
+               f"{'—' if rate is None else f'{rate:.1%}'}, overdue {f['overdue_total']}")
+    click.echo(f"wrote {path}" + (f" and {pdf_path}" if pdf_path else "")
+               + f" in {time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

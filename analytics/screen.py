@@ -1,0 +1,150 @@
+"""Figures for the command-center screen (大屏): one JSON-ready dict per refresh.
+
+:func:`screen_summary` is a pure function of the incidents (and communities): today's counts,
+the overdue cases with their positions, Gi* hot spots of the last weeks and the catalogue
+colours the page needs. The shell serves it as ``/screen/summary.json``; the page reads the
+incidents themselves from the OGC API.
+
+Only public fields are returned: the screen is shown in a hall and served to anonymous
+callers.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from analytics.errors import AnalyticsError
+from layers import supervision
+from layers.catalogue import LAYERS
+
+__all__ = ["screen_summary"]
+
+TZ = "Asia/Shanghai"
+UTM = 32649
+_INC = LAYERS["incidents"]
+
+
+def _day_bounds(day) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start = pd.Timestamp(day).tz_localize(TZ).tz_convert("UTC")
+    return start, start + pd.Timedelta(days=1)
+
+
+def screen_summary(incidents, communities=None, day=None, *, now=None, hotspot_days: int = 28,
+                   max_overdue: int = 30, lang: str = "zh") -> dict:
+    """Today's counts, overdue cases and hot spots for the screen.
+
+    Parameters
+    ----------
+    incidents : GeoDataFrame
+        The incidents layer (EPSG:4326).
+    communities : GeoDataFrame, optional
+        For community names.
+    day : str or date, optional
+        Beijing calendar day shown as "today"; default today, or the latest day with cases
+        when there are none today (sample data end on 2026-11-22).
+    now : datetime-like, optional
+        Reference instant for "overdue"; default the end of ``day`` or the current time,
+        whichever is earlier.
+    hotspot_days : int, default 28
+        Days of cases (ending with ``day``) in the Gi* analysis.
+    max_overdue : int, default 30
+        Overdue cases listed (oldest deadline first); ``overdue`` always counts all.
+    lang : {"zh", "en"}
+        Language of the labels.
+
+    Returns
+    -------
+    dict
+        ``day``, ``now``, ``today`` (received, closed, open, by_category), ``overdue`` (count),
+        ``overdue_cases`` (list), ``week`` (supervision figures of the last 7 days),
+        ``hotspots`` (GeoJSON FeatureCollection of hot cells) and ``styles``.
+    """
+    reported = pd.to_datetime(incidents["reported_at"], utc=True, format="ISO8601")
+    real_now = pd.Timestamp.now(tz="UTC")
+    if day is None:
+        today = real_now.tz_convert(TZ).date()
+        start, end = _day_bounds(today)
+        if not ((reported >= start) & (reported < end)).any() and len(reported):
+            today = reported.max().tz_convert(TZ).date()
+        day = today
+    try:
+        start, end = _day_bounds(pd.Timestamp(day).date())
+    except (ValueError, TypeError) as err:
+        raise AnalyticsError(f"day must be a date like 2026-11-22, got {day!r}") from err
+    now = min(end, real_now) if now is None else pd.Timestamp(now)
+    if now.tzinfo is None:
+        now = now.tz_localize("UTC")
+    closed_at = pd.to_datetime(incidents["closed_at"], utc=True, format="ISO8601")
+    todays = incidents[(reported >= start) & (reported < end)]
+    flags = supervision.case_flags(incidents[reported < end], now=now)
+    past = incidents[reported < end]
+    overdue = past[flags["overdue"].to_numpy()]
+    overdue = overdue.sort_values("deadline")
+    names = {}
+    if communities is not None:
+        names = dict(zip(communities["code"], communities["name"], strict=False))
+    cat = _INC.field("category")
+    dept = _INC.field("department")
+    od = []
+    deadlines = pd.to_datetime(overdue["deadline"], utc=True, format="ISO8601")
+    for (_, r), dl in zip(overdue.head(max_overdue).iterrows(), deadlines, strict=False):
+        od.append({
+            "case_no": r["case_no"], "title": r["title"], "category": r["category"],
+            "category_label": cat.label(r["category"], lang),
+            "department": dept.label(r["department"], lang),
+            "community": names.get(r["community_code"], r["community_code"]),
+            "deadline": dl.tz_convert(TZ).strftime("%m-%d %H:%M"),
+            "overdue_h": round((now - dl) / pd.Timedelta(hours=1), 1),
+            "lon": round(float(r.geometry.x), 6), "lat": round(float(r.geometry.y), 6),
+        })
+    week = incidents[(reported >= end - pd.Timedelta(days=7)) & (reported < end)]
+    wk = supervision.to_records(supervision.figures(week, now=now))[0]
+    by_cat = todays["category"].value_counts()
+    return {
+        "day": str(pd.Timestamp(day).date()),
+        "now": now.isoformat(),
+        "today": {
+            "received": int(len(todays)),
+            "closed": int(((closed_at >= start) & (closed_at < end)).sum()),
+            "open": int(supervision.case_flags(todays, now=now)["open"].sum())
+            if len(todays) else 0,
+            "by_category": [{"category": c, "label": cat.label(c, lang), "cases": int(n)}
+                            for c, n in by_cat.items()],
+        },
+        "overdue": int(len(overdue)),
+        "overdue_cases": od,
+        "week": wk,
+        "hotspots": _hotspots(incidents[(reported >= end - pd.Timedelta(days=hotspot_days))
+                                        & (reported < end)]),
+        "styles": {"category": {c.code: {"color": c.color, "label": c.zh if lang == "zh"
+                                         else c.en} for c in cat.codes}},
+    }
+
+
+def _hotspots(frame) -> dict:
+    """Hot cells (Gi* bin > 0) as a GeoJSON FeatureCollection in CRS84."""
+    from analytics.maps import GI_BINS
+    from analytics.ohsa import optimized_hot_spots
+
+    empty = {"type": "FeatureCollection", "features": []}
+    if len(frame) < 30:
+        return empty
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            res = optimized_hot_spots(frame.to_crs(UTM), cell_size=500.0)
+    except AnalyticsError:
+        return empty
+    hot = res.cells[res.cells["gi_bin"] > 0].to_crs(4326)
+    feats = []
+    for _, c in hot.iterrows():
+        b = int(c["gi_bin"])
+        ring = np.round(np.asarray(c.geometry.exterior.coords), 6).tolist()
+        feats.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+                      "properties": {"count": int(c["count"]), "gi_bin": b,
+                                     "gi_z": round(float(c["gi_z"]), 2),
+                                     "color": GI_BINS[b][2]}})
+    return {"type": "FeatureCollection", "features": feats}

@@ -1,0 +1,454 @@
+"""Maps, the weekly report and the command-center screen, checked in headless Chromium.
+
+Debian's ``/usr/bin/chromium`` is driven by playwright-python (never ``playwright install``).
+There is no internet here: every request that leaves the machine (map tiles) is aborted and
+only the console errors those aborted requests cause are ignored.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics import maps
+from analytics.basemaps import to_gcj02, wgs_to_gcj
+from analytics.report import weekly_report
+from layers.catalogue import LAYERS, THEMATIC
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+TZ = "Asia/Shanghai"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM) or not _has_playwright():
+        if os.environ.get("CI"):
+            pytest.fail("CI must have Debian's chromium and playwright-python")
+        pytest.skip("needs /usr/bin/chromium and playwright-python")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _has_playwright() -> bool:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Page:
+    """A page with external requests blocked and its console errors collected."""
+
+    def __init__(self, browser, url: str, ready: str = ".leaflet-control-layers"):
+        self.page = browser.new_page(viewport={"width": 1280, "height": 860})
+        self.blocked: set[str] = set()
+        self.errors: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.page.route("**/*", self._route)
+        self.page.goto(url)
+        self.page.wait_for_selector(ready, state="attached", timeout=30_000)
+        self.page.wait_for_timeout(300)
+
+    def _route(self, route):
+        url = route.request.url
+        if url.startswith(("file:", "data:", "http://127.0.0.1", "http://localhost")):
+            route.continue_()
+        else:
+            self.blocked.add(url)
+            route.abort()
+
+    def _console(self, msg):
+        if msg.type != "error":
+            return
+        where = (msg.location or {}).get("url", "")
+        if where in self.blocked or (where.startswith("http") and "127.0.0.1" not in where
+                                     and "localhost" not in where):
+            return  # a tile we refused to fetch
+        self.errors.append(f"{msg.text} @ {where}")
+
+    def texts(self, selector: str) -> list[str]:
+        return self.page.eval_on_selector_all(
+            selector, "els => els.map(e => e.textContent.trim())")
+
+    def screenshot_not_blank(self):
+        from PIL import Image
+
+        img = Image.open(io.BytesIO(self.page.screenshot())).convert("RGB")
+        arr = np.asarray(img)
+        colours = len(np.unique(arr.reshape(-1, 3), axis=0))
+        assert colours > 30, f"screenshot looks blank ({colours} colours)"
+        assert arr.std() > 10
+
+    def close(self):
+        self.page.close()
+
+
+def _save(m, tmp_path, name) -> str:
+    out = maps.save_map(m, tmp_path / name)
+    assert out.size > 0
+    return "file://" + out.path
+
+
+def _sensitive_values(data) -> list[str]:
+    vals = []
+    for lid in THEMATIC:
+        frame = data[lid]
+        for f in LAYERS[lid].sensitive_fields:
+            v = frame[f].dropna().astype(str)
+            vals += [x for x in v.unique()[:200].tolist() if len(x) >= 7]  # phones
+    return vals
+
+
+# --- Layers map ---------------------------------------------------------------------------------
+
+
+def test_layers_map_in_browser(browser, sample_data, tmp_path):
+    m = maps.layers_map(sample_data)
+    url = _save(m, tmp_path, "layers.html")
+    text = open(url[7:], encoding="utf-8").read()
+    assert "cdn.jsdelivr" not in text and "jquery" not in text.lower()
+    for v in _sensitive_values(sample_data):
+        assert v not in text, "a sensitive value reached the map"
+    p = Page(browser, url)
+    try:
+        overlays = p.texts(".leaflet-control-layers-overlays label")
+        expected = [f"{LAYERS[i].zh} {LAYERS[i].en}" for i in THEMATIC]
+        assert overlays == [f"{LAYERS['communities'].zh} {LAYERS['communities'].en}",
+                            *expected]
+        groups = p.texts(".tianya-legend-group")
+        for title in expected:
+            assert any(g.startswith(title) for g in groups), title
+        items = p.texts(".tianya-legend-item")
+        assert "暴露垃圾 Exposed garbage" in items  # incidents by category
+        assert "破损 Damaged" in items  # fixtures by state
+        assert p.page.query_selector(".leaflet-control-scale")
+        assert p.page.query_selector(".leaflet-control-fullscreen, .fullscreen-icon")
+        # a popup shows planner fields and no personal ones
+        assert p.errors == [], p.errors
+        p.screenshot_not_blank()
+    finally:
+        p.close()
+
+
+def test_layers_map_aggregates_large_layers(sample_data):
+    small = maps.render_html(maps.layers_map(sample_data, layers=("incidents",),
+                                             max_points=100_000))
+    light = maps.render_html(maps.layers_map(sample_data, layers=("incidents",),
+                                             max_points=500))
+    assert len(light) < len(small) / 2
+    assert "300 m cells" in light
+
+
+def test_restricted_layer_is_per_community_by_default(sample_data):
+    html = maps.render_html(maps.layers_map(sample_data, layers=("poverty_relief",)))
+    codes = sample_data["poverty_relief"]["household_code"].head(20)
+    assert not any(c in html for c in codes)
+    html = maps.render_html(maps.layers_map(sample_data, layers=("poverty_relief",),
+                                            restricted=True))
+    assert all(c in html for c in codes)
+    for f in LAYERS["poverty_relief"].sensitive_fields:
+        for v in sample_data["poverty_relief"][f].dropna().astype(str).head(20):
+            assert f'"{v}"' not in html
+
+
+# --- GCJ-02 -------------------------------------------------------------------------------------
+
+#: Published WGS84 → GCJ-02 test vectors (eviltransform's test suite): lat, lon, lat, lon.
+PUBLISHED = [
+    (31.1774276, 121.5272106, 31.17530398364597, 121.531541859215),  # Shanghai
+    (22.543847, 113.912316, 22.540796131694766, 113.9171764808363),  # Shenzhen
+    (39.911954, 116.377817, 39.91334545536069, 116.38404722455657),  # Beijing
+]
+
+
+def _metres(lon1, lat1, lon2, lat2) -> float:
+    k = math.pi / 180
+    dx = (lon2 - lon1) * k * 6378137 * math.cos(lat1 * k)
+    dy = (lat2 - lat1) * k * 6378137
+    return math.hypot(dx, dy)
+
+
+def test_gcj02_published_points():
+    for lat, lon, glat, glon in PUBLISHED:
+        x, y = wgs_to_gcj([lon], [lat])
+        assert abs(x[0] - glon) < 1e-6 and abs(y[0] - glat) < 1e-6
+
+
+def test_gcj02_offset_at_tianya_matches_a_second_implementation():
+    evil = pytest.importorskip("eviltransform")
+    lon, lat = 109.5029, 18.2940  # Sanya downtown
+    x, y = wgs_to_gcj([lon], [lat])
+    elat, elon = evil.wgs2gcj(lat, lon)
+    assert _metres(x[0], y[0], elon, elat) < 0.5
+    offset = _metres(lon, lat, x[0], y[0])
+    assert 350 < offset < 600, offset  # "about 466 m at Tianya"
+
+
+def test_gcj_overlay_lands_on_the_converted_spot(browser, sample_data, tmp_path):
+    """A party-building point drawn on the Amap base map sits at its GCJ-02 position."""
+    evil = pytest.importorskip("eviltransform")
+    pb = sample_data["party_building"].to_crs(4326)
+    name = pb["name"].iloc[0]
+    wgs = pb.geometry.iloc[0]
+    elat, elon = evil.wgs2gcj(wgs.y, wgs.x)  # independent reference conversion
+    js = """([name, map]) => { const out = []; window[map].eachLayer(l => {
+              if (l.feature && l.feature.properties.name === name && l.getLatLng)
+                  out.push([l.getLatLng().lat, l.getLatLng().lng]); }); return out; }"""
+    for bm, (lat, lon) in (("amap", (elat, elon)), ("osm", (wgs.y, wgs.x))):
+        m = maps.layers_map(sample_data, layers=("party_building",), basemap_id=bm)
+        p = Page(browser, _save(m, tmp_path, f"pb-{bm}.html"))
+        try:
+            got = p.page.evaluate(js, [name, m.get_name()])
+            assert len(got) == 1
+            assert _metres(got[0][1], got[0][0], lon, lat) < 2.0, (bm, got, lat, lon)
+            assert p.errors == []
+        finally:
+            p.close()
+    assert _metres(wgs.x, wgs.y, elon, elat) > 300  # the shift the conversion corrects
+
+
+def test_to_gcj02_moves_polygons(sample_data):
+    comm = sample_data["communities"].to_crs(4326).head(3)
+    moved = to_gcj02(comm)
+    import shapely
+
+    a = shapely.get_coordinates(comm.geometry.iloc[0])[0]
+    b = tuple(shapely.get_coordinates(moved.geometry.iloc[0])[0])
+    x, y = wgs_to_gcj([a[0]], [a[1]])
+    assert b == pytest.approx((x[0], y[0]), abs=1e-12)
+
+
+def test_tianditu_needs_a_key(sample_data, monkeypatch):
+    from analytics.errors import AnalyticsError
+
+    monkeypatch.delenv("TIANYA_TIANDITU_KEY", raising=False)
+    with pytest.raises(AnalyticsError, match="TIANYA_TIANDITU_KEY"):
+        maps.layers_map(sample_data, layers=("rivers",), basemap_id="tianditu")
+    monkeypatch.setenv("TIANYA_TIANDITU_KEY", "k123")
+    html = maps.render_html(maps.layers_map(sample_data, layers=("rivers",),
+                                            basemap_id="tianditu"))
+    assert "tk=k123" in html and "cva_w" in html
+    monkeypatch.setenv("TIANYA_TILES_OSM", "http://tiles.example/{z}/{x}/{y}.png")
+    html = maps.render_html(maps.layers_map(sample_data, layers=("rivers",)))
+    assert "tiles.example" in html
+
+
+# --- Hot spots and choropleths ------------------------------------------------------------------
+
+
+def test_hotspot_map_in_browser(browser, sample_data, tmp_path):
+    m = maps.hotspot_map(sample_data["incidents"], communities=sample_data["communities"])
+    p = Page(browser, _save(m, tmp_path, "hot.html"))
+    try:
+        overlays = p.texts(".leaflet-control-layers-overlays label")
+        assert "Gi*热点冷点 Gi* hot and cold spots" in overlays
+        assert "核密度热力 Kernel density heat" in overlays
+        assert "时空热点(新兴热点) Emerging hot spots" in overlays
+        items = p.texts(".tianya-legend-item")
+        assert "热点 99%置信度 Hot spot, 99% confidence" in items
+        red = p.page.evaluate("""(map) => { let n = 0; window[map].eachLayer(l => {
+            if (l.feature && l.options.fillColor === '#d62f27') n++; }); return n; }""",
+                              m.get_name())
+        assert red > 0
+        assert p.page.query_selector(".leaflet-image-layer")
+        assert p.errors == [], p.errors
+        p.screenshot_not_blank()
+    finally:
+        p.close()
+
+
+def test_choropleth_map_in_browser(browser, sample_data, tmp_path):
+    inc, comm = sample_data["incidents"], sample_data["communities"]
+    m = maps.choropleth_map(inc, comm)
+    p = Page(browser, _save(m, tmp_path, "choro.html"))
+    try:
+        overlays = p.texts(".leaflet-control-layers-overlays label")
+        assert overlays == ["案件密度(件/平方公里) Case density (cases/km²)",
+                            "办结率 Completion rate", "超期占比 Overdue share"]
+        assert len(p.texts(".tianya-legend-item")) >= 9
+        assert p.errors == [], p.errors
+        p.screenshot_not_blank()
+    finally:
+        p.close()
+
+
+def test_community_measures_independent(sample_data):
+    inc, comm = sample_data["incidents"], sample_data["communities"]
+    got = maps.community_measures(inc, comm).set_index("code")
+    now = max(inc[c].max() for c in ("reported_at", "dispatched_at", "handled_at",
+                                     "closed_at"))
+    done = inc["status"].isin(["closed", "evaluated"])
+    overdue = ~done & (inc["deadline"] < now)
+    g = pd.DataFrame({"c": inc["community_code"], "done": done, "od": overdue}).groupby("c")
+    for code, row in got.iterrows():
+        if code not in g.groups:
+            assert row["cases"] == 0
+            continue
+        sub = g.get_group(code)
+        assert row["cases"] == len(sub)
+        assert row["completion_rate"] == pytest.approx(sub["done"].mean())
+        assert row["overdue_share"] == pytest.approx(sub["od"].mean())
+        area = comm.set_index("code").loc[code, "area_km2"]
+        assert row["case_density"] == pytest.approx(len(sub) / area)
+
+
+# --- Weekly report ------------------------------------------------------------------------------
+
+
+def _independent_week(inc: pd.DataFrame, week: str) -> dict:
+    """The report's headline figures from timestamps alone (no layers.supervision)."""
+    year, w = int(week[:4]), int(week[-2:])
+    import datetime as dt
+
+    start = pd.Timestamp(dt.date.fromisocalendar(year, w, 1)).tz_localize(TZ).tz_convert("UTC")
+    end = start + pd.Timedelta(days=7)
+    rep = inc["reported_at"]
+    wk = inc[(rep >= start) & (rep < end)]
+    done = wk["closed_at"].notna() & (wk["closed_at"] <= end)
+    handled = wk["handled_at"].where(wk["handled_at"] <= end)
+    elig = done & wk["deadline"].notna() & handled.notna()
+    before = inc[rep < end]
+    open_then = ~(before["closed_at"].notna() & (before["closed_at"] <= end))
+    overdue = open_then & (before["deadline"] < end)
+    by_channel = wk.groupby("channel").size().to_dict()
+    online = wk["channel"].isin(["public_opinion", "wechat"])
+    return {
+        "received": len(wk),
+        "closed": int(((inc["closed_at"] >= start) & (inc["closed_at"] < end)).sum()),
+        "completion_rate": done.mean(),
+        "on_time_rate": (handled[elig] <= wk["deadline"][elig]).mean(),
+        "overdue_total": int(overdue.sum()),
+        "by_channel": by_channel,
+        "online": int(online.sum()),
+        "overdue_cases": set(before.loc[overdue, "case_no"]),
+    }
+
+
+@pytest.mark.parametrize("week", ["2026-W47", "2026-W40"])
+def test_weekly_report_figures_independent(sample_data, week):
+    inc = sample_data["incidents"]
+    r = weekly_report(inc, sample_data["communities"], week, charts=False)
+    f, ind = r.figures, _independent_week(inc, week)
+    assert f["received"] == ind["received"] > 0
+    assert f["closed"] == ind["closed"]
+    assert f["completion_rate"] == pytest.approx(ind["completion_rate"], abs=1e-4)
+    assert f["on_time_rate"] == pytest.approx(ind["on_time_rate"], abs=1e-4)
+    assert f["overdue_total"] == ind["overdue_total"]
+    assert {r["channel"]: r["cases"] for r in f["by"]["channel"]} == ind["by_channel"]
+    assert f["public_opinion"]["cases"] == ind["online"]
+    assert {r["case_no"] for r in f["overdue_list"]} <= ind["overdue_cases"]
+    prev = _independent_week(inc, f["previous_week"])
+    assert f["previous"]["received"] == prev["received"]
+    assert f["week_over_week"]["received"] == ind["received"] - prev["received"]
+    assert sum(r["cases"] for r in f["by"]["community"]) == ind["received"]
+    assert sum(r["cases"] for r in f["by"]["department"]) == ind["received"]
+    assert f["hotspots"] and all(h["gi_bin"] > 0 for h in f["hotspots"])
+    assert f'id="received">{ind["received"]}<' in r.html
+
+
+def test_weekly_report_in_browser(browser, sample_data, tmp_path):
+    r = weekly_report(sample_data["incidents"], sample_data["communities"], "2026-W47")
+    path = tmp_path / "report.html"
+    path.write_text(r.html, encoding="utf-8")
+    p = Page(browser, f"file://{path}", ready="#kpi")
+    try:
+        imgs = p.page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+        assert len(imgs) == 5 and all(w > 100 for w in imgs)
+        assert p.texts("#received") == [str(r.figures["received"])]
+        assert p.errors == [], p.errors
+        p.screenshot_not_blank()
+    finally:
+        p.close()
+    for v in _sensitive_values(sample_data):
+        assert v not in r.html
+
+
+def test_weekly_report_pdf(sample_data, tmp_path):
+    pytest.importorskip("weasyprint")
+    r = weekly_report(sample_data["incidents"], sample_data["communities"], "2026-W47",
+                      charts=False)
+    out = r.pdf(tmp_path / "r.pdf")
+    with open(out, "rb") as fh:
+        assert fh.read(5) == b"%PDF-"
+
+
+def test_report_week_errors(sample_data):
+    from analytics.errors import AnalyticsError
+
+    with pytest.raises(AnalyticsError, match="2026-W47"):
+        weekly_report(sample_data["incidents"], week="2026-47")
+    with pytest.raises(AnalyticsError, match="ISO week"):
+        weekly_report(sample_data["incidents"], week="2026-W60")
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_map_and_report(sample_gpkg, tmp_path):
+    from click.testing import CliRunner
+
+    from tianya.cli import main
+
+    runner = CliRunner()
+    out = tmp_path / "m.html"
+    res = runner.invoke(main, ["map", "layers", "--data", sample_gpkg, "-o", str(out),
+                               "--basemap", "amap", "--days", "30"])
+    assert res.exit_code == 0, res.output
+    assert "MB" in res.output and out.stat().st_size > 100_000
+    res = runner.invoke(main, ["map", "hotspots", "--data", sample_gpkg, "-o",
+                               str(tmp_path / "h.html")])
+    assert res.exit_code == 0, res.output
+    rep = tmp_path / "r.html"
+    res = runner.invoke(main, ["report", "--week", "2026-W47", "--data", sample_gpkg,
+                               "-o", str(rep), "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    assert "2026-W47" in res.output and rep.exists()
+    res = runner.invoke(main, ["report", "--week", "nonsense", "--data", sample_gpkg])
+    assert res.exit_code != 0 and "2026-W47" in res.output
+
+
+# --- Command-center screen ----------------------------------------------------------------------
+
+
+def test_screen_live(browser, live_server, sample_data):
+    day = "2026-11-22"
+    p = Page(browser, f"{live_server.url}/screen?date={day}&refresh=2", ready="#map")
+    try:
+        p.page.wait_for_function(
+            "() => Number(document.getElementById('updated').dataset.refreshes) >= 2",
+            timeout=60_000)
+        inc = sample_data["incidents"]
+        start = pd.Timestamp(day).tz_localize(TZ).tz_convert("UTC")
+        end = start + pd.Timedelta(days=1)
+        today = int(((inc["reported_at"] >= start) & (inc["reported_at"] < end)).sum())
+        assert p.texts("#k-received") == [str(today)]
+        done = inc["status"].isin(["closed", "evaluated"])
+        overdue = int((~done & (inc["reported_at"] < end) & (inc["deadline"] < end)).sum())
+        assert p.texts("#k-overdue") == [str(overdue)]
+        week = int(((inc["reported_at"] >= end - pd.Timedelta(days=7))
+                    & (inc["reported_at"] < end)).sum())
+        assert p.page.evaluate("() => window.tianyaScreen.incidents") == week
+        assert len(p.texts("#overdue li")) == min(overdue, 30)
+        overlays = p.texts(".leaflet-control-layers-overlays label")
+        assert len(overlays) == 3
+        assert p.errors == [], p.errors
+        p.screenshot_not_blank()
+    finally:
+        p.close()
+    r = live_server.get("/screen/summary.json?date=bad")
+    assert r.status_code == 400
+    assert live_server.get("/static/vendor/leaflet/LICENSE").ok
+    assert live_server.get("/static/../tianya/app.py").status_code == 404
