@@ -7,7 +7,9 @@
 * checks every parameter of an items request against the layer catalogue
   (unknown names, bad values, malformed filters → 400 with a message naming the
   problem) and normalises a GET CQL2 JSON filter to CQL2 text;
-* refuses pygeoapi's admin API.
+* refuses pygeoapi's admin API;
+* serves OGC API Tiles (Mapbox vector tiles of the point layers, from PostGIS:
+  :mod:`tianya.tiles`).
 
 Run it with a production server: ``gunicorn 'tianya.app:create_app()'`` (what
 ``tianya serve`` does), never pygeoapi's debug ``serve``.
@@ -26,7 +28,7 @@ from layers import access, cases
 from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, PayloadTooLarge, TianyaError
 from layers.params import check_items_params
-from tianya import api, open311, screen
+from tianya import api, open311, screen, tiles
 
 _ITEMS = re.compile(r"^/collections/([^/]+)/items(?:/([^/]+))?/?$")
 _COLLECTION = re.compile(r"^/collections/([^/]+)(?:/(queryables|schema))?/?$")
@@ -76,6 +78,8 @@ class Shell:
             if api.handles(path) and (environ.get("REQUEST_METHOD") == "PATCH"
                                       or not path.startswith("/collections/")):
                 return api.app(environ, start_response)
+            if tiles.handles(path):
+                return tiles.app(environ, start_response)
             self._check(environ)
             return self.app(environ, start_response)
         except TianyaError as err:
@@ -102,6 +106,11 @@ class Shell:
         ctype = environ.get("CONTENT_TYPE", "")
         if ctype.split(";")[0].strip().lower() == "application/geo+json":
             environ["CONTENT_TYPE"] = "application/geo+json"  # pygeoapi compares it exactly
+        m = _ITEMS.match(environ.get("PATH_INFO", "") or "/")
+        if method == "POST" and m and m.group(2) is None and not ctype.strip():
+            # pygeoapi answers this with a bare 500
+            raise InvalidParameter("POST to items needs a Content-Type: application/geo+json "
+                                   "to create a feature, application/json for a CQL2 JSON query")
 
     def _check(self, environ) -> None:
         path = environ.get("PATH_INFO", "") or "/"

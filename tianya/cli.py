@@ -99,6 +99,38 @@ def config(output, check):
     click.echo(f"wrote {cfg.write(path)}")
 
 
+@main.command("load-postgis")
+@click.argument("url", required=False)
+@click.option("--data", "gpkg", default=None,
+              help="Source GeoPackage [geodata/tianya.gpkg].")
+@click.option("--layers", "layer_ids", default=None,
+              help="Comma-separated layer ids [every catalogue layer in the GeoPackage].")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def load_postgis(url, gpkg, layer_ids, quiet):
+    """Copy a GeoPackage into PostGIS (COPY, one progress bar per layer).
+
+    URL is a postgresql:// URL, store options allowed (``?schema=demo``); default
+    $TIANYA_DATA when that is one. Then serve it with ``TIANYA_DATA=URL tianya serve``.
+    """
+    from layers.pgload import load_gpkg
+
+    url = url or os.environ.get(STORE_ENV)
+    if not url or "://" not in url:
+        raise click.UsageError("give a postgresql:// URL (or set TIANYA_DATA to one)")
+    src = os.path.abspath(gpkg or DEFAULT_GPKG)
+    if not os.path.exists(src):
+        raise click.UsageError(f"{src} does not exist (run `tianya generate`)")
+    t0 = time.perf_counter()
+    counts = load_gpkg(src, url, layer_ids.split(",") if layer_ids else None,
+                       progress=not quiet)
+    dt = time.perf_counter() - t0
+    for lid, n in counts.items():
+        click.echo(f"  {lid:<20} {n:>9,}")
+    total = sum(counts.values())
+    click.echo(f"copied {total:,} rows from {src} in {dt:.1f} s "
+               f"({total / max(dt, 1e-9):,.0f} rows/s)")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -110,7 +142,11 @@ def config(output, check):
 @click.option("--config", "config_path", default=None, help="pygeoapi config "
                                                             "[server_config.yml].")
 def serve(host, port, workers, threads, data, config_path):
-    """Serve the OGC API with gunicorn (generating the sample GeoPackage if missing)."""
+    """Serve the OGC API with gunicorn (generating the sample GeoPackage if missing).
+
+    With a postgresql:// URL (``--data`` or $TIANYA_DATA) nothing is generated: the
+    tables must exist (``tianya load-postgis``).
+    """
     from tianya.config import CONFIG_PATH
 
     data = _data_location(data)
