@@ -147,18 +147,29 @@ def footprint_pixels(geoms: np.ndarray, transform: Affine, shape: tuple[int, int
     if col1 <= col0 or row1 <= row0:
         return empty
     window = rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
-    wt = rasterio.windows.transform(window, transform)
     colour = _colours(geoms)
     parts_b, parts_r, parts_c = [], [], []
     for c in range(colour.max() + 1):
         idx = np.flatnonzero(colour == c)
+        # each pass only over the part of the window its footprints cover
+        bx0, by0, bx1, by1 = shapely.total_bounds(geoms[idx])
+        c0 = max(col0, int(np.floor((bx0 - transform.c) / transform.a)) - 1)
+        c1 = min(col1, int(np.ceil((bx1 - transform.c) / transform.a)) + 1)
+        r0 = max(row0, int(np.floor((by1 - transform.f) / transform.e)) - 1)
+        r1 = min(row1, int(np.ceil((by0 - transform.f) / transform.e)) + 1)
+        if c1 <= c0 or r1 <= r0:
+            continue
+        sub = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
         labels = rasterio.features.rasterize(
-            ((geoms[i], int(i) + 1) for i in idx), out_shape=(window.height, window.width),
-            transform=wt, fill=0, all_touched=False, dtype="int32")
+            ((geoms[i], int(i) + 1) for i in idx), out_shape=(sub.height, sub.width),
+            transform=rasterio.windows.transform(sub, transform), fill=0,
+            all_touched=False, dtype="int32")
         r, cc = np.nonzero(labels)
         parts_b.append(labels[r, cc] - 1)
-        parts_r.append(r + row0)
-        parts_c.append(cc + col0)
+        parts_r.append(r + r0)
+        parts_c.append(cc + c0)
+    if not parts_b:
+        return empty
     return FootprintPixels(np.concatenate(parts_b), np.concatenate(parts_r),
                            np.concatenate(parts_c), window)
 
