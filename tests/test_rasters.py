@@ -82,3 +82,18 @@ def test_flood_scenarios_nested_and_nan_at_sea(files):
         assert (wet_low & ~wet_high).sum() < 0.01 * wet_low.sum()  # higher level: more water
     assert 0 < np.nanmax(s1) < 1.5 and 1.5 < np.nanmax(s3) < 3.0  # friction loss inland
     assert set(SCENARIOS) == {"surge_1_5m", "surge_3m", "rain_200mm", "rain_400mm"}
+
+
+@pytest.mark.slow
+def test_cli_rasters_deterministic(sample_gpkg, files, tmp_path):
+    from click.testing import CliRunner
+
+    from tianya.cli import main
+
+    out = tmp_path / "rasters"
+    res = CliRunner().invoke(main, ["rasters", "--data", sample_gpkg, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    again = raster_files(str(out))
+    for key in ("dem", "surge_3m"):
+        with rasterio.open(files[key]) as a, rasterio.open(again[key]) as b:
+            np.testing.assert_array_equal(a.read(1), b.read(1))
