@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 import pyproj
 import shapely
+from pygeofilter import ast
 
 from layers import access
 from layers.catalogue import CATEGORY_CLASS, get_layer
@@ -272,11 +273,16 @@ class Locator:
         grids = store.read_frame(get_layer("grid_cells"))
         self.grids = grids.reset_index(drop=True)
         self.tree = shapely.STRtree(np.asarray(self.grids.geometry.values))
+        self._grid_rows = list(zip(self.grids["community_code"].tolist(),
+                                   self.grids["grid_code"].tolist(),
+                                   self.grids["worker_id"].tolist(), strict=True))
+        self._grid_geoms = np.asarray(self.grids.geometry.values)
         self.district = district_boundary()
         shapely.prepare(self.district)
         comm = store.read_frame(get_layer("communities"))
         self.communities = comm.reset_index(drop=True)
         self.comm_tree = shapely.STRtree(np.asarray(self.communities.geometry.values))
+        self._comm_codes = self.communities["code"].tolist()
         self.utm = pyproj.Transformer.from_crs(4326, 32649, always_xy=True)
         self.district_utm = self._project(self.district)
         shapely.prepare(self.district_utm)
@@ -302,25 +308,22 @@ class Locator:
         """Community, grid and worker of ``point`` (which must be inside the district)."""
         off = self.outside_by(point)
         if off > 0:
-            c = self.communities.iloc[int(self.comm_tree.nearest(point))]
-            return Placement(c["code"], None, None, f"ambiguous: {off:.0f} m outside the "
-                             f"district boundary; nearest community {c['code']}")
-        hits = self.tree.query(point, predicate="intersects")
+            c = self._comm_codes[int(self.comm_tree.nearest(point))]
+            return Placement(c, None, None, f"ambiguous: {off:.0f} m outside the district "
+                                            f"boundary; nearest community {c}")
+        hits = sorted(int(h) for h in self.tree.query(point, predicate="intersects"))
         if len(hits) == 1:
-            g = self.grids.iloc[int(hits[0])]
-            return Placement(g["community_code"], g["grid_code"], g["worker_id"])
+            return Placement(*self._grid_rows[hits[0]])
         if len(hits) > 1:
-            g = self.grids.iloc[int(sorted(hits)[0])]
-            codes = ", ".join(sorted(self.grids.iloc[sorted(hits)]["grid_code"]))
-            return Placement(g["community_code"], None, None,
+            codes = ", ".join(sorted(self._grid_rows[h][1] for h in hits))
+            return Placement(self._grid_rows[hits[0]][0], None, None,
                              f"ambiguous: on the boundary of unit grids {codes}")
         j = int(self.tree.nearest(point))
-        g = self.grids.iloc[j]
-        if self._metres(point, g.geometry) <= SNAP_M:
-            return Placement(g["community_code"], g["grid_code"], g["worker_id"])
-        c = self.communities.iloc[int(self.comm_tree.nearest(point))]
-        return Placement(c["code"], None, None, "unowned: the location is on no unit grid; "
-                                                f"nearest community {c['code']}")
+        if self._metres(point, self._grid_geoms[j]) <= SNAP_M:
+            return Placement(*self._grid_rows[j])
+        c = self._comm_codes[int(self.comm_tree.nearest(point))]
+        return Placement(c, None, None, "unowned: the location is on no unit grid; "
+                                        f"nearest community {c}")
 
 
 _LOCATORS: dict[str, Locator] = {}
@@ -407,11 +410,10 @@ def next_case_no(store: Store, at: dt.datetime) -> str:
     """
     day = at.astimezone(TZ).strftime("%Y%m%d")
     lo = f"TY{day}"
-    hi = f"TY{day}~"
-    from layers.query import parse_filter
-
-    q = Query(where=parse_filter(f"case_no >= '{lo}' AND case_no < '{hi}'"),
-              sortby=[("case_no", False)], properties=["case_no"], skip_geometry=True, limit=1)
+    key = ast.Attribute("case_no")
+    where = ast.And(ast.GreaterEqual(key, lo), ast.LessThan(key, f"TY{day}~"))
+    q = Query(where=where, sortby=[("case_no", False)], properties=["case_no"],
+              skip_geometry=True, limit=1)
     page = store.query(INCIDENTS, q, count=False)
     serial = 0
     if page.features:
@@ -467,7 +469,20 @@ def create_case(store: Store, doc: dict, who: access.Principal | None = None, *,
         except Conflict:
             if attempt == 4:
                 raise
-    return store.get(INCIDENTS, case_no)
+    return _as_stored(case_no, point, props)
+
+
+def _as_stored(case_no: str, point: shapely.Point, props: dict) -> dict:
+    """The feature as the store now holds it (datetimes as stored text)."""
+    from layers.query import format_datetime
+
+    out = {f.name: props.get(f.name) for f in INCIDENTS.fields}
+    for k, v in out.items():
+        if isinstance(v, dt.datetime):
+            out[k] = format_datetime(v)
+    return {"type": "Feature", "id": case_no,
+            "geometry": {"type": "Point", "coordinates": [point.x, point.y]},
+            "properties": out}
 
 
 def _axis_hint(point: shapely.Point) -> str:
