@@ -301,11 +301,13 @@ def planted_patterns() -> list[PlantedPattern]:
     """The hotspots and the emerging hotspot planted in the incidents (ground truth)."""
     s, e = YEAR_START.isoformat(), YEAR_END.isoformat()
     return [
-        PlantedPattern("night_market", "hotspot", 109.4985, 18.2950, 450, 0.06, s, e),
+        PlantedPattern("night_market", "hotspot", 109.4820, 18.2900, 450, 0.06, s, e),
         PlantedPattern("construction_zone", "hotspot", 109.4720, 18.3130, 450, 0.05, s, e),
         PlantedPattern("bay_front", "hotspot", 109.4450, 18.2930, 450, 0.05, s, e),
-        PlantedPattern("new_development", "emerging", 109.5050, 18.3250, 450, 0.035,
-                       (YEAR_END - dt.timedelta(weeks=8)).isoformat(), e),
+        # a new cluster in the sample's final week (2026-W47): never hot before, hot in the
+        # final time step -- Esri's "New Hot Spot" with weekly steps
+        PlantedPattern("new_development", "emerging", 109.4850, 18.3330, 450, 0.008,
+                       (YEAR_END - dt.timedelta(days=6)).isoformat(), e),
     ]
 
 
