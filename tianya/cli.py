@@ -275,5 +275,12 @@ def report(week, data, output, pdf_path, json_path):
                + f" in {time.perf_counter() - t0:.1f} s")
 
 
+# case histories at scale: GeoParquet exports and the Dask engine (tianya/history_cli.py)
+from tianya.history_cli import export_parquet, history_hotspots  # noqa: E402
+
+main.add_command(export_parquet)
+main.add_command(history_hotspots)
+
+
 if __name__ == "__main__":
     main()
