@@ -389,7 +389,8 @@ def coverage_resources(directory: str = "${TIANYA_RASTERS:-geodata/rasters}") ->
             "links": [],
             "extents": {"spatial": {"bbox": list(BOUNDS),
                                     "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
-            "providers": [{"type": "coverage", "name": "layers.coverage.TianyaRasterProvider",
+            "providers": [{"type": "coverage",
+                           "name": "layers.raster_provider.TianyaRasterProvider",
                            "data": f"{directory}/{filename}",
                            "format": {"name": "GTiff", "mimetype": "image/tiff"}}],
         }
