@@ -55,7 +55,9 @@ Connections
     fresh connection). The pool opens on first use and is rebuilt in a forked
     child (gunicorn ``--preload``), so workers never share a socket. Each
     connection runs with ``TimeZone=UTC`` and
-    ``statement_timeout`` (default 30 s); a timeout, an unreachable server or a
+    ``statement_timeout`` (default 30 s) and ``max_parallel_workers_per_gather`` of
+    ``parallel_workers`` (default 0: a page is a short LIMIT query, and starting
+    parallel workers cost ~70 ms per request under load); a timeout, an unreachable server or a
     lost connection raise :class:`~layers.errors.StoreUnavailable` (HTTP 503)
     with a clear message. :meth:`PostGISStore.transaction` pins one connection
     to the calling thread for the whole with-block; every store call inside it
@@ -67,8 +69,8 @@ Extent
 
 URL options
     Besides libpq's own, the URL may carry ``schema`` (default ``public``),
-    ``statement_timeout`` (seconds), ``count_limit``, ``count_timeout`` (ms) and
-    ``pool_max``; they are removed before connecting, e.g.
+    ``statement_timeout`` (seconds), ``count_limit``, ``count_timeout`` (ms),
+    ``parallel_workers`` and ``pool_max``; they are removed before connecting, e.g.
     ``postgresql://tianya:tianya@localhost/tianya?schema=demo&statement_timeout=10``.
 """
 
@@ -122,7 +124,7 @@ _MS = format_datetime(dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).endswith(".000Z")
 _TS_FORMAT = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'" if _MS else "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
 _TS_UNIT = "ms" if _MS else "s"  # stored precision, as the GeoPackage store truncates
 _STORE_OPTIONS = ("schema", "statement_timeout", "count_limit", "count_timeout", "pool_max",
-                  "pool_min")
+                  "pool_min", "parallel_workers")
 
 
 def _ident(name: str) -> str:
@@ -209,6 +211,7 @@ class PostGISStore(Store):
                                else opts.get("count_limit", 50_000))
         self.count_timeout = float(count_timeout if count_timeout is not None
                                    else opts.get("count_timeout", 100))
+        self.parallel_workers = int(opts.get("parallel_workers", 0))
         self.connect_timeout = connect_timeout
         self.extent_ttl = extent_ttl
         p = urlsplit(conninfo)
@@ -235,8 +238,9 @@ class PostGISStore(Store):
 
     def _configure(self, conn: psycopg.Connection) -> None:
         conn.execute("SELECT set_config('statement_timeout', %s, false), "
-                     "set_config('TimeZone', 'UTC', false)",
-                     [f"{int(self.statement_timeout * 1000)}ms"])
+                     "set_config('TimeZone', 'UTC', false), "
+                     "set_config('max_parallel_workers_per_gather', %s, false)",
+                     [f"{int(self.statement_timeout * 1000)}ms", str(self.parallel_workers)])
 
     def _open(self) -> None:
         if self._pid != os.getpid():  # forked (gunicorn --preload): never share sockets
@@ -472,9 +476,11 @@ class PostGISStore(Store):
             box = [float(v) for v in q.bbox]
             if layer.geometry_type == "Point":
                 # ``&&`` alone compares float4-rounded boxes (points just outside match): the
-                # index finds candidates, exact coordinate bounds decide, as in the GeoPackage
-                parts.append(f"geom && {env} AND ST_X(geom) BETWEEN %s AND %s "
-                             "AND ST_Y(geom) BETWEEN %s AND %s")
+                # index finds candidates, exact coordinate bounds decide, as in the GeoPackage.
+                # Inside a CASE the bounds don't shrink the planner's row estimate (plain
+                # BETWEENs made it 1 row and turned a 26 ms pk walk into an 800 ms bitmap+sort)
+                parts.append(f"geom && {env} AND CASE WHEN ST_X(geom) BETWEEN %s AND %s "
+                             "AND ST_Y(geom) BETWEEN %s AND %s THEN true ELSE false END")
                 params += box + [box[0], box[2], box[1], box[3]]
             else:
                 parts.append(f"ST_Intersects(geom, {env})")

@@ -81,6 +81,8 @@ class Shell:
             if tiles.handles(path):
                 return tiles.app(environ, start_response)
             self._check(environ)
+            if path.rstrip("/") == "/collections" and environ.get("REQUEST_METHOD") == "GET":
+                return _COLLECTIONS_CACHE(self.app, environ, start_response)
             return self.app(environ, start_response)
         except TianyaError as err:
             return _error(start_response, err)
@@ -138,6 +140,49 @@ class Shell:
                                      single=m.group(2) is not None)
         if checked != params:
             environ["QUERY_STRING"] = urlencode(checked)
+
+
+class _ResponseCache:
+    """Successful responses of one static resource, reused for ``ttl`` seconds.
+
+    ``/collections`` is the same for every request with the same query, ``Accept``,
+    ``Accept-Language`` and role (its extents come from the configuration), but
+    pygeoapi rebuilds it from every collection, coverage and process each time
+    (about 40 ms). Keyed by exactly those inputs, so no caller sees another's view.
+    """
+
+    def __init__(self, ttl: float = 10.0, size: int = 64):
+        self.ttl, self.size = ttl, size
+        self._hits: dict[tuple, tuple[float, str, list, bytes]] = {}
+
+    def __call__(self, app, environ, start_response):
+        import time
+
+        who = access.CURRENT.get()
+        key = (environ.get("PATH_INFO"), environ.get("QUERY_STRING", ""),
+               environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_LANGUAGE", ""),
+               getattr(who, "role", None), getattr(who, "department", None),
+               environ.get("HTTP_HOST", ""))
+        now = time.monotonic()
+        hit = self._hits.get(key)
+        if hit is not None and now - hit[0] < self.ttl:
+            start_response(hit[1], list(hit[2]))
+            return [hit[3]]
+        seen: dict = {}
+
+        def capture(status, headers, exc_info=None):
+            seen["status"], seen["headers"] = status, headers
+            return start_response(status, headers, exc_info)
+
+        body = b"".join(app(environ, capture))
+        if seen.get("status", "").startswith("200"):
+            if len(self._hits) >= self.size:
+                self._hits.clear()
+            self._hits[key] = (now, seen["status"], list(seen["headers"]), body)
+        return [body]
+
+
+_COLLECTIONS_CACHE = _ResponseCache()
 
 
 def openapi_path(config_path: str) -> str:
