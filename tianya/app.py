@@ -48,6 +48,17 @@ def _error(start_response, err: TianyaError):
     return [body]
 
 
+def _drain(environ, length: int, limit: int = 8 << 20) -> None:
+    """Read and drop a refused body (up to ``limit``), so the client sees the 413."""
+    stream = environ.get("wsgi.input")
+    left = min(length, limit)
+    while stream is not None and left > 0:
+        chunk = stream.read(min(left, 1 << 16))
+        if not chunk:
+            break
+        left -= len(chunk)
+
+
 def _token(environ) -> str | None:
     auth = environ.get("HTTP_AUTHORIZATION", "")
     if auth.lower().startswith("bearer "):
@@ -101,6 +112,7 @@ class Shell:
         except ValueError:
             raise InvalidParameter("Content-Length is not a number") from None
         if length > cases.MAX_BODY:
+            _drain(environ, length)
             raise PayloadTooLarge(f"request body of {length} bytes is larger than the "
                                   f"{cases.MAX_BODY} bytes allowed")
         if environ.get("HTTP_CONTENT_CRS"):
