@@ -52,9 +52,19 @@ def pytest_generate_tests(metafunc):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
-    if rep.skipped and os.environ.get("CI") and item.get_closest_marker("postgis"):
+    if rep.skipped and os.environ.get("CI"):
         rep.outcome = "failed"
-        rep.longrepr = f"PostGIS test skipped under CI (a skip fails the run): {rep.longrepr}"
+        rep.longrepr = f"test skipped under CI (a skip fails the run): {rep.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    # a whole module skipped at import (importorskip of a missing package) fails under CI too
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and os.environ.get("CI"):
+        rep.outcome = "failed"
+        rep.longrepr = f"module skipped under CI (a skip fails the run): {rep.longrepr}"
 
 
 def pytest_sessionfinish(session, exitstatus):
