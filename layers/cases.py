@@ -28,7 +28,7 @@ import shapely
 from pygeofilter import ast
 
 from layers import access
-from layers.catalogue import CATEGORY_CLASS, get_layer
+from layers.catalogue import CATEGORY_CLASS, Field, Layer, get_layer
 from layers.errors import InvalidFeature, PayloadTooLarge, choices
 from layers.query import Query
 from layers.rules import load_rules
@@ -401,25 +401,53 @@ def dispatch(category: str, placement: Placement, at: dt.datetime, *,
 # --- Case numbers and intake --------------------------------------------------------------------
 
 
+#: One row per local day: the last case serial handed out (kept beside the cases).
+COUNTERS = Layer(
+    id="case_counters", zh="案卷编号计数", en="Case number counters",
+    description_zh="每日案卷流水号。", description_en="Last case serial of each local day.",
+    geometry_type=None, key="day",
+    fields=(Field("day", "string", "日期", "Local day (YYYYMMDD)"),
+            Field("last", "integer", "最后流水号", "Last serial", required=True)),
+)
+
+
 def next_case_no(store: Store, at: dt.datetime) -> str:
     """The next case number of ``at``'s local day: ``TY`` + YYYYMMDD + 5-digit serial.
 
-    Call inside the write transaction that inserts the case: the GeoPackage
-    store's transactions are exclusive, so numbers are unique; a server store
-    may race, which :func:`create_case` absorbs by retrying on the key conflict.
+    Call inside the write transaction that inserts the case. The day's counter
+    row is locked (:meth:`~layers.store.Store.get_for_update`) until the
+    transaction ends, so concurrent writers on any store take turns; a new
+    day's counter starts from the highest case number already stored.
     """
+    from layers.errors import Conflict, NotFound
+
     day = at.astimezone(TZ).strftime("%Y%m%d")
+    try:
+        last = store.get_for_update(COUNTERS, day)["properties"]["last"]
+    except NotFound:
+        last = _max_serial(store, day)
+        try:
+            store.insert(COUNTERS, [{"geometry": None,
+                                     "properties": {"day": day, "last": last}}])
+        except Conflict:  # another writer created it first: wait for its row
+            last = store.get_for_update(COUNTERS, day)["properties"]["last"]
+    last += 1
+    store.update(COUNTERS, day, {"last": last})
+    return f"TY{day}{last:05d}"
+
+
+def _max_serial(store: Store, day: str) -> int:
+    """The highest serial among stored case numbers of ``day`` (0 if none)."""
     lo = f"TY{day}"
     key = ast.Attribute("case_no")
     where = ast.And(ast.GreaterEqual(key, lo), ast.LessThan(key, f"TY{day}~"))
     q = Query(where=where, sortby=[("case_no", False)], properties=["case_no"],
               skip_geometry=True, limit=1)
     page = store.query(INCIDENTS, q, count=False)
-    serial = 0
     if page.features:
         tail = str(page.features[0]["properties"]["case_no"])[len(lo):]
-        serial = int(tail) if tail.isdigit() else 0
-    return f"{lo}{serial + 1:05d}"
+        return int(tail) if tail.isdigit() else 0
+    return 0
 
 
 def now_utc() -> dt.datetime:
@@ -454,6 +482,7 @@ def create_case(store: Store, doc: dict, who: access.Principal | None = None, *,
     props.update(d.properties())
     props.update(status="dispatched", reported_at=reported, registered_at=now, dispatched_at=now)
     lifecycle.ensure_tables(store)
+    store.ensure_layer(COUNTERS)
     for attempt in range(5):
         try:
             with store.transaction():

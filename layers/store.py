@@ -127,11 +127,15 @@ class Store(abc.ABC):
                 self.write_frame(layer, empty_frame(layer))
 
     def get_for_update(self, layer: Layer, key: str) -> dict:
-        """:meth:`get` inside a write transaction, locking the row where the store can.
+        """:meth:`get` inside a write transaction, with the row locked until it ends.
 
-        The GeoPackage store needs nothing more (its write transactions are
-        exclusive); a server store should lock the row (``SELECT … FOR UPDATE``).
+        The default takes the lock through the interface: a no-op update of the
+        key (which waits for, then serialises after, any other writer of that
+        row under READ COMMITTED) followed by a fresh read. A store may do it
+        more directly (``SELECT … FOR UPDATE``); the GeoPackage's write
+        transactions are exclusive anyway.
         """
+        self.update(layer, key, {layer.key: key})
         return self.get(layer, key)
 
 

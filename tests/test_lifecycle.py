@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from casekit import copy_sample, feature
+from casekit import feature
+from stores import writable_copy
 
 from layers import access, cases, lifecycle
 from layers.catalogue import STAGES
 from layers.errors import Conflict, Forbidden, InvalidFeature, NotAuthenticated, NotFound
-from layers.gpkg import GeoPackageStore
+from layers.store import open_store
 
 REPORTER = access.Principal("app", "reporter")
 DISPATCHER = access.Principal("center", "dispatcher")
@@ -19,9 +22,12 @@ POWER = access.Principal("power bureau", "department", "power")
 ADMIN = access.Principal("root", "admin")
 
 
+pytestmark = pytest.mark.both_stores
+
+
 @pytest.fixture(scope="module")
-def store(sample_gpkg):
-    return GeoPackageStore(copy_sample(sample_gpkg, "lifecycle"))
+def store(store_kind, sample_gpkg):
+    return open_store(writable_copy(store_kind, sample_gpkg, "lifecycle"))
 
 
 @pytest.fixture
@@ -150,3 +156,28 @@ def test_failed_move_writes_nothing(store, case_no):
                        who=DISPATCHER)
     assert len(lifecycle.history(store, case_no)) == n + 1  # only the first edit
     assert store.get(cases.INCIDENTS, case_no)["properties"]["description"] == "改了"
+
+
+def test_concurrent_creates_and_racing_moves(store):
+    def make(_):
+        return [cases.create_case(store, feature(), REPORTER)["id"] for _ in range(15)]
+
+    with ThreadPoolExecutor(8) as pool:
+        made = [c for batch in pool.map(make, range(8)) for c in batch]
+    assert len(set(made)) == len(made) == 120
+    target = made[0]
+    barrier = threading.Barrier(8)
+
+    def move(_):
+        barrier.wait()
+        try:
+            lifecycle.transition(store, target, "handling", WATER)
+            return "ok"
+        except Conflict:
+            return "conflict"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = sorted(pool.map(move, range(8)))
+    assert outcomes == ["conflict"] * 7 + ["ok"]
+    moves = [h for h in lifecycle.history(store, target) if h["to_status"] == "handling"]
+    assert len(moves) == 1
