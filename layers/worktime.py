@@ -57,16 +57,23 @@ class WorkCalendar:
         return m
 
     def add(self, utc_starts, minutes) -> np.ndarray:
-        """Instants (``datetime64`` UTC) ``minutes`` working minutes after ``utc_starts``."""
+        """Instants (``datetime64`` UTC) ``minutes`` working minutes after ``utc_starts``.
+
+        Seconds count: a start 43 s into a working minute ends 43 s into the final one.
+        """
         starts = np.asarray(utc_starts, dtype="datetime64[s]")
         m = self._local_minutes(starts)
-        target = self._cum[m] + np.asarray(minutes, dtype=np.int64)
-        if target.size and target.max() > self._cum[-1]:
+        working_now = self._cum[m + 1] - self._cum[m]  # 1 if the start's minute is working
+        sec = (starts - starts.astype("datetime64[m]")).astype(np.int64)
+        target = (self._cum[m] * 60 + sec * working_now
+                  + np.asarray(minutes, dtype=np.int64) * 60)  # working seconds since origin
+        if target.size and target.max() > self._cum[-1] * 60:
             raise ValueError(f"deadline falls after the work calendar's end {self.end}")
-        # first minute whose end reaches the target: cum[k + 1] >= target, k >= m
-        k = np.searchsorted(self._cum, target, side="left") - 1
+        # first minute whose end reaches the target: cum[k + 1] * 60 >= target, k >= m
+        k = np.searchsorted(self._cum, -(-target // 60), side="left") - 1
         k = np.maximum(k, m)
-        local = self._origin + k.astype("timedelta64[m]") + np.timedelta64(1, "m")
+        local = (self._origin + k.astype("timedelta64[m]")
+                 + (target - self._cum[k] * 60).astype("timedelta64[s]"))
         already = np.asarray(minutes) <= 0
         out = (local - np.timedelta64(8 * 60, "m")).astype("datetime64[s]")
         return np.where(already, starts, out)
