@@ -38,6 +38,9 @@ SUPPORTED_CRS = (
 )
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _bool(name: str, raw: str) -> bool:
     if raw.lower() not in ("true", "false"):
         raise InvalidParameter(f"{name} must be true or false, got {raw!r}")
@@ -51,6 +54,8 @@ def _int(name: str, raw: str, low: int) -> int:
         raise InvalidParameter(f"{name} must be an integer, got {raw!r}") from None
     if v < low:
         raise InvalidParameter(f"{name} must be at least {low}, got {v}")
+    if v > _INT64_MAX:  # what SQLite and PostgreSQL can bind
+        raise InvalidParameter(f"{name} must be at most {_INT64_MAX}, got {v}")
     return v
 
 
@@ -254,3 +259,52 @@ def body_filter(body: bytes) -> ast.Node:
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidParameter(f"request body is not CQL2 JSON: {exc}") from None
     return parse_filter(text, "cql2-json")
+
+
+# --- Coverages ------------------------------------------------------------------------------------
+
+#: Parameters of a coverage request that pygeoapi's rasterio provider acts on.
+COVERAGE_PARAMS = ("bbox", "bbox-crs", "subset", "properties", "datetime", "f", "lang")
+
+
+def check_coverage_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Check a ``/coverage`` request's parameters; a ``bbox-crs`` box becomes a CRS84 box.
+
+    pygeoapi answers a malformed ``bbox`` with a 500 and hands ``bbox-crs`` to
+    ``CRS.from_epsg``, which fails on the URIs the standard uses (another 500), and
+    transforms only a box's two corners. Here a bad box or CRS is a 400 naming it,
+    unknown parameters are refused, and a box in another CRS is replaced by the
+    CRS84 box that covers its densified outline (pygeoapi's default CRS).
+
+    Returns
+    -------
+    dict
+        The parameters to pass on (unchanged when no ``bbox-crs`` was given).
+    """
+    unknown = sorted(set(params) - set(COVERAGE_PARAMS))
+    if unknown:
+        raise InvalidParameter(f"unknown parameter {unknown[0]!r} for a coverage; valid: "
+                               + ", ".join(COVERAGE_PARAMS))
+    crs = params.get("bbox-crs")
+    if crs is not None and crs not in SUPPORTED_CRS:
+        raise InvalidParameter(choices(crs, SUPPORTED_CRS, "bbox-crs"))
+    if crs is not None and "bbox" not in params:
+        raise InvalidParameter("bbox-crs was given without bbox")
+    if "bbox" not in params:
+        return dict(params)
+    _check_bbox(params["bbox"], crs)
+    nums = [float(v) for v in params["bbox"].split(",")]
+    if len(nums) != 4:
+        raise InvalidParameter(f"a coverage bbox has 4 numbers (no heights), "
+                               f"got {params['bbox']!r}")
+    out = dict(params)
+    if crs is None or crs == SUPPORTED_CRS[0]:
+        out.pop("bbox-crs", None)
+        return out
+    import pyproj
+
+    t = pyproj.Transformer.from_crs("EPSG:" + crs.rsplit("/", 1)[-1], "OGC:CRS84")
+    box = t.transform_bounds(*nums, densify_pts=64)  # authority order in, lon/lat out
+    out["bbox"] = ",".join(repr(float(v)) for v in box)
+    del out["bbox-crs"]
+    return out

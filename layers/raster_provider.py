@@ -15,7 +15,7 @@ the full extent of the other axis.
 
 from __future__ import annotations
 
-from pygeoapi.provider.base import ProviderRequestEntityTooLargeError
+from pygeoapi.provider.base import ProviderInvalidQueryError, ProviderRequestEntityTooLargeError
 from pygeoapi.provider.rasterio_ import RasterioProvider
 
 #: Largest CoverageJSON answer, in cells.
@@ -51,6 +51,7 @@ class TianyaRasterProvider(RasterioProvider):
             w, s, e, n = self._data.bounds
             subsets.setdefault(x, [w, e])
             subsets.setdefault(y, [s, n])
+        self._check_overlap(subsets, bbox or [])
         if format_ != self.native_format:
             cells = self._cells(subsets or {}, bbox or [])
             if cells > MAX_JSON_CELLS:
@@ -61,6 +62,32 @@ class TianyaRasterProvider(RasterioProvider):
         return super().query(properties=properties or [], subsets=subsets or {},
                              bbox=bbox or [], bbox_crs=bbox_crs, datetime_=datetime_,
                              format_=format_, **kwargs)
+
+    def _check_overlap(self, subsets: dict, bbox: list) -> None:
+        """A box or subset that misses the grid is a 400 (rasterio's mask raises instead)."""
+        w, s, e, n = self._data.bounds
+        x, y = self._coverage_properties["x_axis_label"], self._coverage_properties["y_axis_label"]
+        qw, qs, qe, qn = w, s, e, n
+        if bbox and (x in subsets or y in subsets):
+            raise ProviderInvalidQueryError(
+                user_msg=f"bbox and a subset on {x}/{y} are exclusive: send one of them")
+        try:
+            if bbox:
+                qw, qs, qe, qn = (float(v) for v in bbox[:4])
+            if x in subsets:
+                qw, qe = (float(v) for v in subsets[x][:2])
+            if y in subsets:
+                qs, qn = (float(v) for v in subsets[y][:2])
+        except (TypeError, ValueError):
+            raise ProviderInvalidQueryError(user_msg="bbox and subset bounds must be numbers") \
+                from None
+        rx, ry = self._data.res
+        # the answer holds the pixels whose centres fall inside: the box must reach one
+        if qe < w + rx / 2 or qw > e - rx / 2 or qn < s + ry / 2 or qs > n - ry / 2 \
+                or qe - qw < 0 or qn - qs < 0:
+            raise ProviderInvalidQueryError(
+                user_msg=f"the requested area ({qw:g}, {qs:g}, {qe:g}, {qn:g}) holds no cell of "
+                f"this coverage, whose extent is ({w:g}, {s:g}, {e:g}, {n:g}) in CRS84")
 
     def _cells(self, subsets: dict, bbox: list) -> int:
         """Cells a request covers (an upper bound; the whole grid without a box)."""

@@ -255,6 +255,7 @@ BAD = [
     ({"limit": "abc"}, "limit"),
     ({"limit": "0"}, "limit"),
     ({"offset": "-1"}, "offset"),
+    ({"offset": "15121357413572981812725836414976"}, "at most"),
     ({"skipGeometry": "maybe"}, "skipGeometry"),
     ({"category": "not_a_category"}, "category"),
     ({"satisfaction": "five"}, "satisfaction"),

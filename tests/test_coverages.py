@@ -119,3 +119,42 @@ def test_whole_grid_as_json_is_refused(live_server):
     assert "f=GTiff" in r.json()["description"]
     r = live_server.get("/collections/dem/coverage", params={"subset": "Height(1:2)"})
     assert r.status_code == 400
+
+
+@pytest.mark.parametrize("query,words", [
+    ({"bbox": "109.4,18.3,109.5"}, "4 or 6 comma-separated numbers"),
+    ({"bbox": "109.5,18.3,109.4,18.4"}, "minimum greater than its maximum"),
+    ({"bbox": "1,2,3,4,5,6"}, "4 numbers"),
+    ({"bbox": "109.4,18.3,109.5,18.4", "bbox-crs": "EPSG:4326"}, "bbox-crs"),
+    ({"bbox-crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}, "without bbox"),
+    ({"scale-size": "x(10)"}, "scale-size"),
+    ({"bbox": "0,0,0,0"}, "holds no cell"),
+    ({"subset": "Lat(10:11)"}, "holds no cell"),
+    ({"bbox": "109.4,18.3,109.5,18.4", "subset": "Lat(18.3:18.4)"}, "exclusive"),
+])
+def test_bad_coverage_parameters_get_400(live_server, query, words):
+    r = live_server.get("/collections/dem/coverage", params={**query, "f": "GTiff"})
+    assert r.status_code == 400, r.text[:300]
+    assert words in r.json()["description"]
+
+
+def test_bbox_crs_is_honoured(live_server, files):
+    """A box in EPSG:4326 (lat, lon) or UTM 49N gives the window of the CRS84 box it covers."""
+    import pyproj
+
+    w, s, e, n = BBOXES[1]
+    lat_lon = live_server.get("/collections/dem/coverage", params={
+        "bbox": f"{s},{w},{n},{e}", "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/4326",
+        "f": "GTiff"})
+    assert lat_lon.status_code == 200, lat_lon.text[:300]
+    _check_window(lat_lon.content, files["dem"], BBOXES[1])
+    fwd = pyproj.Transformer.from_crs("OGC:CRS84", "EPSG:32649", always_xy=True)
+    x0, y0, x1, y1 = fwd.transform_bounds(w, s, e, n)
+    utm = live_server.get("/collections/dem/coverage", params={
+        "bbox": f"{x0},{y0},{x1},{y1}", "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/32649",
+        "f": "GTiff"})
+    assert utm.status_code == 200, utm.text[:300]
+    back = pyproj.Transformer.from_crs("EPSG:32649", "OGC:CRS84", always_xy=True)
+    covering = back.transform_bounds(x0, y0, x1, y1, densify_pts=64)
+    assert covering[0] < w and covering[2] > e  # the UTM box is wider than the CRS84 one
+    _check_window(utm.content, files["dem"], covering)

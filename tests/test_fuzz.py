@@ -5,10 +5,8 @@ the tests run offline, so those references are replaced by local stand-ins
 (string parameters, any-JSON schemas, described responses) before the run.
 Process executions are left out (the analytics have their own tests and take
 seconds per run); everything else is fuzzed for a bounded time
-(``TIANYA_FUZZ_SECONDS``, default 30). Coverage collections are left out until
-their provider refuses a bad ``bbox-crs`` with a 400 (it answers
-``/collections/flood_rain_400mm/coverage?bbox=0,0,0,0&bbox-crs=https://0.com``
-with a 500 today); set ``TIANYA_FUZZ_COVERAGES=1`` to include them.
+(``TIANYA_FUZZ_SECONDS``, default 30), coverages included (pygeoapi alone answers
+``/collections/dem/coverage?bbox=0,0,0,0`` or a URI ``bbox-crs`` with a 500).
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from casekit import shared_server
 from conftest import KEYS
 
 MAX_TIME = int(os.environ.get("TIANYA_FUZZ_SECONDS", "30"))
-EXCLUDE = r"/execution$" if os.environ.get("TIANYA_FUZZ_COVERAGES") else r"/(execution|coverage)$"
+EXCLUDE = r"/execution$"
 _PARAMS = {"featureId": ("path", True), "datetime": ("query", False),
            "sortby": ("query", False), "subset": ("query", False)}
 

@@ -27,11 +27,12 @@ from urllib.parse import parse_qsl, urlencode
 from layers import access, cases
 from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, PayloadTooLarge, TianyaError
-from layers.params import check_items_params
+from layers.params import check_coverage_params, check_items_params
 from tianya import api, open311, screen, tiles
 
 _ITEMS = re.compile(r"^/collections/([^/]+)/items(?:/([^/]+))?/?$")
 _COLLECTION = re.compile(r"^/collections/([^/]+)(?:/(queryables|schema))?/?$")
+_COVERAGE = re.compile(r"^/collections/[^/]+/coverage/?$")
 
 
 def _error(start_response, err: TianyaError):
@@ -131,6 +132,12 @@ class Shell:
         method = environ.get("REQUEST_METHOD", "GET")
         if path.startswith("/admin"):
             raise NotFound("there is no admin API")
+        if _COVERAGE.match(path) and method in ("GET", "HEAD"):
+            params = self._params(environ)
+            checked = check_coverage_params(params)
+            if checked != params:
+                environ["QUERY_STRING"] = urlencode(checked)
+            return
         m = _ITEMS.match(path)
         c = _COLLECTION.match(path)
         layer_id = (m or c).group(1) if (m or c) else None
@@ -142,16 +149,22 @@ class Shell:
         access.require_read(layer)
         if m is None or method not in ("GET", "HEAD"):
             return
+        params = self._params(environ)
+        checked = check_items_params(layer, params, set(access.visible_fields(layer)),
+                                     single=m.group(2) is not None)
+        if checked != params:
+            environ["QUERY_STRING"] = urlencode(checked)
+
+
+    @staticmethod
+    def _params(environ) -> dict[str, str]:
+        """The query parameters; one given twice is a 400."""
         pairs = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         names = [k for k, _ in pairs]
         dup = sorted({k for k in names if names.count(k) > 1})
         if dup:
             raise InvalidParameter(f"query parameter {dup[0]!r} is given more than once")
-        params = dict(pairs)
-        checked = check_items_params(layer, params, set(access.visible_fields(layer)),
-                                     single=m.group(2) is not None)
-        if checked != params:
-            environ["QUERY_STRING"] = urlencode(checked)
+        return dict(pairs)
 
 
 class _ResponseCache:
