@@ -238,7 +238,7 @@ def write_report(out: str, rows: list[dict], slope, base, root) -> None:
             f"{r['peak_all'] / GIB:.2f} | "
             f"{r['bins']:,} x {r['steps']} | {same} |")
     if slope:
-        hold = (24 * GIB - base) / slope / 1e6
+        hold = (24 * GIB - base) / slope  # slope is per million cases
         lines += [
             "",
             f"Single-process memory: {base / GIB:.2f} GiB after imports + "

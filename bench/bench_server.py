@@ -53,7 +53,8 @@ CATEGORY = "exposed_garbage"
 REQUESTS = {
     "first page (limit 100)": ("limit=100", "", "LIMIT 100"),
     "1 km bbox (limit 1000)": ("bbox=" + ",".join(map(str, BBOX)) + "&limit=1000",
-                               "WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)" % BBOX,
+                               "WHERE geom && ST_MakeEnvelope({}, {}, {}, {}, 4326)".format(
+                                   *BBOX),
                                "LIMIT 1000"),
     "offset 500000 (limit 1000)": ("offset=500000&limit=1000", "", "LIMIT 1000 OFFSET 500000"),
     f"category = {CATEGORY} (limit 100)": (f"category={CATEGORY}&limit=100",
@@ -177,14 +178,16 @@ def start_pygeoapi(pg: str, workers: int, threads: int, tmp: str) -> Server:
                      "license": {"name": "CC-BY 4.0", "url": "http://example.org"},
                      "provider": {"name": "bench", "url": "http://example.org"},
                      "contact": {"name": "bench"}},
-        "resources": {"incidents": {
-            "type": "collection", "title": "Incidents", "description": "Incidents",
-            "keywords": ["incidents"],
+        # every table with a geometry, as tipg lists them (the same /collections work)
+        "resources": {lay.id: {
+            "type": "collection", "title": lay.en, "description": lay.en,
+            "keywords": [lay.id],
             "extents": {"spatial": {"bbox": [109.18, 18.19, 109.54, 18.63],
                                     "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
             "providers": [{"type": "feature", "name": "PostgreSQL", "data": data,
-                           "options": {"search_path": [SCHEMA]}, "id_field": "case_no",
-                           "table": "incidents", "geom_field": "geom"}]}},
+                           "options": {"search_path": [SCHEMA]}, "id_field": lay.key,
+                           "table": lay.id, "geom_field": "geom"}]}
+            for lay in LAYERS.values() if lay.geometry_type},
     }
     path = os.path.join(tmp, "pygeoapi.yml")
     with open(path, "w") as fh:
@@ -261,8 +264,7 @@ def run(args) -> dict:
         res = results["servers"][name] = {}
         try:
             paths = {k: f"{srv.items}&{q}" for k, (q, _, _) in REQUESTS.items()}
-            paths["/collections"] = COLLECTIONS + ("?f=json" if name != "tipg" else
-                                                   "?f=json")
+            paths["/collections"] = COLLECTIONS + "?f=json"
             for label, path in paths.items():
                 info = check(srv, path)
                 check(srv, path)  # warm both workers' caches
