@@ -51,9 +51,9 @@ class TianyaRasterProvider(RasterioProvider):
             w, s, e, n = self._data.bounds
             subsets.setdefault(x, [w, e])
             subsets.setdefault(y, [s, n])
-        self._check_overlap(subsets, bbox or [])
+        area = self._area(subsets, bbox or [])
         if format_ != self.native_format:
-            cells = self._cells(subsets or {}, bbox or [])
+            cells = self._cells(area)
             if cells > MAX_JSON_CELLS:
                 raise ProviderRequestEntityTooLargeError(
                     f"a CoverageJSON answer of {cells:,} cells is over the limit of "
@@ -63,8 +63,11 @@ class TianyaRasterProvider(RasterioProvider):
                              bbox=bbox or [], bbox_crs=bbox_crs, datetime_=datetime_,
                              format_=format_, **kwargs)
 
-    def _check_overlap(self, subsets: dict, bbox: list) -> None:
-        """A box or subset that misses the grid is a 400 (rasterio's mask raises instead)."""
+    def _area(self, subsets: dict, bbox: list) -> tuple[float, float, float, float]:
+        """The requested (west, south, east, north): the grid's bounds narrowed by the request.
+
+        A box or subset that misses the grid is a 400 (rasterio's mask raises instead).
+        """
         w, s, e, n = self._data.bounds
         x, y = self._coverage_properties["x_axis_label"], self._coverage_properties["y_axis_label"]
         qw, qs, qe, qn = w, s, e, n
@@ -88,17 +91,11 @@ class TianyaRasterProvider(RasterioProvider):
             raise ProviderInvalidQueryError(
                 user_msg=f"the requested area ({qw:g}, {qs:g}, {qe:g}, {qn:g}) holds no cell of "
                 f"this coverage, whose extent is ({w:g}, {s:g}, {e:g}, {n:g}) in CRS84")
+        return qw, qs, qe, qn
 
-    def _cells(self, subsets: dict, bbox: list) -> int:
-        """Cells a request covers (an upper bound; the whole grid without a box)."""
-        w, s, e, n = self._data.bounds
-        x, y = self._coverage_properties["x_axis_label"], self._coverage_properties["y_axis_label"]
-        if bbox:
-            w, s, e, n = (float(v) for v in bbox[:4])
-        if x in subsets:
-            w, e = (float(v) for v in subsets[x][:2])
-        if y in subsets:
-            s, n = (float(v) for v in subsets[y][:2])
+    def _cells(self, area: tuple[float, float, float, float]) -> int:
+        """Cells an area covers (an upper bound)."""
+        w, s, e, n = area
         rx, ry = self._data.res
         return int((abs(e - w) / rx + 2) * (abs(n - s) / ry + 2))
 
