@@ -76,9 +76,8 @@ def ensure_table(pg: str) -> None:
     """The 1M-incident table (and the other sample layers) in schema ``bench``."""
     conninfo, _ = split_url(pg)
     with psycopg.connect(conninfo) as c:
-        n = c.execute("SELECT CASE WHEN to_regclass('bench.incidents') IS NULL THEN 0 ELSE "
-                      "(SELECT reltuples::bigint FROM pg_class WHERE oid = "
-                      "'bench.incidents'::regclass) END").fetchone()[0]
+        n = c.execute("SELECT COALESCE((SELECT reltuples::bigint FROM pg_class WHERE oid = "
+                      "to_regclass('bench.incidents')), 0)").fetchone()[0]
         others = c.execute("SELECT count(*) FROM information_schema.tables WHERE "
                            "table_schema = %s", [SCHEMA]).fetchone()[0]
     if n >= N * 0.99 and others >= len(LAYERS):

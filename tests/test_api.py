@@ -83,6 +83,21 @@ def test_limits_are_not_pygeoapis_ten(live_server):
     assert len(items(live_server, "incidents")["features"]) == 100  # default page
 
 
+def test_items_are_labelled_geojson(live_server):
+    """OGC API Features /req/geojson/content: items and an item are application/geo+json."""
+    for path in ("/collections/incidents/items?limit=1",
+                 "/collections/communities/items?limit=1&f=json"):
+        r = live_server.get(path)
+        assert r.status_code == 200 and r.headers["Content-Type"] == "application/geo+json"
+    one = live_server.get(path).json()["features"][0]["id"]
+    r = live_server.get(f"/collections/communities/items/{one}")
+    assert r.headers["Content-Type"] == "application/geo+json"
+    html = live_server.get("/collections/communities/items?limit=1&f=html")
+    assert html.headers["Content-Type"].startswith("text/html")
+    bad = live_server.get("/collections/communities/items?limit=0")
+    assert bad.status_code == 400 and bad.headers["Content-Type"].startswith("application/json")
+
+
 def test_paging_follows_next_links(live_server, sample_data):
     seen, url = [], f"{live_server.url}/collections/rivers/items?f=json&limit=7"
     while url:

@@ -60,6 +60,21 @@ def _drain(environ, length: int, limit: int = 8 << 20) -> None:
         left -= len(chunk)
 
 
+def _geojson_type(start_response):
+    """``start_response`` that labels a successful JSON items answer ``application/geo+json``.
+
+    OGC API Features Part 1 (/req/geojson/content) asks for that media type; pygeoapi
+    sends ``application/json``.
+    """
+    def start(status, headers, exc_info=None):
+        if status.startswith("200"):
+            headers = [("Content-Type", "application/geo+json")
+                       if k.lower() == "content-type" and v.startswith("application/json")
+                       else (k, v) for k, v in headers]
+        return start_response(status, headers, exc_info)
+    return start
+
+
 def _token(environ) -> str | None:
     auth = environ.get("HTTP_AUTHORIZATION", "")
     if auth.lower().startswith("bearer "):
@@ -95,6 +110,8 @@ class Shell:
             self._check(environ)
             if path.rstrip("/") == "/collections" and environ.get("REQUEST_METHOD") == "GET":
                 return _COLLECTIONS_CACHE(self.app, environ, start_response)
+            if _ITEMS.match(path) and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+                return self.app(environ, _geojson_type(start_response))
             return self.app(environ, start_response)
         except TianyaError as err:
             return _error(start_response, err)
