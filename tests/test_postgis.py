@@ -408,6 +408,17 @@ def test_numbermatched_is_omitted_not_estimated(pg, pg_url, schema):
     store.close()
 
 
+def test_filtered_queries_have_their_own_count_bound(pg, pg_url, schema):
+    store = PostGISStore(pg_url, schema=schema, count_limit=50_000, filtered_count_limit=500)
+    layer = LAYERS["incidents"]
+    total = store.query(layer, Query(limit=10)).number_matched
+    assert total is not None and total > 500  # whole table: under count_limit, exact
+    many = parse_filter("channel <> 'no_such_channel'")
+    assert store.query(layer, Query(where=many, limit=10)).number_matched is None
+    assert PostGISStore(pg_url, schema=schema, count_limit=300).filtered_count_limit == 300
+    store.close()
+
+
 def test_deep_page_uses_deferred_join(pg):
     layer = LAYERS["incidents"]
     where, params = pg._where(layer, Query())
