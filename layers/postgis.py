@@ -249,8 +249,12 @@ class PostGISStore(Store):
     # connections ------------------------------------------------------------------------------
 
     def _configure(self, conn: psycopg.Connection) -> None:
+        # psycopg prepares a statement run 5 times, and PostgreSQL then switches to a
+        # generic plan that ignores the bbox's selectivity (1 km box: 38 ms -> 105 ms);
+        # custom plans keep the parameters in view for one planning a request
         conn.execute("SELECT set_config('statement_timeout', %s, false), "
                      "set_config('TimeZone', 'UTC', false), "
+                     "set_config('plan_cache_mode', 'force_custom_plan', false), "
                      "set_config('max_parallel_workers_per_gather', %s, false)",
                      [f"{int(self.statement_timeout * 1000)}ms", str(self.parallel_workers)])
 

@@ -258,7 +258,28 @@ def create_app(config_path: str | None = None):
     from pygeoapi.flask_app import APP  # reads the two variables above at import
 
     _use_orjson_for_items()
+    _skip_identity_bbox_transform()
     return Shell(APP)
+
+
+def _skip_identity_bbox_transform() -> None:
+    """Pass a bbox through when its CRS is the storage CRS.
+
+    pygeoapi transforms every items ``bbox`` to the storage CRS, even CRS84 to
+    CRS84, building a pyproj transformer and calling ``CRS.to_epsg()`` each time
+    (12 ms a request, a third of a 1000-feature page from PostGIS).
+    """
+    import pygeoapi.api.itemtypes as itemtypes
+
+    original = getattr(itemtypes.transform_bbox, "__wrapped__", itemtypes.transform_bbox)
+
+    def transform_bbox(bbox, from_crs, to_crs, always_xy=False):
+        if isinstance(from_crs, str) and from_crs == to_crs:
+            return list(bbox)
+        return original(bbox, from_crs, to_crs, always_xy)
+
+    transform_bbox.__wrapped__ = original
+    itemtypes.transform_bbox = transform_bbox
 
 
 def _use_orjson_for_items() -> None:
