@@ -59,12 +59,19 @@ def test_ogr2ogr_copies_a_collection(live_server, sample_data, tmp_path):
 def test_owslib_reads_collections_and_items(live_server, sample_data):
     w = Features(live_server.url)
     listed = {c["id"] for c in w.collections()["collections"]}
-    assert set(LAYERS) <= listed
+    public = {lid for lid, lay in LAYERS.items() if lay.public}
+    assert public <= listed and not (set(LAYERS) - public) & listed  # only what it may read
     for lid in ("incidents", "rivers", "urban_fixtures", "departments"):
         fc = w.collection_items(lid, limit=5)
         assert fc["numberMatched"] == len(sample_data[lid]) and len(fc["features"]) == 5
     q = w.collection_queryables("incidents")
     assert "category" in q["properties"] and "reporter_phone" not in q["properties"]
+    # a key lists every collection (plain requests: OWSLib shares headers between clients)
+    trusted = live_server.get("/collections?f=json", role="admin").json()["collections"]
+    assert set(LAYERS) <= {c["id"] for c in trusted}
+    assert "/collections/poverty_relief" not in live_server.get("/collections?f=html").text
+    assert "/collections/poverty_relief" in live_server.get("/collections?f=html",
+                                                           role="admin").text
 
 
 def test_geopandas_reads_items(live_server, sample_data):

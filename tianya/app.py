@@ -259,7 +259,32 @@ def create_app(config_path: str | None = None):
 
     _use_orjson_for_items()
     _skip_identity_bbox_transform()
+    _list_readable_collections_only()
     return Shell(APP)
+
+
+def _list_readable_collections_only() -> None:
+    """``/collections`` lists only what the caller's role may read (as GeoServer does).
+
+    pygeoapi builds the list from its whole configuration; a public caller would
+    see ``poverty_relief`` listed, then get 401 on it. The list is filtered with
+    :func:`layers.access.can_read` for the request's principal (the shell has set
+    it; the ``/collections`` cache is kept per role).
+    """
+    import pygeoapi.api as api_module
+
+    original = getattr(api_module.filter_dict_by_key_value, "__wrapped__",
+                       api_module.filter_dict_by_key_value)
+
+    def filter_dict_by_key_value(dict_, key, value):
+        found = original(dict_, key, value)
+        if value != "collection":
+            return found
+        return {k: v for k, v in found.items()
+                if k not in LAYERS or access.can_read(LAYERS[k])}
+
+    filter_dict_by_key_value.__wrapped__ = original
+    api_module.filter_dict_by_key_value = filter_dict_by_key_value
 
 
 def _skip_identity_bbox_transform() -> None:
