@@ -64,6 +64,9 @@ def to_projected(gdf, *, stacklevel: int = 2):
     """
     if gdf.crs is None or not gdf.crs.is_geographic:
         return gdf
+    if len(gdf) == 0 or gdf.is_empty.all():
+        raise AnalyticsError("there are no features to analyse (the selection is empty: "
+                             "check the filter and datetime)")
     utm = gdf.estimate_utm_crs()
     warnings.warn(
         f"input CRS {gdf.crs.to_string()} is geographic; distances are computed in "

@@ -395,6 +395,17 @@ def test_data_dependent_failure_is_400(server):
     assert "time steps" in r.json()["description"]
 
 
+@pytest.mark.parametrize("pid,words", [
+    ("hot-spots", "no features to analyse"), ("optimized-hot-spots", "no features to analyse"),
+    ("local-moran", "no features to analyse"), ("kernel-density", "at least 2 points"),
+    ("density-clusters", "at least 2 points")])
+def test_empty_selection_is_a_400_that_says_so(server, pid, words):
+    nothing = "category = 'fallen_tree' AND category = 'street_light'"
+    r = execute(server, pid, {"collection": "incidents", "filter": nothing})
+    assert r.status_code == 400, r.text
+    assert words in r.json()["description"]
+
+
 @pytest.mark.parametrize("asynchronous", [False, True])
 def test_poverty_relief_needs_a_trusted_role(server, asynchronous):
     inputs = {"collection": "poverty_relief", "method": "dbscan", "eps": 300}
