@@ -96,6 +96,20 @@ class ProcessInputError(ProcessorExecuteError):
         self.ogc_exception_code = err.ogc_code
 
 
+class ProcessRunError(ProcessorExecuteError):
+    """A synchronous run that failed: the error's own status, or 500 for a fault of ours."""
+
+    def __init__(self, process_id: str, err: Exception):
+        if isinstance(err, TianyaError):
+            msg, status, code = str(err), err.status, err.ogc_code
+        else:
+            msg = f"process {process_id!r} failed: {type(err).__name__}: {err}"
+            status, code = 500, "NoApplicableCode"
+        super().__init__(msg, user_msg=msg)
+        self.http_status_code = status
+        self.ogc_exception_code = code
+
+
 class JobManager(TinyDBManager):
     """pygeoapi TinyDB job manager with input checks, atomic writes and restart recovery."""
 
@@ -197,14 +211,38 @@ class JobManager(TinyDBManager):
             except TianyaError as err:
                 raise ProcessInputError(err) from None
         _PENDING.restricted = restricted  # read by add_job, in this thread
+        _PENDING.failure = None
         try:
-            return super().execute_process(process_id, data_dict,
-                                           execution_mode=execution_mode,
-                                           requested_outputs=requested_outputs,
-                                           subscriber=subscriber,
-                                           requested_response=requested_response)
+            result = super().execute_process(process_id, data_dict,
+                                             execution_mode=execution_mode,
+                                             requested_outputs=requested_outputs,
+                                             subscriber=subscriber,
+                                             requested_response=requested_response)
         finally:
             _PENDING.restricted = False
+        failure, _PENDING.failure = getattr(_PENDING, "failure", None), None
+        if failure is not None and result[3] == JobStatus.failed:
+            # a synchronous run (an asynchronous one fails in its own thread): pygeoapi
+            # would answer every failure with 400; the job stays recorded as failed
+            raise ProcessRunError(process_id, failure) from None
+        return result
+
+    def _execute_handler_sync(self, p, job_id, data_dict, *args, **kwargs):
+        """pygeoapi's run, remembering the exception (in this thread) when it fails."""
+        run = p.execute
+
+        def execute(*a, **kw):
+            try:
+                return run(*a, **kw)
+            except Exception as err:
+                _PENDING.failure = err
+                raise
+
+        p.execute = execute
+        try:
+            return super()._execute_handler_sync(p, job_id, data_dict, *args, **kwargs)
+        finally:
+            del p.execute  # the instance attribute; the class's method shows again
 
     def __repr__(self):
         return f"<JobManager> {self.connection}"

@@ -23,7 +23,9 @@ choices; reading a layer the caller may not see raises
 turns *every* exception raised inside ``execute`` into a failed job and HTTP 400, so the job
 manager (:class:`analytics.jobs.JobManager`) calls :meth:`AnalysisProcessor.check_inputs` before
 the job is created and answers with the error's own status (400, 401, 403) in both
-synchronous and asynchronous mode.
+synchronous and asynchronous mode. A synchronous run that fails later keeps its status too
+(a data-dependent 400, a store outage's 503, 500 for a fault of ours); the job is recorded
+as failed either way.
 
 The caller's principal (:data:`layers.access.CURRENT`) is captured when pygeoapi creates the
 processor, in the request's thread, because an asynchronous job runs in another thread where

@@ -19,10 +19,12 @@ import pytest
 import requests
 import shapely
 from conftest import KEYS, LiveServer
+from pygeoapi.process.base import BaseProcessor
 from shapely.geometry import shape
 
 from geodata.sample import planted_patterns
 from layers.catalogue import LAYERS
+from layers.errors import StoreUnavailable
 from layers.gpkg import GeoPackageStore
 from layers.query import Query, parse_filter, parse_interval
 
@@ -354,6 +356,39 @@ def test_interrupted_job_is_marked_failed(tmp_path):
 
 
 # --- errors ------------------------------------------------------------------------------------
+
+
+class Boom(BaseProcessor):
+    """A process that fails while running: with a store outage, or with a fault of its own."""
+
+    def __init__(self, processor_def):
+        super().__init__(processor_def, {"id": "boom", "title": "boom", "version": "1",
+                                         "jobControlOptions": ["sync-execute"],
+                                         "inputs": {}, "outputs": {}})
+
+    def execute(self, data, outputs=None):
+        if data.get("outage"):
+            raise StoreUnavailable("PostgreSQL at localhost is unavailable")
+        raise ZeroDivisionError("division by zero")
+
+
+@pytest.mark.parametrize("outage,status,words", [
+    (True, 503, "PostgreSQL at localhost is unavailable"),
+    (False, 500, "process 'boom' failed: ZeroDivisionError")])
+def test_run_failures_keep_their_status(tmp_path, outage, status, words):
+    """pygeoapi answers every failed run with 400; ours keep theirs and stay recorded."""
+    from pygeoapi.process.base import ProcessorExecuteError
+
+    from analytics.jobs import JobManager
+
+    manager = JobManager({"name": "analytics.jobs.JobManager",
+                          "connection": str(tmp_path / "j.db"),
+                          "output_dir": str(tmp_path / "out"),
+                          "processes": {"boom": {"processor": {"name": f"{__name__}.Boom"}}}})
+    with pytest.raises(ProcessorExecuteError) as info:
+        manager.execute_process("boom", {"outage": outage})
+    assert info.value.http_status_code == status and words in info.value.message
+    assert [j["status"] for j in manager.get_jobs()["jobs"]] == ["failed"]
 
 
 @pytest.mark.parametrize("asynchronous", [False, True])
