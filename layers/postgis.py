@@ -691,6 +691,13 @@ class PostGISStore(Store):
             raise NotFound(f"{layer.id} has no feature {key!r}")
         return feats[0]
 
+    def get_for_update(self, layer: Layer, key: str) -> dict:
+        self._require(layer)
+        with self.transaction() as conn:  # the caller's: the lock lasts until it ends
+            conn.execute(f"SELECT 1 FROM {self.table(layer)} WHERE {_ident(layer.key)} = %s "
+                         "FOR UPDATE", [key])
+        return self.get(layer, key)
+
     def read_frame(self, layer: Layer, q: Query | None = None) -> gpd.GeoDataFrame:
         self._require(layer)
         q = q or Query(limit=0)

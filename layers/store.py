@@ -129,13 +129,10 @@ class Store(abc.ABC):
     def get_for_update(self, layer: Layer, key: str) -> dict:
         """:meth:`get` inside a write transaction, with the row locked until it ends.
 
-        The default takes the lock through the interface: a no-op update of the
-        key (which waits for, then serialises after, any other writer of that
-        row under READ COMMITTED) followed by a fresh read. A store may do it
-        more directly (``SELECT … FOR UPDATE``); the GeoPackage's write
-        transactions are exclusive anyway.
+        The default suits a store whose write transactions are exclusive (the
+        GeoPackage's ``BEGIN IMMEDIATE``); a server store locks the row
+        (``SELECT … FOR UPDATE``), so concurrent writers of it take turns.
         """
-        self.update(layer, key, {layer.key: key})
         return self.get(layer, key)
 
 
