@@ -220,7 +220,7 @@ class JobManager(TinyDBManager):
                                              requested_response=requested_response)
         finally:
             _PENDING.restricted = False
-        failure, _PENDING.failure = getattr(_PENDING, "failure", None), None
+        failure, _PENDING.failure = _PENDING.failure, None
         if failure is not None and result[3] == JobStatus.failed:
             # a synchronous run (an asynchronous one fails in its own thread): pygeoapi
             # would answer every failure with 400; the job stays recorded as failed

@@ -29,7 +29,7 @@ from pygeofilter import ast
 
 from layers import access
 from layers.catalogue import CATEGORY_CLASS, Field, Layer, get_layer
-from layers.errors import InvalidFeature, PayloadTooLarge, choices
+from layers.errors import Conflict, InvalidFeature, NotFound, PayloadTooLarge, choices
 from layers.query import Query
 from layers.rules import load_rules
 from layers.store import Store, normalize_crs
@@ -419,8 +419,6 @@ def next_case_no(store: Store, at: dt.datetime) -> str:
     transaction ends, so concurrent writers on any store take turns; a new
     day's counter starts from the highest case number already stored.
     """
-    from layers.errors import Conflict, NotFound
-
     day = at.astimezone(TZ).strftime("%Y%m%d")
     try:
         last = store.get_for_update(COUNTERS, day)["properties"]["last"]

@@ -104,13 +104,10 @@ def check_items_params(layer: Layer, params: Mapping[str, str],
         raise InvalidParameter(choices(params["resulttype"], ("results", "hits"), "resulttype"))
     if "skipGeometry" in params:
         _bool("skipGeometry", params["skipGeometry"])
-    for key in ("crs", "bbox-crs", "filter-crs"):
+    for key in ("crs", "filter-crs"):
         if key in params and params[key] not in SUPPORTED_CRS:
             raise InvalidParameter(choices(params[key], SUPPORTED_CRS, key))
-    if "bbox-crs" in params and "bbox" not in params:
-        raise InvalidParameter("bbox-crs was given without bbox")
-    if "bbox" in params:
-        _check_bbox(params["bbox"], params.get("bbox-crs"))
+    _check_bbox_params(params)
     if "datetime" in params:
         if not layer.temporal:
             raise InvalidParameter(f"collection {layer.id!r} has no temporal field for datetime")
@@ -171,7 +168,17 @@ def _projected_bbox_as_filter(params: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _check_bbox(raw: str, crs: str | None) -> None:
+def _check_bbox_params(params: Mapping[str, str]) -> list[float] | None:
+    """Check ``bbox`` and ``bbox-crs`` together; the box's numbers (None without a box)."""
+    crs = params.get("bbox-crs")
+    if crs is not None and crs not in SUPPORTED_CRS:
+        raise InvalidParameter(choices(crs, SUPPORTED_CRS, "bbox-crs"))
+    if crs is not None and "bbox" not in params:
+        raise InvalidParameter("bbox-crs was given without bbox")
+    return _check_bbox(params["bbox"], crs) if "bbox" in params else None
+
+
+def _check_bbox(raw: str, crs: str | None) -> list[float]:
     try:
         nums = [float(v) for v in raw.split(",")]
     except ValueError:
@@ -188,6 +195,7 @@ def _check_bbox(raw: str, crs: str | None) -> None:
     if geographic and (abs(lo[1]) > 90 or abs(hi[1]) > 90 or abs(lo[0]) > 180
                        or abs(hi[0]) > 180):
         raise InvalidParameter(f"bbox {raw!r} is outside the valid longitude/latitude range")
+    return nums
 
 
 # --- CQL2 text encoding --------------------------------------------------------------------------
@@ -285,15 +293,10 @@ def check_coverage_params(params: Mapping[str, str]) -> dict[str, str]:
     if unknown:
         raise InvalidParameter(f"unknown parameter {unknown[0]!r} for a coverage; valid: "
                                + ", ".join(COVERAGE_PARAMS))
-    crs = params.get("bbox-crs")
-    if crs is not None and crs not in SUPPORTED_CRS:
-        raise InvalidParameter(choices(crs, SUPPORTED_CRS, "bbox-crs"))
-    if crs is not None and "bbox" not in params:
-        raise InvalidParameter("bbox-crs was given without bbox")
-    if "bbox" not in params:
+    nums = _check_bbox_params(params)
+    if nums is None:
         return dict(params)
-    _check_bbox(params["bbox"], crs)
-    nums = [float(v) for v in params["bbox"].split(",")]
+    crs = params.get("bbox-crs")
     if len(nums) != 4:
         raise InvalidParameter(f"a coverage bbox has 4 numbers (no heights), "
                                f"got {params['bbox']!r}")

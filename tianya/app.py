@@ -172,7 +172,6 @@ class Shell:
         if checked != params:
             environ["QUERY_STRING"] = urlencode(checked)
 
-
     @staticmethod
     def _params(environ) -> dict[str, str]:
         """The query parameters; one given twice is a 400."""
