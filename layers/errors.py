@@ -64,6 +64,24 @@ class Conflict(TianyaError, RuntimeError):
     ogc_code = "Conflict"
 
 
+class RequestTimeout(TianyaError, TimeoutError):
+    """The client did not send its request body in time (HTTP 408)."""
+
+    status = 408
+    ogc_code = "InvalidParameterValue"
+
+
+class TooManyRequests(TianyaError, RuntimeError):
+    """The caller has too much work under way; retry after ``retry_after`` s (HTTP 429)."""
+
+    status = 429
+    ogc_code = "NoApplicableCode"
+
+    def __init__(self, message: str, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class StoreUnavailable(TianyaError, ConnectionError):
     """The data store cannot be reached or timed out (HTTP 503)."""
 
