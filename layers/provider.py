@@ -29,7 +29,6 @@ from layers.errors import (
     NotFound,
     StoreUnavailable,
     TianyaError,
-    choices,
 )
 from layers.query import Query, coerce_value, parse_interval
 from layers.store import Store, open_store
@@ -138,11 +137,8 @@ class TianyaProvider(BaseProvider):
                 skip_geometry=bool(skip_geometry),
                 offset=int(offset),
                 limit=0 if resulttype == "hits" else int(limit),
+                visible=self.visible,  # hidden fields refused in any part of the query
             )
-            for name in query.properties + [s for s, _ in query.sortby] + list(equals):
-                if name not in self.visible:
-                    raise InvalidParameter(choices(name, self.visible,
-                                                   f"property of {self.layer.id!r}"))
             target = crs_transform_spec.target_crs_uri if crs_transform_spec else None
             page = self.store.query(self.layer, query, target_crs=target)
         except TianyaError as err:

@@ -43,6 +43,12 @@ class Query:
         Properties to return (``None``: all the caller may see).
     skip_geometry : bool
     offset, limit : int
+    visible : set of str, optional
+        The fields the caller may see. When given, a query that names any other field
+        (in ``properties``, ``sortby``, ``equals`` or the filter) is refused here, where
+        the query is built, whatever route it came by: a hidden field used in a filter
+        or a sort order would answer questions about its values. ``None`` (library
+        callers) allows every field of the layer.
     """
 
     bbox: tuple[float, float, float, float] | None = None
@@ -54,8 +60,12 @@ class Query:
     skip_geometry: bool = False
     offset: int = 0
     limit: int = 100
+    visible: frozenset[str] | None = None
 
     def __post_init__(self):
+        if self.visible is not None:
+            self.visible = frozenset(self.visible)
+            self._refuse_hidden()
         if self.offset < 0:
             raise InvalidParameter(f"offset must be zero or positive, got {self.offset}")
         if not 0 <= self.limit <= MAX_LIMIT:
@@ -64,6 +74,25 @@ class Query:
             minx, miny, maxx, maxy = self.bbox
             if minx > maxx or miny > maxy:
                 raise InvalidParameter(f"bbox {list(self.bbox)} has min greater than max")
+
+
+    def named_fields(self) -> set[str]:
+        """Every field this query names (returned, sorted on, compared or filtered)."""
+        names = set(self.properties or ()) | {n for n, _ in self.sortby} | set(self.equals)
+        if self.where is not None:
+            names |= filter_properties(self.where) - GEOMETRY_NAMES
+        return names
+
+    def _refuse_hidden(self) -> None:
+        hidden = sorted(self.named_fields() - self.visible)
+        if hidden:
+            raise InvalidParameter(
+                f"unknown property {hidden[0]!r}; the properties you may use are: "
+                f"{', '.join(sorted(self.visible))}")
+
+
+#: Names a filter may use for the geometry (not a field of the catalogue).
+GEOMETRY_NAMES = frozenset({"geometry", "geom"})
 
 
 # --- Parsing and checking -------------------------------------------------------------------
@@ -124,7 +153,7 @@ def check_filter(layer: Layer, node: ast.Node, allowed: set[str] | None = None) 
     """Refuse a filter naming a property the layer (or the caller) does not have."""
     valid = {f.name for f in layer.fields} if allowed is None else set(allowed)
     if layer.geometry_type is not None:
-        valid |= {"geometry", "geom"}
+        valid |= GEOMETRY_NAMES
     for name in sorted(filter_properties(node)):
         if name not in valid:
             raise InvalidParameter(
