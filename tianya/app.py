@@ -26,38 +26,45 @@ from urllib.parse import parse_qsl, urlencode
 
 from layers import access, cases
 from layers.catalogue import LAYERS
-from layers.errors import InvalidParameter, NotFound, PayloadTooLarge, TianyaError
+from layers.errors import InvalidParameter, NotFound, TianyaError, TooManyRequests
 from layers.params import check_coverage_params, check_items_params
-from tianya import api, open311, screen, tiles
+from layers.query import check_filter, parse_filter
+from tianya import api, edge, open311, screen, tiles
+from tianya.safety import CallerLimit, escape_csv, public_openapi
 
 _ITEMS = re.compile(r"^/collections/([^/]+)/items(?:/([^/]+))?/?$")
 _COLLECTION = re.compile(r"^/collections/([^/]+)(?:/(queryables|schema))?/?$")
 _COVERAGE = re.compile(r"^/collections/[^/]+/coverage/?$")
+#: Every path under /collections that is served; pygeoapi routes more (EDR, maps, ids with
+#: slashes), and what our checks do not know is not passed on.
+_KNOWN = re.compile(r"^/collections(?:/([^/]+)(?:/(?:items(?:/[^/]+)?|queryables|schema|coverage"
+                    r"|tiles(?:/[^/]+)*))?)?/?$")
+#: Media types of a CQL2 JSON query sent with POST to items.
+_QUERY_TYPES = ("application/json", "application/query-cql-json")
+_OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+#: An items page above this many features is a heavy read, limited per caller.
+HEAVY_LIMIT = 1000
+_HEAVY = CallerLimit(int(os.environ.get("TIANYA_HEAVY_READS", "2")))
 
 
-def _error(start_response, err: TianyaError):
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
+            413: "Payload Too Large", 429: "Too Many Requests", 503: "Service Unavailable"}
+
+
+def _error(start_response, err: TianyaError, environ=None):
     body = json.dumps({"code": err.ogc_code, "type": err.ogc_code,
                        "description": str(err)}, ensure_ascii=False).encode("utf-8")
     headers = [("Content-Type", "application/json; charset=UTF-8"),
                ("Content-Length", str(len(body)))]
     if err.status == 401:
         headers.append(("WWW-Authenticate", 'Bearer realm="tianya"'))
-    reason = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-              405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
-              503: "Service Unavailable"}
-    start_response(f"{err.status} {reason.get(err.status, 'Error')}", headers)
+    if isinstance(err, TooManyRequests):
+        headers.append(("Retry-After", str(err.retry_after)))
+    if environ is not None and environ.get("tianya.close"):
+        headers.append(("Connection", "close"))  # the body was not read to its end
+    start_response(f"{err.status} {_REASONS.get(err.status, 'Error')}", headers)
     return [body]
-
-
-def _drain(environ, length: int, limit: int = 8 << 20) -> None:
-    """Read and drop a refused body (up to ``limit``), so the client sees the 413."""
-    stream = environ.get("wsgi.input")
-    left = min(length, limit)
-    while stream is not None and left > 0:
-        chunk = stream.read(min(left, 1 << 16))
-        if not chunk:
-            break
-        left -= len(chunk)
 
 
 def _geojson_type(start_response):
@@ -90,13 +97,17 @@ class Shell:
 
     def __call__(self, environ, start_response):
         try:
+            # one spelling of the path for our checks and for pygeoapi's router
+            environ["PATH_INFO"] = edge.normalise_path(environ.get("PATH_INFO", ""))
+            if environ.get("REQUEST_METHOD") in edge.BODY_METHODS:
+                edge.buffer_body(environ, cases.MAX_BODY)
             who = access.authenticate(_token(environ))
         except TianyaError as err:
-            return _error(start_response, err)
+            return _error(start_response, err, environ)
         token = access.CURRENT.set(who)
         crs_token = cases.CONTENT_CRS.set(environ.get("HTTP_CONTENT_CRS"))
         try:
-            path = environ.get("PATH_INFO", "") or "/"
+            path = environ["PATH_INFO"]
             if path.startswith(open311.PREFIX + "/"):
                 return open311.app(environ, start_response)
             if screen.handles(path):
@@ -108,47 +119,82 @@ class Shell:
             if tiles.handles(path):
                 return tiles.app(environ, start_response)
             self._check(environ)
-            if path.rstrip("/") == "/collections" and environ.get("REQUEST_METHOD") == "GET":
+            method = environ.get("REQUEST_METHOD")
+            if path.rstrip("/") == "/collections" and method == "GET":
                 return _COLLECTIONS_CACHE(self.app, environ, start_response)
-            if _ITEMS.match(path) and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-                return self.app(environ, _geojson_type(start_response))
+            if path.rstrip("/") == "/openapi" and method in ("GET", "HEAD"):
+                doc = public_openapi(environ, _openapi_document)
+                if doc is not None:
+                    body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+                    start_response("200 OK", [("Content-Type", _OPENAPI_TYPE),
+                                              ("Content-Length", str(len(body)))])
+                    return [body]
+            if _ITEMS.match(path) and method in ("GET", "HEAD"):
+                return self._items(environ, start_response, who)
             return self.app(environ, start_response)
         except TianyaError as err:
-            return _error(start_response, err)
+            return _error(start_response, err, environ)
         finally:
             cases.CONTENT_CRS.reset(crs_token)
             access.CURRENT.reset(token)
 
+    def _items(self, environ, start_response, who):
+        """An items GET: geo+json labels, CSV cells escaped, heavy pages limited per caller."""
+        params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+        heavy = int(params.get("limit") or 0) > HEAVY_LIMIT or params.get("f") == "csv"
+        caller = who.name if who.role != "public" else environ.get("REMOTE_ADDR", "?")
+        with _HEAVY.hold(caller if heavy else None):
+            seen: dict = {}
+
+            def start(status, headers, exc_info=None):
+                seen["type"] = next((v for k, v in headers if k.lower() == "content-type"), "")
+                if seen["type"].startswith("text/csv"):
+                    seen["status"], seen["headers"] = status, headers
+                    return lambda _: None  # written below, once escaped
+                return _geojson_type(start_response)(status, headers, exc_info)
+
+            body = self.app(environ, start)
+            if not seen.get("type", "").startswith("text/csv"):
+                return body
+            text = escape_csv(b"".join(body))
+            headers = [(k, str(len(text)) if k.lower() == "content-length" else v)
+                       for k, v in seen["headers"]]
+            start_response(seen["status"], headers)
+            return [text]
+
     @staticmethod
     def _check_body(environ) -> None:
-        """Refuse oversized bodies (413) and check ``Content-Crs`` before any write."""
+        """Check ``Content-Crs`` and the media type of a body (its size was bounded already)."""
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("POST", "PUT", "PATCH"):
             return
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            raise InvalidParameter("Content-Length is not a number") from None
-        if length > cases.MAX_BODY:
-            _drain(environ, length)
-            raise PayloadTooLarge(f"request body of {length} bytes is larger than the "
-                                  f"{cases.MAX_BODY} bytes allowed")
         if environ.get("HTTP_CONTENT_CRS"):
             cases.check_crs(environ["HTTP_CONTENT_CRS"])
         ctype = environ.get("CONTENT_TYPE", "")
-        if ctype.split(";")[0].strip().lower() == "application/geo+json":
+        kind = ctype.split(";")[0].strip().lower()
+        if kind == "application/geo+json":
             environ["CONTENT_TYPE"] = "application/geo+json"  # pygeoapi compares it exactly
-        m = _ITEMS.match(environ.get("PATH_INFO", "") or "/")
-        if method == "POST" and m and m.group(2) is None and not ctype.strip():
-            # pygeoapi answers this with a bare 500
-            raise InvalidParameter("POST to items needs a Content-Type: application/geo+json "
-                                   "to create a feature, application/json for a CQL2 JSON query")
+        m = _ITEMS.match(environ["PATH_INFO"])
+        if method == "POST" and m and m.group(2) is None and kind not in (
+                "application/geo+json", *_QUERY_TYPES):
+            # pygeoapi answers no type with a bare 500 and takes any other as a query
+            raise InvalidParameter(
+                "POST to items needs a Content-Type: application/geo+json to create a "
+                "feature, application/json or application/query-cql-json for a CQL2 JSON "
+                "query"
+                + (f"; got {kind!r}" if kind else ""))
 
     def _check(self, environ) -> None:
-        path = environ.get("PATH_INFO", "") or "/"
+        path = environ["PATH_INFO"]
         method = environ.get("REQUEST_METHOD", "GET")
         if path.startswith("/admin"):
             raise NotFound("there is no admin API")
+        known = _KNOWN.match(path)
+        if path.startswith("/collections") and known is None:
+            raise NotFound(f"no resource at {path}")
+        layer_id = known.group(1) if known else None
+        if layer_id in LAYERS:
+            access.require_read(LAYERS[layer_id])
         if _COVERAGE.match(path) and method in ("GET", "HEAD"):
             params = self._params(environ)
             checked = check_coverage_params(params)
@@ -156,21 +202,22 @@ class Shell:
                 environ["QUERY_STRING"] = urlencode(checked)
             return
         m = _ITEMS.match(path)
-        c = _COLLECTION.match(path)
-        layer_id = (m or c).group(1) if (m or c) else None
-        if layer_id is None or layer_id not in LAYERS:
+        if m is None or m.group(1) not in LAYERS:
             return
-        layer = LAYERS[layer_id]
-        if c is None and method not in ("GET", "HEAD", "POST"):
+        layer = LAYERS[m.group(1)]
+        query = method == "POST" and environ.get("CONTENT_TYPE") != "application/geo+json"
+        if method not in ("GET", "HEAD") and not query:
             return  # transactions: checked by the provider's write path
-        access.require_read(layer)
-        if m is None or method not in ("GET", "HEAD"):
-            return
         params = self._params(environ)
-        checked = check_items_params(layer, params, set(access.visible_fields(layer)),
-                                     single=m.group(2) is not None)
+        visible = set(access.visible_fields(layer))
+        checked = check_items_params(layer, params, visible, single=m.group(2) is not None)
         if checked != params:
             environ["QUERY_STRING"] = urlencode(checked)
+        if query:  # pygeoapi's POST query: the body is a CQL2 JSON filter
+            body = environ["wsgi.input"].getvalue().decode("utf-8", "replace")
+            if not body.strip():
+                raise InvalidParameter("a POST query needs a CQL2 JSON filter as its body")
+            check_filter(layer, parse_filter(body, "cql2-json"), visible)
 
     @staticmethod
     def _params(environ) -> dict[str, str]:
@@ -257,9 +304,26 @@ def create_app(config_path: str | None = None):
     from pygeoapi.flask_app import APP  # reads the two variables above at import
 
     _use_orjson_for_items()
+    _redact_logs()
     _skip_identity_bbox_transform()
     _list_readable_collections_only()
     return Shell(APP)
+
+
+def _openapi_document() -> dict:
+    """pygeoapi's OpenAPI document, as the server loaded it."""
+    from pygeoapi.flask_app import OPENAPI
+
+    return OPENAPI
+
+
+def _redact_logs() -> None:
+    """No personal data or key in pygeoapi's log (it logs refused request bodies)."""
+    import logging
+
+    from tianya.safety import RedactFilter
+
+    logging.getLogger("pygeoapi").addFilter(RedactFilter())
 
 
 def _list_readable_collections_only() -> None:

@@ -136,7 +136,9 @@ def load_postgis(url, gpkg, layer_ids, quiet):
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int,
               help="gunicorn worker processes.")
-@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option("--threads", default=32, show_default=True, type=int,
+              help="Threads per worker (many: a slow client holds one for at most "
+                   "$TIANYA_BODY_SECONDS).")
 @click.option("--data", default=None, help="GeoPackage path or postgresql:// URL "
                                            "[$TIANYA_DATA or geodata/tianya.gpkg].")
 @click.option("--config", "config_path", default=None, help="pygeoapi config "
@@ -173,6 +175,8 @@ def serve(host, port, workers, threads, data, config_path):
     args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
             "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
             "--timeout", "120", "--graceful-timeout", "10", "--access-logfile", "-",
+            # no query string in the log: filters may name people, and keys must never show
+            "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms',
             "tianya.app:create_app()"]
     click.echo(f"serving {env['TIANYA_URL']} from {data}")
     os.execvpe(args[0], args, env)
