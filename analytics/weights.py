@@ -1,10 +1,13 @@
 """Sparse spatial weights as ``scipy.sparse.csr_array``.
 
 All builders return an ``n x n`` CSR array **without self-weights** (zero diagonal), rows in the
-order of the input rows.  Distances are measured in a projected CRS: geographic input is
+order of the input rows.  Distances are measured in a projected CRS: geographic and Web
+Mercator (any normal-aspect Mercator: its units are not ground metres off the equator) input is
 reprojected to its estimated UTM zone (UTM 49N, EPSG:32649, at Tianya) with a warning.  Input
-without a CRS is taken to be planar already.  Polygons are represented by their centroids for the
-distance-based builders (as ArcGIS does).
+without a CRS is taken to be planar metres already (with a warning if its coordinates look like
+longitude/latitude).  Missing, empty or NaN geometries are refused with an
+:class:`~analytics.errors.AnalyticsError` that says how many rows have them.  Polygons are
+represented by their centroids for the distance-based builders (as ArcGIS does).
 
 Functions
 ---------
@@ -14,7 +17,7 @@ transform_weights
     ``"B"`` (binary) or ``"R"`` (row-standardised).
 with_self_weight
     Add a diagonal (the Gi* self-neighbour).
-to_projected, point_coordinates
+to_projected, point_coordinates, check_geometries, missing_geometries
     Helpers shared by the analyses.
 """
 
@@ -35,7 +38,9 @@ __all__ = [
     "TRANSFORMS",
     "contiguity_weights",
     "distance_band_weights",
+    "check_geometries",
     "knn_weights",
+    "missing_geometries",
     "point_coordinates",
     "to_projected",
     "transform_weights",
@@ -46,15 +51,91 @@ TRANSFORMS = ("B", "R")
 CONTIGUITY_RULES = ("queen", "rook")
 
 
+def _is_normal_mercator(crs) -> bool:
+    """Whether ``crs`` is a normal-aspect Mercator (Web Mercator EPSG:3857, World Mercator ...).
+
+    Their "metres" are ground metres only on the equator (or the standard parallel): the scale
+    grows as ``1 / cos(latitude)``, so at Tianya (18 deg N) distances come out about 5 % long
+    in projected units and areas about 11 % large.  Transverse and oblique Mercator (UTM,
+    Gauss-Kruger, Hotine) are local projections and are kept.
+    """
+    if crs is None or not crs.is_projected:
+        return False
+    try:
+        op = crs.coordinate_operation
+    except Exception:  # noqa: BLE001 - unusual CRS definitions: treat as not Mercator
+        return False
+    name = (op.method_name if op is not None else "").lower()
+    return "mercator" in name and "transverse" not in name and "oblique" not in name
+
+
+def _looks_like_lonlat(gdf) -> bool:
+    """Whether the (finite) bounds of ``gdf`` lie within longitude/latitude ranges."""
+    b = np.asarray(gdf.total_bounds, dtype=float)
+    return bool(np.all(np.isfinite(b)) and -180 <= b[0] and b[2] <= 180
+                and -90 <= b[1] and b[3] <= 90)
+
+
+def missing_geometries(data) -> np.ndarray:
+    """Boolean mask of rows whose geometry is missing (None/NaN), empty or has NaN coordinates.
+
+    Parameters
+    ----------
+    data : GeoDataFrame or GeoSeries
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    geoms = data.geometry if isinstance(data, gpd.GeoDataFrame) else data
+    arr = np.asarray(geoms.values, dtype=object)
+    bad = shapely.is_missing(arr) | shapely.is_empty(arr)
+    ok = np.flatnonzero(~bad)
+    if ok.size:
+        # a geometry such as POINT (nan nan) is neither missing nor empty for shapely
+        coords, index = shapely.get_coordinates(arr[ok], return_index=True)
+        nonfinite = ~np.isfinite(coords).all(axis=1)
+        if nonfinite.any():
+            bad[ok[np.unique(index[nonfinite])]] = True
+    return bad
+
+
+def check_geometries(data) -> None:
+    """Raise :class:`AnalyticsError` if some rows have missing, empty or NaN geometries.
+
+    The message says how many rows of how many; the process adapters drop such rows when they
+    read a layer, library callers are asked to do the same (no silent row dropping here, as the
+    results are aligned with the input rows).
+    """
+    bad = missing_geometries(data)
+    nbad = int(bad.sum())
+    if nbad and nbad == bad.size:
+        raise AnalyticsError(
+            f"there are no features to analyse: all {nbad} rows have a missing or empty "
+            "geometry (None, EMPTY or NaN coordinates)"
+        )
+    if nbad:
+        raise AnalyticsError(
+            f"{nbad} of {bad.size} rows have a missing or empty geometry (None, EMPTY or NaN "
+            "coordinates); drop them first, e.g. "
+            "gdf[~gdf.geometry.isna() & ~gdf.geometry.is_empty]"
+        )
+
+
 def to_projected(gdf, *, stacklevel: int = 2):
-    """Return ``gdf`` in a projected CRS.
+    """Return ``gdf`` in a projected CRS whose units are ground metres (locally).
 
     Parameters
     ----------
     gdf : GeoDataFrame or GeoSeries
-        Input.  A geographic CRS (e.g. EPSG:4326 or CGCS2000 EPSG:4490) is reprojected to the
-        estimated UTM zone (EPSG:32649 for Tianya) and a :class:`UserWarning` says so.  No CRS
-        means planar coordinates already (returned unchanged).
+        Input.  A geographic CRS (e.g. EPSG:4326 or CGCS2000 EPSG:4490) or a normal-aspect
+        Mercator (Web Mercator EPSG:3857, World Mercator EPSG:3395; their units are not ground
+        metres away from the equator) is reprojected to the estimated UTM zone (EPSG:32649 for
+        Tianya) and a :class:`UserWarning` says so.  No CRS means planar coordinates in metres
+        already (returned unchanged), but if the coordinates all lie within longitude/latitude
+        ranges a :class:`UserWarning` says that they are taken as metres (set the CRS if they
+        are degrees).  Rows with a missing, empty or NaN geometry raise
+        :class:`~analytics.errors.AnalyticsError` naming how many.
     stacklevel : int
         Passed to :func:`warnings.warn` so the warning points at the caller's line.
 
@@ -62,14 +143,28 @@ def to_projected(gdf, *, stacklevel: int = 2):
     -------
     GeoDataFrame or GeoSeries
     """
-    if gdf.crs is None or not gdf.crs.is_geographic:
+    if len(gdf):
+        check_geometries(gdf)
+    if gdf.crs is None:
+        if len(gdf) and _looks_like_lonlat(gdf):
+            warnings.warn(
+                "input has no CRS and its coordinates all lie within longitude/latitude "
+                "ranges; they are taken as planar metres (set the CRS, e.g. "
+                "gdf.set_crs(4326), if they are degrees)",
+                UserWarning,
+                stacklevel=stacklevel + 1,
+            )
         return gdf
-    if len(gdf) == 0 or gdf.is_empty.all():
+    mercator = _is_normal_mercator(gdf.crs)
+    if not (gdf.crs.is_geographic or mercator):
+        return gdf
+    if len(gdf) == 0:
         raise AnalyticsError("there are no features to analyse (the selection is empty: "
                              "check the filter and datetime)")
     utm = gdf.estimate_utm_crs()
+    kind = "Mercator (its units are not ground metres)" if mercator else "geographic"
     warnings.warn(
-        f"input CRS {gdf.crs.to_string()} is geographic; distances are computed in "
+        f"input CRS {gdf.crs.to_string()} is {kind}; distances are computed in "
         f"{utm.to_string()} (reproject to a projected CRS such as EPSG:32649 to silence this)",
         UserWarning,
         stacklevel=stacklevel + 1,
@@ -84,6 +179,8 @@ def point_coordinates(data, *, stacklevel: int = 2) -> np.ndarray:
     ----------
     data : GeoDataFrame, GeoSeries or array_like
         Points (their x/y), polygons/lines (their centroids) or an ``(n, 2)`` array taken as planar.
+        Missing, empty or NaN geometries (or non-finite coordinates in an array) raise
+        :class:`~analytics.errors.AnalyticsError`.
     """
     if isinstance(data, gpd.GeoDataFrame | gpd.GeoSeries):
         geoms = to_projected(data, stacklevel=stacklevel + 1)
@@ -95,6 +192,9 @@ def point_coordinates(data, *, stacklevel: int = 2) -> np.ndarray:
     coords = np.asarray(data, dtype=float)
     if coords.ndim != 2 or coords.shape[1] != 2:
         raise AnalyticsError(f"coordinates must have shape (n, 2), got {coords.shape}")
+    nonfinite = int((~np.isfinite(coords).all(axis=1)).sum())
+    if nonfinite:
+        raise AnalyticsError(f"{nonfinite} of {len(coords)} coordinate rows are NaN or infinite")
     return coords
 
 
@@ -198,6 +298,7 @@ def contiguity_weights(data, rule: str = "queen") -> sparse.csr_array:
     check_choice(rule, "contiguity rule", CONTIGUITY_RULES)
     if not isinstance(data, gpd.GeoDataFrame | gpd.GeoSeries):
         raise AnalyticsError("contiguity weights need a GeoDataFrame or GeoSeries of polygons")
+    check_geometries(data)
     geoms = np.asarray(data.geometry.values, dtype=object)
     n = len(geoms)
     tree = shapely.STRtree(geoms)
