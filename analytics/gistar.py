@@ -19,9 +19,21 @@ with ``W_i = sum_j w_ij``, ``xbar`` the mean and ``S`` the population standard d
 ``x``.  For binary weights this is algebraically identical to esda's
 ``G_Local(y, w, star=True, transform="B").Zs`` (tested to 1e-9).  For row-standardised or
 inverse-distance weights we keep the ArcGIS formula (esda's moments assume binary weights).
+
+Weights are used **as built** by default (``transform=None``): binary for k-nearest neighbours,
+distance band and contiguity, ``1 / d`` for ``"inverse_distance"`` (libpysal's
+``DistanceBand(binary=False, alpha=-1)``; ArcGIS's *Inverse distance* with standardisation
+*None*), the given values for a sparse array.  ``transform="B"`` replaces every weight by 1, so
+it is refused with ``weights="inverse_distance"`` (it would be the distance band exactly).
+
+Gi* is undefined for a lone feature, for constant values and where a neighbourhood holds every
+feature with equal weights: :func:`hot_spots` refuses the first two and a result where every
+z-score is undefined, and warns when only some are.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -42,6 +54,7 @@ __all__ = [
     "CONFIDENCE_LEVELS",
     "WEIGHT_KINDS",
     "build_weights",
+    "check_transform_for",
     "confidence_bins",
     "gi_star_z",
     "hot_spots",
@@ -78,13 +91,20 @@ def self_weight_values(w: sparse.csr_array) -> np.ndarray:
 
 
 def _star_parts(w, transform):
-    """Return (w_off, self_w) after adding the self weight and applying the transform."""
+    """Return (w_off, self_w) after adding the self weight and applying the transform.
+
+    ``transform=None`` keeps the weights as given (self weight: :func:`self_weight_values`).
+    """
     w = sparse.csr_array(w)
     if w.diagonal().any():
         raise AnalyticsError("weights must have a zero diagonal; the self weight is added here")
     if transform == "B":
         w = transform_weights(w, "B")
         return w, np.ones(w.shape[0])
+    if transform is None:
+        w = sparse.csr_array(w, copy=True)
+        w.eliminate_zeros()
+        return w, self_weight_values(w)
     selfw = self_weight_values(w)
     rs = np.asarray(w.sum(axis=1)).ravel() + selfw
     scale = 1.0 / rs
@@ -93,7 +113,7 @@ def _star_parts(w, transform):
     return w, selfw * scale
 
 
-def gi_star_z(y, w, *, transform: str = "B") -> np.ndarray:
+def gi_star_z(y, w, *, transform: str | None = None) -> np.ndarray:
     """Analytical Getis-Ord Gi* z-scores.
 
     Parameters
@@ -103,8 +123,10 @@ def gi_star_z(y, w, *, transform: str = "B") -> np.ndarray:
     w : sparse array, shape (n, n)
         Weights with a zero diagonal (as returned by :mod:`analytics.weights`); the self weight
         is added here (1 for ``"B"``, the row maximum for non-binary rows).
-    transform : {"B", "R"}, default "B"
-        ``"B"`` matches ArcGIS and ``esda.G_Local(star=True, transform="B")``.
+    transform : {None, "B", "R"}, default None
+        ``None``: the weights as given (binary weights: the same as ``"B"``; inverse distance:
+        the ``1 / d`` values).  ``"B"``: every weight becomes 1 (ArcGIS and
+        ``esda.G_Local(star=True, transform="B")``).  ``"R"``: row-standardised.
 
     Returns
     -------
@@ -119,12 +141,13 @@ def gi_star_z(y, w, *, transform: str = "B") -> np.ndarray:
     >>> gi_star_z([5, 6, 5, 1, 0, 1], knn_weights(xy, k=2)).round(2).tolist()
     [2.19, 2.19, 2.19, -2.19, -2.19, -2.19]
     """
-    check_choice(transform, "weights transform", TRANSFORMS_)
+    if transform is not None:
+        check_choice(transform, "weights transform", TRANSFORMS_)
     y = np.asarray(y, dtype=float)
     n = y.size
     if w.shape != (n, n):
         raise AnalyticsError(f"weights shape {w.shape} does not match {n} values")
-    if transform == "B" and _is_binary_csr(w):
+    if transform in ("B", None) and _is_binary_csr(w):
         # fast path (the weights builders' output): no defensive copy, no re-binarisation;
         # the zero-diagonal guard stays (it costs ~1 % of a 1M-point run)
         if w.diagonal().any():
@@ -135,7 +158,7 @@ def gi_star_z(y, w, *, transform: str = "B") -> np.ndarray:
         w_off, selfw = _star_parts(w, transform)
         lag = w_off @ y + selfw * y
         row_sum = np.asarray(w_off.sum(axis=1)).ravel() + selfw
-    if transform == "B":
+    if transform == "B" or (transform is None and _is_binary_csr(w)):
         row_sq = row_sum
     else:
         row_sq = np.asarray(w_off.multiply(w_off).sum(axis=1)).ravel() + selfw**2
@@ -158,6 +181,24 @@ def _is_binary_csr(w) -> bool:
     """
     return (isinstance(w, sparse.csr_array | sparse.csr_matrix) and w.nnz > 0
             and bool(np.all(w.data == 1.0)))
+
+
+def check_transform_for(weights, transform) -> None:
+    """Raise :class:`AnalyticsError` for an unknown transform or one that discards the weights.
+
+    ``transform`` must be ``None``, ``"B"`` or ``"R"``; ``"B"`` with
+    ``weights="inverse_distance"`` would replace every ``1 / d`` by 1 (the distance band
+    exactly), so it is refused.
+    """
+    if transform is None:
+        return
+    check_choice(transform, "weights transform", TRANSFORMS_)
+    if transform == "B" and isinstance(weights, str) and weights == "inverse_distance":
+        raise AnalyticsError(
+            "transform 'B' with weights 'inverse_distance' would replace every 1/d weight by 1 "
+            "(the same as weights 'distance_band'); omit transform to use the 1/d weights, or "
+            "use transform 'R' to row-standardise them"
+        )
 
 
 def confidence_bins(z, p, *, fdr: bool = False) -> np.ndarray:
@@ -191,7 +232,7 @@ def hot_spots(
     weights="knn",
     k: int = 8,
     distance: float | None = None,
-    transform: str = "B",
+    transform: str | None = None,
     fdr: bool = False,
     permutations: int = 0,
     seed: int | None = None,
@@ -211,7 +252,11 @@ def hot_spots(
         Neighbours for ``"knn"``.
     distance : float, optional
         Band in metres for ``"distance_band"``/``"inverse_distance"``.
-    transform : {"B", "R"}, default "B"
+    transform : {None, "B", "R"}, default None
+        ``None``: the weights as built (binary for ``"knn"``, ``"distance_band"`` and
+        contiguity, ``1 / d`` for ``"inverse_distance"``, the given values of a sparse array);
+        ``"B"``: every weight 1 (refused with ``"inverse_distance"``, where it would discard
+        the distances); ``"R"``: row-standardised.
     fdr : bool, default False
         FDR-corrected confidence bins.
     permutations : int, default 0
@@ -228,8 +273,15 @@ def hot_spots(
         A copy of ``gdf`` with added columns ``gi_z`` (Gi* z-score), ``gi_p`` (two-sided normal
         p-value), ``gi_p_sim`` (pseudo p-value, only with permutations), ``gi_bin`` (-3..3) and
         ``n_neighbors`` (excluding self).
+
+    Raises
+    ------
+    AnalyticsError
+        For a lone feature, constant values, or weights where every feature's neighbourhood
+        holds all features (Gi* is undefined: esda returns NaN, ArcGIS refuses).  If only some
+        z-scores are undefined a :class:`UserWarning` says how many.
     """
-    check_choice(transform, "weights transform", TRANSFORMS_)
+    check_transform_for(weights, transform)
     check_choice(alternative, "alternative", ALTERNATIVES)
     if isinstance(permutations, bool) or int(permutations) != permutations or permutations < 0:
         raise AnalyticsError(f"permutations must be a non-negative integer, got {permutations!r}")
@@ -242,6 +294,16 @@ def hot_spots(
     y = pd.to_numeric(gdf[col], errors="coerce").to_numpy(dtype=float)
     if np.isnan(y).any():
         raise AnalyticsError(f"column {col!r} has missing or non-numeric values")
+    n = y.size
+    if n == 0:
+        raise AnalyticsError("there are no features to analyse (the selection is empty: "
+                             "check the filter and datetime)")
+    if n == 1:
+        raise AnalyticsError("Gi* needs at least 2 features, got 1: a lone feature has nothing "
+                             "to be compared with, its z-score is undefined")
+    if np.all(y == y[0]):
+        raise AnalyticsError(f"all {n} values of {col!r} are equal ({y[0]:g}): Gi* z-scores are "
+                             "undefined (zero variance), there is no pattern to analyse")
     if isinstance(weights, str):
         w = build_weights(gdf, weights, k=k, distance=distance)
     elif sparse.issparse(weights):
@@ -252,6 +314,14 @@ def hot_spots(
             " or a scipy sparse array"
         )
     z = gi_star_z(y, w, transform=transform)
+    undefined = int((~np.isfinite(z)).sum())
+    if undefined == n:
+        raise AnalyticsError(f"Gi* is undefined for all {n} features: every neighbourhood holds "
+                             "all features with equal weights; use a smaller distance or k")
+    if undefined:
+        warnings.warn(f"Gi* is undefined for {undefined} of {n} features (their neighbourhood "
+                      "holds all features with equal weights); their gi_z is NaN, gi_bin 0",
+                      UserWarning, stacklevel=2)
     p = 2.0 * stats.norm.sf(np.abs(z))
     out = gdf.copy()
     out["gi_z"] = z

@@ -22,7 +22,7 @@ from scipy import sparse, stats
 
 from analytics._permutation import permutation_counts, pseudo_p
 from analytics.errors import AnalyticsError, check_choice
-from analytics.gistar import ALTERNATIVES, WEIGHT_KINDS, build_weights
+from analytics.gistar import ALTERNATIVES, WEIGHT_KINDS, build_weights, check_transform_for
 from analytics.weights import TRANSFORMS, transform_weights
 
 __all__ = ["QUADRANTS", "GlobalMoran", "global_moran", "local_moran", "local_moran_i"]
@@ -31,8 +31,22 @@ __all__ = ["QUADRANTS", "GlobalMoran", "global_moran", "local_moran", "local_mor
 QUADRANTS = {1: "HH", 2: "LH", 3: "LL", 4: "HL"}
 
 
-def _standardise(y):
+def _check_finite(y, what: str = "the values") -> np.ndarray:
+    """``y`` as floats; raise :class:`AnalyticsError` naming how many are missing or infinite."""
     y = np.asarray(y, dtype=float)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        nan = int(np.isnan(y).sum())
+        inf = int(bad.sum()) - nan
+        parts = ([f"{nan} missing (NaN/None or non-numeric)"] if nan else []) + (
+            [f"{inf} infinite"] if inf else [])
+        raise AnalyticsError(f"{what} has {' and '.join(parts)} of {y.size} values; Moran's I "
+                             "needs a number for every feature (drop or fill them first)")
+    return y
+
+
+def _standardise(y, what: str = "the values"):
+    y = _check_finite(y, what)
     sd = y.std()
     if not sd > 0:
         raise AnalyticsError("values are constant; Moran's I is undefined")
@@ -102,6 +116,7 @@ def local_moran(
     """
     check_choice(transform, "weights transform", TRANSFORMS)
     check_choice(alternative, "alternative", ALTERNATIVES)
+    check_transform_for(weights, transform)
     if not 0 < alpha < 1:
         raise AnalyticsError(f"alpha must lie in (0, 1), got {alpha!r}")
     col = "count" if field is None else field
@@ -111,6 +126,7 @@ def local_moran(
             f"{', '.join(str(c) for c in gdf.columns if c != gdf.geometry.name)}"
         )
     y = pd.to_numeric(gdf[col], errors="coerce").to_numpy(dtype=float)
+    _check_finite(y, f"column {col!r}")
     if isinstance(weights, str):
         w = build_weights(gdf, weights, k=k, distance=distance)
     elif sparse.issparse(weights):
@@ -119,7 +135,7 @@ def local_moran(
         raise AnalyticsError(
             f"{weights!r} is not a valid weights, must be one of: {', '.join(WEIGHT_KINDS)}"
         )
-    z = _standardise(y)
+    z = _standardise(y, f"column {col!r}")
     wt = transform_weights(w, transform)
     lag = wt @ z
     n = z.size
@@ -173,7 +189,7 @@ def global_moran(y, w, *, transform: str = "R") -> GlobalMoran:
     Equal to ``esda.Moran(y, w, transformation=transform)`` (``I``, ``z_norm``, ``z_rand``).
     """
     check_choice(transform, "weights transform", TRANSFORMS)
-    z = np.asarray(y, dtype=float)
+    z = _check_finite(y)
     z = z - z.mean()
     n = z.size
     w = transform_weights(w, transform)
