@@ -13,10 +13,12 @@ density_clusters
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio
 import shapely
 from rasterio.transform import Affine, from_origin
@@ -116,7 +118,9 @@ def kernel_density(
     path : str or path-like
         Output GeoTIFF (float32, one band, deflate-compressed).
     population_field : str, optional
-        Numeric weight per point.
+        Numeric weight per point.  Points whose value is missing (None/NaN) are skipped with a
+        :class:`UserWarning` saying how many (as ArcGIS skips null populations); non-numeric or
+        infinite values, or no value at all, raise :class:`~analytics.errors.AnalyticsError`.
     bandwidth : float, optional
         Search radius ``r`` in metres; default :func:`silverman_bandwidth`.
     cell_size : float, optional
@@ -128,7 +132,9 @@ def kernel_density(
     Returns
     -------
     KernelDensity
-        The raster covers the points' extent padded by ``r`` so no kernel mass is cut off.
+        The raster covers the points' extent padded by ``r`` so no kernel mass is cut off.  Its
+        nodata value is NaN (every pixel is computed, so none is nodata; readers that honour
+        nodata will never mistake a zero density for "no data").
     """
     check_choice(units, "density units", DENSITY_UNITS)
     check_positive(bandwidth, "bandwidth")
@@ -140,7 +146,27 @@ def kernel_density(
     if population_field is None:
         wts = np.ones(len(xy))
     elif population_field in pts.columns:
-        wts = pts[population_field].to_numpy(dtype=float)
+        raw = pts[population_field]
+        wts = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        missing = raw.isna().to_numpy()
+        invalid = (np.isnan(wts) & ~missing) | np.isinf(wts)
+        if invalid.any():
+            raise AnalyticsError(
+                f"population field {population_field!r} has {int(invalid.sum())} non-numeric "
+                f"or infinite values of {len(wts)}"
+            )
+        if missing.all():
+            raise AnalyticsError(
+                f"population field {population_field!r} has no value: all {len(wts)} are missing"
+            )
+        if missing.any():
+            warnings.warn(
+                f"{int(missing.sum())} of {len(wts)} points have no {population_field!r} value "
+                "and are skipped (as ArcGIS skips null populations)",
+                UserWarning,
+                stacklevel=2,
+            )
+            xy, wts = xy[~missing], wts[~missing]
     else:
         raise AnalyticsError(
             f"{population_field!r} is not a column, must be one of: "
@@ -188,6 +214,7 @@ def kernel_density(
         crs=crs,
         transform=transform,
         compress="deflate",
+        nodata=np.nan,
     ) as dst:
         dst.write(dens, 1)
         dst.update_tags(units=units, bandwidth_m=f"{r:.3f}", kernel="quartic")
@@ -238,9 +265,10 @@ def density_clusters(
     eps : float
         DBSCAN neighbourhood radius in metres (required for ``"dbscan"``).
     min_samples : int, default 5
-        Core-point neighbourhood size (both methods).
+        Core-point neighbourhood size (both methods); HDBSCAN refuses more than the number of
+        points (:class:`~analytics.errors.AnalyticsError`, HTTP 400).
     min_cluster_size : int, default 10
-        HDBSCAN's smallest cluster.
+        HDBSCAN's smallest cluster (at least 2).
     hull : {"convex", "concave"}
         Polygon per cluster: ``shapely.convex_hull`` or ``shapely.concave_hull`` with
         ``concave_ratio``.
@@ -257,6 +285,22 @@ def density_clusters(
 
     pts = to_projected(points, stacklevel=3)
     xy = point_coordinates(pts)
+    n = len(xy)
+    if n == 0:
+        raise AnalyticsError("there are no points to cluster (the selection is empty: check the "
+                             "filter and datetime)")
+    if method == "hdbscan":
+        if int(min_cluster_size) < 2:
+            raise AnalyticsError(f"min_cluster_size must be at least 2 for HDBSCAN, got "
+                                 f"{min_cluster_size}")
+        if n < 2:
+            raise AnalyticsError("HDBSCAN needs at least 2 points, got 1")
+        if int(min_samples) > n:
+            raise AnalyticsError(
+                f"min_samples ({int(min_samples)}) is larger than the number of points ({n}); "
+                f"HDBSCAN needs min_samples <= {n}: use a smaller min_samples or select more "
+                "points"
+            )
     if method == "dbscan":
         if eps is None:
             raise AnalyticsError("method='dbscan' needs eps (metres)")
