@@ -4,6 +4,10 @@ Functions
 ---------
 fishnet_grid, hexagon_grid
     Regular tessellations covering a bounding box.
+fishnet_shape, fishnet_cells
+    The fishnet's ``(nrow, ncol)`` and each point's ``(row, col)``, computed with the same
+    arithmetic so that every point of the bounding box (its far edges included) is in exactly
+    one cell.
 aggregate_points
     Count points per cell; returns polygons with a ``count`` column.
 """
@@ -18,21 +22,59 @@ from scipy.spatial import cKDTree
 from analytics.errors import AnalyticsError, check_choice, check_positive
 from analytics.weights import point_coordinates, to_projected
 
-__all__ = ["AGGREGATIONS", "aggregate_points", "fishnet_grid", "hexagon_grid"]
+__all__ = [
+    "AGGREGATIONS",
+    "aggregate_points",
+    "fishnet_cells",
+    "fishnet_grid",
+    "fishnet_shape",
+    "hexagon_grid",
+]
 
 AGGREGATIONS = ("fishnet", "hexagon", "communities")
+
+
+def fishnet_shape(bounds, cell_size: float) -> tuple[int, int]:
+    """``(nrow, ncol)`` of the fishnet of :func:`fishnet_grid`.
+
+    ``floor(extent / cell_size) + 1`` along each axis: the cell index of the far edge
+    (``maxx``, ``maxy``) computed exactly as :func:`fishnet_cells` computes it, plus one, so a
+    point on the far edge always has a cell, also when the extent is a whole number of cells
+    (where ``ceil`` and a float ``%`` test disagreed and the point was dropped).
+    """
+    minx, miny, maxx, maxy = map(float, bounds)
+    cs = float(cell_size)
+    ncol = max(1, int(np.floor((maxx - minx) / cs)) + 1)
+    nrow = max(1, int(np.floor((maxy - miny) / cs)) + 1)
+    return nrow, ncol
+
+
+def fishnet_cells(xy, bounds, cell_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column (int64) of the fishnet cell of each point of ``xy`` (``(n, 2)``).
+
+    Cell ``(row, col)`` is ``[minx + col * cell_size, minx + (col + 1) * cell_size)`` by
+    ``[miny + row * cell_size, ...)`` (half-open, so a point on an inner edge is in exactly one
+    cell); points of the bounding box's far edges are in the last row/column.  Points outside
+    ``bounds`` get indices outside ``0 .. nrow - 1`` / ``0 .. ncol - 1``.
+    """
+    xy = np.asarray(xy, dtype=float)
+    minx, miny = float(bounds[0]), float(bounds[1])
+    cs = float(cell_size)
+    col = np.floor((xy[:, 0] - minx) / cs).astype(np.int64)
+    row = np.floor((xy[:, 1] - miny) / cs).astype(np.int64)
+    return row, col
 
 
 def fishnet_grid(bounds, cell_size: float, crs=None) -> gpd.GeoDataFrame:
     """Square cells of side ``cell_size`` covering ``bounds = (minx, miny, maxx, maxy)``.
 
     Returns a GeoDataFrame with ``cell_id``, ``row``, ``col``; cells are anchored at
-    ``(minx, miny)``.
+    ``(minx, miny)``; there are :func:`fishnet_shape` rows and columns, so the far edges are
+    inside the last row and column (use :func:`fishnet_cells` to find a point's cell).
     """
     check_positive(cell_size, "cell_size")
     minx, miny, maxx, maxy = map(float, bounds)
-    ncol = max(1, int(np.ceil((maxx - minx) / cell_size)) + ((maxx - minx) % cell_size == 0))
-    nrow = max(1, int(np.ceil((maxy - miny) / cell_size)) + ((maxy - miny) % cell_size == 0))
+    nrow, ncol = fishnet_shape(bounds, cell_size)
     rows, cols = np.divmod(np.arange(nrow * ncol), ncol)
     x0 = minx + cols * cell_size
     y0 = miny + rows * cell_size
@@ -139,8 +181,7 @@ def aggregate_points(
         grid = fishnet_grid(bounds, cell_size, crs)
         ncol = int(grid["col"].max()) + 1
         nrow = int(grid["row"].max()) + 1
-        col = np.floor((xy[:, 0] - bounds[0]) / cell_size).astype(np.int64)
-        row = np.floor((xy[:, 1] - bounds[1]) / cell_size).astype(np.int64)
+        row, col = fishnet_cells(xy, bounds, cell_size)
         ok = (col >= 0) & (col < ncol) & (row >= 0) & (row < nrow)
         counts = np.bincount(row[ok] * ncol + col[ok], minlength=len(grid))
     else:

@@ -3,6 +3,9 @@ Mann–Kendall trends and the 17 pattern categories.
 
 Functions
 ---------
+count_steps
+    Number of time steps between two timestamps, by arithmetic (no allocation), refused above
+    ``max_steps`` (default :data:`MAX_STEPS`): the budget check for callers.
 space_time_cube
     Count timestamped points in fishnet/hexagon bins x time steps (:class:`SpaceTimeCube`).
 space_time_gi_star
@@ -47,7 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
-from analytics.aggregate import fishnet_grid, hexagon_grid
+from analytics.aggregate import fishnet_cells, fishnet_grid, hexagon_grid
 from analytics.errors import AnalyticsError, check_choice, check_positive
 from analytics.fdr import fdr_reject
 from analytics.weights import distance_band_weights, point_coordinates, to_projected
@@ -55,9 +58,11 @@ from analytics.weights import distance_band_weights, point_coordinates, to_proje
 __all__ = [
     "BIN_SHAPES",
     "CATEGORIES",
+    "MAX_STEPS",
     "EmergingHotSpots",
     "SpaceTimeCube",
     "classify_pattern",
+    "count_steps",
     "emerging_hot_spots",
     "emerging_hot_spots_from_cube",
     "mann_kendall",
@@ -66,6 +71,8 @@ __all__ = [
 ]
 
 BIN_SHAPES = ("fishnet", "hexagon")
+#: default largest number of time steps of a cube (:func:`count_steps`)
+MAX_STEPS = 1000
 _KINDS = (
     "New",
     "Consecutive",
@@ -155,6 +162,78 @@ def classify_pattern(hot, cold, trend_z: float, trend_p: float, alpha: float = 0
     return "No Pattern Detected"
 
 
+def _parse_step(time_step) -> pd.Timedelta:
+    """``time_step`` as a positive fixed-length :class:`pandas.Timedelta`."""
+    try:
+        step = pd.Timedelta(time_step)
+    except (TypeError, ValueError):
+        raise AnalyticsError(
+            f"{time_step!r} is not a valid time step, use a fixed length like '1D', '7D', '12h'"
+        ) from None
+    if not step > pd.Timedelta(0):
+        raise AnalyticsError(f"time_step must be positive, got {time_step!r}")
+    return step
+
+
+def count_steps(start, end, time_step, *, max_steps: int | None = MAX_STEPS) -> int:
+    """Number of time steps of a cube whose timestamps run from ``start`` to ``end``.
+
+    Steps are aligned to the end (as ArcGIS does): step ``t`` of ``n`` covers
+    ``(end - (n - t) * time_step, end - (n - t - 1) * time_step]``, and ``n`` is the smallest
+    count whose first step still holds ``start``: ``floor((end - start) / time_step) + 1``
+    (integer nanoseconds, nothing is allocated).  Twelve weekly batches give 12 steps, ten
+    midnight dailies 10.
+
+    Parameters
+    ----------
+    start, end : datetime-like
+        Earliest and latest timestamp.
+    time_step : str or timedelta
+        Fixed step length ("1D", "7D", "12h" ...).
+    max_steps : int or None, default :data:`MAX_STEPS`
+        Refuse more steps than this (``None``: no limit).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    AnalyticsError
+        For an invalid step, ``end`` before ``start``, or more than ``max_steps`` steps (the
+        message gives the count and the shortest step that fits).
+
+    Examples
+    --------
+    >>> count_steps("2026-01-05", "2026-03-23", "7D")
+    12
+    >>> count_steps("2026-01-01", "2026-01-01 12:00", "12h")
+    2
+    """
+    step = _parse_step(time_step)
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    span = (end - start).value  # integer nanoseconds
+    if span < 0:
+        raise AnalyticsError(f"the time span ends ({end}) before it starts ({start})")
+    n = span // step.value + 1
+    if max_steps is not None and n > max_steps:
+        need = span // int(max_steps) + 1  # shortest step (ns) giving <= max_steps steps
+        if need >= 10**9:
+            need = -(-need // 10**9) * 10**9  # rounded up to whole seconds
+        raise AnalyticsError(
+            f"time_step {time_step!r} over {pd.Timedelta(span, unit='ns')} "
+            f"({start} .. {end}) gives {n:,} time steps, more than the {int(max_steps):,} "
+            f"allowed; use a time_step of at least {pd.Timedelta(need, unit='ns')}"
+        )
+    return int(n)
+
+
+def _step_index(times: pd.Series, end: pd.Timestamp, step: pd.Timedelta, n_steps: int):
+    """Step (0 .. n_steps - 1) of each timestamp, in integer nanoseconds (see count_steps)."""
+    offset = (end - times).to_numpy().astype("timedelta64[ns]").astype(np.int64)
+    return (n_steps - 1) - offset // step.value
+
+
 @dataclass
 class SpaceTimeCube:
     """Counts of points per bin and time step.
@@ -167,7 +246,8 @@ class SpaceTimeCube:
     counts : ndarray, shape (n_bins, n_steps)
     edges : DatetimeIndex
         ``n_steps + 1`` step boundaries; step ``t`` covers ``(edges[t], edges[t + 1]]``
-        (the last step ends at the latest timestamp, as ArcGIS aligns to the end).
+        (the last step ends at the latest timestamp, as ArcGIS aligns to the end; the first
+        starts less than a step before the earliest, see :func:`count_steps`).
     cell_size : float
     """
 
@@ -178,7 +258,13 @@ class SpaceTimeCube:
 
 
 def space_time_cube(
-    points, time_field: str, *, cell_size: float, time_step: str = "7D", shape: str = "fishnet"
+    points,
+    time_field: str,
+    *,
+    cell_size: float,
+    time_step: str = "7D",
+    shape: str = "fishnet",
+    max_steps: int | None = MAX_STEPS,
 ) -> SpaceTimeCube:
     """Build a space-time cube from timestamped points.
 
@@ -192,6 +278,9 @@ def space_time_cube(
     time_step : str, default "7D"
         pandas offset alias of the step length (fixed-length: "1D", "7D", "12h" ...).
     shape : {"fishnet", "hexagon"}
+    max_steps : int or None, default :data:`MAX_STEPS`
+        Refuse cubes with more time steps (checked by :func:`count_steps` before anything is
+        allocated); ``None``: no limit.
     """
     check_choice(shape, "bin shape", BIN_SHAPES)
     check_positive(cell_size, "cell_size")
@@ -200,30 +289,27 @@ def space_time_cube(
             f"{time_field!r} is not a column, must be one of: "
             f"{', '.join(str(c) for c in points.columns if c != points.geometry.name)}"
         )
-    try:
-        step = pd.Timedelta(time_step)
-    except ValueError:
-        raise AnalyticsError(
-            f"{time_step!r} is not a valid time step, use a fixed length like '1D', '7D', '12h'"
-        ) from None
-    if not step > pd.Timedelta(0):
-        raise AnalyticsError(f"time_step must be positive, got {time_step!r}")
-    pts = to_projected(points, stacklevel=3)
-    times = pd.to_datetime(pts[time_field])
+    step = _parse_step(time_step)
+    times = pd.to_datetime(points[time_field])
+    if len(times) == 0:
+        raise AnalyticsError("there are no points to analyse (the selection is empty: check "
+                             "the filter and datetime)")
     if times.isna().any():
-        raise AnalyticsError(f"column {time_field!r} has missing timestamps")
-    xy = point_coordinates(pts)
+        raise AnalyticsError(
+            f"column {time_field!r} has {int(times.isna().sum())} missing timestamps")
     tmax, tmin = times.max(), times.min()
-    n_steps = max(1, int(np.ceil((tmax - tmin) / step)))
-    edges = pd.DatetimeIndex([tmax - step * (n_steps - i) for i in range(n_steps + 1)])
-    tidx = np.ceil(((times - edges[0]) / step).to_numpy(dtype=float)).astype(np.int64) - 1
-    tidx = np.clip(tidx, 0, n_steps - 1)
+    n_steps = count_steps(tmin, tmax, time_step, max_steps=max_steps)
+    pts = to_projected(points, stacklevel=3)
+    xy = point_coordinates(pts)
+    edges = pd.DatetimeIndex(
+        [tmax - step * (n_steps - i) for i in range(n_steps + 1)]
+    )
+    tidx = _step_index(times, tmax, step, n_steps)
     bounds = np.r_[xy.min(axis=0), xy.max(axis=0)]
     if shape == "fishnet":
         grid = fishnet_grid(bounds, cell_size, pts.crs)
         ncol = int(grid["col"].max()) + 1
-        col = np.clip(((xy[:, 0] - bounds[0]) // cell_size).astype(np.int64), 0, ncol - 1)
-        row = ((xy[:, 1] - bounds[1]) // cell_size).astype(np.int64)
+        row, col = fishnet_cells(xy, bounds, cell_size)
         cell = row * ncol + col
     else:
         from scipy.spatial import cKDTree
@@ -304,6 +390,7 @@ def emerging_hot_spots(
     neighborhood_time_step: int = 1,
     alpha: float = 0.05,
     fdr: bool = True,
+    max_steps: int | None = MAX_STEPS,
 ) -> EmergingHotSpots:
     """Emerging Hot Spot Analysis of timestamped incident points.
 
@@ -327,6 +414,8 @@ def emerging_hot_spots(
         Significance level for hot/cold bins and for the trend test.
     fdr : bool, default True
         Benjamini–Hochberg correction across all bins of the cube for the hot/cold decision.
+    max_steps : int or None, default :data:`MAX_STEPS`
+        Largest number of time steps (see :func:`count_steps`).
 
     Returns
     -------
@@ -337,7 +426,8 @@ def emerging_hot_spots(
     if int(neighborhood_time_step) != neighborhood_time_step or neighborhood_time_step < 0:
         raise AnalyticsError("neighborhood_time_step must be a non-negative integer")
     cube = space_time_cube(
-        points, time_field, cell_size=cell_size, time_step=time_step, shape=shape
+        points, time_field, cell_size=cell_size, time_step=time_step, shape=shape,
+        max_steps=max_steps,
     )
     return emerging_hot_spots_from_cube(
         cube,
