@@ -451,7 +451,7 @@ class HotSpotsProcessor(AnalysisProcessor):
     POINTS_ONLY = False
     OPTIONS = GRID_OPTIONS + (
         Option("transform", "string", "Weights: binary (ArcGIS, esda 'B') or row-standardised.",
-               "B", choices=("B", "R")),
+               None, choices=("B", "R")),
         Option("fdr", "boolean", "Benjamini-Hochberg FDR correction of the confidence bins.",
                False),
         Option("permutations", "integer", "Conditional permutations (0: analytical p only).", 0,
