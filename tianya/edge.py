@@ -154,6 +154,7 @@ def buffer_body(environ, cap: int, seconds: float = BODY_SECONDS) -> bytes:
         environ["tianya.close"] = True
         raise RequestTimeout(f"the request body was not received within {seconds:g} s")
     if n > cap:
+        _read(environ, 8 << 20, min(seconds, 2.0), keep=False)  # let the client read the 413
         environ["tianya.close"] = True
         raise PayloadTooLarge(f"request body is larger than the {cap} bytes allowed")
     if length is not None and n < length:

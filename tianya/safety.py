@@ -91,7 +91,8 @@ def _without(node, hidden: frozenset):
                 if k not in hidden and not (isinstance(v, dict) and v.get("name") in hidden)}
     if isinstance(node, list):
         return [_without(v, hidden) for v in node
-                if v not in hidden and not (isinstance(v, dict) and v.get("name") in hidden)]
+                if not (isinstance(v, str) and v in hidden)
+                and not (isinstance(v, dict) and v.get("name") in hidden)]
     return node
 
 
