@@ -39,7 +39,9 @@ INTERVAL = "2025-12-01T00:00:00Z/.."
 
 
 def _env(tmp) -> dict:
-    return {"TIANYA_JOBS": str(tmp / "jobs.db"), "TIANYA_JOB_RESULTS": str(tmp / "results")}
+    # many concurrent anonymous jobs below: the limit of unfinished jobs is tested in test_jobs
+    return {"TIANYA_JOBS": str(tmp / "jobs.sqlite"), "TIANYA_JOB_RESULTS": str(tmp / "results"),
+            "TIANYA_JOB_LIMIT_ANONYMOUS": "100"}
 
 
 @pytest.fixture(scope="module")
@@ -304,13 +306,14 @@ def test_many_async_jobs_across_workers(server, jobs_dir):
     assert len(set(ids)) == 12
     first = json.loads(results[0][1].content)
     assert all(json.loads(r.content) == first for _, r in results)
-    with open(jobs_dir / "jobs.db", encoding="utf-8") as fh:
-        db = json.load(fh)
-    assert set(ids) <= {j["identifier"] for j in db["_default"].values()}
+    import sqlite3
+
+    with sqlite3.connect(jobs_dir / "jobs.sqlite") as db:
+        rows = db.execute("SELECT identifier, pid, doc FROM jobs").fetchall()
+    assert set(ids) <= {json.loads(doc)["identifier"] for _, _, doc in rows}
     # the module's jobs were accepted by both workers, and each is recorded once
-    owners = list(db["owners"].values())
-    assert len({o["pid"] for o in owners}) == 2
-    assert len({o["identifier"] for o in owners}) == len(owners) == len(db["_default"])
+    assert len({pid for _, pid, _ in rows}) == 2
+    assert len({i for i, _, _ in rows}) == len(rows)
 
 
 def test_job_survives_restart(sample_gpkg, tmp_path):
@@ -329,7 +332,11 @@ def test_job_survives_restart(sample_gpkg, tmp_path):
         assert again.status_code == 200 and json.loads(again.content) == json.loads(res.content)
         again = requests.get(f"{second.url}/jobs/{tif_id}/results?f=json", timeout=30)
         assert again.status_code == 200 and again.content == tif.content
+        # anonymous jobs are read by id, listed to nobody but admin (analytics.jobs)
         listed = requests.get(f"{second.url}/jobs?f=json", timeout=30).json()["jobs"]
+        assert listed == []
+        listed = requests.get(f"{second.url}/jobs?f=json", headers=_auth("admin"),
+                              timeout=30).json()["jobs"]
         assert {job_id, tif_id} <= {j["jobID"] for j in listed}
     finally:
         second.stop()
@@ -338,17 +345,17 @@ def test_job_survives_restart(sample_gpkg, tmp_path):
 def test_interrupted_job_is_marked_failed(tmp_path):
     from analytics.jobs import JobManager
 
-    conf = {"name": "analytics.jobs.JobManager", "connection": str(tmp_path / "j.db"),
+    conf = {"name": "analytics.jobs.JobManager", "connection": str(tmp_path / "j.sqlite"),
             "output_dir": str(tmp_path / "out")}
     manager = JobManager(conf)
     manager.add_job({"identifier": "gone", "status": "running", "process_id": "hot-spots"})
     manager.add_job({"identifier": "alive", "status": "running", "process_id": "hot-spots"})
     dead = subprocess.Popen(["true"])
     dead.wait()
-    with manager._db() as db:
-        from tinydb import where
+    import sqlite3
 
-        db.table("owners").update({"pid": dead.pid}, where("identifier") == "gone")
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:
+        db.execute("UPDATE jobs SET pid = ? WHERE identifier = 'gone'", (dead.pid,))
     JobManager(conf)  # a worker starting up
     assert manager.get_job("gone")["status"] == "failed"
     assert "interrupted" in manager.get_job("gone")["message"]
@@ -380,15 +387,20 @@ def test_run_failures_keep_their_status(tmp_path, outage, status, words):
     from pygeoapi.process.base import ProcessorExecuteError
 
     from analytics.jobs import JobManager
+    from layers.access import CURRENT, Principal
 
     manager = JobManager({"name": "analytics.jobs.JobManager",
-                          "connection": str(tmp_path / "j.db"),
+                          "connection": str(tmp_path / "j.sqlite"),
                           "output_dir": str(tmp_path / "out"),
                           "processes": {"boom": {"processor": {"name": f"{__name__}.Boom"}}}})
     with pytest.raises(ProcessorExecuteError) as info:
         manager.execute_process("boom", {"outage": outage})
     assert info.value.http_status_code == status and words in info.value.message
-    assert [j["status"] for j in manager.get_jobs()["jobs"]] == ["failed"]
+    token = CURRENT.set(Principal("ops", "admin"))  # anonymous callers list no jobs
+    try:
+        assert [j["status"] for j in manager.get_jobs()["jobs"]] == ["failed"]
+    finally:
+        CURRENT.reset(token)
 
 
 @pytest.mark.parametrize("asynchronous", [False, True])

@@ -67,6 +67,18 @@ def _error(start_response, err: TianyaError, environ=None):
     return [body]
 
 
+def _retry_after(start_response):
+    """``start_response`` that adds ``Retry-After`` to pygeoapi's 429 (a job submitted over
+    its caller's limit, :mod:`analytics.jobs`): pygeoapi's error answers carry no headers."""
+    def start(status, headers, exc_info=None):
+        if status.startswith("429") and not any(k.lower() == "retry-after" for k, _ in headers):
+            from analytics.jobs import RETRY_AFTER
+
+            headers = [*headers, ("Retry-After", str(RETRY_AFTER))]
+        return start_response(status, headers, exc_info)
+    return start
+
+
 def _geojson_type(start_response):
     """``start_response`` that labels a successful JSON items answer ``application/geo+json``.
 
@@ -131,7 +143,7 @@ class Shell:
                     return [body]
             if _ITEMS.match(path) and method in ("GET", "HEAD"):
                 return self._items(environ, start_response, who)
-            return self.app(environ, start_response)
+            return self.app(environ, _retry_after(start_response))
         except TianyaError as err:
             return _error(start_response, err, environ)
         finally:

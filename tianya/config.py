@@ -91,11 +91,15 @@ def build_config() -> dict:
             "limits": {"default_items": 100, "max_items": 10000, "on_exceed": "throttle"},
             "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                     "attribution": "&copy; OpenStreetMap contributors"},
-            # analytics.jobs.JobManager: pygeoapi's TinyDB manager with atomic writes, input
-            # checks before a job exists and restart recovery (see its module docstring)
+            # analytics.jobs.JobManager: jobs owned by their caller in SQLite (or beside the
+            # PostGIS data), input checks, retention, limits (see its module docstring)
             "manager": {"name": "analytics.jobs.JobManager",
-                        "connection": "${TIANYA_JOBS:-/tmp/tianya-jobs.db}",
-                        "output_dir": "${TIANYA_JOB_RESULTS:-/tmp/tianya-job-results}"},
+                        "connection": "${TIANYA_JOBS:-/tmp/tianya-jobs.sqlite}",
+                        "data": "${TIANYA_DATA:-geodata/tianya.gpkg}",
+                        "output_dir": "${TIANYA_JOB_RESULTS:-/tmp/tianya-job-results}",
+                        "retention_hours": "${TIANYA_JOB_RETENTION_HOURS:-168}",
+                        "max_jobs_per_caller": "${TIANYA_JOB_LIMIT:-4}",
+                        "max_anonymous_jobs": "${TIANYA_JOB_LIMIT_ANONYMOUS:-4}"},
         },
         "logging": {"level": "${TIANYA_LOG_LEVEL:-ERROR}"},
         "metadata": {
