@@ -35,6 +35,7 @@ the request's context is not set.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import threading
@@ -57,6 +58,7 @@ __all__ = [
     "LocalMoranProcessor",
     "Option",
     "OptimizedHotSpotsProcessor",
+    "check_execute_request",
     "process_resources",
 ]
 
@@ -194,6 +196,157 @@ GRID_OPTIONS = (
 )
 
 
+
+# --- work budgets -------------------------------------------------------------------------------
+#
+# Every input that sizes the work of a run is checked against these budgets before anything is
+# allocated: in :meth:`AnalysisProcessor.check_inputs` (the request's thread, before the job
+# exists) from the inputs and the layer's extent (:meth:`layers.store.Store.extent`, the whole
+# layer: a filter does not shrink the estimate), and again in ``run`` with the selection's
+# real size (units, points) just before the expensive step.  A run over budget is a 400 that
+# states the limit.  Each budget can be overridden by the environment variable
+# ``TIANYA_<NAME>`` (e.g. ``TIANYA_MAX_GRID_CELLS=500000``), read when this module is imported.
+# The defaults keep a run within about 1-2 GB and a minute on one core; a run that still goes
+# beyond the process limits of :mod:`analytics.runner` (memory, time) is stopped there.
+
+
+def _budget(name: str, default):
+    value = os.environ.get(f"TIANYA_{name}")
+    return type(default)(float(value)) if value else default
+
+
+#: Fishnet squares or hexagons covering the extent (hot spots, local Moran, OHSA, EHSA bins).
+MAX_GRID_CELLS = _budget("MAX_GRID_CELLS", 250_000)
+#: Kernel density pixels (the extent padded by the bandwidth on every side).
+MAX_RASTER_CELLS = _budget("MAX_RASTER_CELLS", 4_000_000)
+#: Kernel density work: pixels x kernel stencil ((2 * bandwidth / cell_size + 3) ** 2 passes).
+MAX_KERNEL_VISITS = _budget("MAX_KERNEL_VISITS", 1_000_000_000)
+#: Emerging hot spots: time steps of the space-time cube (counted by
+#: :func:`analytics.emerging.count_steps`, which the library also enforces with this value).
+MAX_TIME_STEPS = _budget("MAX_TIME_STEPS", 1_000)
+#: Emerging hot spots: bins x time steps of the cube (before empty bins are dropped).
+MAX_CUBE_CELLS = _budget("MAX_CUBE_CELLS", 10_000_000)
+#: Emerging hot spots: bins x step pairs of the Mann-Kendall trend test (it compares every
+#: pair of steps of a bin at once: a year of 12-hour steps over 500 m bins took 3.4 GB).
+MAX_TREND_PAIRS = _budget("MAX_TREND_PAIRS", 500_000_000)
+#: Permutation inference, per analysed unit: (neighbours + 1) x permutations.
+MAX_DRAWS_PER_UNIT = _budget("MAX_DRAWS_PER_UNIT", 200_000)
+#: Permutation inference, whole run: units x (neighbours + 1) x permutations.
+MAX_PERMUTATION_DRAWS = _budget("MAX_PERMUTATION_DRAWS", 1_000_000_000)
+#: Neighbours of one unit (distance band weights, DBSCAN eps, HDBSCAN min_samples).
+MAX_NEIGHBOURS_PER_UNIT = _budget("MAX_NEIGHBOURS_PER_UNIT", 5_000)
+#: Neighbour pairs of a whole run (distance band weights, DBSCAN eps, HDBSCAN min_samples).
+MAX_NEIGHBOUR_PAIRS = _budget("MAX_NEIGHBOUR_PAIRS", 20_000_000)
+#: DBSCAN: share of the layer's extent the eps disc may cover.
+MAX_EPS_AREA_SHARE = _budget("MAX_EPS_AREA_SHARE", 0.01)
+
+#: The budgets by name (for documentation and the tests).
+BUDGETS = ("MAX_GRID_CELLS", "MAX_RASTER_CELLS", "MAX_KERNEL_VISITS", "MAX_TIME_STEPS",
+           "MAX_CUBE_CELLS", "MAX_TREND_PAIRS", "MAX_DRAWS_PER_UNIT", "MAX_PERMUTATION_DRAWS",
+           "MAX_NEIGHBOURS_PER_UNIT", "MAX_NEIGHBOUR_PAIRS", "MAX_EPS_AREA_SHARE")
+
+
+def _over(what: str, value: float, name: str, advice: str) -> InvalidParameter:
+    limit = globals()[name]
+    shown = f"{value:,.0f}" if value >= 10 else f"{value:.3g}"
+    return InvalidParameter(f"{what} would be {shown}, more than the limit of {limit:,} "
+                            f"({name}); {advice}")
+
+
+def _require_within(what: str, value: float, name: str, advice: str) -> None:
+    """Raise a 400 stating the limit if ``value`` exceeds the budget ``name``."""
+    if value > globals()[name]:
+        raise _over(what, value, name, advice)
+
+
+def _extent_m(layer: Layer, extra: Layer | None = None) -> tuple[float, float] | None:
+    """Width and height in metres of the layer's data extent (and ``extra``'s), or None."""
+    boxes = [b for b in (_store().extent(lay)[0] for lay in (layer, extra) if lay) if b]
+    if not boxes:
+        return None
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    # metres per degree of longitude at the latitude closest to the equator: an upper bound
+    lat = 0.0 if y0 <= 0 <= y1 else min(abs(y0), abs(y1))
+    return (max(x1 - x0, 0.0) * 111_320.0 * math.cos(math.radians(lat)),
+            max(y1 - y0, 0.0) * 110_574.0)
+
+
+def grid_cells(width: float, height: float, cell_size: float, shape: str = "fishnet") -> int:
+    """Squares or hexagons (of ``cell_size`` metres) covering ``width`` x ``height`` metres.
+
+    Same arithmetic as :func:`analytics.aggregate.fishnet_grid` / ``hexagon_grid`` (an upper
+    bound for hexagons), without building a polygon.
+    """
+    if shape == "hexagon":
+        return (math.ceil(width / cell_size) + 2) * (
+            math.ceil(height / (cell_size * math.sqrt(3) / 2)) + 2)
+    return max(1, math.ceil(width / cell_size)) * max(1, math.ceil(height / cell_size))
+
+
+def _kernel_work(width: float, height: float, bandwidth: float, cell: float) -> tuple[int, int]:
+    """Pixels and pixel visits of :func:`analytics.density.kernel_density` (same arithmetic)."""
+    ncol = math.ceil((width + 2 * bandwidth) / cell)
+    nrow = math.ceil((height + 2 * bandwidth) / cell)
+    reach = math.ceil(bandwidth / cell) + 1
+    return ncol * nrow, ncol * nrow * (2 * reach + 1) ** 2
+
+
+def _time_span(layer: Layer, opts: dict):
+    """``(start, end)`` of the layer's temporal extent within the datetime input, or None."""
+    import pandas as pd
+
+    if opts["time_field"] != layer.temporal:
+        return None
+    temporal = _store().extent(layer)[1]
+    if not temporal or temporal[0] is None or temporal[1] is None:
+        return None
+    lo, hi = pd.Timestamp(temporal[0]), pd.Timestamp(temporal[1])
+    if opts["interval"] is not None:
+        start, end = opts["interval"]
+        if start is not None:
+            lo = max(lo, pd.Timestamp(start))
+        if end is not None:
+            hi = min(hi, pd.Timestamp(end))
+    return (lo, hi) if hi >= lo else None
+
+
+def _km(extent) -> str:
+    return f"{extent[0] / 1000:.1f} x {extent[1] / 1000:.1f} km"
+
+
+def _check_cells(layer: Layer, size: float, shape: str, extra: Layer | None = None) -> int:
+    """Grid cells of ``size`` over the layer's extent, within :data:`MAX_GRID_CELLS`."""
+    ext = _extent_m(layer, extra)
+    if ext is None:
+        return 0
+    cells = grid_cells(*ext, size, shape)
+    smallest = math.sqrt(ext[0] * ext[1] / MAX_GRID_CELLS) * (1.1 if shape == "hexagon"
+                                                              else 1.0)
+    _require_within(f"{shape} cells of {size:g} m over the extent of {layer.id!r} ({_km(ext)})",
+                    cells, "MAX_GRID_CELLS",
+                    f"use a cell_size of at least {math.ceil(smallest)} m")
+    return cells
+
+
+def _centres(units):
+    """Projected centre coordinates of polygons or points (n x 2)."""
+    import shapely
+
+    from analytics.weights import to_projected
+
+    geoms = to_projected(units, stacklevel=4).geometry.values
+    return shapely.get_coordinates(shapely.centroid(geoms))
+
+
+def _pairs_within(xy, distance: float) -> int:
+    """Ordered pairs of distinct points within ``distance`` (counted, not listed)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(xy)
+    return int(tree.count_neighbors(tree, distance)) - len(xy)
+
+
 def _numeric_fields(layer: Layer, who) -> tuple[str, ...]:
     visible = set(access.visible_fields(layer, who))
     return tuple(f.name for f in layer.fields if f.type in NUMERIC and f.name in visible)
@@ -258,7 +411,9 @@ class AnalysisProcessor(BaseProcessor):
     def check_inputs(self, data: dict) -> dict:
         """Checked inputs (defaults filled in), or raise with the valid choices in the message.
 
-        Also refuses (401/403) a layer the caller may not read.  Reads no data.
+        Also refuses (401/403) a layer the caller may not read, and inputs whose work is
+        over a budget (400 stating the limit, see ``MAX_*``).  Reads no data, only the
+        layer's extent.
         """
         if not isinstance(data, dict):
             raise InvalidParameter("inputs must be a JSON object")
@@ -340,6 +495,49 @@ class AnalysisProcessor(BaseProcessor):
                                    f"{layer.id!r} has {layer.geometry_type} geometries")
         if opts["weights"] in ("distance_band", "inverse_distance") and opts["distance"] is None:
             raise InvalidParameter(f"weights {opts['weights']!r} needs a distance (metres)")
+        self._check_grid_budget(layer, opts)
+
+    def _check_grid_budget(self, layer: Layer, opts: dict) -> None:
+        """Grid cells, neighbours per cell and permutation draws per unit (before any data)."""
+        agg, size = opts["aggregation"], opts["cell_size"]
+        per_unit = None
+        if agg in ("fishnet", "hexagon"):
+            _check_cells(layer, size, agg)
+            if opts["weights"] in ("distance_band", "inverse_distance"):
+                per_unit = math.pi * (opts["distance"] / size) ** 2
+                _require_within(f"neighbours per cell within a {opts['distance']:g} m band "
+                                f"of {size:g} m cells", per_unit, "MAX_NEIGHBOURS_PER_UNIT",
+                                "use a shorter distance or a larger cell_size")
+        if opts["weights"] == "knn":
+            per_unit = opts["k"]
+        elif opts["weights"] in ("queen", "rook"):
+            per_unit = 8
+        perms = opts.get("permutations") or 0
+        if per_unit is not None and perms:
+            _require_within(f"permutation draws per unit ((neighbours + 1) x {perms} "
+                            "permutations)", (per_unit + 1) * perms, "MAX_DRAWS_PER_UNIT",
+                            "use fewer permutations or neighbours")
+
+    def _check_units(self, units, opts: dict) -> None:
+        """The analysed units' neighbour pairs and permutation draws, before the weights."""
+        n = len(units)
+        if n == 0:
+            return
+        if opts["weights"] in ("distance_band", "inverse_distance"):
+            pairs = _pairs_within(_centres(units), opts["distance"])
+            _require_within(f"neighbour pairs within {opts['distance']:g} m of the {n:,} "
+                            "units", pairs, "MAX_NEIGHBOUR_PAIRS", "use a shorter distance "
+                            "or a coarser aggregation")
+            per_unit = pairs / n
+        elif opts["weights"] == "knn":
+            per_unit = min(opts["k"], n - 1)
+        else:
+            per_unit = 8
+        perms = opts.get("permutations") or 0
+        _require_within(f"permutation draws of the {n:,} units (units x (neighbours + 1) x "
+                        f"{perms} permutations)", n * (per_unit + 1) * perms,
+                        "MAX_PERMUTATION_DRAWS", "use fewer permutations or neighbours, a "
+                        "coarser aggregation, or narrow the selection (filter, datetime)")
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -471,6 +669,7 @@ class HotSpotsProcessor(AnalysisProcessor):
 
         frame = self.read(opts, [opts["field"]])
         cells = self.aggregate(frame, opts)
+        self._check_units(cells, opts)
         value = opts["field"] or "count"
         res = hot_spots(cells, value, weights=opts["weights"], k=opts["k"],
                         distance=opts["distance"], transform=opts["transform"], fdr=opts["fdr"],
@@ -507,6 +706,27 @@ class OptimizedHotSpotsProcessor(AnalysisProcessor):
         if opts["bounded"] and opts["aggregation"] == "communities":
             raise InvalidParameter("bounded applies to the grids ('fishnet', 'hexagon'), "
                                    "not to aggregation 'communities'")
+        if opts["aggregation"] == "communities":
+            return
+        extra = LAYERS["communities"] if opts["bounded"] else None
+        size = opts["cell_size"]
+        if size is not None:
+            cells = _check_cells(layer, size, opts["aggregation"], extra)
+        else:  # derived: at least a hundredth of the longer side (analytics.ohsa)
+            ext = _extent_m(layer, extra)
+            if ext is None:
+                return
+            size = max(ext) / 100.0
+            cells = grid_cells(*ext, size, opts["aggregation"]) if size > 0 else 0
+        if opts["distance_band"] is not None and size:
+            per_cell = min(math.pi * (opts["distance_band"] / size) ** 2, cells)
+            _require_within(f"neighbours per cell within a {opts['distance_band']:g} m band "
+                            f"of {size:g} m cells", per_cell, "MAX_NEIGHBOURS_PER_UNIT",
+                            "use a shorter distance_band or a larger cell_size")
+            _require_within(f"neighbour pairs of the {cells:,} cells within "
+                            f"{opts['distance_band']:g} m", per_cell * cells,
+                            "MAX_NEIGHBOUR_PAIRS", "use a shorter distance_band or a larger "
+                            "cell_size")
 
     def run(self, opts):
         from analytics.ohsa import optimized_hot_spots
@@ -555,6 +775,7 @@ class LocalMoranProcessor(AnalysisProcessor):
 
         frame = self.read(opts, [opts["field"]])
         cells = self.aggregate(frame, opts)
+        self._check_units(cells, opts)
         value = opts["field"] or "count"
         res = local_moran(cells, value, weights=opts["weights"], k=opts["k"],
                           distance=opts["distance"], transform=opts["transform"],
@@ -587,6 +808,36 @@ class KernelDensityProcessor(AnalysisProcessor):
 
     def check_options(self, layer, opts):
         self._check_field(layer, opts, "population_field")
+        bw, cell = opts["bandwidth"], opts["cell_size"]
+        if bw is not None and cell is not None:
+            ext = _extent_m(layer)
+            if ext is not None:
+                _check_kernel(*_kernel_work(*ext, bw, cell), bw, cell,
+                              f"over the extent of {layer.id!r} ({_km(ext)})")
+
+    def _check_selection(self, frame, opts) -> None:
+        """The raster and stencil of the selected points (default bandwidth and cell too)."""
+        import numpy as np
+
+        from analytics.density import silverman_bandwidth
+        from analytics.weights import point_coordinates, to_projected
+
+        pts = to_projected(frame, stacklevel=3)
+        xy = point_coordinates(pts)
+        field = opts["population_field"]
+        wts = None if field is None else pts[field].to_numpy(dtype=float)
+        bw = opts["bandwidth"]
+        if bw is None:
+            bw = silverman_bandwidth(xy, wts)
+        width, height = xy.max(axis=0) - xy.min(axis=0)
+        cell = opts["cell_size"]
+        if cell is None:  # analytics.density's default
+            side = float(np.min([width, height]))
+            cell = min(side / 250.0 if side > 0 else bw / 4.0, bw / 4.0)
+        pixels, visits = _kernel_work(width, height, bw, cell)
+        reach = math.ceil(bw / cell) + 1
+        _check_kernel(pixels, visits + len(xy) * (2 * reach + 1) ** 2, bw, cell,
+                      f"over the {len(xy):,} selected points")
 
     def run(self, opts):
         from analytics.density import kernel_density
@@ -594,6 +845,7 @@ class KernelDensityProcessor(AnalysisProcessor):
         frame = self.read(opts, [opts["population_field"]])
         if len(frame) < 2:
             raise InvalidParameter(f"kernel density needs at least 2 points, got {len(frame)}")
+        self._check_selection(frame, opts)
         fd, path = tempfile.mkstemp(suffix=".tif", prefix="tianya-kde-")
         os.close(fd)
         try:
@@ -604,6 +856,15 @@ class KernelDensityProcessor(AnalysisProcessor):
                 return TIFF, fh.read()
         finally:
             os.remove(path)
+
+
+def _check_kernel(pixels: int, visits: int, bandwidth: float, cell: float, where: str) -> None:
+    what = f"kernel density with a {bandwidth:g} m bandwidth and {cell:g} m cells {where}"
+    _require_within(f"pixels of the {what}", pixels, "MAX_RASTER_CELLS",
+                    "use a larger cell_size or narrow the selection")
+    _require_within(f"pixel visits (pixels x kernel stencil) of the {what}", visits,
+                    "MAX_KERNEL_VISITS", "use a larger cell_size or a smaller bandwidth "
+                    f"(bandwidth / cell_size is now {bandwidth / cell:.0f})")
 
 
 class DensityClustersProcessor(AnalysisProcessor):
@@ -632,6 +893,27 @@ class DensityClustersProcessor(AnalysisProcessor):
     def check_options(self, layer, opts):
         if opts["method"] == "dbscan" and opts["eps"] is None:
             raise InvalidParameter("method 'dbscan' needs eps (metres)")
+        ext = _extent_m(layer) if opts["method"] == "dbscan" else None
+        if ext is not None and ext[0] * ext[1] > 0:
+            share = math.pi * opts["eps"] ** 2 / (ext[0] * ext[1])
+            _require_within(f"the share of the extent of {layer.id!r} ({_km(ext)}) covered by an "
+                            f"eps disc of {opts['eps']:g} m", share, "MAX_EPS_AREA_SHARE",
+                            f"use an eps of at most "
+                            f"{math.sqrt(MAX_EPS_AREA_SHARE * ext[0] * ext[1] / math.pi):.0f} m")
+
+    @staticmethod
+    def _check_selection(frame, opts) -> None:
+        """Neighbour pairs of the selected points (DBSCAN eps, HDBSCAN min_samples)."""
+        n = len(frame)
+        if opts["method"] == "dbscan":
+            pairs = _pairs_within(_centres(frame), opts["eps"])
+            what = f"point pairs within eps {opts['eps']:g} m of the {n:,} selected points"
+            advice = "use a smaller eps or narrow the selection (filter, datetime)"
+        else:
+            pairs = n * opts["min_samples"]
+            what = f"core-distance neighbours ({n:,} points x min_samples)"
+            advice = "use a smaller min_samples or narrow the selection (filter, datetime)"
+        _require_within(what, pairs, "MAX_NEIGHBOUR_PAIRS", advice)
 
     def run(self, opts):
         from analytics.density import density_clusters
@@ -639,6 +921,7 @@ class DensityClustersProcessor(AnalysisProcessor):
         frame = self.read(opts)
         if len(frame) < 2:
             raise InvalidParameter(f"clustering needs at least 2 points, got {len(frame)}")
+        self._check_selection(frame, opts)
         res = density_clusters(frame, opts["method"], eps=opts["eps"],
                                min_samples=opts["min_samples"],
                                min_cluster_size=opts["min_cluster_size"], hull=opts["hull"],
@@ -684,6 +967,44 @@ class EmergingHotSpotsProcessor(AnalysisProcessor):
         elif opts["time_field"] not in times:
             raise InvalidParameter(choices(opts["time_field"], times,
                                            f"datetime field of {layer.id!r}"))
+        import pandas as pd
+
+        try:
+            step = pd.Timedelta(opts["time_step"])
+        except ValueError:
+            raise InvalidParameter(f"{opts['time_step']!r} is not a valid time_step, use a "
+                                   "fixed length like '1D', '7D', '12h'") from None
+        if not step > pd.Timedelta(0):
+            raise InvalidParameter(f"time_step must be positive, got {opts['time_step']!r}")
+        opts["step"] = step
+        cells = _check_cells(layer, opts["cell_size"], opts["shape"])
+        band = opts["distance_band"]
+        if band is not None:
+            _require_within(f"neighbours per bin within a {band:g} m band of "
+                            f"{opts['cell_size']:g} m bins",
+                            math.pi * (band / opts["cell_size"]) ** 2,
+                            "MAX_NEIGHBOURS_PER_UNIT",
+                            "use a shorter distance_band or a larger cell_size")
+        span = _time_span(layer, opts)
+        if span is not None:
+            self._check_cube(span, step, cells, opts,
+                             f"the time extent of {layer.id!r}, {span[0]} .. {span[1]}")
+
+    @staticmethod
+    def _check_cube(span, step, cells: int, opts: dict, where: str) -> None:
+        from analytics.emerging import count_steps
+
+        steps = count_steps(span[0], span[1], step, max_steps=None)  # arithmetic, no list
+        _require_within(f"time steps of {opts['time_step']} over {where}", steps,
+                        "MAX_TIME_STEPS", "use a longer time_step or a shorter datetime "
+                        "interval")
+        _require_within(f"cells of the space-time cube ({cells:,} bins x {steps:,} steps)",
+                        cells * steps, "MAX_CUBE_CELLS", "use a larger cell_size, a longer "
+                        "time_step or a shorter datetime interval")
+        _require_within(f"step pairs of the trend test ({cells:,} bins x {steps:,} x "
+                        f"{steps - 1:,} / 2)", cells * steps * (steps - 1) / 2,
+                        "MAX_TREND_PAIRS", "use a longer time_step, a shorter datetime "
+                        "interval or a larger cell_size")
 
     def run(self, opts):
         from analytics.emerging import emerging_hot_spots
@@ -693,11 +1014,18 @@ class EmergingHotSpotsProcessor(AnalysisProcessor):
         if len(frame) < 30:
             raise InvalidParameter(f"emerging hot spots need at least 30 timestamped points, "
                                    f"got {len(frame)}")
+        times = frame[opts["time_field"]]
+        xy = _centres(frame)
+        width, height = xy.max(axis=0) - xy.min(axis=0)
+        bins = min(grid_cells(width, height, opts["cell_size"], opts["shape"]), len(frame))
+        self._check_cube((times.min(), times.max()), opts["step"], bins, opts,
+                         "the selected points' time span")
         res = emerging_hot_spots(frame, opts["time_field"], cell_size=opts["cell_size"],
                                  time_step=opts["time_step"], shape=opts["shape"],
                                  distance_band=opts["distance_band"],
                                  neighborhood_time_step=opts["neighborhood_time_step"],
-                                 alpha=opts["alpha"], fdr=opts["fdr"])
+                                 alpha=opts["alpha"], fdr=opts["fdr"],
+                                 max_steps=MAX_TIME_STEPS)
         cols = ["cell_id", "total", "category", "n_hot", "n_cold", "final_z", "trend_z",
                 "trend_p", "count_trend_z", "count_trend_p"]
         edges = res.cube.edges
@@ -716,6 +1044,39 @@ def _id_columns(gdf, opts) -> list[str]:
     if agg == "none":
         return [opts["layer"].key]
     return ["cell_id"]
+
+
+
+def check_execute_request(body: bytes | str) -> None:
+    """Check an OGC API execute request document's members (not the inputs' values).
+
+    pygeoapi answers ``subscriber``, ``outputs`` or ``inputs`` of the wrong JSON type, or a
+    document that is not an object, with a 500; this raises :class:`InvalidParameter` (400)
+    instead.  A body that is not JSON is left to pygeoapi (its own 400).
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, TypeError):
+        return
+    if not isinstance(doc, dict):
+        raise InvalidParameter("the execute request must be a JSON object with 'inputs' "
+                               "(and optionally 'outputs', 'response', 'subscriber')")
+    for name in ("inputs", "outputs"):
+        if doc.get(name) is not None and not isinstance(doc[name], dict):
+            raise InvalidParameter(f"{name!r} of the execute request must be a JSON object, "
+                                   f"got {doc[name]!r}"[:300])
+    if doc.get("response", "raw") not in ("raw", "document"):
+        raise InvalidParameter(f"'response' must be 'raw' or 'document', got "
+                               f"{doc['response']!r}"[:300])
+    sub = doc.get("subscriber")
+    if sub:
+        if not isinstance(sub, dict):
+            raise InvalidParameter("'subscriber' must be a JSON object with 'successUri' "
+                                   "(and optionally 'inProgressUri', 'failedUri')")
+        for key in ("successUri", "inProgressUri", "failedUri"):
+            if (key == "successUri" or sub.get(key) is not None) and not isinstance(
+                    sub.get(key), str):
+                raise InvalidParameter(f"subscriber {key!r} must be a URL string")
 
 
 #: The processors by process id.

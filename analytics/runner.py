@@ -1,0 +1,489 @@
+"""Bounded, isolated execution of process runs: a child process per run, a host-wide slot count.
+
+Every process run (synchronous or asynchronous) executes in a child process of the gunicorn
+worker that accepted it, so that a run cannot take the server with it:
+
+* **Bounded per host.**  At most ``TIANYA_PROCESS_WORKERS`` runs execute at the same time on
+  one host, whatever the number of gunicorn workers: a run holds one of that many slot files
+  in ``TIANYA_RUN_DIR`` locked (``flock``; the kernel releases the lock if the worker dies).
+* **Beyond the bound.**  A synchronous run waits up to ``TIANYA_PROCESS_WAIT_SECONDS`` for a
+  slot, then is refused with 429 and a ``Retry-After`` (:class:`ProcessBusy`).  An
+  asynchronous job waits in its worker's queue (its status stays ``accepted``) for one of that
+  worker's ``TIANYA_PROCESS_WORKERS`` dispatcher threads, which waits for a host slot; when
+  ``TIANYA_PROCESS_QUEUE`` jobs already wait in that worker the submission is refused with 429
+  and a ``Retry-After`` before the job is created.
+* **Memory.**  The child's address space is limited (``RLIMIT_AS``) to what it had when it
+  started (the preloaded libraries) plus ``TIANYA_PROCESS_MEMORY_MB``; an allocation beyond
+  that fails with ``MemoryError`` and the run answers 400 naming the limit
+  (:class:`RunLimitExceeded`).  Numeric libraries run one thread per child.
+* **Time.**  A run still going after ``TIANYA_PROCESS_SECONDS`` is killed; 400 naming the limit.
+* **Client gone.**  A synchronous run whose client disconnects is killed within about
+  ``POLL`` seconds (:class:`RunCancelled`).  The WSGI shell tells this module how to ask
+  through :data:`CLIENT` (a callable returning whether the client is still there).
+* **Own processor.**  The child builds its own processor from the plugin definition, with the
+  caller's principal current; nothing mutable is shared between runs.
+
+Children are forked from a ``forkserver`` (started once per gunicorn worker with the
+analytics libraries preloaded, so a run starts in milliseconds, never forked from a threaded
+worker).  A child exits when the worker that started it dies.
+
+Settings (environment variables, read when the pool is first used):
+
+===============================  =========  ===============================================
+``TIANYA_PROCESS_WORKERS``       2          runs at the same time on this host
+``TIANYA_PROCESS_MEMORY_MB``     4096       address space a run may add (MiB)
+``TIANYA_PROCESS_SECONDS``       600        wall-clock limit of a run (s)
+``TIANYA_PROCESS_WAIT_SECONDS``  10         a synchronous run's wait for a slot (s)
+``TIANYA_PROCESS_QUEUE``         16         asynchronous jobs waiting per gunicorn worker
+``TIANYA_RUN_DIR``               /tmp/tianya-runs-<uid>   slot lock files (one host)
+===============================  =========  ===============================================
+
+The defaults suit a 2-core, 24 GiB machine: two runs (one per core) of at most 4 GiB each
+leave the rest to gunicorn, the page cache and PostgreSQL.  This module imports no web
+framework.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import fcntl
+import math
+import multiprocessing
+import os
+import pickle
+import resource
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from layers.errors import TianyaError, TooManyRequests
+
+__all__ = ["CLIENT", "Limits", "ProcessBusy", "RunCancelled", "RunFailed", "RunLimitExceeded",
+           "Ticket", "limits", "peer_present", "reserve", "run", "run_processor", "slots_in_use"]
+
+#: How often (s) a waiting run checks its child, its deadline and its client.
+POLL = 0.2
+#: "Is the client still there?" for the current request (set by the WSGI shell), or None.
+CLIENT: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
+    "tianya_client_present", default=None)
+#: Modules the forkserver imports once, so that children start ready.
+PRELOAD = ["analytics.runner", "analytics.processes", "analytics.gistar", "analytics.moran",
+           "analytics.density", "analytics.emerging", "analytics.ohsa", "layers.store",
+           "layers.gpkg", "pygeoapi.plugin"]
+
+
+class ProcessBusy(TooManyRequests):
+    """Every run slot is taken, or the job queue is full (HTTP 429 with ``Retry-After``)."""
+
+
+class RunLimitExceeded(TianyaError, ValueError):
+    """A run went over the memory or time limit (HTTP 400: narrow the inputs)."""
+
+    status = 400
+    ogc_code = "InvalidParameterValue"
+
+
+class RunCancelled(TianyaError):
+    """A synchronous run was cancelled because its client disconnected."""
+
+    status = 503
+    ogc_code = "NoApplicableCode"
+
+
+class RunFailed(TianyaError):
+    """A run's child process died (killed by a signal, crashed) or failed in a way we cannot
+    pass back (HTTP 500)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The pool's settings (see the module docstring)."""
+
+    workers: int = 2
+    memory_mb: int = 4096
+    seconds: float = 600.0
+    wait_seconds: float = 10.0
+    queue: int = 16
+    run_dir: str = ""
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        env = os.environ.get
+
+        def number(name, default, kind=int, least=1):
+            value = env(name)
+            if not value:
+                return default
+            try:
+                got = kind(float(value))
+            except ValueError:
+                raise ValueError(f"{name} must be a number, got {value!r}") from None
+            if got < least:
+                raise ValueError(f"{name} must be at least {least}, got {value!r}")
+            return got
+
+        return cls(workers=number("TIANYA_PROCESS_WORKERS", 2),
+                   memory_mb=number("TIANYA_PROCESS_MEMORY_MB", 4096, least=64),
+                   seconds=number("TIANYA_PROCESS_SECONDS", 600.0, float),
+                   wait_seconds=number("TIANYA_PROCESS_WAIT_SECONDS", 10.0, float, 0),
+                   queue=number("TIANYA_PROCESS_QUEUE", 16, least=0),
+                   run_dir=env("TIANYA_RUN_DIR") or f"/tmp/tianya-runs-{os.getuid()}")
+
+
+_LIMITS: Limits | None = None
+_LOCK = threading.Lock()
+
+
+def limits() -> Limits:
+    """The settings of this process's pool (read from the environment on first use)."""
+    global _LIMITS
+    with _LOCK:
+        if _LIMITS is None:
+            _LIMITS = Limits.from_env()
+        return _LIMITS
+
+
+
+def peer_present(sock) -> Callable[[], bool] | None:
+    """"Is the client still there?" for a connected socket (None: cannot tell).
+
+    The request has been read whole, so a peer that closed its end reads ``b""``; peeking
+    never consumes what a pipelining client sent next.
+    """
+    if sock is None or not hasattr(sock, "recv"):
+        return None
+    import select
+    import socket
+
+    gone = select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+    def present() -> bool:
+        try:
+            poller = select.poll()  # first: recv on a socket with a timeout would wait
+            poller.register(sock.fileno(), select.POLLIN | gone)
+            events = poller.poll(0)
+            if not events:
+                return True
+            if events[0][1] & gone:
+                return False
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        except (BlockingIOError, InterruptedError, TimeoutError):
+            return True
+        except (OSError, ValueError):  # closed, or fileno() -1
+            return False
+
+    return present
+
+
+# --- host-wide slots ---------------------------------------------------------------------------
+
+
+def _try_slot(lim: Limits):
+    """An open, locked slot file, or None when all ``lim.workers`` are taken."""
+    os.makedirs(lim.run_dir, exist_ok=True)
+    for i in range(lim.workers):
+        fd = os.open(os.path.join(lim.run_dir, f"slot-{i}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return fd
+    return None
+
+
+@contextmanager
+def _slot(lim: Limits, wait: float | None, present: Callable[[], bool] | None):
+    """Hold a host slot for the block; wait up to ``wait`` s (None: forever)."""
+    deadline = None if wait is None else time.monotonic() + wait
+    while True:
+        fd = _try_slot(lim)
+        if fd is not None:
+            break
+        if present is not None and not present():
+            raise RunCancelled("cancelled: the client disconnected while the run waited")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ProcessBusy(f"all {lim.workers} process slots of this server are busy "
+                              f"(TIANYA_PROCESS_WORKERS); retry later",
+                              retry_after=max(5, math.ceil(lim.wait_seconds)))
+        time.sleep(POLL / 2)
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def slots_in_use(lim: Limits | None = None) -> int:
+    """Slots currently held on this host (for tests and monitoring)."""
+    lim = lim or limits()
+    held = 0
+    os.makedirs(lim.run_dir, exist_ok=True)
+    for i in range(lim.workers):
+        fd = os.open(os.path.join(lim.run_dir, f"slot-{i}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held += 1
+        finally:
+            os.close(fd)
+    return held
+
+
+# --- the child ---------------------------------------------------------------------------------
+
+_CONTEXT = None
+
+
+def _context():
+    global _CONTEXT
+    with _LOCK:
+        if _CONTEXT is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(PRELOAD)
+            _CONTEXT = ctx
+        return _CONTEXT
+
+
+def _vm_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _watch_parent() -> None:
+    """Exit when the process that started this run dies (its sentinel becomes readable)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch():
+        from multiprocessing.connection import wait
+
+        wait([parent.sentinel])
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="tianya-parent-watch").start()
+
+
+def _child(conn, target, args: tuple, memory_mb: int, env: dict) -> None:
+    """Body of a run's child process: limits, the call, and its outcome sent on ``conn``."""
+    for k in [k for k in os.environ if k.startswith("TIANYA_") and k not in env]:
+        del os.environ[k]
+    os.environ.update(env)
+    _watch_parent()
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    cap = _vm_bytes() + memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    try:
+        outcome = ("ok", target(*args))
+    except MemoryError:
+        outcome = ("memory", None)
+    except BaseException as err:  # noqa: BLE001 - everything goes back to the parent
+        outcome = ("error", _portable(err))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    try:
+        conn.send((*outcome, peak))
+    except MemoryError:
+        conn.send(("memory", None, peak))
+    conn.close()
+
+
+def _portable(err: BaseException):
+    """``err`` if it survives pickling, else its type name and message."""
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:  # noqa: BLE001
+        return (type(err).__name__, str(err))
+
+
+class _Remote(Exception):
+    """An exception of the child that could not be pickled (keeps its type name)."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.remote_name = name
+
+
+def _env() -> dict:
+    return {k: v for k, v in os.environ.items() if k.startswith("TIANYA_")}
+
+
+def run(target: Callable, args: tuple = (), *, present: Callable[[], bool] | None = None,
+        wait: float | None = -1.0, lim: Limits | None = None, on_start=None):
+    """Run ``target(*args)`` in a child process within the limits; return its result.
+
+    Parameters
+    ----------
+    target : callable
+        A module-level function (it is pickled by reference); its result must pickle.
+    args : tuple
+        Its arguments (pickled).
+    present : callable, optional
+        Returns False once the client has gone: the run is then cancelled (child killed).
+    wait : float or None, default: the ``wait_seconds`` setting
+        Seconds to wait for a host slot (None: as long as it takes).
+    lim : Limits, optional
+        Settings (default :func:`limits`).
+    on_start : callable, optional
+        Called with the child's pid once it runs (tests, monitoring).
+
+    Raises
+    ------
+    ProcessBusy
+        No slot within ``wait`` seconds (429, Retry-After).
+    RunLimitExceeded
+        The child ran out of its memory or time limit (400).
+    RunCancelled
+        ``present()`` turned False.
+    RunFailed
+        The child died without an answer.
+    Exception
+        What ``target`` raised (a :class:`TianyaError` keeps its class and status).
+    """
+    lim = lim or limits()
+    if wait is not None and wait < 0:
+        wait = lim.wait_seconds
+    with _slot(lim, wait, present):
+        ctx = _context()
+        rx, tx = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child, args=(tx, target, args, lim.memory_mb, _env()),
+                           name="tianya-run", daemon=True)
+        proc.start()
+        tx.close()
+        if on_start is not None:
+            on_start(proc.pid)
+        try:
+            outcome = _wait(proc, rx, lim, present)
+        finally:
+            if proc.is_alive():
+                proc.kill()
+            proc.join(5)
+            rx.close()
+    kind, value, _peak = outcome
+    if kind == "ok":
+        return value
+    if kind == "memory":
+        raise RunLimitExceeded(f"the run needed more than its memory limit of {lim.memory_mb} "
+                               "MB (TIANYA_PROCESS_MEMORY_MB); narrow the selection (filter, "
+                               "datetime) or use coarser inputs")
+    if isinstance(value, tuple):
+        raise _Remote(*value)
+    raise value
+
+
+def _wait(proc, rx, lim: Limits, present):
+    deadline = time.monotonic() + lim.seconds
+    while True:
+        if rx.poll(POLL):
+            try:
+                return rx.recv()
+            except EOFError:
+                break
+        if not proc.is_alive() and not rx.poll(0):
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RunLimitExceeded(f"the run took longer than its time limit of "
+                                   f"{lim.seconds:g} s (TIANYA_PROCESS_SECONDS) and was "
+                                   "stopped; narrow the selection (filter, datetime) or use "
+                                   "coarser inputs")
+        if present is not None and not present():
+            proc.kill()
+            raise RunCancelled("cancelled: the client disconnected")
+    proc.join(5)
+    code = proc.exitcode
+    if code is not None and code < 0 and -code == 9:
+        raise RunFailed("the run was killed (SIGKILL; out of memory on the host?)")
+    raise RunFailed(f"the run's process ended without an answer (exit code {code})")
+
+
+# --- processors ----------------------------------------------------------------------------------
+
+
+def run_processor(plugin_def: dict, principal, data: dict, kwargs: dict):
+    """In the child: build the processor (the caller current) and execute it.
+
+    Returns pygeoapi's ``(media type, outputs)``.
+    """
+    from pygeoapi.plugin import load_plugin
+
+    from layers import access
+
+    token = access.CURRENT.set(principal)
+    try:
+        processor = load_plugin("process", plugin_def)
+        return processor.execute(data, **kwargs)
+    finally:
+        access.CURRENT.reset(token)
+
+
+# --- asynchronous jobs ---------------------------------------------------------------------------
+
+_EXECUTOR: ThreadPoolExecutor | None = None
+_WAITING = 0
+
+
+class Ticket:
+    """A place in this worker's queue of asynchronous jobs (see :func:`reserve`)."""
+
+    def __init__(self):
+        self._open = True
+
+    def start(self, fn: Callable, *args) -> None:
+        """Queue ``fn(*args)`` on the dispatcher threads; the place is freed when it ends."""
+        global _EXECUTOR
+        lim = limits()
+        with _LOCK:
+            if _EXECUTOR is None:
+                _EXECUTOR = ThreadPoolExecutor(lim.workers, thread_name_prefix="tianya-job")
+        self._open = False
+
+        def job():
+            try:
+                fn(*args)
+            finally:
+                _release()
+
+        _EXECUTOR.submit(job)
+
+    def cancel(self) -> None:
+        """Give the place back (the job was not started)."""
+        if self._open:
+            self._open = False
+            _release()
+
+
+def _release() -> None:
+    global _WAITING
+    with _LOCK:
+        _WAITING -= 1
+
+
+def reserve() -> Ticket:
+    """A place for one asynchronous job in this worker's queue.
+
+    At most ``workers`` dispatcher threads per gunicorn worker run jobs, one at a time each
+    (a job still waits for a host slot in :func:`run`); at most ``queue`` more jobs wait.
+
+    Raises
+    ------
+    ProcessBusy
+        The queue is full (429 with Retry-After); take it before creating the job.
+    """
+    global _WAITING
+    lim = limits()
+    with _LOCK:
+        if _WAITING >= lim.queue + lim.workers:
+            raise ProcessBusy(f"{_WAITING} asynchronous jobs are already queued or running in "
+                              f"this server process (TIANYA_PROCESS_QUEUE={lim.queue}); retry "
+                              "later", retry_after=30)
+        _WAITING += 1
+    return Ticket()
