@@ -102,10 +102,18 @@ def mann_kendall(x) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     t = x.shape[1]
     if t < 3:
         raise AnalyticsError(f"the Mann–Kendall test needs at least 3 time steps, got {t}")
-    iu, ju = np.triu_indices(t, k=1)
-    s = np.sign(x[:, ju] - x[:, iu]).sum(axis=1)
-    ties = (x[:, :, None] == x[:, None, :]).sum(axis=2)  # size of each value's tie group
-    tie_term = ((ties - 1) * (2 * ties + 5)).sum(axis=1)
+    # O(rows x T) memory whatever T (pairs and tie matrices would be rows x T**2)
+    s = np.zeros(x.shape[0])
+    for lag in range(1, t):
+        s += np.sign(x[:, lag:] - x[:, :-lag]).sum(axis=1)
+    xs = np.sort(x, axis=1)
+    starts = np.ones(xs.shape, dtype=bool)
+    starts[:, 1:] = xs[:, 1:] != xs[:, :-1]
+    run = np.cumsum(starts.ravel()) - 1  # tie group of every value, numbered across rows
+    size = np.bincount(run).astype(float)
+    row_of_run = np.repeat(np.arange(x.shape[0]), starts.sum(axis=1))
+    tie_term = np.bincount(row_of_run, weights=size * (size - 1) * (2 * size + 5),
+                           minlength=x.shape[0])
     var = (t * (t - 1) * (2 * t + 5) - tie_term) / 18.0
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(var > 0, (s - np.sign(s)) / np.sqrt(var), 0.0)

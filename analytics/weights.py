@@ -100,14 +100,24 @@ def missing_geometries(data) -> np.ndarray:
     return bad
 
 
-def check_geometries(data) -> None:
+def check_geometries(data, *, coordinates: bool = True) -> None:
     """Raise :class:`AnalyticsError` if some rows have missing, empty or NaN geometries.
 
     The message says how many rows of how many; the process adapters drop such rows when they
     read a layer, library callers are asked to do the same (no silent row dropping here, as the
-    results are aligned with the input rows).
+    results are aligned with the input rows).  ``coordinates=False`` skips the (slower) NaN
+    coordinate scan when no geometry is missing or empty (:func:`point_coordinates` checks the
+    coordinates it computes anyway).
     """
-    bad = missing_geometries(data)
+    if not coordinates:
+        geoms = data.geometry if isinstance(data, gpd.GeoDataFrame) else data
+        arr = np.asarray(geoms.values, dtype=object)
+        if not (shapely.is_missing(arr) | shapely.is_empty(arr)).any():
+            return
+    _raise_if_missing(missing_geometries(data))
+
+
+def _raise_if_missing(bad: np.ndarray) -> None:
     nbad = int(bad.sum())
     if nbad and nbad == bad.size:
         raise AnalyticsError(
@@ -118,7 +128,7 @@ def check_geometries(data) -> None:
         raise AnalyticsError(
             f"{nbad} of {bad.size} rows have a missing or empty geometry (None, EMPTY or NaN "
             "coordinates); drop them first, e.g. "
-            "gdf[~gdf.geometry.isna() & ~gdf.geometry.is_empty]"
+            "gdf[~analytics.weights.missing_geometries(gdf)]"
         )
 
 
@@ -144,7 +154,7 @@ def to_projected(gdf, *, stacklevel: int = 2):
     GeoDataFrame or GeoSeries
     """
     if len(gdf):
-        check_geometries(gdf)
+        check_geometries(gdf, coordinates=False)
     if gdf.crs is None:
         if len(gdf) and _looks_like_lonlat(gdf):
             warnings.warn(
@@ -187,8 +197,16 @@ def point_coordinates(data, *, stacklevel: int = 2) -> np.ndarray:
         geoms = geoms.geometry if isinstance(geoms, gpd.GeoDataFrame) else geoms
         arr = np.asarray(geoms.values, dtype=object)
         if arr.size and np.all(shapely.get_type_id(arr) == 0):
-            return shapely.get_coordinates(arr).astype(float)
-        return shapely.get_coordinates(shapely.centroid(arr)).astype(float)
+            coords = shapely.get_coordinates(arr).astype(float)
+        else:
+            coords = shapely.get_coordinates(shapely.centroid(arr)).astype(float)
+        if len(coords) != len(arr) or not np.isfinite(coords).all():
+            _raise_if_missing(missing_geometries(geoms))
+            raise AnalyticsError(  # e.g. a degenerate polygon without a centroid
+                f"{int((~np.isfinite(coords).all(axis=1)).sum())} of {len(arr)} features "
+                "have no finite centroid"
+            )
+        return coords
     coords = np.asarray(data, dtype=float)
     if coords.ndim != 2 or coords.shape[1] != 2:
         raise AnalyticsError(f"coordinates must have shape (n, 2), got {coords.shape}")

@@ -80,6 +80,8 @@ def test_d1_inverse_distance_gi_star_uses_1_over_d():
     # binary "B" would silently be the distance band: refused with the way out
     with pytest.raises(AnalyticsError, match="omit transform"):
         hot_spots(gdf, "v", weights="inverse_distance", distance=band, transform="B")
+    with pytest.raises(AnalyticsError, match="omit transform"):  # the same for local Moran
+        local_moran(gdf, "v", weights="inverse_distance", distance=band, transform="B")
 
 
 # --- D2: HDBSCAN with fewer points than min_samples -----------------------------------------
