@@ -85,6 +85,9 @@ class KernelDensity:
         Pixel-to-CRS transform.
     shape : tuple of int
         ``(rows, cols)``.
+    skipped : int
+        Points left out because their population value is missing (also the GeoTIFF tag
+        ``skipped_null_population``).
     """
 
     path: str
@@ -94,6 +97,7 @@ class KernelDensity:
     crs: str
     transform: Affine
     shape: tuple[int, int]
+    skipped: int = 0
 
 
 def kernel_density(
@@ -143,6 +147,7 @@ def kernel_density(
     xy = point_coordinates(pts)
     if len(xy) == 0:
         raise AnalyticsError("no points to estimate a density from")
+    skipped = 0
     if population_field is None:
         wts = np.ones(len(xy))
     elif population_field in pts.columns:
@@ -167,6 +172,7 @@ def kernel_density(
                 stacklevel=2,
             )
             xy, wts = xy[~missing], wts[~missing]
+            skipped = int(missing.sum())
     else:
         raise AnalyticsError(
             f"{population_field!r} is not a column, must be one of: "
@@ -217,7 +223,8 @@ def kernel_density(
         nodata=np.nan,
     ) as dst:
         dst.write(dens, 1)
-        dst.update_tags(units=units, bandwidth_m=f"{r:.3f}", kernel="quartic")
+        dst.update_tags(units=units, bandwidth_m=f"{r:.3f}", kernel="quartic",
+                        skipped_null_population=str(skipped))
     return KernelDensity(
         path=str(path),
         bandwidth=r,
@@ -226,6 +233,7 @@ def kernel_density(
         crs=pts.crs.to_string() if pts.crs is not None else "",
         transform=transform,
         shape=(nrow, ncol),
+        skipped=skipped,
     )
 
 

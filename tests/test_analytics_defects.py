@@ -117,6 +117,7 @@ def test_d3_kernel_density_skips_missing_population_and_sets_nodata(tmp_path):
         band = src.read(1)
         assert src.nodata is not None and np.isnan(src.nodata)
         assert not np.isnan(band).any()
+        assert res.skipped == 3 and src.tags()["skipped_null_population"] == "3"
         assert src.transform == rsrc.transform
         np.testing.assert_array_equal(band, rsrc.read(1))
         # the surface integrates to the population that was counted
