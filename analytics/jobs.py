@@ -8,8 +8,9 @@ Configured in ``server.manager`` (``name: analytics.jobs.JobManager``):
     (``tianya_jobs``) in its database and schema instead, so several hosts share them
     (:mod:`analytics.jobstore`).
 ``output_dir``
-    The result files, ``${TIANYA_JOB_RESULTS:-/tmp/tianya-job-results}``; hosts that share a
-    PostgreSQL job table need a shared folder to read each other's results.
+    The result files, ``${TIANYA_JOB_RESULTS:-/tmp/tianya-job-results}``.  With the
+    PostgreSQL job table a finished result moves from its file into the job's row, so every
+    host answers ``/jobs/{id}/results``.
 ``retention_hours`` (``TIANYA_JOB_RETENTION_HOURS``, default 168)
     Finished jobs and their result files older than this are removed.
 ``max_jobs_per_caller`` (``TIANYA_JOB_LIMIT``, default 4) and ``max_anonymous_jobs``
@@ -90,6 +91,8 @@ _PENDING = threading.local()
 PURGE_EVERY = 60.0
 #: ``Retry-After`` (seconds) of a submission over its caller's limit of unfinished jobs.
 RETRY_AFTER = 15
+#: A job's ``location`` when its result is kept in the PostgreSQL job table, not a file.
+IN_TABLE = "postgresql:tianya_jobs.result"
 
 
 def new_job_id() -> str:
@@ -194,7 +197,19 @@ class JobManager(BaseManager):
                                       f"{self.max_result_bytes} bytes kept per job, so it was "
                                       "not stored; narrow the request (a filter, a datetime, "
                                       "a larger cell size)")
-        if self.store.update(job_id, update):
+        result = None
+        if (self.store.keeps_results and update.get("status") == JobStatus.successful.value
+                and update.get("location")):
+            try:
+                with open(location, "rb") as fh:
+                    result = fh.read()
+                update["location"] = IN_TABLE  # any host reads it from the table
+            except OSError:
+                result = None
+        if (self.store.update(job_id, update, result=result) if result is not None
+                else self.store.update(job_id, update)):
+            if result is not None:
+                self._unlink(location)
             return True
         if location:  # dismissed while it ran: nobody can fetch the result any more
             self._unlink(location)
@@ -247,7 +262,7 @@ class JobManager(BaseManager):
 
     def _unlink(self, location: str) -> None:
         """Remove a result file, only ever inside ``output_dir``."""
-        if self.output_dir is None:
+        if self.output_dir is None or location == IN_TABLE:
             return
         path = Path(location)
         if path.resolve().parent != self.output_dir.resolve():
@@ -292,8 +307,14 @@ class JobManager(BaseManager):
         location, mimetype = job.get("location"), job.get("mimetype")
         if not location:
             raise JobResultNotFoundError()
+        as_json = mimetype in (None, FORMAT_TYPES[F_JSON], FORMAT_TYPES[F_JSONLD])
+        if location == IN_TABLE:
+            data = self.store.result(job_id)
+            if data is None:
+                raise JobResultNotFoundError()
+            return mimetype, (json.loads(data) if as_json else data)
         try:
-            if mimetype in (None, FORMAT_TYPES[F_JSON], FORMAT_TYPES[F_JSONLD]):
+            if as_json:
                 with open(location, encoding="utf-8") as fh:
                     return mimetype, json.load(fh)
             with open(location, "rb") as fh:

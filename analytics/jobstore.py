@@ -19,7 +19,8 @@ Stores
     worker killed mid-write leaves the previous state, and the workers of one host share it.
 :class:`PostgresJobStore`
     Table ``tianya_jobs`` in the data store's database and schema (psycopg 3), so several
-    server hosts on one PostGIS database share their jobs.
+    server hosts on one PostGIS database share their jobs.  It keeps the results too
+    (``keeps_results``: a ``bytea`` column), so any host answers ``/jobs/{id}/results``.
 
 :func:`open_job_store` picks one: a ``postgresql://`` job connection, else a PostGIS data
 store, gives the table; anything else is the SQLite file's path.
@@ -135,12 +136,16 @@ CREATE INDEX IF NOT EXISTS jobs_host_unfinished ON jobs (host) WHERE {_UNFINISHE
 class SQLiteJobStore:
     """Jobs in a SQLite file (WAL): one connection per thread and process.
 
+    The results stay files in the manager's ``output_dir`` (one host's workers share both).
+
     Parameters
     ----------
     path : str
         The database file; its folder is created.  A TinyDB JSON file left by the
         previous manager is refused with a message (point ``TIANYA_JOBS`` elsewhere).
     """
+
+    keeps_results = False
 
     def __init__(self, path: str):
         self.path = str(path)
@@ -282,6 +287,8 @@ class PostgresJobStore:
         is where the table lives, the others are ignored.
     """
 
+    keeps_results = True
+
     def __init__(self, url: str):
         from psycopg_pool import ConnectionPool
 
@@ -313,7 +320,8 @@ class PostgresJobStore:
                     pid integer,
                     created_at double precision NOT NULL,
                     finished_at double precision,
-                    doc jsonb NOT NULL)""")
+                    doc jsonb NOT NULL,
+                    result bytea)""")
             for name, spec in (
                     ("owner", "(owner_role, owner_name, created_at)"),
                     ("created", "(created_at)"),
@@ -360,17 +368,25 @@ class PostgresJobStore:
                  name, role, bool(restricted), host, pid, time.time(), _finished_at(job),
                  Jsonb(job)])
 
-    def update(self, job_id: str, fields: dict) -> bool:
-        """Merge ``fields`` into the job's document; False if there is no such job."""
+    def update(self, job_id: str, fields: dict, result: bytes | None = None) -> bool:
+        """Merge ``fields`` into the job's document (and store ``result`` if given); False
+        if there is no such job."""
         from psycopg.types.json import Jsonb
 
         with self._conn() as conn:
             cur = conn.execute(
                 f"UPDATE {self.table} SET doc = doc || %s, "
-                "status = coalesce(%s, status), finished_at = coalesce(finished_at, %s) "
-                "WHERE identifier = %s",
-                [Jsonb(fields), fields.get("status"), _finished_at(fields), job_id])
+                "status = coalesce(%s, status), finished_at = coalesce(finished_at, %s), "
+                "result = coalesce(%s, result) WHERE identifier = %s",
+                [Jsonb(fields), fields.get("status"), _finished_at(fields), result, job_id])
             return cur.rowcount > 0
+
+    def result(self, job_id: str) -> bytes | None:
+        """The stored result of ``job_id``, or None."""
+        with self._conn() as conn:
+            row = conn.execute(f"SELECT result FROM {self.table} WHERE identifier = %s",
+                               [job_id]).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
 
     def get(self, job_id: str) -> JobRecord | None:
         """The job ``job_id``, or None."""

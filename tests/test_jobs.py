@@ -100,6 +100,13 @@ def _finish(manager: JobManager, job_id: str, content: bytes | None = None) -> s
     return location
 
 
+def _kept(manager: JobManager, job_id: str, path: str) -> bool:
+    """Whether the job's result is kept: its file (SQLite), its row's result (PostgreSQL)."""
+    if manager.store.keeps_results:
+        return manager.store.get(job_id) is not None and manager.store.result(job_id) is not None
+    return os.path.exists(path)
+
+
 def _bulk(manager: JobManager, n: int, start: int) -> None:
     """Add ``n`` finished jobs of several owners straight into the store (fast)."""
     import json
@@ -263,8 +270,9 @@ def test_retention_removes_old_jobs_and_their_files(job_conf):
     m._purged_at = float("-inf")  # the last sweep was more than a minute ago
     with As(DISPATCHER):
         m.add_job(_job("trigger"))
-    assert m.store.get("old") is None and not os.path.exists(old_file)
-    assert m.store.get("new") is not None and os.path.exists(new_file)
+    assert m.store.get("old") is None and not _kept(m, "old", old_file)
+    assert not os.path.exists(old_file)
+    assert m.store.get("new") is not None and _kept(m, "new", new_file)
     assert m.store.get("old-unfinished") is not None  # unfinished: never removed
     # at most one sweep a minute: an add right after does not sweep again
     _sql(m, "UPDATE {t} SET finished_at = finished_at - 25 * 3600 WHERE identifier = %s",
@@ -277,7 +285,8 @@ def test_retention_removes_old_jobs_and_their_files(job_conf):
     with As(DISPATCHER):
         _finish(m, "again")
         m.add_job(_job("later"))
-    assert m.store.get("new") is None and not os.path.exists(new_file)
+    assert m.store.get("new") is None and not _kept(m, "new", new_file)
+    assert not os.path.exists(new_file)
 
 
 def test_old_orphan_result_files_are_swept_at_start(job_conf, tmp_path):
@@ -301,7 +310,7 @@ def test_a_result_over_the_cap_is_not_kept(job_conf):
     with As(DISPATCHER):
         job = m.get_job("big")
         assert job["status"] == "failed" and "larger than the 50 bytes" in job["message"]
-        assert not os.path.exists(big) and os.path.exists(small)
+        assert not os.path.exists(big) and _kept(m, "small", small)
         assert m.get_job("small")["status"] == "successful"
 
 
@@ -345,7 +354,8 @@ def test_add_job_time_does_not_grow_with_the_jobs_kept(job_conf, store_kind, cap
 def test_two_hosts_share_jobs_on_postgresql(pg_url, tmp_path):
     job_conf = {"name": "analytics.jobs.JobManager", "connection": str(tmp_path / "unused"),
                 "output_dir": str(tmp_path / "results"), "data": _fresh_schema(pg_url)}
-    a, b = JobManager(job_conf), JobManager(job_conf)
+    a = JobManager(job_conf)
+    b = JobManager({**job_conf, "output_dir": str(tmp_path / "other-host-results")})
     b.host = "other-host"
     with As(DISPATCHER):
         a.add_job(_job("from-a"))
@@ -355,9 +365,14 @@ def test_two_hosts_share_jobs_on_postgresql(pg_url, tmp_path):
         assert a.get_job("from-a")["progress"] == 50
         assert {j["identifier"] for j in a.get_jobs()["jobs"]} == {"from-a", "from-b"}
         assert {j["identifier"] for j in b.get_jobs()["jobs"]} == {"from-a", "from-b"}
+        # a result written on one host is read on the other (kept in the table, not a file)
+        _finish(a, "from-a", b'{"cells": 3}')
+        assert b.get_job_result("from-a") == ("application/json", {"cells": 3})
+        assert list(a.output_dir.iterdir()) == []
         # the limit counts the caller's unfinished jobs on every host
-        a.add_job(_job("a2"))
+        a.add_job(_job("a2"))  # with from-b: 2 unfinished, 2 to go
         b.add_job(_job("b2"))
+        b.add_job(_job("b3"))
         with pytest.raises(ProcessorExecuteError) as info:
             a.add_job(_job("a3"))
         assert _status(info) == 429
