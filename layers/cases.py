@@ -30,7 +30,7 @@ from pygeofilter import ast
 from layers import access
 from layers.catalogue import CATEGORY_CLASS, Field, Layer, get_layer
 from layers.errors import Conflict, InvalidFeature, NotFound, PayloadTooLarge, choices
-from layers.query import Query
+from layers.query import Query, check_date
 from layers.rules import load_rules
 from layers.store import Store, normalize_crs
 from layers.worktime import TZ, add_working_time
@@ -131,6 +131,7 @@ def _coerce(name: str, ftype: str, value):
             raise bad
         if len(value) > 2000:
             raise InvalidFeature(f"property {name!r} is longer than 2000 characters")
+        check_text(value, f"property {name!r}")
         return value
     if ftype == "integer":
         if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
@@ -151,14 +152,31 @@ def _coerce(name: str, ftype: str, value):
         raise bad
     try:
         if ftype == "date":
-            return dt.date.fromisoformat(value).isoformat()
+            return check_date(dt.date.fromisoformat(value), f"property {name!r}",
+                              InvalidFeature).isoformat()
         t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except InvalidFeature:
+        raise
     except ValueError:
         raise bad from None
     if t.tzinfo is None:
         raise InvalidFeature(f"property {name!r} needs a time zone (e.g. 'Z' or '+08:00'), "
                              f"got {value!r}")
-    return t.astimezone(dt.UTC)
+    return check_date(t, f"property {name!r}", InvalidFeature).astimezone(dt.UTC)
+
+
+def check_text(value: str, what: str) -> str:
+    """``value`` unless it holds a NUL character (which no text field may store).
+
+    Raises
+    ------
+    InvalidFeature
+        Naming ``what``.
+    """
+    if "\x00" in value:
+        raise InvalidFeature(f"{what} contains a NUL character (U+0000), which text "
+                             "fields may not hold")
+    return value
 
 
 def check_properties(props, allowed, *, required=(), what: str = "on intake") -> dict:

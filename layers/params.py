@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -186,6 +187,8 @@ def _check_bbox(raw: str, crs: str | None) -> list[float]:
             from None
     if len(nums) not in (4, 6):
         raise InvalidParameter(f"bbox must be 4 or 6 comma-separated numbers, got {raw!r}")
+    if not all(math.isfinite(v) for v in nums):  # float() takes nan and inf
+        raise InvalidParameter(f"bbox must be finite numbers, got {raw!r}")
     lo, hi = (nums[:2], nums[2:]) if len(nums) == 4 else (nums[:2], nums[3:5])
     if lo[0] > hi[0] or lo[1] > hi[1]:
         raise InvalidParameter(f"bbox {raw!r} has a minimum greater than its maximum")

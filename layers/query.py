@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import shapely
 from pygeofilter import ast, values
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
@@ -22,6 +24,18 @@ from layers.errors import InvalidParameter, choices
 
 #: Largest page a store returns in one request.
 MAX_LIMIT = 10_000
+#: The calendar days any date or datetime must fall in (in UTC), at intake and in every
+#: query: a year like 0999 is a typing mistake, and pandas, the screens and the analytics
+#: cannot hold such dates (one stored case made every supervision figure fail).
+DATE_MIN = dt.date(1900, 1, 1)
+DATE_MAX = dt.date(2100, 12, 31)
+#: Largest CQL2 filter accepted: predicates in all, and nesting depth (a chain of ANDs,
+#: or of ORs, counts as one level). Beyond them compiling exhausts Python's stack, and
+#: SQLite's parser overflows at about 30 nested AND/OR levels (45 NOTs).
+FILTER_MAX_TERMS = 200
+FILTER_MAX_DEPTH = 20
+#: Integers the stores can hold and bind (64-bit).
+INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -123,30 +137,122 @@ def parse_filter(text: str, lang: str | None = None) -> ast.Node:
             node = parse_cql2_json(json.loads(text))
         else:
             node = parse_cql2_text(text)
+    except RecursionError:
+        raise InvalidParameter(f"{lang} filter is nested too deeply; at most "
+                               f"{FILTER_MAX_DEPTH} levels are accepted") from None
     except Exception as exc:  # the parsers raise many kinds; all mean a bad filter
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidParameter(f"malformed {lang} filter: {detail[:300]}") from None
     if not isinstance(node, ast.Node):
         raise InvalidParameter(f"{lang} filter is not a predicate: {text[:200]!r}")
+    check_filter_values(node)
     return node
 
 
-def filter_properties(node: ast.Node) -> set[str]:
-    """Names of all properties a filter refers to."""
-    found: set[str] = set()
+def _children(n) -> list:
+    if isinstance(n, ast.Node):
+        return list(n.get_sub_nodes())
+    if isinstance(n, list | tuple):
+        return list(n)
+    if isinstance(n, values.Interval):
+        return [n.start, n.end]
+    return []
 
-    def walk(n):
+
+def filter_properties(node: ast.Node) -> set[str]:
+    """Names of all properties a filter refers to (an iterative walk: any depth)."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
         if isinstance(n, ast.Attribute):
             found.add(n.name)
-        elif isinstance(n, ast.Node):
-            for child in n.get_sub_nodes():
-                walk(child)
-        elif isinstance(n, list | tuple):
-            for child in n:
-                walk(child)
-
-    walk(node)
+        else:
+            stack.extend(_children(n))
     return found
+
+
+def check_date(value: dt.date, what: str = "date", error: type = InvalidParameter) -> dt.date:
+    """``value`` if its calendar day is within :data:`DATE_MIN` .. :data:`DATE_MAX`.
+
+    An aware datetime is checked on its own day and on its UTC day (the local day
+    first: converting year 1 or 9999 with a large offset would overflow).
+
+    Raises
+    ------
+    InvalidParameter (or ``error``)
+        Naming the value and the accepted range.
+    """
+    day = value.date() if isinstance(value, dt.datetime) else value
+    ok = DATE_MIN <= day <= DATE_MAX
+    if ok and isinstance(value, dt.datetime) and value.tzinfo is not None:
+        ok = DATE_MIN <= value.astimezone(dt.UTC).date() <= DATE_MAX
+    if not ok:
+        raise error(f"{what} {value.isoformat()} is outside the accepted range "
+                    f"{DATE_MIN.isoformat()} to {DATE_MAX.isoformat()} (in UTC)")
+    return value
+
+
+def check_filter_values(node: ast.Node) -> None:
+    """Refuse a filter the stores cannot run: too large or deep, or with a bad literal.
+
+    Checked without recursion, so a filter of any depth gets an answer: at most
+    :data:`FILTER_MAX_TERMS` predicates and :data:`FILTER_MAX_DEPTH` levels of
+    nesting; integers within 64 bits; finite numbers; dates within
+    :data:`DATE_MIN` .. :data:`DATE_MAX`; valid geometries with finite coordinates.
+
+    Raises
+    ------
+    InvalidParameter
+        Naming the limit or the literal.
+    """
+    terms = 0
+    stack = [(node, 1, None)]
+    while stack:
+        n, depth, parent = stack.pop()
+        if isinstance(n, ast.Node):
+            if isinstance(n, ast.And | ast.Or) and type(n) is parent:
+                depth -= 1  # a chain of ANDs (or ORs) is one level
+            elif not isinstance(n, ast.And | ast.Or | ast.Not | ast.Attribute | ast.Function):
+                terms += 1
+            if terms > FILTER_MAX_TERMS:
+                raise InvalidParameter(f"filter has more than {FILTER_MAX_TERMS} predicates; "
+                                       f"at most {FILTER_MAX_TERMS} are accepted")
+            if depth > FILTER_MAX_DEPTH and not isinstance(n, ast.Attribute):
+                raise InvalidParameter(f"filter is nested more than {FILTER_MAX_DEPTH} levels "
+                                       f"deep; at most {FILTER_MAX_DEPTH} are accepted")
+            stack.extend((c, depth + 1, type(n)) for c in _children(n))
+        elif isinstance(n, bool | str) or n is None:
+            continue
+        elif isinstance(n, int):
+            if abs(n) > INT64_MAX:
+                raise InvalidParameter(f"integer {str(n)[:40]} in the filter is outside the "
+                                       f"64-bit range the stores hold (-{INT64_MAX} to "
+                                       f"{INT64_MAX})")
+        elif isinstance(n, float):
+            if not math.isfinite(n):
+                raise InvalidParameter(f"number {n} in the filter is not finite")
+        elif isinstance(n, dt.date):
+            check_date(n, "timestamp" if isinstance(n, dt.datetime) else "date")
+        elif isinstance(n, values.Geometry | values.Envelope):
+            _check_literal_geometry(n)
+        else:
+            stack.extend((c, depth + 1, None) for c in _children(n))
+
+
+def _check_literal_geometry(v) -> None:
+    try:
+        geom = literal_geometry(v)
+        coords = shapely.get_coordinates(geom)
+    except InvalidParameter:
+        raise
+    except Exception as exc:  # shapely/GEOS refuse malformed coordinates in many ways
+        raise InvalidParameter(f"geometry in the filter is not valid: {exc}"[:300]) from None
+    if not np.isfinite(coords).all():
+        raise InvalidParameter("geometry in the filter has coordinates that are not finite")
+    if not shapely.is_valid(geom):
+        raise InvalidParameter("geometry in the filter is not valid: "
+                               f"{shapely.is_valid_reason(geom)}")
 
 
 def check_filter(layer: Layer, node: ast.Node, allowed: set[str] | None = None) -> None:
@@ -176,11 +282,13 @@ def coerce_value(layer: Layer, name: str, raw: str) -> object:
                 raise ValueError
             value = raw.lower() in ("true", "1")
         elif f.type == "date":
-            value = dt.date.fromisoformat(raw).isoformat()
+            value = check_date(dt.date.fromisoformat(raw), name).isoformat()
         elif f.type == "datetime":
             value = format_datetime(parse_datetime(raw))
         else:
             value = raw
+    except InvalidParameter:
+        raise
     except ValueError:
         raise InvalidParameter(f"{name}={raw!r} is not a valid {f.type}") from None
     if f.codes is not None and value not in f.code_values:
@@ -189,15 +297,22 @@ def coerce_value(layer: Layer, name: str, raw: str) -> object:
 
 
 def parse_datetime(text: str) -> dt.datetime:
-    """RFC 3339 date-time (or date) to an aware UTC datetime."""
+    """RFC 3339 date-time (or date) to an aware UTC datetime.
+
+    Raises
+    ------
+    ValueError
+        Not a date-time; :class:`InvalidParameter` (a ValueError too) outside
+        :data:`DATE_MIN` .. :data:`DATE_MAX`.
+    """
     t = text.strip()
     if len(t) == 10:
-        d = dt.date.fromisoformat(t)
+        d = check_date(dt.date.fromisoformat(t))
         return dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
     value = dt.datetime.fromisoformat(t.replace("z", "Z"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    return check_date(value, "datetime").astimezone(dt.UTC)
 
 
 def format_datetime(value: dt.datetime) -> str:
@@ -211,7 +326,8 @@ def format_datetime(value: dt.datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     v = value.astimezone(dt.UTC)
-    return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
+    # always four-digit years (strftime's %Y gives '999' for year 999)
+    return f"{v.year:04d}-" + v.strftime("%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
 
 
 def parse_interval(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -232,6 +348,8 @@ def parse_interval(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
         if len(text.strip()) == 10:
             return t, t + dt.timedelta(days=1) - dt.timedelta(seconds=1)
         return t, t
+    except InvalidParameter:
+        raise
     except ValueError:
         raise InvalidParameter(
             f"datetime {text!r} is not an RFC 3339 instant or interval (e.g. "
@@ -316,6 +434,7 @@ def compile_where(node: ast.Node, layer: Layer, dialect: Dialect,
     """
     fields = layer.field_map
     p = dialect.param
+    check_filter_values(node)  # also ASTs parsed elsewhere (pygeoapi's CQL2 JSON body)
 
     def operand(n) -> tuple[str, list]:
         if isinstance(n, ast.Attribute):
@@ -342,10 +461,18 @@ def compile_where(node: ast.Node, layer: Layer, dialect: Dialect,
 
     def visit(n) -> tuple[str, list]:
         if isinstance(n, ast.And | ast.Or):
-            ls, lp = visit(n.lhs)
-            rs, rp = visit(n.rhs)
-            op = "AND" if isinstance(n, ast.And) else "OR"
-            return f"({ls} {op} {rs})", lp + rp
+            # a chain of ANDs (or ORs) as one flat list: SQLite's parser overflows on
+            # about 100 nested parentheses, and the chain's terms keep their order
+            kind, parts, ps, todo = type(n), [], [], [n]
+            while todo:
+                m = todo.pop()
+                if type(m) is kind:
+                    todo += [m.rhs, m.lhs]
+                else:
+                    ms, mp = visit(m)
+                    parts.append(ms)
+                    ps += mp
+            return "(" + (" AND " if kind is ast.And else " OR ").join(parts) + ")", ps
         if isinstance(n, ast.Not):
             s, ps = visit(n.sub_node)
             return f"(NOT {s})", ps

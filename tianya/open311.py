@@ -74,8 +74,9 @@ def _params(environ, allowed) -> dict:
         raw = environ["wsgi.input"].read(length) if length else b""
         if ctype.startswith("application/json"):
             doc = cases.parse_body(raw)
+            # a JSON null is a value not given (not the text "null")
             pairs += [(k, v if isinstance(v, str) else orjson.dumps(v).decode())
-                      for k, v in doc.items()]
+                      for k, v in doc.items() if v is not None]
         else:
             pairs += parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
     out = {}
@@ -84,6 +85,8 @@ def _params(environ, allowed) -> dict:
             raise InvalidParameter(choices(k, allowed, "Open311 parameter"))
         if k in out:
             raise InvalidParameter(f"parameter {k!r} is given more than once")
+        if "\x00" in v:
+            raise InvalidParameter(f"parameter {k!r} contains a NUL character (U+0000)")
         out[k] = v
     if "jurisdiction_id" in out and out["jurisdiction_id"] not in JURISDICTIONS:
         raise InvalidParameter(choices(out["jurisdiction_id"], JURISDICTIONS, "jurisdiction_id"))
