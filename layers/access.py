@@ -4,7 +4,9 @@ pygeoapi has no access control by design. The shell authenticates each request
 (``Authorization: Bearer <key>`` or ``X-API-Key``), puts the :class:`Principal`
 in :data:`CURRENT` for the duration of the request, and the provider asks this
 module which layers and fields that principal may see. Keys come from a YAML
-file named by ``TIANYA_KEYS`` (see ``keys.example.yml``).
+file named by ``TIANYA_KEYS`` (see ``keys.example.yml``); the file is read again
+whenever its modification time, size or inode changes (one ``stat`` a request), so
+a key removed from it stops working at once, without a restart.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import lru_cache
 
 import yaml
 
@@ -76,10 +78,31 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-@lru_cache(maxsize=4)
+#: The keys file last read: ``(path, (mtime_ns, size, inode)) -> keys``.
+_KEYS_CACHE: dict[str, tuple[tuple[int, int, int], dict[str, Principal]]] = {}
+_KEYS_LOCK = threading.Lock()
+
+
 def _load_keys(path: str | None) -> dict[str, Principal]:
+    """The keys of ``path``, read again when the file's mtime, size or inode changed."""
     if not path:
         return {}
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:  # removed: no key is valid any more
+        return {}
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = _KEYS_CACHE.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    with _KEYS_LOCK:
+        keys = _read_keys(path)
+        _KEYS_CACHE.clear()  # one keys file in use
+        _KEYS_CACHE[path] = (stamp, keys)
+    return keys
+
+
+def _read_keys(path: str) -> dict[str, Principal]:
     with open(path, encoding="utf-8") as fh:
         doc = yaml.safe_load(fh) or {}
     out = {}

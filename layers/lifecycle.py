@@ -14,6 +14,12 @@ a reason. Each move stamps the stage's timestamp (``dispatched_at`` …) and
 writes one row of :data:`HISTORY` (who, role, when, from, to, note) in the
 same transaction.
 
+A reporter (the citizen app, a grid worker's key) acts only on its own cases:
+those whose intake row in the history names it (role ``reporter``, actor its
+key's ``name``; give each reporter key its own name). Evaluating or reading the
+history of any other case is refused with 403, not 404: the incidents layer is
+public, so a case's existence is no secret, only its workflow is.
+
 The history is a catalogue-style :class:`~layers.catalogue.Layer` kept out of
 the published catalogue, so every store keeps it through the ordinary
 :class:`~layers.store.Store` interface.
@@ -121,6 +127,21 @@ def history(store: Store, case_no: str) -> list[dict]:
     return rows
 
 
+def require_reporter_of(who: access.Principal, case_no: str, rows: list[dict]) -> None:
+    """403 unless ``who`` is not a reporter or reported the case (``rows``: its history).
+
+    The intake row (``collected``) records the reporter key's name and role.
+    """
+    if who.role != "reporter":
+        return
+    for r in rows:
+        if (r.get("to_status") == "collected" and r.get("role") == "reporter"
+                and r.get("actor") == who.name):
+            return
+    raise Forbidden(f"case {case_no} was not reported with this key: a reporter may only "
+                    "evaluate, and read the history of, the cases it reported")
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -162,6 +183,9 @@ def transition(store: Store, case_no: str, to: str, who: access.Principal | None
     who = who or access.CURRENT.get()
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
         raise InvalidFeature("note must be a text of at most 2000 characters")
+    if note is not None and "\x00" in note:
+        raise InvalidFeature("note contains a NUL character (U+0000), which text fields "
+                             "may not hold")
     if department is not None and to != "dispatched":
         raise InvalidFeature("department can only be given when dispatching")
     if satisfaction is not None and to != "evaluated":
@@ -177,6 +201,7 @@ def transition(store: Store, case_no: str, to: str, who: access.Principal | None
     with store.transaction():
         case = store.get_for_update(INCIDENTS, case_no)
         check_transition(case, to, who, note)
+        require_reporter_of(who, case_no, history(store, case_no))
         props = case["properties"]
         frm = props["status"]
         changes: dict = {"status": to}

@@ -134,6 +134,7 @@ def app(environ, start_response):
         rows = lifecycle.history(store(), m.group(1))
         if not rows:
             store().get(INCIDENTS, m.group(1))  # 404 for an unknown case
+        lifecycle.require_reporter_of(access.CURRENT.get(), m.group(1), rows)  # own cases only
         return respond(start_response, {"case_no": m.group(1), "history": rows})
     if path.rstrip("/") == "/cases/transitions":
         _method(environ, "GET", "HEAD")
