@@ -5,7 +5,8 @@
                                            transition (pygeoapi does not route PATCH)
 ``POST  /cases/{case_no}/transitions``     ``{"to": "handling", "note": "...",
                                            "department": ..., "satisfaction": ...}``
-``GET   /cases/{case_no}/history``         the audit trail of one case (needs a role)
+``GET   /cases/{case_no}/history``         the audit trail of one case (needs a role; a
+                                           reporter only of the cases it reported)
 ``GET   /cases/transitions``               the state machine: moves and the roles allowed
 ``GET   /supervision``                     督办 figures; ``by``, ``datetime``, ``now``
 ``GET   /supervision/overdue``             open cases past their deadline (trusted roles)
