@@ -267,6 +267,41 @@ def check_filter(layer: Layer, node: ast.Node, allowed: set[str] | None = None) 
                 + choices(name, sorted(valid), f"queryable of {layer.id!r}").split(" is not ", 1)[0]
                 + f"; queryables are: {', '.join(sorted(valid))}"
             )
+    _check_date_strings(layer, node)
+
+
+def _check_date_strings(layer: Layer, node: ast.Node) -> None:
+    """Text compared with a date or datetime field must be a date-time within range.
+
+    The PostGIS store casts such text (refusing what is not a date); the GeoPackage
+    compared it as text, so ``'0999-12-31'`` or ``'not a date'`` gave wrong answers.
+    """
+    fields = layer.field_map
+    stack: list = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, list | tuple):
+            stack.extend(n)
+            continue
+        if not isinstance(n, ast.Node):
+            continue
+        subs = list(n.get_sub_nodes())
+        if type(n) in _COMPARISONS or isinstance(n, ast.Between | ast.In):
+            named = [a.name for a in subs if isinstance(a, ast.Attribute) and a.name in fields
+                     and fields[a.name].type in ("date", "datetime")]
+            for v in subs if named else ():
+                if not isinstance(v, str):
+                    continue
+                try:
+                    parse_datetime(v)
+                except InvalidParameter:
+                    raise
+                except ValueError:
+                    raise InvalidParameter(
+                        f"filter compares {named[0]!r} (a {fields[named[0]].type}) with "
+                        f"{v[:60]!r}, which is not an RFC 3339 date or date-time "
+                        "(e.g. '2026-11-16' or TIMESTAMP('2026-11-16T08:00:00Z'))") from None
+        stack.extend(subs)
 
 
 def coerce_value(layer: Layer, name: str, raw: str) -> object:

@@ -113,6 +113,8 @@ def test_library_intake_refuses_the_date_too(store):
     (ITEMS, {"filter": "reported_at > TIMESTAMP('0999-12-31T00:00:00Z')"}, None),
     (ITEMS, {"filter": "reported_at > TIMESTAMP('0001-01-01T00:00:00+14:00')"}, None),
     (ITEMS, {"filter": "reported_at < DATE('0999-12-31')"}, None),
+    (ITEMS, {"filter": "reported_at < '0999-12-31'"}, None),
+    (ITEMS, {"filter": "reported_at BETWEEN '0999-01-01' AND '2026-01-01T00:00:00Z'"}, None),
     ("/supervision", {"datetime": "0999-12-31/.."}, None),
     ("/supervision", {"now": "9999-12-31T23:00:00-14:00"}, None),
     ("/supervision/overdue", {"now": "0001-01-01T00:00:00+14:00"}, "dispatcher"),
@@ -124,6 +126,13 @@ def test_queries_refuse_dates_outside_the_range(client, path, params, role):
     r = client.get(path, role, params=params)
     assert r.status_code == 400, r.text
     assert RANGE in _message(r)
+
+
+def test_text_that_is_no_date_is_refused_for_a_date_field(client):
+    # the GeoPackage compared it as text and answered 200 (PostGIS refused it)
+    r = client.get(ITEMS, params={"filter": "reported_at > 'not a date'"})
+    assert r.status_code == 400 and "RFC 3339" in _message(r)
+    assert client.get(ITEMS, params={"filter": "reported_at > '2026-11-01'", "limit": 1}).ok
 
 
 def test_dates_within_the_range_still_work(client):
