@@ -102,7 +102,9 @@ def test_return_needs_reason_and_redispatch_restarts_deadline(store, case_no):
     before = store.get(cases.INCIDENTS, case_no)["properties"]
     lifecycle.transition(store, case_no, "returned", WATER, note="not ours: road surface")
     assert _status(store, case_no) == "returned"
-    later = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=7)  # a week on: the working-time deadline moves on any weekday
+    # a week on: the working-time deadline moves whatever the weekday (a day after a
+    # Saturday is a Sunday, and both deadlines fell on the same Monday)
+    later = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=7)
     f = lifecycle.transition(store, case_no, "dispatched", DISPATCHER, department="transport",
                              note="re-dispatch", now=later)
     p = f["properties"]
