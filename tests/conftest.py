@@ -25,6 +25,11 @@ from layers.gpkg import GeoPackageStore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KEYS_FILE = os.path.join(HERE, "keys.yml")
+# Every server of this test session keeps its jobs in a folder of its own: the default
+# /tmp job database is shared by every server on the machine.
+_JOBS_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tianya-test-jobs-{os.getpid()}")
+os.environ.setdefault("TIANYA_JOBS", os.path.join(_JOBS_DIR, "jobs.sqlite"))
+os.environ.setdefault("TIANYA_JOB_RESULTS", os.path.join(_JOBS_DIR, "results"))
 #: API keys in tests/keys.yml, by role.
 KEYS = {"reporter": "test-reporter-key", "dispatcher": "test-dispatcher-key",
         "department": "test-water-key", "admin": "test-admin-key"}
