@@ -46,6 +46,11 @@ What it changes in pygeoapi's managers (0.24):
 * **Old jobs go.**  At most once a minute, adding a job removes the finished jobs older than
   the retention and their result files (an indexed delete).  At start-up, result files older
   than the retention that no job names any more are removed too.
+* **Runs are bounded.**  Every run (synchronous or asynchronous) executes in a child process
+  of :mod:`analytics.runner` (a slot count per host, memory and time limits, a synchronous
+  run stopped when its client goes); asynchronous jobs wait in a bounded queue of the worker
+  instead of starting a thread each.  Each call has its own processor instance (pygeoapi's
+  manager shared one between the threads of a worker).
 * **Interrupted jobs are marked failed.**  An asynchronous job runs in a thread of the worker
   that accepted it; if that process dies (restart, crash) the job would stay ``running``
   forever.  Each job's host and pid are recorded; when a manager starts (every worker, at
@@ -76,8 +81,14 @@ from pygeoapi.process.base import (
     ProcessorExecuteError,
 )
 from pygeoapi.process.manager.base import BaseManager
-from pygeoapi.util import JobStatus, get_current_datetime
+from pygeoapi.util import (
+    JobStatus,
+    ProcessExecutionMode,
+    RequestedProcessExecutionMode,
+    get_current_datetime,
+)
 
+from analytics import runner
 from analytics.jobstore import LimitReached, open_job_store
 from layers import access
 from layers.errors import TianyaError, TooManyRequests
@@ -350,51 +361,155 @@ class JobManager(BaseManager):
     def execute_process(self, process_id, data_dict, execution_mode=None,
                         requested_outputs=None, subscriber=None,
                         requested_response="raw"):
-        """Check the inputs (see the module docstring), then pygeoapi's execution."""
-        processor = self.get_processor(process_id)
+        """Check the inputs, record the job, run it in the bounded pool (:mod:`analytics.runner`).
+
+        pygeoapi's ``BaseManager.execute_process`` keeps the processor in ``self.processor``,
+        shared by every thread of the worker: concurrent runs executed each other's
+        processors.  Here each call has its own processor instance, and the run itself builds
+        another one in its child process.  Returns pygeoapi's ``(job_id, media type, outputs,
+        status, headers)``.
+        """
+        processor = self.get_processor(process_id)  # this call's own instance
         check = getattr(processor, "check_inputs", None)
         restricted = False
-        if check is not None:
-            try:
-                restricted = processor.restricted(check(data_dict))
-            except TianyaError as err:
-                raise ProcessInputError(err) from None
-        _PENDING.restricted = restricted  # read by add_job, in this thread
-        _PENDING.failure = None
         try:
-            result = super().execute_process(process_id, data_dict,
-                                             execution_mode=execution_mode,
-                                             requested_outputs=requested_outputs,
-                                             subscriber=subscriber,
-                                             requested_response=requested_response)
+            _check_request(requested_outputs, requested_response)
+            if check is not None:
+                restricted = processor.restricted(check(data_dict))
+        except TianyaError as err:
+            raise ProcessInputError(err) from None
+        job_id = new_job_id()
+        processor.set_job_id(job_id)
+        options = processor.metadata.get("jobControlOptions", [])
+        wants_async = execution_mode == RequestedProcessExecutionMode.respond_async
+        asynchronous = ((wants_async and ProcessExecutionMode.async_execute.value in options)
+                        or ProcessExecutionMode.sync_execute.value not in options)
+        if asynchronous:
+            headers = {"Preference-Applied": RequestedProcessExecutionMode.respond_async.value}
+        elif execution_mode == RequestedProcessExecutionMode.wait:
+            headers = None
+        else:
+            headers = {"Preference-Applied": RequestedProcessExecutionMode.wait.value}
+        try:
+            ticket = runner.reserve() if asynchronous else None  # before the job exists
+        except TianyaError as err:
+            raise ProcessInputError(err) from None
+        run = _Run(processor, self.processes[process_id]["processor"],
+                   asynchronous=asynchronous)
+        # pygeoapi reads self.processor only in its subscriber notifications (for
+        # allow_internal_requests, the same for every process here); runs never use it
+        self.processor = processor
+        now = get_current_datetime()
+        _PENDING.restricted = restricted  # read by add_job, in this thread
+        try:
+            self.add_job({"type": "process", "identifier": job_id, "process_id": process_id,
+                          "created": now, "started": now, "updated": now, "finished": None,
+                          "status": JobStatus.accepted.value, "location": None,
+                          "mimetype": "application/octet-stream",
+                          "message": "Job accepted and ready for execution", "progress": 5})
+        except BaseException:
+            if ticket is not None:
+                ticket.cancel()
+            raise
         finally:
             _PENDING.restricted = False
-        failure, _PENDING.failure = _PENDING.failure, None
-        if failure is not None and result[3] == JobStatus.failed:
-            # a synchronous run (an asynchronous one fails in its own thread): pygeoapi
-            # would answer every failure with 400; the job stays recorded as failed
-            raise ProcessRunError(process_id, failure) from None
-        return result
+        extra = {"requested_response": requested_response}
+        if self.supports_subscribing:
+            extra["subscriber"] = subscriber
+        if asynchronous:
+            mime, outputs, status = self._execute_handler_async(
+                run, job_id, data_dict, requested_outputs, ticket=ticket, **extra)
+        else:
+            mime, outputs, status = self._execute_handler_sync(
+                run, job_id, data_dict, requested_outputs, **extra)
+            if status == JobStatus.failed and run.failure is not None:
+                # pygeoapi would answer every failure with 400; the job stays recorded failed
+                raise ProcessRunError(process_id, run.failure) from None
+        return job_id, mime, outputs, status, headers
 
     def _execute_handler_sync(self, p, job_id, data_dict, *args, **kwargs):
-        """pygeoapi's run, remembering the exception (in this thread) when it fails."""
-        run = p.execute
+        """pygeoapi's run and bookkeeping, the run itself in a child process of the pool.
 
-        def execute(*a, **kw):
+        ``p`` is this run's :class:`_Run` (or a processor, wrapped in one): its ``execute``
+        goes through :func:`analytics.runner.run` (slot, memory and time limits, cancelled
+        when the client goes) and it remembers the exception of a failed run.
+        """
+        if not isinstance(p, _Run):
+            p = _Run(p, self.processes[p.metadata["id"]]["processor"])
+        return super()._execute_handler_sync(p, job_id, data_dict, *args, **kwargs)
+
+    def _execute_handler_async(self, p, job_id, data_dict, requested_outputs=None,
+                               subscriber=None, requested_response="raw", ticket=None):
+        """Queue the run on this worker's bounded dispatcher (not one thread per job).
+
+        ``ticket`` is the queue place taken before the job was recorded (else one is taken
+        here: 429 when the queue is full).
+        """
+        if ticket is None:
             try:
-                return run(*a, **kw)
-            except Exception as err:
-                _PENDING.failure = err
-                raise
+                ticket = runner.reserve()
+            except TianyaError as err:
+                raise ProcessInputError(err) from None
+        kwargs = {"requested_response": requested_response}
+        if self.supports_subscribing:
+            kwargs["subscriber"] = subscriber
+        ticket.start(self._run_queued, p, job_id, data_dict, requested_outputs, kwargs)
+        return "application/json", None, JobStatus.accepted
 
-        p.execute = execute
+    def _run_queued(self, p, job_id, data_dict, requested_outputs, kwargs) -> None:
+        """A dispatcher thread's job: the run, unless the job was dismissed while queued."""
         try:
-            return super()._execute_handler_sync(p, job_id, data_dict, *args, **kwargs)
-        finally:
-            del p.execute  # the instance attribute; the class's method shows again
+            if self.store.get(job_id) is None:
+                return
+            self._execute_handler_sync(p, job_id, data_dict, requested_outputs, **kwargs)
+        except Exception:  # noqa: BLE001 - a dispatcher thread must survive any job
+            LOGGER.exception("asynchronous job %s failed outside its run", job_id)
 
     def __repr__(self):
         return f"<JobManager> {self.store!r}"
+
+
+
+class _Run:
+    """One run of a processor: pygeoapi's processor interface, executed by the pool.
+
+    ``execute`` sends the plugin definition, the caller and the inputs to a child process
+    (:func:`analytics.runner.run_processor`), which builds its own processor; ``failure`` is
+    the exception of a failed run.  Other attributes are the processor's.
+    """
+
+    def __init__(self, processor, plugin_def: dict, asynchronous: bool = False):
+        self._processor = processor
+        self._plugin_def = dict(plugin_def)
+        self._principal = getattr(processor, "principal", None) or access.CURRENT.get()
+        # a synchronous run waits briefly for a slot and stops when its client goes
+        # (analytics.runner.CLIENT is set in the request's context); a queued job waits
+        self._present = None if asynchronous else runner.CLIENT.get()
+        self._wait = None if asynchronous else -1.0
+        self.failure: Exception | None = None
+
+    def __getattr__(self, name):
+        return getattr(self._processor, name)
+
+    def execute(self, data, **kwargs):
+        try:
+            return runner.run(runner.run_processor,
+                              (self._plugin_def, self._principal, data, kwargs),
+                              present=self._present, wait=self._wait)
+        except Exception as err:
+            self.failure = err
+            raise
+
+
+def _check_request(outputs, response) -> None:
+    """The execute request's ``outputs`` (an object) and ``response`` (raw or document)."""
+    from layers.errors import InvalidParameter
+
+    if outputs is not None and not isinstance(outputs, dict):
+        raise InvalidParameter(f"'outputs' must be a JSON object (output id -> "
+                               f"transmission), got {outputs!r}")
+    if response not in ("raw", "document"):
+        raise InvalidParameter(f"'response' must be 'raw' or 'document', got {response!r}")
 
 
 def _anonymous(who: access.Principal) -> bool:

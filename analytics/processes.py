@@ -27,6 +27,13 @@ synchronous and asynchronous mode. A synchronous run that fails later keeps its 
 (a data-dependent 400, a store outage's 503, 500 for a fault of ours); the job is recorded
 as failed either way.
 
+Work budgets: every input that sizes the work (grid cells, raster pixels and the kernel's
+stencil, time steps, neighbours, permutations, DBSCAN's eps) is checked against the ``MAX_*``
+constants below (``TIANYA_MAX_*`` override them) before anything is allocated: in
+:meth:`AnalysisProcessor.check_inputs` over the layer's extent, again in ``run`` over the
+selection; over budget is a 400 that states the limit.  The runs themselves execute in
+:mod:`analytics.runner`'s bounded pool of child processes (memory and time limits).
+
 The caller's principal (:data:`layers.access.CURRENT`) is captured when pygeoapi creates the
 processor, in the request's thread, because an asynchronous job runs in another thread where
 the request's context is not set.
@@ -226,9 +233,6 @@ MAX_KERNEL_VISITS = _budget("MAX_KERNEL_VISITS", 1_000_000_000)
 MAX_TIME_STEPS = _budget("MAX_TIME_STEPS", 1_000)
 #: Emerging hot spots: bins x time steps of the cube (before empty bins are dropped).
 MAX_CUBE_CELLS = _budget("MAX_CUBE_CELLS", 10_000_000)
-#: Emerging hot spots: bins x step pairs of the Mann-Kendall trend test (it compares every
-#: pair of steps of a bin at once: a year of 12-hour steps over 500 m bins took 3.4 GB).
-MAX_TREND_PAIRS = _budget("MAX_TREND_PAIRS", 500_000_000)
 #: Permutation inference, per analysed unit: (neighbours + 1) x permutations.
 MAX_DRAWS_PER_UNIT = _budget("MAX_DRAWS_PER_UNIT", 200_000)
 #: Permutation inference, whole run: units x (neighbours + 1) x permutations.
@@ -242,7 +246,7 @@ MAX_EPS_AREA_SHARE = _budget("MAX_EPS_AREA_SHARE", 0.01)
 
 #: The budgets by name (for documentation and the tests).
 BUDGETS = ("MAX_GRID_CELLS", "MAX_RASTER_CELLS", "MAX_KERNEL_VISITS", "MAX_TIME_STEPS",
-           "MAX_CUBE_CELLS", "MAX_TREND_PAIRS", "MAX_DRAWS_PER_UNIT", "MAX_PERMUTATION_DRAWS",
+           "MAX_CUBE_CELLS", "MAX_DRAWS_PER_UNIT", "MAX_PERMUTATION_DRAWS",
            "MAX_NEIGHBOURS_PER_UNIT", "MAX_NEIGHBOUR_PAIRS", "MAX_EPS_AREA_SHARE")
 
 
@@ -1001,10 +1005,6 @@ class EmergingHotSpotsProcessor(AnalysisProcessor):
         _require_within(f"cells of the space-time cube ({cells:,} bins x {steps:,} steps)",
                         cells * steps, "MAX_CUBE_CELLS", "use a larger cell_size, a longer "
                         "time_step or a shorter datetime interval")
-        _require_within(f"step pairs of the trend test ({cells:,} bins x {steps:,} x "
-                        f"{steps - 1:,} / 2)", cells * steps * (steps - 1) / 2,
-                        "MAX_TREND_PAIRS", "use a longer time_step, a shorter datetime "
-                        "interval or a larger cell_size")
 
     def run(self, opts):
         from analytics.emerging import emerging_hot_spots

@@ -33,7 +33,7 @@ Settings (environment variables, read when the pool is first used):
 ``TIANYA_PROCESS_WORKERS``       2          runs at the same time on this host
 ``TIANYA_PROCESS_MEMORY_MB``     4096       address space a run may add (MiB)
 ``TIANYA_PROCESS_SECONDS``       600        wall-clock limit of a run (s)
-``TIANYA_PROCESS_WAIT_SECONDS``  10         a synchronous run's wait for a slot (s)
+``TIANYA_PROCESS_WAIT_SECONDS``  30         a synchronous run's wait for a slot (s)
 ``TIANYA_PROCESS_QUEUE``         16         asynchronous jobs waiting per gunicorn worker
 ``TIANYA_RUN_DIR``               /tmp/tianya-runs-<uid>   slot lock files (one host)
 ===============================  =========  ===============================================
@@ -58,6 +58,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import forkserver
 
 from layers.errors import TianyaError, TooManyRequests
 
@@ -105,7 +106,7 @@ class Limits:
     workers: int = 2
     memory_mb: int = 4096
     seconds: float = 600.0
-    wait_seconds: float = 10.0
+    wait_seconds: float = 30.0
     queue: int = 16
     run_dir: str = ""
 
@@ -128,7 +129,7 @@ class Limits:
         return cls(workers=number("TIANYA_PROCESS_WORKERS", 2),
                    memory_mb=number("TIANYA_PROCESS_MEMORY_MB", 4096, least=64),
                    seconds=number("TIANYA_PROCESS_SECONDS", 600.0, float),
-                   wait_seconds=number("TIANYA_PROCESS_WAIT_SECONDS", 10.0, float, 0),
+                   wait_seconds=number("TIANYA_PROCESS_WAIT_SECONDS", 30.0, float, 0),
                    queue=number("TIANYA_PROCESS_QUEUE", 16, least=0),
                    run_dir=env("TIANYA_RUN_DIR") or f"/tmp/tianya-runs-{os.getuid()}")
 
@@ -286,13 +287,20 @@ def _child(conn, target, args: tuple, memory_mb: int, env: dict) -> None:
     except MemoryError:
         outcome = ("memory", None)
     except BaseException as err:  # noqa: BLE001 - everything goes back to the parent
-        outcome = ("error", _portable(err))
+        # C++ libraries (GEOS, PROJ) report a failed allocation as their own exception
+        memory = any(m in str(err) for m in _OUT_OF_MEMORY)
+        outcome = ("memory", None) if memory else ("error", _portable(err))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     try:
         conn.send((*outcome, peak))
     except MemoryError:
         conn.send(("memory", None, peak))
     conn.close()
+
+
+#: Messages of a failed allocation in a library that does not raise MemoryError.
+_OUT_OF_MEMORY = ("std::bad_alloc", "Cannot allocate memory", "Unable to allocate",
+                  "out of memory")
 
 
 def _portable(err: BaseException):
@@ -351,8 +359,9 @@ def run(target: Callable, args: tuple = (), *, present: Callable[[], bool] | Non
     lim = lim or limits()
     if wait is not None and wait < 0:
         wait = lim.wait_seconds
+    ctx = _context()
+    forkserver.ensure_running()  # the first run of a worker preloads outside any slot
     with _slot(lim, wait, present):
-        ctx = _context()
         rx, tx = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=_child, args=(tx, target, args, lim.memory_mb, _env()),
                            name="tianya-run", daemon=True)

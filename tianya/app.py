@@ -35,6 +35,7 @@ from tianya.safety import CallerLimit, escape_csv, public_openapi
 _ITEMS = re.compile(r"^/collections/([^/]+)/items(?:/([^/]+))?/?$")
 _COLLECTION = re.compile(r"^/collections/([^/]+)(?:/(queryables|schema))?/?$")
 _COVERAGE = re.compile(r"^/collections/[^/]+/coverage/?$")
+_EXECUTION = re.compile(r"^/processes/[^/]+/execution/?$")
 #: Every path under /collections that is served; pygeoapi routes more (EDR, maps, ids with
 #: slashes), and what our checks do not know is not passed on.
 _KNOWN = re.compile(r"^/collections(?:/([^/]+)(?:/(?:items(?:/[^/]+)?|queryables|schema|coverage"
@@ -143,12 +144,28 @@ class Shell:
                     return [body]
             if _ITEMS.match(path) and method in ("GET", "HEAD"):
                 return self._items(environ, start_response, who)
+            if method == "POST" and _EXECUTION.match(path):
+                return self._execute(environ, start_response)
             return self.app(environ, _retry_after(start_response))
         except TianyaError as err:
             return _error(start_response, err, environ)
         finally:
             cases.CONTENT_CRS.reset(crs_token)
             access.CURRENT.reset(token)
+
+    def _execute(self, environ, start_response):
+        """A process execution: the request document's members checked (pygeoapi answers a
+        wrong ``subscriber``/``outputs`` with a 500), and the client's socket handed to the
+        runner so a synchronous run stops when its client goes (:mod:`analytics.runner`)."""
+        from analytics.processes import check_execute_request
+        from analytics.runner import CLIENT, peer_present
+
+        check_execute_request(environ["wsgi.input"].getvalue())
+        token = CLIENT.set(peer_present(environ.get("gunicorn.socket")))
+        try:
+            return self.app(environ, _retry_after(start_response))
+        finally:
+            CLIENT.reset(token)
 
     def _items(self, environ, start_response, who):
         """An items GET: geo+json labels, CSV cells escaped, heavy pages limited per caller."""

@@ -1,0 +1,402 @@
+"""Bounded process runs: work budgets, the run pool's limits, concurrency, cancellation.
+
+Each finding of the "safe to deploy" review is reproduced as it was reported, against a live
+gunicorn server (two workers) and/or the library, and must now answer quickly and safely:
+
+* ``emerging-hot-spots`` with ``time_step`` "1ns" (a list of ~3e16 timestamps) or "1h"
+  (500 MemoryError) -> 400 naming MAX_TIME_STEPS;
+* ``kernel-density`` with ``cell_size`` 5 and ``bandwidth`` 1500 (eight of them froze every
+  request), local Moran with k 100 and 9999 permutations, DBSCAN with a 10 km eps -> 400
+  naming the budget;
+* concurrent runs shared one processor object (400s naming the other process, 500s);
+* ``subscriber: "x"`` and ``outputs: "x"`` answered 500;
+* runs are bounded across the workers, killed beyond their memory limit, and cancelled
+  when their client disconnects.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import socket
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+import requests
+from conftest import KEYS, LiveServer
+
+from analytics import runner
+from analytics.processes import PROCESSORS
+from layers.errors import InvalidParameter
+
+pytestmark = pytest.mark.timeout(600)
+
+INCIDENTS = {"collection": "incidents"}
+#: The reported inputs, each with the budget that now refuses it.
+FINDINGS = [
+    ("emerging-hot-spots", {**INCIDENTS, "time_step": "1ns"}, "MAX_TIME_STEPS"),
+    ("emerging-hot-spots", {**INCIDENTS, "time_step": "1h"}, "MAX_TIME_STEPS"),
+    ("kernel-density", {**INCIDENTS, "cell_size": 5, "bandwidth": 1500}, "MAX_RASTER_CELLS"),
+    ("local-moran", {**INCIDENTS, "k": 100, "permutations": 9999}, "MAX_DRAWS_PER_UNIT"),
+    ("density-clusters", {**INCIDENTS, "method": "dbscan", "eps": 10_000},
+     "MAX_EPS_AREA_SHARE"),
+]
+#: Small valid runs of every process (the concurrency test's mix).
+SMALL = [
+    ("hot-spots", {**INCIDENTS, "cell_size": 500}),
+    ("local-moran", {**INCIDENTS, "cell_size": 500, "permutations": 49, "seed": 1}),
+    ("kernel-density", {**INCIDENTS, "bandwidth": 800, "cell_size": 400}),
+    ("density-clusters", {**INCIDENTS, "method": "dbscan", "eps": 150, "min_samples": 20}),
+    ("optimized-hot-spots", {**INCIDENTS, "cell_size": 1000}),
+    ("emerging-hot-spots", {**INCIDENTS, "cell_size": 1000, "time_step": "30D"}),
+]
+
+
+def _env(tmp, **extra) -> dict:
+    env = {"TIANYA_JOBS": str(tmp / "jobs.sqlite"), "TIANYA_JOB_RESULTS": str(tmp / "results"),
+           "TIANYA_RUN_DIR": str(tmp / "runs"), "TIANYA_JOB_LIMIT_ANONYMOUS": "1000",
+           "TIANYA_JOB_LIMIT": "1000", "TIANYA_PROCESS_WORKERS": "2"}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(sample_gpkg, tmp_path_factory):
+    """Two gunicorn workers, two run slots; a synchronous run may wait 2 min for a slot."""
+    tmp = tmp_path_factory.mktemp("limits")
+    s = LiveServer(sample_gpkg, extra_env=_env(tmp, TIANYA_PROCESS_WAIT_SECONDS=120),
+                   workers=2)
+    s.run_dir = str(tmp / "runs")
+    yield s
+    s.stop()
+
+
+def execute(server, pid, inputs, asynchronous=False, body=None, timeout=300):
+    headers = {"Prefer": "respond-async"} if asynchronous else {}
+    return requests.post(f"{server.url}/processes/{pid}/execution",
+                         json={"inputs": inputs} if body is None else body,
+                         headers=headers, timeout=timeout)
+
+
+def run_children(server) -> list[psutil.Process]:
+    """The server's run processes: children of a forkserver of a gunicorn worker."""
+    found = []
+    try:
+        procs = psutil.Process(server.proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return found
+    for p in procs:
+        try:
+            parent = p.parent()
+            if parent is not None and _forkserver(parent) and _forkserver(p):
+                found.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def _forkserver(p: psutil.Process) -> bool:
+    try:
+        return "forkserver" in " ".join(p.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+
+
+# --- budgets -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pid,inputs,budget", FINDINGS)
+def test_findings_refused_by_the_library_check(sample_gpkg, monkeypatch, pid, inputs, budget):
+    """check_inputs refuses each reported input before reading any data, naming the limit."""
+    monkeypatch.setenv("TIANYA_DATA", sample_gpkg)
+    started = time.monotonic()
+    with pytest.raises(InvalidParameter) as info:
+        PROCESSORS[pid]({"name": pid}).check_inputs(inputs)
+    assert time.monotonic() - started < 5
+    assert budget in str(info.value) and "more than the limit of" in str(info.value)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+@pytest.mark.parametrize("pid,inputs,budget", FINDINGS)
+def test_findings_are_a_quick_400(server, pid, inputs, budget, asynchronous):
+    started = time.monotonic()
+    r = execute(server, pid, inputs, asynchronous=asynchronous, timeout=60)
+    assert r.status_code == 400, r.text
+    assert time.monotonic() - started < 10
+    text = r.json()["description"]
+    assert budget in text and "more than the limit of" in text
+
+
+def test_eight_heavy_kernel_densities_do_not_freeze_the_server(server):
+    """The reported 8 x (cell_size 5, bandwidth 1500) are refused at once; items stay fast."""
+    inputs = {**INCIDENTS, "cell_size": 5, "bandwidth": 1500}
+    with concurrent.futures.ThreadPoolExecutor(9) as pool:
+        runs = [pool.submit(execute, server, "kernel-density", inputs, timeout=60)
+                for _ in range(8)]
+        started = time.monotonic()
+        probe = requests.get(f"{server.url}/collections/incidents/items?limit=1&f=json",
+                             timeout=30)
+        probe_s = time.monotonic() - started
+        answers = [f.result() for f in runs]
+    assert probe.status_code == 200 and probe_s < 5
+    assert [a.status_code for a in answers] == [400] * 8
+    assert all("MAX_RASTER_CELLS" in a.json()["description"] for a in answers)
+
+
+def test_kernel_stencil_is_refused_after_reading_with_the_default_cell(server):
+    """A default cell size is data-dependent: a 50 km bandwidth is refused before the grid."""
+    r = execute(server, "kernel-density", {**INCIDENTS, "bandwidth": 50_000}, timeout=60)
+    assert r.status_code == 400, r.text
+    assert "MAX_KERNEL_VISITS" in r.json()["description"]
+
+
+def test_budgets_allow_the_existing_runs(sample_gpkg, monkeypatch):
+    """The inputs of tests/test_processes.py and the option examples pass the checks."""
+    monkeypatch.setenv("TIANYA_DATA", sample_gpkg)
+    legit = [
+        ("hot-spots", {**INCIDENTS, "cell_size": 250, "fdr": True}),
+        ("local-moran", {**INCIDENTS, "cell_size": 250, "permutations": 199, "seed": 11}),
+        ("local-moran", {**INCIDENTS, "permutations": 9999}),
+        ("kernel-density", {**INCIDENTS, "bandwidth": 400, "cell_size": 50}),
+        ("kernel-density", {**INCIDENTS, "bandwidth": 500}),
+        ("density-clusters", {**INCIDENTS, "method": "dbscan", "eps": 120, "min_samples": 15}),
+        ("emerging-hot-spots", {**INCIDENTS, "cell_size": 250}),
+        ("emerging-hot-spots", {**INCIDENTS, "time_step": "12h"}),
+        ("emerging-hot-spots", {**INCIDENTS, "time_step": "1h",
+                                "datetime": "2026-11-01/2026-11-22"}),
+        ("optimized-hot-spots", {**INCIDENTS, "distance_band": 5000}),
+        *SMALL,
+    ]
+    for pid, inputs in legit:
+        PROCESSORS[pid]({"name": pid}).check_inputs(inputs)
+
+
+@pytest.mark.parametrize("body,words", [
+    ({"inputs": INCIDENTS, "subscriber": "x"}, "'subscriber' must be a JSON object"),
+    ({"inputs": INCIDENTS, "outputs": "x"}, "'outputs' of the execute request must be"),
+    ({"inputs": INCIDENTS, "subscriber": {"successUri": 5}}, "must be a URL string"),
+    ({"inputs": INCIDENTS, "response": "everything"}, "'raw' or 'document'"),
+    (["not", "an", "object"], "must be a JSON object"),
+])
+def test_malformed_execute_requests_are_400(server, body, words):
+    r = execute(server, "hot-spots", None, body=body, timeout=60)
+    assert r.status_code == 400, r.text
+    assert words in r.json()["description"]
+
+
+# --- concurrency -----------------------------------------------------------------------------
+
+
+def _digest(r: requests.Response):
+    if r.headers["Content-Type"].startswith("image/tiff"):
+        return ("tiff", r.content)
+    return ("json", json.dumps(r.json(), sort_keys=True))
+
+
+def test_concurrent_mixed_runs_each_get_their_own_processor(server):
+    """8 threads, 96 valid runs of six processes: all succeed with their own process's output.
+
+    With one processor shared by the worker's threads, 28 of 96 failed (400s naming the
+    other process, 500 AttributeErrors)."""
+    expected = {}
+    for pid, inputs in SMALL:
+        r = execute(server, pid, inputs)
+        assert r.status_code == 200, (pid, r.text)
+        expected[pid] = _digest(r)
+    assert len({d for d in expected.values()}) == len(SMALL)  # outputs tell processes apart
+    plan = [SMALL[i % len(SMALL)] for i in range(96)]
+
+    def one(item):
+        pid, inputs = item
+        r = execute(server, pid, inputs)
+        return pid, r.status_code, (_digest(r) if r.status_code == 200 else r.text)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, plan))
+    failures = [(pid, status, body[:200]) for pid, status, body in results if status != 200]
+    assert failures == []
+    assert all(body == expected[pid] for pid, _, body in results)
+
+
+def test_concurrent_same_process_runs(server):
+    """16 of 80 same-process runs failed with the shared processor."""
+    pid, inputs = SMALL[0]
+    first = _digest(execute(server, pid, inputs))
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: execute(server, pid, inputs), range(80)))
+    assert [r.status_code for r in results] == [200] * 80
+    assert all(_digest(r) == first for r in results)
+
+
+# --- the pool's limits -------------------------------------------------------------------------
+
+
+def test_runs_are_bounded_across_workers_async(server):
+    """Asynchronous jobs through both workers: never more than 2 run processes at once."""
+    inputs = {**INCIDENTS, "bandwidth": 900, "cell_size": 50}  # about 1 s each
+    peak, stop = [0], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], len(run_children(server)))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            submitted = list(pool.map(lambda _: execute(server, "kernel-density", inputs,
+                                                        asynchronous=True), range(10)))
+        assert [r.status_code for r in submitted] == [201] * 10, [r.text for r in submitted]
+        ids = [r.json()["jobID"] for r in submitted]
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            states = [requests.get(f"{server.url}/jobs/{i}?f=json", timeout=30).json()["status"]
+                      for i in ids]
+            if all(s in ("successful", "failed") for s in states):
+                break
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        watcher.join()
+    assert states == ["successful"] * 10
+    assert 1 <= peak[0] <= 2, peak[0]
+
+
+def test_async_queue_beyond_its_bound_is_429(sample_gpkg, tmp_path):
+    """One worker, one slot, a queue of one: a third waiting job is refused with Retry-After,
+    and at most one run process exists."""
+    s = LiveServer(sample_gpkg, workers=1,
+                   extra_env=_env(tmp_path, TIANYA_PROCESS_WORKERS=1, TIANYA_PROCESS_QUEUE=1))
+    try:
+        inputs = {**INCIDENTS, "bandwidth": 900, "cell_size": 50}
+        answers = [execute(s, "kernel-density", inputs, asynchronous=True) for _ in range(5)]
+        codes = [r.status_code for r in answers]
+        assert codes[:2] == [201, 201] and 429 in codes, codes
+        refused = answers[codes.index(429)]
+        assert int(refused.headers["Retry-After"]) > 0
+        assert "TIANYA_PROCESS_QUEUE" in refused.json()["description"]
+        assert len(run_children(s)) <= 1
+    finally:
+        s.stop()
+
+
+def test_memory_limit_stops_a_run(sample_gpkg, tmp_path):
+    """A valid run over a 200 MB limit is stopped with a 400 naming the limit."""
+    s = LiveServer(sample_gpkg, workers=1,
+                   extra_env=_env(tmp_path, TIANYA_PROCESS_MEMORY_MB=200))
+    try:
+        heavy = {**INCIDENTS, "cell_size": 75}  # 240,000 fishnet cells: within the budget
+        r = execute(s, "hot-spots", heavy)
+        assert r.status_code == 400, r.text
+        assert "memory limit of 200 MB (TIANYA_PROCESS_MEMORY_MB)" in r.json()["description"]
+        r = execute(s, "hot-spots", {**INCIDENTS, "cell_size": 500})  # the server goes on
+        assert r.status_code == 200, r.text
+    finally:
+        s.stop()
+
+
+def _child_memory(n):
+    return np.ones(n).sum()
+
+
+def test_memory_limit_in_the_library(tmp_path):
+    lim = runner.Limits(workers=1, memory_mb=100, seconds=60, run_dir=str(tmp_path))
+    with pytest.raises(runner.RunLimitExceeded, match="memory limit of 100 MB"):
+        runner.run(_child_memory, (50_000_000,), lim=lim)  # 400 MB
+    assert runner.run(_child_memory, (1_000_000,), lim=lim) == 1_000_000
+    assert runner.slots_in_use(lim) == 0
+
+
+def test_time_limit_in_the_library(tmp_path):
+    lim = runner.Limits(workers=1, memory_mb=100, seconds=1, run_dir=str(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(runner.RunLimitExceeded, match="time limit of 1 s"):
+        runner.run(time.sleep, (60,), lim=lim)
+    assert time.monotonic() - started < 10
+    assert runner.slots_in_use(lim) == 0
+
+
+def test_busy_slots_refuse_a_synchronous_run(tmp_path):
+    lim = runner.Limits(workers=1, memory_mb=100, seconds=60, wait_seconds=0.5,
+                        run_dir=str(tmp_path))
+    holder = threading.Thread(target=runner.run, args=(time.sleep, (3,)), kwargs={"lim": lim})
+    holder.start()
+    try:
+        deadline = time.time() + 30
+        while runner.slots_in_use(lim) == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(runner.ProcessBusy) as info:
+            runner.run(time.sleep, (0,), lim=lim)
+        assert info.value.status == 429 and info.value.retry_after > 0
+    finally:
+        holder.join()
+
+
+@pytest.fixture(scope="module")
+def unbudgeted(sample_gpkg, tmp_path_factory):
+    """A server whose kernel density budgets are lifted (the reported run is accepted again)
+    and whose runs stop after 15 s: what remains between a heavy run and the host are the
+    pool's limits."""
+    tmp = tmp_path_factory.mktemp("unbudgeted")
+    s = LiveServer(sample_gpkg, workers=1,
+                   extra_env=_env(tmp, TIANYA_MAX_RASTER_CELLS=10**10,
+                                  TIANYA_MAX_KERNEL_VISITS=10**16, TIANYA_PROCESS_SECONDS=15))
+    s.run_dir = str(tmp / "runs")
+    yield s
+    s.stop()
+
+
+HEAVY_KDE = {**INCIDENTS, "cell_size": 5, "bandwidth": 1500}  # hours of work without limits
+
+
+def _jobs(server) -> list[dict]:
+    r = requests.get(f"{server.url}/jobs?f=json&limit=1000",
+                     headers={"Authorization": f"Bearer {KEYS['admin']}"}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["jobs"]
+
+
+def test_run_stops_when_the_client_disconnects(unbudgeted):
+    """The reported heavy run, its client gone: the run's process is killed, the slot freed
+    and the job recorded as cancelled (runs used to go on after the client left)."""
+    server = unbudgeted
+    body = json.dumps({"inputs": HEAVY_KDE}).encode()
+    host, port = server.url.removeprefix("http://").split(":")
+    before = {p.pid for p in run_children(server)}
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(b"POST /processes/kernel-density/execution HTTP/1.1\r\n"
+                 b"Host: " + host.encode() + b"\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    child, deadline = None, time.time() + 60
+    while child is None and time.time() < deadline:
+        new = [p for p in run_children(server) if p.pid not in before]
+        child = new[0] if new else None
+        time.sleep(0.05)
+    assert child is not None, "the run did not start"
+    time.sleep(0.5)
+    sock.close()
+    started = time.monotonic()
+    gone = psutil.wait_procs([child], timeout=10)[0]
+    assert gone, "the run's process outlived its client"
+    assert time.monotonic() - started < 5
+    lim = runner.Limits(workers=2, run_dir=server.run_dir)
+    deadline = time.time() + 10
+    while runner.slots_in_use(lim) and time.time() < deadline:
+        time.sleep(0.1)
+    assert runner.slots_in_use(lim) == 0
+    messages = [j.get("message", "") for j in _jobs(server)
+                if j.get("processID", j.get("process_id")) == "kernel-density"]
+    assert any("client disconnected" in m for m in messages), messages
+
+
+def test_time_limit_stops_a_run(unbudgeted):
+    started = time.monotonic()
+    r = execute(unbudgeted, "kernel-density", HEAVY_KDE, timeout=120)
+    assert r.status_code == 400, r.text
+    assert "time limit of 15 s (TIANYA_PROCESS_SECONDS)" in r.json()["description"]
+    assert time.monotonic() - started < 30
+    assert run_children(unbudgeted) == []
