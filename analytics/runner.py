@@ -45,6 +45,7 @@ framework.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import fcntl
 import math
@@ -198,23 +199,85 @@ def _try_slot(lim: Limits):
 
 @contextmanager
 def _slot(lim: Limits, wait: float | None, present: Callable[[], bool] | None):
-    """Hold a host slot for the block; wait up to ``wait`` s (None: forever)."""
+    """Hold a host slot for the block; wait up to ``wait`` s (None: forever).
+
+    Waiters take free slots in their order of arrival (first come, first served across the
+    workers): each waiter holds a locked ``wait-<time>-…`` file in the run directory, and only
+    the ``workers`` oldest live waiters may take a slot.  A waiter whose process died leaves
+    an unlocked file, which the others remove.
+    """
     deadline = None if wait is None else time.monotonic() + wait
-    while True:
-        fd = _try_slot(lim)
-        if fd is not None:
-            break
-        if present is not None and not present():
-            raise RunCancelled("cancelled: the client disconnected while the run waited")
-        if deadline is not None and time.monotonic() >= deadline:
-            raise ProcessBusy(f"all {lim.workers} process slots of this server are busy "
-                              f"(TIANYA_PROCESS_WORKERS); retry later",
-                              retry_after=max(5, math.ceil(lim.wait_seconds)))
-        time.sleep(POLL / 2)
+    fd = _try_slot(lim) if not _waiters(lim) else None
+    ticket = None
+    try:
+        while fd is None:
+            if ticket is None:
+                ticket = _queue_up(lim)
+            if _ahead(lim, os.path.basename(ticket[1])) < lim.workers:
+                fd = _try_slot(lim)
+                if fd is not None:
+                    break
+            if present is not None and not present():
+                raise RunCancelled("cancelled: the client disconnected while the run waited")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ProcessBusy(f"all {lim.workers} process slots of this server are busy "
+                                  f"(TIANYA_PROCESS_WORKERS); retry later",
+                                  retry_after=max(5, math.ceil(lim.wait_seconds)))
+            time.sleep(POLL / 2)
+    finally:
+        if ticket is not None:
+            _leave(*ticket)
     try:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _queue_up(lim: Limits) -> tuple[int, str]:
+    """A locked waiter file named by arrival time: ``(fd, path)``."""
+    name = f"wait-{time.time_ns():020d}-{os.getpid()}-{threading.get_ident()}"
+    tmp = os.path.join(lim.run_dir, f".{name}")
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # before it is visible: a visible unlocked file is dead
+    path = os.path.join(lim.run_dir, name)
+    os.rename(tmp, path)
+    return fd, path
+
+
+def _leave(fd: int, path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    os.close(fd)
+
+
+def _waiters(lim: Limits) -> list[str]:
+    """Live waiter files, oldest first (files of dead waiters are removed)."""
+    try:
+        names = sorted(n for n in os.listdir(lim.run_dir) if n.startswith("wait-"))
+    except FileNotFoundError:
+        return []
+    live = []
+    for name in names:
+        path = os.path.join(lim.run_dir, name)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            live.append(name)  # its waiter holds it
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # its waiter died
+        finally:
+            os.close(fd)
+    return live
+
+
+def _ahead(lim: Limits, name: str) -> int:
+    """Live waiters that arrived before ``name``."""
+    return sum(1 for n in _waiters(lim) if n < name)
 
 
 def slots_in_use(lim: Limits | None = None) -> int:

@@ -94,7 +94,6 @@ def main() -> None:
                TIANYA_JOBS=str(folder / "jobs.sqlite"),
                TIANYA_JOB_RESULTS=str(folder / "results"), TIANYA_RUN_DIR=str(folder / "runs"),
                TIANYA_JOB_LIMIT_ANONYMOUS="1000", TIANYA_RASTERS=str(folder / "rasters"))
-    env.setdefault("TIANYA_PROCESS_WAIT_SECONDS", "600")  # clients queue, none refused
     memory_mb = int(env.get("TIANYA_PROCESS_MEMORY_MB", 4096))
     slots = int(env.get("TIANYA_PROCESS_WORKERS", 2))
     log = open(folder / f"server-{port}.log", "w")
@@ -170,7 +169,9 @@ def main() -> None:
         f"{args.clients} clients each running kernel density {inputs} (the heaviest the budgets "
         f"allow at 50 m cells) for {args.seconds:g} s against `tianya serve --workers "
         f"{args.workers}` (TIANYA_PROCESS_WORKERS={slots}, TIANYA_PROCESS_MEMORY_MB="
-        f"{memory_mb}); a probe requests `/collections/incidents/items?limit=1` every "
+        f"{memory_mb}, TIANYA_PROCESS_WAIT_SECONDS="
+        f"{env.get('TIANYA_PROCESS_WAIT_SECONDS', 30)}); a probe requests "
+        f"`/collections/incidents/items?limit=1` every "
         f"{args.probe_interval:g} s.  {os.cpu_count()} cores, shared with other work.",
         "",
         "| measure | value |",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import socket
 import threading
 import time
@@ -318,6 +319,23 @@ def test_time_limit_in_the_library(tmp_path):
         runner.run(time.sleep, (60,), lim=lim)
     assert time.monotonic() - started < 10
     assert runner.slots_in_use(lim) == 0
+
+
+def test_waiting_runs_take_slots_in_arrival_order(tmp_path):
+    """One slot, five runs arriving 0.2 s apart while it is held: they start in that order."""
+    lim = runner.Limits(workers=1, memory_mb=100, seconds=60, wait_seconds=60,
+                        run_dir=str(tmp_path))
+    order = []
+    threads = [threading.Thread(target=runner.run, args=(time.sleep, (1.0 if i == 0 else 0.3,)),
+                                kwargs={"lim": lim, "on_start": lambda pid, i=i: order.append(i)})
+               for i in range(5)]
+    for t in threads:
+        t.start()
+        time.sleep(0.2)
+    for t in threads:
+        t.join()
+    assert order == [0, 1, 2, 3, 4]
+    assert [n for n in os.listdir(tmp_path) if n.startswith("wait-")] == []
 
 
 def test_busy_slots_refuse_a_synchronous_run(tmp_path):
