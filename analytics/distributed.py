@@ -10,10 +10,17 @@ comes back to the caller, where the existing analysis code runs unchanged on it
 on :func:`aggregate_points`' cells).
 
 Results are identical to the single-process functions: the grid is built by the same
-functions (:func:`analytics.aggregate.fishnet_grid`, :func:`~analytics.aggregate.hexagon_grid`)
-from the same extent, each point's cell and time step use the same arithmetic (the same
-expressions, the same ``cKDTree`` nearest centre, the same ``STRtree`` query), and counts are
+functions (:func:`analytics.aggregate.fishnet_grid`, :func:`~analytics.aggregate.hexagon_grid`,
+:func:`~analytics.aggregate.fishnet_shape`) from the same extent, each point's cell and time
+step are computed by the same functions (:func:`analytics.aggregate.fishnet_cells`, the same
+``cKDTree`` nearest centre, the same ``STRtree`` query; :func:`analytics.emerging.count_steps`
+and the integer step index of :func:`analytics.emerging.space_time_cube`), and counts are
 integers, so summing partial counts in any order gives the same numbers.
+
+The number of time steps is checked (``max_steps``, :func:`analytics.emerging.count_steps`)
+before any binning task is built: from the time column's Parquet statistics before the cluster
+is even started when every row group has them, and in any case from the exact time range of
+the first pass.
 
 Two passes over the data: the first reduces the projected extent and the time range (the grid
 origin and the time steps depend on them; skipped for communities), the second bins.  Each task
@@ -36,6 +43,7 @@ dask_client
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import warnings
 from dataclasses import dataclass
@@ -131,7 +139,7 @@ class _Spec:
     nrow: int = 0
     centres: np.ndarray | None = None
     polygons: tuple = ()  # WKB
-    t0: pd.Timestamp | None = None
+    t_end: pd.Timestamp | None = None  # latest timestamp: the steps are aligned to it
     step: pd.Timedelta | None = None
     n_steps: int = 1
 
@@ -144,16 +152,53 @@ class _Source:
     crs: pyproj.CRS | None
     bounds: np.ndarray  # source CRS
     rows: int
+    #: (earliest, latest) of the time field from row-group statistics, None if unknown
+    time_range: tuple | None = None
 
 
-def _open(path: str) -> _Source:
+class _TimeStats:
+    """Earliest and latest value of one timestamp column from Parquet row-group statistics.
+
+    ``range`` is ``None`` when a non-empty row group has no min/max for the column (or the
+    column is not a Parquet timestamp): then only the first pass knows the time range.
+    """
+
+    def __init__(self, column: str | None):
+        self.column, self.lo, self.hi, self.known = column, None, None, column is not None
+
+    def add(self, meta) -> None:
+        if not self.known:
+            return
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            cols = [rg.column(i) for i in range(rg.num_columns)]
+            col = next((c for c in cols if c.path_in_schema == self.column), None)
+            st = col.statistics if col is not None else None
+            if rg.num_rows == 0 or (st is not None and st.null_count == rg.num_rows):
+                continue  # nothing (or only nulls, refused by the first pass) in it
+            if (st is None or not st.has_min_max or "Timestamp" not in str(st.logical_type)
+                    or not all(isinstance(v, datetime.datetime) for v in (st.min, st.max))):
+                self.known = False
+                return
+            lo, hi = pd.Timestamp(st.min), pd.Timestamp(st.max)
+            self.lo = lo if self.lo is None else min(self.lo, lo)
+            self.hi = hi if self.hi is None else max(self.hi, hi)
+
+    @property
+    def range(self):
+        return (self.lo, self.hi) if self.known and self.lo is not None else None
+
+
+def _open(path: str, time_field: str | None = None) -> _Source:
     files = parquet_files(path)
     if not files:
         raise AnalyticsError(f"no Parquet files in {path}")
     geo, rows, boxes = None, 0, []
+    tstats = _TimeStats(time_field)
     for f in files:
         meta = pq.read_metadata(f)
         rows += meta.num_rows
+        tstats.add(meta)
         g = json.loads(meta.metadata[b"geo"])
         geo = geo or g
         col = g["columns"][g["primary_column"]]
@@ -169,7 +214,7 @@ def _open(path: str) -> _Source:
     b = np.asarray(boxes, dtype=float)
     bounds = np.r_[b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()] if len(b) \
         else np.full(4, np.nan)
-    return _Source(files, geo["primary_column"], covering, crs, bounds, rows)
+    return _Source(files, geo["primary_column"], covering, crs, bounds, rows, tstats.range)
 
 
 def _target_crs(src: _Source):
@@ -229,15 +274,14 @@ def _extent_task(path: str, spec: _Spec) -> pd.DataFrame:
 
 def _cells(xy: np.ndarray, spec: _Spec) -> tuple[np.ndarray, np.ndarray | None]:
     """Cell of every point (and a keep mask), exactly as the single-process code computes it."""
-    b, cs = spec.bounds, spec.cell_size
-    if spec.mode == "fishnet":  # analytics.aggregate.aggregate_points
-        col = np.floor((xy[:, 0] - b[0]) / cs).astype(np.int64)
-        row = np.floor((xy[:, 1] - b[1]) / cs).astype(np.int64)
+    if spec.mode in ("fishnet", "fishnet_cube"):
+        # analytics.aggregate.aggregate_points / analytics.emerging.space_time_cube
+        row, col = _agg.fishnet_cells(xy, spec.bounds, spec.cell_size)
         ok = (col >= 0) & (col < spec.ncol) & (row >= 0) & (row < spec.nrow)
-        return row * spec.ncol + col, ok
-    if spec.mode == "fishnet_cube":  # analytics.emerging.space_time_cube
-        col = np.clip(((xy[:, 0] - b[0]) // cs).astype(np.int64), 0, spec.ncol - 1)
-        row = ((xy[:, 1] - b[1]) // cs).astype(np.int64)
+        if spec.mode == "fishnet":
+            return row * spec.ncol + col, ok
+        # the cube's extent is the points' own: every point is in the grid
+        _check_inside(ok, "outside the extent")
         return row * spec.ncol + col, None
     if spec.mode == "hexagon":
         from scipy.spatial import cKDTree
@@ -250,13 +294,20 @@ def _cells(xy: np.ndarray, spec: _Spec) -> tuple[np.ndarray, np.ndarray | None]:
     return gi[first], None
 
 
+def _check_inside(ok: np.ndarray, what: str) -> None:
+    """Refuse points the first pass did not see (the export changed between the passes)."""
+    if not ok.all():
+        raise AnalyticsError(
+            f"{int((~ok).sum())} incidents lie {what} measured by the first pass: the export "
+            "changed while it was being analysed; run the analysis again")
+
+
 def _bin_task(path: str, spec: _Spec) -> pd.DataFrame:
     xy, times = _read(path, spec)
     cell, ok = _cells(xy, spec)
     if times is not None:  # analytics.emerging.space_time_cube
-        tidx = np.ceil(((times - spec.t0) / spec.step).to_numpy(dtype=float)).astype(
-            np.int64) - 1
-        tidx = np.clip(tidx, 0, spec.n_steps - 1)
+        tidx = _ehsa._step_index(times, spec.t_end, spec.step, spec.n_steps)
+        _check_inside((tidx >= 0) & (tidx < spec.n_steps), "outside the time range")
         key = cell * spec.n_steps + tidx
     else:
         key = cell
@@ -372,9 +423,9 @@ def aggregate_points(source, aggregation: str = "fishnet", *, cell_size: float |
                            ext["ymax"].max()]
         if aggregation == "fishnet":
             grid = _agg.fishnet_grid(bounds, cell_size, crs)
+            nrow, ncol = _agg.fishnet_shape(bounds, cell_size)
             spec = _replace(spec, mode="fishnet", bounds=tuple(bounds),
-                            cell_size=float(cell_size), ncol=int(grid["col"].max()) + 1,
-                            nrow=int(grid["row"].max()) + 1)
+                            cell_size=float(cell_size), ncol=ncol, nrow=nrow)
         else:
             grid = _agg.hexagon_grid(bounds, cell_size, crs)
             centres = shapely.get_coordinates(shapely.centroid(grid.geometry.values))
@@ -396,8 +447,8 @@ def _dense(series: pd.Series, size: int) -> np.ndarray:
 
 
 def space_time_cube(source, time_field: str, *, cell_size: float, time_step: str = "7D",
-                    shape: str = "fishnet", engine: str = "dask",
-                    scheduler=None) -> _ehsa.SpaceTimeCube:
+                    shape: str = "fishnet", engine: str = "dask", scheduler=None,
+                    max_steps: int | None = _ehsa.MAX_STEPS) -> _ehsa.SpaceTimeCube:
     """Count incidents per bin and time step: :func:`analytics.emerging.space_time_cube` on
     either engine.
 
@@ -405,8 +456,10 @@ def space_time_cube(source, time_field: str, *, cell_size: float, time_step: str
     ----------
     source : str or GeoDataFrame
         A GeoParquet export; a GeoDataFrame for ``engine="single"``.
-    time_field, cell_size, time_step, shape
-        As in :func:`analytics.emerging.space_time_cube`.
+    time_field, cell_size, time_step, shape, max_steps
+        As in :func:`analytics.emerging.space_time_cube`.  With ``engine="dask"`` a cube of
+        more than ``max_steps`` steps is refused before any binning task is built (before the
+        cluster is started when the time column has Parquet statistics).
     engine : {"single", "dask"}
     scheduler : None, str or distributed.Client
         See :func:`dask_client`.
@@ -415,44 +468,50 @@ def space_time_cube(source, time_field: str, *, cell_size: float, time_step: str
     -------
     SpaceTimeCube
         Equal to the single-process cube.
+
+    Raises
+    ------
+    AnalyticsError
+        For invalid parameters, missing timestamps, or more than ``max_steps`` time steps.
     """
     _check_engine(engine, source)
     if engine == "single":
         return _ehsa.space_time_cube(_single_source(source), time_field, cell_size=cell_size,
-                                     time_step=time_step, shape=shape)
-    with dask_client(scheduler) as runner:
-        return _cube(str(source), time_field, cell_size, time_step, shape, runner)
-
-
-def _cube(path, time_field, cell_size, time_step, shape, runner) -> _ehsa.SpaceTimeCube:
+                                     time_step=time_step, shape=shape, max_steps=max_steps)
     check_choice(shape, "bin shape", _ehsa.BIN_SHAPES)
     check_positive(cell_size, "cell_size")
-    try:
-        step = pd.Timedelta(time_step)
-    except ValueError:
-        raise AnalyticsError(
-            f"{time_step!r} is not a valid time step, use a fixed length like '1D', '7D', '12h'"
-        ) from None
-    if not step > pd.Timedelta(0):
-        raise AnalyticsError(f"time_step must be positive, got {time_step!r}")
-    src = _open(path)
+    _ehsa._parse_step(time_step)
+    src = _open(str(source), time_field)
     names = pq.read_schema(src.files[0]).names
     if time_field not in names:
         raise AnalyticsError(f"{time_field!r} is not a column, must be one of: "
                              f"{', '.join(n for n in names if n not in (src.geometry, 'bbox'))}")
+    if src.time_range is not None:  # the step budget from the footers, before any task
+        _ehsa.count_steps(*src.time_range, time_step, max_steps=max_steps)
+    with dask_client(scheduler) as runner:
+        return _cube(src, time_field, cell_size, time_step, shape, max_steps, runner)
+
+
+def _cube(src: _Source, time_field, cell_size, time_step, shape, max_steps,
+          runner) -> _ehsa.SpaceTimeCube:
+    """The cube on Dask; the same steps and cells as :func:`analytics.emerging.space_time_cube`."""
+    step = _ehsa._parse_step(time_step)
     spec, crs = _base_spec(src, time_field)
     ext = _extent(src, spec, runner)
     if ext["nat"].sum():
-        raise AnalyticsError(f"column {time_field!r} has missing timestamps")
+        raise AnalyticsError(
+            f"column {time_field!r} has {int(ext['nat'].sum())} missing timestamps")
     tmax, tmin = ext["tmax"].max(), ext["tmin"].min()
-    n_steps = max(1, int(np.ceil((tmax - tmin) / step)))
+    # refused here, before any binning task and before the step edges are allocated
+    n_steps = _ehsa.count_steps(tmin, tmax, time_step, max_steps=max_steps)
     edges = pd.DatetimeIndex([tmax - step * (n_steps - i) for i in range(n_steps + 1)])
     bounds = np.r_[ext["xmin"].min(), ext["ymin"].min(), ext["xmax"].max(), ext["ymax"].max()]
-    spec = _replace(spec, bounds=tuple(bounds), cell_size=float(cell_size), t0=edges[0],
+    spec = _replace(spec, bounds=tuple(bounds), cell_size=float(cell_size), t_end=tmax,
                     step=step, n_steps=n_steps)
     if shape == "fishnet":
         grid = _agg.fishnet_grid(bounds, cell_size, crs)
-        spec = _replace(spec, mode="fishnet_cube", ncol=int(grid["col"].max()) + 1)
+        nrow, ncol = _agg.fishnet_shape(bounds, cell_size)
+        spec = _replace(spec, mode="fishnet_cube", ncol=ncol, nrow=nrow)
     else:
         grid = _agg.hexagon_grid(bounds, cell_size, crs)
         centres = shapely.get_coordinates(shapely.centroid(grid.geometry.values))
@@ -471,7 +530,8 @@ def _cube(path, time_field, cell_size, time_step, shape, runner) -> _ehsa.SpaceT
 def emerging_hot_spots(source, time_field: str, *, cell_size: float, time_step: str = "7D",
                        shape: str = "fishnet", distance_band: float | None = None,
                        neighborhood_time_step: int = 1, alpha: float = 0.05, fdr: bool = True,
-                       engine: str = "dask", scheduler=None) -> _ehsa.EmergingHotSpots:
+                       engine: str = "dask", scheduler=None,
+                       max_steps: int | None = _ehsa.MAX_STEPS) -> _ehsa.EmergingHotSpots:
     """Emerging Hot Spot Analysis on either engine.
 
     The cube is counted by :func:`space_time_cube` (over partitions with ``engine="dask"``);
@@ -482,6 +542,8 @@ def emerging_hot_spots(source, time_field: str, *, cell_size: float, time_step: 
     source : str or GeoDataFrame
     time_field, cell_size, time_step, shape, distance_band, neighborhood_time_step, alpha, fdr
         As in :func:`analytics.emerging.emerging_hot_spots`.
+    max_steps : int or None, default :data:`analytics.emerging.MAX_STEPS`
+        Largest number of time steps (see :func:`space_time_cube`).
     engine : {"single", "dask"}
     scheduler : None, str or distributed.Client
 
@@ -494,11 +556,12 @@ def emerging_hot_spots(source, time_field: str, *, cell_size: float, time_step: 
         return _ehsa.emerging_hot_spots(
             _single_source(source), time_field, cell_size=cell_size, time_step=time_step,
             shape=shape, distance_band=distance_band,
-            neighborhood_time_step=neighborhood_time_step, alpha=alpha, fdr=fdr)
+            neighborhood_time_step=neighborhood_time_step, alpha=alpha, fdr=fdr,
+            max_steps=max_steps)
     if not 0 < alpha < 1:
         raise AnalyticsError(f"alpha must lie in (0, 1), got {alpha!r}")
     cube = space_time_cube(source, time_field, cell_size=cell_size, time_step=time_step,
-                           shape=shape, engine="dask", scheduler=scheduler)
+                           shape=shape, engine="dask", scheduler=scheduler, max_steps=max_steps)
     return _ehsa.emerging_hot_spots_from_cube(
         cube, distance_band=distance_band, neighborhood_time_step=neighborhood_time_step,
         alpha=alpha, fdr=fdr)

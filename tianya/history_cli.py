@@ -48,6 +48,9 @@ def export_parquet(layer, output, data, rows_per_file, overwrite, quiet):
 @click.option("--time-field", default="reported_at", show_default=True)
 @click.option("--cell-size", default=200.0, show_default=True, type=float, help="Metres.")
 @click.option("--time-step", default="7D", show_default=True)
+@click.option("--max-steps", default=None, type=click.IntRange(min=1),
+              help="Refuse a cube of more time steps, checked before any binning task "
+                   "[analytics.emerging.MAX_STEPS: 1000].")
 @click.option("--shape", type=click.Choice(["fishnet", "hexagon", "communities"]),
               default="fishnet", show_default=True,
               help="communities: optimized only (polygons from --data).")
@@ -55,7 +58,7 @@ def export_parquet(layer, output, data, rows_per_file, overwrite, quiet):
                                            "(communities / bounding polygons).")
 @click.option("--output", "-o", default=None, help="Write the cells (.parquet or .gpkg).")
 def history_hotspots(source, analysis, engine, scheduler, workers, time_field, cell_size,
-                     time_step, shape, data, output):
+                     time_step, max_steps, shape, data, output):
     """Hot spot analysis of a GeoParquet case history SOURCE (from `tianya export-parquet`).
 
     emerging: Emerging Hot Spot Analysis of the space-time cube.  optimized: Optimized Hot
@@ -64,6 +67,8 @@ def history_hotspots(source, analysis, engine, scheduler, workers, time_field, c
     import warnings
 
     from analytics import distributed as D
+    from analytics.emerging import MAX_STEPS
+    from analytics.errors import AnalyticsError
     from tianya.cli import _data_location
 
     warnings.filterwarnings("ignore", message="input CRS")
@@ -79,9 +84,12 @@ def history_hotspots(source, analysis, engine, scheduler, workers, time_field, c
         if analysis == "emerging":
             if shape == "communities":
                 raise click.UsageError("emerging hot spots use fishnet or hexagon bins")
-            res = D.emerging_hot_spots(source, time_field, cell_size=cell_size,
-                                       time_step=time_step, shape=shape, engine=engine,
-                                       scheduler=runner)
+            try:
+                res = D.emerging_hot_spots(source, time_field, cell_size=cell_size,
+                                           time_step=time_step, shape=shape, engine=engine,
+                                           scheduler=runner, max_steps=max_steps or MAX_STEPS)
+            except AnalyticsError as err:
+                raise click.ClickException(str(err)) from None
             cells, col = res.locations, "category"
         else:
             kw = ({"polygons": polys} if shape == "communities"
