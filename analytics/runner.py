@@ -29,14 +29,18 @@ worker).  A child exits when the worker that started it dies.
 
 Settings (environment variables, read when the pool is first used):
 
-===============================  =========  ===============================================
-``TIANYA_PROCESS_WORKERS``       2          runs at the same time on this host
-``TIANYA_PROCESS_MEMORY_MB``     4096       address space a run may add (MiB)
-``TIANYA_PROCESS_SECONDS``       600        wall-clock limit of a run (s)
-``TIANYA_PROCESS_WAIT_SECONDS``  30         a synchronous run's wait for a slot (s)
-``TIANYA_PROCESS_QUEUE``         16         asynchronous jobs waiting per gunicorn worker
-``TIANYA_RUN_DIR``               /tmp/tianya-runs-<uid>   slot lock files (one host)
-===============================  =========  ===============================================
+* ``TIANYA_PROCESS_WORKERS`` (2): runs at the same time on this host;
+* ``TIANYA_PROCESS_MEMORY_MB`` (4096): address space a run may add, MiB;
+* ``TIANYA_PROCESS_SECONDS`` (600): wall-clock limit of a run;
+* ``TIANYA_PROCESS_WAIT_SECONDS`` (30): how long a synchronous run waits for a slot;
+* ``TIANYA_PROCESS_QUEUE`` (16): asynchronous jobs waiting per gunicorn worker;
+* ``TIANYA_RUN_DIR`` (``/tmp/tianya-runs-<uid>``): the slot and waiter files (one host);
+* ``TIANYA_PROCESS_SCHEDULER`` (unset): ``tcp://host:8786`` sends runs to that Dask cluster.
+
+With ``TIANYA_PROCESS_SCHEDULER`` set, runs are submitted to an existing Dask distributed
+scheduler instead of local children (the workers' own memory limit applies; a started task
+cannot be stopped, so a cancelled or timed-out run is abandoned and finishes on its worker);
+the slot bound still counts this host's runs.
 
 The defaults suit a 2-core, 24 GiB machine: two runs (one per core) of at most 4 GiB each
 leave the rest to gunicorn, the page cache and PostgreSQL.  This module imports no web
@@ -110,6 +114,7 @@ class Limits:
     wait_seconds: float = 30.0
     queue: int = 16
     run_dir: str = ""
+    scheduler: str = ""
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -132,7 +137,8 @@ class Limits:
                    seconds=number("TIANYA_PROCESS_SECONDS", 600.0, float),
                    wait_seconds=number("TIANYA_PROCESS_WAIT_SECONDS", 30.0, float, 0),
                    queue=number("TIANYA_PROCESS_QUEUE", 16, least=0),
-                   run_dir=env("TIANYA_RUN_DIR") or f"/tmp/tianya-runs-{os.getuid()}")
+                   run_dir=env("TIANYA_RUN_DIR") or f"/tmp/tianya-runs-{os.getuid()}",
+                   scheduler=env("TIANYA_PROCESS_SCHEDULER") or "")
 
 
 _LIMITS: Limits | None = None
@@ -422,6 +428,9 @@ def run(target: Callable, args: tuple = (), *, present: Callable[[], bool] | Non
     lim = lim or limits()
     if wait is not None and wait < 0:
         wait = lim.wait_seconds
+    if lim.scheduler:
+        with _slot(lim, wait, present):
+            return _run_dask(target, args, lim, present, on_start)
     ctx = _context()
     forkserver.ensure_running()  # the first run of a worker preloads outside any slot
     with _slot(lim, wait, present):
@@ -475,6 +484,63 @@ def _wait(proc, rx, lim: Limits, present):
     if code is not None and code < 0 and -code == 9:
         raise RunFailed("the run was killed (SIGKILL; out of memory on the host?)")
     raise RunFailed(f"the run's process ended without an answer (exit code {code})")
+
+
+
+# --- a Dask cluster instead of local children ----------------------------------------------------
+
+_DASK_CLIENTS: dict = {}
+
+
+def _dask_client(address: str):
+    from distributed import Client
+
+    with _LOCK:
+        client = _DASK_CLIENTS.get(address)
+        if client is None or client.status not in ("running", "connecting"):
+            client = Client(address, set_as_default=False, timeout=10)
+            _DASK_CLIENTS[address] = client
+        return client
+
+
+def _dask_task(target, args: tuple, env: dict):
+    """On a Dask worker: the server's ``TIANYA_*`` settings (data location), then the call."""
+    os.environ.update(env)
+    return target(*args)
+
+
+def _run_dask(target, args: tuple, lim: Limits, present, on_start):
+    """:func:`run` on the Dask scheduler at ``lim.scheduler`` (``TIANYA_PROCESS_SCHEDULER``).
+
+    The slot bound still counts this host's runs; memory is the cluster workers' limit.  Dask
+    cannot stop a task that has started: on the time limit or a disconnected client the run
+    is abandoned (its future cancelled, the slot freed) but it finishes on its worker.
+    """
+    from distributed import KilledWorker
+
+    future = _dask_client(lim.scheduler).submit(_dask_task, target, args, _env(), pure=False)
+    if on_start is not None:
+        on_start(None)
+    deadline = time.monotonic() + lim.seconds
+    try:
+        while not future.done():
+            time.sleep(POLL)
+            if time.monotonic() > deadline:
+                raise RunLimitExceeded(f"the run took longer than its time limit of "
+                                       f"{lim.seconds:g} s (TIANYA_PROCESS_SECONDS); narrow "
+                                       "the selection (filter, datetime) or use coarser inputs")
+            if present is not None and not present():
+                raise RunCancelled("cancelled: the client disconnected")
+        try:
+            return future.result()
+        except MemoryError:
+            raise RunLimitExceeded("the run ran out of memory on the Dask cluster; narrow the "
+                                   "selection (filter, datetime) or use coarser inputs") from None
+        except KilledWorker:
+            raise RunFailed("the Dask worker running it died (out of memory?)") from None
+    finally:
+        if not future.done():
+            future.cancel()
 
 
 # --- processors ----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ gunicorn server (two workers) and/or the library, and must now answer quickly an
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import socket
@@ -418,3 +419,25 @@ def test_time_limit_stops_a_run(unbudgeted):
     assert "time limit of 15 s (TIANYA_PROCESS_SECONDS)" in r.json()["description"]
     assert time.monotonic() - started < 30
     assert run_children(unbudgeted) == []
+
+
+def _fail_with_a_400():
+    raise InvalidParameter("no features to analyse")
+
+
+def test_runs_on_a_dask_scheduler(tmp_path):
+    """TIANYA_PROCESS_SCHEDULER: the same calls, errors and time limit on a Dask cluster."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        lim = runner.Limits(workers=1, seconds=120, run_dir=str(tmp_path),
+                            scheduler=cluster.scheduler_address)
+        assert runner.run(_child_memory, (1000,), lim=lim) == 1000
+        with pytest.raises(InvalidParameter, match="no features"):
+            runner.run(_fail_with_a_400, lim=lim)
+        lim = dataclasses.replace(lim, seconds=2)
+        started = time.monotonic()
+        with pytest.raises(runner.RunLimitExceeded, match="time limit of 2 s"):
+            runner.run(time.sleep, (30,), lim=lim)
+        assert time.monotonic() - started < 10
+        assert runner.slots_in_use(lim) == 0

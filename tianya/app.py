@@ -160,7 +160,8 @@ class Shell:
         from analytics.processes import check_execute_request
         from analytics.runner import CLIENT, peer_present
 
-        check_execute_request(environ["wsgi.input"].getvalue())
+        body = environ.get("wsgi.input")
+        check_execute_request(body.getvalue() if hasattr(body, "getvalue") else b"")
         token = CLIENT.set(peer_present(environ.get("gunicorn.socket")))
         try:
             return self.app(environ, _retry_after(start_response))
