@@ -263,9 +263,27 @@ def _require_within(what: str, value: float, name: str, advice: str) -> None:
         raise _over(what, value, name, advice)
 
 
+#: Seconds a layer's extent is reused by the budget checks (a GeoPackage scans for it).
+EXTENT_TTL = 60.0
+_EXTENTS: dict = {}
+
+
+def _layer_extent(layer: Layer):
+    """The store's ``(bbox, temporal)`` extent of the layer, reused for :data:`EXTENT_TTL` s."""
+    import time
+
+    from layers.store import DEFAULT_GPKG, STORE_ENV
+
+    key = (os.environ.get(STORE_ENV) or DEFAULT_GPKG, layer.id)
+    hit = _EXTENTS.get(key)
+    if hit is None or time.monotonic() - hit[0] > EXTENT_TTL:
+        hit = _EXTENTS[key] = (time.monotonic(), _store().extent(layer))
+    return hit[1]
+
+
 def _extent_m(layer: Layer, extra: Layer | None = None) -> tuple[float, float] | None:
     """Width and height in metres of the layer's data extent (and ``extra``'s), or None."""
-    boxes = [b for b in (_store().extent(lay)[0] for lay in (layer, extra) if lay) if b]
+    boxes = [b for b in (_layer_extent(lay)[0] for lay in (layer, extra) if lay) if b]
     if not boxes:
         return None
     x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
@@ -302,7 +320,7 @@ def _time_span(layer: Layer, opts: dict):
 
     if opts["time_field"] != layer.temporal:
         return None
-    temporal = _store().extent(layer)[1]
+    temporal = _layer_extent(layer)[1]
     if not temporal or temporal[0] is None or temporal[1] is None:
         return None
     lo, hi = pd.Timestamp(temporal[0]), pd.Timestamp(temporal[1])
