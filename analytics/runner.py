@@ -7,7 +7,9 @@ worker that accepted it, so that a run cannot take the server with it:
   one host, whatever the number of gunicorn workers: a run holds one of that many slot files
   in ``TIANYA_RUN_DIR`` locked (``flock``; the kernel releases the lock if the worker dies).
 * **Beyond the bound.**  A synchronous run waits up to ``TIANYA_PROCESS_WAIT_SECONDS`` for a
-  slot, then is refused with 429 and a ``Retry-After`` (:class:`ProcessBusy`).  An
+  slot (first come, first served), then is refused with 429 and a ``Retry-After``
+  (:class:`ProcessBusy`); when ``TIANYA_PROCESS_QUEUE`` synchronous runs already wait in
+  that worker it is refused at once, so waiting runs never take all the worker's threads.  An
   asynchronous job waits in its worker's queue (its status stays ``accepted``) for one of that
   worker's ``TIANYA_PROCESS_WORKERS`` dispatcher threads, which waits for a host slot; when
   ``TIANYA_PROCESS_QUEUE`` jobs already wait in that worker the submission is refused with 429
@@ -33,7 +35,8 @@ Settings (environment variables, read when the pool is first used):
 * ``TIANYA_PROCESS_MEMORY_MB`` (4096): address space a run may add, MiB;
 * ``TIANYA_PROCESS_SECONDS`` (600): wall-clock limit of a run;
 * ``TIANYA_PROCESS_WAIT_SECONDS`` (30): how long a synchronous run waits for a slot;
-* ``TIANYA_PROCESS_QUEUE`` (16): asynchronous jobs waiting per gunicorn worker;
+* ``TIANYA_PROCESS_QUEUE`` (16): asynchronous jobs waiting per gunicorn worker, and
+  synchronous runs waiting per gunicorn worker (each holds one of its threads);
 * ``TIANYA_RUN_DIR`` (``/tmp/tianya-runs-<uid>``): the slot and waiter files (one host);
 * ``TIANYA_PROCESS_SCHEDULER`` (unset): ``tcp://host:8786`` sends runs to that Dask cluster.
 
@@ -203,6 +206,10 @@ def _try_slot(lim: Limits):
     return None
 
 
+#: Synchronous runs of this process waiting for a slot (each holds a server thread).
+_SYNC_WAITING = 0
+
+
 @contextmanager
 def _slot(lim: Limits, wait: float | None, present: Callable[[], bool] | None):
     """Hold a host slot for the block; wait up to ``wait`` s (None: forever).
@@ -212,10 +219,21 @@ def _slot(lim: Limits, wait: float | None, present: Callable[[], bool] | None):
     the ``workers`` oldest live waiters may take a slot.  A waiter whose process died leaves
     an unlocked file, which the others remove.
     """
+    global _SYNC_WAITING
     deadline = None if wait is None else time.monotonic() + wait
     fd = _try_slot(lim) if not _waiters(lim) else None
     ticket = None
+    counted = False
     try:
+        if fd is None and wait is not None:  # a synchronous run holds a server thread
+            with _LOCK:
+                if _SYNC_WAITING >= lim.queue:
+                    raise ProcessBusy(f"all {lim.workers} process slots of this server are "
+                                      f"busy and {_SYNC_WAITING} runs already wait in this "
+                                      "server process (TIANYA_PROCESS_QUEUE); retry later",
+                                      retry_after=max(5, math.ceil(lim.wait_seconds)))
+                _SYNC_WAITING += 1
+                counted = True
         while fd is None:
             if ticket is None:
                 ticket = _queue_up(lim)
@@ -233,6 +251,9 @@ def _slot(lim: Limits, wait: float | None, present: Callable[[], bool] | None):
     finally:
         if ticket is not None:
             _leave(*ticket)
+        if counted:
+            with _LOCK:
+                _SYNC_WAITING -= 1
     try:
         yield
     finally:

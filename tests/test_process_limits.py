@@ -322,6 +322,26 @@ def test_time_limit_in_the_library(tmp_path):
     assert runner.slots_in_use(lim) == 0
 
 
+def test_waiting_synchronous_runs_are_bounded(tmp_path):
+    """Beyond ``queue`` waiting synchronous runs, one more is refused at once (429)."""
+    lim = runner.Limits(workers=1, memory_mb=100, seconds=60, wait_seconds=30, queue=1,
+                        run_dir=str(tmp_path))
+    threads = [threading.Thread(target=runner.run, args=(time.sleep, (2,)), kwargs={"lim": lim})
+               for _ in range(2)]  # one runs, one waits
+    for t in threads:
+        t.start()
+        time.sleep(0.3)
+    try:
+        started = time.monotonic()
+        with pytest.raises(runner.ProcessBusy, match="TIANYA_PROCESS_QUEUE"):
+            runner.run(time.sleep, (0,), lim=lim)
+        assert time.monotonic() - started < 1
+    finally:
+        for t in threads:
+            t.join()
+    assert runner.run(time.sleep, (0,), lim=lim) is None
+
+
 def test_waiting_runs_take_slots_in_arrival_order(tmp_path):
     """One slot, five runs arriving 0.2 s apart while it is held: they start in that order."""
     lim = runner.Limits(workers=1, memory_mb=100, seconds=60, wait_seconds=60,
