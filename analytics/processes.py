@@ -450,6 +450,7 @@ class AnalysisProcessor(BaseProcessor):
                                            f"collection for process {self.ID!r}"))
         layer = LAYERS[opts["collection"]]
         access.require_read(layer, self.principal)
+        opts["visible"] = frozenset(access.visible_fields(layer, self.principal))
         if opts["datetime"] is not None:
             if layer.temporal is None:
                 raise InvalidParameter(f"collection {layer.id!r} has no temporal field; "
@@ -569,7 +570,8 @@ class AnalysisProcessor(BaseProcessor):
 
         layer = opts["layer"]
         props = [layer.key] + [f for f in fields if f and f != layer.key]
-        q = Query(interval=opts["interval"], where=opts["where"], properties=props, limit=0)
+        q = Query(interval=opts["interval"], where=opts["where"], properties=props, limit=0,
+                  visible=opts.get("visible"))  # the caller's fields, set by check_inputs
         frame = _store().read_frame(layer, q)
         frame = frame[~frame.geometry.isna() & ~frame.geometry.is_empty]
         return frame.reset_index(drop=True)
