@@ -81,6 +81,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     ap.add_argument("--probe-interval", type=float, default=0.1)
+    ap.add_argument("--slow-bodies", type=int, default=8,
+                    help="connections that announce a 100-byte body and send one byte "
+                         "(reopened when the server closes them)")
     ap.add_argument("--out", default=str(HERE / "results" / "limits.md"))
     args = ap.parse_args()
 
@@ -137,6 +140,20 @@ def main() -> None:
                 probes.append(_probe(url))
                 time.sleep(args.probe_interval)
 
+        slow_answers: list[bytes] = []
+
+        def slow_body():
+            while not stop.is_set():
+                sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+                sock.sendall(b"POST /collections/incidents/items HTTP/1.1\r\nHost: x\r\n"
+                             b"Content-Type: application/json\r\nContent-Length: 100\r\n"
+                             b"\r\n{")
+                try:
+                    slow_answers.append(sock.recv(64)[:12])
+                except OSError as err:
+                    slow_answers.append(type(err).__name__.encode())
+                sock.close()
+
         def sampler():
             while not stop.is_set():
                 children = run_children(server.pid)
@@ -149,6 +166,7 @@ def main() -> None:
                 time.sleep(0.02)
 
         threads = [threading.Thread(target=client) for _ in range(args.clients)]
+        threads += [threading.Thread(target=slow_body) for _ in range(args.slow_bodies)]
         threads += [threading.Thread(target=probe), threading.Thread(target=sampler)]
         for t in threads:
             t.start()
@@ -172,7 +190,9 @@ def main() -> None:
         f"{memory_mb}, TIANYA_PROCESS_WAIT_SECONDS="
         f"{env.get('TIANYA_PROCESS_WAIT_SECONDS', 30)}); a probe requests "
         f"`/collections/incidents/items?limit=1` every "
-        f"{args.probe_interval:g} s.  {os.cpu_count()} cores, shared with other work.",
+        f"{args.probe_interval:g} s; {args.slow_bodies} slow clients each announce a "
+        "100-byte body and send one byte, again as soon as the server answers them. "
+        f"{os.cpu_count()} cores, shared with other work.",
         "",
         "| measure | value |",
         "|---|---|",
@@ -183,6 +203,8 @@ def main() -> None:
         f"| runs finished (by status) | {codes} |",
         f"| run latency p50 / max (s), waiting for a slot included | "
         f"{pct(ok, 50):.1f} / {max(ok, default=float('nan')):.1f} |",
+        f"| slow-body connections answered (first bytes) | "
+        f"{ {a.decode(errors='replace'): slow_answers.count(a) for a in set(slow_answers)} } |",
         f"| run processes alive at once (max) | {max(alive, default=0)} (bound {slots}) |",
         f"| peak RSS of a run process | {max(rss, default=0) / 2**20:.0f} MiB "
         f"(limit: start + {memory_mb} MiB of address space) |",
