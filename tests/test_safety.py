@@ -32,6 +32,8 @@ pytestmark = pytest.mark.both_stores
 #: (layer, sensitive field) of every layer the public may read.
 SENSITIVE = [(lid, f) for lid, layer in LAYERS.items() if layer.public
              for f in layer.sensitive_fields]
+#: A WebMercatorQuad tile holding most of the district (zoom/row/column).
+TILE = "WebMercatorQuad/8/114/205"
 POINT_LAYERS = {lid for lid, layer in LAYERS.items() if layer.geometry_type == "Point"}
 
 
@@ -64,6 +66,8 @@ def _routes(layer_id: str, field: str, prefix: str):
     yield "equality", "GET", f"{items}?{field}={quote(prefix)}", None, None
     yield "sortby", "GET", f"{items}?sortby={field}&limit=1", None, None
     yield "properties", "GET", f"{items}?properties={field}&limit=1", None, None
+    if layer_id in POINT_LAYERS:
+        yield "tiles", "GET", f"/collections/{layer_id}/tiles/{TILE}?filter={q}", None, None
     if layer_id in POINT_LAYERS:
         body = json.dumps({"inputs": {"collection": layer_id, "filter": text}},
                           ensure_ascii=False)
@@ -111,6 +115,20 @@ def test_public_pages_carry_no_personal_value(live_server, gpkg_store, fmt):
         r = live_server.get(f"/collections/{layer_id}/items?f={fmt}&limit=10000")
         assert r.status_code == 200, r.text
         assert value not in r.text, (layer_id, field)
+
+
+def test_public_tiles_carry_no_personal_value(live_server, gpkg_store, store_kind):
+    if store_kind != "postgis":
+        assert live_server.get(f"/collections/incidents/tiles/{TILE}").status_code == 404
+        return  # vector tiles are rendered by PostGIS only
+    for layer_id, field in SENSITIVE:
+        if layer_id not in POINT_LAYERS:
+            continue
+        value = _hidden_value(gpkg_store, layer_id, field)
+        r = live_server.get(f"/collections/{layer_id}/tiles/{TILE}")
+        assert r.status_code == 200 and int(r.headers["X-Tile-Features"]) > 0, layer_id
+        assert value.encode() not in r.content, (layer_id, field)
+        assert field.encode() not in r.content, (layer_id, field)
 
 
 def test_public_openapi_lists_only_public_collections(live_server):

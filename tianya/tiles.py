@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import parse_qs
 
 import orjson
 
 from layers import access
-from layers.errors import NotFound
+from layers.errors import InvalidParameter, NotFound
 from layers.tiles import MAX_ZOOM, MVT, TMS, TMS_URI, check_tile, render, tile_layer
 
 _TILES = re.compile(r"^/collections/([^/]+)/tiles(?:/([^/]+)(?:/([^/]+)/([^/]+)/([^/]+))?)?/?$")
@@ -78,6 +79,10 @@ def app(environ, start_response):
     if method not in ("GET", "HEAD"):
         raise MethodNotAllowed(f"method {method} is not allowed here; allowed: GET, HEAD")
     lid, tms, z, y, x = m.groups()
+    for name in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+        if name != "f":  # a filter or property here would be silently ignored
+            raise InvalidParameter(f"unknown query parameter {name!r} for tiles; valid "
+                                   "parameters are: f")
     layer = tile_layer(lid)
     access.require_read(layer)
     base = _base(environ)
