@@ -165,6 +165,8 @@ def test_odd_paths_get_clear_answers(live_server):
         assert status == 404, sub
     status, _ = _ask(url, "GET", "//collections/poverty_relief/items", None, None, None)
     assert status == 401
+    status, _ = _ask(url, "GET", "/collections/dem/items?limit=abc", None, None, None)
+    assert 400 <= status < 500
 
 
 def test_form_encoded_post_is_not_a_query(live_server):

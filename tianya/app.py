@@ -171,7 +171,8 @@ class Shell:
     def _items(self, environ, start_response, who):
         """An items GET: geo+json labels, CSV cells escaped, heavy pages limited per caller."""
         params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
-        heavy = int(params.get("limit") or 0) > HEAVY_LIMIT or params.get("f") == "csv"
+        limit = params.get("limit", "")
+        heavy = (int(limit) if limit.isdigit() else 0) > HEAVY_LIMIT or params.get("f") == "csv"
         caller = who.name if who.role != "public" else environ.get("REMOTE_ADDR", "?")
         with _HEAVY.hold(caller if heavy else None):
             seen: dict = {}
