@@ -182,6 +182,7 @@ def test_form_encoded_post_is_not_a_query(live_server):
 @pytest.fixture(scope="module")
 def edge_server(sample_gpkg):
     srv = LiveServer(sample_gpkg, extra_env={"TIANYA_BODY_SECONDS": "2",
+                                              "TIANYA_HEADER_SECONDS": "2",
                                               "TIANYA_HEAVY_READS": "0"}, workers=1)
     yield srv
     srv.stop()
@@ -211,6 +212,42 @@ def test_slow_bodies_do_not_hold_the_server(edge_server):
         answer = socks[0].recv(4096)
         assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
     finally:
+        for s in socks:
+            s.close()
+
+
+def test_slow_headers_do_not_hold_the_server(edge_server):
+    host, port = edge_server.url.split("//", 1)[1].split(":")
+    socks = [socket.create_connection((host, int(port)), timeout=10) for _ in range(40)]
+    stop = threading.Event()
+
+    def trickle():  # 40 clients (the worker has 32 threads) each sending a header byte a second
+        for i in range(8):
+            for s in socks:
+                try:
+                    s.send(b"GET /collections HTTP/1.1\r\nHost: x\r\nX-Slow: "[i:i + 1])
+                except OSError:
+                    pass
+            if stop.wait(1.0):
+                return
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    try:
+        time.sleep(3)  # every thread would now be held without the header deadline
+        times = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            r = requests.get(edge_server.url + "/collections/incidents/items?limit=1",
+                             timeout=10)
+            times.append(time.perf_counter() - t0)
+            assert r.status_code == 200
+        assert max(times) < 1.0, f"probe max {max(times):.3f} s with 40 slow-header clients"
+        socks[0].settimeout(5)
+        assert socks[0].recv(100) == b""  # closed by the server, nothing answered
+    finally:
+        stop.set()
+        sender.join()
         for s in socks:
             s.close()
 

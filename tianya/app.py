@@ -109,6 +109,7 @@ class Shell:
         self.app = app
 
     def __call__(self, environ, start_response):
+        edge.headers_received(environ)  # the request's headers are in: stop their clock
         try:
             # one spelling of the path for our checks and for pygeoapi's router
             environ["PATH_INFO"] = edge.normalise_path(environ.get("PATH_INFO", ""))

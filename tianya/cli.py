@@ -173,7 +173,8 @@ def serve(host, port, workers, threads, data, config_path):
 
     env["PYGEOAPI_OPENAPI"] = openapi_path(env["PYGEOAPI_CONFIG"])  # once, not per worker
     args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
-            "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+            "--workers", str(workers), "--threads", str(threads),
+            "--worker-class", "tianya.worker.Worker",  # gthread with a header deadline
             "--timeout", "120", "--graceful-timeout", "10", "--access-logfile", "-",
             # no query string in the log: filters may name people, and keys must never show
             "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms',

@@ -25,13 +25,51 @@ import posixpath
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 from layers.errors import InvalidParameter, NotFound, PayloadTooLarge, RequestTimeout
 
 #: Seconds a client has to send a whole request body (``TIANYA_BODY_SECONDS``).
 BODY_SECONDS = float(os.environ.get("TIANYA_BODY_SECONDS", "10"))
+#: Seconds a client has to send its request line and headers (``TIANYA_HEADER_SECONDS``;
+#: enforced by :class:`tianya.worker.Worker`).
+HEADER_SECONDS = float(os.environ.get("TIANYA_HEADER_SECONDS", "10"))
 #: Methods whose body is read (and bounded) by :func:`buffer_body`.
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+_CLOCKS: dict[int, threading.Timer] = {}
+_CLOCKS_LOCK = threading.Lock()
+
+
+@contextmanager
+def start_header_clock(sock, seconds: float = HEADER_SECONDS):
+    """While the block runs, shut ``sock``'s read side after ``seconds`` unless the
+    application has started (:func:`headers_received`): a client sending its headers
+    slowly then holds a server thread for at most ``seconds``."""
+    late = threading.Event()
+    timer = threading.Timer(seconds, _cut, (sock, late))
+    timer.daemon = True
+    with _CLOCKS_LOCK:
+        _CLOCKS[id(sock)] = timer
+    timer.start()
+    try:
+        yield
+    finally:
+        with _CLOCKS_LOCK:
+            _CLOCKS.pop(id(sock), None)
+        timer.cancel()
+
+
+def headers_received(environ) -> None:
+    """Stop the header clock of this request's connection (the shell calls it first)."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        return
+    with _CLOCKS_LOCK:
+        timer = _CLOCKS.pop(id(sock), None)
+    if timer is not None:
+        timer.cancel()
 
 
 def normalise_path(path: str) -> str:
