@@ -8,6 +8,7 @@ pygeofilter ASTs (CQL2 text or JSON) and are compiled to a parameterised SQL
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -149,8 +150,16 @@ def parse_filter(text: str, lang: str | None = None) -> ast.Node:
     return node
 
 
+#: Functions of one argument that change case (CASEI is CQL2's; LOWER and UPPER SQL's).
+_CASE_FUNCTIONS = ("lower", "casei", "upper")
+
+
 def _children(n) -> list:
     if isinstance(n, ast.Node):
+        if dataclasses.is_dataclass(n):
+            # every member, not get_sub_nodes(): pygeofilter's Like leaves out its pattern,
+            # and a property there went unchecked (a hidden field read back by LIKE)
+            return [getattr(n, f.name) for f in dataclasses.fields(n)]
         return list(n.get_sub_nodes())
     if isinstance(n, list | tuple):
         return list(n)
@@ -482,7 +491,7 @@ def compile_where(node: ast.Node, layer: Layer, dialect: Dialect,
             return dialect.geometry_literal(literal_geometry(n))
         if isinstance(n, ast.Function):
             fn = n.name.lower()
-            if fn in ("lower", "casei", "upper") and len(n.arguments) == 1:
+            if fn in _CASE_FUNCTIONS and len(n.arguments) == 1:
                 s, ps = operand(n.arguments[0])
                 return f"{'upper' if fn == 'upper' else 'lower'}({s})", ps
             raise InvalidParameter(
@@ -517,9 +526,17 @@ def compile_where(node: ast.Node, layer: Layer, dialect: Dialect,
             return f"({ls} {_COMPARISONS[type(n)]} {rs})", lp + rp
         if isinstance(n, ast.Like):
             # CQL2 patterns use SQL's own wildcards (% and _) and a backslash escape.
+            pat = n.pattern
+            if not (isinstance(pat, str) or (
+                    isinstance(pat, ast.Function) and pat.name.lower() in _CASE_FUNCTIONS
+                    and len(pat.arguments) == 1 and isinstance(pat.arguments[0], str))):
+                raise InvalidParameter("the pattern of LIKE must be a string (or CASEI, LOWER "
+                                       f"or UPPER of one), got {pat!r}"[:300])
             col, cp = operand(n.lhs)
-            pat, pp = operand(n.pattern)
-            sql = dialect.like(col, n.nocase).replace(p, pat, 1)
+            ps, pp = operand(pat)
+            # the dialect's last parameter is the pattern's (the column may hold others)
+            head, _, tail = dialect.like(col, n.nocase).rpartition(p)
+            sql = head + ps + tail
             sql = f"(NOT {sql})" if n.not_ else sql
             return sql, cp + pp
         if isinstance(n, ast.In):

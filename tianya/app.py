@@ -115,6 +115,10 @@ class Shell:
             environ["PATH_INFO"] = edge.normalise_path(environ.get("PATH_INFO", ""))
             if environ.get("REQUEST_METHOD") in edge.BODY_METHODS:
                 edge.buffer_body(environ, cases.MAX_BODY)
+            elif edge.has_body(environ):
+                # pygeoapi would read a GET body as a CQL2 JSON filter
+                raise InvalidParameter(f"a {environ.get('REQUEST_METHOD')} request takes no "
+                                       "body: send filters in the query string")
             who = access.authenticate(_token(environ))
         except TianyaError as err:
             return _error(start_response, err, environ)

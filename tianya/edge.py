@@ -98,6 +98,13 @@ def normalise_path(path: str) -> str:
     return norm
 
 
+def has_body(environ) -> bool:
+    """Whether the request announces a body (a length above 0, or chunks)."""
+    length = (environ.get("CONTENT_LENGTH") or "0").strip()
+    return length not in ("", "0") or "chunked" in environ.get(
+        "HTTP_TRANSFER_ENCODING", "").lower()
+
+
 def _cut(sock, flag: threading.Event) -> None:
     """Deadline passed: end the body read (the blocked ``recv`` returns at once)."""
     flag.set()
