@@ -470,6 +470,10 @@ def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
+#: How far back a reporter may date a case (trusted roles may record any date in range).
+MAX_BACKDATE = dt.timedelta(days=30)
+
+
 def create_case(store: Store, doc: dict, who: access.Principal | None = None, *,
                 content_crs: str | None = None, now: dt.datetime | None = None) -> dict:
     """Validate, dispatch and store a new case with its history; returns the stored feature.
@@ -493,6 +497,12 @@ def create_case(store: Store, doc: dict, who: access.Principal | None = None, *,
     reported = props.get("reported_at") or now
     if reported > now + dt.timedelta(minutes=5):
         raise InvalidFeature(f"property 'reported_at' ({reported.isoformat()}) is in the future")
+    if not who.trusted and reported < now - MAX_BACKDATE:
+        # an old date stretches every time series: a case "reported" in 1900 made the
+        # default emerging hot spots refuse everyone's run (6,623 steps)
+        raise InvalidFeature(
+            f"property 'reported_at' ({reported.isoformat()}) is more than "
+            f"{MAX_BACKDATE.days} days ago: only a dispatcher or admin may record older cases")
     d = dispatch(props["category"], loc.place(point), now, department=props.pop("department",
                  None), priority=props.pop("priority", None))
     props.update(d.properties())

@@ -8,6 +8,7 @@ same refusal. Then the findings of the outside attack, one by one.
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import re
@@ -370,3 +371,27 @@ def test_formula_in_a_case_goes_out_escaped_and_logs_stay_clean(sample_gpkg):
     assert phone not in log
     assert "secret-key-123" not in log
     assert KEYS["dispatcher"] not in log
+
+
+def test_coverages_count_as_heavy_reads(edge_server):
+    r = requests.get(edge_server.url + "/collections/dem/coverage?bbox=109.3,18.3,109.4,18.4"
+                     "&f=GTiff", timeout=30)
+    assert r.status_code == 429 and "coverages" in r.json()["description"]
+
+
+@pytest.mark.parametrize("day", ["0000-01-01", "-001-01-01", "0001-01-01", "9999-12-31",
+                                 "+202-11-22", "20261122", "2026-13-01"])
+def test_screen_dates_are_checked(edge_server, day):
+    r = requests.get(edge_server.url + "/screen/summary.json", params={"date": day}, timeout=30)
+    assert r.status_code == 400, r.text
+    assert "date" in r.json()["description"]
+
+
+def test_a_reporter_cannot_backdate_a_case(sample_gpkg):
+    client = Client(shared_server(sample_gpkg))
+    r = client.create(feature(reported_at="1900-01-01T00:00:00Z"), role="reporter")
+    assert r.status_code == 400 and "30 days" in r.json()["description"]
+    # a hotline operator may backfill (40 days: the shared server's span barely moves)
+    day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert client.create(feature(reported_at=day), role="reporter").status_code == 400
+    assert client.create(feature(reported_at=day), role="dispatcher").status_code == 201

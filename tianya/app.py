@@ -95,6 +95,11 @@ def _geojson_type(start_response):
     return start
 
 
+def _caller(environ, who) -> str:
+    """Who a per-caller limit counts: the key's name, or the client address for the public."""
+    return who.name if who.role != "public" else environ.get("REMOTE_ADDR", "?")
+
+
 def _token(environ) -> str | None:
     auth = environ.get("HTTP_AUTHORIZATION", "")
     if auth.lower().startswith("bearer "):
@@ -149,6 +154,10 @@ class Shell:
                     return [body]
             if _ITEMS.match(path) and method in ("GET", "HEAD"):
                 return self._items(environ, start_response, who)
+            if _COVERAGE.match(path) and method in ("GET", "HEAD"):
+                # a GeoTIFF window is built in memory (~200 MB for the whole district)
+                with _HEAVY.hold(_caller(environ, who)):
+                    return self.app(environ, start_response)
             if method == "POST" and _EXECUTION.match(path):
                 return self._execute(environ, start_response)
             return self.app(environ, _retry_after(start_response))
@@ -178,8 +187,7 @@ class Shell:
         params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
         limit = params.get("limit", "")
         heavy = (int(limit) if limit.isdigit() else 0) > HEAVY_LIMIT or params.get("f") == "csv"
-        caller = who.name if who.role != "public" else environ.get("REMOTE_ADDR", "?")
-        with _HEAVY.hold(caller if heavy else None):
+        with _HEAVY.hold(_caller(environ, who) if heavy else None):
             seen: dict = {}
 
             def start(status, headers, exc_info=None):

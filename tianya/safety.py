@@ -38,7 +38,8 @@ class CallerLimit:
         with self._lock:
             if self._busy.get(caller, 0) >= self.n:
                 raise TooManyRequests(
-                    f"at most {self.n} heavy reads (pages of more than 1000 features, CSV) "
+                    f"at most {self.n} heavy reads (pages of more than 1000 features, CSV, "
+                    "coverages) "
                     "may run at a time for one caller; retry when one has finished",
                     retry_after=2)
             self._busy[caller] = self._busy.get(caller, 0) + 1

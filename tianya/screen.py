@@ -15,6 +15,7 @@ role like any other request. Plain WSGI, no framework.
 
 from __future__ import annotations
 
+import datetime as dt
 import mimetypes
 import os
 import threading
@@ -26,6 +27,7 @@ import orjson
 from analytics.mapassets import VENDOR
 from layers.catalogue import get_layer
 from layers.errors import InvalidParameter, NotFound
+from layers.query import check_date
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 #: Seconds a summary is reused (per date) before it is computed again.
@@ -69,6 +71,8 @@ def summary(day: str | None) -> bytes:
     body = orjson.dumps(screen_summary(incidents, communities, day),
                         option=orjson.OPT_SERIALIZE_NUMPY)
     with _lock:
+        if len(_cache) >= 64:  # a few days are watched; a caller walking dates gets no hoard
+            _cache.clear()
         _cache[key] = (time.monotonic(), body)
     return body
 
@@ -83,8 +87,15 @@ def app(environ, start_response):
     if path == "/screen/summary.json":
         params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
         day = params.get("date") or None
-        if day is not None and (len(day) != 10 or day[4] != "-" or day[7] != "-"):
-            raise InvalidParameter(f"date must look like 2026-11-22, got {day!r}")
+        if day is not None:
+            try:
+                check_date(dt.date.fromisoformat(day), "date")
+            except InvalidParameter:
+                raise
+            except ValueError:
+                raise InvalidParameter(f"date must look like 2026-11-22, got {day!r}") from None
+            if len(day) != 10:  # one spelling a day: the cache is keyed by it
+                raise InvalidParameter(f"date must look like 2026-11-22, got {day!r}")
         body = summary(day)
         start_response("200 OK", [("Content-Type", "application/json; charset=UTF-8"),
                                   ("Content-Length", str(len(body))),
