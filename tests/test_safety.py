@@ -395,3 +395,13 @@ def test_a_reporter_cannot_backdate_a_case(sample_gpkg):
     day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert client.create(feature(reported_at=day), role="reporter").status_code == 400
     assert client.create(feature(reported_at=day), role="dispatcher").status_code == 201
+
+
+def test_callers_behind_a_trusted_proxy_are_told_apart(monkeypatch):
+    from layers.access import PUBLIC
+    from tianya import app
+
+    monkeypatch.setattr(app, "TRUSTED_PROXIES", frozenset({"127.0.0.1"}))
+    env = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 10.0.0.7"}
+    assert app._caller(env, PUBLIC) == "10.0.0.7"
+    assert app._caller({**env, "REMOTE_ADDR": "10.9.9.9"}, PUBLIC) == "10.9.9.9"  # not a proxy

@@ -95,9 +95,21 @@ def _geojson_type(start_response):
     return start
 
 
+#: Addresses of reverse proxies whose ``X-Forwarded-For`` names the client.
+TRUSTED_PROXIES = frozenset(a.strip() for a in os.environ.get("TIANYA_TRUSTED_PROXIES",
+                                                              "").split(",") if a.strip())
+
+
 def _caller(environ, who) -> str:
-    """Who a per-caller limit counts: the key's name, or the client address for the public."""
-    return who.name if who.role != "public" else environ.get("REMOTE_ADDR", "?")
+    """Who a per-caller limit counts: the key's name, or the client address for the public
+    (behind a proxy in ``TIANYA_TRUSTED_PROXIES``, the address it forwarded)."""
+    if who.role != "public":
+        return who.name
+    addr = environ.get("REMOTE_ADDR", "?")
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
+    if addr in TRUSTED_PROXIES and forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()  # the address the proxy itself saw
+    return addr
 
 
 def _token(environ) -> str | None:
