@@ -22,17 +22,78 @@ __all__ = ["permutation_counts"]
 _BLOCK_BYTES = 64 * 2**20
 
 
+#: Keep the plain rejection draw (redraw whole rows with a duplicate) while the ids it is
+#: expected to draw, ``permutations * width / p`` (``p``: the chance that a row has no
+#: duplicate, about ``exp(-width**2 / 2n)``), stay within this (about 0.15 s): seeded results
+#: stay as they were.  Beyond it the loop could run for ever (``n = 44``, ``width = 44``);
+#: distinct ids are then drawn without whole-row rejection (:func:`_distinct_rows`).
+_REJECT_DRAWS = 4_000_000
+#: Hard bound on the rounds of the rejection loop (rows still bad go to the exact draw).
+_MAX_ROUNDS = 2_000
+#: Rows of ``n`` random keys drawn at once by :func:`_distinct_rows` (bounds its memory).
+_KEY_BYTES = 32 * 2**20
+
+
 def _draw_ids(n: int, width: int, permutations: int, rng: np.random.Generator) -> np.ndarray:
-    """``permutations x width`` ids, distinct within each row."""
+    """``permutations x width`` ids, distinct within each row, each row a uniform draw.
+
+    Where that is expected to be quick (:data:`_REJECT_DRAWS`), rows with a duplicate are
+    redrawn whole (at most :data:`_MAX_ROUNDS` rounds); otherwise, and for rows still bad
+    after those rounds, :func:`_distinct_rows` draws them exactly in bounded time.
+    """
+    if width > n:
+        raise ValueError(f"cannot draw {width} distinct ids from {n}")
     ids = rng.integers(0, n, size=(permutations, width))
     if width == 1:
         return ids
-    while True:
+    p_distinct = float(np.exp(np.log1p(-np.arange(width) / n).sum())) if width < n else 0.0
+    bad = np.arange(permutations)
+    if p_distinct > 0 and permutations * width / p_distinct <= _REJECT_DRAWS:
+        for _ in range(_MAX_ROUNDS):
+            s = np.sort(ids, axis=1)
+            bad = np.flatnonzero((s[:, 1:] == s[:, :-1]).any(axis=1))
+            if bad.size == 0:
+                return ids
+            ids[bad] = rng.integers(0, n, size=(bad.size, width))
         s = np.sort(ids, axis=1)
         bad = np.flatnonzero((s[:, 1:] == s[:, :-1]).any(axis=1))
         if bad.size == 0:
             return ids
-        ids[bad] = rng.integers(0, n, size=(bad.size, width))
+    ids[bad] = _distinct_rows(n, width, bad.size, rng)
+    return ids
+
+
+def _distinct_rows(n: int, width: int, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """``rows x width`` ids, distinct within each row, uniform, in bounded time.
+
+    ``width > n / 2``: the ``width`` smallest of ``n`` random keys per row (a uniform subset),
+    shuffled (a uniform order); ``O(rows * n)`` with ``n < 2 * width``.  Otherwise each
+    repeated id (all but its first occurrence in the row) is redrawn alone until none is
+    left: each redraw collides with probability below 1/2, so a few dozen rounds do.  Both
+    are exact: a draw that treats all ids alike and ends with distinct ids is uniform over
+    the ordered distinct tuples.
+    """
+    out = np.empty((rows, width), dtype=np.int64)
+    if rows == 0:
+        return out
+    if 2 * width > n:
+        chunk = max(1, _KEY_BYTES // (8 * n))
+        for r0 in range(0, rows, chunk):
+            r1 = min(rows, r0 + chunk)
+            keys = rng.random((r1 - r0, n))
+            pick = np.argpartition(keys, width - 1, axis=1)[:, :width]
+            out[r0:r1] = rng.permuted(pick, axis=1)
+        return out
+    out[:] = rng.integers(0, n, size=(rows, width))
+    while True:
+        order = np.argsort(out, axis=1, kind="stable")
+        s = np.take_along_axis(out, order, axis=1)
+        dup = np.zeros(out.shape, dtype=bool)
+        dup[:, 1:] = s[:, 1:] == s[:, :-1]  # a repeat of the value before it (in position order)
+        r, c = np.nonzero(dup)
+        if r.size == 0:
+            return out
+        out[r, order[r, c]] = rng.integers(0, n, size=r.size)
 
 
 def permutation_counts(
