@@ -704,6 +704,11 @@ class HotSpotsProcessor(AnalysisProcessor):
         return GEOJSON, feature_collection(res, cols, numberFeatures=int(len(frame)))
 
 
+#: Distance bands tried by incremental spatial autocorrelation (analytics.ohsa), each one mean
+#: neighbour spacing wider: the widest reaches about this many cell spacings.
+ISA_BANDS = 10
+
+
 class OptimizedHotSpotsProcessor(AnalysisProcessor):
     """Optimized Hot Spot Analysis of incident points (ArcGIS *Optimized Hot Spot Analysis*)."""
 
@@ -742,6 +747,18 @@ class OptimizedHotSpotsProcessor(AnalysisProcessor):
                 return
             size = max(ext) / 100.0
             cells = grid_cells(*ext, size, opts["aggregation"]) if size > 0 else 0
+        if opts["bounded"] and size:
+            # incremental spatial autocorrelation builds weights for bands of up to about
+            # ISA_BANDS cell spacings whatever the distance_band: with every cell of the
+            # communities kept, its widest band is what fills memory (hexagons of 90 m:
+            # 133,305 cells, over 4 GB after 21 s); ``cells`` is the extent's grid, an upper
+            # bound of the cells inside the communities
+            per_cell = math.pi * ISA_BANDS**2 * (2 / math.sqrt(3) if opts["aggregation"]
+                                                  == "hexagon" else 1.0)
+            _require_within(f"neighbour pairs of the widest scale tried ({ISA_BANDS} cell "
+                            f"spacings) over up to {cells:,} bounded {size:g} m cells",
+                            per_cell * cells, "MAX_NEIGHBOUR_PAIRS",
+                            "use a larger cell_size, or bounded false")
         if opts["distance_band"] is not None and size:
             per_cell = min(math.pi * (opts["distance_band"] / size) ** 2, cells)
             _require_within(f"neighbours per cell within a {opts['distance_band']:g} m band "
@@ -1072,12 +1089,26 @@ def check_execute_request(body: bytes | str) -> None:
 
     pygeoapi answers ``subscriber``, ``outputs`` or ``inputs`` of the wrong JSON type, or a
     document that is not an object, with a 500; this raises :class:`InvalidParameter` (400)
-    instead.  A body that is not JSON is left to pygeoapi (its own 400).
+    instead.  So is a body pygeoapi cannot parse without a 500: not UTF-8, nested deeper than
+    the parser's recursion allows, or an integer of more digits than Python converts (4,300);
+    any other body that is not JSON is a 400 too.  An empty body is left to pygeoapi.
     """
-    try:
-        doc = json.loads(body)
-    except (ValueError, TypeError):
+    if not body:
         return
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
+    except UnicodeDecodeError as err:
+        raise InvalidParameter(f"the execute request is not UTF-8 text (invalid byte at "
+                               f"position {err.start}); send a JSON object in UTF-8") from None
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        raise InvalidParameter("the execute request nests JSON too deeply to be read; send "
+                               "a JSON object with 'inputs'") from None
+    except ValueError as err:
+        raise InvalidParameter(f"the execute request is not valid JSON: {err}"[:300]
+                               + "; send a JSON object with 'inputs' (integers of at most "
+                               "4,300 digits)") from None
     if not isinstance(doc, dict):
         raise InvalidParameter("the execute request must be a JSON object with 'inputs' "
                                "(and optionally 'outputs', 'response', 'subscriber')")
