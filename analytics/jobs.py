@@ -18,6 +18,16 @@ Configured in ``server.manager`` (``name: analytics.jobs.JobManager``):
     Unfinished (accepted or running) jobs allowed at once; 0 means no limit.
 ``max_result_bytes`` (``TIANYA_JOB_MAX_RESULT_BYTES``, default 64 MiB)
     A larger result is not kept: its job is recorded as failed with a message saying so.
+``result_quota_bytes`` (``TIANYA_JOB_RESULT_QUOTA``, default 512 MiB; 0: no quota)
+    Bytes of stored results a caller may keep at once (all anonymous callers share one
+    quota).  A result that would go over it is not kept (its job fails with a message naming
+    the quota); an asynchronous submission by a caller already at the quota is refused with
+    429 naming it.  Results are freed by dismissing jobs (``DELETE /jobs/{id}``) or when they
+    expire (``retention_hours``).
+
+Results on disk: only asynchronous jobs keep a result (written compact, without pygeoapi's
+indentation: a hot-spot map took 45.6 MB indented); a synchronous run's result is the
+response itself and is not written (its job is recorded; ``/jobs/{id}/results`` has none).
 
 What it changes in pygeoapi's managers (0.24):
 
@@ -36,6 +46,12 @@ What it changes in pygeoapi's managers (0.24):
   dismissed (DELETE) only by its owner (for an anonymous job: any anonymous caller holding
   the id) or admin; anyone else gets 404, as for a job that does not exist, so ids of other
   callers' jobs cannot be probed.
+* **Dismissing an unfinished job stops it.**  A job still queued in the worker that answers
+  the DELETE is taken off its queue and removed.  Otherwise (running, or queued in another
+  worker or host) it is marked dismissed (404 from then on) and its run is cancelled: the
+  run polls its job about once a second, and its child process is killed and its slot freed.
+  The job's record is removed when its run has really ended, and until then it still counts
+  against its owner's limit of unfinished jobs.
 * **Jobs on personal data are hidden.**  A job on a non-public layer (poverty relief,
   building population) or one whose inputs name a sensitive field is recorded as
   ``restricted`` and is invisible (404, left out of ``/jobs``) to roles that may not read
@@ -100,6 +116,8 @@ LOGGER = logging.getLogger(__name__)
 _PENDING = threading.local()
 #: Seconds between two retention sweeps of one manager.
 PURGE_EVERY = 60.0
+#: Seconds between two checks of a running job's record (dismissed?) by its run.
+WANTED_EVERY = 1.0
 #: ``Retry-After`` (seconds) of a submission over its caller's limit of unfinished jobs.
 RETRY_AFTER = 15
 #: A job's ``location`` when its result is kept in the PostgreSQL job table, not a file.
@@ -160,6 +178,8 @@ class JobManager(BaseManager):
                                                "TIANYA_JOB_LIMIT_ANONYMOUS", 4))
         self.max_result_bytes = int(_setting(manager_def, "max_result_bytes",
                                              "TIANYA_JOB_MAX_RESULT_BYTES", 64 << 20))
+        self.result_quota = int(_setting(manager_def, "result_quota_bytes",
+                                         "TIANYA_JOB_RESULT_QUOTA", 512 << 20))
         self.host = socket.gethostname()
         self._purged_at = float("-inf")
         self._purge_lock = threading.Lock()
@@ -195,19 +215,41 @@ class JobManager(BaseManager):
         return job_metadata["identifier"]
 
     def update_job(self, job_id: str, update_dict: dict) -> bool:
-        """Merge ``update_dict`` into the job; a result over ``max_result_bytes`` is dropped."""
+        """Merge ``update_dict`` into the job; a result over ``max_result_bytes`` or over its
+        owner's ``result_quota`` is dropped; a dismissed job that ends is removed."""
         update = dict(update_dict)
         location = update.get("location")
+        ending = update.get("status") in (JobStatus.successful.value, JobStatus.failed.value,
+                                          JobStatus.dismissed.value)
+        record = self.store.get(job_id) if ending else None
+        if record is not None and record.job.get("dismissed"):
+            # dismissed while it ran: its run has ended now, so it stops counting
+            if location:
+                self._unlink(location)
+            self.store.delete(job_id)
+            return False
         if update.get("status") == JobStatus.successful.value and location:
             size = _size(location)
+            message = None
             if self.max_result_bytes > 0 and size > self.max_result_bytes:
+                message = (f"the result ({size} bytes) is larger than the "
+                           f"{self.max_result_bytes} bytes kept per job, so it was "
+                           "not stored; narrow the request (a filter, a datetime, "
+                           "a larger cell size)")
+            elif self.result_quota > 0 and record is not None:
+                owner = (record.owner_name, record.owner_role)
+                used = self.store.result_bytes(owner)
+                if used + size > self.result_quota:
+                    message = (f"the result ({size} bytes) was not stored: {_whose(owner)} "
+                               f"stored results ({used} bytes) would go over the quota of "
+                               f"{self.result_quota} bytes (TIANYA_JOB_RESULT_QUOTA); dismiss "
+                               "finished jobs (DELETE /jobs/{id}) or wait for them to expire")
+            if message is not None:
                 self._unlink(location)
                 update.update(status=JobStatus.failed.value, location=None,
-                              mimetype="application/octet-stream",
-                              message=f"the result ({size} bytes) is larger than the "
-                                      f"{self.max_result_bytes} bytes kept per job, so it was "
-                                      "not stored; narrow the request (a filter, a datetime, "
-                                      "a larger cell size)")
+                              mimetype="application/octet-stream", message=message)
+            else:
+                update["result_bytes"] = size
         result = None
         if (self.store.keeps_results and update.get("status") == JobStatus.successful.value
                 and update.get("location")):
@@ -287,7 +329,8 @@ class JobManager(BaseManager):
         """The job, if the current caller may read it (``dismiss``: may delete it); else 404."""
         record = self.store.get(job_id)
         who = access.CURRENT.get()
-        if record is None or (record.restricted and not who.trusted):
+        if (record is None or (record.restricted and not who.trusted)
+                or record.job.get("dismissed")):
             raise JobNotFoundError()
         owner = (record.owner_name, record.owner_role)
         own = owner == (who.name, who.role)
@@ -334,10 +377,45 @@ class JobManager(BaseManager):
             raise JobResultNotFoundError() from None
 
     def delete_job(self, job_id: str) -> bool:
+        """Dismiss a job: a finished one is removed; an unfinished one is stopped.
+
+        A job queued in this worker is withdrawn and removed; a running one (or one queued
+        elsewhere) is marked dismissed, its run cancels itself (:class:`_Run`) and
+        :meth:`update_job` removes it when the run has ended, so it counts against its
+        owner's limit until then.
+        """
         job = self._visible(job_id, dismiss=True)
+        if job.get("status") in (JobStatus.accepted.value, JobStatus.running.value):
+            if runner.withdraw(job_id):
+                return self.store.delete(job_id)
+            self.store.update(job_id, {"dismissed": True,
+                                       "message": "dismissed: its run is being stopped"})
+            record = self.store.get(job_id)
+            if record is None or record.job.get("status") in (JobStatus.accepted.value,
+                                                               JobStatus.running.value):
+                return True
+            job = record.job  # it ended meanwhile: remove it now
         if job.get("location"):
             self._unlink(job["location"])
         return self.store.delete(job_id)
+
+    def _wanted(self, job_id: str):
+        """A callable: False once ``job_id`` is dismissed or gone (checked at most once a
+        second; a store that cannot answer counts as wanted)."""
+        state = {"at": float("-inf"), "wanted": True}
+
+        def wanted() -> bool:
+            now = time.monotonic()
+            if now - state["at"] >= WANTED_EVERY:
+                state["at"] = now
+                try:
+                    record = self.store.get(job_id)
+                except Exception:  # noqa: BLE001 - never cancel a run for a store hiccup
+                    return state["wanted"]
+                state["wanted"] = record is not None and not record.job.get("dismissed")
+            return state["wanted"]
+
+        return wanted
 
     def recover(self) -> int:
         """Mark failed the unfinished jobs whose owner process (on this host) is gone.
@@ -352,7 +430,7 @@ class JobManager(BaseManager):
             if pid is not None and _alive(pid):
                 continue
             now = get_current_datetime()
-            marked += self.store.update(job_id, {
+            marked += self.update_job(job_id, {
                 "status": JobStatus.failed.value, "finished": now, "updated": now,
                 "message": "interrupted: the server stopped before the job finished; "
                            "submit it again"})
@@ -391,11 +469,13 @@ class JobManager(BaseManager):
         else:
             headers = {"Preference-Applied": RequestedProcessExecutionMode.wait.value}
         try:
+            if asynchronous:
+                self._check_quota()
             ticket = runner.reserve() if asynchronous else None  # before the job exists
         except TianyaError as err:
             raise ProcessInputError(err) from None
         run = _Run(processor, self.processes[process_id]["processor"],
-                   asynchronous=asynchronous)
+                   asynchronous=asynchronous, wanted=self._wanted(job_id))
         # pygeoapi reads self.processor only in its subscriber notifications (for
         # allow_internal_requests, the same for every process here); runs never use it
         self.processor = processor
@@ -435,8 +515,73 @@ class JobManager(BaseManager):
         when the client goes) and it remembers the exception of a failed run.
         """
         if not isinstance(p, _Run):
-            p = _Run(p, self.processes[p.metadata["id"]]["processor"])
-        return super()._execute_handler_sync(p, job_id, data_dict, *args, **kwargs)
+            p = _Run(p, self.processes[p.metadata["id"]]["processor"],
+                     wanted=self._wanted(job_id))
+        return self._handle(p, job_id, data_dict, *args, **kwargs)
+
+    def _handle(self, p: _Run, job_id: str, data_dict: dict, requested_outputs=None,
+                subscriber=None, requested_response="raw"):
+        """pygeoapi 0.24's ``BaseManager._execute_handler_sync``, except for the result file:
+        only an asynchronous job's result is written, compact (pygeoapi indented it by 4)."""
+        extra = {"outputs": requested_outputs} if p.supports_outputs else {}
+        self._send_in_progress_notification(subscriber)
+        try:
+            current_status = JobStatus.running
+            jfmt, outputs = p.execute(data_dict, **extra)
+            if isinstance(outputs, bytes) and outputs.isascii():
+                outputs = outputs.decode("utf-8")
+            if requested_response == "document":
+                outputs = {"outputs": [outputs]}
+            self.update_job(job_id, {"updated": get_current_datetime(),
+                                     "status": current_status.value,
+                                     "message": "Writing job output", "progress": 95})
+            location = None
+            if self.output_dir is not None and p.asynchronous:
+                location = self.output_dir / f"{p.metadata['id']}-{job_id}"
+                if isinstance(outputs, (dict, list)):
+                    data = json.dumps(outputs, sort_keys=True, separators=(",", ":"),
+                                      ensure_ascii=False).encode("utf-8")
+                elif isinstance(outputs, str):
+                    data = outputs.encode("utf-8")
+                else:
+                    data = outputs
+                with location.open("wb") as fh:
+                    fh.write(data)
+            current_status = JobStatus.successful
+            self.update_job(job_id, {
+                "finished": get_current_datetime(), "updated": get_current_datetime(),
+                "status": current_status.value,
+                "location": None if location is None else str(location), "mimetype": jfmt,
+                "message": "Job complete", "progress": 100})
+            self._send_success_notification(subscriber, outputs=outputs)
+        except Exception as err:
+            current_status = JobStatus.failed
+            code = "InvalidParameterValue"
+            outputs = {"type": code, "code": code,
+                       "description": f"Error executing process: {err}"}
+            LOGGER.exception(err)
+            jfmt = "application/json"
+            self.update_job(job_id, {
+                "finished": get_current_datetime(), "updated": get_current_datetime(),
+                "status": current_status.value, "location": None,
+                "mimetype": "application/octet-stream",
+                "message": f"{code}: {outputs['description']}"})
+            self._send_failed_notification(subscriber)
+        return jfmt, outputs, current_status
+
+    def _check_quota(self) -> None:
+        """429 if the current caller's stored results are at their quota already."""
+        if self.result_quota <= 0:
+            return
+        who = access.CURRENT.get()
+        owner = (who.name, who.role)
+        used = self.store.result_bytes(owner)
+        if used >= self.result_quota:
+            raise TooManyRequests(
+                f"{_whose(owner)} stored job results ({used} bytes) are at the quota of "
+                f"{self.result_quota} bytes (TIANYA_JOB_RESULT_QUOTA); dismiss finished jobs "
+                "(DELETE /jobs/{id}) or wait for them to expire, or run synchronously",
+                retry_after=60)
 
     def _execute_handler_async(self, p, job_id, data_dict, requested_outputs=None,
                                subscriber=None, requested_response="raw", ticket=None):
@@ -453,13 +598,18 @@ class JobManager(BaseManager):
         kwargs = {"requested_response": requested_response}
         if self.supports_subscribing:
             kwargs["subscriber"] = subscriber
-        ticket.start(self._run_queued, p, job_id, data_dict, requested_outputs, kwargs)
+        ticket.start(self._run_queued, p, job_id, data_dict, requested_outputs, kwargs,
+                     key=job_id)
         return "application/json", None, JobStatus.accepted
 
     def _run_queued(self, p, job_id, data_dict, requested_outputs, kwargs) -> None:
         """A dispatcher thread's job: the run, unless the job was dismissed while queued."""
         try:
-            if self.store.get(job_id) is None:
+            record = self.store.get(job_id)
+            if record is None:
+                return
+            if record.job.get("dismissed"):  # dismissed while queued in another worker
+                self.store.delete(job_id)
                 return
             self._execute_handler_sync(p, job_id, data_dict, requested_outputs, **kwargs)
         except Exception:  # noqa: BLE001 - a dispatcher thread must survive any job
@@ -478,13 +628,20 @@ class _Run:
     the exception of a failed run.  Other attributes are the processor's.
     """
 
-    def __init__(self, processor, plugin_def: dict, asynchronous: bool = False):
+    def __init__(self, processor, plugin_def: dict, asynchronous: bool = False,
+                 wanted=None):
         self._processor = processor
         self._plugin_def = dict(plugin_def)
         self._principal = getattr(processor, "principal", None) or access.CURRENT.get()
+        self.asynchronous = asynchronous
         # a synchronous run waits briefly for a slot and stops when its client goes
-        # (analytics.runner.CLIENT is set in the request's context); a queued job waits
-        self._present = None if asynchronous else runner.CLIENT.get()
+        # (analytics.runner.CLIENT is set in the request's context); a queued job waits;
+        # either stops when its job is dismissed (``wanted`` turns False)
+        client = None if asynchronous else runner.CLIENT.get()
+        if client is not None and wanted is not None:
+            self._present = lambda: client() and wanted()
+        else:
+            self._present = client or wanted
         self._wait = None if asynchronous else -1.0
         self.failure: Exception | None = None
 
@@ -510,6 +667,12 @@ def _check_request(outputs, response) -> None:
                                f"transmission), got {outputs!r}")
     if response not in ("raw", "document"):
         raise InvalidParameter(f"'response' must be 'raw' or 'document', got {response!r}")
+
+
+def _whose(owner: tuple[str, str]) -> str:
+    if owner == (access.PUBLIC.name, access.PUBLIC.role):
+        return "anonymous callers' (together)"
+    return f"{owner[0]!r}'s ({owner[1]})"
 
 
 def _anonymous(who: access.Principal) -> bool:

@@ -9,6 +9,8 @@ many jobs are kept:
 * update, get, delete: by primary key;
 * list: the owner's jobs newest first, through the ``(owner_role, owner_name, created_at)``
   index (all jobs through ``created_at`` for an administrator);
+* result bytes (for the per-caller quota of stored results): a sum over the owner's jobs,
+  through the same index;
 * retention: ``DELETE … WHERE finished_at < cutoff`` through the partial ``finished_at`` index;
 * recovery at start-up: the unfinished jobs of this host (a partial index).
 
@@ -252,6 +254,14 @@ class SQLiteJobStore:
             return conn.execute("DELETE FROM jobs WHERE identifier = ?",
                                 (job_id,)).rowcount > 0
 
+    def result_bytes(self, owner: tuple[str, str]) -> int:
+        """Bytes of the results kept for ``owner`` (their jobs' ``result_bytes``)."""
+        (total,) = self._conn().execute(
+            "SELECT coalesce(sum(json_extract(doc, '$.result_bytes')), 0) FROM jobs "
+            "WHERE owner_role = ? AND owner_name = ? AND status = 'successful'",
+            (owner[1], owner[0])).fetchone()
+        return int(total)
+
     def purge(self, finished_before: float) -> list[str]:
         """Remove the jobs finished before ``finished_before`` (epoch s); their locations."""
         with self._write() as conn:
@@ -422,6 +432,15 @@ class PostgresJobStore:
         with self._conn() as conn:
             return conn.execute(f"DELETE FROM {self.table} WHERE identifier = %s",
                                 [job_id]).rowcount > 0
+
+    def result_bytes(self, owner: tuple[str, str]) -> int:
+        """Bytes of the results kept for ``owner`` (their jobs' ``result_bytes``)."""
+        with self._conn() as conn:
+            (total,) = conn.execute(
+                f"SELECT coalesce(sum((doc->>'result_bytes')::bigint), 0) FROM {self.table} "
+                "WHERE owner_role = %s AND owner_name = %s AND status = 'successful'",
+                [owner[1], owner[0]]).fetchone()
+        return int(total)
 
     def purge(self, finished_before: float) -> list[str]:
         """Remove the jobs finished before ``finished_before`` (epoch s); their locations."""

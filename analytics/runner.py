@@ -19,9 +19,11 @@ worker that accepted it, so that a run cannot take the server with it:
   that fails with ``MemoryError`` and the run answers 400 naming the limit
   (:class:`RunLimitExceeded`).  Numeric libraries run one thread per child.
 * **Time.**  A run still going after ``TIANYA_PROCESS_SECONDS`` is killed; 400 naming the limit.
-* **Client gone.**  A synchronous run whose client disconnects is killed within about
-  ``POLL`` seconds (:class:`RunCancelled`).  The WSGI shell tells this module how to ask
-  through :data:`CLIENT` (a callable returning whether the client is still there).
+* **Client gone, job dismissed.**  A synchronous run whose client disconnects, or a run
+  whose job is dismissed (``DELETE /jobs/{id}``, :mod:`analytics.jobs`), is killed within about
+  a second (:class:`RunCancelled`), and its slot freed; a dismissed job still queued in this
+  worker is withdrawn from the queue (:func:`withdraw`).  The WSGI shell tells this module
+  how to ask through :data:`CLIENT` (a callable returning whether the client is still there).
 * **Own processor.**  The child builds its own processor from the plugin definition, with the
   caller's principal current; nothing mutable is shared between runs.
 
@@ -71,7 +73,8 @@ from multiprocessing import forkserver
 from layers.errors import TianyaError, TooManyRequests
 
 __all__ = ["CLIENT", "Limits", "ProcessBusy", "RunCancelled", "RunFailed", "RunLimitExceeded",
-           "Ticket", "limits", "peer_present", "reserve", "run", "run_processor", "slots_in_use"]
+           "Ticket", "limits", "peer_present", "reserve", "run", "run_processor", "slots_in_use",
+           "withdraw"]
 
 #: How often (s) a waiting run checks its child, its deadline and its client.
 POLL = 0.2
@@ -242,7 +245,8 @@ def _slot(lim: Limits, wait: float | None, present: Callable[[], bool] | None):
                 if fd is not None:
                     break
             if present is not None and not present():
-                raise RunCancelled("cancelled: the client disconnected while the run waited")
+                raise RunCancelled("cancelled while the run waited: the client disconnected "
+                                   "or the job was dismissed")
             if deadline is not None and time.monotonic() >= deadline:
                 raise ProcessBusy(f"all {lim.workers} process slots of this server are busy "
                                   f"(TIANYA_PROCESS_WORKERS); retry later",
@@ -499,7 +503,8 @@ def _wait(proc, rx, lim: Limits, present):
                                    "coarser inputs")
         if present is not None and not present():
             proc.kill()
-            raise RunCancelled("cancelled: the client disconnected")
+            raise RunCancelled("cancelled: the client disconnected or the job was "
+                               "dismissed")
     proc.join(5)
     code = proc.exitcode
     if code is not None and code < 0 and -code == 9:
@@ -551,7 +556,8 @@ def _run_dask(target, args: tuple, lim: Limits, present, on_start):
                                        f"{lim.seconds:g} s (TIANYA_PROCESS_SECONDS); narrow "
                                        "the selection (filter, datetime) or use coarser inputs")
             if present is not None and not present():
-                raise RunCancelled("cancelled: the client disconnected")
+                raise RunCancelled("cancelled: the client disconnected or the job was "
+                               "dismissed")
         try:
             return future.result()
         except MemoryError:
@@ -588,6 +594,8 @@ def run_processor(plugin_def: dict, principal, data: dict, kwargs: dict):
 
 _EXECUTOR: ThreadPoolExecutor | None = None
 _WAITING = 0
+#: Queued (maybe started) asynchronous jobs of this worker by key: their futures.
+_QUEUED: dict = {}
 
 
 class Ticket:
@@ -596,8 +604,11 @@ class Ticket:
     def __init__(self):
         self._open = True
 
-    def start(self, fn: Callable, *args) -> None:
-        """Queue ``fn(*args)`` on the dispatcher threads; the place is freed when it ends."""
+    def start(self, fn: Callable, *args, key: str | None = None) -> None:
+        """Queue ``fn(*args)`` on the dispatcher threads; the place is freed when it ends.
+
+        ``key`` (a job id) lets :func:`withdraw` take it off the queue before it starts.
+        """
         global _EXECUTOR
         lim = limits()
         with _LOCK:
@@ -609,15 +620,37 @@ class Ticket:
             try:
                 fn(*args)
             finally:
+                if key is not None:
+                    with _LOCK:
+                        _QUEUED.pop(key, None)
                 _release()
 
-        _EXECUTOR.submit(job)
+        with _LOCK:
+            future = _EXECUTOR.submit(job)
+            if key is not None and not future.done():
+                _QUEUED[key] = future
 
     def cancel(self) -> None:
         """Give the place back (the job was not started)."""
         if self._open:
             self._open = False
             _release()
+
+
+def withdraw(key: str) -> bool:
+    """Take the queued job ``key`` off this worker's queue if it has not started yet.
+
+    Returns
+    -------
+    bool
+        True if it was withdrawn (it will never run; its queue place is free).
+    """
+    with _LOCK:
+        future = _QUEUED.pop(key, None)
+    if future is None or not future.cancel():
+        return False
+    _release()
+    return True
 
 
 def _release() -> None:
