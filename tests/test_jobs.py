@@ -518,3 +518,64 @@ def test_http_too_many_unfinished_jobs_is_429(server):
     finally:
         for job_id in held:
             store.delete(job_id)
+
+
+# --- robustness review: dismissal and the result quota -------------------------------------
+
+
+def test_a_dismissed_running_job_counts_until_its_run_ends(job_conf):
+    """DELETE of a running job removed it at once: its run went on, no longer counted, so one
+    anonymous client could keep queuing runs."""
+    m = JobManager({**job_conf, "max_anonymous_jobs": "1"})
+    with As(PUBLIC):
+        m.add_job(_job("busy"))
+        m.update_job("busy", {"status": "running"})
+        wanted = m._wanted("busy")
+        assert wanted()
+        assert m.delete_job("busy")
+        with pytest.raises(JobNotFoundError):
+            m.get_job("busy")
+        with pytest.raises(JobNotFoundError):
+            m.delete_job("busy")
+        time.sleep(1.1)  # the run checks its job about once a second
+        assert not wanted()  # the run cancels itself
+        with pytest.raises(ProcessorExecuteError) as info:  # it still counts
+            m.add_job(_job("next"))
+        assert _status(info) == 429
+    # the run ends (cancelled): the job goes, and stops counting
+    m.update_job("busy", {"status": "failed", "message": "cancelled"})
+    assert m.store.get("busy") is None
+    with As(PUBLIC):
+        m.add_job(_job("next"))
+
+
+def test_stored_results_have_a_quota_per_caller(job_conf):
+    """Results were kept (168 h) without any bound on their total: ~28 GB/hour."""
+    from layers.errors import TooManyRequests
+
+    m = JobManager({**job_conf, "result_quota_bytes": "100"})
+    with As(PUBLIC):
+        for job_id in ("a1", "a2", "a3"):
+            m.add_job(_job(job_id))
+        m._check_quota()  # nothing stored yet
+    kept = _finish(m, "a1", b"x" * 60)
+    over = _finish(m, "a2", b"x" * 60)
+    with As(PUBLIC):
+        assert m.get_job("a1")["status"] == "successful" and _kept(m, "a1", kept)
+        job = m.get_job("a2")
+        assert job["status"] == "failed" and "TIANYA_JOB_RESULT_QUOTA" in job["message"]
+        assert "anonymous callers' (together)" in job["message"]
+        assert not os.path.exists(over)
+    with As(DISPATCHER):  # another caller has a quota of their own
+        m.add_job(_job("d1"))
+        m._check_quota()
+    d1 = _finish(m, "d1", b"x" * 90)
+    with As(DISPATCHER):
+        assert m.get_job("d1")["status"] == "successful" and _kept(m, "d1", d1)
+    _finish(m, "a3", b"x" * 40)  # anonymous callers at the quota: submissions refused
+    with As(PUBLIC), pytest.raises(TooManyRequests) as info:
+        m._check_quota()
+    assert info.value.status == 429 and "quota of 100 bytes" in str(info.value)
+    with As(PUBLIC):
+        m.delete_job("a1")  # dismissing frees it
+        m._check_quota()

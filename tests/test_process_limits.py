@@ -45,6 +45,11 @@ FINDINGS = [
     ("local-moran", {**INCIDENTS, "k": 100, "permutations": 9999}, "MAX_DRAWS_PER_UNIT"),
     ("density-clusters", {**INCIDENTS, "method": "dbscan", "eps": 10_000},
      "MAX_EPS_AREA_SHARE"),
+    # the smallest bounded cells ran into the 4 GB memory limit after 21-24 s
+    ("optimized-hot-spots", {**INCIDENTS, "aggregation": "hexagon", "bounded": True,
+                             "cell_size": 90}, "MAX_NEIGHBOUR_PAIRS"),
+    ("optimized-hot-spots", {**INCIDENTS, "aggregation": "fishnet", "bounded": True,
+                             "cell_size": 81}, "MAX_NEIGHBOUR_PAIRS"),
 ]
 #: Small valid runs of every process (the concurrency test's mix).
 SMALL = [
@@ -461,3 +466,151 @@ def test_runs_on_a_dask_scheduler(tmp_path):
             runner.run(time.sleep, (30,), lim=lim)
         assert time.monotonic() - started < 10
         assert runner.slots_in_use(lim) == 0
+
+
+# --- robustness review: permutations, dismissal, result files, execute bodies -----------------
+
+
+def _alarm(seconds: int):
+    """Fail (instead of hanging for ever) a call still going after ``seconds``."""
+    import signal
+
+    def expire(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+
+
+@pytest.mark.parametrize("n,width", [(44, 20), (44, 25), (44, 44), (44, 43), (200, 150)])
+def test_distinct_permutation_ids_are_drawn_in_bounded_time(n, width):
+    """_draw_ids redrew every row with a duplicate: (44, 25) took 9 s, (44, 44) never ended."""
+    import signal
+
+    from analytics._permutation import _draw_ids
+
+    _alarm(10)
+    try:
+        started = time.monotonic()
+        ids = _draw_ids(n, width, 999, np.random.default_rng(7))
+        assert time.monotonic() - started < 2
+    finally:
+        signal.alarm(0)
+    assert ids.shape == (999, width) and ids.min() >= 0 and ids.max() < n
+    s = np.sort(ids, axis=1)
+    assert not (s[:, 1:] == s[:, :-1]).any()
+    # each id is as likely in every column (a uniform draw): first and last column
+    for col in (0, width - 1):
+        counts = np.bincount(ids[:, col], minlength=n)
+        assert counts.max() < 999 / n * 3 + 10
+
+
+#: The reported inputs that never finished (anonymous, within every budget).
+ENDLESS = [
+    ("local-moran", {**INCIDENTS, "weights": "distance_band", "distance": 1900}),
+    ("local-moran", {**INCIDENTS, "aggregation": "communities", "weights": "knn", "k": 43}),
+    ("hot-spots", {**INCIDENTS, "aggregation": "communities", "k": 30, "permutations": 99}),
+    ("local-moran", {**INCIDENTS, "aggregation": "none", "field": "satisfaction", "k": 100,
+                     "permutations": 99, "filter": "community_code = '460204002001'"}),
+]
+
+
+@pytest.mark.parametrize("pid,inputs", ENDLESS)
+def test_reported_endless_permutation_runs_finish(server, pid, inputs):
+    r = execute(server, pid, inputs, timeout=120)
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 400:  # more neighbours than there are other units
+        assert "k must be smaller than the number of" in r.json()["description"]
+    else:
+        assert r.json()["features"]
+
+
+@pytest.mark.parametrize("body,words", [
+    (b'{"inputs": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5001, "nests JSON too deeply"),
+    (b'{"inputs": {"collection": "incidents", "k": ' + b"9" * 4301 + b"}}", "4,300 digits"),
+    (b'{"inputs": {"collection": "incidents\xff\xfe"}}', "not UTF-8"),
+    (b'{"inputs": {"collection": ', "not valid JSON"),
+])
+def test_unreadable_execute_bodies_are_400(server, body, words):
+    """They were 500s: RecursionError, pygeoapi's ValueError, UnicodeDecodeError."""
+    r = requests.post(f"{server.url}/processes/hot-spots/execution", data=body,
+                      headers={"Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 400, r.text
+    assert words in r.json()["description"]
+
+
+def _results(server) -> list[str]:
+    path = server.results
+    return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
+def test_dismissing_running_and_queued_jobs_stops_them(unbudgeted):
+    """DELETE answered 200 but the run went on holding its slot (and its child)."""
+    server = unbudgeted
+    lim = runner.Limits(workers=2, run_dir=server.run_dir)
+    before = {p.pid for p in run_children(server)}
+    ids = []
+    for _ in range(3):  # two run (two slots), one waits in the worker's queue
+        r = execute(server, "kernel-density", HEAVY_KDE, asynchronous=True, timeout=60)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["jobID"])
+    children, deadline = [], time.time() + 60
+    while len(children) < 2 and time.time() < deadline:
+        children = [p for p in run_children(server) if p.pid not in before]
+        time.sleep(0.05)
+    assert len(children) == 2, "the runs did not start"
+    for job_id in reversed(ids):
+        r = requests.delete(f"{server.url}/jobs/{job_id}?f=json", timeout=30)
+        assert r.status_code == 200, r.text
+    started = time.monotonic()
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, "a dismissed job's run went on"
+    deadline = time.time() + 5
+    while runner.slots_in_use(lim) and time.time() < deadline:
+        time.sleep(0.1)
+    assert runner.slots_in_use(lim) == 0
+    assert time.monotonic() - started < 6
+    time.sleep(1.5)  # the queued one never starts
+    assert [p for p in run_children(server) if p.pid not in before] == []
+    for job_id in ids:
+        assert requests.get(f"{server.url}/jobs/{job_id}?f=json",
+                            timeout=30).status_code == 404
+    # the records go once the runs have ended (they counted until then)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(j["jobID"] in ids for j in _jobs(server)):
+        time.sleep(0.2)
+    assert not any(j["jobID"] in ids for j in _jobs(server))
+
+
+@pytest.fixture(scope="module")
+def results_server(sample_gpkg, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("results")
+    s = LiveServer(sample_gpkg, workers=1, extra_env=_env(tmp))
+    s.results = str(tmp / "results")
+    yield s
+    s.stop()
+
+
+def test_results_are_compact_and_only_kept_for_asynchronous_jobs(results_server):
+    """Every run (sync too) wrote its result indented by 4: 45.6 MB a hot-spot map."""
+    server = results_server
+    inputs = {**INCIDENTS, "cell_size": 500}
+    r = execute(server, "hot-spots", inputs, timeout=120)
+    assert r.status_code == 200, r.text
+    assert _results(server) == []  # the response is the result: nothing kept on disk
+    r = execute(server, "hot-spots", inputs, asynchronous=True, timeout=120)
+    assert r.status_code == 201, r.text
+    url = f"{server.url}/jobs/{r.json()['jobID']}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        job = requests.get(f"{url}?f=json", timeout=30).json()
+        if job["status"] not in ("accepted", "running"):
+            break
+        time.sleep(0.2)
+    assert job["status"] == "successful", job
+    (name,) = _results(server)
+    with open(os.path.join(server.results, name), "rb") as fh:
+        stored = fh.read()
+    assert b"\n" not in stored and b", " not in stored and b'": ' not in stored
+    result = requests.get(f"{url}/results?f=json", timeout=60)
+    assert result.status_code == 200 and result.json() == json.loads(stored)
