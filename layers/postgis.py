@@ -327,6 +327,11 @@ class PostGISStore(Store):
         except (pgerr.UndefinedFunction, pgerr.DatatypeMismatch,
                 pgerr.InvalidParameterValue) as exc:
             raise bad(f"not applicable to this collection's types: {_first_line(exc)}") from None
+        except pgerr.ProgrammingError as exc:
+            # a filter PostgreSQL cannot type or parse (PostGIS's HINTs may quote stored
+            # values: the message is not passed on)
+            raise bad("the filter cannot be evaluated on this collection: a value or "
+                      f"geometry of the wrong type ({type(exc).__name__})") from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise StoreUnavailable(f"PostgreSQL at {self._where_text} is unavailable: "
                                    f"{_first_line(exc)}") from exc

@@ -35,6 +35,9 @@ DATE_MAX = dt.date(2100, 12, 31)
 #: SQLite's parser overflows at about 30 nested AND/OR levels (45 NOTs).
 FILTER_MAX_TERMS = 200
 FILTER_MAX_DEPTH = 20
+#: Most vertices of all geometry literals in one filter: a 2,800-vertex polygon in
+#: S_TOUCHES kept PostgreSQL busy 30 s per request (no index narrows it).
+FILTER_MAX_VERTICES = 500
 #: Integers the stores can hold and bind (64-bit).
 INT64_MAX = 2**63 - 1
 
@@ -154,6 +157,27 @@ def parse_filter(text: str, lang: str | None = None) -> ast.Node:
 _CASE_FUNCTIONS = ("lower", "casei", "upper")
 
 
+def has_geometry_literal(node: ast.Node) -> bool:
+    """Whether a filter holds a geometry or bbox literal (spatial predicates cost most)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, values.Geometry | values.Envelope) or _is_bbox(n):
+            return True
+        stack.extend(_children(n))
+    return False
+
+
+def _not_geometry(*operands) -> None:
+    """Refuse the geometry (property or literal) where a value is compared as a scalar."""
+    for o in operands:
+        if (isinstance(o, ast.Attribute) and o.name in GEOMETRY_NAMES) or isinstance(
+                o, values.Geometry | values.Envelope) or _is_bbox(o):
+            raise InvalidParameter("the geometry is compared with the spatial predicates "
+                                   "(S_INTERSECTS, S_WITHIN, ...), not with =, <, LIKE, IN "
+                                   "or BETWEEN")
+
+
 def _children(n) -> list:
     if isinstance(n, ast.Node):
         if dataclasses.is_dataclass(n):
@@ -215,10 +239,13 @@ def check_filter_values(node: ast.Node) -> None:
     InvalidParameter
         Naming the limit or the literal.
     """
-    terms = 0
+    terms = vertices = 0
     stack = [(node, 1, None)]
     while stack:
         n, depth, parent = stack.pop()
+        if isinstance(n, ast.Attribute) and not isinstance(n.name, str):
+            raise InvalidParameter(f"a property in the filter is named by a "
+                                   f"{type(n.name).__name__}, not a string")
         if isinstance(n, ast.Node):
             if isinstance(n, ast.And | ast.Or) and type(n) is parent:
                 depth -= 1  # a chain of ANDs (or ORs) is one level
@@ -244,12 +271,17 @@ def check_filter_values(node: ast.Node) -> None:
         elif isinstance(n, dt.date):
             check_date(n, "timestamp" if isinstance(n, dt.datetime) else "date")
         elif isinstance(n, values.Geometry | values.Envelope):
-            _check_literal_geometry(n)
+            vertices += _check_literal_geometry(n)
+            if vertices > FILTER_MAX_VERTICES:
+                raise InvalidParameter(f"geometries in the filter have more than "
+                                       f"{FILTER_MAX_VERTICES} vertices; at most "
+                                       f"{FILTER_MAX_VERTICES} are accepted (simplify them)")
         else:
             stack.extend((c, depth + 1, None) for c in _children(n))
 
 
-def _check_literal_geometry(v) -> None:
+def _check_literal_geometry(v) -> int:
+    """Refuse an invalid or non-finite geometry literal; its number of vertices."""
     try:
         geom = literal_geometry(v)
         coords = shapely.get_coordinates(geom)
@@ -262,6 +294,7 @@ def _check_literal_geometry(v) -> None:
     if not shapely.is_valid(geom):
         raise InvalidParameter("geometry in the filter is not valid: "
                                f"{shapely.is_valid_reason(geom)}")
+    return len(coords)
 
 
 def check_filter(layer: Layer, node: ast.Node, allowed: set[str] | None = None) -> None:
@@ -521,6 +554,7 @@ def compile_where(node: ast.Node, layer: Layer, dialect: Dialect,
             s, ps = visit(n.sub_node)
             return f"(NOT {s})", ps
         if type(n) in _COMPARISONS:
+            _not_geometry(n.lhs, n.rhs)
             ls, lp = operand(n.lhs)
             rs, rp = operand(n.rhs)
             return f"({ls} {_COMPARISONS[type(n)]} {rs})", lp + rp
@@ -532,6 +566,7 @@ def compile_where(node: ast.Node, layer: Layer, dialect: Dialect,
                     and len(pat.arguments) == 1 and isinstance(pat.arguments[0], str))):
                 raise InvalidParameter("the pattern of LIKE must be a string (or CASEI, LOWER "
                                        f"or UPPER of one), got {pat!r}"[:300])
+            _not_geometry(n.lhs)
             col, cp = operand(n.lhs)
             ps, pp = operand(pat)
             # the dialect's last parameter is the pattern's (the column may hold others)
@@ -540,6 +575,9 @@ def compile_where(node: ast.Node, layer: Layer, dialect: Dialect,
             sql = f"(NOT {sql})" if n.not_ else sql
             return sql, cp + pp
         if isinstance(n, ast.In):
+            if not isinstance(n.sub_nodes, list | tuple) or not n.sub_nodes:
+                raise InvalidParameter("IN needs a non-empty list of values")
+            _not_geometry(n.lhs, *n.sub_nodes)
             col, cp = operand(n.lhs)
             parts, ps = [], []
             for item in n.sub_nodes:
@@ -549,12 +587,15 @@ def compile_where(node: ast.Node, layer: Layer, dialect: Dialect,
             neg = "NOT " if n.not_ else ""
             return f"({col} {neg}IN ({', '.join(parts)}))", cp + ps
         if isinstance(n, ast.Between):
+            _not_geometry(n.lhs, n.low, n.high)
             col, cp = operand(n.lhs)
             lo, lp = operand(n.low)
             hi, hp = operand(n.high)
             neg = "NOT " if n.not_ else ""
             return f"({col} {neg}BETWEEN {lo} AND {hi})", cp + lp + hp
         if isinstance(n, ast.IsNull):
+            if not isinstance(n.lhs, ast.Attribute | ast.Function):
+                raise InvalidParameter(f"IS NULL applies to a property, not to {n.lhs!r}"[:200])
             col, cp = operand(n.lhs)
             return f"({col} IS {'NOT ' if n.not_ else ''}NULL)", cp
         if type(n) in _SPATIAL:

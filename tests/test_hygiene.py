@@ -12,10 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+import time
 
 import pytest
 from casekit import GEOJSON, URBAN, Client, feature, headers
 from conftest import KEYS, LiveServer
+from pygeoapi.process.base import BaseProcessor
+from pygeoapi.util import RequestedProcessExecutionMode
 from pygeofilter import ast
 from stores import writable_copy
 
@@ -40,6 +44,7 @@ ITEMS = "/collections/incidents/items"
 V2 = "/open311/v2"
 RANGE = f"{DATE_MIN.isoformat()} to {DATE_MAX.isoformat()}"
 EPSG3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
+EPSG32649 = "http://www.opengis.net/def/crs/EPSG/0/32649"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +86,8 @@ def test_far_past_report_is_refused_and_the_figures_keep_working(client):
         r = client.create(feature(reported_at=when))
         assert r.status_code == 400, r.text
         assert "'reported_at'" in _message(r) and RANGE in _message(r)
-    case_no = client.create_ok(feature(reported_at="1999-12-31T08:00:00+08:00"))
+    # in range but old: only a trusted role may record it (a reporter: 30 days back)
+    case_no = client.create_ok(feature(reported_at="1999-12-31T08:00:00+08:00"), "dispatcher")
     stored = client.item(case_no).json()["properties"]["reported_at"]
     assert stored == "1999-12-31T00:00:00.000Z"
     r = client.patch(case_no, {"reported_at": "0999-12-31T00:00:00Z"}, "dispatcher")
@@ -167,6 +173,9 @@ def test_storage_writes_four_digit_years():
      "not valid"),
     ({"bbox": "nan,18.2,109.5,18.3"}, "finite"),
     ({"bbox": "-inf,2000000,12200000,2100000", "bbox-crs": EPSG3857}, "finite"),
+    # shapely.segmentize raised GEOSException "Tolerance is too small": a 500
+    ({"bbox": "0,0,1e300,1", "bbox-crs": EPSG3857}, "outside the area of use"),
+    ({"bbox": "100000,2000000,120000,2100000", "bbox-crs": EPSG32649}, "x from 166021.44"),
 ])
 def test_unrunnable_filters_are_400(client, params, match):
     # integers beyond 64 bits, invalid polygons and -inf with bbox-crs answered 500;
@@ -174,6 +183,26 @@ def test_unrunnable_filters_are_400(client, params, match):
     r = client.get(ITEMS, params=params)
     assert r.status_code == 400, r.text
     assert match in _message(r)
+
+
+@pytest.mark.parametrize("params, status, match", [
+    # transform_bounds gave NaN, then the raster provider failed on int(NaN): a 500
+    ({"bbox": "-1e308,-1e308,1e308,1e308", "bbox-crs": EPSG3857}, 400,
+     "outside the area of use"),
+    # finite bounds whose span is not: int(inf) in the cell count was a 500
+    ({"subset": "Lat(-1e308:1e308),Long(-1e308:1e308)"}, 413, "over the limit"),
+])
+def test_coverage_boxes_beyond_any_grid_are_refused(live_server, params, status, match):
+    r = live_server.get("/collections/dem/coverage", params={**params, "f": "json"})
+    assert r.status_code == status, r.text[:300]
+    assert match in r.json()["description"]
+
+
+def test_a_box_covering_the_whole_projection_still_works(client):
+    world = "-20037508.342789244,-20037508.342789244,20037508.342789244,20037508.342789244"
+    r = client.get(ITEMS, params={"bbox": world, "bbox-crs": EPSG3857, "resulttype": "hits"})
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["numberMatched"] > 0
 
 
 def _posted_filter(client, doc: str):
@@ -333,3 +362,67 @@ def test_library_reporters_are_told_apart_by_key_name(store):
     feat = lifecycle.transition(store, case_no, "evaluated", alice, satisfaction=4)
     assert feat["properties"]["status"] == "evaluated"
     assert feat["properties"]["satisfaction"] == 4
+
+
+# --- internal errors of process runs ---------------------------------------------------------
+
+
+#: What a psycopg error of a run said: SQL and the schema name.
+LEAK = ('relation "tianya_secret.incidents_2026" does not exist\n'
+        'LINE 1: SELECT geom, reporter_phone FROM tianya_secret.incidents_2026')
+
+
+class Leaky(BaseProcessor):
+    """A process whose library call fails with a database error (loaded by the manager)."""
+
+    def __init__(self, processor_def):
+        super().__init__(processor_def, {"id": "leaky", "title": "leaky", "version": "1",
+                                         "jobControlOptions": ["sync-execute", "async-execute"],
+                                         "inputs": {}, "outputs": {}})
+
+    def execute(self, data, outputs=None):
+        import psycopg
+
+        raise psycopg.errors.UndefinedTable(LEAK)
+
+
+@pytest.mark.parametrize("mode", [None, RequestedProcessExecutionMode.respond_async])
+def test_internal_run_errors_are_logged_not_told(tmp_path, caplog, mode):
+    """The 500 body and the job record held the psycopg message (SQL, schema name)."""
+    from pygeoapi.process.base import ProcessorExecuteError
+
+    from analytics.jobs import JobManager
+
+    manager = JobManager({"name": "analytics.jobs.JobManager",
+                          "connection": str(tmp_path / "j.sqlite"),
+                          "output_dir": str(tmp_path / "out"),
+                          "processes": {"leaky": {"processor": {"name": f"{__name__}.Leaky"}}}})
+    pattern = (r"process 'leaky' failed with an internal error "
+               r"\(logged at \d{4}-\d\d-\d\dT[\d:.]+Z\)")
+    admin = access.Principal("ops", "admin")  # anonymous callers list no jobs
+    with caplog.at_level("ERROR", logger="analytics.jobs"):
+        if mode is None:
+            with pytest.raises(ProcessorExecuteError) as info:
+                manager.execute_process("leaky", {})
+            assert info.value.http_status_code == 500
+            told = [info.value.message, info.value.user_msg, str(info.value)]
+            assert all(re.fullmatch(pattern, t) for t in told), told
+        else:
+            manager.execute_process("leaky", {}, execution_mode=mode)
+        deadline = time.monotonic() + 60
+        while True:
+            token = access.CURRENT.set(admin)
+            try:
+                jobs = manager.get_jobs()["jobs"]
+            finally:
+                access.CURRENT.reset(token)
+            if jobs[0]["status"] == "failed" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert [j["status"] for j in jobs] == ["failed"]
+    record = json.dumps(jobs)
+    assert "tianya_secret" not in record and "SELECT" not in record
+    assert re.search(pattern, jobs[0]["message"]), jobs[0]["message"]
+    # the detail is in the server log, at ERROR, with its traceback
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info]
+    assert any(LEAK in str(r.exc_info[1]) for r in logged), caplog.text

@@ -405,3 +405,47 @@ def test_callers_behind_a_trusted_proxy_are_told_apart(monkeypatch):
     env = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 10.0.0.7"}
     assert app._caller(env, PUBLIC) == "10.0.0.7"
     assert app._caller({**env, "REMOTE_ADDR": "10.9.9.9"}, PUBLIC) == "10.9.9.9"  # not a proxy
+
+
+def _star(n: int) -> dict:
+    import math
+
+    pts = [[round(109.354 + (0.2 if i % 2 == 0 else 0.05) * math.cos(2 * math.pi * i / n), 5),
+            round(18.43 + (0.2 if i % 2 == 0 else 0.05) * math.sin(2 * math.pi * i / n), 5)]
+           for i in range(n)]
+    return {"type": "Polygon", "coordinates": [pts + [pts[0]]]}
+
+
+@pytest.mark.parametrize("text", ["'a' IS NULL", "geometry = 'a'", "geometry = case_no",
+                                  "case_no = geometry", "geometry LIKE 'a'",
+                                  "case_no = POINT(1 1)", "geometry IN ('a')",
+                                  "geometry BETWEEN 'a' AND 'b'"])
+def test_filters_the_stores_cannot_type_are_400s(live_server, text):
+    r = live_server.get("/collections/incidents/items", params={"filter": text})
+    assert r.status_code == 400, r.text
+
+
+@pytest.mark.parametrize("doc", [
+    {"op": "in", "args": [{"property": "case_no"}, []]},
+    {"op": "=", "args": [{"property": {"a": 1}}, "x"]},
+    {"op": "=", "args": [{"property": ["x"]}, "x"]},
+    {"op": "s_touches", "args": [{"property": "geometry"}, _star(2800)]},
+])
+def test_post_filters_that_broke_or_stalled_the_server_are_400s(live_server, doc):
+    t0 = time.perf_counter()
+    r = requests.post(live_server.url + "/collections/building_population/items?limit=1",
+                      data=json.dumps(doc), timeout=60,
+                      headers={"Content-Type": "application/query-cql-json"})
+    assert r.status_code == 400, r.text
+    assert time.perf_counter() - t0 < 5
+    r = live_server.get("/collections/incidents/items",
+                        params={"filter": json.dumps(doc), "filter-lang": "cql2-json"})
+    assert r.status_code in (400, 414), r.text  # 414: the 2,800-vertex URL is too long
+
+
+def test_small_spatial_filters_still_run(live_server):
+    doc = {"op": "s_intersects", "args": [{"property": "geometry"}, _star(100)]}
+    r = requests.post(live_server.url + "/collections/incidents/items?limit=1",
+                      data=json.dumps(doc), timeout=60,
+                      headers={"Content-Type": "application/query-cql-json"})
+    assert r.status_code == 200 and r.json()["numberMatched"] > 0, r.text

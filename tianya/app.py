@@ -28,7 +28,7 @@ from layers import access, cases
 from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, TianyaError, TooManyRequests
 from layers.params import check_coverage_params, check_items_params
-from layers.query import check_filter, parse_filter
+from layers.query import check_filter, has_geometry_literal, parse_filter
 from tianya import api, edge, open311, screen, tiles
 from tianya.safety import CallerLimit, escape_csv, public_openapi
 
@@ -170,6 +170,9 @@ class Shell:
                 # a GeoTIFF window is built in memory (~200 MB for the whole district)
                 with _HEAVY.hold(_caller(environ, who)):
                     return self.app(environ, start_response)
+            if environ.get("tianya.heavy"):  # a POST query with a geometry
+                with _HEAVY.hold(_caller(environ, who)):
+                    return self.app(environ, _retry_after(start_response))
             if method == "POST" and _EXECUTION.match(path):
                 return self._execute(environ, start_response)
             return self.app(environ, _retry_after(start_response))
@@ -198,7 +201,8 @@ class Shell:
         """An items GET: geo+json labels, CSV cells escaped, heavy pages limited per caller."""
         params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
         limit = params.get("limit", "")
-        heavy = (int(limit) if limit.isdigit() else 0) > HEAVY_LIMIT or params.get("f") == "csv"
+        heavy = ((int(limit) if limit.isdigit() else 0) > HEAVY_LIMIT
+                 or params.get("f") == "csv" or environ.get("tianya.heavy"))
         with _HEAVY.hold(_caller(environ, who) if heavy else None):
             seen: dict = {}
 
@@ -269,11 +273,17 @@ class Shell:
         checked = check_items_params(layer, params, visible, single=m.group(2) is not None)
         if checked != params:
             environ["QUERY_STRING"] = urlencode(checked)
+        node = None
         if query:  # pygeoapi's POST query: the body is a CQL2 JSON filter
             body = environ["wsgi.input"].getvalue().decode("utf-8", "replace")
             if not body.strip():
                 raise InvalidParameter("a POST query needs a CQL2 JSON filter as its body")
-            check_filter(layer, parse_filter(body, "cql2-json"), visible)
+            node = parse_filter(body, "cql2-json")
+            check_filter(layer, node, visible)
+        elif "filter" in checked:
+            node = parse_filter(checked["filter"], checked.get("filter-lang"))
+        # a geometry literal makes a query costly (no index narrows S_TOUCHES and the like)
+        environ["tianya.heavy"] = node is not None and has_geometry_literal(node)
 
     @staticmethod
     def _params(environ) -> dict[str, str]:

@@ -39,7 +39,7 @@ class CallerLimit:
             if self._busy.get(caller, 0) >= self.n:
                 raise TooManyRequests(
                     f"at most {self.n} heavy reads (pages of more than 1000 features, CSV, "
-                    "coverages) "
+                    "coverages, filters with a geometry) "
                     "may run at a time for one caller; retry when one has finished",
                     retry_after=2)
             self._busy[caller] = self._busy.get(caller, 0) + 1
