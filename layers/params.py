@@ -10,6 +10,7 @@ normalised to CQL2 text, which is what pygeoapi parses from a query string.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -157,6 +158,9 @@ def _projected_bbox_as_filter(params: dict[str, str]) -> dict[str, str]:
     step = max(hi[0] - lo[0], hi[1] - lo[1]) / 64
     ring = shapely.segmentize(ring, step) if step > 0 else ring
     poly = shapely.transform(ring, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+    if not np.isfinite(shapely.get_coordinates(poly)).all():
+        raise InvalidParameter(f"bbox {params['bbox']!r} in bbox-crs {params['bbox-crs']} "
+                               "does not transform to finite longitudes/latitudes")
     out = {k: v for k, v in params.items() if k not in ("bbox", "bbox-crs")}
     spatial = f"S_INTERSECTS(geometry, {shapely.to_wkt(poly, rounding_precision=9)})"
     if "filter" in out:
@@ -198,7 +202,27 @@ def _check_bbox(raw: str, crs: str | None) -> list[float]:
     if geographic and (abs(lo[1]) > 90 or abs(hi[1]) > 90 or abs(lo[0]) > 180
                        or abs(hi[0]) > 180):
         raise InvalidParameter(f"bbox {raw!r} is outside the valid longitude/latitude range")
+    if not geographic:
+        # a box beyond the projection's domain transforms to inf/NaN (or makes shapely and
+        # pyproj fail): it must lie within the CRS's area of use
+        name, (x0, y0, x1, y1) = _projected_area(crs)
+        slack = 1e-9 * max(x1 - x0, y1 - y0)  # the bounds' own rounding
+        if lo[0] < x0 - slack or lo[1] < y0 - slack or hi[0] > x1 + slack or hi[1] > y1 + slack:
+            raise InvalidParameter(
+                f"bbox {raw!r} is outside the area of use of bbox-crs {crs} ({name}): x from "
+                f"{x0:.2f} to {x1:.2f}, y from {y0:.2f} to {y1:.2f}")
     return nums
+
+
+@functools.cache
+def _projected_area(crs: str) -> tuple[str, tuple[float, float, float, float]]:
+    """A projected CRS's name and the bounds of its area of use in its own coordinates."""
+    import pyproj
+
+    proj = pyproj.CRS.from_user_input("EPSG:" + crs.rsplit("/", 1)[-1])
+    area = proj.area_of_use
+    t = pyproj.Transformer.from_crs("OGC:CRS84", proj)  # lon/lat in, authority order out
+    return proj.name, t.transform_bounds(*area.bounds, densify_pts=64)
 
 
 # --- CQL2 text encoding --------------------------------------------------------------------------
@@ -311,6 +335,9 @@ def check_coverage_params(params: Mapping[str, str]) -> dict[str, str]:
 
     t = pyproj.Transformer.from_crs("EPSG:" + crs.rsplit("/", 1)[-1], "OGC:CRS84")
     box = t.transform_bounds(*nums, densify_pts=64)  # authority order in, lon/lat out
+    if not all(math.isfinite(v) for v in box):
+        raise InvalidParameter(f"bbox {params['bbox']!r} in bbox-crs {crs} does not transform "
+                               "to finite longitudes/latitudes")
     out["bbox"] = ",".join(repr(float(v)) for v in box)
     del out["bbox-crs"]
     return out

@@ -15,6 +15,8 @@ the full extent of the other axis.
 
 from __future__ import annotations
 
+import math
+
 from pygeoapi.provider.base import ProviderInvalidQueryError, ProviderRequestEntityTooLargeError
 from pygeoapi.provider.rasterio_ import RasterioProvider
 
@@ -84,6 +86,10 @@ class TianyaRasterProvider(RasterioProvider):
         except (TypeError, ValueError):
             raise ProviderInvalidQueryError(user_msg="bbox and subset bounds must be numbers") \
                 from None
+        if not all(math.isfinite(v) for v in (qw, qs, qe, qn)):  # float() takes inf and nan
+            raise ProviderInvalidQueryError(
+                user_msg=f"bbox and subset bounds must be finite numbers, got ({qw:g}, {qs:g}, "
+                f"{qe:g}, {qn:g})")
         rx, ry = self._data.res
         # the answer holds the pixels whose centres fall inside: the box must reach one
         if qe < w + rx / 2 or qw > e - rx / 2 or qn < s + ry / 2 or qs > n - ry / 2 \
@@ -94,8 +100,9 @@ class TianyaRasterProvider(RasterioProvider):
         return qw, qs, qe, qn
 
     def _cells(self, area: tuple[float, float, float, float]) -> int:
-        """Cells an area covers (an upper bound)."""
-        w, s, e, n = area
+        """Cells an area covers (an upper bound), within the grid's bounds."""
+        gw, gs, ge, gn = self._data.bounds
+        w, s, e, n = max(area[0], gw), max(area[1], gs), min(area[2], ge), min(area[3], gn)
         rx, ry = self._data.res
         return int((abs(e - w) / rx + 2) * (abs(n - s) / ry + 2))
 
