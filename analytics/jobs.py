@@ -79,6 +79,7 @@ job of a host that never comes back stays unfinished (and counts against its own
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -147,17 +148,40 @@ class ProcessInputError(ProcessorExecuteError):
 
 
 class ProcessRunError(ProcessorExecuteError):
-    """A synchronous run that failed: the error's own status, or 500 for a fault of ours."""
+    """A synchronous run that failed: the error's own status, or 500 for a fault of ours.
 
-    def __init__(self, process_id: str, err: Exception):
+    A fault of ours (not a :class:`~layers.errors.TianyaError`) is not described to the
+    client: its text may hold SQL, schema names or paths.  It is logged with its traceback
+    and the client is told when (see :func:`internal_failure`).
+
+    Parameters
+    ----------
+    process_id : str
+    err : Exception
+        What the run raised.
+    message : str, optional
+        The generic message already logged and recorded for ``err`` (else it is logged here).
+    """
+
+    def __init__(self, process_id: str, err: Exception, message: str | None = None):
         if isinstance(err, TianyaError):
             msg, status, code = str(err), err.status, err.ogc_code
         else:
-            msg = f"process {process_id!r} failed: {type(err).__name__}: {err}"
+            msg = message or internal_failure(process_id, err)
             status, code = 500, "NoApplicableCode"
         super().__init__(msg, user_msg=msg)
         self.http_status_code = status
         self.ogc_exception_code = code
+
+
+def internal_failure(process_id: str, err: BaseException, job_id: str | None = None) -> str:
+    """Log a run's unexpected exception (ERROR, traceback); the message for client and job.
+
+    The message names the process and the time of the log record, nothing of ``err``.
+    """
+    when = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    LOGGER.error("process %r (job %s) failed at %s", process_id, job_id, when, exc_info=err)
+    return f"process {process_id!r} failed with an internal error (logged at {when})"
 
 
 class JobManager(BaseManager):
@@ -504,7 +528,8 @@ class JobManager(BaseManager):
                 run, job_id, data_dict, requested_outputs, **extra)
             if status == JobStatus.failed and run.failure is not None:
                 # pygeoapi would answer every failure with 400; the job stays recorded failed
-                raise ProcessRunError(process_id, run.failure) from None
+                raise ProcessRunError(process_id, run.failure,
+                                      getattr(run, "failure_message", None)) from None
         return job_id, mime, outputs, status, headers
 
     def _execute_handler_sync(self, p, job_id, data_dict, *args, **kwargs):
@@ -557,9 +582,13 @@ class JobManager(BaseManager):
         except Exception as err:
             current_status = JobStatus.failed
             code = "InvalidParameterValue"
-            outputs = {"type": code, "code": code,
-                       "description": f"Error executing process: {err}"}
-            LOGGER.exception(err)
+            if isinstance(err, TianyaError):
+                LOGGER.exception(err)
+                text = f"Error executing process: {err}"
+            else:  # a fault of ours: the detail goes to the log only
+                code = "NoApplicableCode"
+                text = p.failure_message = internal_failure(p.metadata["id"], err, job_id)
+            outputs = {"type": code, "code": code, "description": text}
             jfmt = "application/json"
             self.update_job(job_id, {
                 "finished": get_current_datetime(), "updated": get_current_datetime(),
