@@ -29,6 +29,7 @@ from layers.catalogue import get_layer
 from layers.errors import InvalidParameter, NotFound, TianyaError, choices
 from layers.query import Query, parse_interval
 from layers.store import DEFAULT_GPKG, STORE_ENV, Store
+from tianya.edge import body
 
 INCIDENTS = get_layer("incidents")
 _PATCH = re.compile(r"^/collections/incidents/items/([^/]+)/?$")
@@ -52,17 +53,9 @@ def store() -> Store:
 
 
 def read_body(environ) -> dict:
-    """The request's JSON object, refusing bodies over :data:`layers.cases.MAX_BODY`."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise InvalidParameter("Content-Length is not a number") from None
-    if length > cases.MAX_BODY:
-        from layers.errors import PayloadTooLarge
-
-        raise PayloadTooLarge(f"request body of {length} bytes is larger than the "
-                              f"{cases.MAX_BODY} bytes allowed")
-    raw = environ["wsgi.input"].read(length) if length else b""
+    """The request's JSON object (the shell has read the body, capped at
+    :data:`layers.cases.MAX_BODY`)."""
+    raw = body(environ)
     if not raw:
         raise InvalidParameter("request body is empty: send a JSON object")
     return cases.parse_body(raw)

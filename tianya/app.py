@@ -33,7 +33,6 @@ from tianya import api, edge, open311, screen, tiles
 from tianya.safety import CallerLimit, escape_csv, public_openapi
 
 _ITEMS = re.compile(r"^/collections/([^/]+)/items(?:/([^/]+))?/?$")
-_COLLECTION = re.compile(r"^/collections/([^/]+)(?:/(queryables|schema))?/?$")
 _COVERAGE = re.compile(r"^/collections/[^/]+/coverage/?$")
 _EXECUTION = re.compile(r"^/processes/[^/]+/execution/?$")
 #: Every path under /collections that is served; pygeoapi routes more (EDR, maps, ids with
@@ -189,8 +188,7 @@ class Shell:
         from analytics.processes import check_execute_request
         from analytics.runner import CLIENT, peer_present
 
-        body = environ.get("wsgi.input")
-        check_execute_request(body.getvalue() if hasattr(body, "getvalue") else b"")
+        check_execute_request(edge.body(environ))
         token = CLIENT.set(peer_present(environ.get("gunicorn.socket")))
         try:
             return self.app(environ, _retry_after(start_response))
@@ -275,7 +273,7 @@ class Shell:
             environ["QUERY_STRING"] = urlencode(checked)
         node = None
         if query:  # pygeoapi's POST query: the body is a CQL2 JSON filter
-            body = environ["wsgi.input"].getvalue().decode("utf-8", "replace")
+            body = edge.body(environ).decode("utf-8", "replace")
             if not body.strip():
                 raise InvalidParameter("a POST query needs a CQL2 JSON filter as its body")
             node = parse_filter(body, "cql2-json")

@@ -47,12 +47,9 @@ def start_header_clock(sock, seconds: float = HEADER_SECONDS):
     """While the block runs, shut ``sock``'s read side after ``seconds`` unless the
     application has started (:func:`headers_received`): a client sending its headers
     slowly then holds a server thread for at most ``seconds``."""
-    late = threading.Event()
-    timer = threading.Timer(seconds, _cut, (sock, late))
-    timer.daemon = True
+    timer = _clock(sock, seconds, threading.Event())
     with _CLOCKS_LOCK:
         _CLOCKS[id(sock)] = timer
-    timer.start()
     try:
         yield
     finally:
@@ -114,6 +111,20 @@ def _cut(sock, flag: threading.Event) -> None:
         pass
 
 
+def _clock(sock, seconds: float, late: threading.Event) -> threading.Timer:
+    """A started timer that sets ``late`` and shuts ``sock``'s read side after ``seconds``."""
+    timer = threading.Timer(seconds, _cut, (sock, late))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def body(environ) -> bytes:
+    """The request body as :func:`buffer_body` read it (empty if there was none)."""
+    stream = environ.get("wsgi.input")
+    return stream.getvalue() if isinstance(stream, io.BytesIO) else b""
+
+
 def _read(environ, want: int, seconds: float, keep: bool = True) -> tuple[bytearray, int, bool]:
     """Read up to ``want`` bytes of the body within ``seconds``: (bytes kept, bytes read, late)."""
     stream = environ.get("wsgi.input")
@@ -122,11 +133,8 @@ def _read(environ, want: int, seconds: float, keep: bool = True) -> tuple[bytear
     if not want or stream is None:
         return buf, n, False
     sock = environ.get("gunicorn.socket")
-    timer = None
-    if sock is not None:  # a recv blocked on a silent client is ended by the timer
-        timer = threading.Timer(seconds, _cut, (sock, late))
-        timer.daemon = True
-        timer.start()
+    # a recv blocked on a silent client is ended by the clock
+    timer = _clock(sock, seconds, late) if sock is not None else None
     deadline = time.monotonic() + seconds
     try:
         while n < want:

@@ -31,6 +31,7 @@ from layers.catalogue import CATEGORIES, CATEGORY_CLASS, DEPARTMENTS, MAJOR_CLAS
 from layers.errors import InvalidParameter, NotFound, TianyaError, choices
 from layers.query import Query, parse_filter, parse_interval
 from tianya.api import INCIDENTS, _method, respond, store
+from tianya.edge import body
 
 PREFIX = "/open311/v2"
 JURISDICTIONS = ("tianya", "460204")
@@ -66,12 +67,7 @@ def _params(environ, allowed) -> dict:
     pairs = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     if environ.get("REQUEST_METHOD") == "POST":
         ctype = environ.get("CONTENT_TYPE", "")
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > cases.MAX_BODY:
-            from layers.errors import PayloadTooLarge
-
-            raise PayloadTooLarge(f"request body is larger than {cases.MAX_BODY} bytes")
-        raw = environ["wsgi.input"].read(length) if length else b""
+        raw = body(environ)  # read by the shell, capped at cases.MAX_BODY
         if ctype.startswith("application/json"):
             doc = cases.parse_body(raw)
             # a JSON null is a value not given (not the text "null")
