@@ -93,7 +93,6 @@ class Query:
             if minx > maxx or miny > maxy:
                 raise InvalidParameter(f"bbox {list(self.bbox)} has min greater than max")
 
-
     def named_fields(self) -> set[str]:
         """Every field this query names (returned, sorted on, compared or filtered)."""
         names = set(self.properties or ()) | {n for n, _ in self.sortby} | set(self.equals)
@@ -159,13 +158,8 @@ _CASE_FUNCTIONS = ("lower", "casei", "upper")
 
 def has_geometry_literal(node: ast.Node) -> bool:
     """Whether a filter holds a geometry or bbox literal (spatial predicates cost most)."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, values.Geometry | values.Envelope) or _is_bbox(n):
-            return True
-        stack.extend(_children(n))
-    return False
+    return any(isinstance(n, values.Geometry | values.Envelope) or _is_bbox(n)
+               for n in _walk(node))
 
 
 def _not_geometry(*operands) -> None:
@@ -192,17 +186,18 @@ def _children(n) -> list:
     return []
 
 
-def filter_properties(node: ast.Node) -> set[str]:
-    """Names of all properties a filter refers to (an iterative walk: any depth)."""
-    found: set[str] = set()
+def _walk(node):
+    """Every node, list and literal of a filter (iteratively: any depth)."""
     stack = [node]
     while stack:
         n = stack.pop()
-        if isinstance(n, ast.Attribute):
-            found.add(n.name)
-        else:
-            stack.extend(_children(n))
-    return found
+        yield n
+        stack.extend(_children(n))
+
+
+def filter_properties(node: ast.Node) -> set[str]:
+    """Names of all properties a filter refers to."""
+    return {n.name for n in _walk(node) if isinstance(n, ast.Attribute)}
 
 
 def check_date(value: dt.date, what: str = "date", error: type = InvalidParameter) -> dt.date:
