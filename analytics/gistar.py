@@ -147,7 +147,8 @@ def gi_star_z(y, w, *, transform: str | None = None) -> np.ndarray:
     n = y.size
     if w.shape != (n, n):
         raise AnalyticsError(f"weights shape {w.shape} does not match {n} values")
-    if transform in ("B", None) and _is_binary_csr(w):
+    binary = transform in ("B", None) and _is_binary_csr(w)
+    if binary:
         # fast path (the weights builders' output): no defensive copy, no re-binarisation;
         # the zero-diagonal guard stays (it costs ~1 % of a 1M-point run)
         if w.diagonal().any():
@@ -158,7 +159,7 @@ def gi_star_z(y, w, *, transform: str | None = None) -> np.ndarray:
         w_off, selfw = _star_parts(w, transform)
         lag = w_off @ y + selfw * y
         row_sum = np.asarray(w_off.sum(axis=1)).ravel() + selfw
-    if transform == "B" or (transform is None and _is_binary_csr(w)):
+    if transform == "B" or binary:
         row_sq = row_sum
     else:
         row_sq = np.asarray(w_off.multiply(w_off).sum(axis=1)).ravel() + selfw**2
