@@ -351,16 +351,6 @@ def _check_cells(layer: Layer, size: float, shape: str, extra: Layer | None = No
     return cells
 
 
-def _centres(units):
-    """Projected centre coordinates of polygons or points (n x 2)."""
-    import shapely
-
-    from analytics.weights import to_projected
-
-    geoms = to_projected(units, stacklevel=4).geometry.values
-    return shapely.get_coordinates(shapely.centroid(geoms))
-
-
 def _pairs_within(xy, distance: float) -> int:
     """Ordered pairs of distinct points within ``distance`` (counted, not listed)."""
     from scipy.spatial import cKDTree
@@ -543,11 +533,13 @@ class AnalysisProcessor(BaseProcessor):
 
     def _check_units(self, units, opts: dict) -> None:
         """The analysed units' neighbour pairs and permutation draws, before the weights."""
+        from analytics.weights import point_coordinates
+
         n = len(units)
         if n == 0:
             return
         if opts["weights"] in ("distance_band", "inverse_distance"):
-            pairs = _pairs_within(_centres(units), opts["distance"])
+            pairs = _pairs_within(point_coordinates(units, stacklevel=3), opts["distance"])
             _require_within(f"neighbour pairs within {opts['distance']:g} m of the {n:,} "
                             "units", pairs, "MAX_NEIGHBOUR_PAIRS", "use a shorter distance "
                             "or a coarser aggregation")
@@ -945,9 +937,11 @@ class DensityClustersProcessor(AnalysisProcessor):
     @staticmethod
     def _check_selection(frame, opts) -> None:
         """Neighbour pairs of the selected points (DBSCAN eps, HDBSCAN min_samples)."""
+        from analytics.weights import point_coordinates
+
         n = len(frame)
         if opts["method"] == "dbscan":
-            pairs = _pairs_within(_centres(frame), opts["eps"])
+            pairs = _pairs_within(point_coordinates(frame, stacklevel=3), opts["eps"])
             what = f"point pairs within eps {opts['eps']:g} m of the {n:,} selected points"
             advice = "use a smaller eps or narrow the selection (filter, datetime)"
         else:
@@ -1045,6 +1039,7 @@ class EmergingHotSpotsProcessor(AnalysisProcessor):
 
     def run(self, opts):
         from analytics.emerging import emerging_hot_spots
+        from analytics.weights import point_coordinates
 
         frame = self.read(opts, [opts["time_field"]])
         frame = frame[frame[opts["time_field"]].notna()]
@@ -1052,7 +1047,7 @@ class EmergingHotSpotsProcessor(AnalysisProcessor):
             raise InvalidParameter(f"emerging hot spots need at least 30 timestamped points, "
                                    f"got {len(frame)}")
         times = frame[opts["time_field"]]
-        xy = _centres(frame)
+        xy = point_coordinates(frame, stacklevel=3)
         width, height = xy.max(axis=0) - xy.min(axis=0)
         bins = min(grid_cells(width, height, opts["cell_size"], opts["shape"]), len(frame))
         self._check_cube((times.min(), times.max()), opts["step"], bins, opts,
