@@ -86,11 +86,9 @@ import os
 import socket
 import threading
 import time
-import types
 import uuid
 from pathlib import Path
 
-import pygeoapi.process.manager.base as _pygeoapi_manager
 from pygeoapi.formats import F_JSON, F_JSONLD, FORMAT_TYPES
 from pygeoapi.process.base import (
     JobNotFoundError,
@@ -128,14 +126,6 @@ IN_TABLE = "postgresql:tianya_jobs.result"
 def new_job_id() -> str:
     """A job id nobody can guess: a random (uuid4, 122 bits from ``os.urandom``) uuid."""
     return str(uuid.uuid4())
-
-
-# pygeoapi's BaseManager.execute_process names jobs str(uuid.uuid1()): the host's MAC address
-# and a timestamp, guessable by anyone who saw one id.  An anonymous job is read by whoever
-# holds its id, so the id must be secret: that module's ``uuid`` is given a uuid1 that is
-# uuid4 (execute_process is its only use of the module).
-_pygeoapi_manager.uuid = types.SimpleNamespace(uuid1=uuid.uuid4, uuid4=uuid.uuid4,
-                                               UUID=uuid.UUID)
 
 
 class ProcessInputError(ProcessorExecuteError):
