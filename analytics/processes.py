@@ -454,7 +454,7 @@ class AnalysisProcessor(BaseProcessor):
             from layers.query import check_filter, parse_filter
 
             opts["where"] = parse_filter(opts["filter"])
-            check_filter(layer, opts["where"], set(access.visible_fields(layer, self.principal)))
+            check_filter(layer, opts["where"], opts["visible"])
         else:
             opts["where"] = None
         opts["layer"] = layer
