@@ -1002,16 +1002,9 @@ class EmergingHotSpotsProcessor(AnalysisProcessor):
         elif opts["time_field"] not in times:
             raise InvalidParameter(choices(opts["time_field"], times,
                                            f"datetime field of {layer.id!r}"))
-        import pandas as pd
+        from analytics.emerging import _parse_step
 
-        try:
-            step = pd.Timedelta(opts["time_step"])
-        except ValueError:
-            raise InvalidParameter(f"{opts['time_step']!r} is not a valid time_step, use a "
-                                   "fixed length like '1D', '7D', '12h'") from None
-        if not step > pd.Timedelta(0):
-            raise InvalidParameter(f"time_step must be positive, got {opts['time_step']!r}")
-        opts["step"] = step
+        step = opts["step"] = _parse_step(opts["time_step"])  # AnalyticsError: a 400
         cells = _check_cells(layer, opts["cell_size"], opts["shape"])
         band = opts["distance_band"]
         if band is not None:
