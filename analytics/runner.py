@@ -195,17 +195,24 @@ def peer_present(sock) -> Callable[[], bool] | None:
 # --- host-wide slots ---------------------------------------------------------------------------
 
 
+def _lock_slot(lim: Limits, i: int) -> int | None:
+    """Slot file ``i`` open and locked by this call, or None if someone holds it."""
+    fd = os.open(os.path.join(lim.run_dir, f"slot-{i}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def _try_slot(lim: Limits):
     """An open, locked slot file, or None when all ``lim.workers`` are taken."""
     os.makedirs(lim.run_dir, exist_ok=True)
     for i in range(lim.workers):
-        fd = os.open(os.path.join(lim.run_dir, f"slot-{i}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return fd
+        fd = _lock_slot(lim, i)
+        if fd is not None:
+            return fd
     return None
 
 
@@ -317,12 +324,10 @@ def slots_in_use(lim: Limits | None = None) -> int:
     held = 0
     os.makedirs(lim.run_dir, exist_ok=True)
     for i in range(lim.workers):
-        fd = os.open(os.path.join(lim.run_dir, f"slot-{i}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fd = _lock_slot(lim, i)
+        if fd is None:
             held += 1
-        finally:
+        else:
             os.close(fd)
     return held
 
