@@ -109,6 +109,24 @@ def _finished_at(fields: dict) -> float | None:
     return time.time() if fields.get("status") in FINISHED else None
 
 
+def _list_where(owner: tuple[str, str] | None, restricted: bool, status: str | None,
+                mark: str, unrestricted: str) -> tuple[str, list]:
+    """A store's ``list`` filter: the ``WHERE`` clause (or "") and its arguments.
+
+    ``mark`` is the driver's placeholder, ``unrestricted`` the condition on ``restricted``.
+    """
+    where, args = [], []
+    if owner is not None:
+        where.append(f"owner_role = {mark} AND owner_name = {mark}")
+        args += [owner[1], owner[0]]
+    if not restricted:
+        where.append(unrestricted)
+    if status is not None:
+        where.append(f"status = {mark}")
+        args.append(status)
+    return (f"WHERE {' AND '.join(where)}" if where else ""), args
+
+
 # --- SQLite --------------------------------------------------------------------------------
 
 
@@ -231,16 +249,7 @@ class SQLiteJobStore:
     def list(self, owner: tuple[str, str] | None, *, restricted: bool, status: str | None,
              limit: int | None, offset: int | None) -> tuple[list[dict], int]:
         """Jobs newest first (``owner``'s, or all for None) and how many match in all."""
-        where, args = [], []
-        if owner is not None:
-            where.append("owner_role = ? AND owner_name = ?")
-            args += [owner[1], owner[0]]
-        if not restricted:
-            where.append("restricted = 0")
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
-        cond = f"WHERE {' AND '.join(where)}" if where else ""
+        cond, args = _list_where(owner, restricted, status, "?", "restricted = 0")
         conn = self._conn()
         (matched,) = conn.execute(f"SELECT count(*) FROM jobs {cond}", args).fetchone()
         rows = conn.execute(f"SELECT doc FROM jobs {cond} ORDER BY created_at DESC, "
@@ -408,16 +417,7 @@ class PostgresJobStore:
     def list(self, owner: tuple[str, str] | None, *, restricted: bool, status: str | None,
              limit: int | None, offset: int | None) -> tuple[list[dict], int]:
         """Jobs newest first (``owner``'s, or all for None) and how many match in all."""
-        where, args = [], []
-        if owner is not None:
-            where.append("owner_role = %s AND owner_name = %s")
-            args += [owner[1], owner[0]]
-        if not restricted:
-            where.append("NOT restricted")
-        if status is not None:
-            where.append("status = %s")
-            args.append(status)
-        cond = f"WHERE {' AND '.join(where)}" if where else ""
+        cond, args = _list_where(owner, restricted, status, "%s", "NOT restricted")
         with self._conn() as conn:
             (matched,) = conn.execute(f"SELECT count(*) FROM {self.table} {cond}",
                                       args).fetchone()
