@@ -50,17 +50,21 @@ def _draw_ids(n: int, width: int, permutations: int, rng: np.random.Generator) -
     bad = np.arange(permutations)
     if p_distinct > 0 and permutations * width / p_distinct <= _REJECT_DRAWS:
         for _ in range(_MAX_ROUNDS):
-            s = np.sort(ids, axis=1)
-            bad = np.flatnonzero((s[:, 1:] == s[:, :-1]).any(axis=1))
+            bad = _rows_with_repeats(ids)
             if bad.size == 0:
                 return ids
             ids[bad] = rng.integers(0, n, size=(bad.size, width))
-        s = np.sort(ids, axis=1)
-        bad = np.flatnonzero((s[:, 1:] == s[:, :-1]).any(axis=1))
+        bad = _rows_with_repeats(ids)  # the last round's redraws
         if bad.size == 0:
             return ids
     ids[bad] = _distinct_rows(n, width, bad.size, rng)
     return ids
+
+
+def _rows_with_repeats(ids: np.ndarray) -> np.ndarray:
+    """Indices of the rows of ``ids`` that hold some id more than once."""
+    s = np.sort(ids, axis=1)
+    return np.flatnonzero((s[:, 1:] == s[:, :-1]).any(axis=1))
 
 
 def _distinct_rows(n: int, width: int, rows: int, rng: np.random.Generator) -> np.ndarray:
