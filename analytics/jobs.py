@@ -348,8 +348,7 @@ class JobManager(BaseManager):
             raise JobNotFoundError()
         owner = (record.owner_name, record.owner_role)
         own = owner == (who.name, who.role)
-        anonymous_job = owner == (access.PUBLIC.name, access.PUBLIC.role)
-        if who.role == "admin" or own or (anonymous_job and not dismiss):
+        if who.role == "admin" or own or (_public(owner) and not dismiss):
             return record.job
         raise JobNotFoundError()
 
@@ -688,14 +687,19 @@ def _check_request(outputs, response) -> None:
         raise InvalidParameter(f"'response' must be 'raw' or 'document', got {response!r}")
 
 
+def _public(owner: tuple[str, str]) -> bool:
+    """Whether ``owner`` is the anonymous caller (all anonymous callers share it)."""
+    return owner == (access.PUBLIC.name, access.PUBLIC.role)
+
+
 def _whose(owner: tuple[str, str]) -> str:
-    if owner == (access.PUBLIC.name, access.PUBLIC.role):
+    if _public(owner):
         return "anonymous callers' (together)"
     return f"{owner[0]!r}'s ({owner[1]})"
 
 
 def _anonymous(who: access.Principal) -> bool:
-    return (who.name, who.role) == (access.PUBLIC.name, access.PUBLIC.role)
+    return _public((who.name, who.role))
 
 
 def _setting(manager_def: dict, key: str, env: str, default):
