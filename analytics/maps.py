@@ -194,7 +194,8 @@ def _frames(source, ids) -> dict[str, gpd.GeoDataFrame]:
     """Frames by layer id from a dict of frames, a store, or a store location."""
     if isinstance(source, dict):
         return {i: source[i] for i in ids if i in source}
-    from layers.store import Store, open_store
+    from layers.store import Store
+    from layers.stores import open_store
 
     store = source if isinstance(source, Store) else open_store(source)
     return {i: store.read_frame(LAYERS[i]) for i in ids if store.has_layer(LAYERS[i])}
@@ -420,7 +421,7 @@ def layers_map(source=None, *, layers=THEMATIC, lang: str = "both", basemap_id: 
     ----------
     source : dict of GeoDataFrame, Store or str, optional
         Frames by layer id (as :func:`geodata.sample.generate` returns), a store, or a store
-        location (default: :func:`layers.store.open_store`'s).
+        location (default: :func:`layers.stores.open_store`'s).
     layers : sequence of str
         Layer ids, in overlay order (default the seven thematic layers).
     lang : {"both", "zh", "en"}

@@ -1,7 +1,7 @@
 """Partitioned GeoParquet exports of catalogue layers, and reading them back lazily.
 
 A layer is exported from either store (GeoPackage or PostGIS, through
-:func:`layers.store.open_store`) to a directory of GeoParquet 1.1 files:
+:func:`layers.stores.open_store`) to a directory of GeoParquet 1.1 files:
 
 - **time partitions**: one folder per month of the layer's temporal field
   (``2024-03/``; rows without a time go to ``no-time/``; layers without a temporal field
@@ -90,6 +90,40 @@ class ExportResult:
     bounds: list[float] | None = None
 
 
+def write_months(path: str, months, *, total_bounds=None, rows_per_file: int = 1_000_000,
+                 progress: bool = False, expected: int | None = None) -> int:
+    """Write ``("YYYY-MM", frame)`` pairs as one folder of :func:`write_partition` files each.
+
+    Parameters
+    ----------
+    path : str
+        Output directory (created).
+    months : iterable of (str, GeoDataFrame)
+        For example :func:`geodata.history.synthetic_history`.
+    total_bounds : sequence of 4 floats, optional
+        One Hilbert curve extent for every month (see :func:`write_partition`).
+    rows_per_file : int
+        Spatial partition size within a month.
+    progress : bool
+        tqdm bar per month (``expected`` months, if known).
+
+    Returns
+    -------
+    int
+        Rows written.
+    """
+    from tqdm.auto import tqdm
+
+    os.makedirs(path, exist_ok=True)
+    written = 0
+    for label, frame in tqdm(months, desc="history", unit="month", total=expected,
+                             disable=not progress):
+        write_partition(frame, os.path.join(path, label), total_bounds=total_bounds,
+                        rows_per_file=rows_per_file)
+        written += len(frame)
+    return written
+
+
 def write_partition(
     frame: gpd.GeoDataFrame,
     directory: str,
@@ -167,7 +201,7 @@ def export_layer(
     Parameters
     ----------
     store : Store or str
-        A store, or a GeoPackage path / ``postgresql://`` URL for :func:`layers.store.open_store`.
+        A store, or a GeoPackage path / ``postgresql://`` URL for :func:`layers.stores.open_store`.
     layer : Layer or str
         Catalogue layer or its id.
     path : str
@@ -189,7 +223,7 @@ def export_layer(
 
     from layers.catalogue import get_layer
     from layers.query import Query
-    from layers.store import open_store
+    from layers.stores import open_store
 
     if isinstance(store, str):
         store = open_store(store)

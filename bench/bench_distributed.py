@@ -1,7 +1,7 @@
 """Cases aggregated per second: single process vs a 2-worker Dask LocalCluster, with peak memory.
 
 The workload is the space-time cube of Emerging Hot Spot Analysis (200 m fishnet x 7-day steps)
-on synthetic 5-year histories of 1M, 10M and 50M cases (:func:`geodata.history.write_history`,
+on synthetic 5-year histories of 1M, 10M and 50M cases (:func:`geodata.history.synthetic_history`,
 GeoParquet partitioned by month and Hilbert order, 1M rows per file at most).  Each run is a
 child process; the parent samples the resident memory of the child's whole process tree (the
 Dask workers included) every 0.1 s.  The single process reads the whole history into one
@@ -122,7 +122,8 @@ def child(engine: str, path: str) -> None:
 
 
 def ensure_history(root: str, millions: int) -> tuple[str, float]:
-    from geodata.history import write_history
+    from analytics.parquet import write_months
+    from geodata.history import history_bounds, synthetic_history
 
     path = os.path.join(root, f"h{millions}m")
     done = os.path.join(path, "_done")
@@ -140,8 +141,10 @@ def ensure_history(root: str, millions: int) -> tuple[str, float]:
 
         np.save(base_file, base_locations())
     t0 = time.perf_counter()
-    write_history(path, millions * 1_000_000, base=np.load(base_file), months=60,
-                  rows_per_file=1_000_000, progress=True)
+    base = np.load(base_file)
+    write_months(path, synthetic_history(millions * 1_000_000, base=base, months=60),
+                 total_bounds=history_bounds(base), rows_per_file=1_000_000, progress=True,
+                 expected=60)
     dt = time.perf_counter() - t0
     with open(done, "w") as fh:
         fh.write(f"{dt:.1f}")

@@ -3,7 +3,7 @@
 Starts ``tianya serve`` (gunicorn, ``--workers``) on the sample GeoPackage, then for
 ``--seconds`` runs ``--clients`` clients that each submit, one after the other, the heaviest
 kernel density the budgets allow (cell_size 50 m and the largest bandwidth whose pixel visits
-fit :data:`analytics.processes.MAX_KERNEL_VISITS`), while a probe client requests
+fit :data:`tianya.plugins.processes.MAX_KERNEL_VISITS`), while a probe client requests
 ``GET /collections/incidents/items?limit=1`` every ``--probe-interval`` seconds.  A sampler
 records the resident memory of every run process (the children of the workers'
 forkservers) every 20 ms.
@@ -55,7 +55,7 @@ def sample_data(folder: Path) -> str:
 def heaviest_kde(gpkg: str, cell: float = 50.0) -> dict:
     """The largest bandwidth (50 m steps) whose kernel work fits the budgets at ``cell``."""
     os.environ["TIANYA_DATA"] = gpkg
-    from analytics import processes as P
+    from tianya.plugins import processes as P
 
     width, height = P._extent_m(P.LAYERS["incidents"])
     best = None

@@ -2,9 +2,12 @@
 
 For benchmarks and scale tests of :mod:`analytics.distributed`: only the columns the
 aggregations need -- point (CRS84), ``reported_at`` (UTC), ``category`` -- generated month by
-month (never the whole history in memory) and written with
-:func:`analytics.parquet.write_partition`, so the layout is that of an export (one folder per
-month, Hilbert-ordered files with a bbox covering column).
+month (never the whole history in memory) by :func:`synthetic_history`; write them with
+:func:`analytics.parquet.write_months`, which gives the layout of an export (one folder per
+month, Hilbert-ordered files with a bbox covering column)::
+
+    base = base_locations()
+    write_months(path, synthetic_history(n, base=base), total_bounds=history_bounds(base))
 
 Locations: each case is one of ``base`` locations (by default the sample incidents of
 :func:`geodata.sample.generate`, which follow residents and the planted hotspots on land)
@@ -14,14 +17,14 @@ hot spot analysis has something to find.  Synthetic data, not real cases.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
-__all__ = ["base_locations", "write_history"]
+__all__ = ["base_locations", "history_bounds", "synthetic_history"]
 
 #: jitter in degrees (~35 m at 18°N)
 _JITTER = 35.0 / 111_000.0
@@ -39,15 +42,20 @@ def base_locations(seed: int | None = None) -> np.ndarray:
     return shapely.get_coordinates(inc.geometry.values)
 
 
-def write_history(path: str, n: int, *, seed: int = 0, base: np.ndarray | None = None,
-                  start: str = "2021-01-01", months: int = 60, rows_per_file: int = 1_000_000,
-                  progress: bool = False) -> int:
-    """Write ``n`` synthetic cases over ``months`` months to a GeoParquet directory.
+def history_bounds(base: np.ndarray) -> tuple[float, float, float, float]:
+    """The extent every case drawn around ``base`` falls in (5 jitter sigmas beyond it)."""
+    base = np.asarray(base, dtype=float)
+    return tuple(float(v) for v in np.r_[base.min(axis=0) - 5 * _JITTER,
+                                         base.max(axis=0) + 5 * _JITTER])
+
+
+def synthetic_history(n: int, *, seed: int = 0, base: np.ndarray | None = None,
+                      start: str = "2021-01-01",
+                      months: int = 60) -> Iterator[tuple[str, gpd.GeoDataFrame]]:
+    """``n`` synthetic cases over ``months`` months, one ``("YYYY-MM", frame)`` per month.
 
     Parameters
     ----------
-    path : str
-        Output directory (created).
     n : int
         Number of cases (spread evenly over the months).
     seed : int
@@ -57,31 +65,21 @@ def write_history(path: str, n: int, *, seed: int = 0, base: np.ndarray | None =
         First month.
     months : int
         Length of the history.
-    rows_per_file : int
-        Spatial partition size within a month.
-    progress : bool
-        tqdm bar per month.
 
-    Returns
-    -------
-    int
-        Cases written.
+    Yields
+    ------
+    tuple of (str, GeoDataFrame)
+        The month and its cases (``category``, ``reported_at`` in UTC, CRS84 points); months
+        without a case are skipped.
     """
-    from tqdm.auto import tqdm
-
-    from analytics.parquet import write_partition
-
     base = base_locations() if base is None else np.asarray(base, dtype=float)
     rng = np.random.default_rng(seed)
-    bounds = np.r_[base.min(axis=0) - 5 * _JITTER, base.max(axis=0) + 5 * _JITTER]
     first = pd.Timestamp(start, tz="UTC")
     per = np.full(months, n // months)
     per[: n % months] += 1
     # a growing hotspot: the last base location cluster gains cases month by month
     grow = base[rng.integers(len(base))]
-    os.makedirs(path, exist_ok=True)
-    written = 0
-    for m in tqdm(range(months), desc="history", unit="month", disable=not progress):
+    for m in range(months):
         k = int(per[m])
         if k == 0:
             continue
@@ -93,11 +91,7 @@ def write_history(path: str, n: int, *, seed: int = 0, base: np.ndarray | None =
         secs = rng.integers(0, int((hi - lo).total_seconds()), size=k)
         times = pd.DatetimeIndex(lo.asm8.astype("datetime64[us]")
                                  + (secs * 1_000_000).astype("timedelta64[us]"), tz="UTC")
-        frame = gpd.GeoDataFrame(
+        yield lo.strftime("%Y-%m"), gpd.GeoDataFrame(
             {"category": _CATEGORIES[rng.choice(len(_CATEGORIES), k, p=_CAT_P)],
              "reported_at": times},
             geometry=shapely.points(xy), crs="OGC:CRS84")
-        write_partition(frame, os.path.join(path, lo.strftime("%Y-%m")), total_bounds=bounds,
-                        rows_per_file=rows_per_file)
-        written += k
-    return written

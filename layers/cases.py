@@ -18,10 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 from contextvars import ContextVar
-from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
 import orjson
 import pyproj
 import shapely
@@ -29,11 +27,15 @@ from pygeofilter import ast
 
 from layers import access
 from layers.catalogue import CATEGORY_CLASS, Field, Layer, get_layer
+from layers.dispatch import (
+    dispatch,
+    locator_for,
+)
+from layers.district import PROJECTED_CRS
 from layers.errors import Conflict, InvalidFeature, NotFound, PayloadTooLarge, choices
 from layers.query import Query, check_date
-from layers.rules import load_rules
 from layers.store import Store, normalize_crs
-from layers.worktime import TZ, add_working_time
+from layers.worktime import TZ
 
 INCIDENTS = get_layer("incidents")
 #: Largest request body accepted (bytes).
@@ -42,7 +44,6 @@ MAX_BODY = 64 * 1024
 LONLAT_CRS = ("OGC:CRS84",)
 LATLON_CRS = ("EPSG:4326", "EPSG:4490")
 #: Projected CRSs reprojected to CRS84 on intake.
-PROJECTED_CRS = ("EPSG:3857", "EPSG:32649")
 ACCEPTED_CRS = LONLAT_CRS + LATLON_CRS + PROJECTED_CRS
 #: The ``Content-Crs`` of the request being served (set by the web shell).
 CONTENT_CRS: ContextVar[str | None] = ContextVar("tianya_content_crs", default=None)
@@ -54,10 +55,6 @@ OVERRIDES = ("priority", "department")
 #: Set by dispatch and the lifecycle, never by a client.
 MANAGED_FIELDS = tuple(f.name for f in INCIDENTS.fields
                        if f.name not in INTAKE_FIELDS + OVERRIDES)
-#: Snap distance (m) for a point just off the land's unit grids (coastline, rounding).
-SNAP_M = 150.0
-#: A point at most this far (m) outside the district boundary is taken (GPS error) and flagged.
-BOUNDARY_TOLERANCE_M = 50.0
 
 
 # --- Parsing and validation -------------------------------------------------------------------
@@ -267,153 +264,6 @@ def read_feature(doc: dict, *, partial: bool = False, allowed=None,
 def intake_fields(who: access.Principal) -> tuple[str, ...]:
     """Fields ``who`` may set on intake."""
     return INTAKE_FIELDS + (OVERRIDES if who.role in ("dispatcher", "admin") else ())
-
-
-# --- Locating and dispatching -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a point falls: community, unit grid and grid worker (``None`` if unowned)."""
-
-    community_code: str | None
-    grid_code: str | None
-    worker_id: str | None
-    flag: str | None = None  # why the case goes to the territorial unit
-
-
-class Locator:
-    """Point-in-polygon against the district boundary and the unit grids of a store."""
-
-    def __init__(self, store: Store):
-        from geodata.sample import district_boundary
-
-        grids = store.read_frame(get_layer("grid_cells"))
-        self.grids = grids.reset_index(drop=True)
-        self.tree = shapely.STRtree(np.asarray(self.grids.geometry.values))
-        self._grid_rows = list(zip(self.grids["community_code"].tolist(),
-                                   self.grids["grid_code"].tolist(),
-                                   self.grids["worker_id"].tolist(), strict=True))
-        self._grid_geoms = np.asarray(self.grids.geometry.values)
-        self.district = district_boundary()
-        shapely.prepare(self.district)
-        comm = store.read_frame(get_layer("communities"))
-        self.communities = comm.reset_index(drop=True)
-        self.comm_tree = shapely.STRtree(np.asarray(self.communities.geometry.values))
-        self._comm_codes = self.communities["code"].tolist()
-        self.utm = pyproj.Transformer.from_crs(4326, 32649, always_xy=True)
-        self.district_utm = self._project(self.district)
-        shapely.prepare(self.district_utm)
-
-    def _project(self, geom):
-        return shapely.transform(geom, lambda c: np.column_stack(self.utm.transform(c[:, 0],
-                                                                                     c[:, 1])))
-
-    def inside(self, point: shapely.Point) -> bool:
-        """Whether ``point`` is in the district or within the boundary tolerance."""
-        return self.outside_by(point) <= BOUNDARY_TOLERANCE_M
-
-    def outside_by(self, point: shapely.Point) -> float:
-        """Metres from ``point`` to the district (0 inside)."""
-        if self.district.covers(point):
-            return 0.0
-        return float(self.district_utm.distance(self._project(point)))
-
-    def _metres(self, a: shapely.Geometry, b: shapely.Geometry) -> float:
-        return float(self._project(a).distance(self._project(b)))
-
-    def place(self, point: shapely.Point) -> Placement:
-        """Community, grid and worker of ``point`` (which must be inside the district)."""
-        off = self.outside_by(point)
-        if off > 0:
-            c = self._comm_codes[int(self.comm_tree.nearest(point))]
-            return Placement(c, None, None, f"ambiguous: {off:.0f} m outside the district "
-                                            f"boundary; nearest community {c}")
-        hits = sorted(int(h) for h in self.tree.query(point, predicate="intersects"))
-        if len(hits) == 1:
-            return Placement(*self._grid_rows[hits[0]])
-        if len(hits) > 1:
-            codes = ", ".join(sorted(self._grid_rows[h][1] for h in hits))
-            return Placement(self._grid_rows[hits[0]][0], None, None,
-                             f"ambiguous: on the boundary of unit grids {codes}")
-        j = int(self.tree.nearest(point))
-        if self._metres(point, self._grid_geoms[j]) <= SNAP_M:
-            return Placement(*self._grid_rows[j])
-        c = self._comm_codes[int(self.comm_tree.nearest(point))]
-        return Placement(c, None, None, "unowned: the location is on no unit grid; "
-                                        f"nearest community {c}")
-
-
-_LOCATORS: dict[str, Locator] = {}
-
-
-def locator_for(store: Store) -> Locator:
-    """One :class:`Locator` per store location (grids change rarely: restart to refresh)."""
-    loc = _LOCATORS.get(store.url)
-    if loc is None:
-        loc = _LOCATORS[store.url] = Locator(store)
-    return loc
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    """The outcome of automatic dispatch for one case."""
-
-    department: str
-    priority: str
-    deadline: dt.datetime
-    placement: Placement
-    territorial: bool
-    reason: str
-
-    def properties(self) -> dict:
-        return {"department": self.department, "priority": self.priority,
-                "deadline": self.deadline, "territorial": self.territorial,
-                "community_code": self.placement.community_code,
-                "grid_code": self.placement.grid_code, "worker_id": self.placement.worker_id}
-
-
-def dispatch(category: str, placement: Placement, at: dt.datetime, *,
-             department: str | None = None, priority: str | None = None) -> Dispatch:
-    """Department, priority, deadline and territorial flag for a case.
-
-    Parameters
-    ----------
-    category : str
-        The case category; its rule (``dispatch_rules.yml``) gives the department,
-        the time limit in working time and the default priority.
-    placement : Placement
-        From :meth:`Locator.place`; a flagged placement sends the case to the
-        territorial unit.
-    at : datetime
-        The dispatch instant (aware); the deadline is this plus the time limit
-        in working hours of the work calendar.
-    department, priority : str, optional
-        A dispatcher's explicit choice, overriding the rule.
-    """
-    rules = load_rules()
-    rule = rules.get(category)
-    limit_h = rule.limit_hours if rule else 16.0
-    pri = priority or (rule.priority if rule else "normal")
-    reasons = []
-    if department:
-        dep = department
-        reasons.append(f"department {dep} chosen by the dispatcher")
-    elif rule is None:
-        dep = "territorial"
-        reasons.append(f"unowned: no dispatch rule for category {category!r}")
-    elif placement.flag:
-        dep = "territorial"
-        reasons.append(placement.flag)
-    else:
-        dep = rule.department
-        reasons.append(f"rule {category} -> {dep}"
-                       + (" (unowned category: territorial unit)" if rule.territorial else ""))
-    deadline = add_working_time(at, hours=limit_h)
-    where = (f"community {placement.community_code}, grid {placement.grid_code}, "
-             f"worker {placement.worker_id}")
-    return Dispatch(dep, pri, deadline, placement, dep == "territorial",
-                    "; ".join(reasons) + f"; {where}; limit {limit_h:g} working hours")
 
 
 # --- Case numbers and intake --------------------------------------------------------------------

@@ -32,6 +32,7 @@ import uuid
 
 from layers import access
 from layers.catalogue import STAGES, Field, Layer, get_layer
+from layers.dispatch import Placement, dispatch, locator_for
 from layers.errors import Conflict, Forbidden, InvalidFeature, NotAuthenticated, choices
 from layers.query import Query
 from layers.store import Store
@@ -178,8 +179,6 @@ def transition(store: Store, case_no: str, to: str, who: access.Principal | None
     satisfaction : int, optional
         On evaluation, the 1–5 satisfaction score.
     """
-    from layers.cases import dispatch
-
     who = who or access.CURRENT.get()
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
         raise InvalidFeature("note must be a text of at most 2000 characters")
@@ -208,8 +207,6 @@ def transition(store: Store, case_no: str, to: str, who: access.Principal | None
         if to in STAMPS:
             changes[STAMPS[to]] = now
         if to == "dispatched":
-            from layers.cases import Placement
-
             place = Placement(props.get("community_code"), props.get("grid_code"),
                               props.get("worker_id"))
             d = dispatch(props["category"], place, now,
@@ -234,8 +231,6 @@ def edit(store: Store, case_no: str, props: dict, geometry=None,
     A new location is placed again (community, grid, worker); ``status`` in
     ``props`` is made as a :func:`transition` in the same transaction.
     """
-    from layers.cases import locator_for
-
     who = who or access.CURRENT.get()
     props = dict(props)
     to = props.pop("status", None)

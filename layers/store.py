@@ -3,7 +3,7 @@
 A store keeps the catalogue's layers and answers :class:`~layers.query.Query`
 requests with :class:`Page` objects of GeoJSON-like features. Both stores pass
 the same tests (``tests/test_store.py``); callers pick one with
-:func:`open_store` from a path or a ``postgresql://`` URL.
+:func:`layers.stores.open_store` from a path or a ``postgresql://`` URL.
 """
 
 from __future__ import annotations
@@ -215,19 +215,3 @@ def empty_frame(layer: Layer) -> gpd.GeoDataFrame:
     if layer.geometry_type:
         return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
     return gpd.GeoDataFrame(pd.DataFrame(cols))
-
-
-def open_store(url: str | None = None) -> Store:
-    """Open the store at ``url``: a GeoPackage path or a ``postgresql://`` URL.
-
-    With no argument the ``TIANYA_DATA`` environment variable decides, and the
-    embedded GeoPackage (``geodata/tianya.gpkg``) is the default.
-    """
-    url = url or os.environ.get(STORE_ENV) or DEFAULT_GPKG
-    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-        from layers.postgis import PostGISStore  # imported lazily: optional server
-
-        return PostGISStore(url)
-    from layers.gpkg import GeoPackageStore
-
-    return GeoPackageStore(url)

@@ -16,7 +16,8 @@ from functools import lru_cache
 import chinese_calendar
 import numpy as np
 
-TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+from layers.district import TZ
+
 WORK_WINDOWS = ((8 * 60, 12 * 60), (14 * 60, 18 * 60))  # minutes of the local day
 HOURS_PER_DAY = sum(b - a for a, b in WORK_WINDOWS) / 60
 

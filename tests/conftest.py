@@ -69,7 +69,7 @@ def writable_gpkg(sample_gpkg, tmp_path):
 def gpkg_store(store_kind, request):
     """The read-only sample store: the GeoPackage, or its PostGIS copy in ``both_stores`` runs."""
     if store_kind == "postgis":
-        from layers.provider import store_for
+        from tianya.plugins.provider import store_for
 
         return store_for(request.getfixturevalue("pg_sample_url"))
     return GeoPackageStore(request.getfixturevalue("sample_gpkg"))

@@ -14,7 +14,7 @@ Opting in
 * ``store_url`` is the read-only session sample as a GeoPackage path or a
   ``postgresql://…?schema=…`` URL; :func:`writable_copy` makes a private writable copy
   of either kind (a copied file, or a fresh schema loaded with :mod:`layers.pgload`)
-  that ``LiveServer(data=...)`` or :func:`layers.store.open_store` accept.
+  that ``LiveServer(data=...)`` or :func:`layers.stores.open_store` accept.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def _gi_star_reference(y, w_dense):
 
 
 def test_d1_inverse_distance_gi_star_uses_1_over_d():
-    from analytics.processes import HotSpotsProcessor
+    from tianya.plugins.processes import HotSpotsProcessor
 
     xy, y = _values()
     gdf = _frame(xy, v=y)

@@ -11,9 +11,10 @@ import pytest
 import shapely
 from casekit import URBAN, Client, copy_sample, feature, shared_server
 
-from geodata.sample import district_boundary, land_area
-from layers import access, cases
+from geodata.sample import land_area
+from layers import access, cases, dispatch
 from layers.catalogue import get_layer
+from layers.district import district_boundary
 from layers.errors import Forbidden, InvalidFeature, NotAuthenticated, PayloadTooLarge
 from layers.gpkg import GeoPackageStore
 from layers.rules import load_rules
@@ -126,23 +127,23 @@ def test_dispatch_by_rule_grid_and_deadline(store):
     rules = load_rules()
     at = dt.datetime(2026, 11, 20, 9, 30, tzinfo=BJ)  # Friday morning
     for cat in ("manhole_cover", "street_light", "illegal_construction"):
-        d = cases.dispatch(cat, cases.locator_for(store).place(shapely.Point(*URBAN)), at)
+        d = dispatch.dispatch(cat, dispatch.locator_for(store).place(shapely.Point(*URBAN)), at)
         assert d.department == rules[cat].department and not d.territorial
         assert d.deadline == working_deadline(at, rules[cat].limit_hours)
     g = _grid_of(store, *URBAN)
-    p = cases.locator_for(store).place(shapely.Point(*URBAN))
+    p = dispatch.locator_for(store).place(shapely.Point(*URBAN))
     assert (p.grid_code, p.community_code, p.worker_id) == (g["grid_code"],
                                                             g["community_code"], g["worker_id"])
 
 
 def test_unowned_and_ambiguous_go_territorial(store):
-    loc = cases.locator_for(store)
+    loc = dispatch.locator_for(store)
     at = dt.datetime(2026, 11, 20, 9, 30, tzinfo=BJ)
-    d = cases.dispatch("other", loc.place(shapely.Point(*URBAN)), at)
+    d = dispatch.dispatch("other", loc.place(shapely.Point(*URBAN)), at)
     assert d.territorial and d.department == "territorial"
     sea = district_boundary().difference(land_area()).representative_point()
     assert loc.inside(sea)
-    d = cases.dispatch("manhole_cover", loc.place(sea), at)
+    d = dispatch.dispatch("manhole_cover", loc.place(sea), at)
     assert d.territorial and "unowned" in d.reason and d.placement.community_code
     a, b = loc.grids.geometry.iloc[0], None
     for j in range(1, len(loc.grids)):
@@ -151,7 +152,7 @@ def test_unowned_and_ambiguous_go_territorial(store):
         if shared:
             b = shapely.Point(next(iter(shared)))
             break
-    d = cases.dispatch("manhole_cover", loc.place(b), at)
+    d = dispatch.dispatch("manhole_cover", loc.place(b), at)
     assert d.territorial and "ambiguous" in d.reason
 
 
@@ -276,9 +277,9 @@ def test_put_and_patch(client):
 
 
 def test_just_outside_the_boundary_is_taken_and_flagged(store):
-    loc = cases.locator_for(store)
+    loc = dispatch.locator_for(store)
     p = shapely.Point(109.489374, 18.296370)  # about 13 m beyond the eastern boundary
-    assert 0 < loc.outside_by(p) < cases.BOUNDARY_TOLERANCE_M
+    assert 0 < loc.outside_by(p) < dispatch.BOUNDARY_TOLERANCE_M
     f = cases.create_case(store, feature(coords=(p.x, p.y)), REPORTER)
     assert f["properties"]["territorial"] and f["properties"]["department"] == "territorial"
     assert loc.outside_by(shapely.Point(109.60, 18.25)) > 1000

@@ -23,8 +23,9 @@ from analytics.parquet import (
     parquet_files,
     read_lazy,
     read_manifest,
+    write_months,
 )
-from geodata.history import write_history
+from geodata.history import history_bounds, synthetic_history
 from layers.catalogue import get_layer
 
 pytestmark = [pytest.mark.both_stores,
@@ -54,7 +55,8 @@ def communities(sample_data):
 def history_1m(sample_data, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("history") / "h1m")
     base = shapely.get_coordinates(sample_data["incidents"].geometry.values)
-    write_history(path, 1_000_000, base=base, months=24, rows_per_file=250_000)
+    write_months(path, synthetic_history(1_000_000, base=base, months=24),
+                 total_bounds=history_bounds(base), rows_per_file=250_000)
     return path
 
 

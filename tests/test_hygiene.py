@@ -35,7 +35,7 @@ from layers.query import (
     parse_filter,
     parse_interval,
 )
-from layers.store import open_store
+from layers.stores import open_store
 
 pytestmark = pytest.mark.both_stores
 
@@ -391,16 +391,16 @@ def test_internal_run_errors_are_logged_not_told(tmp_path, caplog, mode):
     """The 500 body and the job record held the psycopg message (SQL, schema name)."""
     from pygeoapi.process.base import ProcessorExecuteError
 
-    from analytics.jobs import JobManager
+    from tianya.plugins.jobs import JobManager
 
-    manager = JobManager({"name": "analytics.jobs.JobManager",
+    manager = JobManager({"name": "tianya.plugins.jobs.JobManager",
                           "connection": str(tmp_path / "j.sqlite"),
                           "output_dir": str(tmp_path / "out"),
                           "processes": {"leaky": {"processor": {"name": f"{__name__}.Leaky"}}}})
     pattern = (r"process 'leaky' failed with an internal error "
                r"\(logged at \d{4}-\d\d-\d\dT[\d:.]+Z\)")
     admin = access.Principal("ops", "admin")  # anonymous callers list no jobs
-    with caplog.at_level("ERROR", logger="analytics.jobs"):
+    with caplog.at_level("ERROR", logger="tianya.plugins.jobs"):
         if mode is None:
             with pytest.raises(ProcessorExecuteError) as info:
                 manager.execute_process("leaky", {})

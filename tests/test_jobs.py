@@ -1,8 +1,8 @@
-"""Process jobs belong to their caller, are cleaned up, and cost constant time (analytics.jobs).
+"""Process jobs belong to their caller, are cleaned up and cost constant time (plugins.jobs).
 
 Every test runs on both job stores (``both_stores``): the SQLite file beside a GeoPackage data
 store, and the ``tianya_jobs`` table when the data store is PostGIS.  The HTTP tests use a live
-server per store; the others a :class:`~analytics.jobs.JobManager` directly.
+server per store; the others a :class:`~tianya.plugins.jobs.JobManager` directly.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from conftest import KEYS, LiveServer
 from pygeoapi.process.base import BaseProcessor, JobNotFoundError, ProcessorExecuteError
 from stores import _SCHEMAS
 
-from analytics.jobs import RETRY_AFTER, JobManager
-from analytics.jobstore import open_job_store
 from layers.access import CURRENT, PUBLIC, Principal
+from tianya.plugins.jobs import RETRY_AFTER, JobManager
+from tianya.plugins.jobstore import open_job_store
 
 pytestmark = [pytest.mark.both_stores, pytest.mark.timeout(600)]
 
@@ -36,7 +36,7 @@ INPUTS = {"collection": "incidents", "cell_size": 400}
 @pytest.fixture
 def job_conf(store_kind, tmp_path, request):
     """A manager configuration with a private job store of ``store_kind``."""
-    conf = {"name": "analytics.jobs.JobManager", "connection": str(tmp_path / "jobs.sqlite"),
+    conf = {"name": "tianya.plugins.jobs.JobManager", "connection": str(tmp_path / "jobs.sqlite"),
             "output_dir": str(tmp_path / "results")}
     if store_kind == "postgis":
         conf["data"] = _fresh_schema(request.getfixturevalue("pg_url"))
@@ -188,7 +188,7 @@ def test_an_anonymous_job_is_read_by_id_only(job_conf):
 
 
 def test_restricted_jobs_stay_hidden_from_untrusted_roles(job_conf):
-    from analytics import jobs
+    from tianya.plugins import jobs
 
     m = JobManager(job_conf)
     jobs._PENDING.restricted = True  # what execute_process notes for a job on personal data
@@ -352,7 +352,7 @@ def test_add_job_time_does_not_grow_with_the_jobs_kept(job_conf, store_kind, cap
 
 @pytest.mark.postgis
 def test_two_hosts_share_jobs_on_postgresql(pg_url, tmp_path):
-    job_conf = {"name": "analytics.jobs.JobManager", "connection": str(tmp_path / "unused"),
+    job_conf = {"name": "tianya.plugins.jobs.JobManager", "connection": str(tmp_path / "unused"),
                 "output_dir": str(tmp_path / "results"), "data": _fresh_schema(pg_url)}
     a = JobManager(job_conf)
     b = JobManager({**job_conf, "output_dir": str(tmp_path / "other-host-results")})

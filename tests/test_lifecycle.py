@@ -13,7 +13,7 @@ from stores import writable_copy
 from layers import access, cases, lifecycle
 from layers.catalogue import STAGES
 from layers.errors import Conflict, Forbidden, InvalidFeature, NotAuthenticated, NotFound
-from layers.store import open_store
+from layers.stores import open_store
 
 REPORTER = access.Principal("app", "reporter")
 DISPATCHER = access.Principal("center", "dispatcher")

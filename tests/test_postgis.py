@@ -31,7 +31,7 @@ from layers.gpkg import GeoPackageStore
 from layers.pgload import load_gpkg
 from layers.postgis import PostGISStore, split_url
 from layers.query import Query, format_datetime, parse_filter, parse_interval
-from layers.store import open_store
+from layers.stores import open_store
 
 pytestmark = pytest.mark.postgis
 

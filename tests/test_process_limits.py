@@ -30,9 +30,9 @@ import pytest
 import requests
 from conftest import KEYS, LiveServer
 
-from analytics import runner
-from analytics.processes import PROCESSORS
 from layers.errors import InvalidParameter
+from tianya.plugins import runner
+from tianya.plugins.processes import PROCESSORS
 
 pytestmark = pytest.mark.timeout(600)
 

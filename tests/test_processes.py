@@ -332,7 +332,7 @@ def test_job_survives_restart(sample_gpkg, tmp_path):
         assert again.status_code == 200 and json.loads(again.content) == json.loads(res.content)
         again = requests.get(f"{second.url}/jobs/{tif_id}/results?f=json", timeout=30)
         assert again.status_code == 200 and again.content == tif.content
-        # anonymous jobs are read by id, listed to nobody but admin (analytics.jobs)
+        # anonymous jobs are read by id, listed to nobody but admin (tianya.plugins.jobs)
         listed = requests.get(f"{second.url}/jobs?f=json", timeout=30).json()["jobs"]
         assert listed == []
         listed = requests.get(f"{second.url}/jobs?f=json", headers=_auth("admin"),
@@ -343,9 +343,9 @@ def test_job_survives_restart(sample_gpkg, tmp_path):
 
 
 def test_interrupted_job_is_marked_failed(tmp_path):
-    from analytics.jobs import JobManager
+    from tianya.plugins.jobs import JobManager
 
-    conf = {"name": "analytics.jobs.JobManager", "connection": str(tmp_path / "j.sqlite"),
+    conf = {"name": "tianya.plugins.jobs.JobManager", "connection": str(tmp_path / "j.sqlite"),
             "output_dir": str(tmp_path / "out")}
     manager = JobManager(conf)
     manager.add_job({"identifier": "gone", "status": "running", "process_id": "hot-spots"})
@@ -386,10 +386,10 @@ def test_run_failures_keep_their_status(tmp_path, outage, status, words):
     """pygeoapi answers every failed run with 400; ours keep theirs and stay recorded."""
     from pygeoapi.process.base import ProcessorExecuteError
 
-    from analytics.jobs import JobManager
     from layers.access import CURRENT, Principal
+    from tianya.plugins.jobs import JobManager
 
-    manager = JobManager({"name": "analytics.jobs.JobManager",
+    manager = JobManager({"name": "tianya.plugins.jobs.JobManager",
                           "connection": str(tmp_path / "j.sqlite"),
                           "output_dir": str(tmp_path / "out"),
                           "processes": {"boom": {"processor": {"name": f"{__name__}.Boom"}}}})
@@ -484,11 +484,11 @@ def test_poverty_relief_needs_a_trusted_role(server, asynchronous):
 
 
 def test_processes_in_server_config():
-    from analytics.processes import PROCESSORS, process_resources
     from tianya.config import build_config
+    from tianya.plugins.processes import PROCESSORS, process_resources
 
     resources = build_config()["resources"]
     for pid, entry in process_resources().items():
         assert resources[pid] == entry
         assert entry["processor"]["name"].endswith(PROCESSORS[pid].__name__)
-    assert build_config()["server"]["manager"]["name"] == "analytics.jobs.JobManager"
+    assert build_config()["server"]["manager"]["name"] == "tianya.plugins.jobs.JobManager"

@@ -46,7 +46,7 @@ class MethodNotAllowed(TianyaError, ValueError):
 
 def store() -> Store:
     """The store the server runs on (the provider's, shared per process)."""
-    from layers.provider import store_for
+    from tianya.plugins.provider import store_for
 
     data = os.environ.get(STORE_ENV) or DEFAULT_GPKG
     return store_for(data if "://" in data else os.path.abspath(data))

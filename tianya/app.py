@@ -29,7 +29,7 @@ from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, TianyaError, TooManyRequests
 from layers.params import check_coverage_params, check_items_params
 from layers.query import check_filter, has_geometry_literal, parse_filter
-from tianya import api, edge, open311, screen, tiles
+from tianya import api, compat, edge, open311, screen, tiles
 from tianya.safety import CallerLimit, escape_csv, public_openapi
 
 _ITEMS = re.compile(r"^/collections/([^/]+)/items(?:/([^/]+))?/?$")
@@ -69,10 +69,10 @@ def _error(start_response, err: TianyaError, environ=None):
 
 def _retry_after(start_response):
     """``start_response`` that adds ``Retry-After`` to pygeoapi's 429 (a job submitted over
-    its caller's limit, :mod:`analytics.jobs`): pygeoapi's error answers carry no headers."""
+    its caller's limit, :mod:`tianya.plugins.jobs`): pygeoapi's error answers carry no headers."""
     def start(status, headers, exc_info=None):
         if status.startswith("429") and not any(k.lower() == "retry-after" for k, _ in headers):
-            from analytics.jobs import RETRY_AFTER
+            from tianya.plugins.jobs import RETRY_AFTER
 
             headers = [*headers, ("Retry-After", str(RETRY_AFTER))]
         return start_response(status, headers, exc_info)
@@ -184,9 +184,9 @@ class Shell:
     def _execute(self, environ, start_response):
         """A process execution: the request document's members checked (pygeoapi answers a
         wrong ``subscriber``/``outputs`` with a 500), and the client's socket handed to the
-        runner so a synchronous run stops when its client goes (:mod:`analytics.runner`)."""
-        from analytics.processes import check_execute_request
-        from analytics.runner import CLIENT, peer_present
+        runner so a synchronous run stops when its client goes (:mod:`tianya.plugins.runner`)."""
+        from tianya.plugins.processes import check_execute_request
+        from tianya.plugins.runner import CLIENT, peer_present
 
         check_execute_request(edge.body(environ))
         token = CLIENT.set(peer_present(environ.get("gunicorn.socket")))
@@ -367,10 +367,7 @@ def create_app(config_path: str | None = None):
     os.environ["PYGEOAPI_OPENAPI"] = openapi_path(config_path)
     from pygeoapi.flask_app import APP  # reads the two variables above at import
 
-    _use_orjson_for_items()
-    _redact_logs()
-    _skip_identity_bbox_transform()
-    _list_readable_collections_only()
+    compat.install()
     return Shell(APP)
 
 
@@ -379,77 +376,3 @@ def _openapi_document() -> dict:
     from pygeoapi.flask_app import OPENAPI
 
     return OPENAPI
-
-
-def _redact_logs() -> None:
-    """No personal data or key in pygeoapi's log (it logs refused request bodies)."""
-    import logging
-
-    from tianya.safety import RedactFilter
-
-    logging.getLogger("pygeoapi").addFilter(RedactFilter())
-
-
-def _list_readable_collections_only() -> None:
-    """``/collections`` lists only what the caller's role may read (as GeoServer does).
-
-    pygeoapi builds the list from its whole configuration; a public caller would
-    see ``poverty_relief`` listed, then get 401 on it. The list is filtered with
-    :func:`layers.access.can_read` for the request's principal (the shell has set
-    it; the ``/collections`` cache is kept per role).
-    """
-    import pygeoapi.api as api_module
-
-    original = getattr(api_module.filter_dict_by_key_value, "__wrapped__",
-                       api_module.filter_dict_by_key_value)
-
-    def filter_dict_by_key_value(dict_, key, value):
-        found = original(dict_, key, value)
-        if value != "collection":
-            return found
-        return {k: v for k, v in found.items()
-                if k not in LAYERS or access.can_read(LAYERS[k])}
-
-    filter_dict_by_key_value.__wrapped__ = original
-    api_module.filter_dict_by_key_value = filter_dict_by_key_value
-
-
-def _skip_identity_bbox_transform() -> None:
-    """Pass a bbox through when its CRS is the storage CRS.
-
-    pygeoapi transforms every items ``bbox`` to the storage CRS, even CRS84 to
-    CRS84, building a pyproj transformer and calling ``CRS.to_epsg()`` each time
-    (12 ms a request, a third of a 1000-feature page from PostGIS).
-    """
-    import pygeoapi.api.itemtypes as itemtypes
-
-    original = getattr(itemtypes.transform_bbox, "__wrapped__", itemtypes.transform_bbox)
-
-    def transform_bbox(bbox, from_crs, to_crs, always_xy=False):
-        if isinstance(from_crs, str) and from_crs == to_crs:
-            return list(bbox)
-        return original(bbox, from_crs, to_crs, always_xy)
-
-    transform_bbox.__wrapped__ = original
-    itemtypes.transform_bbox = transform_bbox
-
-
-def _use_orjson_for_items() -> None:
-    """Encode items responses with orjson instead of pygeoapi's ``to_json``.
-
-    pygeoapi's encoder is the stdlib's (about 7 ms for a page of 1000 incidents,
-    a third of the request) and then rewrites every ``<`` and ``>`` in the text as
-    ``&lt;`` / ``&gt;``, which changes the data. orjson is ~12× faster; ``<`` and
-    ``>`` are written as the JSON escapes ``\\u003c`` / ``\\u003e``, which keep the
-    value intact and still cannot close a ``<script>`` element.
-    """
-    import orjson
-    import pygeoapi.api.itemtypes as itemtypes
-    from pygeoapi.util import json_serial
-
-    def to_json(dict_, pretty=False):
-        opts = orjson.OPT_SERIALIZE_NUMPY | (orjson.OPT_INDENT_2 if pretty else 0)
-        text = orjson.dumps(dict_, default=json_serial, option=opts).decode("utf-8")
-        return text.replace("<", "\\u003c").replace(">", "\\u003e")
-
-    itemtypes.to_json = to_json

@@ -13,11 +13,7 @@ import time
 import click
 
 from layers.store import DEFAULT_GPKG, STORE_ENV
-
-
-def _data_location(data: str | None) -> str:
-    data = data or os.environ.get(STORE_ENV) or DEFAULT_GPKG
-    return data if "://" in data else os.path.abspath(data)
+from tianya.settings import data_location
 
 
 @click.group()
@@ -74,7 +70,7 @@ def rasters(data, output, seed):
     from geodata.rasters import default_dir, write_rasters_from_store
     from geodata.sample import DEFAULT_SEED
 
-    data = _data_location(data)
+    data = data_location(data)
     t0 = time.perf_counter()
     paths = write_rasters_from_store(data, output or default_dir(data),
                                      seed=DEFAULT_SEED if seed is None else seed)
@@ -151,7 +147,7 @@ def serve(host, port, workers, threads, data, config_path):
     """
     from tianya.config import CONFIG_PATH
 
-    data = _data_location(data)
+    data = data_location(data)
     if "://" not in data and not os.path.exists(data):
         click.echo(f"{data} is missing: generating the sample data first")
         ctx = click.get_current_context()
@@ -212,9 +208,9 @@ def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, rest
     from analytics import maps
     from analytics.errors import AnalyticsError
     from layers.catalogue import THEMATIC, get_layer
-    from layers.store import open_store
+    from layers.stores import open_store
 
-    store = open_store(_data_location(data))
+    store = open_store(data_location(data))
     t0 = time.perf_counter()
     ids = layer_ids.split(",") if layer_ids else list(THEMATIC)
     need = set(ids if kind == "layers" else ["incidents"]) | {"communities"}
@@ -255,9 +251,9 @@ def report(week, data, output, pdf_path, json_path):
     from analytics.errors import AnalyticsError
     from analytics.report import weekly_report
     from layers.catalogue import get_layer
-    from layers.store import open_store
+    from layers.stores import open_store
 
-    store = open_store(_data_location(data))
+    store = open_store(data_location(data))
     t0 = time.perf_counter()
     try:
         rep = weekly_report(store.read_frame(get_layer("incidents")),

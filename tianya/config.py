@@ -13,21 +13,53 @@ import os
 
 import yaml
 
+from geodata.rasters import SYNTHETIC
 from layers.catalogue import LAYERS, STORAGE_CRS, Layer
+from layers.district import BOUNDS, DEM_FILE, SCENARIOS
 from layers.params import SUPPORTED_CRS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_PATH = os.path.join(ROOT, "server_config.yml")
 #: District bounding box (CRS84) from the bundled boundary, rounded outwards.
-DISTRICT_BBOX = [109.18, 18.19, 109.54, 18.63]
+DISTRICT_BBOX = list(BOUNDS)
 
 
 def _flood_resources() -> dict[str, dict]:
     """The DEM and flood-depth coverages (geodata.rasters) and the flood-exposure process."""
-    from analytics.exposure_process import process_resource
-    from geodata.rasters import coverage_resources
+    from tianya.plugins.exposure_process import process_resource
 
     return {**coverage_resources(), **process_resource()}
+
+
+def coverage_resources(directory: str = "${TIANYA_RASTERS:-geodata/rasters}") -> dict[str, dict]:
+    """pygeoapi coverage collections (rasterio provider) for the DEM and each scenario."""
+
+    def res(cid, en, zh, desc_en, desc_zh, filename, keywords):
+        return cid, {
+            "type": "collection",
+            "title": {"en": en, "zh": zh},
+            "description": {"en": f"{desc_en} {SYNTHETIC.split(' 样例')[0]}",
+                            "zh": f"{desc_zh}样例数据为程序生成的模拟数据，仅供演示。"},
+            "keywords": {"en": ["flood", "coverage", "synthetic", *keywords],
+                         "zh": ["三防", "栅格", "模拟数据"]},
+            "links": [],
+            "extents": {"spatial": {"bbox": list(BOUNDS),
+                                    "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
+            "providers": [{"type": "coverage",
+                           "name": "tianya.plugins.raster_provider.TianyaRasterProvider",
+                           "data": f"{directory}/{filename}",
+                           "format": {"name": "GTiff", "mimetype": "image/tiff"}}],
+        }
+
+    out = dict([res("dem", "Digital elevation model (synthetic)", "数字高程模型（模拟）",
+                    "District terrain in metres above mean sea level, EPSG:4326, 0.0001°.",
+                    "天涯区地形高程（米），EPSG:4326，0.0001°。", DEM_FILE, ["DEM", "elevation"])])
+    for s in SCENARIOS.values():
+        out.update([res(s.collection, f"{s.en} (synthetic)", f"{s.zh}（模拟）",
+                        f"Flood depth in metres for the scenario '{s.id}'; NaN over the sea.",
+                        f"情景“{s.id}”淹没水深（米），海域为空值。", s.filename,
+                        ["flood depth", s.kind])])
+    return out
 
 
 #: Extra resources other modules contribute (processes, coverages), by id.
@@ -42,7 +74,7 @@ def collection(layer: Layer) -> dict:
     """The pygeoapi resource for one catalogue layer."""
     provider = {
         "type": "feature",
-        "name": "layers.provider.TianyaProvider",
+        "name": "tianya.plugins.provider.TianyaProvider",
         "data": "${TIANYA_DATA:-geodata/tianya.gpkg}",
         "table": layer.id,
         "id_field": layer.key,
@@ -72,7 +104,7 @@ def collection(layer: Layer) -> dict:
 
 def build_config() -> dict:
     """The whole pygeoapi configuration."""
-    from analytics.processes import process_resources  # light: metadata only
+    from tianya.plugins.processes import process_resources  # light: metadata only
 
     resources = {lid: collection(layer) for lid, layer in LAYERS.items()}
     resources.update(process_resources())
@@ -91,9 +123,9 @@ def build_config() -> dict:
             "limits": {"default_items": 100, "max_items": 10000, "on_exceed": "throttle"},
             "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                     "attribution": "&copy; OpenStreetMap contributors"},
-            # analytics.jobs.JobManager: jobs owned by their caller in SQLite (or beside the
+            # tianya.plugins.jobs.JobManager: jobs owned by their caller in SQLite (or beside the
             # PostGIS data), input checks, retention, limits (see its module docstring)
-            "manager": {"name": "analytics.jobs.JobManager",
+            "manager": {"name": "tianya.plugins.jobs.JobManager",
                         "connection": "${TIANYA_JOBS:-/tmp/tianya-jobs.sqlite}",
                         "data": "${TIANYA_DATA:-geodata/tianya.gpkg}",
                         "output_dir": "${TIANYA_JOB_RESULTS:-/tmp/tianya-job-results}",

@@ -10,6 +10,8 @@ import time
 
 import click
 
+from tianya.settings import data_location
+
 __all__ = ["export_parquet", "history_hotspots"]
 
 
@@ -25,10 +27,9 @@ __all__ = ["export_parquet", "history_hotspots"]
 def export_parquet(layer, output, data, rows_per_file, overwrite, quiet):
     """Export LAYER to partitioned GeoParquet 1.1 in OUTPUT (by month, Hilbert order)."""
     from analytics.parquet import export_layer
-    from tianya.cli import _data_location
 
     t0 = time.perf_counter()
-    res = export_layer(_data_location(data), layer, output, rows_per_file=rows_per_file,
+    res = export_layer(data_location(data), layer, output, rows_per_file=rows_per_file,
                        progress=not quiet, overwrite=overwrite)
     click.echo(f"wrote {res.rows:,} rows of {layer} in {len(res.files)} files "
                f"({len(res.partitions)} time partitions) to {res.path} in "
@@ -69,16 +70,15 @@ def history_hotspots(source, analysis, engine, scheduler, workers, time_field, c
     from analytics import distributed as D
     from analytics.emerging import MAX_STEPS
     from analytics.errors import AnalyticsError
-    from tianya.cli import _data_location
 
     warnings.filterwarnings("ignore", message="input CRS")
     t0 = time.perf_counter()
     polys = None
     if analysis == "optimized":
         from layers.catalogue import get_layer
-        from layers.store import open_store
+        from layers.stores import open_store
 
-        polys = open_store(_data_location(data)).read_frame(get_layer("communities"))
+        polys = open_store(data_location(data)).read_frame(get_layer("communities"))
     with D.dask_client(scheduler if engine == "dask" else "synchronous",
                        n_workers=workers) as runner:
         if analysis == "emerging":

@@ -20,7 +20,7 @@ worker that accepted it, so that a run cannot take the server with it:
   (:class:`RunLimitExceeded`).  Numeric libraries run one thread per child.
 * **Time.**  A run still going after ``TIANYA_PROCESS_SECONDS`` is killed; 400 naming the limit.
 * **Client gone, job dismissed.**  A synchronous run whose client disconnects, or a run
-  whose job is dismissed (``DELETE /jobs/{id}``, :mod:`analytics.jobs`), is killed within about
+  whose job is dismissed (``DELETE /jobs/{id}``, :mod:`tianya.plugins.jobs`), is killed within about
   a second (:class:`RunCancelled`), and its slot freed; a dismissed job still queued in this
   worker is withdrawn from the queue (:func:`withdraw`).  The WSGI shell tells this module
   how to ask through :data:`CLIENT` (a callable returning whether the client is still there).
@@ -82,8 +82,9 @@ POLL = 0.2
 CLIENT: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
     "tianya_client_present", default=None)
 #: Modules the forkserver imports once, so that children start ready.
-PRELOAD = ["analytics.runner", "analytics.processes", "analytics.gistar", "analytics.moran",
-           "analytics.density", "analytics.emerging", "analytics.ohsa", "layers.store",
+PRELOAD = ["tianya.plugins.runner", "tianya.plugins.processes", "analytics.gistar",
+           "analytics.moran", "analytics.density", "analytics.emerging", "analytics.ohsa",
+           "layers.store",
            "layers.gpkg", "pygeoapi.plugin"]
 
 

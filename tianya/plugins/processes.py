@@ -1,7 +1,7 @@
 """OGC API - Processes adapters: one pygeoapi processor per analysis.
 
 Thin adapters, no web framework: each processor checks its inputs, reads a catalogue layer
-through the store (:func:`layers.store.open_store`, so ``TIANYA_DATA`` decides), calls the
+through the store (:func:`layers.stores.open_store`, so ``TIANYA_DATA`` decides), calls the
 analytics library and returns GeoJSON (CRS84) or, for kernel density, a GeoTIFF.
 
 - ``hot-spots``: Getis-Ord Gi* (:func:`analytics.gistar.hot_spots`), GeoJSON;
@@ -21,7 +21,8 @@ Errors: invalid inputs raise :class:`~layers.errors.InvalidParameter` (or
 choices; reading a layer the caller may not see raises
 :class:`~layers.errors.NotAuthenticated` / :class:`~layers.errors.Forbidden`.  pygeoapi 0.24
 turns *every* exception raised inside ``execute`` into a failed job and HTTP 400, so the job
-manager (:class:`analytics.jobs.JobManager`) calls :meth:`AnalysisProcessor.check_inputs` before
+manager (:class:`~tianya.plugins.jobs.JobManager`) calls
+:meth:`AnalysisProcessor.check_inputs` before
 the job is created and answers with the error's own status (400, 401, 403) in both
 synchronous and asynchronous mode. A synchronous run that fails later keeps its status too
 (a data-dependent 400, a store outage's 503, 500 for a fault of ours); the job is recorded
@@ -32,7 +33,7 @@ stencil, time steps, neighbours, permutations, DBSCAN's eps) is checked against 
 constants below (``TIANYA_MAX_*`` override them) before anything is allocated: in
 :meth:`AnalysisProcessor.check_inputs` over the layer's extent, again in ``run`` over the
 selection; over budget is a 400 that states the limit.  The runs themselves execute in
-:mod:`analytics.runner`'s bounded pool of child processes (memory and time limits).
+:mod:`tianya.plugins.runner`'s bounded pool of child processes (memory and time limits).
 
 The caller's principal (:data:`layers.access.CURRENT`) is captured when pygeoapi creates the
 processor, in the request's thread, because an asynchronous job runs in another thread where
@@ -214,7 +215,7 @@ GRID_OPTIONS = (
 # states the limit.  Each budget can be overridden by the environment variable
 # ``TIANYA_<NAME>`` (e.g. ``TIANYA_MAX_GRID_CELLS=500000``), read when this module is imported.
 # The defaults keep a run within about 1-2 GB and a minute on one core; a run that still goes
-# beyond the process limits of :mod:`analytics.runner` (memory, time) is stopped there.
+# beyond the process limits of :mod:`tianya.plugins.runner` (memory, time) is stopped there.
 
 
 def _budget(name: str, default):
@@ -641,7 +642,8 @@ _STORES_LOCK = threading.Lock()
 
 def _store():
     """One store per data location (``TIANYA_DATA``), shared by the processors."""
-    from layers.store import DEFAULT_GPKG, STORE_ENV, open_store
+    from layers.store import DEFAULT_GPKG, STORE_ENV
+    from layers.stores import open_store
 
     url = os.environ.get(STORE_ENV) or DEFAULT_GPKG
     with _STORES_LOCK:

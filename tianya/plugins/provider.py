@@ -31,7 +31,8 @@ from layers.errors import (
     TianyaError,
 )
 from layers.query import Query, coerce_value, parse_interval
-from layers.store import Store, open_store
+from layers.store import Store
+from layers.stores import open_store
 
 _JSON_TYPES = {"string": ("string", None), "integer": ("integer", None),
                "number": ("number", None), "boolean": ("boolean", None),
@@ -88,7 +89,7 @@ class TianyaProvider(BaseProvider):
     Provider definition (``server_config.yml``)::
 
         - type: feature
-          name: layers.provider.TianyaProvider
+          name: tianya.plugins.provider.TianyaProvider
           data: ${TIANYA_DATA:-geodata/tianya.gpkg}
           table: incidents
     """

@@ -23,10 +23,10 @@ import os
 
 from pygeoapi.process.base import BaseProcessor
 
-from analytics.processes import Option
 from geodata.rasters import SCENARIOS, default_dir, raster_files
 from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, choices
+from tianya.plugins.processes import Option
 
 __all__ = ["PROCESS_ID", "ExposureProcessor", "process_resource"]
 
@@ -115,7 +115,8 @@ def run_exposure(scenario: str, evacuate_depth: float = 0.5, risk_depth: float =
     Defaults: ``$TIANYA_DATA`` (or the sample GeoPackage) and :func:`default_dir` of it.
     """
     from analytics.exposure import flood_exposure
-    from layers.store import STORE_ENV, open_store
+    from layers.store import STORE_ENV
+    from layers.stores import open_store
 
     data = data or os.environ.get(STORE_ENV)
     path = raster_files(rasters or default_dir(data))[scenario]

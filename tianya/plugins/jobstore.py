@@ -1,6 +1,6 @@
 """Where process jobs are recorded: a SQLite file, or a table beside the PostGIS data.
 
-:class:`analytics.jobs.JobManager` keeps one row per job: the pygeoapi job document (JSON)
+:class:`tianya.plugins.jobs.JobManager` keeps one row per job: the pygeoapi job document (JSON)
 plus the columns it filters on, each indexed, so every bookkeeping step costs the same however
 many jobs are kept:
 
@@ -79,7 +79,7 @@ class JobRecord:
 
 
 def is_postgres_url(value) -> bool:
-    """Whether ``value`` is a PostgreSQL URL (as :func:`layers.store.open_store` accepts)."""
+    """Whether ``value`` is a PostgreSQL URL (as :func:`layers.stores.open_store` accepts)."""
     return isinstance(value, str) and value.startswith(_PG_PREFIXES)
 
 

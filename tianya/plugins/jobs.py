@@ -1,12 +1,12 @@
 """The process job manager: pygeoapi's manager made safe for gunicorn, hosts and strangers.
 
-Configured in ``server.manager`` (``name: analytics.jobs.JobManager``):
+Configured in ``server.manager`` (``name: tianya.plugins.jobs.JobManager``):
 
 ``connection``
     The SQLite job file, ``${TIANYA_JOBS:-/tmp/tianya-jobs.sqlite}``, or a ``postgresql://``
     URL.  When the data store (``data: ${TIANYA_DATA:-…}``) is PostGIS the jobs are a table
     (``tianya_jobs``) in its database and schema instead, so several hosts share them
-    (:mod:`analytics.jobstore`).
+    (:mod:`tianya.plugins.jobstore`).
 ``output_dir``
     The result files, ``${TIANYA_JOB_RESULTS:-/tmp/tianya-job-results}``.  With the
     PostgreSQL job table a finished result moves from its file into the job's row, so every
@@ -63,7 +63,7 @@ What it changes in pygeoapi's managers (0.24):
   the retention and their result files (an indexed delete).  At start-up, result files older
   than the retention that no job names any more are removed too.
 * **Runs are bounded.**  Every run (synchronous or asynchronous) executes in a child process
-  of :mod:`analytics.runner` (a slot count per host, memory and time limits, a synchronous
+  of :mod:`tianya.plugins.runner` (a slot count per host, memory and time limits, a synchronous
   run stopped when its client goes); asynchronous jobs wait in a bounded queue of the worker
   instead of starting a thread each.  Each call has its own processor instance (pygeoapi's
   manager shared one between the threads of a worker).
@@ -103,10 +103,10 @@ from pygeoapi.util import (
     get_current_datetime,
 )
 
-from analytics import runner
-from analytics.jobstore import LimitReached, open_job_store
 from layers import access
 from layers.errors import TianyaError, TooManyRequests
+from tianya.plugins import runner
+from tianya.plugins.jobstore import LimitReached, open_job_store
 
 __all__ = ["RETRY_AFTER", "JobManager", "ProcessInputError", "ProcessRunError", "new_job_id"]
 
@@ -452,7 +452,7 @@ class JobManager(BaseManager):
     def execute_process(self, process_id, data_dict, execution_mode=None,
                         requested_outputs=None, subscriber=None,
                         requested_response="raw"):
-        """Check the inputs, record the job, run it in the bounded pool (:mod:`analytics.runner`).
+        """Check the inputs, record the job, run it in the bounded pool (:mod:`.runner`).
 
         pygeoapi's ``BaseManager.execute_process`` keeps the processor in ``self.processor``,
         shared by every thread of the worker: concurrent runs executed each other's
@@ -525,7 +525,7 @@ class JobManager(BaseManager):
         """pygeoapi's run and bookkeeping, the run itself in a child process of the pool.
 
         ``p`` is this run's :class:`_Run` (or a processor, wrapped in one): its ``execute``
-        goes through :func:`analytics.runner.run` (slot, memory and time limits, cancelled
+        goes through :func:`tianya.plugins.runner.run` (slot, memory and time limits, cancelled
         when the client goes) and it remembers the exception of a failed run.
         """
         if not isinstance(p, _Run):
@@ -642,7 +642,7 @@ class _Run:
     """One run of a processor: pygeoapi's processor interface, executed by the pool.
 
     ``execute`` sends the plugin definition, the caller and the inputs to a child process
-    (:func:`analytics.runner.run_processor`), which builds its own processor; ``failure`` is
+    (:func:`tianya.plugins.runner.run_processor`), which builds its own processor; ``failure`` is
     the exception of a failed run.  Other attributes are the processor's.
     """
 
@@ -653,7 +653,7 @@ class _Run:
         self._principal = getattr(processor, "principal", None) or access.CURRENT.get()
         self.asynchronous = asynchronous
         # a synchronous run waits briefly for a slot and stops when its client goes
-        # (analytics.runner.CLIENT is set in the request's context); a queued job waits;
+        # (tianya.plugins.runner.CLIENT is set in the request's context); a queued job waits;
         # either stops when its job is dismissed (``wanted`` turns False)
         client = None if asynchronous else runner.CLIENT.get()
         if client is not None and wanted is not None:

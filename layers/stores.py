@@ -1,0 +1,27 @@
+"""Opening a store: the GeoPackage or the PostGIS store, chosen by its location.
+
+Kept apart from :mod:`layers.store` (the interface both stores implement) so that
+the interface imports neither store.
+"""
+
+from __future__ import annotations
+
+import os
+
+from layers.store import DEFAULT_GPKG, STORE_ENV, Store
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open the store at ``url``: a GeoPackage path or a ``postgresql://`` URL.
+
+    With no argument the ``TIANYA_DATA`` environment variable decides, and the
+    embedded GeoPackage (``geodata/tianya.gpkg``) is the default.
+    """
+    url = url or os.environ.get(STORE_ENV) or DEFAULT_GPKG
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        from layers.postgis import PostGISStore  # imported lazily: optional server
+
+        return PostGISStore(url)
+    from layers.gpkg import GeoPackageStore
+
+    return GeoPackageStore(url)
