@@ -363,6 +363,11 @@ def coerce_value(layer: Layer, name: str, raw: str) -> object:
         raise
     except ValueError:
         raise InvalidParameter(f"{name}={raw!r} is not a valid {f.type}") from None
+    if f.type == "integer" and abs(value) > INT64_MAX:  # what SQLite and PostgreSQL can bind
+        raise InvalidParameter(f"{name}={raw[:40]!r} is outside the 64-bit range the stores "
+                               f"hold (-{INT64_MAX} to {INT64_MAX})")
+    if f.type == "number" and not math.isfinite(value):
+        raise InvalidParameter(f"{name}={raw!r} is not a finite number")
     if f.codes is not None and value not in f.code_values:
         raise InvalidParameter(choices(value, f.code_values, f"{name} code"))
     return value

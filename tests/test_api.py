@@ -159,6 +159,15 @@ def test_property_filters(live_server, sample_data):
     assert ids(fc) == inc.loc[inc["territorial"], "case_no"].tolist()
 
 
+@pytest.mark.parametrize("value", ["36893488147419103231", "-9223372036854775809"])
+def test_integer_equality_beyond_64_bits_is_a_400(live_server, value):
+    # found by the fuzz test: SQLite cannot bind it, which was a 500
+    r = requests.get(f"{live_server.url}/collections/building_population/items",
+                     params={"floors": value}, timeout=30)
+    assert r.status_code == 400, r.text
+    assert "floors" in r.json()["description"] and "64-bit" in r.json()["description"]
+
+
 def test_cql2_text_get(live_server, sample_data):
     inc = sample_data["incidents"]
     f = ("category IN ('waterlogging','fallen_tree') AND title LIKE '%社区%' AND "
