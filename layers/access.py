@@ -1,10 +1,10 @@
 """Who is asking: roles, API keys, and what each role may read.
 
 pygeoapi has no access control by design. The shell authenticates each request
-(``Authorization: Bearer <key>`` or ``X-API-Key``), puts the :class:`Principal`
-in :data:`CURRENT` for the duration of the request, and the provider asks this
-module which layers and fields that principal may see. Keys come from a YAML
-file named by ``TIANYA_KEYS`` (see ``keys.example.yml``); the file is read again
+(``Authorization: Bearer <key>`` or ``X-API-Key``) with :func:`authenticate` and
+passes the :class:`Principal` to every call that reads or writes on its behalf; this
+module says which layers and fields a principal may see. Keys come from a YAML
+file (the ``TIANYA_KEYS`` setting, see ``keys.example.yml``); the file is read again
 whenever its modification time, size or inode changes (one ``stat`` a request), so
 a key removed from it stops working at once, without a restart.
 """
@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import os
 import threading
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 import yaml
@@ -26,7 +25,6 @@ from layers.errors import Forbidden, InvalidParameter, NotAuthenticated, choices
 ROLES = ("public", "reporter", "dispatcher", "department", "admin")
 #: Roles that may see sensitive (personal) fields and non-public layers.
 TRUSTED = ("dispatcher", "department", "admin")
-KEYS_ENV = "TIANYA_KEYS"
 
 
 @dataclass(frozen=True)
@@ -47,19 +45,15 @@ class Principal:
 
 
 PUBLIC = Principal("anonymous", "public")
-#: The principal of the request being served.
-CURRENT: ContextVar[Principal] = ContextVar("tianya_principal", default=PUBLIC)
 
 
-def can_read(layer: Layer, who: Principal | None = None) -> bool:
+def can_read(layer: Layer, who: Principal) -> bool:
     """Whether ``who`` may read ``layer`` at all."""
-    who = who or CURRENT.get()
     return layer.public or who.trusted
 
 
-def require_read(layer: Layer, who: Principal | None = None) -> None:
+def require_read(layer: Layer, who: Principal) -> None:
     """Raise 401 (anonymous) or 403 (wrong role) if ``who`` may not read ``layer``."""
-    who = who or CURRENT.get()
     if can_read(layer, who):
         return
     if who.role == "public":
@@ -68,9 +62,8 @@ def require_read(layer: Layer, who: Principal | None = None) -> None:
     raise Forbidden(f"role {who.role!r} may not read {layer.id!r}")
 
 
-def visible_fields(layer: Layer, who: Principal | None = None) -> tuple[str, ...]:
+def visible_fields(layer: Layer, who: Principal) -> tuple[str, ...]:
     """The fields ``who`` may see: all for trusted roles, the non-sensitive ones otherwise."""
-    who = who or CURRENT.get()
     return tuple(f.name for f in layer.fields) if who.trusted else layer.public_fields
 
 
@@ -113,11 +106,19 @@ def _read_keys(path: str) -> dict[str, Principal]:
     return out
 
 
-def authenticate(token: str | None) -> Principal:
-    """The principal for an API key; the public for none; 401 for an unknown key."""
+def authenticate(token: str | None, keys_file: str | None) -> Principal:
+    """The principal for an API key; the public for none; 401 for an unknown key.
+
+    Parameters
+    ----------
+    token : str or None
+        The key the caller sent.
+    keys_file : str or None
+        The YAML file of keys (none: every key is unknown).
+    """
     if not token:
         return PUBLIC
-    keys = _load_keys(os.environ.get(KEYS_ENV))
+    keys = _load_keys(keys_file)
     digest = _digest(token)
     for known, who in keys.items():
         if hmac.compare_digest(known, digest):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from contextvars import ContextVar
 from functools import lru_cache
 
 import orjson
@@ -45,8 +44,6 @@ LONLAT_CRS = ("OGC:CRS84",)
 LATLON_CRS = ("EPSG:4326", "EPSG:4490")
 #: Projected CRSs reprojected to CRS84 on intake.
 ACCEPTED_CRS = LONLAT_CRS + LATLON_CRS + PROJECTED_CRS
-#: The ``Content-Crs`` of the request being served (set by the web shell).
-CONTENT_CRS: ContextVar[str | None] = ContextVar("tianya_content_crs", default=None)
 
 #: Properties a reporter may set on intake; dispatchers and admins may add :data:`OVERRIDES`.
 INTAKE_FIELDS = ("title", "description", "case_type", "major_class", "category", "channel",
@@ -214,7 +211,7 @@ def check_properties(props, allowed, *, required=(), what: str = "on intake") ->
     return out
 
 
-def read_feature(doc: dict, *, partial: bool = False, allowed=None,
+def read_feature(doc: dict, *, allowed, partial: bool = False,
                  content_crs: str | None = None) -> tuple[dict, shapely.Point | None]:
     """Properties and CRS84 point of a submitted GeoJSON Feature.
 
@@ -224,15 +221,12 @@ def read_feature(doc: dict, *, partial: bool = False, allowed=None,
         A GeoJSON Feature; with ``partial`` also a bare properties object.
     partial : bool
         A PATCH: nothing is required and the geometry may be absent.
-    allowed : sequence of str, optional
-        Settable fields (default: :data:`INTAKE_FIELDS` plus, for a dispatcher or
-        admin, :data:`OVERRIDES`).
+    allowed : sequence of str
+        Settable fields (:func:`intake_fields` or :func:`edit_fields` of the caller).
     content_crs : str, optional
-        The request's ``Content-Crs`` (default: :data:`CONTENT_CRS`, then CRS84).
+        The request's ``Content-Crs`` (default CRS84).
     """
-    crs = check_crs(content_crs if content_crs is not None else CONTENT_CRS.get())
-    if allowed is None:
-        allowed = intake_fields(access.CURRENT.get())
+    crs = check_crs(content_crs)
     if doc.get("type") == "Feature":
         extra = sorted(set(doc) - {"type", "id", "geometry", "properties", "bbox", "links",
                                    "note"})
@@ -324,7 +318,7 @@ def now_utc() -> dt.datetime:
 MAX_BACKDATE = dt.timedelta(days=30)
 
 
-def create_case(store: Store, doc: dict, who: access.Principal | None = None, *,
+def create_case(store: Store, doc: dict, who: access.Principal, *,
                 content_crs: str | None = None, now: dt.datetime | None = None) -> dict:
     """Validate, dispatch and store a new case with its history; returns the stored feature.
 
@@ -334,7 +328,6 @@ def create_case(store: Store, doc: dict, who: access.Principal | None = None, *,
     from layers import lifecycle
     from layers.errors import Conflict
 
-    who = who or access.CURRENT.get()
     lifecycle.require_role(who, "create", lifecycle.CREATE_ROLES)
     props, point = read_feature(doc, allowed=intake_fields(who), content_crs=content_crs)
     loc = locator_for(store)
@@ -402,7 +395,7 @@ def edit_fields(who: access.Principal) -> tuple[str, ...]:
     return intake_fields(who) if who.role in ("dispatcher", "admin") else ()
 
 
-def patch_case(store: Store, case_no: str, doc: dict, who: access.Principal | None = None, *,
+def patch_case(store: Store, case_no: str, doc: dict, who: access.Principal, *,
                content_crs: str | None = None) -> dict:
     """PATCH: change some properties and/or the location; ``status`` makes a transition.
 
@@ -411,18 +404,17 @@ def patch_case(store: Store, case_no: str, doc: dict, who: access.Principal | No
     """
     from layers import lifecycle
 
-    who = who or access.CURRENT.get()
     lifecycle.require_role(who, "change a case", ("dispatcher", "department", "admin"))
     note = doc.get("note")
     props, point = read_feature(doc, partial=True, allowed=edit_fields(who) + ("status",),
                                 content_crs=content_crs)
     if not props and point is None:
         raise InvalidFeature("nothing to change: give properties or a geometry")
-    return lifecycle.edit(store, case_no, props, point, who, note=note)
+    return lifecycle.edit(store, case_no, props, point, who=who, note=note)
 
 
-def replace_case(store: Store, case_no: str, doc: dict, who: access.Principal | None = None,
-                 *, content_crs: str | None = None) -> dict:
+def replace_case(store: Store, case_no: str, doc: dict, who: access.Principal, *,
+                 content_crs: str | None = None) -> dict:
     """PUT: replace the descriptive fields and the location of a case.
 
     Fields set by dispatch and the workflow may be echoed back unchanged (as a
@@ -431,7 +423,6 @@ def replace_case(store: Store, case_no: str, doc: dict, who: access.Principal | 
     """
     from layers import lifecycle
 
-    who = who or access.CURRENT.get()
     lifecycle.require_role(who, "replace a case", lifecycle.EDIT_ROLES)
     if doc.get("type") != "Feature":
         raise InvalidFeature(f"body must be a GeoJSON Feature, got type {doc.get('type')!r}")
@@ -453,4 +444,4 @@ def replace_case(store: Store, case_no: str, doc: dict, who: access.Principal | 
         full.pop("reported_at", None)
     if status is not None and status != stored.get("status"):
         full["status"] = status
-    return lifecycle.edit(store, case_no, full, point, who, note=doc.get("note"))
+    return lifecycle.edit(store, case_no, full, point, who=who, note=doc.get("note"))

@@ -166,7 +166,7 @@ def check_transition(case: dict, to: str, who: access.Principal, note: str | Non
         raise InvalidFeature(f"moving from {frm!r} to {to!r} needs a reason in 'note'")
 
 
-def transition(store: Store, case_no: str, to: str, who: access.Principal | None = None, *,
+def transition(store: Store, case_no: str, to: str, who: access.Principal, *,
                note: str | None = None, department: str | None = None,
                satisfaction: int | None = None, now: dt.datetime | None = None) -> dict:
     """Move a case to stage ``to``; returns the updated feature.
@@ -179,7 +179,6 @@ def transition(store: Store, case_no: str, to: str, who: access.Principal | None
     satisfaction : int, optional
         On evaluation, the 1–5 satisfaction score.
     """
-    who = who or access.CURRENT.get()
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
         raise InvalidFeature("note must be a text of at most 2000 characters")
     if note is not None and "\x00" in note:
@@ -223,15 +222,14 @@ def transition(store: Store, case_no: str, to: str, who: access.Principal | None
     return store.get(INCIDENTS, case_no)
 
 
-def edit(store: Store, case_no: str, props: dict, geometry=None,
-         who: access.Principal | None = None, *, note: str | None = None,
+def edit(store: Store, case_no: str, props: dict, geometry=None, *, who: access.Principal,
+         note: str | None = None,
          now: dt.datetime | None = None) -> dict:
     """Change descriptive fields (and the location) of a case, with a history row.
 
     A new location is placed again (community, grid, worker); ``status`` in
     ``props`` is made as a :func:`transition` in the same transaction.
     """
-    who = who or access.CURRENT.get()
     props = dict(props)
     to = props.pop("status", None)
     if props or geometry is not None:
@@ -259,9 +257,8 @@ def edit(store: Store, case_no: str, props: dict, geometry=None,
     return store.get(INCIDENTS, case_no)
 
 
-def delete_case(store: Store, case_no: str, who: access.Principal | None = None) -> None:
+def delete_case(store: Store, case_no: str, who: access.Principal) -> None:
     """Delete a case (admin only); its history is kept with a ``delete`` row."""
-    who = who or access.CURRENT.get()
     require_role(who, "delete a case", DELETE_ROLES)
     ensure_tables(store)
     with store.transaction():

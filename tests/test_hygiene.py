@@ -36,6 +36,7 @@ from layers.query import (
     parse_interval,
 )
 from layers.stores import open_store
+from tianya.request import PRINCIPAL
 
 pytestmark = pytest.mark.both_stores
 
@@ -305,23 +306,22 @@ def test_a_removed_key_stops_working_without_a_restart(tmp_path, monkeypatch):
     keys = tmp_path / "keys.yml"
     keys.write_text("keys:\n  - {key: old-key, role: dispatcher, name: old}\n"
                     "  - {key: kept-key, role: reporter, name: kept}\n")
-    monkeypatch.setenv(access.KEYS_ENV, str(keys))
-    assert access.authenticate("old-key").role == "dispatcher"
+    assert access.authenticate("old-key", str(keys)).role == "dispatcher"
     keys.write_text("keys:\n  - {key: kept-key, role: reporter, name: kept}\n")
     with pytest.raises(NotAuthenticated):  # the finding: it kept working until a restart
-        access.authenticate("old-key")
-    assert access.authenticate("kept-key").role == "reporter"
+        access.authenticate("old-key", str(keys))
+    assert access.authenticate("kept-key", str(keys)).role == "reporter"
     reads = []
     monkeypatch.setattr(access, "_read_keys",
                         lambda p, real=access._read_keys: reads.append(p) or real(p))
     for _ in range(3):
-        assert access.authenticate("kept-key").name == "kept"
+        assert access.authenticate("kept-key", str(keys)).name == "kept"
     assert reads == []  # an unchanged file is not read again (one stat a request)
     keys.write_text("keys:\n  - {key: new-key, role: admin, name: new}\n")
-    assert access.authenticate("new-key").role == "admin" and len(reads) == 1
+    assert access.authenticate("new-key", str(keys)).role == "admin" and len(reads) == 1
     os.remove(keys)
     with pytest.raises(NotAuthenticated):
-        access.authenticate("new-key")
+        access.authenticate("new-key", str(keys))
 
 
 def _closed_sample_case(client) -> str:
@@ -411,11 +411,11 @@ def test_internal_run_errors_are_logged_not_told(tmp_path, caplog, mode):
             manager.execute_process("leaky", {}, execution_mode=mode)
         deadline = time.monotonic() + 60
         while True:
-            token = access.CURRENT.set(admin)
+            token = PRINCIPAL.set(admin)
             try:
                 jobs = manager.get_jobs()["jobs"]
             finally:
-                access.CURRENT.reset(token)
+                PRINCIPAL.reset(token)
             if jobs[0]["status"] == "failed" or time.monotonic() > deadline:
                 break
             time.sleep(0.2)

@@ -18,9 +18,10 @@ from conftest import KEYS, LiveServer
 from pygeoapi.process.base import BaseProcessor, JobNotFoundError, ProcessorExecuteError
 from stores import _SCHEMAS
 
-from layers.access import CURRENT, PUBLIC, Principal
+from layers.access import PUBLIC, Principal
 from tianya.plugins.jobs import RETRY_AFTER, JobManager
 from tianya.plugins.jobstore import open_job_store
+from tianya.request import PRINCIPAL as CURRENT
 
 pytestmark = [pytest.mark.both_stores, pytest.mark.timeout(600)]
 

@@ -386,8 +386,9 @@ def test_run_failures_keep_their_status(tmp_path, outage, status, words):
     """pygeoapi answers every failed run with 400; ours keep theirs and stay recorded."""
     from pygeoapi.process.base import ProcessorExecuteError
 
-    from layers.access import CURRENT, Principal
+    from layers.access import Principal
     from tianya.plugins.jobs import JobManager
+    from tianya.request import PRINCIPAL as CURRENT
 
     manager = JobManager({"name": "tianya.plugins.jobs.JobManager",
                           "connection": str(tmp_path / "j.sqlite"),

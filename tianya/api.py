@@ -29,6 +29,7 @@ from layers.catalogue import get_layer
 from layers.errors import InvalidParameter, NotFound, TianyaError, choices
 from layers.query import Query, parse_interval
 from layers.store import DEFAULT_GPKG, STORE_ENV, Store
+from tianya import request
 from tianya.edge import body
 
 INCIDENTS = get_layer("incidents")
@@ -70,7 +71,7 @@ def respond(start_response, payload, status: str = "200 OK", headers=()):
 
 def visible(feature: dict) -> dict:
     """``feature`` without the fields the current caller may not see."""
-    fields = set(access.visible_fields(INCIDENTS))
+    fields = set(access.visible_fields(INCIDENTS, request.principal()))
     feature = dict(feature)
     feature["properties"] = {k: v for k, v in feature["properties"].items() if k in fields}
     return feature
@@ -105,7 +106,8 @@ def app(environ, start_response):
     path = environ.get("PATH_INFO", "") or "/"
     if m := _PATCH.match(path):
         _method(environ, "PATCH")
-        feat = cases.patch_case(store(), m.group(1), read_body(environ))
+        feat = cases.patch_case(store(), m.group(1), read_body(environ), request.principal(),
+                                content_crs=request.content_crs())
         return respond(start_response, visible(feat))
     if m := _TRANSITIONS.match(path):
         _method(environ, "POST")
@@ -116,19 +118,20 @@ def app(environ, start_response):
                                                       "satisfaction"], "transition member"))
         if not isinstance(doc.get("to"), str):
             raise InvalidParameter("'to' is required: the stage to move the case to")
-        feat = lifecycle.transition(store(), m.group(1), doc["to"], note=doc.get("note"),
+        feat = lifecycle.transition(store(), m.group(1), doc["to"], request.principal(),
+                                    note=doc.get("note"),
                                     department=doc.get("department"),
                                     satisfaction=doc.get("satisfaction"))
         return respond(start_response, visible(feat))
     if m := _HISTORY.match(path):
         _method(environ, "GET", "HEAD")
         _params(environ, ("f",))
-        lifecycle.require_role(access.CURRENT.get(), "read a case history",
+        lifecycle.require_role(request.principal(), "read a case history",
                                ("reporter", "dispatcher", "department", "admin"))
         rows = lifecycle.history(store(), m.group(1))
         if not rows:
             store().get(INCIDENTS, m.group(1))  # 404 for an unknown case
-        lifecycle.require_reporter_of(access.CURRENT.get(), m.group(1), rows)  # own cases only
+        lifecycle.require_reporter_of(request.principal(), m.group(1), rows)  # own cases only
         return respond(start_response, {"case_no": m.group(1), "history": rows})
     if path.rstrip("/") == "/cases/transitions":
         _method(environ, "GET", "HEAD")
@@ -173,7 +176,7 @@ def supervision_figures(environ) -> dict:
 def overdue(environ) -> dict:
     """``GET /supervision/overdue``: open cases past their deadline (trusted roles)."""
     p = _params(environ, ("datetime", "now", "department", "f"))
-    who = access.CURRENT.get()
+    who = request.principal()
     lifecycle.require_role(who, "list overdue cases", access.TRUSTED)
     frame = _frame(p)
     if p.get("department"):

@@ -29,8 +29,10 @@ from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, TianyaError, TooManyRequests
 from layers.params import check_coverage_params, check_items_params
 from layers.query import check_filter, has_geometry_literal, parse_filter
-from tianya import api, compat, edge, open311, screen, tiles
+from tianya import api, compat, edge, open311, request, screen, tiles
+from tianya import settings as tianya_settings
 from tianya.safety import CallerLimit, escape_csv, public_openapi
+from tianya.settings import Settings
 
 _ITEMS = re.compile(r"^/collections/([^/]+)/items(?:/([^/]+))?/?$")
 _COVERAGE = re.compile(r"^/collections/[^/]+/coverage/?$")
@@ -135,11 +137,11 @@ class Shell:
                 # pygeoapi would read a GET body as a CQL2 JSON filter
                 raise InvalidParameter(f"a {environ.get('REQUEST_METHOD')} request takes no "
                                        "body: send filters in the query string")
-            who = access.authenticate(_token(environ))
+            who = access.authenticate(_token(environ), tianya_settings.current().keys)
         except TianyaError as err:
             return _error(start_response, err, environ)
-        token = access.CURRENT.set(who)
-        crs_token = cases.CONTENT_CRS.set(environ.get("HTTP_CONTENT_CRS"))
+        token = request.PRINCIPAL.set(who)
+        crs_token = request.CONTENT_CRS.set(environ.get("HTTP_CONTENT_CRS"))
         try:
             path = environ["PATH_INFO"]
             if path.startswith(open311.PREFIX + "/"):
@@ -178,8 +180,8 @@ class Shell:
         except TianyaError as err:
             return _error(start_response, err, environ)
         finally:
-            cases.CONTENT_CRS.reset(crs_token)
-            access.CURRENT.reset(token)
+            request.CONTENT_CRS.reset(crs_token)
+            request.PRINCIPAL.reset(token)
 
     def _execute(self, environ, start_response):
         """A process execution: the request document's members checked (pygeoapi answers a
@@ -252,7 +254,7 @@ class Shell:
             raise NotFound(f"no resource at {path}")
         layer_id = known.group(1) if known else None
         if layer_id in LAYERS:
-            access.require_read(LAYERS[layer_id])
+            access.require_read(LAYERS[layer_id], request.principal())
         if _COVERAGE.match(path) and method in ("GET", "HEAD"):
             params = self._params(environ)
             checked = check_coverage_params(params)
@@ -267,7 +269,7 @@ class Shell:
         if method not in ("GET", "HEAD") and not query:
             return  # transactions: checked by the provider's write path
         params = self._params(environ)
-        visible = set(access.visible_fields(layer))
+        visible = set(access.visible_fields(layer, request.principal()))
         checked = check_items_params(layer, params, visible, single=m.group(2) is not None)
         if checked != params:
             environ["QUERY_STRING"] = urlencode(checked)
@@ -310,7 +312,7 @@ class _ResponseCache:
     def __call__(self, app, environ, start_response):
         import time
 
-        who = access.CURRENT.get()
+        who = request.principal()
         key = (environ.get("PATH_INFO"), environ.get("QUERY_STRING", ""),
                environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_LANGUAGE", ""),
                getattr(who, "role", None), getattr(who, "department", None),
@@ -357,10 +359,14 @@ def openapi_path(config_path: str) -> str:
     return out
 
 
-def create_app(config_path: str | None = None):
-    """The WSGI app: pygeoapi's Flask app for ``config_path`` wrapped in :class:`Shell`."""
+def create_app(config_path: str | None = None, settings: Settings | None = None):
+    """The WSGI app: pygeoapi's Flask app for ``config_path`` wrapped in :class:`Shell`.
+
+    ``settings`` default to :meth:`Settings.from_env` (read and checked now).
+    """
     from tianya.config import CONFIG_PATH
 
+    tianya_settings.use(settings or Settings.from_env())
     config_path = os.path.abspath(config_path or os.environ.get("PYGEOAPI_CONFIG")
                                   or CONFIG_PATH)
     os.environ["PYGEOAPI_CONFIG"] = config_path

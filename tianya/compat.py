@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from layers import access
 from layers.catalogue import LAYERS
+from tianya import request
 
 
 def install() -> None:
@@ -46,7 +47,7 @@ def _list_readable_collections_only() -> None:
         if value != "collection":
             return found
         return {k: v for k, v in found.items()
-                if k not in LAYERS or access.can_read(LAYERS[k])}
+                if k not in LAYERS or access.can_read(LAYERS[k], request.principal())}
 
     filter_dict_by_key_value.__wrapped__ = original
     api_module.filter_dict_by_key_value = filter_dict_by_key_value

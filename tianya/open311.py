@@ -30,6 +30,7 @@ from layers import access, cases
 from layers.catalogue import CATEGORIES, CATEGORY_CLASS, DEPARTMENTS, MAJOR_CLASSES, STAGES
 from layers.errors import InvalidParameter, NotFound, TianyaError, choices
 from layers.query import Query, parse_filter, parse_interval
+from tianya import request, settings
 from tianya.api import INCIDENTS, _method, respond, store
 from tianya.edge import body
 
@@ -100,9 +101,9 @@ def _float(params, name) -> float:
 
 def post_request(environ) -> list[dict]:
     p = _params(environ, POST_PARAMS)
-    who = access.CURRENT.get()
+    who = request.principal()
     if p.get("api_key"):
-        who = access.authenticate(p["api_key"])
+        who = access.authenticate(p["api_key"], settings.current().keys)
     code = p.get("service_code")
     if not code:
         raise InvalidParameter("'service_code' is required")

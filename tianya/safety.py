@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from layers import access
 from layers.catalogue import LAYERS
 from layers.errors import TooManyRequests
+from tianya import request
 
 
 class CallerLimit:
@@ -119,7 +120,8 @@ def public_openapi(environ, load) -> dict | None:
     f = parse_qs(environ.get("QUERY_STRING", "")).get("f", [""])[0]
     if f == "html" or (not f and "text/html" in environ.get("HTTP_ACCEPT", "")):
         return None
-    hidden = frozenset(lid for lid, layer in LAYERS.items() if not access.can_read(layer))
+    who = request.principal()
+    hidden = frozenset(lid for lid, layer in LAYERS.items() if not access.can_read(layer, who))
     if not hidden:
         return None
     if hidden not in _DOCS:

@@ -1,13 +1,260 @@
-"""Settings of the server and the CLI."""
+r"""The settings of the server and the CLI: one typed object, the only reader of the environment.
+
+Every setting is a ``TIANYA_…`` environment variable (:data:`FIELDS` lists them with their
+defaults; the README's table is made from it). :meth:`Settings.from_env` reads and checks
+them all at once, naming each bad value, so a server refuses to start instead of failing on
+the first request that needs one. The app (:func:`tianya.app.create_app`), the CLI and the
+pygeoapi plugins take the object they are given (plugins, which pygeoapi builds by name,
+ask :func:`current`); the library (``layers``, ``analytics``, ``geodata``) is handed plain
+values and never reads the environment.
+
+>>> s = Settings.from_env({"TIANYA_PROCESS_WORKERS": "3"})
+>>> s.process_workers, s.heavy_reads
+(3, 2)
+>>> try:
+...     Settings.from_env({"TIANYA_PROCESS_WORKERS": "many", "TIANYA_HEAVY_READS": "-1"})
+... except SettingsError as err:
+...     print(*str(err).split("; "), sep="\n")
+TIANYA_PROCESS_WORKERS must be an integer, got 'many'
+TIANYA_HEAVY_READS must be at least 0, got '-1'
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import math
 import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from layers.store import DEFAULT_GPKG, STORE_ENV
+from layers.store import DEFAULT_GPKG
+
+__all__ = ["FIELDS", "Settings", "SettingsError", "current", "data_location", "markdown_table",
+           "use"]
+
+PREFIX = "TIANYA_"
+LOGGER = logging.getLogger(__name__)
+
+
+class SettingsError(ValueError):
+    """One or more settings have values that cannot be used (the message names each)."""
+
+
+def _setting(default, doc: str, *, least: float | None = None, shown: str | None = None,
+             env: str | None = None, choices: tuple[str, ...] | None = None):
+    """A settings field: its default, its README text, its lower bound, its shown default."""
+    meta = {"doc": doc, "least": least, "shown": shown, "env": env, "choices": choices}
+    if isinstance(default, dict | tuple) or callable(default):
+        factory = default if callable(default) else (lambda d=default: type(d)(d))
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _run_dir() -> str:
+    return f"/tmp/tianya-runs-{os.getuid()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every ``TIANYA_`` setting, typed and checked. Build it with :meth:`from_env`.
+
+    Attributes are named after the variable without its prefix (``TIANYA_PROCESS_WORKERS``
+    is ``process_workers``); the budgets of the analysis processes are ``max_*``.
+    """
+
+    # --- data and links
+    data: str = _setting(DEFAULT_GPKG, "GeoPackage path or `postgresql://` URL",
+                         shown="`geodata/tianya.gpkg`")
+    url: str = _setting("http://localhost:5000", "public base URL in links")
+    keys: str | None = _setting(None, "YAML file of API keys and roles (read again when it "
+                                      "changes)", shown="none (public only)")
+    rules: str | None = _setting(None, "dispatch rules YAML",
+                                 shown="`layers/dispatch_rules.yml`")
+    rasters: str | None = _setting(None, "folder of the DEM and flood COGs",
+                                   shown="`rasters/` beside the GeoPackage")
+    # --- process jobs
+    jobs: str = _setting("/tmp/tianya-jobs.sqlite", "process job SQLite file (a table beside "
+                         "PostGIS data instead)", shown="`/tmp/tianya-jobs.sqlite`")
+    job_results: str = _setting("/tmp/tianya-job-results", "process job results folder",
+                                shown="`/tmp/tianya-job-results`")
+    job_retention_hours: float = _setting(168.0, "hours finished jobs are kept", least=0)
+    job_limit: int = _setting(4, "unfinished jobs per caller", least=1)
+    job_limit_anonymous: int = _setting(4, "unfinished jobs of all anonymous callers together",
+                                        least=1)
+    job_max_result_bytes: int = _setting(64 * 2**20, "largest result kept per job (only "
+                                         "asynchronous jobs keep results, written compact)",
+                                         least=0)
+    job_result_quota: int = _setting(512 * 2**20, "bytes of stored results per caller, all "
+                                     "anonymous callers sharing one (a result over it is not "
+                                     "kept, an asynchronous submission at it is a 429)", least=0)
+    # --- process runs
+    process_workers: int = _setting(2, "process runs at once per host", least=1)
+    process_memory_mb: int = _setting(4096, "memory (MB of address space) a run may use",
+                                      least=64)
+    process_seconds: float = _setting(600.0, "seconds a run may use", least=1)
+    process_wait_seconds: float = _setting(30.0, "how long a synchronous run waits for a slot "
+                                           "(then 429)", least=0)
+    process_queue: int = _setting(16, "runs that may wait per server process", least=0)
+    run_dir: str = _setting(_run_dir, "the run slot folder", shown="`/tmp/tianya-runs-<uid>`")
+    process_scheduler: str | None = _setting(None, "a Dask scheduler address: runs go there "
+                                             "instead of local child processes", shown="none")
+    # --- work budgets of the analysis processes (tianya.plugins.processes)
+    max_grid_cells: int = _setting(250_000, "fishnet squares or hexagons a run may build",
+                                   least=1)
+    max_raster_cells: int = _setting(4_000_000, "pixels of a density surface", least=1)
+    max_kernel_visits: int = _setting(1_000_000_000, "kernel evaluations of a density "
+                                      "surface", least=1)
+    max_time_steps: int = _setting(1_000, "time steps of a space-time cube", least=1)
+    max_cube_cells: int = _setting(10_000_000, "bins of a space-time cube", least=1)
+    max_draws_per_unit: int = _setting(200_000, "permutations per unit", least=1)
+    max_permutation_draws: int = _setting(1_000_000_000, "permutation draws of a run", least=1)
+    max_neighbours_per_unit: int = _setting(5_000, "neighbours per unit", least=1)
+    max_neighbour_pairs: int = _setting(20_000_000, "neighbour pairs of a weights matrix",
+                                        least=1)
+    max_eps_area_share: float = _setting(0.01, "share of the extent a DBSCAN radius may cover",
+                                         least=0)
+    # --- the HTTP edge
+    header_seconds: float = _setting(10.0, "time a client has to send its request headers "
+                                     "(then the connection is closed)", least=0.1)
+    body_seconds: float = _setting(10.0, "time a client has to send its whole body (then 408)",
+                                   least=0.1)
+    heavy_reads: int = _setting(2, "item pages over 1000 features, CSV or coverages at once "
+                                "per caller and server process (then 429; 0 refuses them)",
+                                least=0)
+    trusted_proxies: tuple[str, ...] = _setting((), "comma-separated addresses of reverse "
+                                                "proxies whose `X-Forwarded-For` names the "
+                                                "public caller (for per-caller limits)",
+                                                shown="none")
+    log_level: str = _setting("ERROR", "pygeoapi's log level", choices=(
+        "CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"))
+    screen_cache: float = _setting(20.0, "seconds the `/screen` figures are cached", least=0)
+    # --- base maps of the folium maps
+    tianditu_key: str | None = _setting(None, "Tianditu base-map key", shown="none")
+    amap_key: str | None = _setting(None, "Amap base-map key",
+                                    shown="none")
+    tiles: dict[str, str] = _setting(dict, "a tile URL template replacing base map `<id>`'s "
+                                     "(e.g. an intranet tile server)",
+                                     shown="none", env="TIANYA_TILES_<ID>")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
+        """The settings of ``environ`` (default :data:`os.environ`), then ``overrides``.
+
+        An unknown ``TIANYA_`` variable (a typo) is logged as a warning, not ignored.
+
+        Raises
+        ------
+        SettingsError
+            Naming every variable with a value that cannot be used.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        problems: list[str] = []
+        known = {env_name(f) for f in FIELDS}
+        for f in FIELDS:
+            if f.name == "tiles":
+                values["tiles"] = {k[len(PREFIX) + 6:].lower(): v for k, v in env.items()
+                                   if k.startswith(PREFIX + "TILES_") and v}
+                continue
+            raw = env.get(env_name(f), "")
+            if raw.strip() == "":
+                continue
+            try:
+                values[f.name] = _parse(f, raw.strip())
+            except ValueError as err:
+                problems.append(f"{env_name(f)} {err}")
+        for k in sorted(k for k in env if k.startswith(PREFIX) and k not in known
+                        and not k.startswith((PREFIX + "TILES_", *NOT_SETTINGS))):
+            LOGGER.warning("%s is not a setting and is ignored (the settings are listed in "
+                           "the README)", k)
+        if problems:
+            raise SettingsError("; ".join(problems))
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes) -> Settings:
+        """A copy with ``changes`` (attribute names)."""
+        return dataclasses.replace(self, **changes)
+
+    def budgets(self) -> dict[str, float]:
+        """The analysis budgets by their upper-case names (``MAX_GRID_CELLS`` …)."""
+        return {f.name.upper(): getattr(self, f.name) for f in FIELDS
+                if f.name.startswith("max_")}
+
+    def store_location(self) -> str:
+        """:attr:`data` as an absolute path, or the URL as it is."""
+        return data_location(self.data)
+
+
+#: Variables with the prefix that are not the server's: the tests', benchmarks' and notebooks'.
+NOT_SETTINGS = ("TIANYA_TEST_", "TIANYA_FUZZ_", "TIANYA_BENCH_", "TIANYA_KEY")
+
+FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(Settings)
+
+
+def env_name(f: dataclasses.Field) -> str:
+    """The environment variable of settings field ``f``."""
+    return f.metadata.get("env") or PREFIX + f.name.upper()
+
+
+def _parse(f: dataclasses.Field, raw: str):
+    kind = str(f.type)
+    least = f.metadata.get("least")
+    if kind.startswith("tuple"):
+        return tuple(p.strip() for p in raw.split(",") if p.strip())
+    if kind.startswith("str"):
+        valid = f.metadata.get("choices")
+        if valid and raw not in valid:
+            raise ValueError(f"must be one of {', '.join(valid)}, got {raw!r}")
+        return raw
+    try:
+        value = int(raw) if kind == "int" else float(raw)
+    except ValueError:
+        raise ValueError(f"must be {'an integer' if kind == 'int' else 'a number'}, "
+                         f"got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {raw!r}")
+    if least is not None and value < least:
+        raise ValueError(f"must be at least {least:g}, got {raw!r}")
+    return value
+
+
+def markdown_table() -> str:
+    """The README's table of settings: variable, meaning, default."""
+    rows = ["| variable | what it sets | default |", "|---|---|---|"]
+    for f in FIELDS:
+        shown = f.metadata.get("shown")
+        if shown is None:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            shown = f"`{default:g}`" if isinstance(default, float) else f"`{default}`"
+        rows.append(f"| `{env_name(f)}` | {f.metadata['doc']} | {shown} |")
+    return "\n".join(rows) + "\n"
 
 
 def data_location(data: str | None) -> str:
-    """The store location: ``data``, else ``TIANYA_DATA``, else the embedded GeoPackage."""
-    data = data or os.environ.get(STORE_ENV) or DEFAULT_GPKG
+    """A store location as the stores take it: a path made absolute, a URL as it is."""
+    data = data or DEFAULT_GPKG
     return data if "://" in data else os.path.abspath(data)
+
+
+_CURRENT: Settings | None = None
+_LOCK = threading.Lock()
+
+
+def use(settings: Settings) -> Settings:
+    """Make ``settings`` this process's (the app and the CLI call it once)."""
+    global _CURRENT
+    with _LOCK:
+        _CURRENT = settings
+    return settings
+
+
+def current() -> Settings:
+    """This process's settings: those given to :func:`use`, else read from the environment."""
+    global _CURRENT
+    with _LOCK:
+        if _CURRENT is None:
+            _CURRENT = Settings.from_env()
+        return _CURRENT

@@ -26,6 +26,7 @@ import orjson
 from layers import access
 from layers.errors import InvalidParameter, NotFound
 from layers.tiles import MAX_ZOOM, MVT, TMS, TMS_URI, check_tile, render, tile_layer
+from tianya import request
 
 _TILES = re.compile(r"^/collections/([^/]+)/tiles(?:/([^/]+)(?:/([^/]+)/([^/]+)/([^/]+))?)?/?$")
 
@@ -84,7 +85,7 @@ def app(environ, start_response):
             raise InvalidParameter(f"unknown query parameter {name!r} for tiles; valid "
                                    "parameters are: f")
     layer = tile_layer(lid)
-    access.require_read(layer)
+    access.require_read(layer, request.principal())
     base = _base(environ)
     if tms is None:
         return _json(start_response, {
@@ -95,7 +96,7 @@ def app(environ, start_response):
         check_tile(tms, 0, 0, 0)
         return _json(start_response, _tileset(base, lid))
     zi, yi, xi = check_tile(tms, z, y, x)
-    tile = render(store(), layer, zi, yi, xi, access.visible_fields(layer))
+    tile = render(store(), layer, zi, yi, xi, access.visible_fields(layer, request.principal()))
     headers = [("Content-Type", MVT), ("Content-Length", str(len(tile.data))),
                ("Cache-Control", "public, max-age=60"),
                ("X-Tile-Features", str(tile.features))]

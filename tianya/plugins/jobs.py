@@ -105,6 +105,7 @@ from pygeoapi.util import (
 
 from layers import access
 from layers.errors import TianyaError, TooManyRequests
+from tianya import request
 from tianya.plugins import runner
 from tianya.plugins.jobstore import LimitReached, open_job_store
 
@@ -209,7 +210,7 @@ class JobManager(BaseManager):
     def add_job(self, job_metadata: dict) -> str:
         """Record a job for the current principal; 429 if they have too many unfinished."""
         self.purge()
-        who = access.CURRENT.get()
+        who = request.principal()
         anonymous = _anonymous(who)
         limit = self.max_anonymous_jobs if anonymous else self.max_jobs_per_caller
         try:
@@ -342,7 +343,7 @@ class JobManager(BaseManager):
     def _visible(self, job_id: str, *, dismiss: bool = False) -> dict:
         """The job, if the current caller may read it (``dismiss``: may delete it); else 404."""
         record = self.store.get(job_id)
-        who = access.CURRENT.get()
+        who = request.principal()
         if (record is None or (record.restricted and not who.trusted)
                 or record.job.get("dismissed")):
             raise JobNotFoundError()
@@ -353,7 +354,7 @@ class JobManager(BaseManager):
         raise JobNotFoundError()
 
     def get_jobs(self, status=None, limit=None, offset=None) -> dict:
-        who = access.CURRENT.get()
+        who = request.principal()
         if _anonymous(who):
             return {"jobs": [], "numberMatched": 0}  # anonymous jobs are read by id only
         owner = None if who.role == "admin" else (who.name, who.role)
@@ -591,7 +592,7 @@ class JobManager(BaseManager):
         """429 if the current caller's stored results are at their quota already."""
         if self.result_quota <= 0:
             return
-        who = access.CURRENT.get()
+        who = request.principal()
         owner = (who.name, who.role)
         used = self.store.result_bytes(owner)
         if used >= self.result_quota:
@@ -650,7 +651,7 @@ class _Run:
                  wanted=None):
         self._processor = processor
         self._plugin_def = dict(plugin_def)
-        self._principal = getattr(processor, "principal", None) or access.CURRENT.get()
+        self._principal = getattr(processor, "principal", None) or request.principal()
         self.asynchronous = asynchronous
         # a synchronous run waits briefly for a slot and stops when its client goes
         # (tianya.plugins.runner.CLIENT is set in the request's context); a queued job waits;

@@ -35,7 +35,7 @@ constants below (``TIANYA_MAX_*`` override them) before anything is allocated: i
 selection; over budget is a 400 that states the limit.  The runs themselves execute in
 :mod:`tianya.plugins.runner`'s bounded pool of child processes (memory and time limits).
 
-The caller's principal (:data:`layers.access.CURRENT`) is captured when pygeoapi creates the
+The caller's principal (:func:`tianya.request.principal`) is captured when pygeoapi creates the
 processor, in the request's thread, because an asynchronous job runs in another thread where
 the request's context is not set.
 """
@@ -55,6 +55,7 @@ from pygeoapi.process.base import BaseProcessor
 from layers import access
 from layers.catalogue import LAYERS, Layer
 from layers.errors import InvalidParameter, choices
+from tianya import request
 
 __all__ = [
     "PROCESSORS",
@@ -383,7 +384,7 @@ class AnalysisProcessor(BaseProcessor):
 
     def __init__(self, processor_def: dict):
         super().__init__(processor_def, self.metadata_dict())
-        self.principal = access.CURRENT.get()  # the request's caller (see module docstring)
+        self.principal = request.principal()  # the request's caller (see module docstring)
 
     # --- description -------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from layers.errors import (
 from layers.query import Query, coerce_value, parse_interval
 from layers.store import Store
 from layers.stores import open_store
+from tianya import request
 
 _JSON_TYPES = {"string": ("string", None), "integer": ("integer", None),
                "number": ("number", None), "boolean": ("boolean", None),
@@ -104,7 +105,7 @@ class TianyaProvider(BaseProvider):
         self.store = store_for(data)
         self.id_field = self.layer.key
         self.time_field = self.layer.temporal
-        self.visible = access.visible_fields(self.layer)
+        self.visible = access.visible_fields(self.layer, request.principal())
         self._fields = field_schema(self.layer, self.visible)
 
     def get_fields(self):
@@ -112,7 +113,7 @@ class TianyaProvider(BaseProvider):
 
     def _check_access(self):
         try:
-            access.require_read(self.layer)
+            access.require_read(self.layer, request.principal())
         except TianyaError as err:
             raise _translate(err) from None
 
@@ -170,7 +171,8 @@ class TianyaProvider(BaseProvider):
 
         self._writable()
         try:
-            feat = cases.create_case(self.store, cases.parse_body(item))
+            feat = cases.create_case(self.store, cases.parse_body(item), request.principal(),
+                                     content_crs=request.content_crs())
         except TianyaError as err:
             raise _translate(err) from None
         return feat["id"]
@@ -181,7 +183,8 @@ class TianyaProvider(BaseProvider):
 
         self._writable()
         try:
-            cases.replace_case(self.store, str(identifier), cases.parse_body(item))
+            cases.replace_case(self.store, str(identifier), cases.parse_body(item),
+                               request.principal(), content_crs=request.content_crs())
         except TianyaError as err:
             raise _translate(err) from None
         return True
@@ -191,7 +194,7 @@ class TianyaProvider(BaseProvider):
 
         self._writable()
         try:
-            lifecycle.delete_case(self.store, str(identifier))
+            lifecycle.delete_case(self.store, str(identifier), request.principal())
         except TianyaError as err:
             raise _translate(err) from None
         return True

@@ -586,14 +586,14 @@ def run_processor(plugin_def: dict, principal, data: dict, kwargs: dict):
     """
     from pygeoapi.plugin import load_plugin
 
-    from layers import access
+    from tianya import request
 
-    token = access.CURRENT.set(principal)
+    token = request.PRINCIPAL.set(principal)
     try:
         processor = load_plugin("process", plugin_def)
         return processor.execute(data, **kwargs)
     finally:
-        access.CURRENT.reset(token)
+        request.PRINCIPAL.reset(token)
 
 
 # --- asynchronous jobs ---------------------------------------------------------------------------
