@@ -366,12 +366,12 @@ def create_app(config_path: str | None = None, settings: Settings | None = None)
     """
     from tianya.config import CONFIG_PATH
 
-    tianya_settings.use(settings or Settings.from_env())
+    compat.check()  # a pygeoapi our replacements do not fit: refuse to start, naming why
+    settings = tianya_settings.use(settings or Settings.from_env())
     config_path = os.path.abspath(config_path or os.environ.get("PYGEOAPI_CONFIG")
                                   or CONFIG_PATH)
-    os.environ["PYGEOAPI_CONFIG"] = config_path
-    os.environ["PYGEOAPI_OPENAPI"] = openapi_path(config_path)
-    from pygeoapi.flask_app import APP  # reads the two variables above at import
+    compat.configure(settings, config_path)
+    from pygeoapi.flask_app import APP  # reads what compat.configure set, at import
 
     compat.install()
     return Shell(APP)

@@ -1,15 +1,317 @@
-"""Every replacement of pygeoapi behaviour, in one place.
+"""Every replacement of pygeoapi behaviour, in one place, checked at start-up.
 
 pygeoapi is used as a library: its Flask app serves, our plugins plug in. Where its
-behaviour has to change, the change is made here (never by editing pygeoapi) and
-:func:`install` applies them all when the app is created.
+behaviour has to change, the change is made here or in a plugin overriding a documented
+target (never by editing pygeoapi). :data:`TARGETS` lists everything of pygeoapi 0.24 we
+replace, override or lean on, with what we rely on (existence, parameter names, attributes,
+which pygeoapi function uses it); :func:`check` verifies every entry against the installed
+pygeoapi and refuses to start, naming each mismatch, instead of failing silently (one of
+these failing silently would list ``poverty_relief`` to the public again).
+:func:`install` applies the module-level replacements when the app is created.
+
+The replacements:
+
+``pygeoapi.api.filter_dict_by_key_value``
+    ``/collections`` lists only what the caller's role may read.
+``pygeoapi.api.itemtypes.transform_bbox``
+    An items ``bbox`` already in the storage CRS is not transformed (12 ms a request).
+``pygeoapi.api.itemtypes.to_json``
+    Items are encoded with orjson, ``<`` and ``>`` kept as JSON escapes, not ``&lt;``.
+``BaseManager.execute_process`` / ``_execute_handler_sync`` / ``_execute_handler_async``
+    Overridden by :class:`tianya.plugins.jobs.JobManager` (inputs checked first, the run in a
+    bounded child process, compact result files, a failed synchronous run's own status).
+``RasterioProvider.query`` / ``gen_covjson`` / ``get_fields``
+    Overridden by :class:`tianya.plugins.raster_provider.TianyaRasterProvider` (which opens
+    its dataset and names its axes itself: no private attribute of the parent is read).
+``http_status_code`` / ``ogc_exception_code`` of pygeoapi's exceptions
+    Set by :func:`pygeoapi_error` (our errors' status and OGC code); pygeoapi's items and
+    processes handlers answer with them.
+Configuration through the environment
+    pygeoapi 0.24 takes its configuration and OpenAPI document only from the environment
+    variables ``PYGEOAPI_CONFIG`` and ``PYGEOAPI_OPENAPI``, read when ``pygeoapi.flask_app``
+    is imported (module-level ``CONFIG = get_config()``: there is no app factory taking a
+    path or a dict), and resolves the ``${TIANYA_…}`` placeholders of ``server_config.yml``
+    with ``os.getenv`` while loading it. :func:`configure` writes exactly those variables,
+    from the :class:`~tianya.settings.Settings` object, just before that import; nothing
+    else of ours reads them back.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import os
+from dataclasses import dataclass
+
 from layers import access
 from layers.catalogue import LAYERS
+from layers.errors import TianyaError
 from tianya import request
+
+__all__ = ["TARGETS", "IncompatiblePygeoapi", "Target", "check", "configure", "install",
+           "placeholder_environment", "pygeoapi_error"]
+
+
+class IncompatiblePygeoapi(TianyaError, RuntimeError):
+    """The installed pygeoapi differs from what our replacements rely on (names each)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing of pygeoapi we replace, override or rely on.
+
+    Attributes
+    ----------
+    name : str
+        Dotted name (``module.function``, ``module.Class.method``, ``module.Class``).
+    why : str
+        What we do with it.
+    params : tuple of str, optional
+        The parameter names we call or override it with (``self`` left out), in order.
+    attributes : tuple of str
+        Attributes the object must have (class attributes of an exception, say).
+    used_by : tuple of str
+        pygeoapi functions that must look the target up by its name at call time (so a
+        replacement of the module attribute takes effect): each must name it.
+    mentions : tuple of str
+        Text the target's source must contain (an environment variable it reads, an
+        attribute of an exception it answers with).
+    """
+
+    name: str
+    why: str
+    params: tuple[str, ...] | None = None
+    attributes: tuple[str, ...] = ()
+    used_by: tuple[str, ...] = ()
+    mentions: tuple[str, ...] = ()
+
+
+_ITEMS = "pygeoapi.api.itemtypes.get_collection_items"
+_MANAGER = "pygeoapi.process.manager.base.BaseManager"
+_RASTER = "pygeoapi.provider.rasterio_.RasterioProvider"
+_HANDLER = ("subscriber", "requested_response")
+
+#: Everything of pygeoapi 0.24 we replace, override or rely on (see the module docstring).
+TARGETS: tuple[Target, ...] = (
+    Target("pygeoapi.api.filter_dict_by_key_value",
+           "replaced: /collections lists only the layers the caller may read",
+           params=("dict_", "key", "value"), used_by=("pygeoapi.api.describe_collections",)),
+    Target("pygeoapi.api.itemtypes.transform_bbox",
+           "replaced: a bbox in the storage CRS is passed through untransformed",
+           params=("bbox", "from_crs", "to_crs", "always_xy"), used_by=(_ITEMS,)),
+    Target("pygeoapi.api.itemtypes.to_json", "replaced: items encoded with orjson",
+           params=("dict_", "pretty"), used_by=(_ITEMS,)),
+    Target("pygeoapi.util.json_serial", "called: the items encoder's fallback for other types",
+           params=("obj",)),
+    Target(f"{_MANAGER}.execute_process", "overridden by JobManager: inputs checked first",
+           params=("process_id", "data_dict", "execution_mode", "requested_outputs",
+                   *_HANDLER),
+           used_by=("pygeoapi.api.processes.execute_process",)),
+    Target(f"{_MANAGER}._execute_handler_sync", "overridden by JobManager: a bounded run, "
+           "compact results, a failed run's own status",
+           params=("p", "job_id", "data_dict", "requested_outputs", *_HANDLER)),
+    Target(f"{_MANAGER}._execute_handler_async", "overridden by JobManager: a bounded queue",
+           params=("p", "job_id", "data_dict", "requested_outputs", *_HANDLER)),
+    Target(f"{_MANAGER}._send_in_progress_notification", "called by JobManager's run",
+           params=("subscriber",)),
+    Target(f"{_MANAGER}._send_success_notification", "called by JobManager's run",
+           params=("subscriber", "outputs")),
+    Target(f"{_MANAGER}._send_failed_notification", "called by JobManager's run",
+           params=("subscriber",)),
+    Target(f"{_MANAGER}.get_processor", "called by JobManager: one processor per call",
+           params=("process_id",)),
+    Target(f"{_RASTER}.query", "overridden by TianyaRasterProvider: size limit, one-axis "
+           "subsets completed", params=("properties", "subsets", "bbox", "bbox_crs",
+                                        "datetime_", "format_", "kwargs")),
+    Target(f"{_RASTER}.gen_covjson", "overridden by TianyaRasterProvider: one parameter per "
+           "band", params=("metadata", "data")),
+    Target(f"{_RASTER}.get_fields", "overridden by TianyaRasterProvider: band names and units",
+           params=()),
+    Target("pygeoapi.provider.base.ProviderGenericError", "raised with our status and code",
+           attributes=("http_status_code", "ogc_exception_code")),
+    Target("pygeoapi.process.base.ProcessorExecuteError", "raised with our status and code",
+           attributes=("http_status_code", "ogc_exception_code")),
+    Target(_ITEMS, "answers a provider error with its status and code",
+           mentions=("err.http_status_code", "err.ogc_exception_code")),
+    Target("pygeoapi.api.processes.execute_process",
+           "answers a processor error with its status and code",
+           mentions=("err.http_status_code", "err.ogc_exception_code")),
+    Target("pygeoapi.config.get_config", "set by configure(): the configuration file",
+           mentions=("PYGEOAPI_CONFIG",)),
+    Target("pygeoapi.openapi.load_openapi_document", "set by configure(): the OpenAPI file",
+           mentions=("PYGEOAPI_OPENAPI",)),
+    Target("pygeoapi.util.yaml_load", "resolves the ${TIANYA_…} placeholders configure() sets",
+           mentions=("os.getenv",)),
+)
+
+
+def _resolve(dotted: str):
+    """The object of a dotted name: the longest importable module, then attributes."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)  # AttributeError: the caller reports it
+        return obj
+    raise ImportError(dotted)
+
+
+def _params(obj) -> tuple[str, ...]:
+    names = tuple(inspect.signature(inspect.unwrap(obj)).parameters)
+    return names[1:] if names[:1] == ("self",) else names
+
+
+def _problems(target: Target) -> list[str]:
+    """What differs between ``target`` and the installed pygeoapi (empty: nothing)."""
+    try:
+        obj = _resolve(target.name)
+    except (ImportError, AttributeError):
+        return [f"{target.name}: not found ({target.why})"]
+    found = []
+    if target.params is not None:
+        try:
+            got = _params(obj)
+        except (TypeError, ValueError):
+            got = None
+        if got != target.params:
+            found.append(f"{target.name}: expected parameters ({', '.join(target.params)}), "
+                         f"found ({', '.join(got or ['?'])})")
+    found += [f"{target.name}: attribute {a!r} missing" for a in target.attributes
+              if not hasattr(obj, a)]
+    module, short = target.name.rsplit(".", 1)
+    if inspect.isclass(_resolve(module)):
+        module = None  # a method: called as an attribute, not looked up as a global
+    for user in target.used_by:
+        try:
+            calls = _looks_up(_resolve(user), short, module)
+        except (ImportError, AttributeError):
+            found.append(f"{user}: not found (it should call {target.name})")
+            continue
+        if not calls:
+            found.append(f"{user}: no longer looks up {short} in {module}, so our "
+                         f"replacement of {target.name} would not apply")
+    if target.mentions:
+        try:
+            source = inspect.getsource(inspect.unwrap(obj))
+        except (OSError, TypeError):
+            source = ""
+        found += [f"{target.name}: its source no longer mentions {text!r} ({target.why})"
+                  for text in target.mentions if text not in source]
+    return found
+
+
+def _looks_up(fn, name: str, module: str | None) -> bool:
+    """Whether ``fn`` (or the function a decorator wraps in it) reads the global ``name`` of
+    ``module`` when called, so that replacing the module attribute takes effect (``module``
+    None: names the attribute ``name``)."""
+    seen, todo = set(), [fn]
+    while todo:
+        f = inspect.unwrap(todo.pop())
+        code = getattr(f, "__code__", None)
+        if code is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        if name in code.co_names and (module is None or getattr(
+                f, "__globals__", {}).get("__name__") == module):
+            return True
+        todo += [c.cell_contents for c in (f.__closure__ or ()) if callable(c.cell_contents)]
+    return False
+
+
+def check(targets: tuple[Target, ...] = TARGETS) -> None:
+    """Verify every target against the installed pygeoapi.
+
+    Raises
+    ------
+    IncompatiblePygeoapi
+        Naming each mismatch and the installed pygeoapi version.
+    """
+    import pygeoapi
+
+    problems = [p for t in targets for p in _problems(t)]
+    if problems:
+        raise IncompatiblePygeoapi(
+            f"pygeoapi {getattr(pygeoapi, '__version__', '?')} is not the pygeoapi our "
+            f"replacements were written for (0.24): " + "; ".join(problems)
+            + " (see tianya/compat.py)")
+
+
+# --- configuration through the environment ------------------------------------------------------
+
+#: ``${…}`` placeholders of ``server_config.yml`` and the settings field each comes from.
+PLACEHOLDERS = {"TIANYA_DATA": "data", "TIANYA_URL": "url", "TIANYA_JOBS": "jobs",
+                "TIANYA_JOB_RESULTS": "job_results",
+                "TIANYA_JOB_RETENTION_HOURS": "job_retention_hours",
+                "TIANYA_JOB_LIMIT": "job_limit",
+                "TIANYA_JOB_LIMIT_ANONYMOUS": "job_limit_anonymous",
+                "TIANYA_LOG_LEVEL": "log_level", "TIANYA_RASTERS": "rasters"}
+
+
+def placeholder_environment(settings) -> dict[str, str]:
+    """The ``${TIANYA_…}`` placeholder values of ``settings`` (a setting left unset, such as
+    ``rasters``, is left out: the configuration's default applies)."""
+    out = {}
+    for var, name in PLACEHOLDERS.items():
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if name == "data":
+            value = settings.store_location()
+        out[var] = f"{value:g}" if isinstance(value, float) else str(value)
+    return out
+
+
+def configure(settings, config_path: str) -> dict[str, str]:
+    """Set what pygeoapi reads from the environment, from ``settings`` (see the docstring).
+
+    Call it before importing ``pygeoapi.flask_app``. Returns the variables set.
+    """
+    from tianya.app import openapi_path
+
+    env = placeholder_environment(settings)
+    env["PYGEOAPI_CONFIG"] = os.path.abspath(config_path)
+    os.environ.update(env)  # the OpenAPI document is generated from the resolved config
+    env["PYGEOAPI_OPENAPI"] = openapi_path(env["PYGEOAPI_CONFIG"])
+    os.environ["PYGEOAPI_OPENAPI"] = env["PYGEOAPI_OPENAPI"]
+    return env
+
+
+# --- our errors as pygeoapi's --------------------------------------------------------------------
+
+
+def pygeoapi_error(err: TianyaError, kind: str = "provider"):
+    """``err`` as the pygeoapi exception a ``kind`` (``provider`` or ``process``) raises.
+
+    pygeoapi answers a provider's or processor's exception with its ``http_status_code`` and
+    ``ogc_exception_code`` (checked by :func:`check`): ours carry the status and OGC code of
+    ``err`` (:mod:`layers.errors`, the one mapping) and the message the user sees. A provider's
+    404, 400 and 503 are instances of pygeoapi's own classes for them (its handlers catch
+    ``ProviderItemNotFoundError`` and ``ProviderConnectionError`` by class).
+    """
+    from pygeoapi.process.base import ProcessorExecuteError
+    from pygeoapi.provider.base import (
+        ProviderConnectionError,
+        ProviderGenericError,
+        ProviderInvalidQueryError,
+        ProviderItemNotFoundError,
+    )
+
+    if kind == "process":
+        cls = ProcessorExecuteError
+    else:
+        cls = {404: ProviderItemNotFoundError, 400: ProviderInvalidQueryError,
+               503: ProviderConnectionError}.get(err.status, ProviderGenericError)
+    msg = str(err)
+    exc = cls(msg, user_msg=msg)
+    exc.http_status_code = err.status
+    exc.ogc_exception_code = err.ogc_code
+    return exc
+
+
+# --- the module-level replacements ----------------------------------------------------------------
 
 
 def install() -> None:
@@ -26,7 +328,9 @@ def _redact_logs() -> None:
 
     from tianya.safety import RedactFilter
 
-    logging.getLogger("pygeoapi").addFilter(RedactFilter())
+    logger = logging.getLogger("pygeoapi")
+    if not any(isinstance(f, RedactFilter) for f in logger.filters):
+        logger.addFilter(RedactFilter())
 
 
 def _list_readable_collections_only() -> None:
@@ -39,8 +343,7 @@ def _list_readable_collections_only() -> None:
     """
     import pygeoapi.api as api_module
 
-    original = getattr(api_module.filter_dict_by_key_value, "__wrapped__",
-                       api_module.filter_dict_by_key_value)
+    original = inspect.unwrap(api_module.filter_dict_by_key_value)
 
     def filter_dict_by_key_value(dict_, key, value):
         found = original(dict_, key, value)
@@ -62,7 +365,7 @@ def _skip_identity_bbox_transform() -> None:
     """
     import pygeoapi.api.itemtypes as itemtypes
 
-    original = getattr(itemtypes.transform_bbox, "__wrapped__", itemtypes.transform_bbox)
+    original = inspect.unwrap(itemtypes.transform_bbox)
 
     def transform_bbox(bbox, from_crs, to_crs, always_xy=False):
         if isinstance(from_crs, str) and from_crs == to_crs:
@@ -91,4 +394,5 @@ def _use_orjson_for_items() -> None:
         text = orjson.dumps(dict_, default=json_serial, option=opts).decode("utf-8")
         return text.replace("<", "\\u003c").replace(">", "\\u003e")
 
+    to_json.__wrapped__ = inspect.unwrap(itemtypes.to_json)
     itemtypes.to_json = to_json
