@@ -19,17 +19,18 @@ from functools import lru_cache
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 
 from layers.catalogue import Layer
 from layers.errors import InvalidFeature, NotFound, StoreUnavailable
-from layers.query import Dialect, Query, compile_where, format_datetime, parse_datetime
+from layers.query import Dialect, Query
 from layers.store import (
     Page,
     Store,
+    frame_columns,
     geometries_to_geojson,
     make_features,
+    rows_to_frame,
     transform_geometries,
 )
 
@@ -203,10 +204,48 @@ class GeoPackageStore(Store):
         return con
 
     def close(self) -> None:
+        """Close this thread's connection (idempotent; the next call opens a new one)."""
         con = getattr(self._local, "con", None)
         if con is not None:
             con.close()
             self._local.con = None
+
+    # dialect hooks (see :class:`~layers.store.Store`) -----------------------------------------
+
+    def _table(self, layer: Layer) -> str:
+        return f'"{layer.id}"'
+
+    def _location(self) -> str:
+        return f"the GeoPackage {self.path}"
+
+    def _dialect(self, layer: Layer) -> Dialect:
+        return SQLiteDialect(layer.id)
+
+    def _bbox_sql(self, layer, bbox):
+        minx, miny, maxx, maxy = bbox
+        # the R-tree's float32 envelopes only pre-filter: check the geometry itself
+        return ([f'fid IN (SELECT id FROM "rtree_{layer.id}_geom" WHERE minx <= ? AND '
+                 "maxx >= ? AND miny <= ? AND maxy >= ?)", "ST_IntersectsBox(geom, ?, ?, ?, ?)"],
+                [maxx, minx, maxy, miny, minx, miny, maxx, maxy])
+
+    def _geometry_value(self, layer: Layer, geom) -> bytes | None:
+        """A write's geometry as a blob, refusing a type the layer does not hold."""
+        if geom is None:
+            return None
+        if geom.geom_type != layer.geometry_type:
+            raise InvalidFeature(f"{layer.id} holds {layer.geometry_type} geometries, "
+                                 f"got {geom.geom_type}")
+        return encode(np.array([geom]))[0]
+
+    def _write_rows(self, layer: Layer, sql: str, rows) -> int:
+        n = 0
+        with self.transaction() as con:
+            for row in rows:
+                try:
+                    n += con.execute(sql, row).rowcount
+                except sqlite3.IntegrityError as exc:
+                    raise _integrity(layer, exc) from None
+        return n
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -315,7 +354,8 @@ class GeoPackageStore(Store):
         missing = [n for n in names if n not in frame.columns]
         if missing:
             raise InvalidFeature(f"frame for {t!r} lacks columns: {', '.join(missing)}")
-        rows = _frame_rows(layer, frame)
+        cols = frame_columns(layer, frame)
+        rows = [list(r) for r in zip(*cols, strict=True)] if cols else []
         with self.transaction() as con:
             self._init_gpkg(con)
             self._drop(con, t)
@@ -368,32 +408,7 @@ class GeoPackageStore(Store):
     # reading ------------------------------------------------------------------------------------
 
     def _where(self, layer: Layer, q: Query) -> tuple[str, list]:
-        parts, params = [], []
-        t = layer.id
-        if q.bbox is not None and layer.geometry_type:
-            minx, miny, maxx, maxy = q.bbox
-            parts.append(f'fid IN (SELECT id FROM "rtree_{t}_geom" WHERE minx <= ? AND maxx >= ? '
-                         "AND miny <= ? AND maxy >= ?)")
-            params += [maxx, minx, maxy, miny]
-            # the R-tree's float32 envelopes only pre-filter: check the geometry itself
-            parts.append("ST_IntersectsBox(geom, ?, ?, ?, ?)")
-            params += [minx, miny, maxx, maxy]
-        if q.interval is not None and layer.temporal:
-            lo, hi = q.interval
-            col = f'"{layer.temporal}"'
-            if lo is not None:
-                parts.append(f"{col} >= ?")
-                params.append(format_datetime(lo))
-            if hi is not None:
-                parts.append(f"{col} <= ?")
-                params.append(format_datetime(hi))
-        for name, value in q.equals.items():
-            parts.append(f'"{name}" = ?')
-            params.append(int(value) if isinstance(value, bool) else value)
-        if q.where is not None:
-            sql, ps = compile_where(q.where, layer, SQLiteDialect(t))
-            parts.append(sql)
-            params += ps
+        parts, params = self._where_parts(layer, q)
         return (" WHERE " + " AND ".join(parts)) if parts else "", params
 
     def _select(self, layer: Layer, q: Query) -> tuple[list[str], str]:
@@ -454,15 +469,8 @@ class GeoPackageStore(Store):
         rows = self.con.execute(f'SELECT {cols} FROM "{layer.id}"{where} ORDER BY fid',
                                 params).fetchall()
         off = 1 if layer.geometry_type else 0
-        df = pd.DataFrame([r[off:] for r in rows], columns=names)
-        for n in names:
-            f = layer.field_map[n]
-            if f.type == "datetime":
-                df[n] = pd.to_datetime(df[n], utc=True, format="ISO8601")
-            elif f.type == "boolean":
-                df[n] = df[n].astype("boolean")
         geom = decode([r[0] for r in rows]) if layer.geometry_type else None
-        return gpd.GeoDataFrame(df, geometry=geom, crs=4326 if layer.geometry_type else None)
+        return rows_to_frame(layer, names, [r[off:] for r in rows], geom)
 
     def extent(self, layer: Layer):
         self._require(layer)
@@ -478,77 +486,6 @@ class GeoPackageStore(Store):
                             .fetchone())
         return bbox, temporal
 
-    def _require(self, layer: Layer) -> None:
-        if not self.has_layer(layer):
-            raise NotFound(f"collection {layer.id!r} is not in the GeoPackage {self.path}")
-
-    # writing ------------------------------------------------------------------------------------
-
-    def insert(self, layer: Layer, features: Sequence[dict]) -> list[str]:
-        self._require(layer)
-        names = [f.name for f in layer.fields]
-        cols = ", ".join((["geom"] if layer.geometry_type else []) + [f'"{n}"' for n in names])
-        marks = ", ".join("?" * (len(names) + (1 if layer.geometry_type else 0)))
-        keys = []
-        with self.transaction() as con:
-            for feat in features:
-                row = _values(layer, feat.get("properties") or {})
-                if layer.geometry_type:
-                    row = [_geometry_blob(layer, feat.get("geometry")), *row]
-                try:
-                    con.execute(f'INSERT INTO "{layer.id}" ({cols}) VALUES ({marks})', row)
-                except sqlite3.IntegrityError as exc:
-                    raise _integrity(layer, exc) from None
-                keys.append(feat["properties"][layer.key])
-        return keys
-
-    def replace(self, layer: Layer, key: str, feature: dict) -> None:
-        props = dict(feature.get("properties") or {})
-        props[layer.key] = key
-        full = {f.name: props.get(f.name) for f in layer.fields}
-        self.update(layer, key, full, feature.get("geometry"))
-
-    def update(self, layer: Layer, key: str, properties: dict,
-               geometry: shapely.Geometry | None = None) -> None:
-        self._require(layer)
-        sets, params = [], []
-        for name in properties:
-            layer.field(name)  # refuses unknown names
-        for name, v in zip(properties, _values(layer, properties, only=list(properties)),
-                           strict=True):
-            sets.append(f'"{name}" = ?')
-            params.append(v)
-        if geometry is not None and layer.geometry_type:
-            sets.append("geom = ?")
-            params.append(_geometry_blob(layer, geometry))
-        if not sets:
-            return
-        with self.transaction() as con:
-            try:
-                cur = con.execute(f'UPDATE "{layer.id}" SET {", ".join(sets)} WHERE '
-                                  f'"{layer.key}" = ?', params + [key])
-            except sqlite3.IntegrityError as exc:
-                raise _integrity(layer, exc) from None
-            if cur.rowcount == 0:
-                raise NotFound(f"{layer.id} has no feature {key!r}")
-
-    def delete(self, layer: Layer, key: str) -> None:
-        self._require(layer)
-        with self.transaction() as con:
-            cur = con.execute(f'DELETE FROM "{layer.id}" WHERE "{layer.key}" = ?', (key,))
-            if cur.rowcount == 0:
-                raise NotFound(f"{layer.id} has no feature {key!r}")
-
-
-def _geometry_blob(layer: Layer, geom) -> bytes | None:
-    """A write's geometry as a blob, refusing a type the layer does not hold."""
-    if geom is None:
-        return None
-    if geom.geom_type != layer.geometry_type:
-        raise InvalidFeature(f"{layer.id} holds {layer.geometry_type} geometries, "
-                             f"got {geom.geom_type}")
-    return encode(np.array([geom]))[0]
-
 
 def _integrity(layer: Layer, exc: sqlite3.IntegrityError) -> InvalidFeature:
     msg = str(exc)
@@ -557,43 +494,3 @@ def _integrity(layer: Layer, exc: sqlite3.IntegrityError) -> InvalidFeature:
 
         return Conflict(f"{layer.id} already has a feature with this {layer.key}")
     return InvalidFeature(f"{layer.id}: {msg}")
-
-
-def _values(layer: Layer, props: dict, only: list[str] | None = None) -> list:
-    """Property values in stored form, in field order (or ``only``'s order)."""
-    out = []
-    for name in only or [f.name for f in layer.fields]:
-        f = layer.field_map[name]
-        v = props.get(name)
-        if v is not None and f.type == "boolean":
-            v = int(bool(v))
-        elif v is not None and f.type == "datetime":
-            v = format_datetime(parse_datetime(v) if isinstance(v, str) else v)
-        out.append(v)
-    return out
-
-
-def _frame_rows(layer: Layer, frame: pd.DataFrame) -> list[list]:
-    """Frame columns converted to stored values (datetimes as ``...Z`` text, NaN as NULL)."""
-    cols = []
-    for f in layer.fields:
-        s = frame[f.name]
-        if f.type == "datetime" and pd.api.types.is_datetime64_any_dtype(s):
-            s = s.dt.tz_convert("UTC") if s.dt.tz is not None else s.dt.tz_localize("UTC")
-            vals = s.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").str[:23].add("Z").astype(object)
-            vals[s.isna().to_numpy()] = None
-            cols.append(vals.tolist())
-        elif f.type == "date" and pd.api.types.is_datetime64_any_dtype(s):
-            vals = s.dt.strftime("%Y-%m-%d").astype(object)
-            vals[s.isna().to_numpy()] = None
-            cols.append(vals.tolist())
-        elif f.type == "boolean":
-            cols.append([None if pd.isna(v) else int(bool(v)) for v in s.tolist()])
-        elif f.type == "integer":
-            cols.append([None if pd.isna(v) else int(v) for v in s.tolist()])
-        elif f.type == "number":
-            cols.append([None if pd.isna(v) else float(v) for v in s.tolist()])
-        else:
-            cols.append([None if v is None or (isinstance(v, float) and np.isnan(v)) else v
-                         for v in s.tolist()])
-    return [list(r) for r in zip(*cols, strict=True)] if cols else []

@@ -110,13 +110,16 @@ from layers.errors import (
     TianyaError,
     choices,
 )
-from layers.query import Dialect, Query, compile_where, format_datetime
+from layers.query import Dialect, Query, format_datetime
 from layers.store import (
     Page,
     Store,
+    frame_columns,
     geometries_to_geojson,
     needs_transform,
     normalize_crs,
+    quote,
+    rows_to_frame,
     transform_geometries,
 )
 
@@ -127,13 +130,11 @@ _SQL_TYPES = {"string": 'text COLLATE "C"', "integer": "bigint", "number": "doub
 #: (second or millisecond precision, whichever the stores use).
 _MS = format_datetime(dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).endswith(".000Z")
 _TS_FORMAT = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'" if _MS else "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
-_TS_UNIT = "ms" if _MS else "s"  # stored precision, as the GeoPackage store truncates
 _STORE_OPTIONS = ("schema", "statement_timeout", "count_limit", "filtered_count_limit",
                   "count_timeout", "pool_max", "pool_min", "parallel_workers")
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_ident = quote
 
 
 def _literal(value: str) -> str:
@@ -337,9 +338,59 @@ class PostGISStore(Store):
                                    f"{_first_line(exc)}") from exc
 
     def close(self) -> None:
+        """Close the connection pool (idempotent; the next call opens a new one)."""
         if self._opened:
             self._pool.close()
+            self._pool = ConnectionPool(**self._pool_args)  # a closed pool cannot reopen
             self._opened = False
+
+    # dialect hooks (see :class:`~layers.store.Store`) -----------------------------------------
+
+    param = "%s"
+    datetime_param = "%s::timestamptz"
+    geometry_param = f"ST_GeomFromWKB(%s, {SRID})"
+
+    def _table(self, layer: Layer) -> str:
+        return self.table(layer)
+
+    def _location(self) -> str:
+        return f"the PostGIS database {self._where_text} (schema {self.schema})"
+
+    def _dialect(self, layer: Layer) -> Dialect:
+        return PostgresDialect()
+
+    def _bbox_sql(self, layer, bbox):
+        env = f"ST_MakeEnvelope(%s, %s, %s, %s, {SRID})"
+        box = [float(v) for v in bbox]
+        if layer.geometry_type == "Point":
+            # ``&&`` alone compares float4-rounded boxes (points just outside match): the
+            # index finds candidates, exact coordinate bounds decide, as in the GeoPackage.
+            # Inside a CASE the bounds don't shrink the planner's row estimate (plain
+            # BETWEENs made it 1 row and turned a 26 ms pk walk into an 800 ms bitmap+sort)
+            return ([f"geom && {env} AND CASE WHEN ST_X(geom) BETWEEN %s AND %s "
+                     "AND ST_Y(geom) BETWEEN %s AND %s THEN true ELSE false END"],
+                    box + [box[0], box[2], box[1], box[3]])
+        return [f"ST_Intersects(geom, {env})"], box
+
+    def _geometry_value(self, layer: Layer, geom) -> bytes | None:
+        return _wkb(geom)
+
+    def _check_values(self, layer: Layer, names, values) -> None:
+        self._check_codes(layer, names, [values])
+
+    def _write_rows(self, layer: Layer, sql: str, rows) -> int:
+        n = 0
+        with self._write(layer) as conn, conn.cursor() as cur:
+            for row in rows:
+                try:
+                    cur.execute(sql, row)
+                except pgerr.UniqueViolation:
+                    raise Conflict(f"{layer.id} already has a feature with this "
+                                   f"{layer.key}") from None
+                except pgerr.NotNullViolation as exc:
+                    raise InvalidFeature(f"{layer.id}: {_first_line(exc)}") from None
+                n += cur.rowcount
+        return n
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:
@@ -409,11 +460,6 @@ class PostGISStore(Store):
             self._tables.add(layer.id)
         return bool(found)
 
-    def _require(self, layer: Layer) -> None:
-        if not self.has_layer(layer):
-            raise NotFound(f"collection {layer.id!r} is not in the PostGIS database "
-                           f"{self._where_text} (schema {self.schema})")
-
     def create_layer(self, conn: psycopg.Connection, layer: Layer, *,
                      indexes: bool = True) -> None:
         """Drop and recreate ``layer``'s table on ``conn`` (inside the caller's transaction)."""
@@ -470,7 +516,7 @@ class PostGISStore(Store):
         if missing:
             raise InvalidFeature(f"frame for {layer.id!r} lacks columns: {', '.join(missing)}")
         self._check_frame_codes(layer, frame)
-        cols = [_column_values(f, frame[f.name]) for f in layer.fields]
+        cols = frame_columns(layer, frame)
         if layer.geometry_type:
             if frame.crs is not None:
                 frame = frame.to_crs(SRID)
@@ -491,39 +537,7 @@ class PostGISStore(Store):
     # reading ------------------------------------------------------------------------------------
 
     def _where(self, layer: Layer, q: Query) -> tuple[list[str], list]:
-        parts, params = [], []
-        if q.bbox is not None and layer.geometry_type:
-            env = f"ST_MakeEnvelope(%s, %s, %s, %s, {SRID})"
-            box = [float(v) for v in q.bbox]
-            if layer.geometry_type == "Point":
-                # ``&&`` alone compares float4-rounded boxes (points just outside match): the
-                # index finds candidates, exact coordinate bounds decide, as in the GeoPackage.
-                # Inside a CASE the bounds don't shrink the planner's row estimate (plain
-                # BETWEENs made it 1 row and turned a 26 ms pk walk into an 800 ms bitmap+sort)
-                parts.append(f"geom && {env} AND CASE WHEN ST_X(geom) BETWEEN %s AND %s "
-                             "AND ST_Y(geom) BETWEEN %s AND %s THEN true ELSE false END")
-                params += box + [box[0], box[2], box[1], box[3]]
-            else:
-                parts.append(f"ST_Intersects(geom, {env})")
-                params += box
-        if q.interval is not None and layer.temporal:
-            lo, hi = q.interval
-            col = _ident(layer.temporal)
-            if lo is not None:
-                parts.append(f"{col} >= %s::timestamptz")
-                params.append(format_datetime(lo))
-            if hi is not None:
-                parts.append(f"{col} <= %s::timestamptz")
-                params.append(format_datetime(hi))
-        for name, value in q.equals.items():
-            layer.field(name)
-            parts.append(f"{_ident(name)} = %s")
-            params.append(value)
-        if q.where is not None:
-            sql, ps = compile_where(q.where, layer, PostgresDialect())
-            parts.append(sql)
-            params += ps
-        return parts, params
+        return self._where_parts(layer, q)
 
     def _order(self, layer: Layer, q: Query, alias: str = "") -> str:
         out = []
@@ -714,15 +728,8 @@ class PostGISStore(Store):
         sql = f"SELECT {', '.join(cols)} FROM {self.table(layer)}{cond} ORDER BY fid"
         rows = self._read(lambda c: c.execute(sql, params).fetchall())
         off = 1 if layer.geometry_type else 0
-        df = pd.DataFrame([r[off:] for r in rows], columns=names)
-        for n in names:
-            f = layer.field_map[n]
-            if f.type == "datetime":
-                df[n] = pd.to_datetime(df[n], utc=True, format="ISO8601")
-            elif f.type == "boolean":
-                df[n] = df[n].astype("boolean")
         geom = shapely.from_wkb([r[0] for r in rows]) if layer.geometry_type else None
-        return gpd.GeoDataFrame(df, geometry=geom, crs=SRID if layer.geometry_type else None)
+        return rows_to_frame(layer, names, [r[off:] for r in rows], geom)
 
     def extent(self, layer: Layer):
         self._require(layer)
@@ -772,75 +779,6 @@ class PostGISStore(Store):
                 raise InvalidFeature(f"{layer.id}: " + choices(v, f.code_values,
                                                                 f"{f.name} code"))
 
-    def insert(self, layer: Layer, features: Sequence[dict]) -> list[str]:
-        self._require(layer)
-        names = [f.name for f in layer.fields]
-        cols = ([] if not layer.geometry_type else ["geom"]) + [_ident(n) for n in names]
-        marks = ([f"ST_GeomFromWKB(%s, {SRID})"] if layer.geometry_type else [])
-        marks += ["%s"] * len(names)
-        sql = (f"INSERT INTO {self.table(layer)} ({', '.join(cols)}) "
-               f"VALUES ({', '.join(marks)})")
-        rows, keys = [], []
-        for feat in features:
-            props = feat.get("properties") or {}
-            row = _values(layer, props)
-            self._check_codes(layer, names, [row])
-            if layer.geometry_type:
-                row = [_wkb(feat.get("geometry")), *row]
-            rows.append(row)
-            keys.append(props.get(layer.key))
-        with self._write(layer) as conn:
-            with conn.cursor() as cur:
-                for row in rows:
-                    try:
-                        cur.execute(sql, row)
-                    except pgerr.UniqueViolation:
-                        raise Conflict(f"{layer.id} already has a feature with this "
-                                       f"{layer.key}") from None
-                    except pgerr.NotNullViolation as exc:
-                        raise InvalidFeature(f"{layer.id}: {_first_line(exc)}") from None
-        return keys
-
-    def replace(self, layer: Layer, key: str, feature: dict) -> None:
-        props = dict(feature.get("properties") or {})
-        props[layer.key] = key
-        full = {f.name: props.get(f.name) for f in layer.fields}
-        self.update(layer, key, full, feature.get("geometry"))
-
-    def update(self, layer: Layer, key: str, properties: dict,
-               geometry: shapely.Geometry | None = None) -> None:
-        self._require(layer)
-        sets, params = [], []
-        for name in properties:
-            layer.field(name)  # refuses unknown names
-        values = _values(layer, properties, only=list(properties))
-        self._check_codes(layer, list(properties), [values])
-        for name, v in zip(properties, values, strict=True):
-            sets.append(f"{_ident(name)} = %s")
-            params.append(v)
-        if geometry is not None and layer.geometry_type:
-            sets.append(f"geom = ST_GeomFromWKB(%s, {SRID})")
-            params.append(_wkb(geometry))
-        if not sets:
-            return
-        with self._write(layer) as conn:
-            try:
-                cur = conn.execute(f"UPDATE {self.table(layer)} SET {', '.join(sets)} WHERE "
-                                   f"{_ident(layer.key)} = %s", params + [key])
-            except pgerr.UniqueViolation:
-                raise Conflict(f"{layer.id} already has a feature with this "
-                               f"{layer.key}") from None
-            if cur.rowcount == 0:
-                raise NotFound(f"{layer.id} has no feature {key!r}")
-
-    def delete(self, layer: Layer, key: str) -> None:
-        self._require(layer)
-        with self._write(layer) as conn:
-            cur = conn.execute(f"DELETE FROM {self.table(layer)} WHERE {_ident(layer.key)} = %s",
-                               [key])
-            if cur.rowcount == 0:
-                raise NotFound(f"{layer.id} has no feature {key!r}")
-
 
 # --- helpers -------------------------------------------------------------------------------------
 
@@ -863,46 +801,3 @@ def ewkb_hex(geoms: np.ndarray) -> list[str | None]:
     """Hex EWKB (SRID 4326, 2-D) for ``COPY``; missing geometries stay None."""
     geoms = shapely.set_srid(shapely.force_2d(geoms), SRID)
     return shapely.to_wkb(geoms, hex=True, include_srid=True, flavor="extended").tolist()
-
-
-def _column_values(f, s: pd.Series) -> list:
-    """A frame column as COPY values (vectorised; missing values become None)."""
-    missing = s.isna().to_numpy()
-    if f.type in ("datetime", "date") and pd.api.types.is_datetime64_any_dtype(s):
-        if s.dt.tz is not None:
-            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-        a = s.to_numpy()
-        if f.type == "datetime":
-            out = np.char.add(np.datetime_as_string(a.astype(f"datetime64[{_TS_UNIT}]"),
-                                                    unit=_TS_UNIT), "Z")
-        else:
-            out = np.datetime_as_string(a.astype("datetime64[D]"), unit="D")
-        out = out.astype(object)
-    elif f.type == "boolean":
-        out = np.array([bool(v) if not m else None for v, m in zip(s.tolist(), missing,
-                                                                     strict=True)], object)
-    elif f.type == "integer":
-        out = np.array([int(v) if not m else None for v, m in zip(s.tolist(), missing,
-                                                                    strict=True)], object)
-    elif f.type == "number":
-        out = s.astype("float64").to_numpy().astype(object)
-    else:
-        out = s.to_numpy(dtype=object, na_value=None).copy()
-    out[missing] = None
-    return out.tolist()
-
-
-def _values(layer: Layer, props: dict, only: list[str] | None = None) -> list:
-    """Property values in stored form, in field order (or ``only``'s order)."""
-    out = []
-    for name in only or [f.name for f in layer.fields]:
-        f = layer.field_map[name]
-        v = props.get(name)
-        if v is not None and f.type == "boolean":
-            v = bool(v)
-        elif v is not None and f.type == "datetime" and not isinstance(v, str):
-            v = format_datetime(v)
-        elif v is not None and f.type == "date" and not isinstance(v, str):
-            v = v.isoformat()[:10]
-        out.append(v)
-    return out
