@@ -61,22 +61,21 @@ PIXEL_M = (RES * 111_320 * np.cos(np.radians((BOUNDS[1] + BOUNDS[3]) / 2)), RES 
 #: Coarse-grid factor for the large-scale terrain (distance transforms, hills).
 COARSE = 4
 DEM_NODATA = -9999.0
-#: Environment variable naming the raster folder (default: ``rasters`` beside the GeoPackage).
-RASTERS_ENV = "TIANYA_RASTERS"
 SYNTHETIC = ("Synthetic data generated for demonstration (geodata/rasters.py); "
              "not a survey. 样例数据为程序生成的模拟数据，仅供演示。")
 
 
+def default_dir(data: str | None = None, folder: str | None = None) -> str:
+    """The raster folder: ``folder`` if given, else ``rasters/`` beside the GeoPackage ``data``.
 
+    ``folder`` is the ``TIANYA_RASTERS`` setting of the shell (``Settings.rasters``). For a
+    ``postgresql://`` store (or none) the default is ``geodata/rasters`` in the source tree.
 
-def default_dir(data: str | None = None) -> str:
-    """The raster folder: ``$TIANYA_RASTERS``, else ``rasters/`` beside the GeoPackage ``data``.
-
-    For a ``postgresql://`` store (or none) it is ``geodata/rasters`` in the source tree.
+    >>> default_dir("/srv/gis/tianya.gpkg"), default_dir("/srv/gis/tianya.gpkg", "/data/cogs")
+    ('/srv/gis/rasters', '/data/cogs')
     """
-    env = os.environ.get(RASTERS_ENV)
-    if env:
-        return os.path.abspath(env)
+    if folder:
+        return os.path.abspath(folder)
     if data and "://" not in data:
         return os.path.join(os.path.dirname(os.path.abspath(data)), "rasters")
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "rasters")

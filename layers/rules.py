@@ -1,4 +1,9 @@
-"""Dispatch rules read from ``dispatch_rules.yml`` (or a file named by ``TIANYA_RULES``)."""
+"""Dispatch rules read from ``dispatch_rules.yml``, or the file given to :func:`use_rules`.
+
+The library reads no environment: the shell calls :func:`use_rules` with the
+``TIANYA_RULES`` setting (:func:`tianya.settings.use` does), so the callers of
+:func:`load_rules` (dispatch, the sample generator) need not pass the file.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,8 @@ from layers.catalogue import CATEGORIES, DEPARTMENTS, PRIORITIES
 from layers.errors import InvalidParameter, choices
 from layers.worktime import HOURS_PER_DAY
 
-RULES_ENV = "TIANYA_RULES"
 DEFAULT_RULES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dispatch_rules.yml")
+_RULES_FILE: str | None = None  # use_rules()
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,23 @@ def _limit_hours(text: str, category: str) -> float:
     return n if m.group(2) == "h" else n * HOURS_PER_DAY
 
 
-@lru_cache(maxsize=4)
+def use_rules(path: str | None) -> None:
+    """Make ``path`` the rules file :func:`load_rules` reads by default (None: the bundled one)."""
+    global _RULES_FILE
+    _RULES_FILE = path
+
+
 def load_rules(path: str | None = None) -> dict[str, Rule]:
-    """Rules keyed by category code, checked against the catalogue's code lists."""
-    path = path or os.environ.get(RULES_ENV) or DEFAULT_RULES
+    """Rules keyed by category code, checked against the catalogue's code lists.
+
+    ``path`` defaults to the file given to :func:`use_rules`, else :data:`DEFAULT_RULES`;
+    each file is read once.
+    """
+    return _read_rules(path or _RULES_FILE or DEFAULT_RULES)
+
+
+@lru_cache(maxsize=4)
+def _read_rules(path: str) -> dict[str, Rule]:
     with open(path, encoding="utf-8") as fh:
         doc = yaml.safe_load(fh) or {}
     valid_cat = [c.code for c in CATEGORIES]

@@ -48,11 +48,11 @@ def sample_gpkg(tmp_path_factory):
     write_sample(path, seed=DEFAULT_SEED)
     # the DEM and flood COGs once per session, shared by every server (tianya serve reads
     # $TIANYA_RASTERS; without it each copied GeoPackage would regenerate them)
-    from geodata.rasters import RASTERS_ENV, write_rasters_from_store
+    from geodata.rasters import write_rasters_from_store
 
     rasters = os.path.join(os.path.dirname(path), "rasters")
     write_rasters_from_store(path, rasters)
-    os.environ[RASTERS_ENV] = rasters
+    os.environ["TIANYA_RASTERS"] = rasters
     return path
 
 

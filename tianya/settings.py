@@ -25,14 +25,16 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from layers import rules
 from layers.store import DEFAULT_GPKG
 
-__all__ = ["FIELDS", "Settings", "SettingsError", "current", "data_location", "markdown_table",
-           "use"]
+__all__ = ["FIELDS", "Settings", "SettingsError", "current", "data_location", "env_name",
+           "markdown_table", "use"]
 
 PREFIX = "TIANYA_"
 LOGGER = logging.getLogger(__name__)
@@ -43,9 +45,14 @@ class SettingsError(ValueError):
 
 
 def _setting(default, doc: str, *, least: float | None = None, shown: str | None = None,
-             env: str | None = None, choices: tuple[str, ...] | None = None):
-    """A settings field: its default, its README text, its lower bound, its shown default."""
-    meta = {"doc": doc, "least": least, "shown": shown, "env": env, "choices": choices}
+             env: str | None = None, choices: tuple[str, ...] | None = None,
+             secret: bool = False, file: bool = False):
+    """A settings field: its default, its README text, its lower bound, its shown default.
+
+    ``secret`` values are masked by :meth:`Settings.masked`; a ``file`` must exist.
+    """
+    meta = {"doc": doc, "least": least, "shown": shown, "env": env, "choices": choices,
+            "secret": secret, "file": file}
     if isinstance(default, dict | tuple) or callable(default):
         factory = default if callable(default) else (lambda d=default: type(d)(d))
         return field(default_factory=factory, metadata=meta)
@@ -67,11 +74,12 @@ class Settings:
     # --- data and links
     data: str = _setting(DEFAULT_GPKG, "GeoPackage path or `postgresql://` URL",
                          shown="`geodata/tianya.gpkg`")
-    url: str = _setting("http://localhost:5000", "public base URL in links")
+    url: str = _setting("http://localhost:5000", "public base URL in links",
+                        shown="`http://localhost:5000` (`tianya serve`: its host and port)")
     keys: str | None = _setting(None, "YAML file of API keys and roles (read again when it "
                                       "changes)", shown="none (public only)")
-    rules: str | None = _setting(None, "dispatch rules YAML",
-                                 shown="`layers/dispatch_rules.yml`")
+    rules: str | None = _setting(None, "dispatch rules YAML (must exist)",
+                                 shown="`layers/dispatch_rules.yml`", file=True)
     rasters: str | None = _setting(None, "folder of the DEM and flood COGs",
                                    shown="`rasters/` beside the GeoPackage")
     # --- process jobs
@@ -131,44 +139,52 @@ class Settings:
         "CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"))
     screen_cache: float = _setting(20.0, "seconds the `/screen` figures are cached", least=0)
     # --- base maps of the folium maps
-    tianditu_key: str | None = _setting(None, "Tianditu base-map key", shown="none")
-    amap_key: str | None = _setting(None, "Amap base-map key",
-                                    shown="none")
+    tianditu_key: str | None = _setting(None, "Tianditu base-map key", shown="none",
+                                        secret=True)
+    amap_key: str | None = _setting(None, "Amap base-map key", shown="none", secret=True)
     tiles: dict[str, str] = _setting(dict, "a tile URL template replacing base map `<id>`'s "
                                      "(e.g. an intranet tile server)",
                                      shown="none", env="TIANYA_TILES_<ID>")
 
+    def __post_init__(self):
+        problems = [f"{env_name(f)} {msg}, got {getattr(self, f.name)!r}" for f in FIELDS
+                    if (msg := _problem(f, getattr(self, f.name)))]
+        if problems:
+            raise SettingsError("; ".join(problems))
+
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *,
+                 defaults: Mapping[str, object] | None = None, **overrides) -> Settings:
         """The settings of ``environ`` (default :data:`os.environ`), then ``overrides``.
 
-        An unknown ``TIANYA_`` variable (a typo) is logged as a warning, not ignored.
+        ``defaults`` (attribute names) replace the built-in default of a setting whose
+        variable is unset or empty (``tianya serve`` makes its own address the URL's).
+        An unknown ``TIANYA_`` variable (a typo) is logged as a warning, once.
 
         Raises
         ------
         SettingsError
-            Naming every variable with a value that cannot be used.
+            Naming every variable with a value that cannot be used, and the value.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        values: dict[str, object] = dict(defaults or {})
         problems: list[str] = []
-        known = {env_name(f) for f in FIELDS}
         for f in FIELDS:
             if f.name == "tiles":
-                values["tiles"] = {k[len(PREFIX) + 6:].lower(): v for k, v in env.items()
-                                   if k.startswith(PREFIX + "TILES_") and v}
+                values["tiles"] = {k[len(TILES):].lower(): v for k, v in env.items()
+                                   if k.startswith(TILES) and len(k) > len(TILES) and v}
                 continue
-            raw = env.get(env_name(f), "")
-            if raw.strip() == "":
+            raw = env.get(env_name(f), "").strip()
+            if raw == "":
                 continue
             try:
-                values[f.name] = _parse(f, raw.strip())
+                values[f.name] = value = _parse(f, raw)
             except ValueError as err:
-                problems.append(f"{env_name(f)} {err}")
-        for k in sorted(k for k in env if k.startswith(PREFIX) and k not in known
-                        and not k.startswith((PREFIX + "TILES_", *NOT_SETTINGS))):
-            LOGGER.warning("%s is not a setting and is ignored (the settings are listed in "
-                           "the README)", k)
+                problems.append(f"{env_name(f)} {err}, got {raw!r}")
+                continue
+            if msg := _problem(f, value):
+                problems.append(f"{env_name(f)} {msg}, got {raw!r}")
+        _warn_unknown(env)
         if problems:
             raise SettingsError("; ".join(problems))
         values.update(overrides)
@@ -187,9 +203,34 @@ class Settings:
         """:attr:`data` as an absolute path, or the URL as it is."""
         return data_location(self.data)
 
+    def masked(self) -> dict[str, str]:
+        """Every setting as text by its variable, keys and passwords masked (``tianya settings``).
 
-#: Variables with the prefix that are not the server's: the tests', benchmarks' and notebooks'.
-NOT_SETTINGS = ("TIANYA_TEST_", "TIANYA_FUZZ_", "TIANYA_BENCH_", "TIANYA_KEY")
+        >>> Settings(data="postgresql://gis:s3cret@db/tianya", amap_key="abc").masked()[
+        ...     "TIANYA_DATA"]
+        'postgresql://gis:****@db/tianya'
+        """
+        out: dict[str, str] = {}
+        for f in FIELDS:
+            value = getattr(self, f.name)
+            if f.name == "tiles":
+                out.update({TILES + k.upper(): _mask(v) for k, v in sorted(value.items())})
+            elif value is None or value == ():
+                out[env_name(f)] = ""
+            elif f.metadata["secret"]:
+                out[env_name(f)] = "****"
+            elif isinstance(value, tuple):
+                out[env_name(f)] = ",".join(value)
+            else:
+                out[env_name(f)] = _mask(f"{value:g}" if isinstance(value, float) else str(value))
+        return out
+
+
+#: Variables with the prefix that are not the server's: the tests', benchmarks' and notebooks'
+#: (prefixes), and the notebooks' API key.
+NOT_SETTINGS = ("TIANYA_TEST_", "TIANYA_FUZZ_", "TIANYA_BENCH_")
+NOT_SETTING_NAMES = frozenset({"TIANYA_KEY"})
+TILES = PREFIX + "TILES_"
 
 FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(Settings)
 
@@ -200,25 +241,57 @@ def env_name(f: dataclasses.Field) -> str:
 
 
 def _parse(f: dataclasses.Field, raw: str):
+    """The value of ``raw`` as field ``f``'s type (``ValueError`` saying what it must be)."""
     kind = str(f.type)
-    least = f.metadata.get("least")
     if kind.startswith("tuple"):
         return tuple(p.strip() for p in raw.split(",") if p.strip())
     if kind.startswith("str"):
-        valid = f.metadata.get("choices")
-        if valid and raw not in valid:
-            raise ValueError(f"must be one of {', '.join(valid)}, got {raw!r}")
         return raw
     try:
-        value = int(raw) if kind == "int" else float(raw)
+        return int(raw) if kind == "int" else float(raw)
     except ValueError:
-        raise ValueError(f"must be {'an integer' if kind == 'int' else 'a number'}, "
-                         f"got {raw!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {raw!r}")
-    if least is not None and value < least:
-        raise ValueError(f"must be at least {least:g}, got {raw!r}")
-    return value
+        raise ValueError(f"must be {'an integer' if kind == 'int' else 'a number'}") from None
+
+
+def _problem(f: dataclasses.Field, value) -> str | None:
+    """What is wrong with ``value`` for field ``f`` (its bound, choices, file), or None."""
+    if value is None:
+        return None
+    least, valid = f.metadata.get("least"), f.metadata.get("choices")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            return "must be a finite number"
+        if least is not None and value < least:
+            return f"must be at least {least:g}"
+    if valid and value not in valid:
+        return f"must be one of {', '.join(valid)}"
+    if f.metadata.get("file") and not os.path.isfile(value):
+        return "must name an existing file"
+    return None
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_unknown(env: Mapping[str, str]) -> None:
+    """Log each ``TIANYA_`` variable that is no setting (a typo?) once per process."""
+    known = {env_name(f) for f in FIELDS}
+    for k in sorted(env):
+        if (k.startswith(PREFIX) and k not in known and k not in NOT_SETTING_NAMES
+                and not k.startswith((TILES, *NOT_SETTINGS)) and k not in _WARNED):
+            _WARNED.add(k)
+            LOGGER.warning("%s is not a setting and is ignored (the settings are listed in "
+                           "the README and by `tianya settings`)", k)
+
+
+_PASSWORD = re.compile(r"(://[^/@:?#]*:)[^/@?#]*@")
+_SECRET_PARAM = re.compile(r"([?&](?:tk|key|ak|apikey|api_key|token|access_token|secret|"
+                           r"password)=)[^&#]*", re.IGNORECASE)
+
+
+def _mask(text: str) -> str:
+    """``text`` with a URL's password and key-like query values replaced by ``****``."""
+    return _SECRET_PARAM.sub(r"\1****", _PASSWORD.sub(r"\1****@", text))
 
 
 def markdown_table() -> str:
@@ -229,7 +302,10 @@ def markdown_table() -> str:
         if shown is None:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             shown = f"`{default:g}`" if isinstance(default, float) else f"`{default}`"
-        rows.append(f"| `{env_name(f)}` | {f.metadata['doc']} | {shown} |")
+        doc = f.metadata["doc"]
+        if f.metadata.get("choices"):
+            doc += " (" + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + ")"
+        rows.append(f"| `{env_name(f)}` | {doc} | {shown} |")
     return "\n".join(rows) + "\n"
 
 
@@ -243,18 +319,25 @@ _CURRENT: Settings | None = None
 _LOCK = threading.Lock()
 
 
-def use(settings: Settings) -> Settings:
-    """Make ``settings`` this process's (the app and the CLI call it once)."""
+def _apply(settings: Settings) -> Settings:
+    """Hand the library its process-wide values (the dispatch rules file); lock held."""
     global _CURRENT
-    with _LOCK:
-        _CURRENT = settings
+    _CURRENT = settings
+    rules.use_rules(settings.rules)
     return settings
+
+
+def use(settings: Settings) -> Settings:
+    """Make ``settings`` this process's (the app, the CLI and each process run call it).
+
+    The library's process-wide values follow: :func:`layers.rules.use_rules` gets
+    :attr:`Settings.rules`.
+    """
+    with _LOCK:
+        return _apply(settings)
 
 
 def current() -> Settings:
     """This process's settings: those given to :func:`use`, else read from the environment."""
-    global _CURRENT
     with _LOCK:
-        if _CURRENT is None:
-            _CURRENT = Settings.from_env()
-        return _CURRENT
+        return _CURRENT if _CURRENT is not None else _apply(Settings.from_env())
