@@ -397,14 +397,16 @@ def test_a_reporter_cannot_backdate_a_case(sample_gpkg):
     assert client.create(feature(reported_at=day), role="dispatcher").status_code == 201
 
 
-def test_callers_behind_a_trusted_proxy_are_told_apart(monkeypatch):
+def test_callers_behind_a_trusted_proxy_are_told_apart():
     from layers.access import PUBLIC
     from tianya import app
+    from tianya.settings import Settings
 
-    monkeypatch.setattr(app, "TRUSTED_PROXIES", frozenset({"127.0.0.1"}))
+    shell = app.Shell(None, Settings.from_env({"TIANYA_TRUSTED_PROXIES": "127.0.0.1"}))
     env = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 10.0.0.7"}
-    assert app._caller(env, PUBLIC) == "10.0.0.7"
-    assert app._caller({**env, "REMOTE_ADDR": "10.9.9.9"}, PUBLIC) == "10.9.9.9"  # not a proxy
+    assert app._caller(env, PUBLIC, shell.proxies) == "10.0.0.7"
+    # not a proxy
+    assert app._caller({**env, "REMOTE_ADDR": "10.9.9.9"}, PUBLIC, shell.proxies) == "10.9.9.9"
 
 
 def _star(n: int) -> dict:

@@ -18,55 +18,31 @@ shell turns into JSON refusals.
 
 from __future__ import annotations
 
-import os
 import re
-from urllib.parse import parse_qsl
 
 import orjson
 
 from layers import access, cases, lifecycle, supervision
 from layers.catalogue import get_layer
-from layers.errors import InvalidParameter, NotFound, TianyaError, choices
+from layers.errors import InvalidParameter, NotFound, choices
 from layers.query import Query, parse_interval
-from layers.store import DEFAULT_GPKG, STORE_ENV, Store
+from layers.store import Store
 from tianya import request
-from tianya.edge import body
+from tianya.web import allow, json_body, query, respond, settings_of
 
 INCIDENTS = get_layer("incidents")
 _PATCH = re.compile(r"^/collections/incidents/items/([^/]+)/?$")
 _TRANSITIONS = re.compile(r"^/cases/([^/]+)/transitions/?$")
 _HISTORY = re.compile(r"^/cases/([^/]+)/history/?$")
+_MOVE = ("to", "note", "department", "satisfaction")
 
 
-class MethodNotAllowed(TianyaError, ValueError):
-    """The resource exists but not with this method (HTTP 405)."""
-
-    status = 405
-    ogc_code = "InvalidParameterValue"
-
-
-def store() -> Store:
-    """The store the server runs on (the provider's, shared per process)."""
+def store(environ=None) -> Store:
+    """The store the server runs on (the provider's, shared per process): the settings'
+    ``data`` (``TIANYA_DATA``)."""
     from tianya.plugins.provider import store_for
 
-    data = os.environ.get(STORE_ENV) or DEFAULT_GPKG
-    return store_for(data if "://" in data else os.path.abspath(data))
-
-
-def read_body(environ) -> dict:
-    """The request's JSON object (the shell has read the body, capped at
-    :data:`layers.cases.MAX_BODY`)."""
-    raw = body(environ)
-    if not raw:
-        raise InvalidParameter("request body is empty: send a JSON object")
-    return cases.parse_body(raw)
-
-
-def respond(start_response, payload, status: str = "200 OK", headers=()):
-    body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
-    start_response(status, [("Content-Type", "application/json; charset=UTF-8"),
-                            ("Content-Length", str(len(body))), *headers])
-    return [body]
+    return store_for(settings_of(environ or {}).store_location())
 
 
 def visible(feature: dict) -> dict:
@@ -77,25 +53,6 @@ def visible(feature: dict) -> dict:
     return feature
 
 
-def _method(environ, *allowed):
-    m = environ.get("REQUEST_METHOD", "GET")
-    if m not in allowed:
-        raise MethodNotAllowed(f"method {m} is not allowed here; allowed: {', '.join(allowed)}")
-    return m
-
-
-def _params(environ, allowed) -> dict:
-    pairs = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-    out = {}
-    for k, v in pairs:
-        if k not in allowed:
-            raise InvalidParameter(choices(k, allowed, "query parameter"))
-        if k in out:
-            raise InvalidParameter(f"query parameter {k!r} is given more than once")
-        out[k] = v
-    return out
-
-
 def handles(path: str) -> bool:
     """Whether :func:`app` serves ``path`` (for the methods it serves)."""
     return path.startswith(("/cases/", "/supervision")) or bool(_PATCH.match(path))
@@ -104,52 +61,55 @@ def handles(path: str) -> bool:
 def app(environ, start_response):
     """Dispatch one request to the resources in the module docstring."""
     path = environ.get("PATH_INFO", "") or "/"
+    who = request.principal()
     if m := _PATCH.match(path):
-        _method(environ, "PATCH")
-        feat = cases.patch_case(store(), m.group(1), read_body(environ), request.principal(),
+        allow(environ, "PATCH")
+        query(environ, ("f",))
+        feat = cases.patch_case(store(environ), m.group(1), json_body(environ), who,
                                 content_crs=request.content_crs())
-        return respond(start_response, visible(feat))
+        return respond(environ, start_response, visible(feat))
     if m := _TRANSITIONS.match(path):
-        _method(environ, "POST")
-        doc = read_body(environ)
-        extra = sorted(set(doc) - {"to", "note", "department", "satisfaction"})
+        allow(environ, "POST")
+        query(environ, ("f",))
+        doc = json_body(environ)
+        extra = sorted(set(doc) - set(_MOVE))
         if extra:
-            raise InvalidParameter(choices(extra[0], ["to", "note", "department",
-                                                      "satisfaction"], "transition member"))
+            raise InvalidParameter(choices(extra[0], _MOVE, "transition member"))
         if not isinstance(doc.get("to"), str):
             raise InvalidParameter("'to' is required: the stage to move the case to")
-        feat = lifecycle.transition(store(), m.group(1), doc["to"], request.principal(),
-                                    note=doc.get("note"),
-                                    department=doc.get("department"),
+        feat = lifecycle.transition(store(environ), m.group(1), doc["to"], who,
+                                    note=doc.get("note"), department=doc.get("department"),
                                     satisfaction=doc.get("satisfaction"))
-        return respond(start_response, visible(feat))
+        return respond(environ, start_response, visible(feat))
     if m := _HISTORY.match(path):
-        _method(environ, "GET", "HEAD")
-        _params(environ, ("f",))
-        lifecycle.require_role(request.principal(), "read a case history",
+        allow(environ, "GET", "HEAD")
+        query(environ, ("f",))
+        lifecycle.require_role(who, "read a case history",
                                ("reporter", "dispatcher", "department", "admin"))
-        rows = lifecycle.history(store(), m.group(1))
+        s = store(environ)
+        rows = lifecycle.history(s, m.group(1))
         if not rows:
-            store().get(INCIDENTS, m.group(1))  # 404 for an unknown case
-        lifecycle.require_reporter_of(request.principal(), m.group(1), rows)  # own cases only
-        return respond(start_response, {"case_no": m.group(1), "history": rows})
+            s.get(INCIDENTS, m.group(1))  # 404 for an unknown case
+        lifecycle.require_reporter_of(who, m.group(1), rows)  # own cases only
+        return respond(environ, start_response, {"case_no": m.group(1), "history": rows})
     if path.rstrip("/") == "/cases/transitions":
-        _method(environ, "GET", "HEAD")
-        return respond(start_response, {"transitions": [
+        allow(environ, "GET", "HEAD")
+        query(environ, ("f",))
+        return respond(environ, start_response, {"transitions": [
             {"from": a, "to": b, "roles": list(r), "reason_required": (a, b) in
              lifecycle.NEEDS_REASON} for (a, b), r in lifecycle.TRANSITIONS.items()]})
     if path.rstrip("/") == "/supervision":
-        _method(environ, "GET", "HEAD")
-        return respond(start_response, supervision_figures(environ))
+        allow(environ, "GET", "HEAD")
+        return respond(environ, start_response, supervision_figures(environ))
     if path.rstrip("/") == "/supervision/overdue":
-        _method(environ, "GET", "HEAD")
-        return respond(start_response, overdue(environ))
+        allow(environ, "GET", "HEAD")
+        return respond(environ, start_response, overdue(environ))
     raise NotFound(f"no resource at {path}")
 
 
-def _frame(params):
+def _frame(environ, params):
     q = Query(interval=parse_interval(params["datetime"]) if params.get("datetime") else None)
-    return store().read_frame(INCIDENTS, q)
+    return store(environ).read_frame(INCIDENTS, q)
 
 
 def _now(params):
@@ -163,10 +123,10 @@ def _now(params):
 
 def supervision_figures(environ) -> dict:
     """``GET /supervision``: figures overall or ``by`` a grouping, for reported ``datetime``."""
-    p = _params(environ, ("by", "datetime", "now", "f"))
+    p = query(environ, ("by", "datetime", "now", "f"))
     by = p.get("by") or None
     now = _now(p)
-    table = supervision.figures(_frame(p), by=by, now=now)
+    table = supervision.figures(_frame(environ, p), by=by, now=now)
     return {"by": by or "all", "datetime": p.get("datetime"),
             "now": now.isoformat() if now else None,
             "definitions": supervision.__doc__.split("Examples")[0].strip(),
@@ -175,10 +135,10 @@ def supervision_figures(environ) -> dict:
 
 def overdue(environ) -> dict:
     """``GET /supervision/overdue``: open cases past their deadline (trusted roles)."""
-    p = _params(environ, ("datetime", "now", "department", "f"))
+    p = query(environ, ("datetime", "now", "department", "f"))
     who = request.principal()
     lifecycle.require_role(who, "list overdue cases", access.TRUSTED)
-    frame = _frame(p)
+    frame = _frame(environ, p)
     if p.get("department"):
         frame = frame[frame["department"] == p["department"]]
     if who.role == "department":

@@ -18,18 +18,17 @@ Run it with a production server: ``gunicorn 'tianya.app:create_app()'`` (what
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import tempfile
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from layers import access, cases
 from layers.catalogue import LAYERS
-from layers.errors import InvalidParameter, NotFound, TianyaError, TooManyRequests
+from layers.errors import InvalidParameter, NotFound, TianyaError
 from layers.params import check_coverage_params, check_items_params
 from layers.query import check_filter, has_geometry_literal, parse_filter
-from tianya import api, compat, edge, open311, request, screen, tiles
+from tianya import api, compat, edge, open311, request, screen, tiles, web
 from tianya import settings as tianya_settings
 from tianya.safety import CallerLimit, escape_csv, public_openapi
 from tianya.settings import Settings
@@ -46,27 +45,6 @@ _QUERY_TYPES = ("application/json", "application/query-cql-json")
 _OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 #: An items page above this many features is a heavy read, limited per caller.
 HEAVY_LIMIT = 1000
-_HEAVY = CallerLimit(int(os.environ.get("TIANYA_HEAVY_READS", "2")))
-
-
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
-            413: "Payload Too Large", 429: "Too Many Requests", 503: "Service Unavailable"}
-
-
-def _error(start_response, err: TianyaError, environ=None):
-    body = json.dumps({"code": err.ogc_code, "type": err.ogc_code,
-                       "description": str(err)}, ensure_ascii=False).encode("utf-8")
-    headers = [("Content-Type", "application/json; charset=UTF-8"),
-               ("Content-Length", str(len(body)))]
-    if err.status == 401:
-        headers.append(("WWW-Authenticate", 'Bearer realm="tianya"'))
-    if isinstance(err, TooManyRequests):
-        headers.append(("Retry-After", str(err.retry_after)))
-    if environ is not None and environ.get("tianya.close"):
-        headers.append(("Connection", "close"))  # the body was not read to its end
-    start_response(f"{err.status} {_REASONS.get(err.status, 'Error')}", headers)
-    return [body]
 
 
 def _retry_after(start_response):
@@ -96,19 +74,15 @@ def _geojson_type(start_response):
     return start
 
 
-#: Addresses of reverse proxies whose ``X-Forwarded-For`` names the client.
-TRUSTED_PROXIES = frozenset(a.strip() for a in os.environ.get("TIANYA_TRUSTED_PROXIES",
-                                                              "").split(",") if a.strip())
-
-
-def _caller(environ, who) -> str:
+def _caller(environ, who, proxies=frozenset()) -> str:
     """Who a per-caller limit counts: the key's name, or the client address for the public
-    (behind a proxy in ``TIANYA_TRUSTED_PROXIES``, the address it forwarded)."""
+    (behind one of the trusted ``proxies``, ``TIANYA_TRUSTED_PROXIES``, the address it
+    forwarded)."""
     if who.role != "public":
         return who.name
     addr = environ.get("REMOTE_ADDR", "?")
     forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
-    if addr in TRUSTED_PROXIES and forwarded:
+    if addr in proxies and forwarded:
         return forwarded.rsplit(",", 1)[-1].strip()  # the address the proxy itself saw
     return addr
 
@@ -121,67 +95,83 @@ def _token(environ) -> str | None:
 
 
 class Shell:
-    """WSGI middleware in front of pygeoapi (see the module docstring)."""
+    """WSGI middleware in front of pygeoapi (see the module docstring).
 
-    def __init__(self, app):
+    Parameters
+    ----------
+    app : WSGI application
+        pygeoapi's Flask app.
+    settings : Settings, optional
+        What the shell and its routes serve with (default :func:`tianya.settings.current`);
+        each request carries them as ``environ["tianya.settings"]``.
+    """
+
+    def __init__(self, app, settings: Settings | None = None):
         self.app = app
+        self.settings = settings or tianya_settings.current()
+        self.heavy = CallerLimit(self.settings.heavy_reads)
+        self.proxies = frozenset(self.settings.trusted_proxies)
 
     def __call__(self, environ, start_response):
         edge.headers_received(environ)  # the request's headers are in: stop their clock
+        environ["tianya.settings"] = self.settings
+        render = web.ogc_body
         try:
             # one spelling of the path for our checks and for pygeoapi's router
             environ["PATH_INFO"] = edge.normalise_path(environ.get("PATH_INFO", ""))
+            if environ["PATH_INFO"].startswith(open311.PREFIX + "/"):
+                render = open311.georeport_error
             if environ.get("REQUEST_METHOD") in edge.BODY_METHODS:
-                edge.buffer_body(environ, cases.MAX_BODY)
+                edge.buffer_body(environ, cases.MAX_BODY, self.settings.body_seconds)
             elif edge.has_body(environ):
                 # pygeoapi would read a GET body as a CQL2 JSON filter
                 raise InvalidParameter(f"a {environ.get('REQUEST_METHOD')} request takes no "
                                        "body: send filters in the query string")
-            who = access.authenticate(_token(environ), tianya_settings.current().keys)
+            who = access.authenticate(_token(environ), self.settings.keys)
         except TianyaError as err:
-            return _error(start_response, err, environ)
+            return web.error_response(environ, start_response, err, render)
         token = request.PRINCIPAL.set(who)
         crs_token = request.CONTENT_CRS.set(environ.get("HTTP_CONTENT_CRS"))
         try:
-            path = environ["PATH_INFO"]
-            if path.startswith(open311.PREFIX + "/"):
-                return open311.app(environ, start_response)
-            if screen.handles(path):
-                return screen.app(environ, start_response)
-            self._check_body(environ)
-            if api.handles(path) and (environ.get("REQUEST_METHOD") == "PATCH"
-                                      or not path.startswith("/collections/")):
-                return api.app(environ, start_response)
-            if tiles.handles(path):
-                return tiles.app(environ, start_response)
-            self._check(environ)
-            method = environ.get("REQUEST_METHOD")
-            if path.rstrip("/") == "/collections" and method == "GET":
-                return _COLLECTIONS_CACHE(self.app, environ, start_response)
-            if path.rstrip("/") == "/openapi" and method in ("GET", "HEAD"):
-                doc = public_openapi(environ, _openapi_document)
-                if doc is not None:
-                    body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
-                    start_response("200 OK", [("Content-Type", _OPENAPI_TYPE),
-                                              ("Content-Length", str(len(body)))])
-                    return [body]
-            if _ITEMS.match(path) and method in ("GET", "HEAD"):
-                return self._items(environ, start_response, who)
-            if _COVERAGE.match(path) and method in ("GET", "HEAD"):
-                # a GeoTIFF window is built in memory (~200 MB for the whole district)
-                with _HEAVY.hold(_caller(environ, who)):
-                    return self.app(environ, start_response)
-            if environ.get("tianya.heavy"):  # a POST query with a geometry
-                with _HEAVY.hold(_caller(environ, who)):
-                    return self.app(environ, _retry_after(start_response))
-            if method == "POST" and _EXECUTION.match(path):
-                return self._execute(environ, start_response)
-            return self.app(environ, _retry_after(start_response))
-        except TianyaError as err:
-            return _error(start_response, err, environ)
+            return web.guarded(environ, start_response,
+                               lambda e, s: self._route(e, s, who), render)
         finally:
             request.CONTENT_CRS.reset(crs_token)
             request.PRINCIPAL.reset(token)
+
+    def _route(self, environ, start_response, who):
+        """Our own routes, or pygeoapi's once our checks have passed."""
+        path = environ["PATH_INFO"]
+        if path.startswith(open311.PREFIX + "/"):
+            return open311.app(environ, start_response)
+        if screen.handles(path):
+            return screen.app(environ, start_response)
+        self._check_body(environ)
+        if api.handles(path) and (environ.get("REQUEST_METHOD") == "PATCH"
+                                  or not path.startswith("/collections/")):
+            return api.app(environ, start_response)
+        if tiles.handles(path):
+            return tiles.app(environ, start_response)
+        self._check(environ)
+        method = environ.get("REQUEST_METHOD")
+        if path.rstrip("/") == "/collections" and method == "GET":
+            return _COLLECTIONS_CACHE(self.app, environ, start_response)
+        if path.rstrip("/") == "/openapi" and method in ("GET", "HEAD"):
+            doc = public_openapi(environ, _openapi_document)
+            if doc is not None:
+                return web.respond(environ, start_response, doc, content_type=_OPENAPI_TYPE)
+        if _ITEMS.match(path) and method in ("GET", "HEAD"):
+            return self._items(environ, start_response, who)
+        if _COVERAGE.match(path) and method in ("GET", "HEAD"):
+            # a GeoTIFF window is built in memory (~200 MB for the whole district)
+            with self.heavy.hold(_caller(environ, who, self.proxies)):
+                return self.app(environ, start_response)
+        if environ.get("tianya.heavy"):  # a POST query with a geometry
+            with self.heavy.hold(_caller(environ, who, self.proxies)):
+                return self.app(environ, _retry_after(start_response))
+        if method == "POST" and _EXECUTION.match(path):
+            return self._execute(environ, start_response)
+        return self.app(environ, _retry_after(start_response))
 
     def _execute(self, environ, start_response):
         """A process execution: the request document's members checked (pygeoapi answers a
@@ -199,11 +189,11 @@ class Shell:
 
     def _items(self, environ, start_response, who):
         """An items GET: geo+json labels, CSV cells escaped, heavy pages limited per caller."""
-        params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+        params = web.query(environ)
         limit = params.get("limit", "")
         heavy = ((int(limit) if limit.isdigit() else 0) > HEAVY_LIMIT
                  or params.get("f") == "csv" or environ.get("tianya.heavy"))
-        with _HEAVY.hold(_caller(environ, who) if heavy else None):
+        with self.heavy.hold(_caller(environ, who, self.proxies) if heavy else None):
             seen: dict = {}
 
             def start(status, headers, exc_info=None):
@@ -256,7 +246,7 @@ class Shell:
         if layer_id in LAYERS:
             access.require_read(LAYERS[layer_id], request.principal())
         if _COVERAGE.match(path) and method in ("GET", "HEAD"):
-            params = self._params(environ)
+            params = web.query(environ)
             checked = check_coverage_params(params)
             if checked != params:
                 environ["QUERY_STRING"] = urlencode(checked)
@@ -268,7 +258,7 @@ class Shell:
         query = method == "POST" and environ.get("CONTENT_TYPE") != "application/geo+json"
         if method not in ("GET", "HEAD") and not query:
             return  # transactions: checked by the provider's write path
-        params = self._params(environ)
+        params = web.query(environ)
         visible = set(access.visible_fields(layer, request.principal()))
         checked = check_items_params(layer, params, visible, single=m.group(2) is not None)
         if checked != params:
@@ -284,16 +274,6 @@ class Shell:
             node = parse_filter(checked["filter"], checked.get("filter-lang"))
         # a geometry literal makes a query costly (no index narrows S_TOUCHES and the like)
         environ["tianya.heavy"] = node is not None and has_geometry_literal(node)
-
-    @staticmethod
-    def _params(environ) -> dict[str, str]:
-        """The query parameters; one given twice is a 400."""
-        pairs = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        names = [k for k, _ in pairs]
-        dup = sorted({k for k in names if names.count(k) > 1})
-        if dup:
-            raise InvalidParameter(f"query parameter {dup[0]!r} is given more than once")
-        return dict(pairs)
 
 
 class _ResponseCache:
@@ -339,17 +319,19 @@ class _ResponseCache:
 _COLLECTIONS_CACHE = _ResponseCache()
 
 
-def openapi_path(config_path: str) -> str:
-    """pygeoapi's OpenAPI document for ``config_path``, generated once per config and data."""
+def openapi_path(config_path: str, settings: Settings | None = None) -> str:
+    """pygeoapi's OpenAPI document for ``config_path``, generated once per config and the
+    ``data`` and ``url`` of ``settings`` (default :func:`tianya.settings.current`)."""
     from pathlib import Path
 
     from pygeoapi.openapi import generate_openapi_document
 
+    settings = settings or tianya_settings.current()
     h = hashlib.sha256()
     with open(config_path, "rb") as fh:
         h.update(fh.read())
-    for var in ("TIANYA_DATA", "TIANYA_URL"):
-        h.update(os.environ.get(var, "").encode() + b"\0")
+    for value in (settings.store_location(), settings.url):
+        h.update(value.encode() + b"\0")
     out = os.path.join(tempfile.gettempdir(), f"tianya-openapi-{h.hexdigest()[:16]}.yml")
     if not os.path.exists(out):
         tmp = f"{out}.{os.getpid()}"

@@ -5,7 +5,8 @@
   are all ``/collections/x``); control characters are refused.
 * :func:`buffer_body` reads a request body whole, whatever its transfer encoding,
   with a size cap and a deadline for the whole body: a client that sends slowly or
-  never finishes holds a server thread for at most :data:`BODY_SECONDS`, and a chunked
+  never finishes holds a server thread for at most the settings' ``body_seconds``
+  (``TIANYA_BODY_SECONDS``), and a chunked
   body cannot get past the cap. The body is then handed on as a plain
   ``Content-Length`` body, so no later reader touches the socket.
 
@@ -20,7 +21,6 @@ before this code runs.
 from __future__ import annotations
 
 import io
-import os
 import posixpath
 import socket
 import threading
@@ -28,12 +28,8 @@ import time
 from contextlib import contextmanager
 
 from layers.errors import InvalidParameter, NotFound, PayloadTooLarge, RequestTimeout
+from tianya import settings as tianya_settings
 
-#: Seconds a client has to send a whole request body (``TIANYA_BODY_SECONDS``).
-BODY_SECONDS = float(os.environ.get("TIANYA_BODY_SECONDS", "10"))
-#: Seconds a client has to send its request line and headers (``TIANYA_HEADER_SECONDS``;
-#: enforced by :class:`tianya.worker.Worker`).
-HEADER_SECONDS = float(os.environ.get("TIANYA_HEADER_SECONDS", "10"))
 #: Methods whose body is read (and bounded) by :func:`buffer_body`.
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -43,10 +39,13 @@ _CLOCKS_LOCK = threading.Lock()
 
 
 @contextmanager
-def start_header_clock(sock, seconds: float = HEADER_SECONDS):
+def start_header_clock(sock, seconds: float | None = None):
     """While the block runs, shut ``sock``'s read side after ``seconds`` unless the
     application has started (:func:`headers_received`): a client sending its headers
-    slowly then holds a server thread for at most ``seconds``."""
+    slowly then holds a server thread for at most ``seconds`` (default: the settings'
+    ``header_seconds``, ``TIANYA_HEADER_SECONDS``; enforced by :class:`tianya.worker.Worker`)."""
+    if seconds is None:
+        seconds = tianya_settings.current().header_seconds
     timer = _clock(sock, seconds, threading.Event())
     with _CLOCKS_LOCK:
         _CLOCKS[id(sock)] = timer
@@ -157,7 +156,7 @@ def _read(environ, want: int, seconds: float, keep: bool = True) -> tuple[bytear
     return buf, n, late.is_set()
 
 
-def buffer_body(environ, cap: int, seconds: float = BODY_SECONDS) -> bytes:
+def buffer_body(environ, cap: int, seconds: float | None = None) -> bytes:
     """Read the request body whole and hand it on as a ``Content-Length`` body.
 
     Parameters
@@ -167,13 +166,14 @@ def buffer_body(environ, cap: int, seconds: float = BODY_SECONDS) -> bytes:
         ``HTTP_TRANSFER_ENCODING`` are replaced by the buffered body.
     cap : int
         Largest body accepted, in bytes.
-    seconds : float
-        Time the client has to send the whole body.
+    seconds : float, optional
+        Time the client has to send the whole body (default: the settings'
+        ``body_seconds``, ``TIANYA_BODY_SECONDS``).
 
     Returns
     -------
     bytes
-        The body.
+        The body (also ``environ["tianya.body"]``).
 
     Raises
     ------
@@ -184,6 +184,8 @@ def buffer_body(environ, cap: int, seconds: float = BODY_SECONDS) -> bytes:
     InvalidParameter
         A bad ``Content-Length`` or a broken chunked encoding (400).
     """
+    if seconds is None:
+        seconds = tianya_settings.current().body_seconds
     raw_len = environ.get("CONTENT_LENGTH") or ""
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     length = None
@@ -219,4 +221,5 @@ def buffer_body(environ, cap: int, seconds: float = BODY_SECONDS) -> bytes:
     environ["CONTENT_LENGTH"] = str(len(body))
     environ.pop("HTTP_TRANSFER_ENCODING", None)
     environ["wsgi.input_terminated"] = True
+    environ["tianya.body"] = body
     return body

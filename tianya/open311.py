@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from urllib.parse import parse_qsl
 
 import orjson
 
@@ -30,9 +29,18 @@ from layers import access, cases
 from layers.catalogue import CATEGORIES, CATEGORY_CLASS, DEPARTMENTS, MAJOR_CLASSES, STAGES
 from layers.errors import InvalidParameter, NotFound, TianyaError, choices
 from layers.query import Query, parse_filter, parse_interval
-from tianya import request, settings
-from tianya.api import INCIDENTS, _method, respond, store
-from tianya.edge import body
+from tianya import request
+from tianya.api import INCIDENTS, store
+from tianya.web import (
+    allow,
+    check_params,
+    guarded,
+    json_body,
+    query_pairs,
+    read_body,
+    respond,
+    settings_of,
+)
 
 PREFIX = "/open311/v2"
 JURISDICTIONS = ("tianya", "460204")
@@ -65,26 +73,16 @@ def services(params) -> list[dict]:
 
 
 def _params(environ, allowed) -> dict:
-    pairs = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    """The query's and a POST body's (form-encoded or JSON) parameters, checked together."""
+    pairs = query_pairs(environ.get("QUERY_STRING", ""))
     if environ.get("REQUEST_METHOD") == "POST":
-        ctype = environ.get("CONTENT_TYPE", "")
-        raw = body(environ)  # read by the shell, capped at cases.MAX_BODY
-        if ctype.startswith("application/json"):
-            doc = cases.parse_body(raw)
+        if environ.get("CONTENT_TYPE", "").startswith("application/json"):
             # a JSON null is a value not given (not the text "null")
             pairs += [(k, v if isinstance(v, str) else orjson.dumps(v).decode())
-                      for k, v in doc.items() if v is not None]
+                      for k, v in json_body(environ).items() if v is not None]
         else:
-            pairs += parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
-    out = {}
-    for k, v in pairs:
-        if k not in allowed:
-            raise InvalidParameter(choices(k, allowed, "Open311 parameter"))
-        if k in out:
-            raise InvalidParameter(f"parameter {k!r} is given more than once")
-        if "\x00" in v:
-            raise InvalidParameter(f"parameter {k!r} contains a NUL character (U+0000)")
-        out[k] = v
+            pairs += query_pairs(read_body(environ, cases.MAX_BODY).decode("utf-8", "replace"))
+    out = check_params(pairs, allowed, "Open311 parameter")
     if "jurisdiction_id" in out and out["jurisdiction_id"] not in JURISDICTIONS:
         raise InvalidParameter(choices(out["jurisdiction_id"], JURISDICTIONS, "jurisdiction_id"))
     return out
@@ -103,7 +101,7 @@ def post_request(environ) -> list[dict]:
     p = _params(environ, POST_PARAMS)
     who = request.principal()
     if p.get("api_key"):
-        who = access.authenticate(p["api_key"], settings.current().keys)
+        who = access.authenticate(p["api_key"], settings_of(environ).keys)
     code = p.get("service_code")
     if not code:
         raise InvalidParameter("'service_code' is required")
@@ -120,7 +118,7 @@ def post_request(environ) -> list[dict]:
              "reporter_name": name, "reporter_phone": p.get("phone") or p.get("email")}
     doc = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
            "properties": {k: v for k, v in props.items() if v is not None}}
-    feat = cases.create_case(store(), doc, who, content_crs="OGC:CRS84")
+    feat = cases.create_case(store(environ), doc, who, content_crs="OGC:CRS84")
     pr = feat["properties"]
     dep = _DEPT[pr["department"]]
     return [{"service_request_id": feat["id"], "account_id": None,
@@ -165,7 +163,7 @@ def _time(params, name) -> dt.datetime:
 def get_requests(environ, ident: str | None = None) -> list[dict]:
     p = _params(environ, GET_PARAMS)
     lang = _lang(p)
-    s = store()
+    s = store(environ)
     if ident is not None:
         if not _ID.match(ident):
             raise NotFound(f"no service request {ident!r}")
@@ -206,35 +204,35 @@ def get_requests(environ, ident: str | None = None) -> list[dict]:
     return [_record(f, lang) for f in page.features]
 
 
-def _error(start_response, err: TianyaError):
-    status = {400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden",
-              404: "404 Not Found", 405: "405 Method Not Allowed", 409: "409 Conflict",
-              413: "413 Payload Too Large"}.get(err.status, f"{err.status} Error")
-    return respond(start_response, [{"code": err.status, "description": str(err)}], status)
+def georeport_error(err: TianyaError) -> list[dict]:
+    """GeoReport v2's error body: a list of ``{code, description}`` (the code is the status)."""
+    return [{"code": err.status, "description": str(err)}]
 
 
 def app(environ, start_response):
-    """The GeoReport v2 resources (see the module docstring)."""
+    """The GeoReport v2 resources (see the module docstring); errors in GeoReport's format."""
+    return guarded(environ, start_response, _route, georeport_error)
+
+
+def _route(environ, start_response):
     path = (environ.get("PATH_INFO", "") or "/")[len(PREFIX):]
-    try:
-        if path.endswith(".xml"):
-            raise InvalidParameter("only the JSON format (.json) is served")
-        if path == "/services.json":
-            _method(environ, "GET", "HEAD")
-            return respond(start_response, services(_params(environ, ("jurisdiction_id",
-                                                                      "lang"))))
-        if m := re.fullmatch(r"/services/([^/]+)\.json", path):
-            _method(environ, "GET", "HEAD")
-            if m.group(1) not in _LABEL:
-                raise NotFound(choices(m.group(1), list(_LABEL), "service_code"))
-            return respond(start_response, {"service_code": m.group(1), "attributes": []})
-        if path == "/requests.json":
-            if _method(environ, "GET", "HEAD", "POST") == "POST":
-                return respond(start_response, post_request(environ), "201 Created")
-            return respond(start_response, get_requests(environ))
-        if m := re.fullmatch(r"/requests/([^/]+)\.json", path):
-            _method(environ, "GET", "HEAD")
-            return respond(start_response, get_requests(environ, m.group(1)))
-        raise NotFound(f"no Open311 resource at {PREFIX}{path}")
-    except TianyaError as err:
-        return _error(start_response, err)
+    if path.endswith(".xml"):
+        raise InvalidParameter("only the JSON format (.json) is served")
+    if path == "/services.json":
+        allow(environ, "GET", "HEAD")
+        return respond(environ, start_response,
+                       services(_params(environ, ("jurisdiction_id", "lang"))))
+    if m := re.fullmatch(r"/services/([^/]+)\.json", path):
+        allow(environ, "GET", "HEAD")
+        _params(environ, ("jurisdiction_id", "lang"))
+        if m.group(1) not in _LABEL:
+            raise NotFound(choices(m.group(1), list(_LABEL), "service_code"))
+        return respond(environ, start_response, {"service_code": m.group(1), "attributes": []})
+    if path == "/requests.json":
+        if allow(environ, "GET", "HEAD", "POST") == "POST":
+            return respond(environ, start_response, post_request(environ), 201)
+        return respond(environ, start_response, get_requests(environ))
+    if m := re.fullmatch(r"/requests/([^/]+)\.json", path):
+        allow(environ, "GET", "HEAD")
+        return respond(environ, start_response, get_requests(environ, m.group(1)))
+    raise NotFound(f"no Open311 resource at {PREFIX}{path}")

@@ -115,9 +115,10 @@ def public_openapi(environ, load) -> dict | None:
         The document without the paths, tags and choices of the collections the
         caller may not read; ``None`` when there is nothing to hide or HTML is asked.
     """
-    from urllib.parse import parse_qs
+    from tianya.web import query_pairs
 
-    f = parse_qs(environ.get("QUERY_STRING", "")).get("f", [""])[0]
+    # pygeoapi checks the query itself: only the first ``f`` is read here
+    f = next((v for k, v in query_pairs(environ.get("QUERY_STRING", "")) if k == "f"), "")
     if f == "html" or (not f and "text/html" in environ.get("HTTP_ACCEPT", "")):
         return None
     who = request.principal()

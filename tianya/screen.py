@@ -20,7 +20,6 @@ import mimetypes
 import os
 import threading
 import time
-from urllib.parse import parse_qsl
 
 import orjson
 
@@ -28,10 +27,9 @@ from analytics.mapassets import VENDOR
 from layers.catalogue import get_layer
 from layers.errors import InvalidParameter, NotFound
 from layers.query import check_date
+from tianya.web import allow, query, respond, settings_of
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-#: Seconds a summary is reused (per date) before it is computed again.
-CACHE_SECONDS = float(os.environ.get("TIANYA_SCREEN_CACHE", "20"))
 _cache: dict[str, tuple[float, bytes]] = {}
 _lock = threading.Lock()
 
@@ -41,31 +39,33 @@ def handles(path: str) -> bool:
     return path in ("/screen", "/screen/") or path.startswith(("/screen/", "/static/"))
 
 
-def _file(start_response, path: str, root: str):
+def _file(environ, start_response, path: str, root: str, params=()):
+    """The file ``path`` under ``root``; its URL takes only ``params``."""
     full = os.path.realpath(os.path.join(root, path))
     if not full.startswith(os.path.realpath(root) + os.sep) or not os.path.isfile(full):
         raise NotFound(f"no such file: {path}")
+    query(environ, params)
     with open(full, "rb") as fh:
         body = fh.read()
     ctype = mimetypes.guess_type(full)[0] or "application/octet-stream"
     if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml"):
         ctype += "; charset=utf-8"
-    start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body))),
-                              ("Cache-Control", "public, max-age=300")])
-    return [body]
+    return respond(environ, start_response, body, content_type=ctype,
+                   headers=[("Cache-Control", "public, max-age=300")])
 
 
-def summary(day: str | None) -> bytes:
-    """The summary JSON for ``day`` (cached for :data:`CACHE_SECONDS`)."""
+def summary(environ, day: str | None) -> bytes:
+    """The summary JSON for ``day``, cached for the settings' ``screen_cache`` seconds
+    (``TIANYA_SCREEN_CACHE``)."""
     from analytics.screen import screen_summary
     from tianya.api import store
 
     key = day or ""
     with _lock:
         hit = _cache.get(key)
-        if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
+        if hit and time.monotonic() - hit[0] < settings_of(environ).screen_cache:
             return hit[1]
-    s = store()
+    s = store(environ)
     incidents = s.read_frame(get_layer("incidents"))
     communities = s.read_frame(get_layer("communities"))
     body = orjson.dumps(screen_summary(incidents, communities, day),
@@ -80,13 +80,12 @@ def summary(day: str | None) -> bytes:
 def app(environ, start_response):
     """Serve the routes in the module docstring."""
     path = environ.get("PATH_INFO", "") or "/"
-    if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
-        raise InvalidParameter("the screen is read-only: use GET")
+    allow(environ, "GET", "HEAD")  # the screen is read-only
     if path in ("/screen", "/screen/"):
-        return _file(start_response, "screen.html", STATIC)
+        # the page's script reads its date and refresh period
+        return _file(environ, start_response, "screen.html", STATIC, ("date", "refresh"))
     if path == "/screen/summary.json":
-        params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
-        day = params.get("date") or None
+        day = query(environ, ("date",)).get("date") or None
         if day is not None:
             try:
                 check_date(dt.date.fromisoformat(day), "date")
@@ -96,13 +95,10 @@ def app(environ, start_response):
                 raise InvalidParameter(f"date must look like 2026-11-22, got {day!r}") from None
             if len(day) != 10:  # one spelling a day: the cache is keyed by it
                 raise InvalidParameter(f"date must look like 2026-11-22, got {day!r}")
-        body = summary(day)
-        start_response("200 OK", [("Content-Type", "application/json; charset=UTF-8"),
-                                  ("Content-Length", str(len(body))),
-                                  ("Cache-Control", "no-store")])
-        return [body]
+        return respond(environ, start_response, summary(environ, day),
+                       headers=[("Cache-Control", "no-store")])
     if path.startswith("/static/vendor/"):
-        return _file(start_response, path[len("/static/vendor/"):], VENDOR)
+        return _file(environ, start_response, path[len("/static/vendor/"):], VENDOR)
     if path.startswith("/static/"):
-        return _file(start_response, path[len("/static/"):], STATIC)
+        return _file(environ, start_response, path[len("/static/"):], STATIC)
     raise NotFound(f"no such screen resource: {path}")

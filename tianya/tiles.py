@@ -17,16 +17,13 @@ GeoPackage store the tile paths answer 404 with a message naming PostGIS.
 
 from __future__ import annotations
 
-import os
 import re
-from urllib.parse import parse_qs
-
-import orjson
 
 from layers import access
-from layers.errors import InvalidParameter, NotFound
+from layers.errors import NotFound
 from layers.tiles import MAX_ZOOM, MVT, TMS, TMS_URI, check_tile, render, tile_layer
 from tianya import request
+from tianya.web import allow, query, respond, settings_of
 
 _TILES = re.compile(r"^/collections/([^/]+)/tiles(?:/([^/]+)(?:/([^/]+)/([^/]+)/([^/]+))?)?/?$")
 
@@ -34,10 +31,6 @@ _TILES = re.compile(r"^/collections/([^/]+)/tiles(?:/([^/]+)(?:/([^/]+)/([^/]+)/
 def handles(path: str) -> bool:
     """Whether ``path`` is a tiles resource."""
     return bool(_TILES.match(path))
-
-
-def _base(environ) -> str:
-    return os.environ.get("TIANYA_URL", "").rstrip("/")
 
 
 def _tileset(base: str, lid: str) -> dict:
@@ -61,49 +54,38 @@ def _tileset(base: str, lid: str) -> dict:
     }
 
 
-def _json(start_response, doc: dict):
-    body = orjson.dumps(doc)
-    start_response("200 OK", [("Content-Type", "application/json"),
-                              ("Content-Length", str(len(body)))])
-    return [body]
-
-
 def app(environ, start_response):
     """Answer one tiles request (GET or HEAD)."""
-    from tianya.api import MethodNotAllowed, store
+    from tianya.api import store
 
     path = environ.get("PATH_INFO", "") or "/"
     m = _TILES.match(path)
     if m is None:
         raise NotFound(f"no such resource {path}")
-    method = environ.get("REQUEST_METHOD", "GET")
-    if method not in ("GET", "HEAD"):
-        raise MethodNotAllowed(f"method {method} is not allowed here; allowed: GET, HEAD")
+    allow(environ, "GET", "HEAD")
     lid, tms, z, y, x = m.groups()
-    for name in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True):
-        if name != "f":  # a filter or property here would be silently ignored
-            raise InvalidParameter(f"unknown query parameter {name!r} for tiles; valid "
-                                   "parameters are: f")
+    # a filter or property here would be silently ignored
+    query(environ, ("f",), "query parameter for tiles")
     layer = tile_layer(lid)
     access.require_read(layer, request.principal())
-    base = _base(environ)
+    base = settings_of(environ).url.rstrip("/")
     if tms is None:
-        return _json(start_response, {
+        return respond(environ, start_response, {
             "tilesets": [_tileset(base, lid)],
             "links": [{"rel": "self", "type": "application/json",
-                       "href": f"{base}/collections/{lid}/tiles"}]})
+                       "href": f"{base}/collections/{lid}/tiles"}]},
+            content_type="application/json")
     if z is None:
         check_tile(tms, 0, 0, 0)
-        return _json(start_response, _tileset(base, lid))
+        return respond(environ, start_response, _tileset(base, lid),
+                       content_type="application/json")
     zi, yi, xi = check_tile(tms, z, y, x)
-    tile = render(store(), layer, zi, yi, xi, access.visible_fields(layer, request.principal()))
-    headers = [("Content-Type", MVT), ("Content-Length", str(len(tile.data))),
-               ("Cache-Control", "public, max-age=60"),
-               ("X-Tile-Features", str(tile.features))]
+    tile = render(store(environ), layer, zi, yi, xi,
+                  access.visible_fields(layer, request.principal()))
+    cache = ("Cache-Control", "public, max-age=60")
+    if not tile.features:
+        return respond(environ, start_response, b"", 204, headers=[cache])
+    headers = [cache, ("X-Tile-Features", str(tile.features))]
     if tile.truncated:
         headers.append(("X-Tile-Truncated", "true"))
-    if not tile.features:
-        start_response("204 No Content", [("Cache-Control", "public, max-age=60")])
-        return [b""]
-    start_response("200 OK", headers)
-    return [b"" if method == "HEAD" else tile.data]
+    return respond(environ, start_response, tile.data, content_type=MVT, headers=headers)
