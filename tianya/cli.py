@@ -2,24 +2,35 @@
 
 ``tianya serve`` is the main job: it generates the sample GeoPackage if it is
 missing and starts gunicorn (a production WSGI server) on the app.
+
+Every command starts from one :class:`~tianya.settings.Settings` object, read from the
+``TIANYA_`` variables and checked before the command does anything (a bad value is a
+one-line error naming it, exit status 2); options such as ``--data`` override the
+matching setting. Nothing here reads or writes the environment.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import sys
 import time
 
 import click
 
-from layers.store import DEFAULT_GPKG, STORE_ENV
-from tianya.settings import data_location
+from layers.store import DEFAULT_GPKG
+from tianya.cli_settings import command_settings, load_settings
+from tianya.settings import Settings, markdown_table, use
 
 
 @click.group()
 @click.version_option(package_name="tianya-gis")
-def main():
-    """Tianya command-center GIS: sample data, OGC API server, analytics."""
+@click.pass_context
+def main(ctx):
+    """Tianya command-center GIS: sample data, OGC API server, analytics.
+
+    Settings are TIANYA_ environment variables (`tianya settings` lists them).
+    """
+    ctx.obj = load_settings()  # read and checked before any command works
 
 
 @main.command()
@@ -70,9 +81,10 @@ def rasters(data, output, seed):
     from geodata.rasters import default_dir, write_rasters_from_store
     from geodata.sample import DEFAULT_SEED
 
-    data = data_location(data)
+    settings = command_settings(data=data)
+    data = settings.store_location()
     t0 = time.perf_counter()
-    paths = write_rasters_from_store(data, output or default_dir(data),
+    paths = write_rasters_from_store(data, output or default_dir(data, settings.rasters),
                                      seed=DEFAULT_SEED if seed is None else seed)
     click.echo(f"wrote {len(paths)} COGs to {os.path.dirname(paths['dem'])} in "
                f"{time.perf_counter() - t0:.1f} s (synthetic DEM and flood scenarios)")
@@ -110,7 +122,7 @@ def load_postgis(url, gpkg, layer_ids, quiet):
     """
     from layers.pgload import load_gpkg
 
-    url = url or os.environ.get(STORE_ENV)
+    url = url or command_settings().data
     if not url or "://" not in url:
         raise click.UsageError("give a postgresql:// URL (or set TIANYA_DATA to one)")
     src = os.path.abspath(gpkg or DEFAULT_GPKG)
@@ -145,38 +157,68 @@ def serve(host, port, workers, threads, data, config_path):
     With a postgresql:// URL (``--data`` or $TIANYA_DATA) nothing is generated: the
     tables must exist (``tianya load-postgis``).
     """
+    from geodata.rasters import default_dir, rasters_exist
+    from tianya import compat
     from tianya.config import CONFIG_PATH
+    from tianya.worker import Server
 
-    data = data_location(data)
+    public_host = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
+    settings = command_settings(defaults={"url": f"http://{public_host}:{port}"}, data=data)
+    try:
+        compat.check()  # refuse a pygeoapi our replacements were not written for
+    except compat.IncompatiblePygeoapi as err:
+        raise click.ClickException(str(err)) from None
+    data = settings.store_location()
     if "://" not in data and not os.path.exists(data):
         click.echo(f"{data} is missing: generating the sample data first")
         ctx = click.get_current_context()
         ctx.invoke(generate, output=data)
-    from geodata.rasters import RASTERS_ENV, default_dir, rasters_exist
-
-    raster_dir = default_dir(data)
+    raster_dir = default_dir(data, settings.rasters)
     if not rasters_exist(raster_dir):
         click.echo(f"rasters are missing in {raster_dir}: generating them")
         click.get_current_context().invoke(rasters, data=data, output=raster_dir, seed=None)
-    env = dict(os.environ)
-    env[STORE_ENV] = data
-    env[RASTERS_ENV] = raster_dir
-    public_host = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
-    env.setdefault("TIANYA_URL", f"http://{public_host}:{port}")
-    env["PYGEOAPI_CONFIG"] = os.path.abspath(config_path or CONFIG_PATH)
-    os.environ.update(env)
-    from tianya.app import openapi_path
+    settings = use(settings.replace(data=data, rasters=raster_dir))
+    config_path = os.path.abspath(config_path or CONFIG_PATH)
+    _openapi_once(settings, config_path)
+    click.echo(f"serving {settings.url} from {data}")
+    # each worker builds the app from this settings object, which it has by fork
+    Server(functools.partial(_create_app, config_path, settings), {
+        "bind": [f"{host}:{port}"], "workers": workers, "threads": threads,
+        "worker_class": "tianya.worker.Worker",  # gthread with a header deadline
+        "timeout": 120, "graceful_timeout": 10, "accesslog": "-",
+        # no query string in the log: filters may name people, and keys must never show
+        "access_log_format": '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms',
+    }).run()
 
-    env["PYGEOAPI_OPENAPI"] = openapi_path(env["PYGEOAPI_CONFIG"])  # once, not per worker
-    args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
-            "--workers", str(workers), "--threads", str(threads),
-            "--worker-class", "tianya.worker.Worker",  # gthread with a header deadline
-            "--timeout", "120", "--graceful-timeout", "10", "--access-logfile", "-",
-            # no query string in the log: filters may name people, and keys must never show
-            "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms',
-            "tianya.app:create_app()"]
-    click.echo(f"serving {env['TIANYA_URL']} from {data}")
-    os.execvpe(args[0], args, env)
+
+def _create_app(config_path: str, settings: Settings):
+    """The app of one gunicorn worker."""
+    from tianya.app import create_app
+
+    return create_app(config_path, settings=settings)
+
+
+def _openapi_once(settings: Settings, config_path: str) -> None:
+    """Generate pygeoapi's OpenAPI document once for all workers (they find it cached).
+
+    In a short-lived child process: generating it opens every provider's store, and the
+    workers forked from this process must not inherit open connections.
+    """
+    import multiprocessing
+
+    child = multiprocessing.get_context("fork").Process(
+        target=_write_openapi, args=(settings, config_path), name="tianya-openapi")
+    child.start()
+    child.join()
+    if child.exitcode:
+        raise click.ClickException("pygeoapi's OpenAPI document could not be generated "
+                                   "(the error is above)")
+
+
+def _write_openapi(settings: Settings, config_path: str) -> None:
+    from tianya import compat
+
+    compat.configure(settings, config_path)
 
 
 @main.command("map")
@@ -210,7 +252,7 @@ def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, rest
     from layers.catalogue import THEMATIC, get_layer
     from layers.stores import open_store
 
-    store = open_store(data_location(data))
+    store = open_store(command_settings(data=data).store_location())
     t0 = time.perf_counter()
     ids = layer_ids.split(",") if layer_ids else list(THEMATIC)
     need = set(ids if kind == "layers" else ["incidents"]) | {"communities"}
@@ -253,7 +295,7 @@ def report(week, data, output, pdf_path, json_path):
     from layers.catalogue import get_layer
     from layers.stores import open_store
 
-    store = open_store(data_location(data))
+    store = open_store(command_settings(data=data).store_location())
     t0 = time.perf_counter()
     try:
         rep = weekly_report(store.read_frame(get_layer("incidents")),
@@ -274,6 +316,18 @@ def report(week, data, output, pdf_path, json_path):
                f"{'—' if rate is None else f'{rate:.1%}'}, overdue {f['overdue_total']}")
     click.echo(f"wrote {path}" + (f" and {pdf_path}" if pdf_path else "")
                + f" in {time.perf_counter() - t0:.1f} s")
+
+
+@main.command("settings")
+@click.option("--markdown", is_flag=True, help="Print the README's table of every setting "
+                                               "(variable, meaning, default) instead.")
+def settings_(markdown):
+    """Print the settings in effect (TIANYA_ variables), keys and passwords masked."""
+    if markdown:
+        click.echo(markdown_table(), nl=False)
+        return
+    for name, text in command_settings().masked().items():
+        click.echo(f"{name}={text}")
 
 
 # case histories at scale: GeoParquet exports and the Dask engine (tianya/history_cli.py)

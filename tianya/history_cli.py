@@ -10,7 +10,7 @@ import time
 
 import click
 
-from tianya.settings import data_location
+from tianya.cli_settings import command_settings
 
 __all__ = ["export_parquet", "history_hotspots"]
 
@@ -29,7 +29,8 @@ def export_parquet(layer, output, data, rows_per_file, overwrite, quiet):
     from analytics.parquet import export_layer
 
     t0 = time.perf_counter()
-    res = export_layer(data_location(data), layer, output, rows_per_file=rows_per_file,
+    data = command_settings(data=data).store_location()
+    res = export_layer(data, layer, output, rows_per_file=rows_per_file,
                        progress=not quiet, overwrite=overwrite)
     click.echo(f"wrote {res.rows:,} rows of {layer} in {len(res.files)} files "
                f"({len(res.partitions)} time partitions) to {res.path} in "
@@ -78,7 +79,8 @@ def history_hotspots(source, analysis, engine, scheduler, workers, time_field, c
         from layers.catalogue import get_layer
         from layers.stores import open_store
 
-        polys = open_store(data_location(data)).read_frame(get_layer("communities"))
+        store = open_store(command_settings(data=data).store_location())
+        polys = store.read_frame(get_layer("communities"))
     with D.dask_client(scheduler if engine == "dask" else "synchronous",
                        n_workers=workers) as runner:
         if analysis == "emerging":
