@@ -27,6 +27,7 @@ from layers.query import Dialect, Query
 from layers.store import (
     Page,
     Store,
+    column_definitions,
     frame_columns,
     geometries_to_geojson,
     make_features,
@@ -304,14 +305,7 @@ class GeoPackageStore(Store):
         cols = ["fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"]
         if layer.geometry_type:
             cols.append(f"geom {_GPKG_GEOM[layer.geometry_type]}")
-        for f in layer.fields:
-            c = f'"{f.name}" {_SQL_TYPES[f.type]}'
-            if f.name == layer.key:
-                c += " NOT NULL UNIQUE"
-            if f.codes is not None:
-                codes = ", ".join("'" + v.replace("'", "''") + "'" for v in f.code_values)
-                c += f' CHECK ("{f.name}" IN ({codes}))'
-            cols.append(c)
+        cols += column_definitions(layer, _SQL_TYPES)
         stmts = [f'CREATE TABLE "{t}" ({", ".join(cols)})']
         for f in layer.fields:
             if f.indexed and f.name != layer.key:

@@ -114,6 +114,7 @@ from layers.query import Dialect, Query, format_datetime
 from layers.store import (
     Page,
     Store,
+    column_definitions,
     frame_columns,
     geometries_to_geojson,
     needs_transform,
@@ -135,10 +136,6 @@ _STORE_OPTIONS = ("schema", "statement_timeout", "count_limit", "filtered_count_
 
 
 _ident = quote
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class PostgresDialect(Dialect):
@@ -431,14 +428,7 @@ class PostGISStore(Store):
         t, cols = self.table(layer), ["fid bigserial PRIMARY KEY"]
         if layer.geometry_type:
             cols.append(f"geom geometry({layer.geometry_type}, {SRID})")
-        for f in layer.fields:
-            c = f"{_ident(f.name)} {_SQL_TYPES[f.type]}"
-            if f.name == layer.key:
-                c += " NOT NULL UNIQUE"
-            if f.codes is not None:
-                codes = ", ".join(_literal(v) for v in f.code_values)
-                c += f" CHECK ({_ident(f.name)} IN ({codes}))"
-            cols.append(c)
+        cols += column_definitions(layer, _SQL_TYPES)
         return [f"CREATE TABLE {t} ({', '.join(cols)})", *self.index_ddl(layer)]
 
     def index_ddl(self, layer: Layer) -> list[str]:

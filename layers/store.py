@@ -292,6 +292,23 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def column_definitions(layer: Layer, sql_types: Mapping[str, str]) -> list[str]:
+    """``CREATE TABLE`` column definitions of ``layer``'s fields (types by field type).
+
+    The key is ``NOT NULL UNIQUE`` and a coded field ``CHECK``-s its code list.
+    """
+    out = []
+    for f in layer.fields:
+        c = f"{quote(f.name)} {sql_types[f.type]}"
+        if f.name == layer.key:
+            c += " NOT NULL UNIQUE"
+        if f.codes is not None:
+            codes = ", ".join("'" + v.replace("'", "''") + "'" for v in f.code_values)
+            c += f" CHECK ({quote(f.name)} IN ({codes}))"
+        out.append(c)
+    return out
+
+
 def stored_value(f: Field, v):
     """One value in stored form (see the module docstring for the rule).
 

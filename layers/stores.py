@@ -15,7 +15,11 @@ def open_store(url: str | None = None) -> Store:
     """Open the store at ``url``: a GeoPackage path or a ``postgresql://`` URL.
 
     With no argument the ``TIANYA_DATA`` environment variable decides, and the
-    embedded GeoPackage (``geodata/tianya.gpkg``) is the default.
+    embedded GeoPackage (``geodata/tianya.gpkg``) is the default. The store is a
+    context manager that closes its connections (or pool) on exit::
+
+        with open_store(url) as store:
+            frame = store.read_frame(LAYERS["incidents"])
     """
     url = url or os.environ.get(STORE_ENV) or DEFAULT_GPKG
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):

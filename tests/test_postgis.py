@@ -46,15 +46,7 @@ CRSS = (None, "http://www.opengis.net/def/crs/OGC/1.3/CRS84", "EPSG:4326",
 # --- fixtures ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def pg_url():
-    url = os.environ.get("TIANYA_TEST_PG")
-    if not url:
-        msg = "TIANYA_TEST_PG is not set (run: eval \"$(.ci/postgis.sh)\")"
-        if os.environ.get("CI"):
-            pytest.fail(msg + " — PostGIS tests may not be skipped in CI")
-        pytest.skip(msg)
-    return url
+# ``pg_url`` (TIANYA_TEST_PG, or skip; fail under CI) comes from tests/stores.py
 
 
 @pytest.fixture(scope="session")
