@@ -36,6 +36,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import folium
@@ -48,10 +49,14 @@ from folium.plugins import Fullscreen
 from jinja2 import Template
 
 from analytics.basemaps import BaseMap, basemap, to_gcj02, wgs_to_gcj
+from analytics.basemaps import bilingual as _title
 from analytics.errors import AnalyticsError
+from analytics.hotcells import GI_BINS, significant_cells
 from analytics.mapassets import finish
 from layers import supervision
 from layers.catalogue import LAYERS, THEMATIC, Layer
+from layers.district import TZ_NAME as TZ
+from layers.district import UTM
 
 __all__ = [
     "GI_BINS",
@@ -67,8 +72,6 @@ __all__ = [
     "save_map",
 ]
 
-TZ = "Asia/Shanghai"
-UTM = 32649
 #: Centre of the district (lat, lon) for the initial view.
 CENTRE = (18.33, 109.42)
 
@@ -86,17 +89,6 @@ POPUP_FIELDS: dict[str, tuple[str, ...]] = {
     "building_population": ("name", "use", "floors", "households", "resident_pop",
                             "floating_pop"),
     "urban_fixtures": ("component_code", "name", "subclass", "state", "responsible_dept"),
-}
-
-#: Gi* confidence bins in ArcGIS's red/blue scheme: bin → (zh, en, colour).
-GI_BINS = {
-    3: ("热点 99%置信度", "Hot spot, 99% confidence", "#d62f27"),
-    2: ("热点 95%置信度", "Hot spot, 95% confidence", "#ed7551"),
-    1: ("热点 90%置信度", "Hot spot, 90% confidence", "#fab984"),
-    0: ("不显著", "Not significant", "#eeeeee"),
-    -1: ("冷点 90%置信度", "Cold spot, 90% confidence", "#c0ccbe"),
-    -2: ("冷点 95%置信度", "Cold spot, 95% confidence", "#849eba"),
-    -3: ("冷点 99%置信度", "Cold spot, 99% confidence", "#4575b5"),
 }
 
 _EMERGING_ZH = {"New": "新增", "Consecutive": "连续", "Intensifying": "加剧", "Persistent": "持续",
@@ -119,14 +111,6 @@ MEASURES = {
     "overdue_share": ("超期占比", "Overdue share", "{:.1%}",
                       ("#fff5f0", "#fcbba1", "#fb6a4a", "#cb181d", "#67000d")),
 }
-
-
-def _title(zh: str, en: str, lang: str) -> str:
-    if lang.lower().startswith("zh"):
-        return zh
-    if lang.lower().startswith("en"):
-        return en
-    return f"{zh} {en}"
 
 
 def _layer_title(layer: Layer, lang: str) -> str:
@@ -369,8 +353,9 @@ def _community_counts(frame: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, la
 # --- Map scaffolding ----------------------------------------------------------------------------
 
 
-def _base(bm: BaseMap, lang: str, title: str) -> folium.Map:
-    url, labels = bm.tiles()
+def _base(bm: BaseMap, lang: str, title: str, tiles: Mapping[str, str] | None,
+          keys: Mapping[str, str] | None) -> folium.Map:
+    url, labels = bm.tiles(tiles, keys)
     m = folium.Map(location=list(CENTRE), zoom_start=11, tiles=None, control_scale=True,
                    prefer_canvas=True)
     folium.TileLayer(url, attr=bm.attribution, name=bm.title(lang), overlay=False,
@@ -414,7 +399,8 @@ def _finish(m: folium.Map, title: str, groups, bm: BaseMap, lang: str, bounds=No
 
 def layers_map(source=None, *, layers=THEMATIC, lang: str = "both", basemap_id: str = "osm",
                max_points: int = 2000, cell_m: float = 300.0, restricted: bool = False,
-               now=None) -> folium.Map:
+               now=None, tiles: Mapping[str, str] | None = None,
+               keys: Mapping[str, str] | None = None) -> folium.Map:
     """The thematic layers as toggleable overlays.
 
     Parameters
@@ -437,6 +423,12 @@ def layers_map(source=None, *, layers=THEMATIC, lang: str = "both", basemap_id: 
         counts per community. Sensitive fields are never drawn either way.
     now : datetime-like, optional
         Reference instant for "overdue" (default: latest timestamp in the incidents).
+    tiles : mapping of str to str, optional
+        Tile URL templates by base map id, replacing the defaults (the settings
+        ``TIANYA_TILES_<ID>``; see :mod:`analytics.basemaps`).
+    keys : mapping of str to str, optional
+        Base map keys by id: ``"tianditu"`` (``TIANYA_TIANDITU_KEY``), ``"amap"``
+        (``TIANYA_AMAP_KEY``). A base map that needs a missing key is refused.
 
     Returns
     -------
@@ -450,7 +442,7 @@ def layers_map(source=None, *, layers=THEMATIC, lang: str = "both", basemap_id: 
     need = list(dict.fromkeys([*layers, "communities"]))
     frames = _frames(source, need)
     title = _title("天涯区联合指挥中心 专题图层", "Tianya command center: thematic layers", lang)
-    m = _base(bm, lang, title)
+    m = _base(bm, lang, title, tiles, keys)
     groups = []
     total = None
     communities = _prepare(frames["communities"], bm) if "communities" in frames else None
@@ -533,8 +525,9 @@ def _kde_overlay(points: gpd.GeoDataFrame, bm: BaseMap, name: str, bandwidth=Non
 
 def hotspot_map(incidents: gpd.GeoDataFrame, *, communities: gpd.GeoDataFrame | None = None,
                 cell_size: float = 500.0, basemap_id: str = "osm", lang: str = "both",
-                emerging: bool = True, kde: bool = True,
-                time_step: str = "7D") -> folium.Map:
+                emerging: bool = True, kde: bool = True, time_step: str = "7D",
+                tiles: Mapping[str, str] | None = None,
+                keys: Mapping[str, str] | None = None) -> folium.Map:
     """Hot spot map: Gi* bins, emerging hot spot categories and a KDE heat layer.
 
     Parameters
@@ -546,7 +539,7 @@ def hotspot_map(incidents: gpd.GeoDataFrame, *, communities: gpd.GeoDataFrame | 
     cell_size : float, default 500
         Fishnet cell in metres for Gi* (:func:`analytics.ohsa.optimized_hot_spots`) and, doubled,
         for the emerging analysis.
-    basemap_id, lang
+    basemap_id, lang, tiles, keys
         As :func:`layers_map`.
     emerging : bool, default True
         Add :func:`analytics.emerging.emerging_hot_spots` (skipped with a legend note when the
@@ -567,7 +560,7 @@ def hotspot_map(incidents: gpd.GeoDataFrame, *, communities: gpd.GeoDataFrame | 
     pts = _to_wgs(incidents)
     pts = pts[pts.geometry.notna() & ~pts.geometry.is_empty]
     title = _title("事件热点分析", "Incident hot spots", lang)
-    m = _base(bm, lang, title)
+    m = _base(bm, lang, title, tiles, keys)
     groups = []
     notes = []
     if communities is not None:
@@ -587,14 +580,12 @@ def hotspot_map(incidents: gpd.GeoDataFrame, *, communities: gpd.GeoDataFrame | 
         ohsa = optimized_hot_spots(pts.to_crs(UTM), cell_size=cell_size)
     cells = ohsa.cells.to_crs(4326)
     cells = to_gcj02(cells) if bm.gcj02 else cells
+    sig = significant_cells(cells, "significant")
     gi = gpd.GeoDataFrame({
-        "count": cells["count"].astype(int),
-        "gi_z": cells["gi_z"].round(2),
-        "gi_bin": cells["gi_bin"].astype(int),
-        "label": [_title(*GI_BINS[int(b)][:2], lang) for b in cells["gi_bin"]],
-        "_color": [GI_BINS[int(b)][2] for b in cells["gi_bin"]],
-    }, geometry=cells.geometry.to_numpy(), crs=4326)
-    gi = gi[gi["gi_bin"] != 0]
+        "count": sig["count"], "gi_z": sig["gi_z"], "gi_bin": sig["gi_bin"],
+        "label": [_title(zh, en, lang) for zh, en in zip(sig["zh"], sig["en"], strict=True)],
+        "_color": sig["color"],
+    }, geometry=sig.geometry.to_numpy(), crs=4326)
     name = _title("Gi*热点冷点", "Gi* hot and cold spots", lang)
     fg = folium.FeatureGroup(name=name)
     _gj(gi, style_function=lambda f: {
@@ -705,7 +696,8 @@ def _classes(values: pd.Series, k: int = 5) -> np.ndarray:
 
 def choropleth_map(incidents: pd.DataFrame, communities: gpd.GeoDataFrame, *, now=None,
                    basemap_id: str = "osm", lang: str = "both",
-                   measures=tuple(MEASURES)) -> folium.Map:
+                   measures=tuple(MEASURES), tiles: Mapping[str, str] | None = None,
+                   keys: Mapping[str, str] | None = None) -> folium.Map:
     """Communities shaded by case density, completion rate and overdue share.
 
     Each measure is one overlay (the first shown), in quantile classes with a legend of the
@@ -716,7 +708,7 @@ def choropleth_map(incidents: pd.DataFrame, communities: gpd.GeoDataFrame, *, no
     incidents : DataFrame
     communities : GeoDataFrame
     now : datetime-like, optional
-    basemap_id, lang
+    basemap_id, lang, tiles, keys
         As :func:`layers_map`.
     measures : sequence of str
         Keys of :data:`MEASURES`.
@@ -733,7 +725,7 @@ def choropleth_map(incidents: pd.DataFrame, communities: gpd.GeoDataFrame, *, no
     data = community_measures(incidents, _to_wgs(communities), now)
     data = _prepare(data, bm)
     title = _title("社区案件专题图", "Cases by community", lang)
-    m = _base(bm, lang, title)
+    m = _base(bm, lang, title, tiles, keys)
     shown = {"name": data["name"].astype(str), "cases": data["cases"].astype(int)}
     for mkey, (_, _, fmt, _) in MEASURES.items():
         shown[mkey] = [fmt.format(v) if pd.notna(v) else "—" for v in data[mkey]]

@@ -29,7 +29,6 @@ import datetime as dt
 import html as html_mod
 import io
 import re
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,13 +36,14 @@ import pandas as pd
 from jinja2 import Template
 
 from analytics.errors import AnalyticsError
+from analytics.hotcells import gi_cells, significant_cells
 from layers import supervision
 from layers.catalogue import LAYERS
+from layers.district import TZ_NAME as TZ
+from layers.district import UTM
 
 __all__ = ["ONLINE_CHANNELS", "WeeklyReport", "snapshot", "week_bounds", "weekly_report"]
 
-TZ = "Asia/Shanghai"
-UTM = 32649
 #: Intake channels counted as online public opinion (舆情): monitoring of Weibo/forums and WeChat.
 ONLINE_CHANNELS = ("public_opinion", "wechat")
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -257,22 +257,13 @@ def _bj(ts) -> str:
 
 
 def _hotspots(frame, communities, top):
-    from analytics.ohsa import optimized_hot_spots
-
-    if len(frame) < 30:
+    cells = gi_cells(frame)
+    if cells is None:
         return [], None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            res = optimized_hot_spots(frame.to_crs(UTM), cell_size=500.0)
-    except AnalyticsError:
-        return [], None
-    cells = res.cells
-    hot = cells[cells["gi_bin"] > 0].sort_values(["count", "gi_z"], ascending=False).head(top)
     pts = frame.to_crs(UTM)
     comm = communities.to_crs(UTM) if communities is not None else None
     rows = []
-    for _, c in hot.iterrows():
+    for _, c in significant_cells(cells, "hot", top=top).iterrows():
         inside = pts[pts.within(c.geometry)]
         cat = inside["category"].value_counts()
         centre = c.geometry.centroid
@@ -280,10 +271,10 @@ def _hotspots(frame, communities, top):
         if comm is not None and len(comm):
             name = comm["name"].iloc[int(np.argmin(comm.distance(centre).to_numpy()))]
         lon, lat = _lonlat(centre)
-        rows.append({"community": name, "count": int(c["count"]), "gi_z": round(
-            float(c["gi_z"]), 2), "gi_bin": int(c["gi_bin"]),
-            "top_category": _INC.field("category").label(cat.index[0], "zh") if len(cat) else "",
-            "lon": round(lon, 5), "lat": round(lat, 5)})
+        rows.append({"community": name, "count": c["count"], "gi_z": c["gi_z"],
+                     "gi_bin": c["gi_bin"],
+                     "top_category": _INC.field("category").label(cat.index[0], "zh")
+                     if len(cat) else "", "lon": round(lon, 5), "lat": round(lat, 5)})
     return rows, cells
 
 
@@ -374,11 +365,9 @@ def _charts(snap, wk, by, start, end, hot_cells, hs_frame, communities) -> dict[
         fig, ax = plt.subplots(figsize=(6.4, 5.2))
         if communities is not None:
             communities.to_crs(UTM).boundary.plot(ax=ax, color="#90a4ae", linewidth=0.5)
-        from analytics.maps import GI_BINS
-
-        sig = hot_cells[hot_cells["gi_bin"] != 0]
+        sig = significant_cells(hot_cells, "significant")
         if len(sig):
-            sig.plot(ax=ax, color=[GI_BINS[int(b)][2] for b in sig["gi_bin"]], alpha=0.85)
+            sig.plot(ax=ax, color=sig["color"].tolist(), alpha=0.85)
         hs_frame.to_crs(UTM).plot(ax=ax, markersize=2, color="#333333", alpha=0.5)
         b = hs_frame.to_crs(UTM).total_bounds
         pad = 2000

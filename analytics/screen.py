@@ -11,19 +11,17 @@ callers.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
 from analytics.errors import AnalyticsError
+from analytics.hotcells import gi_cells, significant_cells
 from layers import supervision
 from layers.catalogue import LAYERS
+from layers.district import TZ_NAME as TZ
 
 __all__ = ["screen_summary"]
 
-TZ = "Asia/Shanghai"
-UTM = 32649
 _INC = LAYERS["incidents"]
 
 
@@ -126,25 +124,13 @@ def screen_summary(incidents, communities=None, day=None, *, now=None, hotspot_d
 
 def _hotspots(frame) -> dict:
     """Hot cells (Gi* bin > 0) as a GeoJSON FeatureCollection in CRS84."""
-    from analytics.maps import GI_BINS
-    from analytics.ohsa import optimized_hot_spots
-
-    empty = {"type": "FeatureCollection", "features": []}
-    if len(frame) < 30:
-        return empty
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            res = optimized_hot_spots(frame.to_crs(UTM), cell_size=500.0)
-    except AnalyticsError:
-        return empty
-    hot = res.cells[res.cells["gi_bin"] > 0].to_crs(4326)
-    feats = []
-    for _, c in hot.iterrows():
-        b = int(c["gi_bin"])
-        ring = np.round(np.asarray(c.geometry.exterior.coords), 6).tolist()
-        feats.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-                      "properties": {"count": int(c["count"]), "gi_bin": b,
-                                     "gi_z": round(float(c["gi_z"]), 2),
-                                     "color": GI_BINS[b][2]}})
+    cells = gi_cells(frame)
+    if cells is None:
+        return {"type": "FeatureCollection", "features": []}
+    hot = significant_cells(cells, "hot").to_crs(4326)
+    feats = [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
+        np.round(np.asarray(g.exterior.coords), 6).tolist()]},
+        "properties": {"count": n, "gi_bin": b, "gi_z": z, "color": c}}
+        for g, n, b, z, c in zip(hot.geometry, hot["count"], hot["gi_bin"], hot["gi_z"],
+                                 hot["color"], strict=True)]
     return {"type": "FeatureCollection", "features": feats}

@@ -12,6 +12,7 @@ from geodata.sample import (
     planted_patterns,
 )
 from layers.catalogue import LAYERS
+from layers.district import TZ_NAME, UTM
 
 
 def test_same_seed_same_data(sample_data):
@@ -26,8 +27,8 @@ def test_same_seed_same_data(sample_data):
 def test_other_seed_other_data(sample_data):
     other = generate(seed=7, n_incidents=300)
     assert len(other["incidents"]) == 300
-    assert not np.allclose(other["communities"].to_crs(32649).area.to_numpy(),
-                           sample_data["communities"].to_crs(32649).area.to_numpy())
+    assert not np.allclose(other["communities"].to_crs(UTM).area.to_numpy(),
+                           sample_data["communities"].to_crs(UTM).area.to_numpy())
 
 
 def test_frames_match_the_catalogue(sample_data):
@@ -47,7 +48,7 @@ def test_frames_match_the_catalogue(sample_data):
 
 
 def test_units_tile_the_land(sample_data):
-    units = sample_data["communities"].to_crs(32649)
+    units = sample_data["communities"].to_crs(UTM)
     assert len(units) == 44
     assert (units["kind"] == "community").sum() == 25
     land = gpd_area(land_area())
@@ -60,7 +61,7 @@ def test_units_tile_the_land(sample_data):
 def gpd_area(geom):
     import geopandas as gpd
 
-    return gpd.GeoSeries([geom], crs=4326).to_crs(32649).area.iloc[0]
+    return gpd.GeoSeries([geom], crs=4326).to_crs(UTM).area.iloc[0]
 
 
 def test_grid_and_component_codes(sample_data):
@@ -77,7 +78,7 @@ def test_grid_and_component_codes(sample_data):
 def test_incidents_year(sample_data):
     inc = sample_data["incidents"]
     assert 5000 <= len(inc) <= 6000
-    local = inc["reported_at"].dt.tz_convert("Asia/Shanghai")
+    local = inc["reported_at"].dt.tz_convert(TZ_NAME)
     assert local.min().date() >= YEAR_START and local.max().date() <= YEAR_END
     closed = inc["status"].isin(["closed", "evaluated"]).mean()
     assert 0.97 <= closed <= 1.0
@@ -96,12 +97,12 @@ def test_incidents_year(sample_data):
 def test_planted_patterns_are_in_the_data(sample_data):
     import geopandas as gpd
 
-    inc = sample_data["incidents"].to_crs(32649)
+    inc = sample_data["incidents"].to_crs(UTM)
     land = land_km2()
     for p in planted_patterns():
-        cx = gpd.GeoSeries([shapely.Point(p.lon, p.lat)], crs=4326).to_crs(32649).iloc[0]
+        cx = gpd.GeoSeries([shapely.Point(p.lon, p.lat)], crs=4326).to_crs(UTM).iloc[0]
         assert land_area().contains(shapely.Point(p.lon, p.lat)), p.name
-        start = pd.Timestamp(p.start, tz="Asia/Shanghai")
+        start = pd.Timestamp(p.start, tz=TZ_NAME)
         window = inc["reported_at"] >= start
         near = (inc.distance(cx) < p.radius_m) & window
         density_near = near.sum() / (np.pi * (p.radius_m / 1000) ** 2)
