@@ -10,11 +10,12 @@ amap       高德 road map          GCJ-02     converted WGS84 → GCJ-02 (~466 
 amap_img   高德 imagery           GCJ-02     converted WGS84 → GCJ-02
 ========== ===================== ========== ==============================================
 
-Tile URLs and keys come from the environment, never from code: ``TIANYA_TILES_<ID>``
-overrides a template (``{s}``, ``{z}``, ``{x}``, ``{y}``, ``{key}`` placeholders),
-``TIANYA_TIANDITU_KEY`` is the 天地图 browser key (``tk``) and ``TIANYA_AMAP_KEY`` fills
-``{key}`` in an Amap template that has one. A base map whose template needs a key that is
-not configured is refused with a message naming the variable.
+Tile URLs and keys are given by the caller, never read here: ``tiles`` maps a base map id to
+a template overriding the default (``{s}``, ``{z}``, ``{x}``, ``{y}``, ``{key}``
+placeholders; the settings ``TIANYA_TILES_<ID>``), ``keys`` maps ``"tianditu"`` to the
+天地图 browser key (``tk``, setting ``TIANYA_TIANDITU_KEY``) and ``"amap"`` to the key
+filling ``{key}`` in an Amap template that has one (``TIANYA_AMAP_KEY``). A base map whose
+template needs a key that is not given is refused with a message naming the setting.
 
 GCJ-02 ("Mars coordinates") is computed by :mod:`prcoords` (public domain), which reproduces
 the published eviltransform test vectors to 1e-12 degrees (see ``tests/test_maps.py``).
@@ -22,7 +23,7 @@ the published eviltransform test vectors to 1e-12 degrees (see ``tests/test_maps
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,7 @@ import shapely
 
 from analytics.errors import AnalyticsError, check_choice
 
-__all__ = ["BASEMAPS", "BaseMap", "basemap", "to_gcj02", "wgs_to_gcj"]
+__all__ = ["BASEMAPS", "BaseMap", "basemap", "bilingual", "to_gcj02", "wgs_to_gcj"]
 
 
 @dataclass(frozen=True)
@@ -44,15 +45,15 @@ class BaseMap:
     zh, en : str
         Titles.
     url : str
-        Default tile URL template (overridden by ``TIANYA_TILES_<ID>``).
+        Default tile URL template (overridden by ``tiles[id]``).
     attribution : str
         Attribution shown on the map (required by every provider's terms).
     datum : {"WGS84", "CGCS2000", "GCJ-02"}
         Coordinates the tiles are drawn in; ``GCJ-02`` means overlays must be converted.
     subdomains : str
         Values of ``{s}``.
-    key_env : str or None
-        Environment variable holding the key for ``{key}``.
+    key : str or None
+        Which of the ``keys`` fills ``{key}`` (``"tianditu"``, ``"amap"``).
     labels : str or None
         Optional annotation tile template drawn above (天地图's separate label layer).
     """
@@ -64,7 +65,7 @@ class BaseMap:
     attribution: str
     datum: str = "WGS84"
     subdomains: str = "abc"
-    key_env: str | None = None
+    key: str | None = None
     labels: str | None = None
     max_zoom: int = 18
 
@@ -73,22 +74,47 @@ class BaseMap:
         return self.datum == "GCJ-02"
 
     def title(self, lang: str = "both") -> str:
-        return _title(self.zh, self.en, lang)
+        return bilingual(self.zh, self.en, lang)
 
-    def tiles(self) -> tuple[str, str | None]:
-        """The configured tile template and label template with the key filled in."""
-        url = os.environ.get(f"TIANYA_TILES_{self.id.upper()}") or self.url
+    @property
+    def key_setting(self) -> str | None:
+        """The setting naming this base map's key (``TIANYA_TIANDITU_KEY``…)."""
+        return f"TIANYA_{self.key.upper()}_KEY" if self.key else None
+
+    def tiles(self, tiles: Mapping[str, str] | None = None,
+              keys: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+        """The tile template and label template, with the key filled in.
+
+        Parameters
+        ----------
+        tiles : mapping of str to str, optional
+            Tile URL templates by base map id, overriding the defaults.
+        keys : mapping of str to str, optional
+            Keys by key id (``"tianditu"``, ``"amap"``).
+
+        Raises
+        ------
+        AnalyticsError
+            The template needs a key that ``keys`` lacks (naming its setting).
+        """
+        url = (tiles or {}).get(self.id) or self.url
         labels = self.labels
         if "{key}" in url or (labels and "{key}" in labels):
-            key = os.environ.get(self.key_env or "") if self.key_env else None
+            key = (keys or {}).get(self.key) if self.key else None
             if not key:
-                raise AnalyticsError(f"base map {self.id!r} needs a key: set {self.key_env}")
+                raise AnalyticsError(f"base map {self.id!r} needs a key: set "
+                                     f"{self.key_setting or 'a key in its tile URL'}")
             url = url.replace("{key}", key)
             labels = labels.replace("{key}", key) if labels else None
         return url, labels
 
 
-def _title(zh: str, en: str, lang: str) -> str:
+def bilingual(zh: str, en: str, lang: str) -> str:
+    """The title in ``lang``: ``"zh"``, ``"en"`` or both (anything else).
+
+    >>> bilingual("天涯区", "Tianya", "both")
+    '天涯区 Tianya'
+    """
     if lang.lower().startswith("zh"):
         return zh
     if lang.lower().startswith("en"):
@@ -108,19 +134,19 @@ BASEMAPS: dict[str, BaseMap] = {b.id: b for b in (
             "&copy; OpenStreetMap contributors", subdomains="abc", max_zoom=19),
     BaseMap("tianditu", "天地图矢量", "Tianditu vector",
             _TDT.replace("{layer}", "vec"), _TDT_ATTR, datum="CGCS2000",
-            subdomains="01234567", key_env="TIANYA_TIANDITU_KEY",
+            subdomains="01234567", key="tianditu",
             labels=_TDT.replace("{layer}", "cva")),
     BaseMap("tianditu_img", "天地图影像", "Tianditu imagery",
             _TDT.replace("{layer}", "img"), _TDT_ATTR, datum="CGCS2000",
-            subdomains="01234567", key_env="TIANYA_TIANDITU_KEY",
+            subdomains="01234567", key="tianditu",
             labels=_TDT.replace("{layer}", "cia")),
     BaseMap("amap", "高德地图", "Amap",
             "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
             "&x={x}&y={y}&z={z}", _AMAP_ATTR, datum="GCJ-02", subdomains="1234",
-            key_env="TIANYA_AMAP_KEY"),
+            key="amap"),
     BaseMap("amap_img", "高德影像", "Amap imagery",
             "https://webst0{s}.is.autonavi.com/appmaptile?style=6&x={x}&y={y}&z={z}",
-            _AMAP_ATTR, datum="GCJ-02", subdomains="1234", key_env="TIANYA_AMAP_KEY"),
+            _AMAP_ATTR, datum="GCJ-02", subdomains="1234", key="amap"),
 )}
 
 

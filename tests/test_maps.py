@@ -19,11 +19,11 @@ from analytics import maps
 from analytics.basemaps import to_gcj02, wgs_to_gcj
 from analytics.report import weekly_report
 from layers.catalogue import LAYERS, THEMATIC
+from layers.district import TZ_NAME as TZ
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-TZ = "Asia/Shanghai"
 
 
 @pytest.fixture(scope="module")
@@ -234,15 +234,34 @@ def test_to_gcj02_moves_polygons(sample_data):
 def test_tianditu_needs_a_key(sample_data, monkeypatch):
     from analytics.errors import AnalyticsError
 
-    monkeypatch.delenv("TIANYA_TIANDITU_KEY", raising=False)
     with pytest.raises(AnalyticsError, match="TIANYA_TIANDITU_KEY"):
         maps.layers_map(sample_data, layers=("rivers",), basemap_id="tianditu")
-    monkeypatch.setenv("TIANYA_TIANDITU_KEY", "k123")
+    with pytest.raises(AnalyticsError, match="TIANYA_TIANDITU_KEY"):  # another map's key
+        maps.layers_map(sample_data, layers=("rivers",), basemap_id="tianditu",
+                        keys={"amap": "a1"})
     html = maps.render_html(maps.layers_map(sample_data, layers=("rivers",),
-                                            basemap_id="tianditu"))
+                                            basemap_id="tianditu", keys={"tianditu": "k123"}))
     assert "tk=k123" in html and "cva_w" in html
-    monkeypatch.setenv("TIANYA_TILES_OSM", "http://tiles.example/{z}/{x}/{y}.png")
+    tiles = {"osm": "http://tiles.example/{z}/{x}/{y}.png"}
+    html = maps.render_html(maps.layers_map(sample_data, layers=("rivers",), tiles=tiles))
+    assert "tiles.example" in html
+    # the environment is not read: the settings object passes tiles and keys
+    monkeypatch.setenv("TIANYA_TIANDITU_KEY", "k123")
+    monkeypatch.setenv("TIANYA_TILES_OSM", "http://env.example/{z}/{x}/{y}.png")
+    with pytest.raises(AnalyticsError, match="TIANYA_TIANDITU_KEY"):
+        maps.hotspot_map(sample_data["incidents"], basemap_id="tianditu_img")
     html = maps.render_html(maps.layers_map(sample_data, layers=("rivers",)))
+    assert "env.example" not in html and "tile.openstreetmap.org" in html
+
+
+def test_hot_and_choropleth_maps_take_tiles_and_keys(sample_data):
+    inc, comm = sample_data["incidents"], sample_data["communities"]
+    keys = {"tianditu": "kk9"}
+    html = maps.render_html(maps.hotspot_map(inc, basemap_id="tianditu_img", keys=keys,
+                                             emerging=False, kde=False))
+    assert "tk=kk9" in html and "img_w" in html
+    tiles = {"osm": "http://tiles.example/{z}/{x}/{y}.png"}
+    html = maps.render_html(maps.choropleth_map(inc, comm, tiles=tiles))
     assert "tiles.example" in html
 
 
