@@ -115,10 +115,17 @@ def _forkserver(p: psutil.Process) -> bool:
 # --- budgets -------------------------------------------------------------------------------
 
 
+def _use_data(monkeypatch, data: str) -> None:
+    """Make the settings of this process read ``data`` (as the server's would), for the test."""
+    from tianya import settings
+
+    monkeypatch.setattr(settings, "_CURRENT", settings.Settings.from_env(data=data))
+
+
 @pytest.mark.parametrize("pid,inputs,budget", FINDINGS)
 def test_findings_refused_by_the_library_check(sample_gpkg, monkeypatch, pid, inputs, budget):
     """check_inputs refuses each reported input before reading any data, naming the limit."""
-    monkeypatch.setenv("TIANYA_DATA", sample_gpkg)
+    _use_data(monkeypatch, sample_gpkg)
     started = time.monotonic()
     with pytest.raises(InvalidParameter) as info:
         PROCESSORS[pid]({"name": pid}).check_inputs(inputs)
@@ -162,7 +169,7 @@ def test_kernel_stencil_is_refused_after_reading_with_the_default_cell(server):
 
 def test_budgets_allow_the_existing_runs(sample_gpkg, monkeypatch):
     """The inputs of tests/test_processes.py and the option examples pass the checks."""
-    monkeypatch.setenv("TIANYA_DATA", sample_gpkg)
+    _use_data(monkeypatch, sample_gpkg)
     legit = [
         ("hot-spots", {**INCIDENTS, "cell_size": 250, "fdr": True}),
         ("local-moran", {**INCIDENTS, "cell_size": 250, "permutations": 199, "seed": 11}),

@@ -22,7 +22,8 @@ The replacements:
     bounded child process, compact result files, a failed synchronous run's own status).
 ``RasterioProvider.query`` / ``gen_covjson`` / ``get_fields``
     Overridden by :class:`tianya.plugins.raster_provider.TianyaRasterProvider` (which opens
-    its dataset and names its axes itself: no private attribute of the parent is read).
+    its dataset and names its axes itself: it only fills ``_fields``, which the base class
+    defines and reads).
 ``http_status_code`` / ``ogc_exception_code`` of pygeoapi's exceptions
     Set by :func:`pygeoapi_error` (our errors' status and OGC code); pygeoapi's items and
     processes handlers answer with them.
@@ -127,6 +128,13 @@ TARGETS: tuple[Target, ...] = (
            "band", params=("metadata", "data")),
     Target(f"{_RASTER}.get_fields", "overridden by TianyaRasterProvider: band names and units",
            params=()),
+    Target("pygeoapi.provider.base.BaseProvider", "TianyaRasterProvider.get_fields fills "
+           "_fields, which the base class defines and its fields property returns",
+           mentions=("self._fields = {}", "return self._fields")),
+    Target("pygeoapi.provider.rasterio_", "TianyaRasterProvider.axis_labels gives the axis "
+           "names the parent's query looks subsets up by",
+           mentions=("'x_axis_label': 'Long'", "'y_axis_label': 'Lat'",
+                     "properties['x_axis_label'] = 'x'", "properties['y_axis_label'] = 'y'")),
     Target("pygeoapi.provider.base.ProviderGenericError", "raised with our status and code",
            attributes=("http_status_code", "ogc_exception_code")),
     Target("pygeoapi.process.base.ProcessorExecuteError", "raised with our status and code",

@@ -6,8 +6,8 @@ against shelter capacity (each building assigned to the nearest shelter with
 room), and the waterlogging points, pumping stations and manhole covers at risk.
 
 It reads the public layers ``building_population``, ``communities``,
-``flood_prevention`` and ``urban_fixtures`` through the store (``TIANYA_DATA``)
-and the scenario raster from ``TIANYA_RASTERS`` (default: ``rasters/`` beside the
+``flood_prevention`` and ``urban_fixtures`` through the store (the ``data`` setting)
+and the scenario raster from the ``rasters`` setting (default: ``rasters/`` beside the
 GeoPackage). The answer is aggregated (per community and per shelter) and holds
 no personal field, so every role may run it.
 
@@ -26,6 +26,7 @@ from pygeoapi.process.base import BaseProcessor
 from geodata.rasters import SCENARIOS, default_dir, raster_files
 from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, choices
+from tianya import settings as tianya_settings
 from tianya.plugins.processes import Option
 
 __all__ = ["PROCESS_ID", "ExposureProcessor", "process_resource"]
@@ -112,14 +113,15 @@ def run_exposure(scenario: str, evacuate_depth: float = 0.5, risk_depth: float =
                  rasters: str | None = None) -> dict:
     """The process's answer for the store ``data`` and raster folder ``rasters``.
 
-    Defaults: ``$TIANYA_DATA`` (or the sample GeoPackage) and :func:`default_dir` of it.
+    Defaults: the ``data`` and ``rasters`` settings (:func:`tianya.settings.current`; without
+    ``rasters``, :func:`default_dir` of the data).
     """
     from analytics.exposure import flood_exposure
-    from layers.store import STORE_ENV
     from layers.stores import open_store
 
-    data = data or os.environ.get(STORE_ENV)
-    path = raster_files(rasters or default_dir(data))[scenario]
+    conf = tianya_settings.current()
+    data = data or conf.store_location()
+    path = raster_files(rasters or conf.rasters or default_dir(data))[scenario]
     if not os.path.exists(path):
         raise NotFound(f"the raster of scenario {scenario!r} is missing: run `tianya rasters`")
     store = open_store(data)

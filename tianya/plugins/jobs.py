@@ -1,6 +1,7 @@
 """The process job manager: pygeoapi's manager made safe for gunicorn, hosts and strangers.
 
-Configured in ``server.manager`` (``name: tianya.plugins.jobs.JobManager``):
+Configured in ``server.manager`` (``name: tianya.plugins.jobs.JobManager``); a key left out
+takes its value from the settings object (:func:`tianya.settings.current`, the variable named):
 
 ``connection``
     The SQLite job file, ``${TIANYA_JOBS:-/tmp/tianya-jobs.sqlite}``, or a ``postgresql://``
@@ -90,11 +91,7 @@ import uuid
 from pathlib import Path
 
 from pygeoapi.formats import F_JSON, F_JSONLD, FORMAT_TYPES
-from pygeoapi.process.base import (
-    JobNotFoundError,
-    JobResultNotFoundError,
-    ProcessorExecuteError,
-)
+from pygeoapi.process.base import JobNotFoundError, JobResultNotFoundError
 from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import (
     JobStatus,
@@ -106,10 +103,12 @@ from pygeoapi.util import (
 from layers import access
 from layers.errors import TianyaError, TooManyRequests
 from tianya import request
+from tianya import settings as tianya_settings
+from tianya.compat import pygeoapi_error
 from tianya.plugins import runner
 from tianya.plugins.jobstore import LimitReached, open_job_store
 
-__all__ = ["RETRY_AFTER", "JobManager", "ProcessInputError", "ProcessRunError", "new_job_id"]
+__all__ = ["RETRY_AFTER", "JobManager", "new_job_id", "run_error"]
 
 LOGGER = logging.getLogger(__name__)
 #: Per-thread note from execute_process to add_job: is the job being added restricted?
@@ -129,17 +128,9 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-class ProcessInputError(ProcessorExecuteError):
-    """A :class:`~layers.errors.TianyaError` raised while checking inputs, with its status."""
-
-    def __init__(self, err: TianyaError):
-        super().__init__(str(err), user_msg=str(err))
-        self.http_status_code = err.status
-        self.ogc_exception_code = err.ogc_code
-
-
-class ProcessRunError(ProcessorExecuteError):
-    """A synchronous run that failed: the error's own status, or 500 for a fault of ours.
+def run_error(process_id: str, err: Exception, message: str | None = None):
+    """A failed synchronous run as pygeoapi's exception: the error's own status, or 500 for a
+    fault of ours.
 
     A fault of ours (not a :class:`~layers.errors.TianyaError`) is not described to the
     client: its text may hold SQL, schema names or paths.  It is logged with its traceback
@@ -153,16 +144,9 @@ class ProcessRunError(ProcessorExecuteError):
     message : str, optional
         The generic message already logged and recorded for ``err`` (else it is logged here).
     """
-
-    def __init__(self, process_id: str, err: Exception, message: str | None = None):
-        if isinstance(err, TianyaError):
-            msg, status, code = str(err), err.status, err.ogc_code
-        else:
-            msg = message or internal_failure(process_id, err)
-            status, code = 500, "NoApplicableCode"
-        super().__init__(msg, user_msg=msg)
-        self.http_status_code = status
-        self.ogc_exception_code = code
+    if not isinstance(err, TianyaError):
+        err = TianyaError(message or internal_failure(process_id, err))
+    return pygeoapi_error(err, "process")
 
 
 def internal_failure(process_id: str, err: BaseException, job_id: str | None = None) -> str:
@@ -185,16 +169,17 @@ class JobManager(BaseManager):
         self.store = open_job_store(self.connection, manager_def.get("data"))
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+        conf = tianya_settings.current()  # a key of manager_def wins over the settings
         self.retention = 3600 * float(_setting(manager_def, "retention_hours",
-                                               "TIANYA_JOB_RETENTION_HOURS", 168))
+                                               conf.job_retention_hours))
         self.max_jobs_per_caller = int(_setting(manager_def, "max_jobs_per_caller",
-                                                "TIANYA_JOB_LIMIT", 4))
+                                                conf.job_limit))
         self.max_anonymous_jobs = int(_setting(manager_def, "max_anonymous_jobs",
-                                               "TIANYA_JOB_LIMIT_ANONYMOUS", 4))
+                                               conf.job_limit_anonymous))
         self.max_result_bytes = int(_setting(manager_def, "max_result_bytes",
-                                             "TIANYA_JOB_MAX_RESULT_BYTES", 64 << 20))
+                                             conf.job_max_result_bytes))
         self.result_quota = int(_setting(manager_def, "result_quota_bytes",
-                                         "TIANYA_JOB_RESULT_QUOTA", 512 << 20))
+                                         conf.job_result_quota))
         self.host = socket.gethostname()
         self._purged_at = float("-inf")
         self._purge_lock = threading.Lock()
@@ -226,7 +211,8 @@ class JobManager(BaseManager):
                 msg = (f"too many unfinished jobs: {who.name!r} ({who.role}) has {err.count} "
                        f"accepted or running jobs, the limit is {limit} per caller; wait for "
                        f"one to finish (GET /jobs) or dismiss one, then retry")
-            raise ProcessInputError(TooManyRequests(msg, retry_after=RETRY_AFTER)) from None
+            raise pygeoapi_error(TooManyRequests(msg, retry_after=RETRY_AFTER),
+                                 "process") from None
         return job_metadata["identifier"]
 
     def update_job(self, job_id: str, update_dict: dict) -> bool:
@@ -469,7 +455,7 @@ class JobManager(BaseManager):
             if check is not None:
                 restricted = processor.restricted(check(data_dict))
         except TianyaError as err:
-            raise ProcessInputError(err) from None
+            raise pygeoapi_error(err, "process") from None
         job_id = new_job_id()
         processor.set_job_id(job_id)
         options = processor.metadata.get("jobControlOptions", [])
@@ -487,7 +473,7 @@ class JobManager(BaseManager):
                 self._check_quota()
             ticket = runner.reserve() if asynchronous else None  # before the job exists
         except TianyaError as err:
-            raise ProcessInputError(err) from None
+            raise pygeoapi_error(err, "process") from None
         run = _Run(processor, self.processes[process_id]["processor"],
                    asynchronous=asynchronous, wanted=self._wanted(job_id))
         # pygeoapi reads self.processor only in its subscriber notifications (for
@@ -518,8 +504,8 @@ class JobManager(BaseManager):
                 run, job_id, data_dict, requested_outputs, **extra)
             if status == JobStatus.failed and run.failure is not None:
                 # pygeoapi would answer every failure with 400; the job stays recorded failed
-                raise ProcessRunError(process_id, run.failure,
-                                      getattr(run, "failure_message", None)) from None
+                raise run_error(process_id, run.failure,
+                                getattr(run, "failure_message", None)) from None
         return job_id, mime, outputs, status, headers
 
     def _execute_handler_sync(self, p, job_id, data_dict, *args, **kwargs):
@@ -613,7 +599,7 @@ class JobManager(BaseManager):
             try:
                 ticket = runner.reserve()
             except TianyaError as err:
-                raise ProcessInputError(err) from None
+                raise pygeoapi_error(err, "process") from None
         kwargs = {"requested_response": requested_response}
         if self.supports_subscribing:
             kwargs["subscriber"] = subscriber
@@ -703,12 +689,10 @@ def _anonymous(who: access.Principal) -> bool:
     return _public((who.name, who.role))
 
 
-def _setting(manager_def: dict, key: str, env: str, default):
-    """A manager setting: its config key, else the environment variable, else ``default``."""
+def _setting(manager_def: dict, key: str, default):
+    """A manager setting: its configuration key, else ``default`` (the settings object's)."""
     value = manager_def.get(key)
-    if value in (None, ""):
-        value = os.environ.get(env) or default
-    return value
+    return default if value in (None, "") else value
 
 
 def _size(location: str) -> int:

@@ -1,7 +1,7 @@
 """OGC API - Processes adapters: one pygeoapi processor per analysis.
 
 Thin adapters, no web framework: each processor checks its inputs, reads a catalogue layer
-through the store (:func:`layers.stores.open_store`, so ``TIANYA_DATA`` decides), calls the
+through the store (:func:`layers.stores.open_store` of the ``data`` setting), calls the
 analytics library and returns GeoJSON (CRS84) or, for kernel density, a GeoTIFF.
 
 - ``hot-spots``: Getis-Ord Gi* (:func:`analytics.gistar.hot_spots`), GeoJSON;
@@ -30,7 +30,7 @@ as failed either way.
 
 Work budgets: every input that sizes the work (grid cells, raster pixels and the kernel's
 stencil, time steps, neighbours, permutations, DBSCAN's eps) is checked against the ``MAX_*``
-constants below (``TIANYA_MAX_*`` override them) before anything is allocated: in
+settings (``TIANYA_MAX_*``, defaults in the constants below) before anything is allocated: in
 :meth:`AnalysisProcessor.check_inputs` over the layer's extent, again in ``run`` over the
 selection; over budget is a 400 that states the limit.  The runs themselves execute in
 :mod:`tianya.plugins.runner`'s bounded pool of child processes (memory and time limits).
@@ -42,6 +42,7 @@ the request's context is not set.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -56,6 +57,8 @@ from layers import access
 from layers.catalogue import LAYERS, Layer
 from layers.errors import InvalidParameter, choices
 from tianya import request
+from tianya import settings as tianya_settings
+from tianya.settings import Settings
 
 __all__ = [
     "PROCESSORS",
@@ -213,38 +216,44 @@ GRID_OPTIONS = (
 # exists) from the inputs and the layer's extent (:meth:`layers.store.Store.extent`, the whole
 # layer: a filter does not shrink the estimate), and again in ``run`` with the selection's
 # real size (units, points) just before the expensive step.  A run over budget is a 400 that
-# states the limit.  Each budget can be overridden by the environment variable
-# ``TIANYA_<NAME>`` (e.g. ``TIANYA_MAX_GRID_CELLS=500000``), read when this module is imported.
+# states the limit.  Each budget is a setting, ``TIANYA_<NAME>`` (e.g.
+# ``TIANYA_MAX_GRID_CELLS=500000``, :mod:`tianya.settings`); the checks read the current
+# settings (:func:`_limit`), and the ``MAX_*`` names below are the defaults.
 # The defaults keep a run within about 1-2 GB and a minute on one core; a run that still goes
 # beyond the process limits of :mod:`tianya.plugins.runner` (memory, time) is stopped there.
 
 
-def _budget(name: str, default):
-    value = os.environ.get(f"TIANYA_{name}")
-    return type(default)(float(value)) if value else default
+def _budget(name: str):
+    """The default of budget ``name`` (``MAX_GRID_CELLS`` …): the settings field's default."""
+    return next(f.default for f in dataclasses.fields(Settings) if f.name == name.lower())
+
+
+def _limit(name: str):
+    """Budget ``name`` (``MAX_GRID_CELLS`` …) in the current settings."""
+    return getattr(tianya_settings.current(), name.lower())
 
 
 #: Fishnet squares or hexagons covering the extent (hot spots, local Moran, OHSA, EHSA bins).
-MAX_GRID_CELLS = _budget("MAX_GRID_CELLS", 250_000)
+MAX_GRID_CELLS = _budget("MAX_GRID_CELLS")
 #: Kernel density pixels (the extent padded by the bandwidth on every side).
-MAX_RASTER_CELLS = _budget("MAX_RASTER_CELLS", 4_000_000)
+MAX_RASTER_CELLS = _budget("MAX_RASTER_CELLS")
 #: Kernel density work: pixels x kernel stencil ((2 * bandwidth / cell_size + 3) ** 2 passes).
-MAX_KERNEL_VISITS = _budget("MAX_KERNEL_VISITS", 1_000_000_000)
+MAX_KERNEL_VISITS = _budget("MAX_KERNEL_VISITS")
 #: Emerging hot spots: time steps of the space-time cube (counted by
 #: :func:`analytics.emerging.count_steps`, which the library also enforces with this value).
-MAX_TIME_STEPS = _budget("MAX_TIME_STEPS", 1_000)
+MAX_TIME_STEPS = _budget("MAX_TIME_STEPS")
 #: Emerging hot spots: bins x time steps of the cube (before empty bins are dropped).
-MAX_CUBE_CELLS = _budget("MAX_CUBE_CELLS", 10_000_000)
+MAX_CUBE_CELLS = _budget("MAX_CUBE_CELLS")
 #: Permutation inference, per analysed unit: (neighbours + 1) x permutations.
-MAX_DRAWS_PER_UNIT = _budget("MAX_DRAWS_PER_UNIT", 200_000)
+MAX_DRAWS_PER_UNIT = _budget("MAX_DRAWS_PER_UNIT")
 #: Permutation inference, whole run: units x (neighbours + 1) x permutations.
-MAX_PERMUTATION_DRAWS = _budget("MAX_PERMUTATION_DRAWS", 1_000_000_000)
+MAX_PERMUTATION_DRAWS = _budget("MAX_PERMUTATION_DRAWS")
 #: Neighbours of one unit (distance band weights, DBSCAN eps, HDBSCAN min_samples).
-MAX_NEIGHBOURS_PER_UNIT = _budget("MAX_NEIGHBOURS_PER_UNIT", 5_000)
+MAX_NEIGHBOURS_PER_UNIT = _budget("MAX_NEIGHBOURS_PER_UNIT")
 #: Neighbour pairs of a whole run (distance band weights, DBSCAN eps, HDBSCAN min_samples).
-MAX_NEIGHBOUR_PAIRS = _budget("MAX_NEIGHBOUR_PAIRS", 20_000_000)
+MAX_NEIGHBOUR_PAIRS = _budget("MAX_NEIGHBOUR_PAIRS")
 #: DBSCAN: share of the layer's extent the eps disc may cover.
-MAX_EPS_AREA_SHARE = _budget("MAX_EPS_AREA_SHARE", 0.01)
+MAX_EPS_AREA_SHARE = _budget("MAX_EPS_AREA_SHARE")
 
 #: The budgets by name (for documentation and the tests).
 BUDGETS = ("MAX_GRID_CELLS", "MAX_RASTER_CELLS", "MAX_KERNEL_VISITS", "MAX_TIME_STEPS",
@@ -253,7 +262,7 @@ BUDGETS = ("MAX_GRID_CELLS", "MAX_RASTER_CELLS", "MAX_KERNEL_VISITS", "MAX_TIME_
 
 
 def _over(what: str, value: float, name: str, advice: str) -> InvalidParameter:
-    limit = globals()[name]
+    limit = _limit(name)
     shown = f"{value:,.0f}" if value >= 10 else f"{value:.3g}"
     return InvalidParameter(f"{what} would be {shown}, more than the limit of {limit:,} "
                             f"({name}); {advice}")
@@ -261,7 +270,7 @@ def _over(what: str, value: float, name: str, advice: str) -> InvalidParameter:
 
 def _require_within(what: str, value: float, name: str, advice: str) -> None:
     """Raise a 400 stating the limit if ``value`` exceeds the budget ``name``."""
-    if value > globals()[name]:
+    if value > _limit(name):
         raise _over(what, value, name, advice)
 
 
@@ -274,9 +283,7 @@ def _layer_extent(layer: Layer):
     """The store's ``(bbox, temporal)`` extent of the layer, reused for :data:`EXTENT_TTL` s."""
     import time
 
-    from layers.store import DEFAULT_GPKG, STORE_ENV
-
-    key = (os.environ.get(STORE_ENV) or DEFAULT_GPKG, layer.id)
+    key = (tianya_settings.current().store_location(), layer.id)
     hit = _EXTENTS.get(key)
     if hit is None or time.monotonic() - hit[0] > EXTENT_TTL:
         hit = _EXTENTS[key] = (time.monotonic(), _store().extent(layer))
@@ -345,7 +352,7 @@ def _check_cells(layer: Layer, size: float, shape: str, extra: Layer | None = No
     if ext is None:
         return 0
     cells = grid_cells(*ext, size, shape)
-    smallest = math.sqrt(ext[0] * ext[1] / MAX_GRID_CELLS) * (1.1 if shape == "hexagon"
+    smallest = math.sqrt(ext[0] * ext[1] / _limit("MAX_GRID_CELLS")) * (1.1 if shape == "hexagon"
                                                               else 1.0)
     _require_within(f"{shape} cells of {size:g} m over the extent of {layer.id!r} ({_km(ext)})",
                     cells, "MAX_GRID_CELLS",
@@ -642,11 +649,10 @@ _STORES_LOCK = threading.Lock()
 
 
 def _store():
-    """One store per data location (``TIANYA_DATA``), shared by the processors."""
-    from layers.store import DEFAULT_GPKG, STORE_ENV
+    """One store per data location (the ``data`` setting), shared by the processors."""
     from layers.stores import open_store
 
-    url = os.environ.get(STORE_ENV) or DEFAULT_GPKG
+    url = tianya_settings.current().store_location()
     with _STORES_LOCK:
         if url not in _STORES:
             _STORES[url] = open_store(url)
@@ -932,10 +938,10 @@ class DensityClustersProcessor(AnalysisProcessor):
         ext = _extent_m(layer) if opts["method"] == "dbscan" else None
         if ext is not None and ext[0] * ext[1] > 0:
             share = math.pi * opts["eps"] ** 2 / (ext[0] * ext[1])
+            most = math.sqrt(_limit("MAX_EPS_AREA_SHARE") * ext[0] * ext[1] / math.pi)
             _require_within(f"the share of the extent of {layer.id!r} ({_km(ext)}) covered by an "
                             f"eps disc of {opts['eps']:g} m", share, "MAX_EPS_AREA_SHARE",
-                            f"use an eps of at most "
-                            f"{math.sqrt(MAX_EPS_AREA_SHARE * ext[0] * ext[1] / math.pi):.0f} m")
+                            f"use an eps of at most {most:.0f} m")
 
     @staticmethod
     def _check_selection(frame, opts) -> None:
@@ -1053,7 +1059,7 @@ class EmergingHotSpotsProcessor(AnalysisProcessor):
                                  distance_band=opts["distance_band"],
                                  neighborhood_time_step=opts["neighborhood_time_step"],
                                  alpha=opts["alpha"], fdr=opts["fdr"],
-                                 max_steps=MAX_TIME_STEPS)
+                                 max_steps=_limit("MAX_TIME_STEPS"))
         cols = ["cell_id", "total", "category", "n_hot", "n_cold", "final_z", "trend_z",
                 "trend_p", "count_trend_z", "count_trend_p"]
         edges = res.cube.edges

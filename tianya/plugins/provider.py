@@ -8,32 +8,19 @@ store implements it.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
-from pygeoapi.provider.base import (
-    BaseProvider,
-    ProviderConnectionError,
-    ProviderGenericError,
-    ProviderInvalidQueryError,
-    ProviderItemNotFoundError,
-)
+from pygeoapi.provider.base import BaseProvider
 
 from layers import access
 from layers.catalogue import Layer, get_layer
-from layers.errors import (
-    Conflict,
-    Forbidden,
-    InvalidParameter,
-    NotAuthenticated,
-    NotFound,
-    StoreUnavailable,
-    TianyaError,
-)
+from layers.errors import InvalidParameter, TianyaError
 from layers.query import Query, coerce_value, parse_interval
 from layers.store import Store
 from layers.stores import open_store
 from tianya import request
+from tianya.compat import pygeoapi_error
+from tianya.settings import data_location
 
 _JSON_TYPES = {"string": ("string", None), "integer": ("integer", None),
                "number": ("number", None), "boolean": ("boolean", None),
@@ -62,28 +49,6 @@ def field_schema(layer: Layer, names) -> dict[str, dict]:
     return out
 
 
-class _Refused(ProviderGenericError):
-    def __init__(self, err: TianyaError):
-        super().__init__(str(err), user_msg=str(err))
-        self.http_status_code = err.status
-        self.ogc_exception_code = err.ogc_code
-
-
-def _translate(err: TianyaError) -> ProviderGenericError:
-    """Our errors as pygeoapi's, keeping the status and the message the user sees."""
-    msg = str(err)
-    if isinstance(err, NotFound):
-        return ProviderItemNotFoundError(msg, user_msg=msg)
-    if isinstance(err, StoreUnavailable):  # 503, not pygeoapi's 500: the client may retry
-        exc = ProviderConnectionError(msg, user_msg=msg)
-        exc.http_status_code = err.status
-        exc.ogc_exception_code = err.ogc_code
-        return exc
-    if isinstance(err, NotAuthenticated | Forbidden | Conflict) or err.status != 400:
-        return _Refused(err)
-    return ProviderInvalidQueryError(msg, user_msg=msg)
-
-
 class TianyaProvider(BaseProvider):
     """Feature provider over a :class:`~layers.store.Store` for one catalogue layer.
 
@@ -100,9 +65,8 @@ class TianyaProvider(BaseProvider):
         try:
             self.layer = get_layer(provider_def.get("table") or provider_def.get("layer"))
         except TianyaError as err:
-            raise _translate(err) from None
-        data = self.data if "://" in self.data else os.path.abspath(self.data)
-        self.store = store_for(data)
+            raise pygeoapi_error(err) from None
+        self.store = store_for(data_location(self.data))
         self.id_field = self.layer.key
         self.time_field = self.layer.temporal
         self.visible = access.visible_fields(self.layer, request.principal())
@@ -115,15 +79,15 @@ class TianyaProvider(BaseProvider):
         try:
             access.require_read(self.layer, request.principal())
         except TianyaError as err:
-            raise _translate(err) from None
+            raise pygeoapi_error(err) from None
 
     def query(self, offset=0, limit=10, resulttype="results", bbox=None, datetime_=None,
               properties=None, sortby=None, select_properties=None, skip_geometry=False,
               q=None, filterq=None, crs_transform_spec=None, language=None, **kwargs):
         self._check_access()
         if q:
-            raise ProviderInvalidQueryError(user_msg="free-text search (q) is not supported by "
-                                                     "this collection")
+            raise pygeoapi_error(InvalidParameter("free-text search (q) is not supported by "
+                                                  "this collection"))
         try:
             bb = None
             if bbox:
@@ -144,7 +108,7 @@ class TianyaProvider(BaseProvider):
             target = crs_transform_spec.target_crs_uri if crs_transform_spec else None
             page = self.store.query(self.layer, query, target_crs=target)
         except TianyaError as err:
-            raise _translate(err) from None
+            raise pygeoapi_error(err) from None
         return page.to_geojson()
 
     def get(self, identifier, crs_transform_spec=None, **kwargs):
@@ -153,7 +117,7 @@ class TianyaProvider(BaseProvider):
         try:
             feat = self.store.get(self.layer, str(identifier), target_crs=target)
         except TianyaError as err:
-            raise _translate(err) from None
+            raise pygeoapi_error(err) from None
         if len(self.visible) != len(self.layer.fields):
             feat["properties"] = {k: v for k, v in feat["properties"].items()
                                   if k in self.visible}
@@ -163,7 +127,7 @@ class TianyaProvider(BaseProvider):
 
     def _writable(self):
         if self.layer.id != "incidents":
-            raise _Refused(InvalidParameter(f"collection {self.layer.id!r} is read-only"))
+            raise pygeoapi_error(InvalidParameter(f"collection {self.layer.id!r} is read-only"))
 
     def create(self, item):
         """Intake of a new case: validation, automatic dispatch, history (one transaction)."""
@@ -174,7 +138,7 @@ class TianyaProvider(BaseProvider):
             feat = cases.create_case(self.store, cases.parse_body(item), request.principal(),
                                      content_crs=request.content_crs())
         except TianyaError as err:
-            raise _translate(err) from None
+            raise pygeoapi_error(err) from None
         return feat["id"]
 
     def update(self, identifier, item):
@@ -186,7 +150,7 @@ class TianyaProvider(BaseProvider):
             cases.replace_case(self.store, str(identifier), cases.parse_body(item),
                                request.principal(), content_crs=request.content_crs())
         except TianyaError as err:
-            raise _translate(err) from None
+            raise pygeoapi_error(err) from None
         return True
 
     def delete(self, identifier):
@@ -196,5 +160,5 @@ class TianyaProvider(BaseProvider):
         try:
             lifecycle.delete_case(self.store, str(identifier), request.principal())
         except TianyaError as err:
-            raise _translate(err) from None
+            raise pygeoapi_error(err) from None
         return True

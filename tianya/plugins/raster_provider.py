@@ -16,7 +16,9 @@ the full extent of the other axis.
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
+import rasterio
 from pygeoapi.provider.base import ProviderInvalidQueryError, ProviderRequestEntityTooLargeError
 from pygeoapi.provider.rasterio_ import RasterioProvider
 
@@ -25,21 +27,41 @@ MAX_JSON_CELLS = 1_000_000
 
 
 class TianyaRasterProvider(RasterioProvider):
-    """Rasterio coverage provider naming bands from their description and unit."""
+    """Rasterio coverage provider naming bands from their description and unit.
+
+    It reads no private attribute of its parent: it opens the dataset itself
+    (:attr:`dataset`) and names the axes as the parent does (:attr:`axis_labels`). It
+    fills ``_fields``, which pygeoapi's :class:`~pygeoapi.provider.base.BaseProvider`
+    defines and reads (``fields``, the collection description): :mod:`tianya.compat`
+    checks that it still does.
+    """
+
+    @cached_property
+    def dataset(self):
+        """Our own handle on the raster (``self.data``), opened on first use."""
+        return rasterio.open(self.data)
+
+    @cached_property
+    def axis_labels(self) -> tuple[str, str]:
+        """The x and y axis names of subsets: ``x``/``y`` in a projected CRS, else
+        ``Long``/``Lat`` (pygeoapi 0.24's names, which its ``query`` looks up)."""
+        crs = self.dataset.crs
+        return ("x", "y") if crs is not None and crs.is_projected else ("Long", "Lat")
 
     def _band(self, i: int) -> tuple[str, str | None]:
-        name = self._data.descriptions[i - 1] or f"band{i}"
-        unit = self._data.units[i - 1] or None
+        name = self.dataset.descriptions[i - 1] or f"band{i}"
+        unit = self.dataset.units[i - 1] or None
         return name, unit
 
     def get_fields(self):
         if not self._fields:
-            for i, dtype in zip(self._data.indexes, self._data.dtypes, strict=True):
+            ds = self.dataset
+            for i, dtype in zip(ds.indexes, ds.dtypes, strict=True):
                 name, unit = self._band(i)
                 self._fields[str(i)] = {
                     "title": name,
                     "type": "number" if dtype.startswith("float") else "integer",
-                    "_meta": self._data.tags(i),
+                    "_meta": ds.tags(i),
                 }
                 if unit:
                     self._fields[str(i)]["x-ogc-unit"] = unit
@@ -48,9 +70,9 @@ class TianyaRasterProvider(RasterioProvider):
     def query(self, properties=None, subsets=None, bbox=None, bbox_crs=4326, datetime_=None,
               format_="json", **kwargs):
         subsets = dict(subsets or {})
-        x, y = self._coverage_properties["x_axis_label"], self._coverage_properties["y_axis_label"]
+        x, y = self.axis_labels
         if (x in subsets) != (y in subsets):  # the parent ignores a one-axis subset: complete it
-            w, s, e, n = self._data.bounds
+            w, s, e, n = self.dataset.bounds
             subsets.setdefault(x, [w, e])
             subsets.setdefault(y, [s, n])
         area = self._area(subsets, bbox or [])
@@ -70,8 +92,8 @@ class TianyaRasterProvider(RasterioProvider):
 
         A box or subset that misses the grid is a 400 (rasterio's mask raises instead).
         """
-        w, s, e, n = self._data.bounds
-        x, y = self._coverage_properties["x_axis_label"], self._coverage_properties["y_axis_label"]
+        w, s, e, n = self.dataset.bounds
+        x, y = self.axis_labels
         qw, qs, qe, qn = w, s, e, n
         if bbox and (x in subsets or y in subsets):
             raise ProviderInvalidQueryError(
@@ -90,7 +112,7 @@ class TianyaRasterProvider(RasterioProvider):
             raise ProviderInvalidQueryError(
                 user_msg=f"bbox and subset bounds must be finite numbers, got ({qw:g}, {qs:g}, "
                 f"{qe:g}, {qn:g})")
-        rx, ry = self._data.res
+        rx, ry = self.dataset.res
         # the answer holds the pixels whose centres fall inside: the box must reach one
         if qe < w + rx / 2 or qw > e - rx / 2 or qn < s + ry / 2 or qs > n - ry / 2 \
                 or qe - qw < 0 or qn - qs < 0:
@@ -101,14 +123,14 @@ class TianyaRasterProvider(RasterioProvider):
 
     def _cells(self, area: tuple[float, float, float, float]) -> int:
         """Cells an area covers (an upper bound), within the grid's bounds."""
-        gw, gs, ge, gn = self._data.bounds
+        gw, gs, ge, gn = self.dataset.bounds
         w, s, e, n = max(area[0], gw), max(area[1], gs), min(area[2], ge), min(area[3], gn)
-        rx, ry = self._data.res
+        rx, ry = self.dataset.res
         return int((abs(e - w) / rx + 2) * (abs(n - s) / ry + 2))
 
     def gen_covjson(self, metadata, data):
         cj = super().gen_covjson(metadata, data)
-        bands = metadata.get("bands") or list(self._data.indexes)
+        bands = metadata.get("bands") or list(self.dataset.indexes)
         # the parent keys every band by the same None id: rebuild one entry per band
         template = next(iter(cj["parameters"].values()), None)
         values = next(iter(cj["ranges"].values()), None)

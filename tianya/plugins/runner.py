@@ -31,7 +31,8 @@ Children are forked from a ``forkserver`` (started once per gunicorn worker with
 analytics libraries preloaded, so a run starts in milliseconds, never forked from a threaded
 worker).  A child exits when the worker that started it dies.
 
-Settings (environment variables, read when the pool is first used):
+Settings (fields of :func:`tianya.settings.current`, named here by their environment variables;
+a child process is handed the server's settings object):
 
 * ``TIANYA_PROCESS_WORKERS`` (2): runs at the same time on this host;
 * ``TIANYA_PROCESS_MEMORY_MB`` (4096): address space a run may add, MiB;
@@ -71,6 +72,7 @@ from dataclasses import dataclass
 from multiprocessing import forkserver
 
 from layers.errors import TianyaError, TooManyRequests
+from tianya import settings as tianya_settings
 
 __all__ = ["CLIENT", "Limits", "ProcessBusy", "RunCancelled", "RunFailed", "RunLimitExceeded",
            "Ticket", "limits", "peer_present", "reserve", "run", "run_processor", "slots_in_use",
@@ -124,42 +126,26 @@ class Limits:
     scheduler: str = ""
 
     @classmethod
-    def from_env(cls) -> Limits:
-        env = os.environ.get
-
-        def number(name, default, kind=int, least=1):
-            value = env(name)
-            if not value:
-                return default
-            try:
-                got = kind(float(value))
-            except ValueError:
-                raise ValueError(f"{name} must be a number, got {value!r}") from None
-            if got < least:
-                raise ValueError(f"{name} must be at least {least}, got {value!r}")
-            return got
-
-        return cls(workers=number("TIANYA_PROCESS_WORKERS", 2),
-                   memory_mb=number("TIANYA_PROCESS_MEMORY_MB", 4096, least=64),
-                   seconds=number("TIANYA_PROCESS_SECONDS", 600.0, float),
-                   wait_seconds=number("TIANYA_PROCESS_WAIT_SECONDS", 30.0, float, 0),
-                   queue=number("TIANYA_PROCESS_QUEUE", 16, least=0),
-                   run_dir=env("TIANYA_RUN_DIR") or f"/tmp/tianya-runs-{os.getuid()}",
-                   scheduler=env("TIANYA_PROCESS_SCHEDULER") or "")
+    def from_settings(cls, settings) -> Limits:
+        """The pool's settings from a :class:`tianya.settings.Settings` (checked there)."""
+        return cls(workers=settings.process_workers, memory_mb=settings.process_memory_mb,
+                   seconds=settings.process_seconds, wait_seconds=settings.process_wait_seconds,
+                   queue=settings.process_queue, run_dir=settings.run_dir,
+                   scheduler=settings.process_scheduler or "")
 
 
-_LIMITS: Limits | None = None
+_LIMITS: tuple[object, Limits] | None = None
 _LOCK = threading.Lock()
 
 
 def limits() -> Limits:
-    """The settings of this process's pool (read from the environment on first use)."""
+    """The settings of this process's pool, from :func:`tianya.settings.current`."""
     global _LIMITS
+    settings = tianya_settings.current()
     with _LOCK:
-        if _LIMITS is None:
-            _LIMITS = Limits.from_env()
-        return _LIMITS
-
+        if _LIMITS is None or _LIMITS[0] is not settings:
+            _LIMITS = (settings, Limits.from_settings(settings))
+        return _LIMITS[1]
 
 
 def peer_present(sock) -> Callable[[], bool] | None:
@@ -368,11 +354,13 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="tianya-parent-watch").start()
 
 
-def _child(conn, target, args: tuple, memory_mb: int, env: dict) -> None:
-    """Body of a run's child process: limits, the call, and its outcome sent on ``conn``."""
-    for k in [k for k in os.environ if k.startswith("TIANYA_") and k not in env]:
-        del os.environ[k]
-    os.environ.update(env)
+def _child(conn, target, args: tuple, memory_mb: int, settings) -> None:
+    """Body of a run's child process: limits, the call, and its outcome sent on ``conn``.
+
+    ``settings`` are the server's (:class:`tianya.settings.Settings`, pickled): made this
+    process's own, so the run sees what the server sees.
+    """
+    tianya_settings.use(settings)
     _watch_parent()
     try:
         from threadpoolctl import threadpool_limits
@@ -420,10 +408,6 @@ class _Remote(Exception):
         self.remote_name = name
 
 
-def _env() -> dict:
-    return {k: v for k, v in os.environ.items() if k.startswith("TIANYA_")}
-
-
 def run(target: Callable, args: tuple = (), *, present: Callable[[], bool] | None = None,
         wait: float | None = -1.0, lim: Limits | None = None, on_start=None):
     """Run ``target(*args)`` in a child process within the limits; return its result.
@@ -466,8 +450,8 @@ def run(target: Callable, args: tuple = (), *, present: Callable[[], bool] | Non
     forkserver.ensure_running()  # the first run of a worker preloads outside any slot
     with _slot(lim, wait, present):
         rx, tx = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, args=(tx, target, args, lim.memory_mb, _env()),
-                           name="tianya-run", daemon=True)
+        proc = ctx.Process(target=_child, name="tianya-run", daemon=True,
+                           args=(tx, target, args, lim.memory_mb, tianya_settings.current()))
         proc.start()
         tx.close()
         if on_start is not None:
@@ -535,9 +519,9 @@ def _dask_client(address: str):
         return client
 
 
-def _dask_task(target, args: tuple, env: dict):
-    """On a Dask worker: the server's ``TIANYA_*`` settings (data location), then the call."""
-    os.environ.update(env)
+def _dask_task(target, args: tuple, settings):
+    """On a Dask worker: the server's settings (data location, budgets), then the call."""
+    tianya_settings.use(settings)
     return target(*args)
 
 
@@ -550,7 +534,8 @@ def _run_dask(target, args: tuple, lim: Limits, present, on_start):
     """
     from distributed import KilledWorker
 
-    future = _dask_client(lim.scheduler).submit(_dask_task, target, args, _env(), pure=False)
+    client = _dask_client(lim.scheduler)
+    future = client.submit(_dask_task, target, args, tianya_settings.current(), pure=False)
     if on_start is not None:
         on_start(None)
     deadline = time.monotonic() + lim.seconds
