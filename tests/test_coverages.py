@@ -158,3 +158,15 @@ def test_bbox_crs_is_honoured(live_server, files):
     covering = back.transform_bounds(x0, y0, x1, y1, densify_pts=64)
     assert covering[0] < w and covering[2] > e  # the UTM box is wider than the CRS84 one
     _check_window(utm.content, files["dem"], covering)
+
+
+def test_raster_provider_axis_labels_are_the_parents(files):
+    """The provider names its axes itself (no private attribute of pygeoapi's): the same
+    names as pygeoapi's own for our rasters, the names its query looks subsets up by."""
+    from tianya.plugins.raster_provider import TianyaRasterProvider
+
+    p = TianyaRasterProvider({"name": "tianya.plugins.raster_provider.TianyaRasterProvider",
+                              "type": "coverage", "data": files["dem"],
+                              "format": {"name": "GTiff", "mimetype": "application/tiff"}})
+    assert list(p.axis_labels) == list(p.axes) == ["Long", "Lat"]
+    assert p.fields["1"]["title"] == "elevation" and p.fields["1"]["x-ogc-unit"] == "m"

@@ -325,6 +325,47 @@ def test_memory_limit_in_the_library(tmp_path):
     assert runner.slots_in_use(lim) == 0
 
 
+def _child_settings():
+    from tianya import settings
+
+    s = settings.current()
+    return s.data, s.max_grid_cells
+
+
+def test_a_run_gets_the_servers_settings_object(tmp_path, monkeypatch):
+    """The child had the parent's TIANYA_* environment; it gets the settings object now, so a
+    server whose settings were not read from the environment runs with its own."""
+    from tianya import settings
+
+    given = settings.Settings.from_env(data=str(tmp_path / "x.gpkg"), max_grid_cells=123)
+    monkeypatch.setattr(settings, "_CURRENT", given)
+    monkeypatch.delenv("TIANYA_MAX_GRID_CELLS", raising=False)
+    lim = runner.Limits(workers=1, memory_mb=200, seconds=60, run_dir=str(tmp_path))
+    assert runner.run(_child_settings, lim=lim) == (given.data, 123)
+
+
+def test_the_pool_limits_follow_the_settings(tmp_path, monkeypatch):
+    from tianya import settings
+
+    monkeypatch.setattr(settings, "_CURRENT", settings.Settings.from_env(
+        process_workers=3, process_queue=5, run_dir=str(tmp_path)))
+    lim = runner.limits()
+    assert (lim.workers, lim.queue, lim.run_dir) == (3, 5, str(tmp_path))
+    settings._CURRENT = settings._CURRENT.replace(process_workers=1)
+    assert runner.limits().workers == 1  # a new settings object applies to the next run
+
+
+def test_budgets_are_read_from_the_current_settings(sample_gpkg, monkeypatch):
+    """The budgets were module constants read from the environment once, at import."""
+    from tianya import settings
+
+    monkeypatch.setattr(settings, "_CURRENT", settings.Settings.from_env(
+        data=sample_gpkg, max_grid_cells=1000))
+    with pytest.raises(InvalidParameter, match=r"more than the limit of 1,000 \(MAX_GRID_CELLS"):
+        PROCESSORS["hot-spots"]({"name": "hot-spots"}).check_inputs(
+            {"collection": "incidents", "cell_size": 250})
+
+
 def test_time_limit_in_the_library(tmp_path):
     lim = runner.Limits(workers=1, memory_mb=100, seconds=1, run_dir=str(tmp_path))
     started = time.monotonic()
