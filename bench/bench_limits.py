@@ -54,8 +54,10 @@ def sample_data(folder: Path) -> str:
 
 def heaviest_kde(gpkg: str, cell: float = 50.0) -> dict:
     """The largest bandwidth (50 m steps) whose kernel work fits the budgets at ``cell``."""
-    os.environ["TIANYA_DATA"] = gpkg
     from tianya.plugins import processes as P
+    from tianya.settings import Settings, use
+
+    use(Settings.from_env(data=gpkg))
 
     width, height = P._extent_m(P.LAYERS["incidents"])
     best = None

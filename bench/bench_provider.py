@@ -78,12 +78,9 @@ def prepare(workdir: str, n: int) -> tuple[str, str, str]:
 
 
 def serve(cfg_path: str, gpkg: str, port: int) -> subprocess.Popen:
+    # the server's settings by its environment (create_app reads them)
     env = dict(os.environ, TIANYA_DATA=gpkg, PYGEOAPI_CONFIG=cfg_path,
                TIANYA_URL=f"http://127.0.0.1:{port}")
-    from tianya.app import openapi_path
-
-    os.environ.update({"TIANYA_DATA": gpkg, "TIANYA_URL": env["TIANYA_URL"]})
-    env["PYGEOAPI_OPENAPI"] = openapi_path(cfg_path)
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}",
                              "-w", "1", "--threads", "1", "--timeout", "300",
                              "tianya.app:create_app()"], env=env, cwd=ROOT,

@@ -20,8 +20,6 @@
 # it, and look at rivers and service coverage.
 
 # %%
-import os
-
 import geopandas as gpd
 import matplotlib.pyplot as plt
 import numpy as np
@@ -39,10 +37,11 @@ from analytics.exposure import flood_exposure
 from analytics.rivers import compliance_by_level, patrol_compliance, quality_changes
 from geodata.patrols import AS_OF, synthetic_patrols
 from geodata.rasters import SCENARIOS, default_dir, raster_files
+from tianya.settings import Settings
 
-URL = os.environ.get("TIANYA_URL", "http://localhost:5000")
-DATA = os.environ.get("TIANYA_DATA", os.path.join("..", "geodata", "tianya.gpkg"))
-RASTERS = raster_files(default_dir(DATA))
+SETTINGS = Settings.from_env()  # TIANYA_URL, TIANYA_DATA, TIANYA_RASTERS as the server reads them
+URL, DATA = SETTINGS.url, SETTINGS.store_location()
+RASTERS = raster_files(default_dir(DATA, SETTINGS.rasters))
 SCENARIO = "surge_3m"
 list(SCENARIOS)
 
