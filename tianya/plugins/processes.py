@@ -540,6 +540,14 @@ class AnalysisProcessor(BaseProcessor):
                             "permutations)", (per_unit + 1) * perms, "MAX_DRAWS_PER_UNIT",
                             "use fewer permutations or neighbours")
 
+    def grid_units(self, opts: dict):
+        """The selected features, the units analysed (cells, or the features projected) within
+        the budgets, and the analysed value (``field``, else ``count``)."""
+        frame = self.read(opts, [opts["field"]])
+        cells = self.aggregate(frame, opts)
+        self._check_units(cells, opts)
+        return frame, cells, opts["field"] or "count"
+
     def _check_units(self, units, opts: dict) -> None:
         """The analysed units' neighbour pairs and permutation draws, before the weights."""
         from analytics.weights import point_coordinates
@@ -692,10 +700,7 @@ class HotSpotsProcessor(AnalysisProcessor):
     def run(self, opts):
         from analytics.gistar import hot_spots
 
-        frame = self.read(opts, [opts["field"]])
-        cells = self.aggregate(frame, opts)
-        self._check_units(cells, opts)
-        value = opts["field"] or "count"
+        frame, cells, value = self.grid_units(opts)
         res = hot_spots(cells, value, weights=opts["weights"], k=opts["k"],
                         distance=opts["distance"], transform=opts["transform"], fdr=opts["fdr"],
                         permutations=opts["permutations"], seed=opts["seed"],
@@ -815,10 +820,7 @@ class LocalMoranProcessor(AnalysisProcessor):
     def run(self, opts):
         from analytics.moran import local_moran
 
-        frame = self.read(opts, [opts["field"]])
-        cells = self.aggregate(frame, opts)
-        self._check_units(cells, opts)
-        value = opts["field"] or "count"
+        frame, cells, value = self.grid_units(opts)
         res = local_moran(cells, value, weights=opts["weights"], k=opts["k"],
                           distance=opts["distance"], transform=opts["transform"],
                           permutations=opts["permutations"], seed=opts["seed"],
