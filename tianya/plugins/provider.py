@@ -135,7 +135,7 @@ class TianyaProvider(BaseProvider):
 
         self._writable()
         try:
-            feat = cases.create_case(self.store, cases.parse_body(item), request.principal(),
+            feat = cases.create_case(self.store, cases.parse_body(item), who=request.principal(),
                                      content_crs=request.content_crs())
         except TianyaError as err:
             raise pygeoapi_error(err) from None
@@ -148,7 +148,7 @@ class TianyaProvider(BaseProvider):
         self._writable()
         try:
             cases.replace_case(self.store, str(identifier), cases.parse_body(item),
-                               request.principal(), content_crs=request.content_crs())
+                               who=request.principal(), content_crs=request.content_crs())
         except TianyaError as err:
             raise pygeoapi_error(err) from None
         return True
@@ -158,7 +158,7 @@ class TianyaProvider(BaseProvider):
 
         self._writable()
         try:
-            lifecycle.delete_case(self.store, str(identifier), request.principal())
+            lifecycle.delete_case(self.store, str(identifier), who=request.principal())
         except TianyaError as err:
             raise pygeoapi_error(err) from None
         return True
