@@ -359,3 +359,23 @@ def test_the_server_class_takes_its_options_and_nothing_else(monkeypatch):
     monkeypatch.setenv("GUNICORN_CMD_ARGS", "--workers 9")
     server = Server(lambda: "app", {"bind": ["127.0.0.1:0"], "workers": 3})
     assert (server.cfg.workers, server.cfg.bind, server.load()) == (3, ["127.0.0.1:0"], "app")
+
+
+def test_map_takes_the_base_map_keys_and_tiles_from_the_settings(sample_gpkg, monkeypatch,
+                                                                   tmp_path):
+    """``tianya map`` hands ``TIANYA_TIANDITU_KEY`` and ``TIANYA_TILES_<ID>`` to the maps
+    (which no longer read the environment themselves)."""
+    argv = ["map", "layers", "--layers", "communities", "--data", sample_gpkg,
+            "--assets", "cdn"]
+    out = tmp_path / "tdt.html"
+    r = CliRunner().invoke(cli.main, [*argv, "--basemap", "tianditu", "-o", str(out)])
+    assert r.exit_code == 1 and "TIANYA_TIANDITU_KEY" in r.output, r.output
+    monkeypatch.setenv("TIANYA_TIANDITU_KEY", "tdt-key-4711")
+    monkeypatch.setenv("TIANYA_TILES_OSM", "https://tiles.intranet.example/{z}/{x}/{y}.png")
+    r = CliRunner().invoke(cli.main, [*argv, "--basemap", "tianditu", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "tdt-key-4711" in out.read_text(encoding="utf-8")
+    osm = tmp_path / "osm.html"
+    r = CliRunner().invoke(cli.main, [*argv, "-o", str(osm)])
+    assert r.exit_code == 0, r.output
+    assert "tiles.intranet.example" in osm.read_text(encoding="utf-8")

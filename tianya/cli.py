@@ -252,7 +252,9 @@ def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, rest
     from layers.catalogue import THEMATIC, get_layer
     from layers.stores import open_store
 
-    store = open_store(command_settings(data=data).store_location())
+    settings = command_settings(data=data)
+    store = open_store(settings.store_location())
+    base = {"tiles": settings.tiles, "keys": settings.basemap_keys()}
     t0 = time.perf_counter()
     ids = layer_ids.split(",") if layer_ids else list(THEMATIC)
     need = set(ids if kind == "layers" else ["incidents"]) | {"communities"}
@@ -264,13 +266,13 @@ def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, rest
     try:
         if kind == "layers":
             m = maps.layers_map(frames, layers=ids, lang=lang, basemap_id=basemap_id,
-                                max_points=max_points, restricted=restricted)
+                                max_points=max_points, restricted=restricted, **base)
         elif kind == "hotspots":
             m = maps.hotspot_map(frames["incidents"], communities=frames["communities"],
-                                 basemap_id=basemap_id, lang=lang)
+                                 basemap_id=basemap_id, lang=lang, **base)
         else:
             m = maps.choropleth_map(frames["incidents"], frames["communities"],
-                                    basemap_id=basemap_id, lang=lang)
+                                    basemap_id=basemap_id, lang=lang, **base)
         out = maps.save_map(m, output or f"tianya-{kind}.html", assets=assets)
     except AnalyticsError as err:
         raise click.ClickException(str(err)) from None

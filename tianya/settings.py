@@ -203,6 +203,11 @@ class Settings:
         """:attr:`data` as an absolute path, or the URL as it is."""
         return data_location(self.data)
 
+    def basemap_keys(self) -> dict[str, str]:
+        """The base-map keys that are set, by key id (``keys=`` of :mod:`analytics.maps`)."""
+        keys = {"tianditu": self.tianditu_key, "amap": self.amap_key}
+        return {k: v for k, v in keys.items() if v}
+
     def masked(self) -> dict[str, str]:
         """Every setting as text by its variable, keys and passwords masked (``tianya settings``).
 
