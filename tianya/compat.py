@@ -121,6 +121,13 @@ TARGETS: tuple[Target, ...] = (
            params=("subscriber",)),
     Target(f"{_MANAGER}.get_processor", "called by JobManager: one processor per call",
            params=("process_id",)),
+    Target("pygeoapi.plugin.load_plugin", "called in a run's child process to build the "
+           "processor", params=("plugin_type", "plugin_def")),
+    Target("pygeoapi.process.base.BaseProcessor.__init__", "called by our processors with "
+           "their definition and metadata", params=("processor_def", "process_metadata"),
+           mentions=("self.metadata = process_metadata", "self.supports_outputs")),
+    Target("pygeoapi.process.base.BaseProcessor.set_job_id", "called by JobManager",
+           params=("job_id",)),
     Target(f"{_RASTER}.query", "overridden by TianyaRasterProvider: size limit, one-axis "
            "subsets completed", params=("properties", "subsets", "bbox", "bbox_crs",
                                         "datetime_", "format_", "kwargs")),
