@@ -72,6 +72,8 @@ __all__ = [
     "save_map",
 ]
 
+#: Colour of community outlines drawn under other overlays.
+_OUTLINE = "#546e7a"
 #: Centre of the district (lat, lon) for the initial view.
 CENTRE = (18.33, 109.42)
 
@@ -449,7 +451,7 @@ def layers_map(source=None, *, layers=THEMATIC, lang: str = "both", basemap_id: 
     if communities is not None:
         fg = folium.FeatureGroup(name=_layer_title(LAYERS["communities"], lang), show=True)
         _gj(communities[["name", "geometry"]], style_function=lambda f: {
-            "color": "#546e7a", "weight": 1, "fill": False, "dashArray": "4 3"},
+            "color": _OUTLINE, "weight": 1, "fill": False, "dashArray": "4 3"},
             tooltip=folium.GeoJsonTooltip(["name"], labels=False)).add_to(fg)
         fg.add_to(m)
         total = communities.total_bounds
@@ -567,7 +569,7 @@ def hotspot_map(incidents: gpd.GeoDataFrame, *, communities: gpd.GeoDataFrame | 
         comm = _prepare(communities, bm)
         fg = folium.FeatureGroup(name=_layer_title(LAYERS["communities"], lang))
         _gj(comm[["name", "geometry"]], style_function=lambda f: {
-            "color": "#546e7a", "weight": 1, "fill": False},
+            "color": _OUTLINE, "weight": 1, "fill": False},
             tooltip=folium.GeoJsonTooltip(["name"], labels=False)).add_to(fg)
         fg.add_to(m)
     if kde:

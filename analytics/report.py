@@ -297,6 +297,9 @@ def _fmt(v, digits: int = 1) -> str:
 
 # --- Charts -------------------------------------------------------------------------------------
 
+#: Grey of outlines and of categories without a catalogue colour.
+_MUTED = "#90a4ae"
+
 _FONTS = ["Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "Microsoft YaHei",
           "SimHei", "DejaVu Sans"]
 
@@ -339,7 +342,7 @@ def _charts(snap, wk, by, start, end, hot_cells, hs_frame, communities) -> dict[
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     colors = {c.code: c.color for c in _INC.field("category").codes}
     ax.barh([x["label"] for x in cats][::-1], [x["cases"] for x in cats][::-1],
-            color=[colors.get(x["category"], "#90a4ae") for x in cats][::-1])
+            color=[colors.get(x["category"], _MUTED) for x in cats][::-1])
     ax.set_title("按类别 By category")
     out["category"] = _png(fig)
     # by channel
@@ -364,7 +367,7 @@ def _charts(snap, wk, by, start, end, hot_cells, hs_frame, communities) -> dict[
     if hot_cells is not None:
         fig, ax = plt.subplots(figsize=(6.4, 5.2))
         if communities is not None:
-            communities.to_crs(UTM).boundary.plot(ax=ax, color="#90a4ae", linewidth=0.5)
+            communities.to_crs(UTM).boundary.plot(ax=ax, color=_MUTED, linewidth=0.5)
         sig = significant_cells(hot_cells, "significant")
         if len(sig):
             sig.plot(ax=ax, color=sig["color"].tolist(), alpha=0.85)
