@@ -7,13 +7,8 @@ from casekit import Client, feature, shared_server
 
 
 @pytest.fixture(scope="module")
-def server(sample_gpkg):
-    return shared_server(sample_gpkg)
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return Client(server)
+def client(sample_gpkg):
+    return Client(shared_server(sample_gpkg))
 
 
 def test_public_reads_incidents_without_contacts(client):

@@ -180,7 +180,7 @@ class Shell:
         from tianya.plugins.processes import check_execute_request
         from tianya.plugins.runner import CLIENT, peer_present
 
-        check_execute_request(edge.body(environ))
+        check_execute_request(web.read_body(environ))
         token = CLIENT.set(peer_present(environ.get("gunicorn.socket")))
         try:
             return self.app(environ, _retry_after(start_response))
@@ -265,7 +265,7 @@ class Shell:
             environ["QUERY_STRING"] = urlencode(checked)
         node = None
         if query:  # pygeoapi's POST query: the body is a CQL2 JSON filter
-            body = edge.body(environ).decode("utf-8", "replace")
+            body = web.read_body(environ).decode("utf-8", "replace")
             if not body.strip():
                 raise InvalidParameter("a POST query needs a CQL2 JSON filter as its body")
             node = parse_filter(body, "cql2-json")

@@ -118,12 +118,6 @@ def _clock(sock, seconds: float, late: threading.Event) -> threading.Timer:
     return timer
 
 
-def body(environ) -> bytes:
-    """The request body as :func:`buffer_body` read it (empty if there was none)."""
-    stream = environ.get("wsgi.input")
-    return stream.getvalue() if isinstance(stream, io.BytesIO) else b""
-
-
 def _read(environ, want: int, seconds: float, keep: bool = True) -> tuple[bytearray, int, bool]:
     """Read up to ``want`` bytes of the body within ``seconds``: (bytes kept, bytes read, late)."""
     stream = environ.get("wsgi.input")
