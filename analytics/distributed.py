@@ -47,6 +47,7 @@ import datetime
 import json
 import warnings
 from dataclasses import dataclass
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -153,7 +154,7 @@ class _Source:
     bounds: np.ndarray  # source CRS
     rows: int
     #: (earliest, latest) of the time field from row-group statistics, None if unknown
-    time_range: tuple | None = None
+    time_range: tuple[pd.Timestamp, pd.Timestamp] | None = None
 
 
 class _TimeStats:
@@ -164,7 +165,9 @@ class _TimeStats:
     """
 
     def __init__(self, column: str | None):
-        self.column, self.lo, self.hi, self.known = column, None, None, column is not None
+        self.column, self.known = column, column is not None
+        self.lo: pd.Timestamp | None = None
+        self.hi: pd.Timestamp | None = None
 
     def add(self, meta) -> None:
         if not self.known:
@@ -193,7 +196,8 @@ def _open(path: str, time_field: str | None = None) -> _Source:
     files = parquet_files(path)
     if not files:
         raise AnalyticsError(f"no Parquet files in {path}")
-    geo, rows, boxes = None, 0, []
+    geo: dict = {}  # the first file's "geo" metadata
+    rows, boxes = 0, []
     tstats = _TimeStats(time_field)
     for f in files:
         meta = pq.read_metadata(f)
@@ -286,7 +290,8 @@ def _cells(xy: np.ndarray, spec: _Spec) -> tuple[np.ndarray, np.ndarray | None]:
     if spec.mode == "hexagon":
         from scipy.spatial import cKDTree
 
-        return cKDTree(spec.centres).query(xy, workers=1)[1], None
+        centres = cast(np.ndarray, spec.centres)  # set in hexagon mode
+        return cKDTree(centres).query(xy, workers=1)[1], None
     polys = shapely.from_wkb(np.asarray(spec.polygons, dtype=object))
     tree = shapely.STRtree(polys)
     pi, gi = tree.query(shapely.points(xy), predicate="intersects")
@@ -306,7 +311,9 @@ def _bin_task(path: str, spec: _Spec) -> pd.DataFrame:
     xy, times = _read(path, spec)
     cell, ok = _cells(xy, spec)
     if times is not None:  # analytics.emerging.space_time_cube
-        tidx = _ehsa._step_index(times, spec.t_end, spec.step, spec.n_steps)
+        # a cube's spec has its end and step
+        t_end, step = cast(pd.Timestamp, spec.t_end), cast(pd.Timedelta, spec.step)
+        tidx = _ehsa._step_index(times, t_end, step, spec.n_steps)
         _check_inside((tidx >= 0) & (tidx < spec.n_steps), "outside the time range")
         key = cell * spec.n_steps + tidx
     else:
@@ -613,7 +620,7 @@ def optimized_hot_spots(source, aggregation: str = "fishnet", *, cell_size: floa
                                  scheduler=scheduler)
         size = None
     else:
-        size = float(cell_size)
+        size = float(cast(float, cell_size))  # refused above when None
         cells = aggregate_points(source, aggregation, cell_size=size,
                                  polygons=bounding_polygons, engine="dask", scheduler=scheduler)
     return _ohsa.optimized_hot_spots_cells(cells, cell_size=size, distance_band=distance_band,

@@ -308,7 +308,8 @@ def hot_spots(
     if isinstance(weights, str):
         w = build_weights(gdf, weights, k=k, distance=distance)
     elif sparse.issparse(weights):
-        w = sparse.csr_array(weights)
+        # scipy-stubs: issparse narrows to SparseABC, which csr_array's overloads leave out
+        w = sparse.csr_array(weights)  # type: ignore[call-overload]
     else:
         raise AnalyticsError(
             f"{weights!r} is not a valid weights, must be one of: {', '.join(WEIGHT_KINDS)}"

@@ -130,7 +130,8 @@ def local_moran(
     if isinstance(weights, str):
         w = build_weights(gdf, weights, k=k, distance=distance)
     elif sparse.issparse(weights):
-        w = sparse.csr_array(weights)
+        # scipy-stubs: issparse narrows to SparseABC, which csr_array's overloads leave out
+        w = sparse.csr_array(weights)  # type: ignore[call-overload]
     else:
         raise AnalyticsError(
             f"{weights!r} is not a valid weights, must be one of: {', '.join(WEIGHT_KINDS)}"
@@ -143,7 +144,8 @@ def local_moran(
     q = np.where(z > 0, np.where(lag > 0, 1, 4), np.where(lag > 0, 2, 3))
     out = gdf.copy()
     out["lisa_i"] = lisa
-    out["lisa_q"] = pd.Categorical.from_codes(q - 1, ["HH", "LH", "LL", "HL"])
+    # pandas-stubs want an Index of categories; pandas documents a list-like
+    out["lisa_q"] = pd.Categorical.from_codes(q - 1, ["HH", "LH", "LL", "HL"])  # type: ignore[call-overload]
     if permutations:
         rng = np.random.default_rng(seed)
         n_ge, n_le = permutation_counts(wt, z, lag, int(permutations), rng)

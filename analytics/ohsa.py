@@ -24,6 +24,7 @@ Workflow (each decision is recorded in :class:`OptimizedHotSpots`):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -62,8 +63,8 @@ class OptimizedHotSpots:
         Scale of analysis in metres.
     scale_method : str
         ``"peak"`` (first ISA peak), ``"fallback"`` (K-nearest-neighbour distance) or ``"user"``.
-    n_outliers : int
-        Locational outliers found among the incidents.
+    n_outliers : int or None
+        Locational outliers found among the incidents (``None`` when they were not counted).
     isa : DataFrame
         Incremental spatial autocorrelation table: ``distance``, ``moran_i``, ``z``, ``p``.
     """
@@ -72,7 +73,7 @@ class OptimizedHotSpots:
     cell_size: float | None
     distance_band: float
     scale_method: str
-    n_outliers: int
+    n_outliers: int | None
     isa: pd.DataFrame
 
 
@@ -215,7 +216,8 @@ def optimized_hot_spots_cells(
     if distance_band is not None:
         band, method = float(distance_band), "user"
     elif isa["peak"].any():
-        band, method = float(isa.loc[isa["peak"].idxmax(), "distance"]), "peak"
+        peak: Any = isa.at[isa["peak"].idxmax(), "distance"]
+        band, method = float(peak), "peak"
     else:
         k = int(np.clip(round(0.05 * len(cxy)), 3, min(30, len(cxy) - 1)))
         dk, _ = cKDTree(cxy).query(cxy, k=k + 1, workers=-1)

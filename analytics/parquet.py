@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -242,7 +243,8 @@ def export_layer(
         lo = lo.tz_localize("UTC") if lo.tzinfo is None else lo
         hi = hi.tz_localize("UTC") if hi.tzinfo is None else hi
         months = _months(lo, hi)
-        steps = [(m.strftime("%Y-%m"), m, m + pd.offsets.MonthBegin(1)) for m in months]
+        steps: list[tuple[str, pd.Timestamp | None, pd.Timestamp | None]] = [
+            (m.strftime("%Y-%m"), m, m + pd.offsets.MonthBegin(1)) for m in months]
         steps.append((NO_TIME, None, None))
     else:
         steps = [(ALL, None, None)]
@@ -255,7 +257,8 @@ def export_layer(
 
             frame = store.read_frame(layer, Query(limit=0, where=ast.IsNull(
                 ast.Attribute(t), False)))
-        else:
+        else:  # a month: both ends are timestamps
+            start, end = cast(pd.Timestamp, start), cast(pd.Timestamp, end)
             frame = store.read_frame(layer, Query(limit=0, interval=(
                 start.to_pydatetime(), end.to_pydatetime())))
             frame = frame[frame[t] < end]  # the interval is closed: `end` opens next month

@@ -45,8 +45,9 @@ def base_locations(seed: int | None = None) -> np.ndarray:
 def history_bounds(base: np.ndarray) -> tuple[float, float, float, float]:
     """The extent every case drawn around ``base`` falls in (5 jitter sigmas beyond it)."""
     base = np.asarray(base, dtype=float)
-    return tuple(float(v) for v in np.r_[base.min(axis=0) - 5 * _JITTER,
-                                         base.max(axis=0) + 5 * _JITTER])
+    minx, miny, maxx, maxy = (float(v) for v in np.r_[base.min(axis=0) - 5 * _JITTER,
+                                                      base.max(axis=0) + 5 * _JITTER])
+    return minx, miny, maxx, maxy
 
 
 def synthetic_history(n: int, *, seed: int = 0, base: np.ndarray | None = None,

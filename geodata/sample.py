@@ -23,11 +23,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+import shapely.ops  # substring(); loaded by geopandas today, but not by `import shapely`
 
 from layers.catalogue import (
     CATEGORIES,
@@ -164,7 +166,7 @@ def _units(rng, land_utm) -> gpd.GeoDataFrame:
             k = ("003", "育才镇") if s[1] > centre[1] + 15000 else ("004", "天涯镇")
         street_code.append(k[0])
         street_name.append(k[1])
-    order = np.lexsort((np.arange(44), street_code))
+    order = np.lexsort((np.arange(44), np.array(street_code)))
     serial: dict[str, int] = {}
     codes = [""] * 44
     for i in order:
@@ -331,7 +333,7 @@ def _incidents(rng, n: int, units, grids, buildings, land_utm) -> gpd.GeoDataFra
         c = np.array(_to_utm(shapely.Point(p.lon, p.lat)).coords[0])
         xy[m] = _points_in(land_utm, int(m.sum()), rng, centre=c, sigma=p.radius_m / 2.5)
         if p.kind == "emerging":  # only in its window, intensifying week by week
-            first = days.get_loc(pd.Timestamp(p.start))
+            first = cast(int, days.get_loc(pd.Timestamp(p.start)))  # a unique day: an int
             span = len(days) - first
             ramp = np.linspace(0.2, 1.0, span) ** 2
             day_idx[m] = first + rng.choice(span, int(m.sum()), p=ramp / ramp.sum())
@@ -396,8 +398,8 @@ def _incidents(rng, n: int, units, grids, buildings, land_utm) -> gpd.GeoDataFra
         return out
 
     order = np.argsort(reported, kind="stable")
-    comm, grid = _locate(xy, grids)
-    comm, grid = np.array(comm, dtype=object), np.array(grid, dtype=object)
+    comm_list, grid_list = _locate(xy, grids)
+    comm, grid = np.array(comm_list, dtype=object), np.array(grid_list, dtype=object)
     territorial = dept == "territorial"
     cname = dict(zip(units["code"], units["name"], strict=True))
     catzh = {c.code: c.zh for c in CATEGORIES}
@@ -425,9 +427,9 @@ def _incidents(rng, n: int, units, grids, buildings, land_utm) -> gpd.GeoDataFra
     }
     data["satisfaction"] = pd.array([None if v < 0 else int(v) for v in data["satisfaction"]],
                                     dtype="Int64")
-    for k, v in list(data.items()):
+    for col, v in list(data.items()):
         if v is not None:
-            data[k] = pd.Series(v).iloc[order].reset_index(drop=True)
+            data[col] = pd.Series(v).iloc[order].reset_index(drop=True)
     seq = pd.Series(local_day[order]).groupby(local_day[order]).cumcount() + 1
     data["case_no"] = [f"TY{d}{s:05d}" for d, s in zip(local_day[order], seq, strict=True)]
     return _frame("incidents", data, shapely.points(xy[order]))
@@ -490,7 +492,7 @@ def _flood(rng, units, buildings, grids, land_utm) -> gpd.GeoDataFrame:
     parts.append(sxy)
     types += ["shelter"] * 60
     coast = _to_utm(shapely.LineString(COASTLINE))
-    wl = []
+    wl: list[np.ndarray] = []
     while len(wl) < 35:  # low ground: within 2.5 km of the coast, in the urban area
         p = _points_in(land_utm, 1, rng, centre=np.array(_to_utm(
             shapely.Point(URBAN_CENTRE)).coords[0]), sigma=3500)[0]
@@ -501,8 +503,8 @@ def _flood(rng, units, buildings, grids, land_utm) -> gpd.GeoDataFrame:
     pump = np.array(wl)[rng.choice(35, 8, replace=False)] + rng.normal(0, 80, (8, 2))
     parts.append(pump)
     types += ["pump_station"] * 8
-    north = land_utm.intersection(shapely.box(*land_utm.bounds[:1], land_utm.bounds[1] + 25000,
-                                              *land_utm.bounds[2:]))
+    minx, miny, maxx, maxy = land_utm.bounds
+    north = land_utm.intersection(shapely.box(minx, miny + 25000, maxx, maxy))
     parts.append(_points_in(north, 6, rng))
     types += ["reservoir"] * 6
     parts.append(_points_in(north, 25, rng))
@@ -590,9 +592,9 @@ def _poverty(rng, units, buildings, grids) -> gpd.GeoDataFrame:
                             units=units, jitter=8)
     mon = rng.choice(["none", "unstable", "marginal", "sudden_hardship"], n,
                      p=[0.75, 0.12, 0.10, 0.03])
-    cadre = _names(rng, n)
+    cadre_names = _names(rng, n)
     no_cadre = rng.random(n) < 0.03
-    cadre = [None if m else c for c, m in zip(cadre, no_cadre, strict=True)]
+    cadre = [None if m else c for c, m in zip(cadre_names, no_cadre, strict=True)]
     now = pd.Timestamp(YEAR_END, tz="UTC")
     data = {"household_code": [f"FP{DISTRICT_CODE}{i + 1:05d}" for i in range(n)],
             "head_name": _names(rng, n), "household_size": rng.integers(1, 8, n),

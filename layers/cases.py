@@ -188,7 +188,7 @@ def check_properties(props, allowed, *, required=(), what: str = "on intake") ->
     if not isinstance(props, dict):
         raise InvalidFeature("properties must be a JSON object")
     fmap = INCIDENTS.field_map
-    out = {}
+    out: dict[str, object] = {}
     for name, value in props.items():
         if name not in fmap:
             raise InvalidFeature(choices(name, list(allowed), "property of incidents " + what))
@@ -202,8 +202,9 @@ def check_properties(props, allowed, *, required=(), what: str = "on intake") ->
             out[name] = None
             continue
         value = _coerce(name, f.type, value)
-        if f.codes is not None and value not in f.code_values:
-            raise InvalidFeature(choices(value, f.code_values, f"{name} code"))
+        codes = f.code_values
+        if codes is not None and value not in codes:
+            raise InvalidFeature(choices(value, codes, f"{name} code"))
         out[name] = value
     for name in required:
         if out.get(name) in (None, ""):
@@ -330,6 +331,8 @@ def create_case(store: Store, doc: dict, who: access.Principal, *,
 
     lifecycle.require_role(who, "create", lifecycle.CREATE_ROLES)
     props, point = read_feature(doc, allowed=intake_fields(who), content_crs=content_crs)
+    if point is None:  # read_feature requires the point when not partial
+        raise InvalidFeature("geometry is required: a GeoJSON Point")
     loc = locator_for(store)
     if not loc.inside(point):
         raise InvalidFeature(

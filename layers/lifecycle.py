@@ -191,9 +191,9 @@ def transition(store: Store, case_no: str, to: str, who: access.Principal, *,
     if satisfaction is not None and (isinstance(satisfaction, bool)
                                      or satisfaction not in (1, 2, 3, 4, 5)):
         raise InvalidFeature(f"satisfaction must be an integer from 1 to 5, got {satisfaction!r}")
-    dep_field = INCIDENTS.field("department")
-    if department is not None and department not in dep_field.code_values:
-        raise InvalidFeature(choices(department, dep_field.code_values, "department"))
+    departments = INCIDENTS.field("department").code_values or ()
+    if department is not None and department not in departments:
+        raise InvalidFeature(choices(department, departments, "department"))
     ensure_tables(store)
     now = now or _now()
     with store.transaction():

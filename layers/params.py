@@ -221,8 +221,11 @@ def _projected_area(crs: str) -> tuple[str, tuple[float, float, float, float]]:
 
     proj = pyproj.CRS.from_user_input("EPSG:" + crs.rsplit("/", 1)[-1])
     area = proj.area_of_use
+    if area is None:
+        raise ValueError(f"{crs} has no area of use to bound it")
     t = pyproj.Transformer.from_crs("OGC:CRS84", proj)  # lon/lat in, authority order out
-    return proj.name, t.transform_bounds(*area.bounds, densify_pts=64)
+    return proj.name, t.transform_bounds(area.west, area.south, area.east, area.north,
+                                         densify_pts=64)
 
 
 # --- CQL2 text encoding --------------------------------------------------------------------------
@@ -334,7 +337,8 @@ def check_coverage_params(params: Mapping[str, str]) -> dict[str, str]:
     import pyproj
 
     t = pyproj.Transformer.from_crs("EPSG:" + crs.rsplit("/", 1)[-1], "OGC:CRS84")
-    box = t.transform_bounds(*nums, densify_pts=64)  # authority order in, lon/lat out
+    xmin, ymin, xmax, ymax = nums
+    box = t.transform_bounds(xmin, ymin, xmax, ymax, densify_pts=64)  # authority order in
     if not all(math.isfinite(v) for v in box):
         raise InvalidParameter(f"bbox {params['bbox']!r} in bbox-crs {crs} does not transform "
                                "to finite longitudes/latitudes")

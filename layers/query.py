@@ -83,7 +83,7 @@ class Query:
     def __post_init__(self):
         if self.visible is not None:
             self.visible = frozenset(self.visible)
-            self._refuse_hidden()
+            self._refuse_hidden(self.visible)
         if self.offset < 0:
             raise InvalidParameter(f"offset must be zero or positive, got {self.offset}")
         if not 0 <= self.limit <= MAX_LIMIT:
@@ -100,12 +100,12 @@ class Query:
             names |= filter_properties(self.where) - GEOMETRY_NAMES
         return names
 
-    def _refuse_hidden(self) -> None:
-        hidden = sorted(self.named_fields() - self.visible)
+    def _refuse_hidden(self, visible: frozenset[str]) -> None:
+        hidden = sorted(self.named_fields() - visible)
         if hidden:
             raise InvalidParameter(
                 f"unknown property {hidden[0]!r}; the properties you may use are: "
-                f"{', '.join(sorted(self.visible))}")
+                f"{', '.join(sorted(visible))}")
 
 
 #: Names a filter may use for the geometry (not a field of the catalogue).
@@ -200,7 +200,7 @@ def filter_properties(node: ast.Node) -> set[str]:
     return {n.name for n in _walk(node) if isinstance(n, ast.Attribute)}
 
 
-def check_date(value: dt.date, what: str = "date", error: type = InvalidParameter) -> dt.date:
+def check_date[D: dt.date](value: D, what: str = "date", error: type = InvalidParameter) -> D:
     """``value`` if its calendar day is within :data:`DATE_MIN` .. :data:`DATE_MAX`.
 
     An aware datetime is checked on its own day and on its UTC day (the local day
@@ -235,7 +235,7 @@ def check_filter_values(node: ast.Node) -> None:
         Naming the limit or the literal.
     """
     terms = vertices = 0
-    stack = [(node, 1, None)]
+    stack: list[tuple[object, int, type | None]] = [(node, 1, None)]
     while stack:
         n, depth, parent = stack.pop()
         if isinstance(n, ast.Attribute) and not isinstance(n.name, str):
@@ -363,13 +363,15 @@ def coerce_value(layer: Layer, name: str, raw: str) -> object:
         raise
     except ValueError:
         raise InvalidParameter(f"{name}={raw!r} is not a valid {f.type}") from None
-    if f.type == "integer" and abs(value) > INT64_MAX:  # what SQLite and PostgreSQL can bind
+    # 64 bits is what SQLite and PostgreSQL can bind
+    if f.type == "integer" and isinstance(value, int) and abs(value) > INT64_MAX:
         raise InvalidParameter(f"{name}={raw[:40]!r} is outside the 64-bit range the stores "
                                f"hold (-{INT64_MAX} to {INT64_MAX})")
-    if f.type == "number" and not math.isfinite(value):
+    if f.type == "number" and isinstance(value, float) and not math.isfinite(value):
         raise InvalidParameter(f"{name}={raw!r} is not a finite number")
-    if f.codes is not None and value not in f.code_values:
-        raise InvalidParameter(choices(value, f.code_values, f"{name} code"))
+    codes = f.code_values
+    if codes is not None and value not in codes:
+        raise InvalidParameter(choices(value, codes, f"{name} code"))
     return value
 
 
@@ -568,10 +570,10 @@ def compile_where(node: ast.Node, layer: Layer, dialect: Dialect,
                                        f"or UPPER of one), got {pat!r}"[:300])
             _not_geometry(n.lhs)
             col, cp = operand(n.lhs)
-            ps, pp = operand(pat)
+            pat_sql, pp = operand(pat)
             # the dialect's last parameter is the pattern's (the column may hold others)
             head, _, tail = dialect.like(col, n.nocase).rpartition(p)
-            sql = head + ps + tail
+            sql = head + pat_sql + tail
             sql = f"(NOT {sql})" if n.not_ else sql
             return sql, cp + pp
         if isinstance(n, ast.In):

@@ -51,7 +51,7 @@ class WorkCalendar:
         self._origin = np.datetime64(dt.datetime.combine(start, dt.time()), "m")  # local
 
     def _local_minutes(self, utc: np.ndarray) -> np.ndarray:
-        local = utc.astype("datetime64[m]") + np.timedelta64(8 * 60, "m")
+        local: np.ndarray = utc.astype("datetime64[m]") + np.timedelta64(8 * 60, "m")
         m = (local - self._origin).astype(np.int64)
         if m.size and (m.min() < 0 or m.max() >= len(self._cum) - 1):
             raise ValueError(f"instant outside the work calendar {self.start}..{self.end}")
