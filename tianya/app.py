@@ -9,7 +9,11 @@
   problem) and normalises a GET CQL2 JSON filter to CQL2 text;
 * refuses pygeoapi's admin API;
 * serves OGC API Tiles (Mapbox vector tiles of the point layers, from PostGIS:
-  :mod:`tianya.tiles`).
+  :mod:`tianya.tiles`), and the routes beside pygeoapi (:mod:`tianya.api`,
+  :mod:`tianya.open311`, :mod:`tianya.screen`);
+* answers every refusal and every unexpected fault of its own through :mod:`tianya.web`
+  (one mapping of our errors to HTTP), with the settings it was given
+  (``environ["tianya.settings"]``), never the environment.
 
 Run it with a production server: ``gunicorn 'tianya.app:create_app()'`` (what
 ``tianya serve`` does), never pygeoapi's debug ``serve``.
