@@ -35,6 +35,7 @@ import shapely
 from scipy.spatial import cKDTree
 
 from analytics.errors import AnalyticsError, check_positive
+from layers.district import UTM
 
 __all__ = [
     "nearest_distance",
@@ -44,8 +45,6 @@ __all__ = [
     "shelter_coverage",
     "with_communities",
 ]
-
-UTM = 32649
 
 
 def _xy(gdf: gpd.GeoDataFrame) -> np.ndarray:

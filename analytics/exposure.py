@@ -58,6 +58,7 @@ import shapely
 from rasterio.transform import Affine
 
 from analytics.errors import AnalyticsError, check_positive
+from layers.district import UTM
 
 __all__ = [
     "CLASSES",
@@ -82,7 +83,6 @@ CLASS_LABELS = {"dry": ("< 0.15 m", "无积水(<0.15米)"), "shallow": ("0.15-0.
 #: Manhole-cover subclasses (GB/T 30428 01xx: water, sewage, storm, power, street-light,
 #: telecom, gas).
 MANHOLE_SUBCLASSES = ("0101", "0102", "0103", "0104", "0105", "0106", "0107", "0108")
-UTM = 32649
 
 
 def depth_class(depth) -> np.ndarray:

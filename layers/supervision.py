@@ -53,9 +53,12 @@ Examples
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
+from layers.district import TZ_NAME
 from layers.errors import InvalidParameter, choices
 
 COMPLETED = ("closed", "evaluated")
@@ -67,7 +70,7 @@ TIMES = ("reported_at", "dispatched_at", "handled_at", "closed_at", "deadline")
 COLUMNS = ("cases", "open", "overdue", "completed", "completion_rate", "due",
            "due_completion_rate", "on_time",
            "on_time_rate", "median_dispatch_h", "median_close_h")
-TZ = "Asia/Shanghai"
+TZ = TZ_NAME  # the district's local time, for pandas
 
 
 def _utc(s: pd.Series) -> pd.Series:
@@ -113,8 +116,9 @@ def case_flags(incidents: pd.DataFrame, now=None) -> pd.DataFrame:
     eligible = df["completed"] & t["deadline"].notna() & t["handled_at"].notna()
     df["on_time"] = np.where(eligible, (t["handled_at"] <= t["deadline"]).astype(float), np.nan)
     hour = pd.Timedelta(hours=1)
-    df["dispatch_h"] = (t["dispatched_at"] - t["reported_at"]) / hour
-    df["close_h"] = (t["closed_at"] - t["reported_at"]) / hour
+    # pandas-stubs type datetime differences as Series[Any], which it will not divide
+    df["dispatch_h"] = (t["dispatched_at"] - t["reported_at"]) / hour  # type: ignore[operator]
+    df["close_h"] = (t["closed_at"] - t["reported_at"]) / hour  # type: ignore[operator]
     for key, col in GROUPS.items():
         if key != "week" and col in incidents:
             df[col] = incidents[col].to_numpy()
@@ -180,7 +184,8 @@ def figures(incidents: pd.DataFrame, by: str | None = None, now=None) -> pd.Data
 
 def completion_rate(incidents: pd.DataFrame) -> float:
     """Share of cases completed (closed or evaluated); ``NaN`` for no cases."""
-    return float(figures(incidents).loc["all", "completion_rate"])
+    rate: Any = figures(incidents).loc["all", "completion_rate"]
+    return float(rate)
 
 
 def open_cases(incidents: pd.DataFrame, now=None, overdue_only: bool = False) -> pd.DataFrame:
@@ -192,10 +197,11 @@ def open_cases(incidents: pd.DataFrame, now=None, overdue_only: bool = False) ->
 def to_records(table: pd.DataFrame) -> list[dict]:
     """A figures table as JSON-ready records (``NaN`` → ``None``, rates rounded)."""
     out = []
+    key: Any
     for key, row in table.iterrows():
-        rec = {table.index.name or "group": None if pd.isna(key) else str(key)}
+        rec: dict[Any, Any] = {table.index.name or "group": None if pd.isna(key) else str(key)}
         for c in table.columns:
-            v = row[c]
+            v: Any = row[c]
             if pd.isna(v):
                 rec[c] = None
             elif c in ("cases", "open", "overdue", "completed", "due", "on_time"):
