@@ -13,6 +13,7 @@ import os
 import sqlite3
 import struct
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -139,6 +140,10 @@ def _intersects_box(blob, minx, miny, maxx, maxy):
     return int(shapely.intersects(g, shapely.box(minx, miny, maxx, maxy)))
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (so a finished thread's one is freed)."""
+
+
 class SQLiteDialect(Dialect):
     """Spatial predicates as registered shapely functions behind an R-tree pre-filter."""
 
@@ -174,13 +179,16 @@ class GeoPackageStore(Store):
     def __init__(self, path: str):
         self.url = self.path = os.path.abspath(path)
         self._local = threading.local()
+        self._cons: weakref.WeakSet = weakref.WeakSet()  # every live thread's, for close()
+        self._cons_lock = threading.Lock()
+        self._generation = 0  # bumped by close(): threads then reconnect
 
     # connections ------------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         try:
             con = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                  check_same_thread=False)
+                                  check_same_thread=False, factory=_Connection)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open GeoPackage {self.path}: {exc}") from None
         con.execute("PRAGMA journal_mode=WAL")
@@ -199,17 +207,23 @@ class GeoPackageStore(Store):
 
     @property
     def con(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use (and again after :meth:`close`)."""
         con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = self._connect()
+        if con is None or self._local.generation != self._generation:
+            con = self._connect()
+            with self._cons_lock:
+                self._cons.add(con)
+                self._local.con, self._local.generation = con, self._generation
         return con
 
     def close(self) -> None:
-        """Close this thread's connection (idempotent; the next call opens a new one)."""
-        con = getattr(self._local, "con", None)
-        if con is not None:
+        """Close every thread's connection (idempotent; the next use opens a new one)."""
+        with self._cons_lock:
+            cons, self._cons = list(self._cons), weakref.WeakSet()
+            self._generation += 1
+        for con in cons:
             con.close()
-            self._local.con = None
+        self._local.con = None
 
     # dialect hooks (see :class:`~layers.store.Store`) -----------------------------------------
 

@@ -233,3 +233,29 @@ def test_read_frame_round_trip(gpkg_store, sample_data):
     assert frame["case_no"].tolist() == want["case_no"].tolist()
     assert (frame["reported_at"] == want["reported_at"]).all()
     assert frame.geometry.geom_equals_exact(want.geometry, 1e-9).all()
+
+
+def test_close_closes_every_threads_connection(writable_gpkg):
+    import threading
+
+    store = GeoPackageStore(writable_gpkg)
+    layer = LAYERS["departments"]
+    opened, closed, after = threading.Event(), threading.Event(), []
+    cons = []
+
+    def work():
+        cons.append(store.con)  # this thread's own connection
+        opened.set()
+        closed.wait(10)
+        after.append(store.query(layer, Query(limit=1)).number_returned)  # reconnects
+
+    t = threading.Thread(target=work)
+    t.start()
+    assert opened.wait(10)
+    with store:  # the context manager closes them all, not only the calling thread's
+        assert store.con is not cons[0]
+    with pytest.raises(sqlite3.ProgrammingError):
+        cons[0].execute("SELECT 1")
+    closed.set()
+    t.join(10)
+    assert after == [1]

@@ -69,7 +69,7 @@ def _open(store) -> bool:
     """Whether the store holds an open connection (or connection pool)."""
     if hasattr(store, "_pool"):
         return store._opened
-    return getattr(store._local, "con", None) is not None
+    return len(store._cons) > 0
 
 
 # --- context manager ---------------------------------------------------------------------------
