@@ -18,12 +18,19 @@ import pytest
 PACKAGES = ("layers", "analytics", "geodata", "tianya")
 
 
+def _unimportable(name: str) -> None:
+    # walk_packages skips a subpackage it cannot import unless told: that would drop its
+    # modules from the list silently
+    raise ImportError(f"cannot import the package {name} to walk it")
+
+
 def _modules() -> list[str]:
     names = []
     for pkg_name in PACKAGES:
         pkg = importlib.import_module(pkg_name)
         names.append(pkg_name)
-        for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + "."):
+        for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + ".",
+                                          onerror=_unimportable):
             names.append(info.name)
     return sorted(names)
 
