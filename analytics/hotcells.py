@@ -62,8 +62,8 @@ def gi_cells(points: gpd.GeoDataFrame, cell_size: float = 500.0, *,
         return None
 
 
-def significant_cells(cells: pd.DataFrame, which: str = "hot", *,
-                      top: int | None = None) -> pd.DataFrame:
+def significant_cells[C: pd.DataFrame](cells: C, which: str = "hot", *,
+                                       top: int | None = None) -> C:
     """The significant cells of a Gi* fishnet, with their bin's colour and labels.
 
     Parameters

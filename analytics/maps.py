@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import folium
 import geopandas as gpd
@@ -169,7 +170,7 @@ class Legend(MacroElement):
         self.note = note
 
     def render(self, **kwargs):
-        figure = self.get_root()
+        figure = cast(folium.Figure, self.get_root())
         figure.html.add_child(folium.Element(self._template.module.html(self, kwargs)))
 
 
@@ -368,7 +369,7 @@ def _base(bm: BaseMap, lang: str, title: str, tiles: Mapping[str, str] | None,
                          max_zoom=bm.max_zoom).add_to(m)
     Fullscreen(position="topleft", title=_title("全屏", "Full screen", lang),
                title_cancel=_title("退出全屏", "Exit full screen", lang)).add_to(m)
-    m.get_root().header.add_child(folium.Element(
+    cast(folium.Figure, m.get_root()).header.add_child(folium.Element(
         f"<title>{html.escape(title)}</title>"
         '<meta charset="utf-8"><style>.leaflet-popup-content{font-family:'
         "'Noto Sans CJK SC','Microsoft YaHei',sans-serif}</style>"))

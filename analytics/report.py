@@ -30,6 +30,7 @@ import html as html_mod
 import io
 import re
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -130,7 +131,7 @@ def _summary(frame_all: pd.DataFrame, start, end) -> dict:
     """Headline figures of the week ``[start, end)`` from the snapshot at ``end``."""
     snap = snapshot(frame_all, end)
     week = snap[_in(snap["reported_at"], start, end)]
-    fig = supervision.figures(week, now=end).loc["all"]
+    fig = cast(pd.Series, supervision.figures(week, now=end).loc["all"])
     closed = int(_in(snap["closed_at"], start, end).sum())
     overdue_all = supervision.open_cases(snap, now=end, overdue_only=True)
     return {
@@ -340,7 +341,7 @@ def _charts(snap, wk, by, start, end, hot_cells, hs_frame, communities) -> dict[
     # by category
     cats = by["category"][:12]
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
-    colors = {c.code: c.color for c in _INC.field("category").codes}
+    colors = {c.code: c.color for c in _INC.field("category").codes or ()}
     ax.barh([x["label"] for x in cats][::-1], [x["cases"] for x in cats][::-1],
             color=[colors.get(x["category"], _MUTED) for x in cats][::-1])
     ax.set_title("按类别 By category")

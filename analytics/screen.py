@@ -118,7 +118,7 @@ def screen_summary(incidents, communities=None, day=None, *, now=None, hotspot_d
         "hotspots": _hotspots(incidents[(reported >= end - pd.Timedelta(days=hotspot_days))
                                         & (reported < end)]),
         "styles": {"category": {c.code: {"color": c.color, "label": c.zh if lang == "zh"
-                                         else c.en} for c in cat.codes}},
+                                         else c.en} for c in cat.codes or ()}},
     }
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import shapely
 
 from layers.catalogue import Layer
-from layers.errors import InvalidFeature, NotFound, StoreUnavailable
+from layers.errors import InvalidFeature, NotFound, StoreUnavailable, TianyaError
 from layers.query import Dialect, Query
 from layers.store import (
     Page,
@@ -362,8 +362,8 @@ class GeoPackageStore(Store):
         missing = [n for n in names if n not in frame.columns]
         if missing:
             raise InvalidFeature(f"frame for {t!r} lacks columns: {', '.join(missing)}")
-        cols = frame_columns(layer, frame)
-        rows = [list(r) for r in zip(*cols, strict=True)] if cols else []
+        columns = frame_columns(layer, frame)
+        rows = [list(r) for r in zip(*columns, strict=True)] if columns else []
         with self.transaction() as con:
             self._init_gpkg(con)
             self._drop(con, t)
@@ -495,7 +495,7 @@ class GeoPackageStore(Store):
         return bbox, temporal
 
 
-def _integrity(layer: Layer, exc: sqlite3.IntegrityError) -> InvalidFeature:
+def _integrity(layer: Layer, exc: sqlite3.IntegrityError) -> TianyaError:
     msg = str(exc)
     if "UNIQUE" in msg:
         from layers.errors import Conflict

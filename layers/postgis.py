@@ -88,6 +88,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import geopandas as gpd
@@ -171,7 +172,8 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
     if url.startswith("postgresql+psycopg://"):
         url = "postgresql://" + url[len("postgresql+psycopg://"):]
     parts = urlsplit(url)
-    keep, opts = [], {}
+    keep: list[tuple[str, str]] = []
+    opts: dict[str, str] = {}
     for k, v in parse_qsl(parts.query, keep_blank_values=True):
         (opts.__setitem__(k, v) if k in _STORE_OPTIONS else keep.append((k, v)))
     return urlunsplit(parts._replace(query=urlencode(keep))), opts
@@ -226,12 +228,13 @@ class PostGISStore(Store):
         self.extent_ttl = extent_ttl
         p = urlsplit(conninfo)
         self._where_text = f"{p.hostname or 'localhost'}:{p.port or 5432}{p.path}"
-        kwargs = {"autocommit": True, "connect_timeout": max(1, int(connect_timeout))}
+        kwargs: dict[str, Any] = {"autocommit": True,
+                                  "connect_timeout": max(1, int(connect_timeout))}
         if "application_name" not in p.query:
             kwargs["application_name"] = "tianya"
-        self._pool_args = dict(
+        self._pool_args: dict[str, Any] = dict(
             conninfo=conninfo, min_size=int(opts.get("pool_min", 1)),
-            max_size=int(pool_max or opts.get("pool_max", 10)), open=False, kwargs=kwargs,
+            max_size=int(pool_max or opts.get("pool_max", "10")), open=False, kwargs=kwargs,
             configure=self._configure, check=ConnectionPool.check_connection,
             timeout=connect_timeout, name=f"tianya-{self._where_text}")
         self._pool = ConnectionPool(**self._pool_args)
@@ -552,7 +555,7 @@ class PostGISStore(Store):
 
     def _prepare_crs(self, target_crs: str | None) -> None:
         """Look the CRS up before a page borrows its connection (no nested borrowing)."""
-        if needs_transform(target_crs):
+        if target_crs is not None and needs_transform(target_crs):
             crs = normalize_crs(target_crs)
             try:
                 _lat_first(crs)
@@ -563,7 +566,7 @@ class PostGISStore(Store):
     def _geometry_sql(self, target_crs: str | None, alias: str) -> tuple[str | None, bool]:
         """SQL for a row's GeoJSON geometry, and whether Python must transform instead."""
         g = f"{alias}geom"
-        if not needs_transform(target_crs):
+        if target_crs is None or not needs_transform(target_crs):
             return f"ST_AsGeoJSON({g}, 15, 0)", False
         crs = normalize_crs(target_crs)
         srid = self._srid(crs)
@@ -598,7 +601,7 @@ class PostGISStore(Store):
         if layer.geometry_type and not q.skip_geometry:
             sql, python_geom = self._geometry_sql(target_crs, "r.")
             mode = "wkb" if python_geom else "json"
-            cols.append("ST_AsBinary(r.geom)" if python_geom else sql)
+            cols.append("ST_AsBinary(r.geom)" if python_geom or sql is None else sql)
         cols += [self._property_sql(layer, n, "r.") for n in names]
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         tail, tail_params = "", []
@@ -747,7 +750,7 @@ class PostGISStore(Store):
 
     def _check_codes(self, layer: Layer, names: Sequence[str], rows: Iterable[Sequence]) -> None:
         fmap = layer.field_map
-        coded = [(i, fmap[n], set(fmap[n].code_values)) for i, n in enumerate(names)
+        coded = [(i, fmap[n], set(fmap[n].code_values or ())) for i, n in enumerate(names)
                  if fmap[n].codes is not None]
         if not coded:
             return
@@ -763,7 +766,7 @@ class PostGISStore(Store):
             if f.codes is None:
                 continue
             s = frame[f.name]
-            bad = s.notna() & ~s.isin(f.code_values)
+            bad = s.notna() & ~s.isin(f.code_values or ())
             if bad.any():
                 v = s[bad].iloc[0]
                 raise InvalidFeature(f"{layer.id}: " + choices(v, f.code_values,

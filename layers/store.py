@@ -185,8 +185,8 @@ class Store(abc.ABC):
         parts: list[str] = []
         params: list = []
         if q.bbox is not None and layer.geometry_type:
-            sql, ps = self._bbox_sql(layer, q.bbox)
-            parts += sql
+            conds, ps = self._bbox_sql(layer, q.bbox)
+            parts += conds
             params += ps
         if q.interval is not None and layer.temporal:
             col = quote(layer.temporal)
@@ -210,7 +210,8 @@ class Store(abc.ABC):
         names = [f.name for f in layer.fields]
         cols = (["geom"] if layer.geometry_type else []) + [quote(n) for n in names]
         marks = ([self.geometry_param] if layer.geometry_type else []) + [self.param] * len(names)
-        rows, keys = [], []
+        rows: list[list] = []
+        keys: list = []
         for feat in features:
             props = feat.get("properties") or {}
             row = stored_values(layer, props)
@@ -303,7 +304,7 @@ def column_definitions(layer: Layer, sql_types: Mapping[str, str]) -> list[str]:
         if f.name == layer.key:
             c += " NOT NULL UNIQUE"
         if f.codes is not None:
-            codes = ", ".join("'" + v.replace("'", "''") + "'" for v in f.code_values)
+            codes = ", ".join("'" + v.replace("'", "''") + "'" for v in f.code_values or ())
             c += f" CHECK ({quote(f.name)} IN ({codes}))"
         out.append(c)
     return out
@@ -380,7 +381,7 @@ def _column(f: Field, s: pd.Series) -> list:
     elif f.type == "number":
         out = s.astype("float64").to_numpy().astype(object)
     else:
-        out = s.to_numpy(dtype=object, na_value=None).copy()
+        out = s.astype(object).to_numpy(copy=True)
     out[missing] = None
     return out.tolist()
 
@@ -423,7 +424,7 @@ def normalize_crs(uri: str) -> str:
 
 def transform_geometries(geoms: np.ndarray, target_crs: str | None) -> np.ndarray:
     """Geometries (CRS84) reprojected to ``target_crs`` (axis order of that CRS)."""
-    if not needs_transform(target_crs) or len(geoms) == 0:
+    if target_crs is None or not needs_transform(target_crs) or len(geoms) == 0:
         return geoms
     t = transformer(normalize_crs(target_crs))
 
