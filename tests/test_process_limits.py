@@ -344,6 +344,27 @@ def test_a_run_gets_the_servers_settings_object(tmp_path, monkeypatch):
     assert runner.run(_child_settings, lim=lim) == (given.data, 123)
 
 
+def test_a_dask_run_gets_the_servers_settings_object(tmp_path, monkeypatch):
+    """The Dask path sent the TIANYA_* environment; a worker now uses the settings object."""
+    from distributed import LocalCluster
+
+    from tianya import settings
+
+    def probe():  # a closure: pickled by value, so the worker needs no test module
+        from tianya import settings as worker_settings
+
+        s = worker_settings.current()
+        return s.data, s.max_grid_cells
+
+    given = settings.Settings.from_env(data=str(tmp_path / "x.gpkg"), max_grid_cells=77)
+    monkeypatch.setattr(settings, "_CURRENT", given)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        lim = runner.Limits(workers=1, seconds=60, run_dir=str(tmp_path),
+                            scheduler=cluster.scheduler_address)
+        assert runner.run(probe, lim=lim) == (given.data, 77)
+
+
 def test_the_pool_limits_follow_the_settings(tmp_path, monkeypatch):
     from tianya import settings
 
