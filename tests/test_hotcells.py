@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import doctest
-
 import pandas as pd
 import pytest
 
-import analytics.hotcells
 from analytics import maps
 from analytics.errors import AnalyticsError
 from analytics.hotcells import GI_BINS, gi_cells, significant_cells
 from analytics.report import weekly_report
 from analytics.screen import screen_summary
-
-
-def test_doctests():
-    assert doctest.testmod(analytics.hotcells).failed == 0
 
 
 def _window(inc, days, end):
