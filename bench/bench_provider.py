@@ -79,11 +79,10 @@ def prepare(workdir: str, n: int) -> tuple[str, str, str]:
 
 def serve(cfg_path: str, gpkg: str, port: int) -> subprocess.Popen:
     # the server's settings by its environment (create_app reads them)
-    env = dict(os.environ, TIANYA_DATA=gpkg, PYGEOAPI_CONFIG=cfg_path,
-               TIANYA_URL=f"http://127.0.0.1:{port}")
+    env = dict(os.environ, TIANYA_DATA=gpkg, TIANYA_URL=f"http://127.0.0.1:{port}")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}",
                              "-w", "1", "--threads", "1", "--timeout", "300",
-                             "tianya.app:create_app()"], env=env, cwd=ROOT,
+                             f"tianya.app:create_app({cfg_path!r})"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:

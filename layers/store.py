@@ -55,8 +55,7 @@ from layers.catalogue import Field, Layer
 from layers.errors import InvalidFeature, NotFound
 from layers.query import Dialect, Query, check_date, compile_where, format_datetime, parse_datetime
 
-#: Environment variable naming the store: a GeoPackage path or a PostgreSQL URL.
-STORE_ENV = "TIANYA_DATA"
+#: The embedded sample GeoPackage: the store when none is named.
 DEFAULT_GPKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "geodata", "tianya.gpkg")
 

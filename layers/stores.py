@@ -6,22 +6,20 @@ the interface imports neither store.
 
 from __future__ import annotations
 
-import os
-
-from layers.store import DEFAULT_GPKG, STORE_ENV, Store
+from layers.store import DEFAULT_GPKG, Store
 
 
 def open_store(url: str | None = None) -> Store:
     """Open the store at ``url``: a GeoPackage path or a ``postgresql://`` URL.
 
-    With no argument the ``TIANYA_DATA`` environment variable decides, and the
-    embedded GeoPackage (``geodata/tianya.gpkg``) is the default. The store is a
+    With no argument it is the embedded GeoPackage (``geodata/tianya.gpkg``); the server
+    and the CLI pass the ``TIANYA_DATA`` setting (:mod:`tianya.settings`). The store is a
     context manager that closes its connections (or pool) on exit::
 
         with open_store(url) as store:
             frame = store.read_frame(LAYERS["incidents"])
     """
-    url = url or os.environ.get(STORE_ENV) or DEFAULT_GPKG
+    url = url or DEFAULT_GPKG
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         from layers.postgis import PostGISStore  # imported lazily: optional server
 

@@ -39,8 +39,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def _modules(packages=PACKAGES):
     for pkg in packages:
-        for path in sorted((ROOT / pkg).rglob("*.py")):
-            yield path
+        yield from sorted((ROOT / pkg).rglob("*.py"))
 
 
 def test_import_contracts_hold():

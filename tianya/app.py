@@ -21,10 +21,8 @@ Run it with a production server: ``gunicorn 'tianya.app:create_app()'`` (what
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import tempfile
 from urllib.parse import urlencode
 
 from layers import access, cases
@@ -161,7 +159,7 @@ class Shell:
         if path.rstrip("/") == "/collections" and method == "GET":
             return _COLLECTIONS_CACHE(self.app, environ, start_response)
         if path.rstrip("/") == "/openapi" and method in ("GET", "HEAD"):
-            doc = public_openapi(environ, _openapi_document)
+            doc = public_openapi(environ, compat.openapi_document)
             if doc is not None:
                 return web.respond(environ, start_response, doc, content_type=_OPENAPI_TYPE)
         if _ITEMS.match(path) and method in ("GET", "HEAD"):
@@ -323,28 +321,6 @@ class _ResponseCache:
 _COLLECTIONS_CACHE = _ResponseCache()
 
 
-def openapi_path(config_path: str, settings: Settings | None = None) -> str:
-    """pygeoapi's OpenAPI document for ``config_path``, generated once per config and the
-    ``data`` and ``url`` of ``settings`` (default :func:`tianya.settings.current`)."""
-    from pathlib import Path
-
-    from pygeoapi.openapi import generate_openapi_document
-
-    settings = settings or tianya_settings.current()
-    h = hashlib.sha256()
-    with open(config_path, "rb") as fh:
-        h.update(fh.read())
-    for value in (settings.store_location(), settings.url):
-        h.update(value.encode() + b"\0")
-    out = os.path.join(tempfile.gettempdir(), f"tianya-openapi-{h.hexdigest()[:16]}.yml")
-    if not os.path.exists(out):
-        tmp = f"{out}.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(generate_openapi_document(Path(config_path), "yaml"))
-        os.replace(tmp, out)
-    return out
-
-
 def create_app(config_path: str | None = None, settings: Settings | None = None):
     """The WSGI app: pygeoapi's Flask app for ``config_path`` wrapped in :class:`Shell`.
 
@@ -354,17 +330,4 @@ def create_app(config_path: str | None = None, settings: Settings | None = None)
 
     compat.check()  # a pygeoapi our replacements do not fit: refuse to start, naming why
     settings = tianya_settings.use(settings or Settings.from_env())
-    config_path = os.path.abspath(config_path or os.environ.get("PYGEOAPI_CONFIG")
-                                  or CONFIG_PATH)
-    compat.configure(settings, config_path)
-    from pygeoapi.flask_app import APP  # reads what compat.configure set, at import
-
-    compat.install()
-    return Shell(APP)
-
-
-def _openapi_document() -> dict:
-    """pygeoapi's OpenAPI document, as the server loaded it."""
-    from pygeoapi.flask_app import OPENAPI
-
-    return OPENAPI
+    return Shell(compat.load_app(settings, os.path.abspath(config_path or CONFIG_PATH)), settings)

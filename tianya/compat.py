@@ -39,9 +39,11 @@ Configuration through the environment
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import os
+import tempfile
 from dataclasses import dataclass
 
 from layers import access
@@ -284,14 +286,54 @@ def configure(settings, config_path: str) -> dict[str, str]:
 
     Call it before importing ``pygeoapi.flask_app``. Returns the variables set.
     """
-    from tianya.app import openapi_path
-
     env = placeholder_environment(settings)
     env["PYGEOAPI_CONFIG"] = os.path.abspath(config_path)
     os.environ.update(env)  # the OpenAPI document is generated from the resolved config
-    env["PYGEOAPI_OPENAPI"] = openapi_path(env["PYGEOAPI_CONFIG"])
+    env["PYGEOAPI_OPENAPI"] = openapi_path(env["PYGEOAPI_CONFIG"], settings)
     os.environ["PYGEOAPI_OPENAPI"] = env["PYGEOAPI_OPENAPI"]
     return env
+
+
+def openapi_path(config_path: str, settings=None) -> str:
+    """pygeoapi's OpenAPI document for ``config_path``, generated once per config and the
+    ``data`` and ``url`` of ``settings`` (default :func:`tianya.settings.current`)."""
+    from pathlib import Path
+
+    from pygeoapi.openapi import generate_openapi_document
+
+    if settings is None:
+        from tianya.settings import current
+
+        settings = current()
+    h = hashlib.sha256()
+    with open(config_path, "rb") as fh:
+        h.update(fh.read())
+    for value in (settings.store_location(), settings.url):
+        h.update(value.encode() + b"\0")
+    out = os.path.join(tempfile.gettempdir(), f"tianya-openapi-{h.hexdigest()[:16]}.yml")
+    if not os.path.exists(out):
+        tmp = f"{out}.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(generate_openapi_document(Path(config_path), "yaml"))
+        os.replace(tmp, out)
+    return out
+
+
+def load_app(settings, config_path: str):
+    """pygeoapi's Flask app for ``config_path``, configured from ``settings``, with every
+    replacement installed. Call :func:`check` first."""
+    configure(settings, config_path)
+    from pygeoapi.flask_app import APP  # reads what configure() set, at import
+
+    install()
+    return APP
+
+
+def openapi_document() -> dict:
+    """pygeoapi's OpenAPI document, as the server loaded it."""
+    from pygeoapi.flask_app import OPENAPI
+
+    return OPENAPI
 
 
 # --- our errors as pygeoapi's --------------------------------------------------------------------
