@@ -81,8 +81,9 @@ class BaseMap:
         """The setting naming this base map's key (``TIANYA_TIANDITU_KEY``…)."""
         return f"TIANYA_{self.key.upper()}_KEY" if self.key else None
 
-    def tiles(self, tiles: Mapping[str, str] | None = None,
-              keys: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    def tiles(
+        self, tiles: Mapping[str, str] | None = None, keys: Mapping[str, str] | None = None
+    ) -> tuple[str, str | None]:
         """The tile template and label template, with the key filled in.
 
         Parameters
@@ -102,8 +103,10 @@ class BaseMap:
         if "{key}" in url or (labels and "{key}" in labels):
             key = (keys or {}).get(self.key) if self.key else None
             if not key:
-                raise AnalyticsError(f"base map {self.id!r} needs a key: set "
-                                     f"{self.key_setting or 'a key in its tile URL'}")
+                raise AnalyticsError(
+                    f"base map {self.id!r} needs a key: set "
+                    f"{self.key_setting or 'a key in its tile URL'}"
+                )
             url = url.replace("{key}", key)
             labels = labels.replace("{key}", key) if labels else None
         return url, labels
@@ -122,32 +125,71 @@ def bilingual(zh: str, en: str, lang: str) -> str:
     return f"{zh} {en}"
 
 
-_TDT = ("https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
-        "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}"
-        "&TILECOL={x}&tk={key}")
+_TDT = (
+    "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}"
+    "&TILECOL={x}&tk={key}"
+)
 _TDT_ATTR = "&copy; 天地图 Tianditu (国家地理信息公共服务平台)"
 _AMAP_ATTR = "&copy; 高德地图 AutoNavi"
 
-BASEMAPS: dict[str, BaseMap] = {b.id: b for b in (
-    BaseMap("osm", "开放街道地图", "OpenStreetMap",
+BASEMAPS: dict[str, BaseMap] = {
+    b.id: b
+    for b in (
+        BaseMap(
+            "osm",
+            "开放街道地图",
+            "OpenStreetMap",
             "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-            "&copy; OpenStreetMap contributors", subdomains="abc", max_zoom=19),
-    BaseMap("tianditu", "天地图矢量", "Tianditu vector",
-            _TDT.replace("{layer}", "vec"), _TDT_ATTR, datum="CGCS2000",
-            subdomains="01234567", key="tianditu",
-            labels=_TDT.replace("{layer}", "cva")),
-    BaseMap("tianditu_img", "天地图影像", "Tianditu imagery",
-            _TDT.replace("{layer}", "img"), _TDT_ATTR, datum="CGCS2000",
-            subdomains="01234567", key="tianditu",
-            labels=_TDT.replace("{layer}", "cia")),
-    BaseMap("amap", "高德地图", "Amap",
+            "&copy; OpenStreetMap contributors",
+            subdomains="abc",
+            max_zoom=19,
+        ),
+        BaseMap(
+            "tianditu",
+            "天地图矢量",
+            "Tianditu vector",
+            _TDT.replace("{layer}", "vec"),
+            _TDT_ATTR,
+            datum="CGCS2000",
+            subdomains="01234567",
+            key="tianditu",
+            labels=_TDT.replace("{layer}", "cva"),
+        ),
+        BaseMap(
+            "tianditu_img",
+            "天地图影像",
+            "Tianditu imagery",
+            _TDT.replace("{layer}", "img"),
+            _TDT_ATTR,
+            datum="CGCS2000",
+            subdomains="01234567",
+            key="tianditu",
+            labels=_TDT.replace("{layer}", "cia"),
+        ),
+        BaseMap(
+            "amap",
+            "高德地图",
+            "Amap",
             "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
-            "&x={x}&y={y}&z={z}", _AMAP_ATTR, datum="GCJ-02", subdomains="1234",
-            key="amap"),
-    BaseMap("amap_img", "高德影像", "Amap imagery",
+            "&x={x}&y={y}&z={z}",
+            _AMAP_ATTR,
+            datum="GCJ-02",
+            subdomains="1234",
+            key="amap",
+        ),
+        BaseMap(
+            "amap_img",
+            "高德影像",
+            "Amap imagery",
             "https://webst0{s}.is.autonavi.com/appmaptile?style=6&x={x}&y={y}&z={z}",
-            _AMAP_ATTR, datum="GCJ-02", subdomains="1234", key="amap"),
-)}
+            _AMAP_ATTR,
+            datum="GCJ-02",
+            subdomains="1234",
+            key="amap",
+        ),
+    )
+}
 
 
 def basemap(name: str) -> BaseMap:

@@ -65,9 +65,13 @@ def nearest_distance(features: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame) -
     return np.asarray(d, float)
 
 
-def service_coverage(buildings: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame,
-                     distance_m: float, people: str = "resident_pop",
-                     by: str = "community_code") -> pd.DataFrame:
+def service_coverage(
+    buildings: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    distance_m: float,
+    people: str = "resident_pop",
+    by: str = "community_code",
+) -> pd.DataFrame:
     """Residents within ``distance_m`` of a facility, per ``by`` (default community).
 
     Returns
@@ -80,41 +84,64 @@ def service_coverage(buildings: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame,
     check_positive(distance_m, "distance_m")
     for col in (by, people):
         if col not in buildings.columns:
-            raise AnalyticsError(f"buildings need a {col!r} column; they have: "
-                                 f"{', '.join(map(str, buildings.columns))}")
+            raise AnalyticsError(
+                f"buildings need a {col!r} column; they have: "
+                f"{', '.join(map(str, buildings.columns))}"
+            )
     d = nearest_distance(buildings, facilities)
-    df = pd.DataFrame({by: buildings[by].to_numpy(),
-                       "people": buildings[people].fillna(0).astype(int).to_numpy(),
-                       "within": d <= distance_m, "distance": d})
+    df = pd.DataFrame(
+        {
+            by: buildings[by].to_numpy(),
+            "people": buildings[people].fillna(0).astype(int).to_numpy(),
+            "within": d <= distance_m,
+            "distance": d,
+        }
+    )
     df["people_in"] = np.where(df["within"], df["people"], 0)
     g = df.groupby(by)
-    out = pd.DataFrame({"buildings": g.size(), "people": g["people"].sum(),
-                        "buildings_within": g["within"].sum().astype(int),
-                        "people_within": g["people_in"].sum(),
-                        "median_distance_m": g["distance"].median().round(1)})
-    out["share_within"] = (out["people_within"] / out["people"].where(out["people"] > 0)
-                           ).fillna(0.0).round(4)
+    out = pd.DataFrame(
+        {
+            "buildings": g.size(),
+            "people": g["people"].sum(),
+            "buildings_within": g["within"].sum().astype(int),
+            "people_within": g["people_in"].sum(),
+            "median_distance_m": g["distance"].median().round(1),
+        }
+    )
+    out["share_within"] = (
+        (out["people_within"] / out["people"].where(out["people"] > 0)).fillna(0.0).round(4)
+    )
     out = out.reset_index()
-    return out[[by, "buildings", "people", "buildings_within", "people_within", "share_within",
-                "median_distance_m"]]
+    return out[
+        [
+            by,
+            "buildings",
+            "people",
+            "buildings_within",
+            "people_within",
+            "share_within",
+            "median_distance_m",
+        ]
+    ]
 
 
-def party_service_coverage(buildings: gpd.GeoDataFrame, party: gpd.GeoDataFrame,
-                           distance_m: float = 1000.0) -> pd.DataFrame:
+def party_service_coverage(
+    buildings: gpd.GeoDataFrame, party: gpd.GeoDataFrame, distance_m: float = 1000.0
+) -> pd.DataFrame:
     """:func:`service_coverage` of party-mass service centres (``org_type='service_center'``)."""
     return service_coverage(buildings, party[party["org_type"] == "service_center"], distance_m)
 
 
-def shelter_coverage(buildings: gpd.GeoDataFrame, flood_points: gpd.GeoDataFrame,
-                     distance_m: float = 2000.0) -> pd.DataFrame:
+def shelter_coverage(
+    buildings: gpd.GeoDataFrame, flood_points: gpd.GeoDataFrame, distance_m: float = 2000.0
+) -> pd.DataFrame:
     """:func:`service_coverage` of shelters (``facility_type='shelter'``)."""
-    return service_coverage(buildings,
-                            flood_points[flood_points["facility_type"] == "shelter"],
-                            distance_m)
+    return service_coverage(
+        buildings, flood_points[flood_points["facility_type"] == "shelter"], distance_m
+    )
 
 
-def relief_followup(households: pd.DataFrame, as_of=None, max_days: float = 30.0
-                    ) -> pd.DataFrame:
+def relief_followup(households: pd.DataFrame, as_of=None, max_days: float = 30.0) -> pd.DataFrame:
     """Households without a recent visit, and monitored ones without a cadre, per community.
 
     Parameters
@@ -143,9 +170,14 @@ def relief_followup(households: pd.DataFrame, as_of=None, max_days: float = 30.0
     last = pd.to_datetime(households["last_visit_at"], utc=True)
     stale = ((t - last).dt.total_seconds() / 86400.0 > max_days) | last.isna()
     monitored = households["monitoring_type"].fillna("none") != "none"
-    df = pd.DataFrame({"community_code": households["community_code"].to_numpy(),
-                       "size": households["household_size"].fillna(0).astype(int).to_numpy(),
-                       "monitored": monitored.to_numpy(), "stale": stale.to_numpy()})
+    df = pd.DataFrame(
+        {
+            "community_code": households["community_code"].to_numpy(),
+            "size": households["household_size"].fillna(0).astype(int).to_numpy(),
+            "monitored": monitored.to_numpy(),
+            "stale": stale.to_numpy(),
+        }
+    )
     df["people_stale"] = np.where(df["stale"], df["size"], 0)
     df["mon_stale"] = df["monitored"] & df["stale"]
     has_cadre = "cadre_name" in households.columns
@@ -153,11 +185,16 @@ def relief_followup(households: pd.DataFrame, as_of=None, max_days: float = 30.0
         no_cadre = households["cadre_name"].isna() | (households["cadre_name"] == "")
         df["mon_no_cadre"] = df["monitored"] & no_cadre.to_numpy()
     g = df.groupby("community_code")
-    out = pd.DataFrame({"households": g.size(), "people": g["size"].sum(),
-                        "monitored": g["monitored"].sum().astype(int),
-                        "not_visited": g["stale"].sum().astype(int),
-                        "people_not_visited": g["people_stale"].sum(),
-                        "monitored_not_visited": g["mon_stale"].sum().astype(int)})
+    out = pd.DataFrame(
+        {
+            "households": g.size(),
+            "people": g["size"].sum(),
+            "monitored": g["monitored"].sum().astype(int),
+            "not_visited": g["stale"].sum().astype(int),
+            "people_not_visited": g["people_stale"].sum(),
+            "monitored_not_visited": g["mon_stale"].sum().astype(int),
+        }
+    )
     out["share_not_visited"] = (out["not_visited"] / out["households"]).round(4)
     if has_cadre:
         out["monitored_without_cadre"] = g["mon_no_cadre"].sum().astype(int)
@@ -168,8 +205,13 @@ def with_communities(table: pd.DataFrame, communities: gpd.GeoDataFrame) -> gpd.
     """Join a per-community table to the community polygons (every community; gaps as 0)."""
     c = communities[["code", "name", "geometry"]].rename(columns={"code": "community_code"})
     out = c.merge(table, on="community_code", how="left")
-    num = [col for col in table.columns if col != "community_code" and not col.endswith("_m")
-           and pd.api.types.is_numeric_dtype(table[col])]
+    num = [
+        col
+        for col in table.columns
+        if col != "community_code"
+        and not col.endswith("_m")
+        and pd.api.types.is_numeric_dtype(table[col])
+    ]
     for col in num:
         out[col] = out[col].fillna(0)
         if pd.api.types.is_integer_dtype(table[col]):

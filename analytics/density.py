@@ -223,8 +223,12 @@ def kernel_density(
         nodata=np.nan,
     ) as dst:
         dst.write(dens, 1)
-        dst.update_tags(units=units, bandwidth_m=f"{r:.3f}", kernel="quartic",
-                        skipped_null_population=str(skipped))
+        dst.update_tags(
+            units=units,
+            bandwidth_m=f"{r:.3f}",
+            kernel="quartic",
+            skipped_null_population=str(skipped),
+        )
     return KernelDensity(
         path=str(path),
         bandwidth=r,
@@ -295,12 +299,14 @@ def density_clusters(
     xy = point_coordinates(pts)
     n = len(xy)
     if n == 0:
-        raise AnalyticsError("there are no points to cluster (the selection is empty: check the "
-                             "filter and datetime)")
+        raise AnalyticsError(
+            "there are no points to cluster (the selection is empty: check the filter and datetime)"
+        )
     if method == "hdbscan":
         if int(min_cluster_size) < 2:
-            raise AnalyticsError(f"min_cluster_size must be at least 2 for HDBSCAN, got "
-                                 f"{min_cluster_size}")
+            raise AnalyticsError(
+                f"min_cluster_size must be at least 2 for HDBSCAN, got {min_cluster_size}"
+            )
         if n < 2:
             raise AnalyticsError("HDBSCAN needs at least 2 points, got 1")
         if int(min_samples) > n:

@@ -80,8 +80,14 @@ LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
 
 
 @contextlib.contextmanager
-def dask_client(scheduler=None, *, n_workers: int = 2, threads_per_worker: int = 1,
-                processes: bool = True, memory_limit: str = "3GiB"):
+def dask_client(
+    scheduler=None,
+    *,
+    n_workers: int = 2,
+    threads_per_worker: int = 1,
+    processes: bool = True,
+    memory_limit: str = "3GiB",
+):
     """Yield what computes the Dask graphs.
 
     Parameters
@@ -106,9 +112,16 @@ def dask_client(scheduler=None, *, n_workers: int = 2, threads_per_worker: int =
     elif scheduler in LOCAL_SCHEDULERS:
         yield scheduler
     elif scheduler is None or scheduler == "local":
-        with LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                          processes=processes, memory_limit=memory_limit,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=processes,
+                memory_limit=memory_limit,
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             yield client
     else:
         with Client(scheduler) as client:
@@ -179,8 +192,12 @@ class _TimeStats:
             st = col.statistics if col is not None else None
             if rg.num_rows == 0 or (st is not None and st.null_count == rg.num_rows):
                 continue  # nothing (or only nulls, refused by the first pass) in it
-            if (st is None or not st.has_min_max or "Timestamp" not in str(st.logical_type)
-                    or not all(isinstance(v, datetime.datetime) for v in (st.min, st.max))):
+            if (
+                st is None
+                or not st.has_min_max
+                or "Timestamp" not in str(st.logical_type)
+                or not all(isinstance(v, datetime.datetime) for v in (st.min, st.max))
+            ):
                 self.known = False
                 return
             lo, hi = pd.Timestamp(st.min), pd.Timestamp(st.max)
@@ -209,15 +226,21 @@ def _open(path: str, time_field: str | None = None) -> _Source:
         if "bbox" in col and meta.num_rows:
             boxes.append(col["bbox"])
     col = geo["columns"][geo["primary_column"]]
-    crs = pyproj.CRS.from_json_dict(col["crs"]) if col.get("crs") else (
-        None if "crs" in col else pyproj.CRS("OGC:CRS84"))
+    crs = (
+        pyproj.CRS.from_json_dict(col["crs"])
+        if col.get("crs")
+        else (None if "crs" in col else pyproj.CRS("OGC:CRS84"))
+    )
     types = col.get("geometry_types") or []
     covering = col.get("covering", {}).get("bbox", {}).get("xmin", [None])[0]
     if types != ["Point"]:
         covering = None
     b = np.asarray(boxes, dtype=float)
-    bounds = np.r_[b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()] if len(b) \
+    bounds = (
+        np.r_[b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()]
+        if len(b)
         else np.full(4, np.nan)
+    )
     return _Source(files, geo["primary_column"], covering, crs, bounds, rows, tstats.range)
 
 
@@ -267,8 +290,9 @@ def _extent_task(path: str, spec: _Spec) -> pd.DataFrame:
     xy, times = _read(path, spec)
     row = {"n": len(xy)}
     if len(xy):
-        row.update(xmin=xy[:, 0].min(), ymin=xy[:, 1].min(), xmax=xy[:, 0].max(),
-                   ymax=xy[:, 1].max())
+        row.update(
+            xmin=xy[:, 0].min(), ymin=xy[:, 1].min(), xmax=xy[:, 0].max(), ymax=xy[:, 1].max()
+        )
     if times is not None:
         row.update(nat=int(times.isna().sum()))
         if len(times):
@@ -304,7 +328,8 @@ def _check_inside(ok: np.ndarray, what: str) -> None:
     if not ok.all():
         raise AnalyticsError(
             f"{int((~ok).sum())} incidents lie {what} measured by the first pass: the export "
-            "changed while it was being analysed; run the analysis again")
+            "changed while it was being analysed; run the analysis again"
+        )
 
 
 def _bin_task(path: str, spec: _Spec) -> pd.DataFrame:
@@ -327,8 +352,7 @@ def _bin_task(path: str, spec: _Spec) -> pd.DataFrame:
 def _map(func, src: _Source, spec: _Spec, meta: pd.DataFrame, label: str):
     import dask.dataframe as dd
 
-    return dd.from_map(func, src.files, spec=spec, meta=meta, label=label,
-                       enforce_metadata=False)
+    return dd.from_map(func, src.files, spec=spec, meta=meta, label=label, enforce_metadata=False)
 
 
 def _extent(src: _Source, spec: _Spec, runner) -> pd.DataFrame:
@@ -348,9 +372,13 @@ def _counts(src: _Source, spec: _Spec, runner) -> pd.Series:
 
 def _base_spec(src: _Source, time_field: str | None = None) -> tuple[_Spec, object]:
     dst = _target_crs(src)
-    spec = _Spec(geometry=src.geometry, covering=src.covering,
-                 src_crs=src.crs.to_wkt() if src.crs is not None else None,
-                 dst_crs=dst.to_wkt() if dst is not None else None, time_field=time_field)
+    spec = _Spec(
+        geometry=src.geometry,
+        covering=src.covering,
+        src_crs=src.crs.to_wkt() if src.crs is not None else None,
+        dst_crs=dst.to_wkt() if dst is not None else None,
+        time_field=time_field,
+    )
     return spec, (dst if dst is not None else src.crs)
 
 
@@ -371,15 +399,27 @@ def _single_source(source):
 
 def _check_engine(engine, source):
     check_choice(engine, "engine", ENGINES)
-    if engine == "dask" and not isinstance(source, str | bytes) and not hasattr(
-            source, "__fspath__"):
-        raise AnalyticsError("engine='dask' reads a GeoParquet export: give its path "
-                             "(see analytics.parquet.export_layer)")
+    if (
+        engine == "dask"
+        and not isinstance(source, str | bytes)
+        and not hasattr(source, "__fspath__")
+    ):
+        raise AnalyticsError(
+            "engine='dask' reads a GeoParquet export: give its path "
+            "(see analytics.parquet.export_layer)"
+        )
 
 
-def aggregate_points(source, aggregation: str = "fishnet", *, cell_size: float | None = None,
-                     polygons=None, keep_empty: bool = False, engine: str = "dask",
-                     scheduler=None) -> gpd.GeoDataFrame:
+def aggregate_points(
+    source,
+    aggregation: str = "fishnet",
+    *,
+    cell_size: float | None = None,
+    polygons=None,
+    keep_empty: bool = False,
+    engine: str = "dask",
+    scheduler=None,
+) -> gpd.GeoDataFrame:
     """Count incidents per cell: :func:`analytics.aggregate.aggregate_points` on either engine.
 
     Parameters
@@ -401,8 +441,13 @@ def aggregate_points(source, aggregation: str = "fishnet", *, cell_size: float |
     """
     _check_engine(engine, source)
     if engine == "single":
-        return _agg.aggregate_points(_single_source(source), aggregation, cell_size=cell_size,
-                                     polygons=polygons, keep_empty=keep_empty)
+        return _agg.aggregate_points(
+            _single_source(source),
+            aggregation,
+            cell_size=cell_size,
+            polygons=polygons,
+            keep_empty=keep_empty,
+        )
     check_choice(aggregation, "aggregation", _agg.AGGREGATIONS)
     src = _open(str(source))
     spec, crs = _base_spec(src)
@@ -412,8 +457,11 @@ def aggregate_points(source, aggregation: str = "fishnet", *, cell_size: float |
                 raise AnalyticsError("aggregation='communities' needs polygons")
             polys = polygons.to_crs(crs) if crs is not None and polygons.crs != crs else polygons
             polys = polys.reset_index(drop=True)
-            spec = _replace(spec, mode="communities", polygons=tuple(
-                shapely.to_wkb(np.asarray(polys.geometry.values, dtype=object))))
+            spec = _replace(
+                spec,
+                mode="communities",
+                polygons=tuple(shapely.to_wkb(np.asarray(polys.geometry.values, dtype=object))),
+            )
             counts = _dense(_counts(src, spec, runner), len(polys))
             out = polys.copy()
             out["count"] = counts.astype(np.int64)
@@ -426,13 +474,20 @@ def aggregate_points(source, aggregation: str = "fishnet", *, cell_size: float |
             bounds = polys.total_bounds
         else:
             ext = _extent(src, spec, runner)
-            bounds = np.r_[ext["xmin"].min(), ext["ymin"].min(), ext["xmax"].max(),
-                           ext["ymax"].max()]
+            bounds = np.r_[
+                ext["xmin"].min(), ext["ymin"].min(), ext["xmax"].max(), ext["ymax"].max()
+            ]
         if aggregation == "fishnet":
             grid = _agg.fishnet_grid(bounds, cell_size, crs)
             nrow, ncol = _agg.fishnet_shape(bounds, cell_size)
-            spec = _replace(spec, mode="fishnet", bounds=tuple(bounds),
-                            cell_size=float(cell_size), ncol=ncol, nrow=nrow)
+            spec = _replace(
+                spec,
+                mode="fishnet",
+                bounds=tuple(bounds),
+                cell_size=float(cell_size),
+                ncol=ncol,
+                nrow=nrow,
+            )
         else:
             grid = _agg.hexagon_grid(bounds, cell_size, crs)
             centres = shapely.get_coordinates(shapely.centroid(grid.geometry.values))
@@ -453,9 +508,17 @@ def _dense(series: pd.Series, size: int) -> np.ndarray:
     return out
 
 
-def space_time_cube(source, time_field: str, *, cell_size: float, time_step: str = "7D",
-                    shape: str = "fishnet", engine: str = "dask", scheduler=None,
-                    max_steps: int | None = _ehsa.MAX_STEPS) -> _ehsa.SpaceTimeCube:
+def space_time_cube(
+    source,
+    time_field: str,
+    *,
+    cell_size: float,
+    time_step: str = "7D",
+    shape: str = "fishnet",
+    engine: str = "dask",
+    scheduler=None,
+    max_steps: int | None = _ehsa.MAX_STEPS,
+) -> _ehsa.SpaceTimeCube:
     """Count incidents per bin and time step: :func:`analytics.emerging.space_time_cube` on
     either engine.
 
@@ -483,38 +546,54 @@ def space_time_cube(source, time_field: str, *, cell_size: float, time_step: str
     """
     _check_engine(engine, source)
     if engine == "single":
-        return _ehsa.space_time_cube(_single_source(source), time_field, cell_size=cell_size,
-                                     time_step=time_step, shape=shape, max_steps=max_steps)
+        return _ehsa.space_time_cube(
+            _single_source(source),
+            time_field,
+            cell_size=cell_size,
+            time_step=time_step,
+            shape=shape,
+            max_steps=max_steps,
+        )
     check_choice(shape, "bin shape", _ehsa.BIN_SHAPES)
     check_positive(cell_size, "cell_size")
     _ehsa._parse_step(time_step)
     src = _open(str(source), time_field)
     names = pq.read_schema(src.files[0]).names
     if time_field not in names:
-        raise AnalyticsError(f"{time_field!r} is not a column, must be one of: "
-                             f"{', '.join(n for n in names if n not in (src.geometry, 'bbox'))}")
+        raise AnalyticsError(
+            f"{time_field!r} is not a column, must be one of: "
+            f"{', '.join(n for n in names if n not in (src.geometry, 'bbox'))}"
+        )
     if src.time_range is not None:  # the step budget from the footers, before any task
         _ehsa.count_steps(*src.time_range, time_step, max_steps=max_steps)
     with dask_client(scheduler) as runner:
         return _cube(src, time_field, cell_size, time_step, shape, max_steps, runner)
 
 
-def _cube(src: _Source, time_field, cell_size, time_step, shape, max_steps,
-          runner) -> _ehsa.SpaceTimeCube:
+def _cube(
+    src: _Source, time_field, cell_size, time_step, shape, max_steps, runner
+) -> _ehsa.SpaceTimeCube:
     """The cube on Dask; the same steps and cells as :func:`analytics.emerging.space_time_cube`."""
     step = _ehsa._parse_step(time_step)
     spec, crs = _base_spec(src, time_field)
     ext = _extent(src, spec, runner)
     if ext["nat"].sum():
         raise AnalyticsError(
-            f"column {time_field!r} has {int(ext['nat'].sum())} missing timestamps")
+            f"column {time_field!r} has {int(ext['nat'].sum())} missing timestamps"
+        )
     tmax, tmin = ext["tmax"].max(), ext["tmin"].min()
     # refused here, before any binning task and before the step edges are allocated
     n_steps = _ehsa.count_steps(tmin, tmax, time_step, max_steps=max_steps)
     edges = pd.DatetimeIndex([tmax - step * (n_steps - i) for i in range(n_steps + 1)])
     bounds = np.r_[ext["xmin"].min(), ext["ymin"].min(), ext["xmax"].max(), ext["ymax"].max()]
-    spec = _replace(spec, bounds=tuple(bounds), cell_size=float(cell_size), t_end=tmax,
-                    step=step, n_steps=n_steps)
+    spec = _replace(
+        spec,
+        bounds=tuple(bounds),
+        cell_size=float(cell_size),
+        t_end=tmax,
+        step=step,
+        n_steps=n_steps,
+    )
     if shape == "fishnet":
         grid = _agg.fishnet_grid(bounds, cell_size, crs)
         nrow, ncol = _agg.fishnet_shape(bounds, cell_size)
@@ -530,15 +609,26 @@ def _cube(src: _Source, time_field, cell_size, time_step, shape, max_steps,
     keep = counts.sum(axis=1) > 0
     bins = grid[keep].reset_index(drop=True)
     bins["total"] = counts[keep].sum(axis=1).astype(np.int64)
-    return _ehsa.SpaceTimeCube(bins=bins, counts=counts[keep], edges=edges,
-                               cell_size=float(cell_size))
+    return _ehsa.SpaceTimeCube(
+        bins=bins, counts=counts[keep], edges=edges, cell_size=float(cell_size)
+    )
 
 
-def emerging_hot_spots(source, time_field: str, *, cell_size: float, time_step: str = "7D",
-                       shape: str = "fishnet", distance_band: float | None = None,
-                       neighborhood_time_step: int = 1, alpha: float = 0.05, fdr: bool = True,
-                       engine: str = "dask", scheduler=None,
-                       max_steps: int | None = _ehsa.MAX_STEPS) -> _ehsa.EmergingHotSpots:
+def emerging_hot_spots(
+    source,
+    time_field: str,
+    *,
+    cell_size: float,
+    time_step: str = "7D",
+    shape: str = "fishnet",
+    distance_band: float | None = None,
+    neighborhood_time_step: int = 1,
+    alpha: float = 0.05,
+    fdr: bool = True,
+    engine: str = "dask",
+    scheduler=None,
+    max_steps: int | None = _ehsa.MAX_STEPS,
+) -> _ehsa.EmergingHotSpots:
     """Emerging Hot Spot Analysis on either engine.
 
     The cube is counted by :func:`space_time_cube` (over partitions with ``engine="dask"``);
@@ -561,23 +651,49 @@ def emerging_hot_spots(source, time_field: str, *, cell_size: float, time_step: 
     _check_engine(engine, source)
     if engine == "single":
         return _ehsa.emerging_hot_spots(
-            _single_source(source), time_field, cell_size=cell_size, time_step=time_step,
-            shape=shape, distance_band=distance_band,
-            neighborhood_time_step=neighborhood_time_step, alpha=alpha, fdr=fdr,
-            max_steps=max_steps)
+            _single_source(source),
+            time_field,
+            cell_size=cell_size,
+            time_step=time_step,
+            shape=shape,
+            distance_band=distance_band,
+            neighborhood_time_step=neighborhood_time_step,
+            alpha=alpha,
+            fdr=fdr,
+            max_steps=max_steps,
+        )
     if not 0 < alpha < 1:
         raise AnalyticsError(f"alpha must lie in (0, 1), got {alpha!r}")
-    cube = space_time_cube(source, time_field, cell_size=cell_size, time_step=time_step,
-                           shape=shape, engine="dask", scheduler=scheduler, max_steps=max_steps)
+    cube = space_time_cube(
+        source,
+        time_field,
+        cell_size=cell_size,
+        time_step=time_step,
+        shape=shape,
+        engine="dask",
+        scheduler=scheduler,
+        max_steps=max_steps,
+    )
     return _ehsa.emerging_hot_spots_from_cube(
-        cube, distance_band=distance_band, neighborhood_time_step=neighborhood_time_step,
-        alpha=alpha, fdr=fdr)
+        cube,
+        distance_band=distance_band,
+        neighborhood_time_step=neighborhood_time_step,
+        alpha=alpha,
+        fdr=fdr,
+    )
 
 
-def optimized_hot_spots(source, aggregation: str = "fishnet", *, cell_size: float | None = None,
-                        polygons=None, bounding_polygons=None,
-                        distance_band: float | None = None, engine: str = "dask",
-                        scheduler=None) -> _ohsa.OptimizedHotSpots:
+def optimized_hot_spots(
+    source,
+    aggregation: str = "fishnet",
+    *,
+    cell_size: float | None = None,
+    polygons=None,
+    bounding_polygons=None,
+    distance_band: float | None = None,
+    engine: str = "dask",
+    scheduler=None,
+) -> _ohsa.OptimizedHotSpots:
     """Optimized Hot Spot Analysis on either engine.
 
     With ``engine="dask"`` the cells are counted over partitions and
@@ -603,25 +719,39 @@ def optimized_hot_spots(source, aggregation: str = "fishnet", *, cell_size: floa
     _check_engine(engine, source)
     if engine == "single":
         return _ohsa.optimized_hot_spots(
-            _single_source(source), aggregation, cell_size=cell_size, polygons=polygons,
-            bounding_polygons=bounding_polygons, distance_band=distance_band)
+            _single_source(source),
+            aggregation,
+            cell_size=cell_size,
+            polygons=polygons,
+            bounding_polygons=bounding_polygons,
+            distance_band=distance_band,
+        )
     check_choice(aggregation, "aggregation", _agg.AGGREGATIONS)
     check_positive(distance_band, "distance_band")
     if aggregation != "communities" and (cell_size is None or bounding_polygons is None):
         raise AnalyticsError(
             "engine='dask' needs cell_size and bounding_polygons for grid aggregations "
             "(locational outliers and the derived cell size need all incidents in memory); "
-            "or use aggregation='communities'")
+            "or use aggregation='communities'"
+        )
     rows = _open(str(source)).rows
     if rows < _ohsa.MIN_FEATURES:
         raise AnalyticsError(f"at least {_ohsa.MIN_FEATURES} incidents are needed, got {rows}")
     if aggregation == "communities":
-        cells = aggregate_points(source, "communities", polygons=polygons, engine="dask",
-                                 scheduler=scheduler)
+        cells = aggregate_points(
+            source, "communities", polygons=polygons, engine="dask", scheduler=scheduler
+        )
         size = None
     else:
         size = float(cast(float, cell_size))  # refused above when None
-        cells = aggregate_points(source, aggregation, cell_size=size,
-                                 polygons=bounding_polygons, engine="dask", scheduler=scheduler)
-    return _ohsa.optimized_hot_spots_cells(cells, cell_size=size, distance_band=distance_band,
-                                           n_outliers=None)
+        cells = aggregate_points(
+            source,
+            aggregation,
+            cell_size=size,
+            polygons=bounding_polygons,
+            engine="dask",
+            scheduler=scheduler,
+        )
+    return _ohsa.optimized_hot_spots_cells(
+        cells, cell_size=size, distance_band=distance_band, n_outliers=None
+    )

@@ -112,8 +112,9 @@ def mann_kendall(x) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     run = np.cumsum(starts.ravel()) - 1  # tie group of every value, numbered across rows
     size = np.bincount(run).astype(float)
     row_of_run = np.repeat(np.arange(x.shape[0]), starts.sum(axis=1))
-    tie_term = np.bincount(row_of_run, weights=size * (size - 1) * (2 * size + 5),
-                           minlength=x.shape[0])
+    tie_term = np.bincount(
+        row_of_run, weights=size * (size - 1) * (2 * size + 5), minlength=x.shape[0]
+    )
     var = (t * (t - 1) * (2 * t + 5) - tie_term) / 18.0
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(var > 0, (s - np.sign(s)) / np.sqrt(var), 0.0)
@@ -300,18 +301,18 @@ def space_time_cube(
     step = _parse_step(time_step)
     times = pd.to_datetime(points[time_field])
     if len(times) == 0:
-        raise AnalyticsError("there are no points to analyse (the selection is empty: check "
-                             "the filter and datetime)")
+        raise AnalyticsError(
+            "there are no points to analyse (the selection is empty: check the filter and datetime)"
+        )
     if times.isna().any():
         raise AnalyticsError(
-            f"column {time_field!r} has {int(times.isna().sum())} missing timestamps")
+            f"column {time_field!r} has {int(times.isna().sum())} missing timestamps"
+        )
     tmax, tmin = times.max(), times.min()
     n_steps = count_steps(tmin, tmax, time_step, max_steps=max_steps)
     pts = to_projected(points, stacklevel=3)
     xy = point_coordinates(pts)
-    edges = pd.DatetimeIndex(
-        [tmax - step * (n_steps - i) for i in range(n_steps + 1)]
-    )
+    edges = pd.DatetimeIndex([tmax - step * (n_steps - i) for i in range(n_steps + 1)])
     tidx = _step_index(times, tmax, step, n_steps)
     bounds = np.r_[xy.min(axis=0), xy.max(axis=0)]
     if shape == "fishnet":
@@ -434,7 +435,11 @@ def emerging_hot_spots(
     if int(neighborhood_time_step) != neighborhood_time_step or neighborhood_time_step < 0:
         raise AnalyticsError("neighborhood_time_step must be a non-negative integer")
     cube = space_time_cube(
-        points, time_field, cell_size=cell_size, time_step=time_step, shape=shape,
+        points,
+        time_field,
+        cell_size=cell_size,
+        time_step=time_step,
+        shape=shape,
         max_steps=max_steps,
     )
     return emerging_hot_spots_from_cube(

@@ -75,11 +75,14 @@ __all__ = [
 ]
 
 #: Depth classes: id, lower bound (m, inclusive).
-CLASSES = (("dry", 0.0), ("shallow", 0.15), ("moderate", 0.5), ("deep", 1.0),
-           ("very_deep", 2.0))
-CLASS_LABELS = {"dry": ("< 0.15 m", "无积水(<0.15米)"), "shallow": ("0.15-0.5 m", "0.15-0.5米"),
-                "moderate": ("0.5-1 m", "0.5-1米"), "deep": ("1-2 m", "1-2米"),
-                "very_deep": (">= 2 m", "2米以上")}
+CLASSES = (("dry", 0.0), ("shallow", 0.15), ("moderate", 0.5), ("deep", 1.0), ("very_deep", 2.0))
+CLASS_LABELS = {
+    "dry": ("< 0.15 m", "无积水(<0.15米)"),
+    "shallow": ("0.15-0.5 m", "0.15-0.5米"),
+    "moderate": ("0.5-1 m", "0.5-1米"),
+    "deep": ("1-2 m", "1-2米"),
+    "very_deep": (">= 2 m", "2米以上"),
+}
 #: Manhole-cover subclasses (GB/T 30428 01xx: water, sewage, storm, power, street-light,
 #: telecom, gas).
 MANHOLE_SUBCLASSES = ("0101", "0102", "0103", "0104", "0105", "0106", "0107", "0108")
@@ -127,15 +130,17 @@ class FootprintPixels:
     window: rasterio.windows.Window
 
 
-def footprint_pixels(geoms: np.ndarray, transform: Affine, shape: tuple[int, int]
-                     ) -> FootprintPixels:
+def footprint_pixels(
+    geoms: np.ndarray, transform: Affine, shape: tuple[int, int]
+) -> FootprintPixels:
     """Raster pixels whose centre lies inside each footprint (``geoms`` in the raster's CRS).
 
     Footprints are rasterised with ``rasterio.features.rasterize`` in one pass per
     colour of the overlap graph, within the window covering them all.
     """
-    empty = FootprintPixels(np.empty(0, int), np.empty(0, int), np.empty(0, int),
-                            rasterio.windows.Window(0, 0, 0, 0))
+    empty = FootprintPixels(
+        np.empty(0, int), np.empty(0, int), np.empty(0, int), rasterio.windows.Window(0, 0, 0, 0)
+    )
     if len(geoms) == 0:
         return empty
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
@@ -161,17 +166,22 @@ def footprint_pixels(geoms: np.ndarray, transform: Affine, shape: tuple[int, int
             continue
         sub = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
         labels = rasterio.features.rasterize(
-            ((geoms[i], int(i) + 1) for i in idx), out_shape=(sub.height, sub.width),
-            transform=rasterio.windows.transform(sub, transform), fill=0,
-            all_touched=False, dtype="int32")
+            ((geoms[i], int(i) + 1) for i in idx),
+            out_shape=(sub.height, sub.width),
+            transform=rasterio.windows.transform(sub, transform),
+            fill=0,
+            all_touched=False,
+            dtype="int32",
+        )
         r, cc = np.nonzero(labels)
         parts_b.append(labels[r, cc] - 1)
         parts_r.append(r + r0)
         parts_c.append(cc + c0)
     if not parts_b:
         return empty
-    return FootprintPixels(np.concatenate(parts_b), np.concatenate(parts_r),
-                           np.concatenate(parts_c), window)
+    return FootprintPixels(
+        np.concatenate(parts_b), np.concatenate(parts_r), np.concatenate(parts_c), window
+    )
 
 
 def _depth_values(values: np.ndarray, nodata) -> np.ndarray:
@@ -189,8 +199,12 @@ def sample_points(points: gpd.GeoDataFrame, raster: str) -> np.ndarray:
         if len(geoms) == 0:
             return np.zeros(0)
         xy = shapely.get_coordinates(shapely.centroid(geoms))
-        inside = ((xy[:, 0] >= src.bounds.left) & (xy[:, 0] < src.bounds.right)
-                  & (xy[:, 1] > src.bounds.bottom) & (xy[:, 1] <= src.bounds.top))
+        inside = (
+            (xy[:, 0] >= src.bounds.left)
+            & (xy[:, 0] < src.bounds.right)
+            & (xy[:, 1] > src.bounds.bottom)
+            & (xy[:, 1] <= src.bounds.top)
+        )
         out = np.zeros(len(xy))
         if inside.any():
             vals = np.array([v[0] for v in src.sample(map(tuple, xy[inside]), indexes=1)])
@@ -198,8 +212,9 @@ def sample_points(points: gpd.GeoDataFrame, raster: str) -> np.ndarray:
     return out
 
 
-def building_depths(buildings: gpd.GeoDataFrame, raster: str,
-                    pixels: FootprintPixels | None = None) -> pd.DataFrame:
+def building_depths(
+    buildings: gpd.GeoDataFrame, raster: str, pixels: FootprintPixels | None = None
+) -> pd.DataFrame:
     """Zonal depth statistics over each footprint (see the module docstring).
 
     Parameters
@@ -229,8 +244,7 @@ def building_depths(buildings: gpd.GeoDataFrame, raster: str,
         count = np.bincount(pixels.building, minlength=n)
         if len(pixels.building):
             block = src.read(1, window=w)
-            vals = _depth_values(block[pixels.row - w.row_off, pixels.col - w.col_off],
-                                 src.nodata)
+            vals = _depth_values(block[pixels.row - w.row_off, pixels.col - w.col_off], src.nodata)
             np.maximum.at(depth_max, pixels.building, vals)
             depth_sum = np.bincount(pixels.building, weights=vals, minlength=n)
     sampled = count == 0
@@ -239,12 +253,18 @@ def building_depths(buildings: gpd.GeoDataFrame, raster: str,
         d = sample_points(buildings.iloc[np.flatnonzero(sampled)], raster)
         depth_max[sampled] = d
         mean[sampled] = d
-    return pd.DataFrame({"depth_max": depth_max, "depth_mean": mean, "n_pixels": count,
-                         "sampled": sampled}, index=buildings.index)
+    return pd.DataFrame(
+        {"depth_max": depth_max, "depth_mean": mean, "n_pixels": count, "sampled": sampled},
+        index=buildings.index,
+    )
 
 
-def assign_shelters(movers: gpd.GeoDataFrame, shelters: gpd.GeoDataFrame,
-                    people: str = "resident_pop", capacity: str = "capacity") -> pd.DataFrame:
+def assign_shelters(
+    movers: gpd.GeoDataFrame,
+    shelters: gpd.GeoDataFrame,
+    people: str = "resident_pop",
+    capacity: str = "capacity",
+) -> pd.DataFrame:
     """Assign each building to evacuate, whole, to the nearest shelter with room (greedy).
 
     Parameters
@@ -268,9 +288,13 @@ def assign_shelters(movers: gpd.GeoDataFrame, shelters: gpd.GeoDataFrame,
     first shelter of its pairs that can take all its people. Ties keep the input order.
     """
     n, m = len(movers), len(shelters)
-    out = pd.DataFrame({"shelter_code": pd.Series([None] * n, index=movers.index,
-                                                  dtype=object),
-                        "distance_m": np.full(n, np.nan)}, index=movers.index)
+    out = pd.DataFrame(
+        {
+            "shelter_code": pd.Series([None] * n, index=movers.index, dtype=object),
+            "distance_m": np.full(n, np.nan),
+        },
+        index=movers.index,
+    )
     if n == 0 or m == 0:
         return out
     pop = movers[people].fillna(0).to_numpy(float)
@@ -297,8 +321,11 @@ def assign_shelters(movers: gpd.GeoDataFrame, shelters: gpd.GeoDataFrame,
     return out
 
 
-def exposure_by_community(buildings: pd.DataFrame, communities: gpd.GeoDataFrame | None = None,
-                          people: str = "resident_pop") -> pd.DataFrame:
+def exposure_by_community(
+    buildings: pd.DataFrame,
+    communities: gpd.GeoDataFrame | None = None,
+    people: str = "resident_pop",
+) -> pd.DataFrame:
     """Buildings and people per depth class, to move and unsheltered, per community.
 
     ``buildings`` needs ``community_code``, ``depth_class``, ``people``, ``evacuate`` and
@@ -320,8 +347,9 @@ def exposure_by_community(buildings: pd.DataFrame, communities: gpd.GeoDataFrame
     table = table.fillna(0).astype(int)
     table["buildings"] = nb.sum(axis=1)
     table["people"] = pop.sum(axis=1)
-    table["share_people_wet"] = (1 - table["people_dry"] / table["people"].where(
-        table["people"] > 0)).fillna(0.0).round(4)
+    table["share_people_wet"] = (
+        (1 - table["people_dry"] / table["people"].where(table["people"] > 0)).fillna(0.0).round(4)
+    )
     table.index.name = "community_code"
     if communities is None:
         return table.reset_index()
@@ -333,8 +361,12 @@ def exposure_by_community(buildings: pd.DataFrame, communities: gpd.GeoDataFrame
     return gpd.GeoDataFrame(out, geometry="geometry", crs=communities.crs)
 
 
-def points_at_risk(flood_points: gpd.GeoDataFrame | None, fixtures: gpd.GeoDataFrame | None,
-                   raster: str, risk_depth: float = 0.15) -> gpd.GeoDataFrame:
+def points_at_risk(
+    flood_points: gpd.GeoDataFrame | None,
+    fixtures: gpd.GeoDataFrame | None,
+    raster: str,
+    risk_depth: float = 0.15,
+) -> gpd.GeoDataFrame:
     """Waterlogging points, pumping stations and manhole covers with their depth.
 
     Returns
@@ -346,24 +378,47 @@ def points_at_risk(flood_points: gpd.GeoDataFrame | None, fixtures: gpd.GeoDataF
     """
     parts = []
     if flood_points is not None and len(flood_points):
-        f = flood_points[flood_points["facility_type"].isin(["waterlogging_point",
-                                                             "pump_station"])]
-        parts.append(gpd.GeoDataFrame({"source": "flood_prevention",
-                                       "code": f["facility_code"].to_numpy(),
-                                       "kind": f["facility_type"].to_numpy(),
-                                       "community_code": f["community_code"].to_numpy()},
-                                      geometry=f.geometry.to_crs(4326).to_numpy(), crs=4326))
+        f = flood_points[flood_points["facility_type"].isin(["waterlogging_point", "pump_station"])]
+        parts.append(
+            gpd.GeoDataFrame(
+                {
+                    "source": "flood_prevention",
+                    "code": f["facility_code"].to_numpy(),
+                    "kind": f["facility_type"].to_numpy(),
+                    "community_code": f["community_code"].to_numpy(),
+                },
+                geometry=f.geometry.to_crs(4326).to_numpy(),
+                crs=4326,
+            )
+        )
     if fixtures is not None and len(fixtures):
         f = fixtures[fixtures["subclass"].isin(MANHOLE_SUBCLASSES)]
-        parts.append(gpd.GeoDataFrame({"source": "urban_fixtures",
-                                       "code": f["component_code"].to_numpy(),
-                                       "kind": "manhole_cover",
-                                       "subclass": f["subclass"].to_numpy(),
-                                       "community_code": f["community_code"].to_numpy()},
-                                      geometry=f.geometry.to_crs(4326).to_numpy(), crs=4326))
+        parts.append(
+            gpd.GeoDataFrame(
+                {
+                    "source": "urban_fixtures",
+                    "code": f["component_code"].to_numpy(),
+                    "kind": "manhole_cover",
+                    "subclass": f["subclass"].to_numpy(),
+                    "community_code": f["community_code"].to_numpy(),
+                },
+                geometry=f.geometry.to_crs(4326).to_numpy(),
+                crs=4326,
+            )
+        )
     if not parts:
-        return gpd.GeoDataFrame({"source": [], "code": [], "kind": [], "community_code": [],
-                                 "depth": [], "at_risk": []}, geometry=[], crs=4326)
+        return gpd.GeoDataFrame(
+            {
+                "source": [],
+                "code": [],
+                "kind": [],
+                "community_code": [],
+                "depth": [],
+                "at_risk": [],
+            },
+            geometry=[],
+            crs=4326,
+        )
     out = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=4326)
     out["depth"] = sample_points(out, raster).round(3)
     out["at_risk"] = out["depth"] >= risk_depth
@@ -397,13 +452,18 @@ class FloodExposure:
     summary: dict = field(default_factory=dict)
 
 
-def flood_exposure(buildings: gpd.GeoDataFrame, raster: str, *,
-                   communities: gpd.GeoDataFrame | None = None,
-                   flood_points: gpd.GeoDataFrame | None = None,
-                   fixtures: gpd.GeoDataFrame | None = None,
-                   evacuate_depth: float = 0.5, risk_depth: float = 0.15,
-                   people: str = "resident_pop",
-                   pixels: FootprintPixels | None = None) -> FloodExposure:
+def flood_exposure(
+    buildings: gpd.GeoDataFrame,
+    raster: str,
+    *,
+    communities: gpd.GeoDataFrame | None = None,
+    flood_points: gpd.GeoDataFrame | None = None,
+    fixtures: gpd.GeoDataFrame | None = None,
+    evacuate_depth: float = 0.5,
+    risk_depth: float = 0.15,
+    people: str = "resident_pop",
+    pixels: FootprintPixels | None = None,
+) -> FloodExposure:
     """Exposure of buildings, people, shelters and fixtures to one flood-depth raster.
 
     Parameters
@@ -435,12 +495,15 @@ def flood_exposure(buildings: gpd.GeoDataFrame, raster: str, *,
     check_positive(risk_depth, "risk_depth")
     for col in ("community_code", people):
         if col not in buildings.columns:
-            raise AnalyticsError(f"buildings need a {col!r} column; they have: "
-                                 f"{', '.join(map(str, buildings.columns))}")
+            raise AnalyticsError(
+                f"buildings need a {col!r} column; they have: "
+                f"{', '.join(map(str, buildings.columns))}"
+            )
     depths = building_depths(buildings, raster, pixels)
     keep = [c for c in ("building_code", "community_code", "use", people) if c in buildings]
-    b = gpd.GeoDataFrame(buildings[keep].copy(), geometry=buildings.geometry.to_numpy(),
-                         crs=buildings.crs)
+    b = gpd.GeoDataFrame(
+        buildings[keep].copy(), geometry=buildings.geometry.to_numpy(), crs=buildings.crs
+    )
     b[people] = b[people].fillna(0).astype(int)
     b = b.join(depths)
     b["depth_max"] = b["depth_max"].round(3)
@@ -451,12 +514,18 @@ def flood_exposure(buildings: gpd.GeoDataFrame, raster: str, *,
     if flood_points is not None and len(flood_points):
         sh = flood_points[flood_points["facility_type"] == "shelter"]
     else:
-        sh = gpd.GeoDataFrame({"facility_code": [], "capacity": [], "community_code": []},
-                              geometry=[], crs=4326)
-    shelters = gpd.GeoDataFrame(sh[["facility_code", "name", "community_code", "capacity"]
-                                   if "name" in sh else ["facility_code", "community_code",
-                                                         "capacity"]].copy(),
-                                geometry=sh.geometry.to_numpy(), crs=sh.crs)
+        sh = gpd.GeoDataFrame(
+            {"facility_code": [], "capacity": [], "community_code": []}, geometry=[], crs=4326
+        )
+    shelters = gpd.GeoDataFrame(
+        sh[
+            ["facility_code", "name", "community_code", "capacity"]
+            if "name" in sh
+            else ["facility_code", "community_code", "capacity"]
+        ].copy(),
+        geometry=sh.geometry.to_numpy(),
+        crs=sh.crs,
+    )
     shelters["capacity"] = shelters["capacity"].fillna(0).astype(int)
     shelters["depth"] = sample_points(shelters, raster).round(3) if len(shelters) else []
     shelters["usable"] = shelters["depth"] < risk_depth
@@ -468,8 +537,9 @@ def flood_exposure(buildings: gpd.GeoDataFrame, raster: str, *,
     b.loc[assigned.index, "distance_m"] = assigned["distance_m"].round(1)
     load = b[b["shelter_code"].notna()].groupby("shelter_code")[people].sum()
     shelters["assigned"] = shelters["facility_code"].map(load).fillna(0).astype(int)
-    shelters["remaining"] = np.where(shelters["usable"],
-                                     shelters["capacity"] - shelters["assigned"], 0)
+    shelters["remaining"] = np.where(
+        shelters["usable"], shelters["capacity"] - shelters["assigned"], 0
+    )
 
     table = exposure_by_community(b, communities, people=people)
     points = points_at_risk(flood_points, fixtures, raster, risk_depth)
@@ -479,8 +549,7 @@ def flood_exposure(buildings: gpd.GeoDataFrame, raster: str, *,
         "buildings": int(len(b)),
         "people": int(b[people].sum()),
         "buildings_by_class": {c: int((b["depth_class"] == c).sum()) for c, _ in CLASSES},
-        "people_by_class": {c: int(b.loc[b["depth_class"] == c, people].sum())
-                            for c, _ in CLASSES},
+        "people_by_class": {c: int(b.loc[b["depth_class"] == c, people].sum()) for c, _ in CLASSES},
         "evacuate_depth_m": evacuate_depth,
         "risk_depth_m": risk_depth,
         "buildings_to_move": int(moving.sum()),
@@ -491,13 +560,21 @@ def flood_exposure(buildings: gpd.GeoDataFrame, raster: str, *,
         "people_sheltered": int(b.loc[moving & ~unsheltered, people].sum()),
         "people_unsheltered": int(b.loc[unsheltered, people].sum()),
         "buildings_unsheltered": int(unsheltered.sum()),
-        "mean_distance_m": (round(float(b.loc[moving & ~unsheltered, "distance_m"].mean()), 1)
-                            if (moving & ~unsheltered).any() else None),
-        "max_distance_m": (round(float(b.loc[moving & ~unsheltered, "distance_m"].max()), 1)
-                           if (moving & ~unsheltered).any() else None),
-        "points_at_risk": {k: int(v) for k, v in
-                           points[points["at_risk"]].groupby("kind").size().items()},
+        "mean_distance_m": (
+            round(float(b.loc[moving & ~unsheltered, "distance_m"].mean()), 1)
+            if (moving & ~unsheltered).any()
+            else None
+        ),
+        "max_distance_m": (
+            round(float(b.loc[moving & ~unsheltered, "distance_m"].max()), 1)
+            if (moving & ~unsheltered).any()
+            else None
+        ),
+        "points_at_risk": {
+            k: int(v) for k, v in points[points["at_risk"]].groupby("kind").size().items()
+        },
         "buildings_point_sampled": int(b["sampled"].sum()),
     }
-    return FloodExposure(buildings=b, communities=table, shelters=shelters, points=points,
-                         summary=summary)
+    return FloodExposure(
+        buildings=b, communities=table, shelters=shelters, points=points, summary=summary
+    )

@@ -180,8 +180,11 @@ def _is_binary_csr(w) -> bool:
     weight sum is its ``indptr`` difference (duplicate entries count twice, as in the general
     path).
     """
-    return (isinstance(w, sparse.csr_array | sparse.csr_matrix) and w.nnz > 0
-            and bool(np.all(w.data == 1.0)))
+    return (
+        isinstance(w, sparse.csr_array | sparse.csr_matrix)
+        and w.nnz > 0
+        and bool(np.all(w.data == 1.0))
+    )
 
 
 def check_transform_for(weights, transform) -> None:
@@ -297,14 +300,20 @@ def hot_spots(
         raise AnalyticsError(f"column {col!r} has missing or non-numeric values")
     n = y.size
     if n == 0:
-        raise AnalyticsError("there are no features to analyse (the selection is empty: "
-                             "check the filter and datetime)")
+        raise AnalyticsError(
+            "there are no features to analyse (the selection is empty: "
+            "check the filter and datetime)"
+        )
     if n == 1:
-        raise AnalyticsError("Gi* needs at least 2 features, got 1: a lone feature has nothing "
-                             "to be compared with, its z-score is undefined")
+        raise AnalyticsError(
+            "Gi* needs at least 2 features, got 1: a lone feature has nothing "
+            "to be compared with, its z-score is undefined"
+        )
     if np.all(y == y[0]):
-        raise AnalyticsError(f"all {n} values of {col!r} are equal ({y[0]:g}): Gi* z-scores are "
-                             "undefined (zero variance), there is no pattern to analyse")
+        raise AnalyticsError(
+            f"all {n} values of {col!r} are equal ({y[0]:g}): Gi* z-scores are "
+            "undefined (zero variance), there is no pattern to analyse"
+        )
     if isinstance(weights, str):
         w = build_weights(gdf, weights, k=k, distance=distance)
     elif sparse.issparse(weights):
@@ -318,12 +327,17 @@ def hot_spots(
     z = gi_star_z(y, w, transform=transform)
     undefined = int((~np.isfinite(z)).sum())
     if undefined == n:
-        raise AnalyticsError(f"Gi* is undefined for all {n} features: every neighbourhood holds "
-                             "all features with equal weights; use a smaller distance or k")
+        raise AnalyticsError(
+            f"Gi* is undefined for all {n} features: every neighbourhood holds "
+            "all features with equal weights; use a smaller distance or k"
+        )
     if undefined:
-        warnings.warn(f"Gi* is undefined for {undefined} of {n} features (their neighbourhood "
-                      "holds all features with equal weights); their gi_z is NaN, gi_bin 0",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"Gi* is undefined for {undefined} of {n} features (their neighbourhood "
+            "holds all features with equal weights); their gi_z is NaN, gi_bin 0",
+            UserWarning,
+            stacklevel=2,
+        )
     p = 2.0 * stats.norm.sf(np.abs(z))
     out = gdf.copy()
     out["gi_z"] = z

@@ -31,8 +31,9 @@ GI_BINS = {
 _WHICH = ("hot", "cold", "significant")
 
 
-def gi_cells(points: gpd.GeoDataFrame, cell_size: float = 500.0, *,
-             min_points: int = 30) -> gpd.GeoDataFrame | None:
+def gi_cells(
+    points: gpd.GeoDataFrame, cell_size: float = 500.0, *, min_points: int = 30
+) -> gpd.GeoDataFrame | None:
     """The Gi* fishnet of ``points`` (in UTM 49N), or None when there is no analysis.
 
     Parameters
@@ -62,8 +63,9 @@ def gi_cells(points: gpd.GeoDataFrame, cell_size: float = 500.0, *,
         return None
 
 
-def significant_cells[C: pd.DataFrame](cells: C, which: str = "hot", *,
-                                       top: int | None = None) -> C:
+def significant_cells[C: pd.DataFrame](
+    cells: C, which: str = "hot", *, top: int | None = None
+) -> C:
     """The significant cells of a Gi* fishnet, with their bin's colour and labels.
 
     Parameters

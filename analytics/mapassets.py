@@ -38,8 +38,7 @@ _KEEP = {
     "Control.FullScreen.css": "leaflet.fullscreen/Control.FullScreen.css",
 }
 #: folium assets none of our maps use (jQuery, Bootstrap, Font Awesome, awesome-markers).
-_DROP = ("jquery", "bootstrap", "awesome-markers", "fontawesome", "awesome.rotate",
-         "glyphicons")
+_DROP = ("jquery", "bootstrap", "awesome-markers", "fontawesome", "awesome.rotate", "glyphicons")
 
 _SCRIPT = re.compile(r'<script src="([^"]+)"></script>\s*')
 _LINK = re.compile(r'<link rel="stylesheet" href="([^"]+)"\s*/>\s*')

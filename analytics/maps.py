@@ -80,23 +80,49 @@ CENTRE = (18.33, 109.42)
 
 #: The fields a planner needs in each layer's popup (always filtered by ``public_fields``).
 POPUP_FIELDS: dict[str, tuple[str, ...]] = {
-    "incidents": ("case_no", "title", "category", "channel", "status", "priority",
-                  "department", "community_code", "reported_at", "deadline"),
+    "incidents": (
+        "case_no",
+        "title",
+        "category",
+        "channel",
+        "status",
+        "priority",
+        "department",
+        "community_code",
+        "reported_at",
+        "deadline",
+    ),
     "party_building": ("name", "org_type", "members", "address"),
-    "flood_prevention": ("name", "facility_type", "capacity", "threatened_people",
-                         "response_level", "inspected_at"),
-    "rivers": ("name", "river_name", "chief_level", "water_quality", "length_m",
-               "last_patrol_at"),
-    "poverty_relief": ("household_code", "household_size", "attribute", "monitoring_type",
-                       "community_code"),
-    "building_population": ("name", "use", "floors", "households", "resident_pop",
-                            "floating_pop"),
+    "flood_prevention": (
+        "name",
+        "facility_type",
+        "capacity",
+        "threatened_people",
+        "response_level",
+        "inspected_at",
+    ),
+    "rivers": ("name", "river_name", "chief_level", "water_quality", "length_m", "last_patrol_at"),
+    "poverty_relief": (
+        "household_code",
+        "household_size",
+        "attribute",
+        "monitoring_type",
+        "community_code",
+    ),
+    "building_population": ("name", "use", "floors", "households", "resident_pop", "floating_pop"),
     "urban_fixtures": ("component_code", "name", "subclass", "state", "responsible_dept"),
 }
 
-_EMERGING_ZH = {"New": "新增", "Consecutive": "连续", "Intensifying": "加剧", "Persistent": "持续",
-                "Diminishing": "减弱", "Sporadic": "零星", "Oscillating": "振荡",
-                "Historical": "历史"}
+_EMERGING_ZH = {
+    "New": "新增",
+    "Consecutive": "连续",
+    "Intensifying": "加剧",
+    "Persistent": "持续",
+    "Diminishing": "减弱",
+    "Sporadic": "零星",
+    "Oscillating": "振荡",
+    "Historical": "历史",
+}
 _HOT = ("#b2182b", "#d6604d", "#67001f", "#e31a1c", "#f4a582", "#fd8d3c", "#fdae61", "#fee090")
 _COLD = ("#2166ac", "#4393c3", "#053061", "#1f78b4", "#92c5de", "#6baed6", "#abd9e9", "#e0f3f8")
 #: Emerging hot spot category → colour (Esri's 17, "No Pattern Detected" not drawn).
@@ -107,12 +133,24 @@ EMERGING_COLORS = {
 
 #: Choropleth measures: column → (zh, en, format, colour ramp low → high).
 MEASURES = {
-    "case_density": ("案件密度(件/平方公里)", "Case density (cases/km²)", "{:.1f}",
-                     ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")),
-    "completion_rate": ("办结率", "Completion rate", "{:.1%}",
-                        ("#f7fcf5", "#c7e9c0", "#74c476", "#238b45", "#00441b")),
-    "overdue_share": ("超期占比", "Overdue share", "{:.1%}",
-                      ("#fff5f0", "#fcbba1", "#fb6a4a", "#cb181d", "#67000d")),
+    "case_density": (
+        "案件密度(件/平方公里)",
+        "Case density (cases/km²)",
+        "{:.1f}",
+        ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704"),
+    ),
+    "completion_rate": (
+        "办结率",
+        "Completion rate",
+        "{:.1%}",
+        ("#f7fcf5", "#c7e9c0", "#74c476", "#238b45", "#00441b"),
+    ),
+    "overdue_share": (
+        "超期占比",
+        "Overdue share",
+        "{:.1%}",
+        ("#fff5f0", "#fcbba1", "#fb6a4a", "#cb181d", "#67000d"),
+    ),
 }
 
 
@@ -227,20 +265,25 @@ def _legend_items(layer: Layer, frame: pd.DataFrame, lang: str, shape: str):
     if by is None or by not in frame:
         return [(_layer_title(layer, lang), layer.style.color, shape)]
     present = set(frame[by].dropna().unique().tolist())
-    return [(_title(c.zh, c.en, lang), c.color or layer.style.color, shape)
-            for c in layer.field(by).codes or () if c.code in present]
+    return [
+        (_title(c.zh, c.en, lang), c.color or layer.style.color, shape)
+        for c in layer.field(by).codes or ()
+        if c.code in present
+    ]
 
 
 def _shape(layer: Layer) -> str:
     return {"Point": "circle", "LineString": "line", "MultiLineString": "line"}.get(
-        layer.geometry_type or "", "square")
+        layer.geometry_type or "", "square"
+    )
 
 
 def _gj(frame: gpd.GeoDataFrame, **kw) -> folium.GeoJson:
     """A folium GeoJson of ``frame`` with coordinates rounded to 1e-5° (~1 m): half the bytes."""
     out = frame.copy()
     out[out.geometry.name] = shapely.transform(
-        frame.geometry.to_numpy(), lambda xy: np.round(xy, 5))
+        frame.geometry.to_numpy(), lambda xy: np.round(xy, 5)
+    )
     return folium.GeoJson(out, **kw)
 
 
@@ -248,14 +291,18 @@ def _gj(frame: gpd.GeoDataFrame, **kw) -> folium.GeoJson:
 
 
 def _popup(fields, aliases) -> folium.GeoJsonPopup:
-    return folium.GeoJsonPopup(fields=list(fields), aliases=list(aliases), localize=False,
-                               labels=True, max_width=360)
+    return folium.GeoJsonPopup(
+        fields=list(fields), aliases=list(aliases), localize=False, labels=True, max_width=360
+    )
 
 
 def _feature_layer(layer: Layer, frame: gpd.GeoDataFrame, lang: str, name: str):
     """A GeoJson overlay of individual features with catalogue colours and popups."""
-    fields = [f for f in POPUP_FIELDS.get(layer.id, layer.public_fields)
-              if f in layer.public_fields and f in frame]
+    fields = [
+        f
+        for f in POPUP_FIELDS.get(layer.id, layer.public_fields)
+        if f in layer.public_fields and f in frame
+    ]
     props = _display(layer, frame, fields, lang)
     props["_color"] = _colors(layer, frame)
     gj = gpd.GeoDataFrame(props, geometry=frame.geometry.to_numpy(), crs=4326)
@@ -264,33 +311,48 @@ def _feature_layer(layer: Layer, frame: gpd.GeoDataFrame, lang: str, name: str):
     aliases = [_title(layer.field_map[f].zh, layer.field_map[f].en, lang) for f in fields]
     kind = _shape(layer)
     if kind == "circle":
+
         def style(feat):
             c = feat["properties"]["_color"]
             return {"color": "#333333", "weight": 1, "fillColor": c, "fillOpacity": 0.9}
+
         marker = folium.CircleMarker(radius=5)
     elif kind == "line":
+
         def style(feat):
             return {"color": feat["properties"]["_color"], "weight": 4, "opacity": 0.9}
+
         marker = None
     else:
+
         def style(feat):
             c = feat["properties"]["_color"]
             return {"color": c, "weight": 1, "fillColor": c, "fillOpacity": 0.6}
+
         marker = None
-    return _gj(gj, name=name, style_function=style, marker=marker,
-                          popup=_popup(fields, aliases) if fields else None,
-                          embed=True, zoom_on_click=False, highlight_function=None)
+    return _gj(
+        gj,
+        name=name,
+        style_function=style,
+        marker=marker,
+        popup=_popup(fields, aliases) if fields else None,
+        embed=True,
+        zoom_on_click=False,
+        highlight_function=None,
+    )
 
 
 def _cells(layer: Layer, frame: gpd.GeoDataFrame, cell_m: float, lang: str):
     """Square cells (``cell_m`` metres, UTM 49N) with count, dominant code and breakdown."""
-    xy = shapely.get_coordinates(
-        frame.to_crs(UTM).geometry.centroid.to_numpy())
+    xy = shapely.get_coordinates(frame.to_crs(UTM).geometry.centroid.to_numpy())
     ix = np.floor(xy[:, 0] / cell_m).astype(np.int64)
     iy = np.floor(xy[:, 1] / cell_m).astype(np.int64)
     by = layer.style.by
-    codes = frame[by].astype(object).fillna("").to_numpy() if by in frame else \
-        np.full(len(frame), "", dtype=object)
+    codes = (
+        frame[by].astype(object).fillna("").to_numpy()
+        if by in frame
+        else np.full(len(frame), "", dtype=object)
+    )
     df = pd.DataFrame({"ix": ix, "iy": iy, "code": codes})
     counts = df.groupby(["ix", "iy", "code"]).size().rename("n").reset_index()
     counts = counts.sort_values(["ix", "iy", "n"], ascending=[True, True, False])
@@ -298,14 +360,21 @@ def _cells(layer: Layer, frame: gpd.GeoDataFrame, cell_m: float, lang: str):
     palette = {c.code: c.color for c in (field.codes or ())} if field else {}
     rows = []
     for (cx, cy), g in counts.groupby(["ix", "iy"], sort=False):
-        parts = [f"{field.label(c, lang) if field else c} {n}" for c, n in
-                 zip(g["code"].head(5), g["n"].head(5), strict=True)]
+        parts = [
+            f"{field.label(c, lang) if field else c} {n}"
+            for c, n in zip(g["code"].head(5), g["n"].head(5), strict=True)
+        ]
         top = g["code"].iloc[0]
-        rows.append((cx, cy, int(g["n"].sum()), "、".join(parts),
-                     palette.get(top) or layer.style.color))
+        rows.append(
+            (cx, cy, int(g["n"].sum()), "、".join(parts), palette.get(top) or layer.style.color)
+        )
     cells = pd.DataFrame(rows, columns=["ix", "iy", "count", "breakdown", "_color"])
-    geoms = shapely.box(cells["ix"] * cell_m, cells["iy"] * cell_m,
-                        (cells["ix"] + 1) * cell_m, (cells["iy"] + 1) * cell_m)
+    geoms = shapely.box(
+        cells["ix"] * cell_m,
+        cells["iy"] * cell_m,
+        (cells["ix"] + 1) * cell_m,
+        (cells["iy"] + 1) * cell_m,
+    )
     out = gpd.GeoDataFrame(cells[["count", "breakdown", "_color"]], geometry=geoms, crs=UTM)
     return out.to_crs(4326)
 
@@ -317,14 +386,23 @@ def _cell_layer(cells: gpd.GeoDataFrame, lang: str, name: str, opacity=(0.25, 0.
     def style(feat):
         n = feat["properties"]["count"]
         op = lo + (hi - lo) * math.log1p(n) / math.log1p(top)
-        return {"color": feat["properties"]["_color"], "weight": 0.5,
-                "fillColor": feat["properties"]["_color"], "fillOpacity": round(op, 2)}
+        return {
+            "color": feat["properties"]["_color"],
+            "weight": 0.5,
+            "fillColor": feat["properties"]["_color"],
+            "fillOpacity": round(op, 2),
+        }
 
-    return _gj(cells, name=name, style_function=style,
-                          popup=_popup(["count", "breakdown"],
-                                       [_title("数量", "Count", lang),
-                                        _title("构成", "Breakdown", lang)]),
-                          zoom_on_click=False)
+    return _gj(
+        cells,
+        name=name,
+        style_function=style,
+        popup=_popup(
+            ["count", "breakdown"],
+            [_title("数量", "Count", lang), _title("构成", "Breakdown", lang)],
+        ),
+        zoom_on_click=False,
+    )
 
 
 def _attention(layer: Layer, frame: gpd.GeoDataFrame, now) -> np.ndarray:
@@ -336,8 +414,9 @@ def _attention(layer: Layer, frame: gpd.GeoDataFrame, now) -> np.ndarray:
     return np.zeros(len(frame), dtype=bool)
 
 
-def _community_counts(frame: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, layer: Layer,
-                      lang: str) -> gpd.GeoDataFrame:
+def _community_counts(
+    frame: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, layer: Layer, lang: str
+) -> gpd.GeoDataFrame:
     """Counts per community (for restricted layers shown to everyone)."""
     field = layer.field(layer.style.by) if layer.style.by else None
     rows = []
@@ -356,23 +435,48 @@ def _community_counts(frame: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, la
 # --- Map scaffolding ----------------------------------------------------------------------------
 
 
-def _base(bm: BaseMap, lang: str, title: str, tiles: Mapping[str, str] | None,
-          keys: Mapping[str, str] | None) -> folium.Map:
+def _base(
+    bm: BaseMap,
+    lang: str,
+    title: str,
+    tiles: Mapping[str, str] | None,
+    keys: Mapping[str, str] | None,
+) -> folium.Map:
     url, labels = bm.tiles(tiles, keys)
-    m = folium.Map(location=list(CENTRE), zoom_start=11, tiles=None, control_scale=True,
-                   prefer_canvas=True)
-    folium.TileLayer(url, attr=bm.attribution, name=bm.title(lang), overlay=False,
-                     control=True, subdomains=bm.subdomains, max_zoom=bm.max_zoom).add_to(m)
+    m = folium.Map(
+        location=list(CENTRE), zoom_start=11, tiles=None, control_scale=True, prefer_canvas=True
+    )
+    folium.TileLayer(
+        url,
+        attr=bm.attribution,
+        name=bm.title(lang),
+        overlay=False,
+        control=True,
+        subdomains=bm.subdomains,
+        max_zoom=bm.max_zoom,
+    ).add_to(m)
     if labels:
-        folium.TileLayer(labels, attr=bm.attribution, name=_title("注记", "Labels", lang),
-                         overlay=True, control=False, subdomains=bm.subdomains,
-                         max_zoom=bm.max_zoom).add_to(m)
-    Fullscreen(position="topleft", title=_title("全屏", "Full screen", lang),
-               title_cancel=_title("退出全屏", "Exit full screen", lang)).add_to(m)
-    cast(folium.Figure, m.get_root()).header.add_child(folium.Element(
-        f"<title>{html.escape(title)}</title>"
-        '<meta charset="utf-8"><style>.leaflet-popup-content{font-family:'
-        "'Noto Sans CJK SC','Microsoft YaHei',sans-serif}</style>"))
+        folium.TileLayer(
+            labels,
+            attr=bm.attribution,
+            name=_title("注记", "Labels", lang),
+            overlay=True,
+            control=False,
+            subdomains=bm.subdomains,
+            max_zoom=bm.max_zoom,
+        ).add_to(m)
+    Fullscreen(
+        position="topleft",
+        title=_title("全屏", "Full screen", lang),
+        title_cancel=_title("退出全屏", "Exit full screen", lang),
+    ).add_to(m)
+    cast(folium.Figure, m.get_root()).header.add_child(
+        folium.Element(
+            f"<title>{html.escape(title)}</title>"
+            '<meta charset="utf-8"><style>.leaflet-popup-content{font-family:'
+            "'Noto Sans CJK SC','Microsoft YaHei',sans-serif}</style>"
+        )
+    )
     return m
 
 
@@ -383,10 +487,14 @@ def _prepare(frame: gpd.GeoDataFrame, bm: BaseMap) -> gpd.GeoDataFrame:
 
 
 def _note(bm: BaseMap, lang: str) -> str:
-    datum = (_title("叠加图层已转换为GCJ-02坐标", "overlays converted to GCJ-02", lang)
-             if bm.gcj02 else _title("坐标系", "coordinates", lang) + " WGS84/CGCS2000")
-    return f"{bm.title(lang)} · {datum} · " + _title("样例数据为模拟数据",
-                                                     "synthetic sample data", lang)
+    datum = (
+        _title("叠加图层已转换为GCJ-02坐标", "overlays converted to GCJ-02", lang)
+        if bm.gcj02
+        else _title("坐标系", "coordinates", lang) + " WGS84/CGCS2000"
+    )
+    return f"{bm.title(lang)} · {datum} · " + _title(
+        "样例数据为模拟数据", "synthetic sample data", lang
+    )
 
 
 def _finish(m: folium.Map, title: str, groups, bm: BaseMap, lang: str, bounds=None):
@@ -400,10 +508,19 @@ def _finish(m: folium.Map, title: str, groups, bm: BaseMap, lang: str, bounds=No
 # --- Public maps --------------------------------------------------------------------------------
 
 
-def layers_map(source=None, *, layers=THEMATIC, lang: str = "both", basemap_id: str = "osm",
-               max_points: int = 2000, cell_m: float = 300.0, restricted: bool = False,
-               now=None, tiles: Mapping[str, str] | None = None,
-               keys: Mapping[str, str] | None = None) -> folium.Map:
+def layers_map(
+    source=None,
+    *,
+    layers=THEMATIC,
+    lang: str = "both",
+    basemap_id: str = "osm",
+    max_points: int = 2000,
+    cell_m: float = 300.0,
+    restricted: bool = False,
+    now=None,
+    tiles: Mapping[str, str] | None = None,
+    keys: Mapping[str, str] | None = None,
+) -> folium.Map:
     """The thematic layers as toggleable overlays.
 
     Parameters
@@ -440,8 +557,9 @@ def layers_map(source=None, *, layers=THEMATIC, lang: str = "both", basemap_id: 
     bm = basemap(basemap_id)
     unknown = [i for i in layers if i not in LAYERS or not LAYERS[i].geometry_type]
     if unknown:
-        raise AnalyticsError(f"not map layers: {', '.join(unknown)}; choose from "
-                             f"{', '.join(THEMATIC)}")
+        raise AnalyticsError(
+            f"not map layers: {', '.join(unknown)}; choose from {', '.join(THEMATIC)}"
+        )
     need = list(dict.fromkeys([*layers, "communities"]))
     frames = _frames(source, need)
     title = _title("天涯区联合指挥中心 专题图层", "Tianya command center: thematic layers", lang)
@@ -451,9 +569,16 @@ def layers_map(source=None, *, layers=THEMATIC, lang: str = "both", basemap_id: 
     communities = _prepare(frames["communities"], bm) if "communities" in frames else None
     if communities is not None:
         fg = folium.FeatureGroup(name=_layer_title(LAYERS["communities"], lang), show=True)
-        _gj(communities[["name", "geometry"]], style_function=lambda f: {
-            "color": _OUTLINE, "weight": 1, "fill": False, "dashArray": "4 3"},
-            tooltip=folium.GeoJsonTooltip(["name"], labels=False)).add_to(fg)
+        _gj(
+            communities[["name", "geometry"]],
+            style_function=lambda f: {
+                "color": _OUTLINE,
+                "weight": 1,
+                "fill": False,
+                "dashArray": "4 3",
+            },
+            tooltip=folium.GeoJsonTooltip(["name"], labels=False),
+        ).add_to(fg)
         fg.add_to(m)
         total = communities.total_bounds
     for lid in layers:
@@ -468,8 +593,12 @@ def layers_map(source=None, *, layers=THEMATIC, lang: str = "both", basemap_id: 
                 continue
             counts = _community_counts(frame, communities, layer, lang)
             _cell_layer(counts, lang, name, opacity=(0.05, 0.45)).add_to(fg)
-            groups.append((name + _title("（按社区汇总）", " (per community)", lang),
-                           [(_title("户数", "households", lang), layer.style.color, "square")]))
+            groups.append(
+                (
+                    name + _title("（按社区汇总）", " (per community)", lang),
+                    [(_title("户数", "households", lang), layer.style.color, "square")],
+                )
+            )
             fg.add_to(m)
             continue
         if len(frame) > max_points:
@@ -502,15 +631,22 @@ def _kde_overlay(points: gpd.GeoDataFrame, bm: BaseMap, name: str, bandwidth=Non
         path = os.path.join(tmp, "kde.tif")
         kde = kernel_density(points.to_crs(UTM), path, bandwidth=bandwidth)
         with rasterio.open(path) as src:
-            dst_t, w, h = calculate_default_transform(src.crs, "EPSG:3857", src.width,
-                                                      src.height, *src.bounds)
+            dst_t, w, h = calculate_default_transform(
+                src.crs, "EPSG:3857", src.width, src.height, *src.bounds
+            )
             dst = np.zeros((h, w), dtype=np.float32)
-            reproject(rasterio.band(src, 1), dst, dst_transform=dst_t, dst_crs="EPSG:3857",
-                      resampling=Resampling.bilinear)
+            reproject(
+                rasterio.band(src, 1),
+                dst,
+                dst_transform=dst_t,
+                dst_crs="EPSG:3857",
+                resampling=Resampling.bilinear,
+            )
             left, top = dst_t.c, dst_t.f
             right, bottom = dst_t.c + dst_t.a * w, dst_t.f + dst_t.e * h
-            west, south, east, north = transform_bounds("EPSG:3857", "EPSG:4326", left,
-                                                        bottom, right, top)
+            west, south, east, north = transform_bounds(
+                "EPSG:3857", "EPSG:4326", left, bottom, right, top
+            )
     vmax = float(np.nanpercentile(dst[dst > 0], 99.5)) if (dst > 0).any() else 1.0
     norm = np.clip(dst / vmax, 0, 1)
     rgba = colormaps["YlOrRd"](norm)
@@ -519,18 +655,30 @@ def _kde_overlay(points: gpd.GeoDataFrame, bm: BaseMap, name: str, bandwidth=Non
         gx, gy = wgs_to_gcj([(west + east) / 2], [(south + north) / 2])
         dx, dy = gx[0] - (west + east) / 2, gy[0] - (south + north) / 2
         west, east, south, north = west + dx, east + dx, south + dy, north + dy
-    img = folium.raster_layers.ImageOverlay((rgba * 255).astype(np.uint8),
-                                            bounds=[[south, west], [north, east]],
-                                            name=name, mercator_project=False,
-                                            interactive=False, zindex=2)
+    img = folium.raster_layers.ImageOverlay(
+        (rgba * 255).astype(np.uint8),
+        bounds=[[south, west], [north, east]],
+        name=name,
+        mercator_project=False,
+        interactive=False,
+        zindex=2,
+    )
     return img, kde
 
 
-def hotspot_map(incidents: gpd.GeoDataFrame, *, communities: gpd.GeoDataFrame | None = None,
-                cell_size: float = 500.0, basemap_id: str = "osm", lang: str = "both",
-                emerging: bool = True, kde: bool = True, time_step: str = "7D",
-                tiles: Mapping[str, str] | None = None,
-                keys: Mapping[str, str] | None = None) -> folium.Map:
+def hotspot_map(
+    incidents: gpd.GeoDataFrame,
+    *,
+    communities: gpd.GeoDataFrame | None = None,
+    cell_size: float = 500.0,
+    basemap_id: str = "osm",
+    lang: str = "both",
+    emerging: bool = True,
+    kde: bool = True,
+    time_step: str = "7D",
+    tiles: Mapping[str, str] | None = None,
+    keys: Mapping[str, str] | None = None,
+) -> folium.Map:
     """Hot spot map: Gi* bins, emerging hot spot categories and a KDE heat layer.
 
     Parameters
@@ -569,42 +717,67 @@ def hotspot_map(incidents: gpd.GeoDataFrame, *, communities: gpd.GeoDataFrame | 
     if communities is not None:
         comm = _prepare(communities, bm)
         fg = folium.FeatureGroup(name=_layer_title(LAYERS["communities"], lang))
-        _gj(comm[["name", "geometry"]], style_function=lambda f: {
-            "color": _OUTLINE, "weight": 1, "fill": False},
-            tooltip=folium.GeoJsonTooltip(["name"], labels=False)).add_to(fg)
+        _gj(
+            comm[["name", "geometry"]],
+            style_function=lambda f: {"color": _OUTLINE, "weight": 1, "fill": False},
+            tooltip=folium.GeoJsonTooltip(["name"], labels=False),
+        ).add_to(fg)
         fg.add_to(m)
     if kde:
         name = _title("核密度热力", "Kernel density heat", lang)
         img, _ = _kde_overlay(pts, bm, name)
         img.add_to(m)
-        groups.append((name, [(_title("低", "low", lang), "#ffffb2", "square"),
-                              (_title("高", "high", lang), "#bd0026", "square")]))
+        groups.append(
+            (
+                name,
+                [
+                    (_title("低", "low", lang), "#ffffb2", "square"),
+                    (_title("高", "high", lang), "#bd0026", "square"),
+                ],
+            )
+        )
     with _quiet():
         ohsa = optimized_hot_spots(pts.to_crs(UTM), cell_size=cell_size)
     cells = ohsa.cells.to_crs(4326)
     cells = to_gcj02(cells) if bm.gcj02 else cells
     sig = significant_cells(cells, "significant")
-    gi = gpd.GeoDataFrame({
-        "count": sig["count"], "gi_z": sig["gi_z"], "gi_bin": sig["gi_bin"],
-        "label": [_title(zh, en, lang) for zh, en in zip(sig["zh"], sig["en"], strict=True)],
-        "_color": sig["color"],
-    }, geometry=sig.geometry.to_numpy(), crs=4326)
+    gi = gpd.GeoDataFrame(
+        {
+            "count": sig["count"],
+            "gi_z": sig["gi_z"],
+            "gi_bin": sig["gi_bin"],
+            "label": [_title(zh, en, lang) for zh, en in zip(sig["zh"], sig["en"], strict=True)],
+            "_color": sig["color"],
+        },
+        geometry=sig.geometry.to_numpy(),
+        crs=4326,
+    )
     name = _title("Gi*热点冷点", "Gi* hot and cold spots", lang)
     fg = folium.FeatureGroup(name=name)
-    _gj(gi, style_function=lambda f: {
-        "color": f["properties"]["_color"], "weight": 0.5,
-        "fillColor": f["properties"]["_color"], "fillOpacity": 0.7},
-        popup=_popup(["label", "count", "gi_z"], [
-            _title("分类", "Class", lang), _title("数量", "Count", lang), "Gi* z"])).add_to(fg)
+    _gj(
+        gi,
+        style_function=lambda f: {
+            "color": f["properties"]["_color"],
+            "weight": 0.5,
+            "fillColor": f["properties"]["_color"],
+            "fillOpacity": 0.7,
+        },
+        popup=_popup(
+            ["label", "count", "gi_z"],
+            [_title("分类", "Class", lang), _title("数量", "Count", lang), "Gi* z"],
+        ),
+    ).add_to(fg)
     fg.add_to(m)
-    groups.append((name, [(_title(zh, en, lang), c, "square") for b, (zh, en, c)
-                          in GI_BINS.items()]))
+    groups.append(
+        (name, [(_title(zh, en, lang), c, "square") for b, (zh, en, c) in GI_BINS.items()])
+    )
     notes.append(f"Gi*: {cell_size:g} m, FDR, band {ohsa.distance_band:.0f} m")
     if emerging:
         try:
             with _quiet():
-                ehs = emerging_hot_spots(pts.to_crs(UTM), "reported_at",
-                                         cell_size=2 * cell_size, time_step=time_step)
+                ehs = emerging_hot_spots(
+                    pts.to_crs(UTM), "reported_at", cell_size=2 * cell_size, time_step=time_step
+                )
         except AnalyticsError as err:
             notes.append(_title("未做时空热点分析：", "no emerging analysis: ", lang) + str(err))
         else:
@@ -612,29 +785,48 @@ def hotspot_map(incidents: gpd.GeoDataFrame, *, communities: gpd.GeoDataFrame | 
             loc = loc[loc["category"].astype(str) != "No Pattern Detected"].to_crs(4326)
             loc = to_gcj02(loc) if bm.gcj02 else loc
             cats = loc["category"].astype(str)
-            eh = gpd.GeoDataFrame({
-                "label": [_emerging_label(c, lang) for c in cats],
-                "total": loc["total"].astype(int),
-                "_color": cats.map(EMERGING_COLORS).fillna("#999999").to_numpy(),
-            }, geometry=loc.geometry.to_numpy(), crs=4326)
+            eh = gpd.GeoDataFrame(
+                {
+                    "label": [_emerging_label(c, lang) for c in cats],
+                    "total": loc["total"].astype(int),
+                    "_color": cats.map(EMERGING_COLORS).fillna("#999999").to_numpy(),
+                },
+                geometry=loc.geometry.to_numpy(),
+                crs=4326,
+            )
             name = _title("时空热点(新兴热点)", "Emerging hot spots", lang)
             fg = folium.FeatureGroup(name=name, show=False)
             if len(eh):
-                _gj(eh, style_function=lambda f: {
-                    "color": f["properties"]["_color"], "weight": 1,
-                    "fillColor": f["properties"]["_color"], "fillOpacity": 0.65},
-                    popup=_popup(["label", "total"], [_title("分类", "Category", lang),
-                                                      _title("总数", "Total", lang)])).add_to(fg)
+                _gj(
+                    eh,
+                    style_function=lambda f: {
+                        "color": f["properties"]["_color"],
+                        "weight": 1,
+                        "fillColor": f["properties"]["_color"],
+                        "fillOpacity": 0.65,
+                    },
+                    popup=_popup(
+                        ["label", "total"],
+                        [_title("分类", "Category", lang), _title("总数", "Total", lang)],
+                    ),
+                ).add_to(fg)
             fg.add_to(m)
             present = [c for c in EMERGING_COLORS if c in set(cats)]
-            groups.append((name, [(_emerging_label(c, lang), EMERGING_COLORS[c], "square")
-                                  for c in present] or
-                           [(_title("无显著模式", "No pattern detected", lang), "#ffffff",
-                             "square")]))
+            groups.append(
+                (
+                    name,
+                    [(_emerging_label(c, lang), EMERGING_COLORS[c], "square") for c in present]
+                    or [(_title("无显著模式", "No pattern detected", lang), "#ffffff", "square")],
+                )
+            )
     m = _finish(m, title, groups, bm, lang, _prepare(pts, bm).total_bounds)
-    m.get_root().html.add_child(folium.Element(
-        '<div class="tianya-notes" style="display:none">' + html.escape("; ".join(notes))
-        + "</div>"))
+    m.get_root().html.add_child(
+        folium.Element(
+            '<div class="tianya-notes" style="display:none">'
+            + html.escape("; ".join(notes))
+            + "</div>"
+        )
+    )
     return m
 
 
@@ -658,8 +850,9 @@ class _quiet:
         return self._w.__exit__(*exc)
 
 
-def community_measures(incidents: pd.DataFrame, communities: gpd.GeoDataFrame,
-                       now=None) -> gpd.GeoDataFrame:
+def community_measures(
+    incidents: pd.DataFrame, communities: gpd.GeoDataFrame, now=None
+) -> gpd.GeoDataFrame:
     """Communities with ``cases``, ``case_density``, ``completion_rate`` and ``overdue_share``.
 
     Parameters
@@ -679,8 +872,12 @@ def community_measures(incidents: pd.DataFrame, communities: gpd.GeoDataFrame,
     """
     fig = supervision.figures(incidents, by="community", now=now)
     out = communities[["code", "name", "area_km2", "geometry"]].copy()
-    out = out.merge(fig[["cases", "completed", "overdue", "completion_rate"]],
-                    left_on="code", right_index=True, how="left")
+    out = out.merge(
+        fig[["cases", "completed", "overdue", "completion_rate"]],
+        left_on="code",
+        right_index=True,
+        how="left",
+    )
     out[["cases", "completed", "overdue"]] = out[["cases", "completed", "overdue"]].fillna(0)
     area = out["area_km2"].where(out["area_km2"] > 0)
     if area.isna().any():
@@ -697,10 +894,17 @@ def _classes(values: pd.Series, k: int = 5) -> np.ndarray:
     return np.unique(np.quantile(v, np.linspace(0, 1, k + 1)))
 
 
-def choropleth_map(incidents: pd.DataFrame, communities: gpd.GeoDataFrame, *, now=None,
-                   basemap_id: str = "osm", lang: str = "both",
-                   measures=tuple(MEASURES), tiles: Mapping[str, str] | None = None,
-                   keys: Mapping[str, str] | None = None) -> folium.Map:
+def choropleth_map(
+    incidents: pd.DataFrame,
+    communities: gpd.GeoDataFrame,
+    *,
+    now=None,
+    basemap_id: str = "osm",
+    lang: str = "both",
+    measures=tuple(MEASURES),
+    tiles: Mapping[str, str] | None = None,
+    keys: Mapping[str, str] | None = None,
+) -> folium.Map:
     """Communities shaded by case density, completion rate and overdue share.
 
     Each measure is one overlay (the first shown), in quantile classes with a legend of the
@@ -723,8 +927,9 @@ def choropleth_map(incidents: pd.DataFrame, communities: gpd.GeoDataFrame, *, no
     bm = basemap(basemap_id)
     for mkey in measures:
         if mkey not in MEASURES:
-            raise AnalyticsError(f"{mkey!r} is not a measure, must be one of: "
-                                 f"{', '.join(MEASURES)}")
+            raise AnalyticsError(
+                f"{mkey!r} is not a measure, must be one of: {', '.join(MEASURES)}"
+            )
     data = community_measures(incidents, _to_wgs(communities), now)
     data = _prepare(data, bm)
     title = _title("社区案件专题图", "Cases by community", lang)
@@ -737,23 +942,39 @@ def choropleth_map(incidents: pd.DataFrame, communities: gpd.GeoDataFrame, *, no
         zh, en, fmt, ramp = MEASURES[mkey]
         name = _title(zh, en, lang)
         breaks = _classes(data[mkey])
-        idx = np.clip(np.searchsorted(breaks, data[mkey].to_numpy(dtype=float), "right") - 1,
-                      0, max(len(breaks) - 2, 0))
-        colors = np.where(data[mkey].notna(), [ramp[min(j, len(ramp) - 1)] for j in idx],
-                          "#cccccc")
-        gj = gpd.GeoDataFrame({**shown, "_color": colors}, geometry=data.geometry.to_numpy(),
-                              crs=4326)
+        idx = np.clip(
+            np.searchsorted(breaks, data[mkey].to_numpy(dtype=float), "right") - 1,
+            0,
+            max(len(breaks) - 2, 0),
+        )
+        colors = np.where(data[mkey].notna(), [ramp[min(j, len(ramp) - 1)] for j in idx], "#cccccc")
+        gj = gpd.GeoDataFrame(
+            {**shown, "_color": colors}, geometry=data.geometry.to_numpy(), crs=4326
+        )
         fg = folium.FeatureGroup(name=name, overlay=True, show=i == 0)
-        _gj(gj, style_function=lambda f: {
-            "color": "#555555", "weight": 1, "fillColor": f["properties"]["_color"],
-            "fillOpacity": 0.75},
-            popup=_popup(["name", "cases", *MEASURES],
-                         [_title("社区(村)", "Community", lang), _title("案件", "Cases", lang),
-                          *[_title(v[0], v[1], lang) for v in MEASURES.values()]]),
-            tooltip=folium.GeoJsonTooltip(["name"], labels=False)).add_to(fg)
+        _gj(
+            gj,
+            style_function=lambda f: {
+                "color": "#555555",
+                "weight": 1,
+                "fillColor": f["properties"]["_color"],
+                "fillOpacity": 0.75,
+            },
+            popup=_popup(
+                ["name", "cases", *MEASURES],
+                [
+                    _title("社区(村)", "Community", lang),
+                    _title("案件", "Cases", lang),
+                    *[_title(v[0], v[1], lang) for v in MEASURES.values()],
+                ],
+            ),
+            tooltip=folium.GeoJsonTooltip(["name"], labels=False),
+        ).add_to(fg)
         fg.add_to(m)
-        items = [(f"{fmt.format(lo)} – {fmt.format(hi)}", ramp[min(j, len(ramp) - 1)], "square")
-                 for j, (lo, hi) in enumerate(zip(breaks[:-1], breaks[1:], strict=True))]
+        items = [
+            (f"{fmt.format(lo)} – {fmt.format(hi)}", ramp[min(j, len(ramp) - 1)], "square")
+            for j, (lo, hi) in enumerate(zip(breaks[:-1], breaks[1:], strict=True))
+        ]
         groups.append((name, items))
     return _finish(m, title, groups, bm, lang, data.total_bounds)
 

@@ -39,9 +39,12 @@ def _check_finite(y, what: str = "the values") -> np.ndarray:
         nan = int(np.isnan(y).sum())
         inf = int(bad.sum()) - nan
         parts = ([f"{nan} missing (NaN/None or non-numeric)"] if nan else []) + (
-            [f"{inf} infinite"] if inf else [])
-        raise AnalyticsError(f"{what} has {' and '.join(parts)} of {y.size} values; Moran's I "
-                             "needs a number for every feature (drop or fill them first)")
+            [f"{inf} infinite"] if inf else []
+        )
+        raise AnalyticsError(
+            f"{what} has {' and '.join(parts)} of {y.size} values; Moran's I "
+            "needs a number for every feature (drop or fill them first)"
+        )
     return y
 
 

@@ -172,7 +172,10 @@ def optimized_hot_spots(
 
 
 def optimized_hot_spots_cells(
-    cells, *, cell_size: float | None, distance_band: float | None = None,
+    cells,
+    *,
+    cell_size: float | None,
+    distance_band: float | None = None,
     n_outliers: int | None = 0,
 ) -> OptimizedHotSpots:
     """Steps 4 and 5 of :func:`optimized_hot_spots` on cells already counted.

@@ -91,8 +91,15 @@ class ExportResult:
     bounds: list[float] | None = None
 
 
-def write_months(path: str, months, *, total_bounds=None, rows_per_file: int = 1_000_000,
-                 progress: bool = False, expected: int | None = None) -> int:
+def write_months(
+    path: str,
+    months,
+    *,
+    total_bounds=None,
+    rows_per_file: int = 1_000_000,
+    progress: bool = False,
+    expected: int | None = None,
+) -> int:
     """Write ``("YYYY-MM", frame)`` pairs as one folder of :func:`write_partition` files each.
 
     Parameters
@@ -117,10 +124,12 @@ def write_months(path: str, months, *, total_bounds=None, rows_per_file: int = 1
 
     os.makedirs(path, exist_ok=True)
     written = 0
-    for label, frame in tqdm(months, desc="history", unit="month", total=expected,
-                             disable=not progress):
-        write_partition(frame, os.path.join(path, label), total_bounds=total_bounds,
-                        rows_per_file=rows_per_file)
+    for label, frame in tqdm(
+        months, desc="history", unit="month", total=expected, disable=not progress
+    ):
+        write_partition(
+            frame, os.path.join(path, label), total_bounds=total_bounds, rows_per_file=rows_per_file
+        )
         written += len(frame)
     return written
 
@@ -165,16 +174,22 @@ def write_partition(
         order = np.arange(len(frame))  # the Hilbert distance needs non-empty geometries
     else:
         tb = None if total_bounds is None else np.asarray(total_bounds, dtype=float)
-        order = np.argsort(geom.hilbert_distance(total_bounds=tb, level=hilbert_level)
-                           .to_numpy(), kind="stable")
+        order = np.argsort(
+            geom.hilbert_distance(total_bounds=tb, level=hilbert_level).to_numpy(), kind="stable"
+        )
     frame = frame.iloc[order]
     paths = []
     for k, lo in enumerate(range(0, len(frame), rows_per_file), start=start):
         path = os.path.join(directory, f"part-{k:05d}.parquet")
         tmp = path + ".tmp"
-        frame.iloc[lo:lo + rows_per_file].to_parquet(
-            tmp, index=False, write_covering_bbox=True, schema_version=GEOPARQUET_VERSION,
-            row_group_size=row_group_size, compression="zstd")
+        frame.iloc[lo : lo + rows_per_file].to_parquet(
+            tmp,
+            index=False,
+            write_covering_bbox=True,
+            schema_version=GEOPARQUET_VERSION,
+            row_group_size=row_group_size,
+            compression="zstd",
+        )
         os.replace(tmp, path)
         paths.append(path)
     return paths
@@ -244,7 +259,8 @@ def export_layer(
         hi = hi.tz_localize("UTC") if hi.tzinfo is None else hi
         months = _months(lo, hi)
         steps: list[tuple[str, pd.Timestamp | None, pd.Timestamp | None]] = [
-            (m.strftime("%Y-%m"), m, m + pd.offsets.MonthBegin(1)) for m in months]
+            (m.strftime("%Y-%m"), m, m + pd.offsets.MonthBegin(1)) for m in months
+        ]
         steps.append((NO_TIME, None, None))
     else:
         steps = [(ALL, None, None)]
@@ -255,25 +271,40 @@ def export_layer(
         elif name == NO_TIME:
             from pygeofilter import ast
 
-            frame = store.read_frame(layer, Query(limit=0, where=ast.IsNull(
-                ast.Attribute(t), False)))
+            frame = store.read_frame(
+                layer, Query(limit=0, where=ast.IsNull(ast.Attribute(t), False))
+            )
         else:  # a month: both ends are timestamps
             start, end = cast(pd.Timestamp, start), cast(pd.Timestamp, end)
-            frame = store.read_frame(layer, Query(limit=0, interval=(
-                start.to_pydatetime(), end.to_pydatetime())))
+            frame = store.read_frame(
+                layer, Query(limit=0, interval=(start.to_pydatetime(), end.to_pydatetime()))
+            )
             frame = frame[frame[t] < end]  # the interval is closed: `end` opens next month
         if len(frame):
-            files = write_partition(frame, os.path.join(path, name), total_bounds=bbox,
-                                    rows_per_file=rows_per_file,
-                                    row_group_size=row_group_size,
-                                    hilbert_level=hilbert_level)
+            files = write_partition(
+                frame,
+                os.path.join(path, name),
+                total_bounds=bbox,
+                rows_per_file=rows_per_file,
+                row_group_size=row_group_size,
+                hilbert_level=hilbert_level,
+            )
             result.files += [os.path.relpath(f, path) for f in files]
             result.partitions[name] = len(frame)
             result.rows += len(frame)
         bar.set_postfix(rows=f"{result.rows:,}")
-    _write_manifest(path, {"layer": layer.id, "temporal": t, "rows": result.rows,
-                           "partitions": result.partitions, "files": result.files,
-                           "bounds": bbox, "geoparquet": GEOPARQUET_VERSION})
+    _write_manifest(
+        path,
+        {
+            "layer": layer.id,
+            "temporal": t,
+            "rows": result.rows,
+            "partitions": result.partitions,
+            "files": result.files,
+            "bounds": bbox,
+            "geoparquet": GEOPARQUET_VERSION,
+        },
+    )
     return result
 
 
@@ -298,8 +329,11 @@ def parquet_files(path: str) -> list[str]:
     out = []
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
-        out += [os.path.join(root, f) for f in sorted(files)
-                if f.endswith(".parquet") and not f.startswith(("_", "."))]
+        out += [
+            os.path.join(root, f)
+            for f in sorted(files)
+            if f.endswith(".parquet") and not f.startswith(("_", "."))
+        ]
     return sorted(out)
 
 
@@ -316,8 +350,12 @@ def bbox_filter(bbox, column: str = "bbox") -> pads.Expression:
     """
     minx, miny, maxx, maxy = map(float, bbox)
     f = pads.field
-    return ((f(column, "xmin") <= maxx) & (f(column, "xmax") >= minx)
-            & (f(column, "ymin") <= maxy) & (f(column, "ymax") >= miny))
+    return (
+        (f(column, "xmin") <= maxx)
+        & (f(column, "xmax") >= minx)
+        & (f(column, "ymin") <= maxy)
+        & (f(column, "ymax") >= miny)
+    )
 
 
 def read_lazy(path: str, columns=None, filters=None, **kwargs):
@@ -337,8 +375,9 @@ def read_lazy(path: str, columns=None, filters=None, **kwargs):
     """
     import dask_geopandas
 
-    return dask_geopandas.read_parquet(parquet_files(path), columns=columns, filters=filters,
-                                       **kwargs)
+    return dask_geopandas.read_parquet(
+        parquet_files(path), columns=columns, filters=filters, **kwargs
+    )
 
 
 def file_metadata(path: str) -> dict:

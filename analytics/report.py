@@ -85,8 +85,15 @@ def snapshot(incidents: pd.DataFrame, at) -> pd.DataFrame:
     """
     at = pd.Timestamp(at)
     df = incidents.copy()
-    for c in ("reported_at", "registered_at", "dispatched_at", "handled_at", "closed_at",
-              "evaluated_at", "deadline"):
+    for c in (
+        "reported_at",
+        "registered_at",
+        "dispatched_at",
+        "handled_at",
+        "closed_at",
+        "evaluated_at",
+        "deadline",
+    ):
         if c in df:
             df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601")
     df = df[df["reported_at"] < at].copy()
@@ -135,15 +142,19 @@ def _summary(frame_all: pd.DataFrame, start, end) -> dict:
     closed = int(_in(snap["closed_at"], start, end).sum())
     overdue_all = supervision.open_cases(snap, now=end, overdue_only=True)
     return {
-        "received": int(len(week)), "closed": closed,
-        "completed": int(fig["completed"]), "open": int(fig["open"]),
+        "received": int(len(week)),
+        "closed": closed,
+        "completed": int(fig["completed"]),
+        "open": int(fig["open"]),
         "overdue": int(fig["overdue"]),
         "completion_rate": _num(fig["completion_rate"]),
         "on_time_rate": _num(fig["on_time_rate"]),
         "median_dispatch_h": _num(fig["median_dispatch_h"]),
         "median_close_h": _num(fig["median_close_h"]),
         "overdue_total": int(len(overdue_all)),
-        "_snap": snap, "_week": week, "_overdue": overdue_all,
+        "_snap": snap,
+        "_week": week,
+        "_overdue": overdue_all,
     }
 
 
@@ -160,15 +171,21 @@ class WeeklyReport:
         try:
             import weasyprint
         except ImportError as err:
-            raise AnalyticsError("PDF output needs weasyprint (pip install weasyprint)") \
-                from err
+            raise AnalyticsError("PDF output needs weasyprint (pip install weasyprint)") from err
         weasyprint.HTML(string=self.html).write_pdf(str(path))
         return str(path)
 
 
-def weekly_report(incidents, communities=None, week: str | None = None, *,
-                  hotspot_weeks: int = 4, top: int = 5, max_overdue: int = 50,
-                  charts: bool = True) -> WeeklyReport:
+def weekly_report(
+    incidents,
+    communities=None,
+    week: str | None = None,
+    *,
+    hotspot_weeks: int = 4,
+    top: int = 5,
+    max_overdue: int = 50,
+    charts: bool = True,
+) -> WeeklyReport:
     """Build the weekly report of ``week`` (see the module docstring).
 
     Parameters
@@ -216,37 +233,53 @@ def weekly_report(incidents, communities=None, week: str | None = None, *,
     od = overdue.sort_values("deadline")
     od_rows = []
     for _, r in od.head(max_overdue).iterrows():
-        od_rows.append({
-            "case_no": r["case_no"], "title": r["title"],
-            "category": _INC.field("category").label(r["category"], "zh"),
-            "department": _INC.field("department").label(r["department"], "zh"),
-            "community": names.get(r["community_code"], r["community_code"]),
-            "reported_at": _bj(r["reported_at"]), "deadline": _bj(r["deadline"]),
-            "overdue_h": round((end - r["deadline"]) / pd.Timedelta(hours=1), 1)})
+        od_rows.append(
+            {
+                "case_no": r["case_no"],
+                "title": r["title"],
+                "category": _INC.field("category").label(r["category"], "zh"),
+                "department": _INC.field("department").label(r["department"], "zh"),
+                "community": names.get(r["community_code"], r["community_code"]),
+                "reported_at": _bj(r["reported_at"]),
+                "deadline": _bj(r["deadline"]),
+                "overdue_h": round((end - r["deadline"]) / pd.Timedelta(hours=1), 1),
+            }
+        )
     online = wk[wk["channel"].isin(ONLINE_CHANNELS)]
     opinion = {
         "cases": int(len(online)),
         "by_channel": {c: int((online["channel"] == c).sum()) for c in ONLINE_CHANNELS},
-        "completion_rate": _num(supervision.figures(online, now=end).loc["all",
-                                                                          "completion_rate"]),
+        "completion_rate": _num(supervision.figures(online, now=end).loc["all", "completion_rate"]),
         "categories": _table(online, "category", end) if len(online) else [],
-        "rows": [{"case_no": r["case_no"], "title": r["title"],
-                   "channel": _INC.field("channel").label(r["channel"], "zh"),
-                   "status": _INC.field("status").label(r["status"], "zh"),
-                   "community": names.get(r["community_code"], r["community_code"])}
-                  for _, r in online.sort_values("reported_at").head(30).iterrows()],
+        "rows": [
+            {
+                "case_no": r["case_no"],
+                "title": r["title"],
+                "channel": _INC.field("channel").label(r["channel"], "zh"),
+                "status": _INC.field("status").label(r["status"], "zh"),
+                "community": names.get(r["community_code"], r["community_code"]),
+            }
+            for _, r in online.sort_values("reported_at").head(30).iterrows()
+        ],
     }
     hs_start = end - pd.Timedelta(days=7 * hotspot_weeks)
     hs_frame = snap[_in(snap["reported_at"], hs_start, end)]
     hotspots, hot_cells = _hotspots(hs_frame, communities, top)
     figures = {
-        "week": week, "start": start.isoformat(), "end": end.isoformat(),
-        "previous_week": _week_label(prev_start), **cur, "previous": prev,
-        "week_over_week": wow, "by": by, "overdue_list": od_rows, "public_opinion": opinion,
-        "hotspots": hotspots, "hotspot_window": [hs_start.isoformat(), end.isoformat()],
+        "week": week,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "previous_week": _week_label(prev_start),
+        **cur,
+        "previous": prev,
+        "week_over_week": wow,
+        "by": by,
+        "overdue_list": od_rows,
+        "public_opinion": opinion,
+        "hotspots": hotspots,
+        "hotspot_window": [hs_start.isoformat(), end.isoformat()],
     }
-    images = _charts(snap, wk, by, start, end, hot_cells, hs_frame, communities) \
-        if charts else {}
+    images = _charts(snap, wk, by, start, end, hot_cells, hs_frame, communities) if charts else {}
     doc = _TEMPLATE.render(f=figures, img=images, pct=_pct, num=_fmt, e=html_mod.escape)
     return WeeklyReport(week, figures, doc)
 
@@ -272,10 +305,19 @@ def _hotspots(frame, communities, top):
         if comm is not None and len(comm):
             name = comm["name"].iloc[int(np.argmin(comm.distance(centre).to_numpy()))]
         lon, lat = _lonlat(centre)
-        rows.append({"community": name, "count": c["count"], "gi_z": c["gi_z"],
-                     "gi_bin": c["gi_bin"],
-                     "top_category": _INC.field("category").label(cat.index[0], "zh")
-                     if len(cat) else "", "lon": round(lon, 5), "lat": round(lat, 5)})
+        rows.append(
+            {
+                "community": name,
+                "count": c["count"],
+                "gi_z": c["gi_z"],
+                "gi_bin": c["gi_bin"],
+                "top_category": _INC.field("category").label(cat.index[0], "zh")
+                if len(cat)
+                else "",
+                "lon": round(lon, 5),
+                "lat": round(lat, 5),
+            }
+        )
     return rows, cells
 
 
@@ -301,8 +343,14 @@ def _fmt(v, digits: int = 1) -> str:
 #: Grey of outlines and of categories without a catalogue colour.
 _MUTED = "#90a4ae"
 
-_FONTS = ["Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "Microsoft YaHei",
-          "SimHei", "DejaVu Sans"]
+_FONTS = [
+    "Noto Sans CJK SC",
+    "Noto Sans CJK JP",
+    "WenQuanYi Zen Hei",
+    "Microsoft YaHei",
+    "SimHei",
+    "DejaVu Sans",
+]
 
 
 def _png(fig) -> str:
@@ -342,8 +390,11 @@ def _charts(snap, wk, by, start, end, hot_cells, hs_frame, communities) -> dict[
     cats = by["category"][:12]
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     colors = {c.code: c.color for c in _INC.field("category").codes or ()}
-    ax.barh([x["label"] for x in cats][::-1], [x["cases"] for x in cats][::-1],
-            color=[colors.get(x["category"], _MUTED) for x in cats][::-1])
+    ax.barh(
+        [x["label"] for x in cats][::-1],
+        [x["cases"] for x in cats][::-1],
+        color=[colors.get(x["category"], _MUTED) for x in cats][::-1],
+    )
     ax.set_title("按类别 By category")
     out["category"] = _png(fig)
     # by channel
@@ -358,8 +409,13 @@ def _charts(snap, wk, by, start, end, hot_cells, hs_frame, communities) -> dict[
     ax.bar(range(len(wk_all)), wk_all["cases"], color="#90caf9", label="受理 received")
     ax.set_xticks(range(len(wk_all)), [w[5:] for w in wk_all.index], fontsize=7)
     ax2 = ax.twinx()
-    ax2.plot(range(len(wk_all)), wk_all["completion_rate"] * 100, color="#2e7d32",
-             marker="o", label="办结率 completion %")
+    ax2.plot(
+        range(len(wk_all)),
+        wk_all["completion_rate"] * 100,
+        color="#2e7d32",
+        marker="o",
+        label="办结率 completion %",
+    )
     ax2.set_ylim(0, 105)
     ax.set_title("近12周趋势 Last 12 weeks")
     fig.legend(loc="lower left", frameon=False, fontsize=7)

@@ -41,17 +41,26 @@ __all__ = [
     "quality_changes",
 ]
 
-PATROL_INTERVAL_DAYS = {"village": 7, "township": 30, "county": 90, "city": 30,
-                        "province": 90}
+PATROL_INTERVAL_DAYS = {"village": 7, "township": 30, "county": 90, "city": 30, "province": 90}
 QUALITY_ORDER = ("I", "II", "III", "IV", "V", "worse_than_V", "black_odorous")
-PUBLIC_COLUMNS = ("segment_code", "name", "river_name", "chief_level", "community_code",
-                  "length_m", "water_quality", "previous_quality", "last_patrol_at")
+PUBLIC_COLUMNS = (
+    "segment_code",
+    "name",
+    "river_name",
+    "chief_level",
+    "community_code",
+    "length_m",
+    "water_quality",
+    "previous_quality",
+    "last_patrol_at",
+)
 
 
 def _public(rivers: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     cols = [c for c in PUBLIC_COLUMNS if c in rivers.columns]
-    return gpd.GeoDataFrame(rivers[cols].copy(), geometry=rivers.geometry.to_numpy(),
-                            crs=rivers.crs)
+    return gpd.GeoDataFrame(
+        rivers[cols].copy(), geometry=rivers.geometry.to_numpy(), crs=rivers.crs
+    )
 
 
 def _as_of(as_of) -> pd.Timestamp:
@@ -59,9 +68,13 @@ def _as_of(as_of) -> pd.Timestamp:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
-def patrol_compliance(rivers: gpd.GeoDataFrame, as_of=None, records: pd.DataFrame | None = None,
-                      window_days: float = 365.0,
-                      intervals: dict[str, int] | None = None) -> gpd.GeoDataFrame:
+def patrol_compliance(
+    rivers: gpd.GeoDataFrame,
+    as_of=None,
+    records: pd.DataFrame | None = None,
+    window_days: float = 365.0,
+    intervals: dict[str, int] | None = None,
+) -> gpd.GeoDataFrame:
     """Patrol compliance of each river segment.
 
     Parameters
@@ -90,8 +103,10 @@ def patrol_compliance(rivers: gpd.GeoDataFrame, as_of=None, records: pd.DataFram
     levels = set(rivers["chief_level"].dropna())
     unknown = levels - set(intervals)
     if unknown:
-        raise AnalyticsError(f"{sorted(unknown)[0]!r} is not a valid chief level, must be one "
-                             f"of: {', '.join(intervals)}")
+        raise AnalyticsError(
+            f"{sorted(unknown)[0]!r} is not a valid chief level, must be one "
+            f"of: {', '.join(intervals)}"
+        )
     t = _as_of(as_of)
     out = _public(rivers)
     out["interval_days"] = out["chief_level"].map(intervals).astype(float)
@@ -114,8 +129,7 @@ def patrol_compliance(rivers: gpd.GeoDataFrame, as_of=None, records: pd.DataFram
         n_periods = np.floor(window_days / out["interval_days"]).astype(int)
         counts, hits = [], []
         by_seg = {k: g["patrolled_at"] for k, g in rec.groupby("segment_code")}
-        for code, iv, n in zip(out["segment_code"], out["interval_days"], n_periods,
-                               strict=True):
+        for code, iv, n in zip(out["segment_code"], out["interval_days"], n_periods, strict=True):
             p = by_seg.get(code, pd.Series([], dtype="datetime64[ns, UTC]"))
             age = (t - p).dt.total_seconds().to_numpy() / 86400.0
             k = np.floor(age / iv).astype(int)
@@ -125,16 +139,22 @@ def patrol_compliance(rivers: gpd.GeoDataFrame, as_of=None, records: pd.DataFram
         out["patrols"] = counts
         out["periods"] = n_periods
         out["periods_patrolled"] = hits
-        out["compliance_rate"] = (out["periods_patrolled"] / out["periods"].where(
-            out["periods"] > 0)).round(4)
+        out["compliance_rate"] = (
+            out["periods_patrolled"] / out["periods"].where(out["periods"] > 0)
+        ).round(4)
     return out
 
 
 def compliance_by_level(compliance: pd.DataFrame) -> pd.DataFrame:
     """Segments, overdue segments and mean compliance rate per chief level."""
     g = compliance.groupby("chief_level")
-    out = pd.DataFrame({"interval_days": g["interval_days"].first(),
-                        "segments": g.size(), "overdue": g["overdue"].sum().astype(int)})
+    out = pd.DataFrame(
+        {
+            "interval_days": g["interval_days"].first(),
+            "segments": g.size(),
+            "overdue": g["overdue"].sum().astype(int),
+        }
+    )
     out["share_overdue"] = (out["overdue"] / out["segments"]).round(4)
     if "compliance_rate" in compliance:
         out["compliance_rate"] = g["compliance_rate"].mean().round(4)
@@ -153,8 +173,10 @@ def quality_changes(rivers: gpd.GeoDataFrame, only_worse: bool = False) -> gpd.G
     for col in ("water_quality", "previous_quality"):
         bad = set(rivers[col].dropna()) - set(QUALITY_ORDER)
         if bad:
-            raise AnalyticsError(f"{sorted(bad)[0]!r} is not a valid water quality class, must "
-                                 f"be one of: {', '.join(QUALITY_ORDER)}")
+            raise AnalyticsError(
+                f"{sorted(bad)[0]!r} is not a valid water quality class, must "
+                f"be one of: {', '.join(QUALITY_ORDER)}"
+            )
     rank = {q: i for i, q in enumerate(QUALITY_ORDER)}
     out = _public(rivers)
     out["rank_now"] = out["water_quality"].map(rank)

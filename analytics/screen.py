@@ -30,8 +30,16 @@ def _day_bounds(day) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, start + pd.Timedelta(days=1)
 
 
-def screen_summary(incidents, communities=None, day=None, *, now=None, hotspot_days: int = 28,
-                   max_overdue: int = 30, lang: str = "zh") -> dict:
+def screen_summary(
+    incidents,
+    communities=None,
+    day=None,
+    *,
+    now=None,
+    hotspot_days: int = 28,
+    max_overdue: int = 30,
+    lang: str = "zh",
+) -> dict:
     """Today's counts, overdue cases and hot spots for the screen.
 
     Parameters
@@ -89,15 +97,20 @@ def screen_summary(incidents, communities=None, day=None, *, now=None, hotspot_d
     od = []
     deadlines = pd.to_datetime(overdue["deadline"], utc=True, format="ISO8601")
     for (_, r), dl in zip(overdue.head(max_overdue).iterrows(), deadlines, strict=False):
-        od.append({
-            "case_no": r["case_no"], "title": r["title"], "category": r["category"],
-            "category_label": cat.label(r["category"], lang),
-            "department": dept.label(r["department"], lang),
-            "community": names.get(r["community_code"], r["community_code"]),
-            "deadline": dl.tz_convert(TZ).strftime("%m-%d %H:%M"),
-            "overdue_h": round((now - dl) / pd.Timedelta(hours=1), 1),
-            "lon": round(float(r.geometry.x), 6), "lat": round(float(r.geometry.y), 6),
-        })
+        od.append(
+            {
+                "case_no": r["case_no"],
+                "title": r["title"],
+                "category": r["category"],
+                "category_label": cat.label(r["category"], lang),
+                "department": dept.label(r["department"], lang),
+                "community": names.get(r["community_code"], r["community_code"]),
+                "deadline": dl.tz_convert(TZ).strftime("%m-%d %H:%M"),
+                "overdue_h": round((now - dl) / pd.Timedelta(hours=1), 1),
+                "lon": round(float(r.geometry.x), 6),
+                "lat": round(float(r.geometry.y), 6),
+            }
+        )
     week = incidents[(reported >= end - pd.Timedelta(days=7)) & (reported < end)]
     wk = supervision.to_records(supervision.figures(week, now=now))[0]
     by_cat = todays["category"].value_counts()
@@ -108,17 +121,25 @@ def screen_summary(incidents, communities=None, day=None, *, now=None, hotspot_d
             "received": int(len(todays)),
             "closed": int(((closed_at >= start) & (closed_at < end)).sum()),
             "open": int(supervision.case_flags(todays, now=now)["open"].sum())
-            if len(todays) else 0,
-            "by_category": [{"category": c, "label": cat.label(c, lang), "cases": int(n)}
-                            for c, n in by_cat.items()],
+            if len(todays)
+            else 0,
+            "by_category": [
+                {"category": c, "label": cat.label(c, lang), "cases": int(n)}
+                for c, n in by_cat.items()
+            ],
         },
         "overdue": int(len(overdue)),
         "overdue_cases": od,
         "week": wk,
-        "hotspots": _hotspots(incidents[(reported >= end - pd.Timedelta(days=hotspot_days))
-                                        & (reported < end)]),
-        "styles": {"category": {c.code: {"color": c.color, "label": c.zh if lang == "zh"
-                                         else c.en} for c in cat.codes or ()}},
+        "hotspots": _hotspots(
+            incidents[(reported >= end - pd.Timedelta(days=hotspot_days)) & (reported < end)]
+        ),
+        "styles": {
+            "category": {
+                c.code: {"color": c.color, "label": c.zh if lang == "zh" else c.en}
+                for c in cat.codes or ()
+            }
+        },
     }
 
 
@@ -128,9 +149,17 @@ def _hotspots(frame) -> dict:
     if cells is None:
         return {"type": "FeatureCollection", "features": []}
     hot = significant_cells(cells, "hot").to_crs(4326)
-    feats = [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
-        np.round(np.asarray(g.exterior.coords), 6).tolist()]},
-        "properties": {"count": n, "gi_bin": b, "gi_z": z, "color": c}}
-        for g, n, b, z, c in zip(hot.geometry, hot["count"], hot["gi_bin"], hot["gi_z"],
-                                 hot["color"], strict=True)]
+    feats = [
+        {
+            "type": "Feature",
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [np.round(np.asarray(g.exterior.coords), 6).tolist()],
+            },
+            "properties": {"count": n, "gi_bin": b, "gi_z": z, "color": c},
+        }
+        for g, n, b, z, c in zip(
+            hot.geometry, hot["count"], hot["gi_bin"], hot["gi_z"], hot["color"], strict=True
+        )
+    ]
     return {"type": "FeatureCollection", "features": feats}

@@ -72,8 +72,9 @@ def _is_normal_mercator(crs) -> bool:
 def _looks_like_lonlat(gdf) -> bool:
     """Whether the (finite) bounds of ``gdf`` lie within longitude/latitude ranges."""
     b = np.asarray(gdf.total_bounds, dtype=float)
-    return bool(np.all(np.isfinite(b)) and -180 <= b[0] and b[2] <= 180
-                and -90 <= b[1] and b[3] <= 90)
+    return bool(
+        np.all(np.isfinite(b)) and -180 <= b[0] and b[2] <= 180 and -90 <= b[1] and b[3] <= 90
+    )
 
 
 def missing_geometries(data) -> np.ndarray:
@@ -169,8 +170,10 @@ def to_projected(gdf, *, stacklevel: int = 2):
     if not (gdf.crs.is_geographic or mercator):
         return gdf
     if len(gdf) == 0:
-        raise AnalyticsError("there are no features to analyse (the selection is empty: "
-                             "check the filter and datetime)")
+        raise AnalyticsError(
+            "there are no features to analyse (the selection is empty: "
+            "check the filter and datetime)"
+        )
     utm = gdf.estimate_utm_crs()
     kind = "Mercator (its units are not ground metres)" if mercator else "geographic"
     warnings.warn(

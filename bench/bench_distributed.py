@@ -101,8 +101,9 @@ def child(engine: str, path: str) -> None:
         res["total_s"] = time.perf_counter() - t0
     else:
         t0 = time.perf_counter()
-        with D.dask_client(None, n_workers=2, threads_per_worker=1,
-                           memory_limit="2.5GiB") as client:
+        with D.dask_client(
+            None, n_workers=2, threads_per_worker=1, memory_limit="2.5GiB"
+        ) as client:
             client.run(lambda: __import__("analytics.distributed"))  # warm the workers
             res["cluster_s"] = time.perf_counter() - t0
             t1 = time.perf_counter()
@@ -116,8 +117,9 @@ def child(engine: str, path: str) -> None:
     res["bins"] = int(cube.counts.shape[0])
     res["steps"] = int(cube.counts.shape[1])
     res["hot"] = int((ehsa.locations["category"] != "No Pattern Detected").sum())
-    res["hash"] = hashlib.sha256(np.ascontiguousarray(cube.counts).tobytes()
-                                 + cube.bins["cell_id"].to_numpy().tobytes()).hexdigest()[:16]
+    res["hash"] = hashlib.sha256(
+        np.ascontiguousarray(cube.counts).tobytes() + cube.bins["cell_id"].to_numpy().tobytes()
+    ).hexdigest()[:16]
     print(json.dumps(res), flush=True)
 
 
@@ -142,9 +144,14 @@ def ensure_history(root: str, millions: int) -> tuple[str, float]:
         np.save(base_file, base_locations())
     t0 = time.perf_counter()
     base = np.load(base_file)
-    write_months(path, synthetic_history(millions * 1_000_000, base=base, months=60),
-                 total_bounds=history_bounds(base), rows_per_file=1_000_000, progress=True,
-                 expected=60)
+    write_months(
+        path,
+        synthetic_history(millions * 1_000_000, base=base, months=60),
+        total_bounds=history_bounds(base),
+        rows_per_file=1_000_000,
+        progress=True,
+        expected=60,
+    )
     dt = time.perf_counter() - t0
     with open(done, "w") as fh:
         fh.write(f"{dt:.1f}")
@@ -154,10 +161,17 @@ def ensure_history(root: str, millions: int) -> tuple[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1,10,50", help="Millions of cases [1,10,50].")
-    ap.add_argument("--dir", default=os.environ.get("TIANYA_BENCH_DIR", "/tmp/tianya-bench"),
-                    help="Where the synthetic histories are written (kept between runs).")
-    ap.add_argument("--single-limit-gib", type=float, default=7.0,
-                    help="Skip single-process runs predicted to need more [7].")
+    ap.add_argument(
+        "--dir",
+        default=os.environ.get("TIANYA_BENCH_DIR", "/tmp/tianya-bench"),
+        help="Where the synthetic histories are written (kept between runs).",
+    )
+    ap.add_argument(
+        "--single-limit-gib",
+        type=float,
+        default=7.0,
+        help="Skip single-process runs predicted to need more [7].",
+    )
     ap.add_argument("--timeout", type=float, default=1800, help="Per run, seconds [1800].")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "distributed.md"))
     ap.add_argument("--child", nargs=2, metavar=("ENGINE", "PATH"), help=argparse.SUPPRESS)
@@ -177,8 +191,9 @@ def main() -> None:
                 rows.append({"m": m, "engine": engine, "skipped": predicted})
                 print(f"  single: skipped (predicted peak {predicted:.1f} GiB)", flush=True)
                 continue
-            res, samples, err = run_child([sys.executable, __file__, "--child", engine, path],
-                                       a.timeout)
+            res, samples, err = run_child(
+                [sys.executable, __file__, "--child", engine, path], a.timeout
+            )
             if res is None:
                 rows.append({"m": m, "engine": engine, "failed": err})
                 print(f"  {engine}: FAILED {err}", flush=True)
@@ -189,8 +204,11 @@ def main() -> None:
             if engine == "single" and slope is None:
                 base = res["base_rss"]
                 slope = (peak - base) / m
-            print(f"  {engine}: {res['total_s']:.1f} s, {m * 1e6 / res['total_s']:,.0f} "
-                  f"cases/s, peak {peak / GIB:.2f} GiB, hash {res['hash']}", flush=True)
+            print(
+                f"  {engine}: {res['total_s']:.1f} s, {m * 1e6 / res['total_s']:,.0f} "
+                f"cases/s, peak {peak / GIB:.2f} GiB, hash {res['hash']}",
+                flush=True,
+            )
     write_report(a.out, rows, slope, base, a.dir)
 
 
@@ -211,8 +229,8 @@ def write_report(out: str, rows: list[dict], slope, base, root) -> None:
         "(2 passes over the files: extent, then binning; 2 worker processes x 1 thread, "
         "2.5 GiB limit each), cluster start-up excluded and reported separately.  Peak = "
         "resident memory of the whole process tree (driver + workers), sampled every 0.1 s, "
-        "until the cube is back (\"peak\") and including the EHSA that follows (\"peak with "
-        "EHSA\").  "
+        'until the cube is back ("peak") and including the EHSA that follows ("peak with '
+        'EHSA").  '
         "EHSA = `emerging_hot_spots_from_cube` on the returned cube (the same code either way).",
         "",
         "| cases | engine | read s | cube s | total s | cases/s | peak GiB | EHSA s | "
@@ -226,12 +244,16 @@ def write_report(out: str, rows: list[dict], slope, base, root) -> None:
     for r in rows:
         m = f"{r['m']}M"
         if "skipped" in r:
-            lines.append(f"| {m} | {r['engine']} | | | | | (~{r['skipped']:.1f} predicted) | | "
-                         "| | not run: over the memory budget |")
+            lines.append(
+                f"| {m} | {r['engine']} | | | | | (~{r['skipped']:.1f} predicted) | | "
+                "| | not run: over the memory budget |"
+            )
             continue
         if "failed" in r:
-            lines.append(f"| {m} | {r['engine']} | | | | | | | | | failed: "
-                         f"{r['failed'].splitlines()[-1] if r['failed'] else ''} |")
+            lines.append(
+                f"| {m} | {r['engine']} | | | | | | | | | failed: "
+                f"{r['failed'].splitlines()[-1] if r['failed'] else ''} |"
+            )
             continue
         same = "yes" if len(hashes.get(r["m"], ())) == 1 else "n/a"
         lines.append(
@@ -239,7 +261,8 @@ def write_report(out: str, rows: list[dict], slope, base, root) -> None:
             f"{r['cube_s']:.1f} | {r['total_s']:.1f} | "
             f"{r['m'] * 1e6 / r['total_s']:,.0f} | {r['peak'] / GIB:.2f} | {r['ehsa_s']:.1f} | "
             f"{r['peak_all'] / GIB:.2f} | "
-            f"{r['bins']:,} x {r['steps']} | {same} |")
+            f"{r['bins']:,} x {r['steps']} | {same} |"
+        )
     if slope:
         hold = (24 * GIB - base) / slope  # slope is per million cases
         lines += [
@@ -251,8 +274,12 @@ def write_report(out: str, rows: list[dict], slope, base, root) -> None:
         ]
     dask_rows = [r for r in rows if r.get("engine") == "dask" and "cluster_s" in r]
     if dask_rows:
-        lines += ["", "Dask cluster start-up: " + ", ".join(
-            f"{r['cluster_s']:.1f} s" for r in dask_rows) + "."]
+        lines += [
+            "",
+            "Dask cluster start-up: "
+            + ", ".join(f"{r['cluster_s']:.1f} s" for r in dask_rows)
+            + ".",
+        ]
     with open(out, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     print(f"wrote {out}")

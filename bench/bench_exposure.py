@@ -50,8 +50,12 @@ def _best(fn, repeat: int) -> tuple[float, object]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="GeoPackage with rasters/ beside it (default: generate)")
-    ap.add_argument("--scenarios", nargs="+", default=["surge_1_5m", "surge_3m", "rain_400mm"],
-                    choices=list(SCENARIOS))
+    ap.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=["surge_1_5m", "surge_3m", "rain_400mm"],
+        choices=list(SCENARIOS),
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "exposure.md"))
     args = ap.parse_args(argv)
@@ -74,23 +78,34 @@ def main(argv=None) -> int:
     n_build, n_people = len(b), int(b["resident_pop"].sum())
 
     def run(sid, pixels=None):
-        return ex.flood_exposure(b, rasters[sid], communities=f["communities"],
-                                 flood_points=f["flood_prevention"],
-                                 fixtures=f["urban_fixtures"], pixels=pixels)
+        return ex.flood_exposure(
+            b,
+            rasters[sid],
+            communities=f["communities"],
+            flood_points=f["flood_prevention"],
+            fixtures=f["urban_fixtures"],
+            pixels=pixels,
+        )
 
     # stages, once
     with rasterio.open(rasters[args.scenarios[0]]) as src:
         geoms = ex._in_crs(b, src.crs)
-        t_pix, pixels = _best(lambda: ex.footprint_pixels(geoms, src.transform, src.shape),
-                              args.repeat)
-    t_gather, _ = _best(lambda: ex.building_depths(b, rasters[args.scenarios[0]], pixels),
-                        args.repeat)
+        t_pix, pixels = _best(
+            lambda: ex.footprint_pixels(geoms, src.transform, src.shape), args.repeat
+        )
+    t_gather, _ = _best(
+        lambda: ex.building_depths(b, rasters[args.scenarios[0]], pixels), args.repeat
+    )
     e0 = run(args.scenarios[0], pixels)
     movers = e0.buildings[e0.buildings["evacuate"]]
     usable = e0.shelters[e0.shelters["usable"]]
     t_assign, _ = _best(lambda: ex.assign_shelters(movers, usable), args.repeat)
-    t_points, pts = _best(lambda: ex.points_at_risk(f["flood_prevention"], f["urban_fixtures"],
-                                                    rasters[args.scenarios[0]]), args.repeat)
+    t_points, pts = _best(
+        lambda: ex.points_at_risk(
+            f["flood_prevention"], f["urban_fixtures"], rasters[args.scenarios[0]]
+        ),
+        args.repeat,
+    )
 
     rows = []
     total_cold = total_warm = 0.0
@@ -102,10 +117,12 @@ def main(argv=None) -> int:
         s = e.summary
         wet_b = s["buildings"] - s["buildings_by_class"]["dry"]
         wet_p = s["people"] - s["people_by_class"]["dry"]
-        rows.append(f"| {sid} | {t_cold:.2f} | {t_warm:.2f} | {wet_b:,} "
-                    f"| {wet_p:,} | {s['people_to_move']:,} "
-                    f"| {s['shelters_usable']} | {s['people_unsheltered']:,} "
-                    f"| {sum(s['points_at_risk'].values()):,} |")
+        rows.append(
+            f"| {sid} | {t_cold:.2f} | {t_warm:.2f} | {wet_b:,} "
+            f"| {wet_p:,} | {s['people_to_move']:,} "
+            f"| {s['shelters_usable']} | {s['people_unsheltered']:,} "
+            f"| {sum(s['points_at_risk'].values()):,} |"
+        )
     lines = [
         "# Flood exposure benchmark",
         "",

@@ -63,8 +63,13 @@ def main(argv=None):
     ap.add_argument("--perm-size", type=int, default=100_000)
     ap.add_argument("--permutations", type=int, default=999)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "hotspots.md"))
-    ap.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS),
-                    help="subset to run; its rows replace those of an existing --out file")
+    ap.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=TASKS,
+        default=list(TASKS),
+        help="subset to run; its rows replace those of an existing --out file",
+    )
     args = ap.parse_args(argv)
     tasks = set(args.tasks)
 
@@ -119,8 +124,9 @@ def main(argv=None):
     fresh = {}
     for n, task, ours, theirs, diff in rows:
         d = "" if np.isnan(diff) else f"{diff:.1e}"
-        fresh[(n, task)] = (f"| {n:,} | {task} | {ours:.3f} | {theirs:.3f} | "
-                            f"{theirs / ours:.1f}x | {d} |")
+        fresh[(n, task)] = (
+            f"| {n:,} | {task} | {ours:.3f} | {theirs:.3f} | {theirs / ours:.1f}x | {d} |"
+        )
     out = Path(args.out)
     partial = tasks != set(TASKS)
     table_rows = dict(fresh)
@@ -144,10 +150,12 @@ def main(argv=None):
         header = "\n\n".join(b for b in old.split("\n\n") if not b.startswith("Re-measured"))
         header = header.rstrip("\n") + "\n\n"
     if partial:
-        header += (f"Re-measured rows ({', '.join(f'{t} at {n:,}' for n, t in fresh)}) by "
-                   f"`python bench/bench_hotspots.py --sizes "
-                   f"{' '.join(map(str, args.sizes))} --tasks {' '.join(args.tasks)}`; "
-                   f"the other rows are from the last full run.\n\n")
+        header += (
+            f"Re-measured rows ({', '.join(f'{t} at {n:,}' for n, t in fresh)}) by "
+            f"`python bench/bench_hotspots.py --sizes "
+            f"{' '.join(map(str, args.sizes))} --tasks {' '.join(args.tasks)}`; "
+            f"the other rows are from the last full run.\n\n"
+        )
     table = "\n".join(lines)
     print(table)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -53,10 +53,14 @@ def _docs(store: GeoPackageStore, n: int, seed: int = 7) -> list[dict]:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(pts), n)
     cats = rng.choice([c.code for c in CATEGORIES], n)
-    return [{"type": "Feature",
-             "geometry": {"type": "Point", "coordinates": [pts.iloc[i].x, pts.iloc[i].y]},
-             "properties": {"title": f"bench {k}", "category": str(c), "channel": "grid_app"}}
-            for k, (i, c) in enumerate(zip(idx, cats, strict=True))]
+    return [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [pts.iloc[i].x, pts.iloc[i].y]},
+            "properties": {"title": f"bench {k}", "category": str(c), "channel": "grid_app"},
+        }
+        for k, (i, c) in enumerate(zip(idx, cats, strict=True))
+    ]
 
 
 def _run(fn, docs: list[dict], concurrency: int) -> tuple[float, np.ndarray]:
@@ -98,9 +102,26 @@ def bench_http(path: str, n: int, levels) -> list[dict]:
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, TIANYA_DATA=path, TIANYA_URL=url, TIANYA_KEYS=str(keys))
     log = open(Path(path).with_name("server.log"), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "tianya.cli", "serve", "--port", str(port),
-                             "--workers", "3", "--threads", "4", "--data", path], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tianya.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "3",
+            "--threads",
+            "4",
+            "--data",
+            path,
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 180
         while time.time() < deadline:
@@ -117,8 +138,7 @@ def bench_http(path: str, n: int, levels) -> list[dict]:
         def post(doc):
             s = getattr(local, "s", None) or requests.Session()
             local.s = s
-            r = s.post(url + "/collections/incidents/items", json=doc, headers=headers,
-                       timeout=60)
+            r = s.post(url + "/collections/incidents/items", json=doc, headers=headers, timeout=60)
             if r.status_code != 201:
                 raise RuntimeError(f"{r.status_code}: {r.text[:200]}")
 
@@ -138,9 +158,14 @@ def bench_http(path: str, n: int, levels) -> list[dict]:
 
 
 def _row(way, c, n, wall, lat) -> dict:
-    return {"way": way, "concurrency": c, "creates": n, "per_s": n / wall,
-            "p50_ms": float(np.percentile(lat, 50) * 1e3),
-            "p99_ms": float(np.percentile(lat, 99) * 1e3)}
+    return {
+        "way": way,
+        "concurrency": c,
+        "creates": n,
+        "per_s": n / wall,
+        "p50_ms": float(np.percentile(lat, 50) * 1e3),
+        "p99_ms": float(np.percentile(lat, 99) * 1e3),
+    }
 
 
 def main(argv=None):
@@ -156,19 +181,28 @@ def main(argv=None):
     rows = [bench_library(path, args.creates, c) for c in args.levels]
     if args.http_creates:
         rows += bench_http(path, args.http_creates, args.levels)
-    lines = ["# Case intake (create with automatic dispatch) on the embedded GeoPackage", "",
-             f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, SQLite "
-             f"{sqlite3.sqlite_version}; sample data (5,600 incidents, 44 communities, "
-             "grids); each create = validation + point-in-polygon + rule + working-time "
-             "deadline + case number + 1 case row and 3 history rows in one transaction.", "",
-             "| way | concurrency | creates | creates/s | p50 ms | p99 ms |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Case intake (create with automatic dispatch) on the embedded GeoPackage",
+        "",
+        f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, SQLite "
+        f"{sqlite3.sqlite_version}; sample data (5,600 incidents, 44 communities, "
+        "grids); each create = validation + point-in-polygon + rule + working-time "
+        "deadline + case number + 1 case row and 3 history rows in one transaction.",
+        "",
+        "| way | concurrency | creates | creates/s | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['way']} | {r['concurrency']} | {r['creates']} | {r['per_s']:.0f} | "
-                     f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} |")
-    lines += ["", "`http`: gunicorn with 3 workers x 4 threads (gthread), the shell, pygeoapi "
-              "and the provider; client threads on the same machine.",
-              "Reproduce: `python bench/bench_intake.py`."]
+        lines.append(
+            f"| {r['way']} | {r['concurrency']} | {r['creates']} | {r['per_s']:.0f} | "
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} |"
+        )
+    lines += [
+        "",
+        "`http`: gunicorn with 3 workers x 4 threads (gthread), the shell, pygeoapi "
+        "and the provider; client threads on the same machine.",
+        "Reproduce: `python bench/bench_intake.py`.",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

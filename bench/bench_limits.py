@@ -83,9 +83,13 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     ap.add_argument("--probe-interval", type=float, default=0.1)
-    ap.add_argument("--slow-bodies", type=int, default=8,
-                    help="connections that announce a 100-byte body and send one byte "
-                         "(reopened when the server closes them)")
+    ap.add_argument(
+        "--slow-bodies",
+        type=int,
+        default=8,
+        help="connections that announce a 100-byte body and send one byte "
+        "(reopened when the server closes them)",
+    )
     ap.add_argument("--out", default=str(HERE / "results" / "limits.md"))
     args = ap.parse_args()
 
@@ -95,17 +99,37 @@ def main() -> None:
     inputs = heaviest_kde(gpkg)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, TIANYA_DATA=gpkg, TIANYA_URL=url,
-               TIANYA_JOBS=str(folder / "jobs.sqlite"),
-               TIANYA_JOB_RESULTS=str(folder / "results"), TIANYA_RUN_DIR=str(folder / "runs"),
-               TIANYA_JOB_LIMIT_ANONYMOUS="1000", TIANYA_RASTERS=str(folder / "rasters"))
+    env = dict(
+        os.environ,
+        TIANYA_DATA=gpkg,
+        TIANYA_URL=url,
+        TIANYA_JOBS=str(folder / "jobs.sqlite"),
+        TIANYA_JOB_RESULTS=str(folder / "results"),
+        TIANYA_RUN_DIR=str(folder / "runs"),
+        TIANYA_JOB_LIMIT_ANONYMOUS="1000",
+        TIANYA_RASTERS=str(folder / "rasters"),
+    )
     memory_mb = int(env.get("TIANYA_PROCESS_MEMORY_MB", 4096))
     slots = int(env.get("TIANYA_PROCESS_WORKERS", 2))
     log = open(folder / f"server-{port}.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "tianya.cli", "serve", "--port", str(port),
-                               "--workers", str(args.workers), "--data", gpkg],
-                              env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tianya.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--data",
+            gpkg,
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 90
         while True:
@@ -120,8 +144,9 @@ def main() -> None:
         # warm every worker's forkserver (the first run of a worker preloads the libraries)
         small = {"collection": "incidents", "bandwidth": 800, "cell_size": 400}
         for _ in range(2 * args.workers):
-            requests.post(f"{url}/processes/kernel-density/execution",
-                          json={"inputs": small}, timeout=120)
+            requests.post(
+                f"{url}/processes/kernel-density/execution", json={"inputs": small}, timeout=120
+            )
         idle = [_probe(url) for _ in range(50)]
 
         stop = threading.Event()
@@ -133,8 +158,11 @@ def main() -> None:
         def client():
             while not stop.is_set():
                 t = time.perf_counter()
-                r = requests.post(f"{url}/processes/kernel-density/execution",
-                                  json={"inputs": inputs}, timeout=900)
+                r = requests.post(
+                    f"{url}/processes/kernel-density/execution",
+                    json={"inputs": inputs},
+                    timeout=900,
+                )
                 runs.append((r.status_code, time.perf_counter() - t))
 
         def probe():
@@ -147,9 +175,11 @@ def main() -> None:
         def slow_body():
             while not stop.is_set():
                 sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-                sock.sendall(b"POST /collections/incidents/items HTTP/1.1\r\nHost: x\r\n"
-                             b"Content-Type: application/json\r\nContent-Length: 100\r\n"
-                             b"\r\n{")
+                sock.sendall(
+                    b"POST /collections/incidents/items HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: 100\r\n"
+                    b"\r\n{"
+                )
                 try:
                     slow_answers.append(sock.recv(64)[:12])
                 except OSError as err:
@@ -231,6 +261,7 @@ def _ms(seconds: float) -> str:
 
 def run_children(root: int) -> list[psutil.Process]:
     """Run processes under ``root``: children of a forkserver of a gunicorn worker."""
+
     def forkserver(p):
         try:
             return "forkserver" in " ".join(p.cmdline())

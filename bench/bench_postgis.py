@@ -49,8 +49,10 @@ def ensure_table(store: PostGISStore, rows: int, seed: int) -> None:
     t1 = time.perf_counter()
     store.write_frame(LAYER, frame)
     t2 = time.perf_counter()
-    print(f"generated {rows:,} incidents in {t1 - t0:.1f} s, loaded in {t2 - t1:.1f} s "
-          f"({rows / (t2 - t1):,.0f} rows/s)")
+    print(
+        f"generated {rows:,} incidents in {t1 - t0:.1f} s, loaded in {t2 - t1:.1f} s "
+        f"({rows / (t2 - t1):,.0f} rows/s)"
+    )
 
 
 def timed(fn, seconds: float, min_runs: int = 5) -> list[float]:
@@ -82,8 +84,10 @@ def concurrent(fn, threads: int, seconds: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--url", default=os.environ.get("TIANYA_TEST_PG",
-                                                    "postgresql://tianya:tianya@localhost/tianya"))
+    ap.add_argument(
+        "--url",
+        default=os.environ.get("TIANYA_TEST_PG", "postgresql://tianya:tianya@localhost/tianya"),
+    )
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=3.0)
@@ -97,12 +101,15 @@ def main() -> None:
     raw = psycopg.connect(conninfo, autocommit=True)
 
     # a dense 1 km box (around the busiest 0.01° cell) and the commonest category
-    cx, cy = raw.execute(f"SELECT round(ST_X(geom)::numeric, 2), round(ST_Y(geom)::numeric, 2) "
-                         f"FROM {t} GROUP BY 1, 2 ORDER BY count(*) DESC LIMIT 1").fetchone()
+    cx, cy = raw.execute(
+        f"SELECT round(ST_X(geom)::numeric, 2), round(ST_Y(geom)::numeric, 2) "
+        f"FROM {t} GROUP BY 1, 2 ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()
     dx, dy = 0.5 / 105.6, 0.5 / 110.6  # ~0.5 km in degrees at 18.3°N
     bbox = (float(cx) - dx, float(cy) - dy, float(cx) + dx, float(cy) + dy)
-    cat = raw.execute(f"SELECT category FROM {t} GROUP BY 1 ORDER BY count(*) DESC "
-                      "LIMIT 1").fetchone()[0]
+    cat = raw.execute(
+        f"SELECT category FROM {t} GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()[0]
 
     geo = "ST_AsGeoJSON(geom, 15, 0)"
     cols = ", ".join(f'"{f.name}"' for f in LAYER.fields)
@@ -111,35 +118,52 @@ def main() -> None:
         "first page (limit 100)": (
             Query(limit=100),
             (f"SELECT case_no, {geo}, {cols} FROM {t} ORDER BY fid LIMIT 100", []),
-            (f"SELECT count(*) FROM {t}", [])),
+            (f"SELECT count(*) FROM {t}", []),
+        ),
         "1 km bbox (limit 1000)": (
             Query(bbox=bbox, limit=1000),
-            (f"SELECT case_no, {geo}, {cols} FROM {t} WHERE geom && {env} ORDER BY fid "
-             "LIMIT 1000", list(bbox)),
-            (f"SELECT count(*) FROM {t} WHERE geom && {env}", list(bbox))),
+            (
+                f"SELECT case_no, {geo}, {cols} FROM {t} WHERE geom && {env} ORDER BY fid "
+                "LIMIT 1000",
+                list(bbox),
+            ),
+            (f"SELECT count(*) FROM {t} WHERE geom && {env}", list(bbox)),
+        ),
         "offset 500000 (limit 1000)": (
             Query(offset=min(500_000, args.rows // 2), limit=1000),
-            (f"SELECT case_no, {geo}, {cols} FROM {t} ORDER BY fid LIMIT 1000 OFFSET %s",
-             [min(500_000, args.rows // 2)]),
-            (f"SELECT count(*) FROM {t}", [])),
+            (
+                f"SELECT case_no, {geo}, {cols} FROM {t} ORDER BY fid LIMIT 1000 OFFSET %s",
+                [min(500_000, args.rows // 2)],
+            ),
+            (f"SELECT count(*) FROM {t}", []),
+        ),
         f"category = {cat} (limit 100)": (
             Query(where=parse_filter(f"category = '{cat}'"), limit=100),
-            (f"SELECT case_no, {geo}, {cols} FROM {t} WHERE category = %s ORDER BY fid "
-             "LIMIT 100", [cat]),
-            (f"SELECT count(*) FROM {t} WHERE category = %s", [cat])),
+            (
+                f"SELECT case_no, {geo}, {cols} FROM {t} WHERE category = %s ORDER BY fid "
+                "LIMIT 100",
+                [cat],
+            ),
+            (f"SELECT count(*) FROM {t} WHERE category = %s", [cat]),
+        ),
     }
 
-    lines = [f"# PostGIS store benchmark — {args.rows:,} incidents, store level (no HTTP)", "",
-             f"{os.cpu_count()} CPUs; median of ≥{args.seconds:g} s per case; c=8 is 8 threads "
-             "sharing one process (GIL) and one 10-connection pool.", "",
-             "| request | store ms | floor ms | store/floor | naive page+count(*) ms | "
-             "naive/store | store req/s c=1 | store req/s c=8 | numberMatched |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# PostGIS store benchmark — {args.rows:,} incidents, store level (no HTTP)",
+        "",
+        f"{os.cpu_count()} CPUs; median of ≥{args.seconds:g} s per case; c=8 is 8 threads "
+        "sharing one process (GIL) and one 10-connection pool.",
+        "",
+        "| request | store ms | floor ms | store/floor | naive page+count(*) ms | "
+        "naive/store | store req/s c=1 | store req/s c=8 | numberMatched |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, (q, (fsql, fparams), (csql, cparams)) in cases.items():
         page = store.query(LAYER, q)
         s = statistics.median(timed(lambda q=q: store.query(LAYER, q), args.seconds))
-        f = statistics.median(timed(lambda a=fsql, b=fparams: raw.execute(a, b).fetchall(),
-                                    args.seconds))
+        f = statistics.median(
+            timed(lambda a=fsql, b=fparams: raw.execute(a, b).fetchall(), args.seconds)
+        )
 
         def naive(a=fsql, b=fparams, c=csql, d=cparams):
             raw.execute(a, b).fetchall()
@@ -147,10 +171,12 @@ def main() -> None:
 
         n = statistics.median(timed(naive, args.seconds))
         c8 = concurrent(lambda q=q: store.query(LAYER, q), 8, args.seconds)
-        lines.append(f"| {name} | {s * 1e3:.2f} | {f * 1e3:.2f} | {s / f:.2f} | {n * 1e3:.1f} | "
-                     f"{n / s:.1f} | {1 / s:,.0f} | {c8:,.0f} | "
-                     f"{page.number_matched if page.number_matched is not None else 'omitted'} "
-                     f"({page.number_returned} returned) |")
+        lines.append(
+            f"| {name} | {s * 1e3:.2f} | {f * 1e3:.2f} | {s / f:.2f} | {n * 1e3:.1f} | "
+            f"{n / s:.1f} | {1 / s:,.0f} | {c8:,.0f} | "
+            f"{page.number_matched if page.number_matched is not None else 'omitted'} "
+            f"({page.number_returned} returned) |"
+        )
     print("\n".join(lines))
     if args.out:
         os.makedirs(args.out, exist_ok=True)

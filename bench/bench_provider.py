@@ -45,23 +45,40 @@ def peers_config(gpkg: str, parquet: str, geojson: str) -> dict:
     cfg["server"]["limits"] = {"default_items": 100, "max_items": 10000}
     base = {k: v for k, v in ours.items() if k != "providers"}
     common = {"type": "feature", "id_field": "case_no"}
-    cfg["resources"]["incidents_ogr"] = dict(base, providers=[dict(
-        common, name="OGR", layer="incidents",
-        data={"source_type": "GPKG", "source": gpkg,
-              "source_capabilities": {"paging": True}, "source_options": {},
-              "gdal_ogr_options": {}})])
-    cfg["resources"]["incidents_parquet"] = dict(base, providers=[dict(
-        common, name="Parquet", data={"source": parquet})])
-    cfg["resources"]["incidents_geojson"] = dict(base, providers=[dict(
-        common, name="GeoJSON", data=geojson)])
+    cfg["resources"]["incidents_ogr"] = dict(
+        base,
+        providers=[
+            dict(
+                common,
+                name="OGR",
+                layer="incidents",
+                data={
+                    "source_type": "GPKG",
+                    "source": gpkg,
+                    "source_capabilities": {"paging": True},
+                    "source_options": {},
+                    "gdal_ogr_options": {},
+                },
+            )
+        ],
+    )
+    cfg["resources"]["incidents_parquet"] = dict(
+        base, providers=[dict(common, name="Parquet", data={"source": parquet})]
+    )
+    cfg["resources"]["incidents_geojson"] = dict(
+        base, providers=[dict(common, name="GeoJSON", data=geojson)]
+    )
     return cfg
 
 
 def prepare(workdir: str, n: int) -> tuple[str, str, str]:
     gpkg = os.path.join(workdir, "incidents.gpkg")
     if not os.path.exists(gpkg):
-        subprocess.run([sys.executable, "-m", "tianya.cli", "generate", "--incidents", str(n),
-                        "-o", gpkg], check=True, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, "-m", "tianya.cli", "generate", "--incidents", str(n), "-o", gpkg],
+            check=True,
+            cwd=ROOT,
+        )
     frame = GeoPackageStore(gpkg).read_frame(LAYERS["incidents"])
     for col in frame.columns:  # exports keep datetimes as the same ISO text
         if str(frame[col].dtype).startswith("datetime"):
@@ -80,10 +97,26 @@ def prepare(workdir: str, n: int) -> tuple[str, str, str]:
 def serve(cfg_path: str, gpkg: str, port: int) -> subprocess.Popen:
     # the server's settings by its environment (create_app reads them)
     env = dict(os.environ, TIANYA_DATA=gpkg, TIANYA_URL=f"http://127.0.0.1:{port}")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}",
-                             "-w", "1", "--threads", "1", "--timeout", "300",
-                             f"tianya.app:create_app({cfg_path!r})"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "1",
+            "--threads",
+            "1",
+            "--timeout",
+            "300",
+            f"tianya.app:create_app({cfg_path!r})",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(300):
         try:
             if requests.get(f"http://127.0.0.1:{port}/conformance?f=json", timeout=1).ok:
@@ -138,16 +171,26 @@ def main():
     finally:
         proc.terminate()
         proc.wait()
-    lines = [f"# Provider benchmark: {args.incidents:,} incidents, concurrency 1, median of "
-             f"{args.repeat} (GeoJSON: {max(3, args.repeat // 5)})", "",
-             "| request | ours (ms) | OGR (ms) | Parquet (ms) | GeoJSON (ms) | "
-             "best peer / ours | features |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Provider benchmark: {args.incidents:,} incidents, concurrency 1, median of "
+        f"{args.repeat} (GeoJSON: {max(3, args.repeat // 5)})",
+        "",
+        "| request | ours (ms) | OGR (ms) | Parquet (ms) | GeoJSON (ms) | "
+        "best peer / ours | features |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, ours, peers, ratio, n, wrong in rows:
-        cells = [f"{peers[k][0] * 1e3:.1f}" + (" ✗" if k in wrong else "") for k in
-                 ("incidents_ogr", "incidents_parquet", "incidents_geojson")]
+        cells = [
+            f"{peers[k][0] * 1e3:.1f}" + (" ✗" if k in wrong else "")
+            for k in ("incidents_ogr", "incidents_parquet", "incidents_geojson")
+        ]
         lines.append(f"| {name} | {ours * 1e3:.1f} | {' | '.join(cells)} | {ratio:.1f}× | {n} |")
-    lines += ["", "✗: the peer returned a different number of features than ours "
-              "(a filter it ignored or applied differently).", ""]
+    lines += [
+        "",
+        "✗: the peer returned a different number of features than ours "
+        "(a filter it ignored or applied differently).",
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

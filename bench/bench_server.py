@@ -52,13 +52,17 @@ CATEGORY = "exposed_garbage"
 #: name -> (items query, SQL condition and tail for the floor)
 REQUESTS = {
     "first page (limit 100)": ("limit=100", "", "LIMIT 100"),
-    "1 km bbox (limit 1000)": ("bbox=" + ",".join(map(str, BBOX)) + "&limit=1000",
-                               "WHERE geom && ST_MakeEnvelope({}, {}, {}, {}, 4326)".format(
-                                   *BBOX),
-                               "LIMIT 1000"),
+    "1 km bbox (limit 1000)": (
+        "bbox=" + ",".join(map(str, BBOX)) + "&limit=1000",
+        "WHERE geom && ST_MakeEnvelope({}, {}, {}, {}, 4326)".format(*BBOX),
+        "LIMIT 1000",
+    ),
     "offset 500000 (limit 1000)": ("offset=500000&limit=1000", "", "LIMIT 1000 OFFSET 500000"),
-    f"category = {CATEGORY} (limit 100)": (f"category={CATEGORY}&limit=100",
-                                           f"WHERE category = '{CATEGORY}'", "LIMIT 100"),
+    f"category = {CATEGORY} (limit 100)": (
+        f"category={CATEGORY}&limit=100",
+        f"WHERE category = '{CATEGORY}'",
+        "LIMIT 100",
+    ),
 }
 COLLECTIONS = "/collections"
 
@@ -76,18 +80,43 @@ def ensure_table(pg: str) -> None:
     """The 1M-incident table (and the other sample layers) in schema ``bench``."""
     conninfo, _ = split_url(pg)
     with psycopg.connect(conninfo) as c:
-        n = c.execute("SELECT COALESCE((SELECT reltuples::bigint FROM pg_class WHERE oid = "
-                      "to_regclass('bench.incidents')), 0)").fetchone()[0]
-        others = c.execute("SELECT count(*) FROM information_schema.tables WHERE "
-                           "table_schema = %s", [SCHEMA]).fetchone()[0]
+        n = c.execute(
+            "SELECT COALESCE((SELECT reltuples::bigint FROM pg_class WHERE oid = "
+            "to_regclass('bench.incidents')), 0)"
+        ).fetchone()[0]
+        others = c.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", [SCHEMA]
+        ).fetchone()[0]
     if n >= N * 0.99 and others >= len(LAYERS):
         return
     tmp = tempfile.mkdtemp(prefix="bench-")
     gpkg = os.path.join(tmp, "bench.gpkg")
-    subprocess.run([sys.executable, "-m", "tianya.cli", "generate", "-o", gpkg,
-                    "--incidents", str(N), "--no-rasters"], check=True)
-    subprocess.run([sys.executable, "-m", "tianya.cli", "load-postgis",
-                    f"{pg}?schema={SCHEMA}", "--data", gpkg], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tianya.cli",
+            "generate",
+            "-o",
+            gpkg,
+            "--incidents",
+            str(N),
+            "--no-rasters",
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tianya.cli",
+            "load-postgis",
+            f"{pg}?schema={SCHEMA}",
+            "--data",
+            gpkg,
+        ],
+        check=True,
+    )
     shutil.rmtree(tmp)
 
 
@@ -98,8 +127,10 @@ def floor_ms(pg: str, repeat: int = 30) -> dict[str, float]:
     out = {}
     with psycopg.connect(conninfo) as c:
         for name, (_, cond, tail) in REQUESTS.items():
-            sql = (f"SELECT case_no, ST_AsGeoJSON(geom), {cols} FROM {SCHEMA}.incidents "
-                   f"{cond} ORDER BY fid {tail}")
+            sql = (
+                f"SELECT case_no, ST_AsGeoJSON(geom), {cols} FROM {SCHEMA}.incidents "
+                f"{cond} ORDER BY fid {tail}"
+            )
             times = []
             for i in range(repeat + 3):
                 t0 = time.perf_counter()
@@ -116,13 +147,18 @@ def floor_ms(pg: str, repeat: int = 30) -> dict[str, float]:
 class Server:
     """One server process; ``items`` is the incidents items path."""
 
-    def __init__(self, name: str, cmd: list[str], env: dict, items: str, port: int,
-                 log: str):
+    def __init__(self, name: str, cmd: list[str], env: dict, items: str, port: int, log: str):
         self.name, self.items, self.port = name, items, port
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(log, "w")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, cwd=os.path.dirname(log))
+        self.proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=os.path.dirname(log),
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -150,12 +186,34 @@ class Server:
 def start_tianya(pg: str, workers: int, threads: int, tmp: str) -> Server:
     port = free_port()
     url = f"{pg}?schema={SCHEMA}"
-    env = dict(os.environ, TIANYA_DATA=url, TIANYA_URL=f"http://127.0.0.1:{port}",
-               TIANYA_RASTERS=os.path.join(tmp, "rasters"))
-    cmd = [sys.executable, "-m", "tianya.cli", "serve", "--port", str(port), "--workers",
-           str(workers), "--threads", str(threads), "--data", url]
-    return Server("tianya", cmd, env, "/collections/incidents/items?f=json", port,
-                  os.path.join(tmp, "tianya.log"))
+    env = dict(
+        os.environ,
+        TIANYA_DATA=url,
+        TIANYA_URL=f"http://127.0.0.1:{port}",
+        TIANYA_RASTERS=os.path.join(tmp, "rasters"),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "tianya.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--data",
+        url,
+    ]
+    return Server(
+        "tianya",
+        cmd,
+        env,
+        "/collections/incidents/items?f=json",
+        port,
+        os.path.join(tmp, "tianya.log"),
+    )
 
 
 def start_pygeoapi(pg: str, workers: int, threads: int, tmp: str) -> Server:
@@ -164,53 +222,129 @@ def start_pygeoapi(pg: str, workers: int, threads: int, tmp: str) -> Server:
     p = urlsplit(split_url(pg)[0])
     data = f"postgresql+psycopg://{p.username}:{p.password}@{p.hostname}:{p.port or 5432}{p.path}"
     cfg = {
-        "server": {"bind": {"host": "127.0.0.1", "port": port},
-                   "url": f"http://127.0.0.1:{port}", "mimetype": "application/json; "
-                   "charset=UTF-8", "encoding": "utf-8", "languages": ["en-US"],
-                   "limits": {"default_items": 100, "max_items": 10000},
-                   "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-                           "attribution": "OSM"}},
+        "server": {
+            "bind": {"host": "127.0.0.1", "port": port},
+            "url": f"http://127.0.0.1:{port}",
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "languages": ["en-US"],
+            "limits": {"default_items": 100, "max_items": 10000},
+            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "attribution": "OSM"},
+        },
         "logging": {"level": "ERROR"},
-        "metadata": {"identification": {"title": "bench", "description": "bench",
-                                        "keywords": ["bench"], "terms_of_service": "",
-                                        "url": "http://example.org"},
-                     "license": {"name": "CC-BY 4.0", "url": "http://example.org"},
-                     "provider": {"name": "bench", "url": "http://example.org"},
-                     "contact": {"name": "bench"}},
+        "metadata": {
+            "identification": {
+                "title": "bench",
+                "description": "bench",
+                "keywords": ["bench"],
+                "terms_of_service": "",
+                "url": "http://example.org",
+            },
+            "license": {"name": "CC-BY 4.0", "url": "http://example.org"},
+            "provider": {"name": "bench", "url": "http://example.org"},
+            "contact": {"name": "bench"},
+        },
         # every table with a geometry, as tipg lists them (the same /collections work)
-        "resources": {lay.id: {
-            "type": "collection", "title": lay.en, "description": lay.en,
-            "keywords": [lay.id],
-            "extents": {"spatial": {"bbox": [109.18, 18.19, 109.54, 18.63],
-                                    "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
-            "providers": [{"type": "feature", "name": "PostgreSQL", "data": data,
-                           "options": {"search_path": [SCHEMA]}, "id_field": lay.key,
-                           "table": lay.id, "geom_field": "geom"}]}
-            for lay in LAYERS.values() if lay.geometry_type},
+        "resources": {
+            lay.id: {
+                "type": "collection",
+                "title": lay.en,
+                "description": lay.en,
+                "keywords": [lay.id],
+                "extents": {
+                    "spatial": {
+                        "bbox": [109.18, 18.19, 109.54, 18.63],
+                        "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+                    }
+                },
+                "providers": [
+                    {
+                        "type": "feature",
+                        "name": "PostgreSQL",
+                        "data": data,
+                        "options": {"search_path": [SCHEMA]},
+                        "id_field": lay.key,
+                        "table": lay.id,
+                        "geom_field": "geom",
+                    }
+                ],
+            }
+            for lay in LAYERS.values()
+            if lay.geometry_type
+        },
     }
     path = os.path.join(tmp, "pygeoapi.yml")
     with open(path, "w") as fh:
         yaml.safe_dump(cfg, fh, allow_unicode=True)
     openapi = os.path.join(tmp, "pygeoapi-openapi.yml")
     env = dict(os.environ, PYGEOAPI_CONFIG=path, PYGEOAPI_OPENAPI=openapi)
-    subprocess.run([os.path.join(os.path.dirname(sys.executable), "pygeoapi"), "openapi",
-                    "generate", path, "--output-file", openapi], check=True, env=env,
-                   capture_output=True)
-    cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
-           str(workers), "--threads", str(threads), "--worker-class", "gthread", "--timeout",
-           "300", "pygeoapi.flask_app:APP"]
-    return Server("pygeoapi", cmd, env, "/collections/incidents/items?f=json", port,
-                  os.path.join(tmp, "pygeoapi.log"))
+    subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "pygeoapi"),
+            "openapi",
+            "generate",
+            path,
+            "--output-file",
+            openapi,
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--worker-class",
+        "gthread",
+        "--timeout",
+        "300",
+        "pygeoapi.flask_app:APP",
+    ]
+    return Server(
+        "pygeoapi",
+        cmd,
+        env,
+        "/collections/incidents/items?f=json",
+        port,
+        os.path.join(tmp, "pygeoapi.log"),
+    )
 
 
 def start_tipg(pg: str, workers: int, venv: str, tmp: str) -> Server:
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=split_url(pg)[0], TIPG_DB_SCHEMAS=json.dumps([SCHEMA]),
-               TIPG_MAX_FEATURES_PER_QUERY="10000")
-    cmd = [os.path.join(venv, "bin", "uvicorn"), "tipg.main:app", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
-    return Server("tipg", cmd, env, f"/collections/{SCHEMA}.incidents/items?f=geojson", port,
-                  os.path.join(tmp, "tipg.log"))
+    env = dict(
+        os.environ,
+        DATABASE_URL=split_url(pg)[0],
+        TIPG_DB_SCHEMAS=json.dumps([SCHEMA]),
+        TIPG_MAX_FEATURES_PER_QUERY="10000",
+    )
+    cmd = [
+        os.path.join(venv, "bin", "uvicorn"),
+        "tipg.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
+    return Server(
+        "tipg",
+        cmd,
+        env,
+        f"/collections/{SCHEMA}.incidents/items?f=geojson",
+        port,
+        os.path.join(tmp, "tipg.log"),
+    )
 
 
 # --- load ---------------------------------------------------------------------------------------
@@ -233,18 +367,34 @@ def check(server: Server, path: str) -> dict:
 
 
 def wrk(url: str, conc: int, duration: float) -> dict:
-    out = subprocess.run(["wrk", f"-t{min(conc, 2)}", f"-c{conc}", f"-d{duration:g}s",
-                          "--timeout", "120s", "--latency", url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{min(conc, 2)}",
+            f"-c{conc}",
+            f"-d{duration:g}s",
+            "--timeout",
+            "120s",
+            "--latency",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
     lat = re.search(r"Latency\s+([\d.]+)(us|ms|s)\s", out)
     scale = {"us": 1e-3, "ms": 1.0, "s": 1000.0}[lat.group(2)]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errs = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "requests": reqs, "latency_ms": float(lat.group(1)) * scale,
-            "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": errs.group(1) if errs
-            else ""}
+    return {
+        "rps": rps,
+        "requests": reqs,
+        "latency_ms": float(lat.group(1)) * scale,
+        "non2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errs.group(1) if errs else "",
+    }
 
 
 def run(args) -> dict:
@@ -273,8 +423,11 @@ def run(args) -> dict:
                     continue
                 for c in args.concurrency:
                     cell[f"c{c}"] = w = wrk(srv.url + path, c, args.duration)
-                    print(f"    c={c}: {w['rps']:.1f} req/s, {w['latency_ms']:.1f} ms "
-                          f"({w['requests']} requests, non-2xx {w['non2xx']})", flush=True)
+                    print(
+                        f"    c={c}: {w['rps']:.1f} req/s, {w['latency_ms']:.1f} ms "
+                        f"({w['requests']} requests, non-2xx {w['non2xx']})",
+                        flush=True,
+                    )
         finally:
             srv.stop()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -319,8 +472,9 @@ def report(res: dict, args) -> str:
                 bad = f" ({w['non2xx']} non-2xx)" if w["non2xx"] else ""
                 row.append(f"{w['rps']:,.1f}{bad}")
             peers = [v for k, v in vals.items() if k != "tianya"]
-            row.append(f"{vals['tianya'] / max(peers):,.1f}×" if peers and "tianya" in vals
-                       else "—")
+            row.append(
+                f"{vals['tianya'] / max(peers):,.1f}×" if peers and "tianya" in vals else "—"
+            )
             t = cell("tianya", label, 1)
             fl = res["floor_ms"].get(label)
             if c == args.concurrency[0] and t and fl:
@@ -328,31 +482,40 @@ def report(res: dict, args) -> str:
             else:
                 row += ["", "", ""]
             lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "What each server returned (one request before the load):", "",
-              "| request | server | HTTP | features | numberMatched | first id | bytes |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "What each server returned (one request before the load):",
+        "",
+        "| request | server | HTTP | features | numberMatched | first id | bytes |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for label in labels:
         for name in ("tianya", "pygeoapi", "tipg"):
             ch = s.get(name, {}).get(label, {}).get("check")
             if ch:
-                lines.append(f"| {label} | {name} | {ch['status']} | "
-                             f"{ch.get('returned', ch.get('collections', ''))} | "
-                             f"{ch.get('matched', '')} | {ch.get('first', '')} | "
-                             f"{ch['bytes']:,} |")
+                lines.append(
+                    f"| {label} | {name} | {ch['status']} | "
+                    f"{ch.get('returned', ch.get('collections', ''))} | "
+                    f"{ch.get('matched', '')} | {ch.get('first', '')} | "
+                    f"{ch['bytes']:,} |"
+                )
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pg", default=os.environ.get("TIANYA_TEST_PG"),
-                    help="postgresql:// URL of the database [$TIANYA_TEST_PG]")
+    ap.add_argument(
+        "--pg",
+        default=os.environ.get("TIANYA_TEST_PG"),
+        help="postgresql:// URL of the database [$TIANYA_TEST_PG]",
+    )
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
-                    default=[1, 8])
-    ap.add_argument("--servers", type=lambda s: s.split(","),
-                    default=["tianya", "pygeoapi", "tipg"])
+    ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8])
+    ap.add_argument(
+        "--servers", type=lambda s: s.split(","), default=["tianya", "pygeoapi", "tipg"]
+    )
     ap.add_argument("--tipg-venv", default="/work/tipg-venv")
     ap.add_argument("--output", default=os.path.join(HERE, "results", "server.md"))
     ap.add_argument("--json", default=None, help="also write the raw results here")

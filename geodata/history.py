@@ -28,9 +28,20 @@ __all__ = ["base_locations", "history_bounds", "synthetic_history"]
 
 #: jitter in degrees (~35 m at 18°N)
 _JITTER = 35.0 / 111_000.0
-_CATEGORIES = np.array(["exposed_garbage", "road_cleaning", "illegal_parking", "street_vending",
-                        "street_light", "manhole_cover", "road_dust", "garbage_pile",
-                        "illegal_construction", "waterlogging"])
+_CATEGORIES = np.array(
+    [
+        "exposed_garbage",
+        "road_cleaning",
+        "illegal_parking",
+        "street_vending",
+        "street_light",
+        "manhole_cover",
+        "road_dust",
+        "garbage_pile",
+        "illegal_construction",
+        "waterlogging",
+    ]
+)
 _CAT_P = np.array([0.2, 0.15, 0.15, 0.1, 0.08, 0.07, 0.08, 0.07, 0.05, 0.05])
 
 
@@ -45,14 +56,20 @@ def base_locations(seed: int | None = None) -> np.ndarray:
 def history_bounds(base: np.ndarray) -> tuple[float, float, float, float]:
     """The extent every case drawn around ``base`` falls in (5 jitter sigmas beyond it)."""
     base = np.asarray(base, dtype=float)
-    minx, miny, maxx, maxy = (float(v) for v in np.r_[base.min(axis=0) - 5 * _JITTER,
-                                                      base.max(axis=0) + 5 * _JITTER])
+    minx, miny, maxx, maxy = (
+        float(v) for v in np.r_[base.min(axis=0) - 5 * _JITTER, base.max(axis=0) + 5 * _JITTER]
+    )
     return minx, miny, maxx, maxy
 
 
-def synthetic_history(n: int, *, seed: int = 0, base: np.ndarray | None = None,
-                      start: str = "2021-01-01",
-                      months: int = 60) -> Iterator[tuple[str, gpd.GeoDataFrame]]:
+def synthetic_history(
+    n: int,
+    *,
+    seed: int = 0,
+    base: np.ndarray | None = None,
+    start: str = "2021-01-01",
+    months: int = 60,
+) -> Iterator[tuple[str, gpd.GeoDataFrame]]:
     """``n`` synthetic cases over ``months`` months, one ``("YYYY-MM", frame)`` per month.
 
     Parameters
@@ -90,9 +107,18 @@ def synthetic_history(n: int, *, seed: int = 0, base: np.ndarray | None = None,
         extra = rng.random(k) < 0.03 * m / max(months - 1, 1)
         xy[extra] = grow + rng.normal(0, 4 * _JITTER, (int(extra.sum()), 2))
         secs = rng.integers(0, int((hi - lo).total_seconds()), size=k)
-        times = pd.DatetimeIndex(lo.asm8.astype("datetime64[us]")
-                                 + (secs * 1_000_000).astype("timedelta64[us]"), tz="UTC")
-        yield lo.strftime("%Y-%m"), gpd.GeoDataFrame(
-            {"category": _CATEGORIES[rng.choice(len(_CATEGORIES), k, p=_CAT_P)],
-             "reported_at": times},
-            geometry=shapely.points(xy), crs="OGC:CRS84")
+        times = pd.DatetimeIndex(
+            lo.asm8.astype("datetime64[us]") + (secs * 1_000_000).astype("timedelta64[us]"),
+            tz="UTC",
+        )
+        yield (
+            lo.strftime("%Y-%m"),
+            gpd.GeoDataFrame(
+                {
+                    "category": _CATEGORIES[rng.choice(len(_CATEGORIES), k, p=_CAT_P)],
+                    "reported_at": times,
+                },
+                geometry=shapely.points(xy),
+                crs="OGC:CRS84",
+            ),
+        )

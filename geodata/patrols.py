@@ -40,19 +40,28 @@ def synthetic_patrols(rivers, seed: int = DEFAULT_SEED, start=YEAR_START) -> pd.
     rng = np.random.default_rng([seed, 11])
     t0 = pd.Timestamp(start, tz="UTC")
     rows = []
-    for code, level, last, length in zip(rivers["segment_code"], rivers["chief_level"],
-                                         pd.to_datetime(rivers["last_patrol_at"], utc=True),
-                                         rivers["length_m"], strict=True):
+    for code, level, last, length in zip(
+        rivers["segment_code"],
+        rivers["chief_level"],
+        pd.to_datetime(rivers["last_patrol_at"], utc=True),
+        rivers["length_m"],
+        strict=True,
+    ):
         iv = INTERVALS.get(level, 30)
         slack = rng.uniform(0.6, 1.6)  # this chief's habit: < 1 keeps to the rule
         t = last
         while t >= t0:
-            rows.append((code, t, round(float(length) / 1000 * rng.uniform(0.6, 1.1), 2),
-                         int(rng.integers(30, 150))))
+            rows.append(
+                (
+                    code,
+                    t,
+                    round(float(length) / 1000 * rng.uniform(0.6, 1.1), 2),
+                    int(rng.integers(30, 150)),
+                )
+            )
             gap = iv * slack * rng.uniform(0.5, 1.3)
             t = t - pd.Timedelta(days=float(gap))
-    out = pd.DataFrame(rows, columns=["segment_code", "patrolled_at", "track_km",
-                                      "duration_min"])
+    out = pd.DataFrame(rows, columns=["segment_code", "patrolled_at", "track_km", "duration_min"])
     return out.sort_values(["segment_code", "patrolled_at"]).reset_index(drop=True)
 
 

@@ -61,8 +61,10 @@ PIXEL_M = (RES * 111_320 * np.cos(np.radians((BOUNDS[1] + BOUNDS[3]) / 2)), RES 
 #: Coarse-grid factor for the large-scale terrain (distance transforms, hills).
 COARSE = 4
 DEM_NODATA = -9999.0
-SYNTHETIC = ("Synthetic data generated for demonstration (geodata/rasters.py); "
-             "not a survey. 样例数据为程序生成的模拟数据，仅供演示。")
+SYNTHETIC = (
+    "Synthetic data generated for demonstration (geodata/rasters.py); "
+    "not a survey. 样例数据为程序生成的模拟数据，仅供演示。"
+)
 
 
 def default_dir(data: str | None = None, folder: str | None = None) -> str:
@@ -100,15 +102,22 @@ def _rasterize(geoms, shape, transform, all_touched=False) -> np.ndarray:
     geoms = [g for g in geoms if g is not None and not g.is_empty]
     if not geoms:
         return np.zeros(shape, bool)
-    return rasterio.features.rasterize(((g, 1) for g in geoms), out_shape=shape,
-                                       transform=transform, all_touched=all_touched,
-                                       dtype="uint8").astype(bool)
+    return rasterio.features.rasterize(
+        ((g, 1) for g in geoms),
+        out_shape=shape,
+        transform=transform,
+        all_touched=all_touched,
+        dtype="uint8",
+    ).astype(bool)
 
 
 def _sea_polygon() -> shapely.Polygon:
     w, s, e, n = BOUNDS
-    return shapely.Polygon([(w - 1, COASTLINE[0][1])] + COASTLINE
-                           + [(e + 1, COASTLINE[-1][1]), (e + 1, s - 1), (w - 1, s - 1)])
+    return shapely.Polygon(
+        [(w - 1, COASTLINE[0][1])]
+        + COASTLINE
+        + [(e + 1, COASTLINE[-1][1]), (e + 1, s - 1), (w - 1, s - 1)]
+    )
 
 
 def _noise(rng, shape, scale_px: float, octaves: int = 4) -> np.ndarray:
@@ -122,7 +131,7 @@ def _noise(rng, shape, scale_px: float, octaves: int = 4) -> np.ndarray:
         layer = ndimage.gaussian_filter(rng.standard_normal(small), s / f, mode="reflect")
         if f > 1:
             layer = ndimage.zoom(layer, f, order=1, grid_mode=True, mode="nearest")
-        out += amp * layer[:shape[0], :shape[1]]
+        out += amp * layer[: shape[0], : shape[1]]
         amp *= 0.5
     return (out - out.mean()) / out.std()
 
@@ -195,8 +204,9 @@ def build_terrain(rivers=None, flood_points=None, seed: int = DEFAULT_SEED) -> T
     # river valleys: min(terrain, bed + walls) around the nearest river pixel
     river_c = _rasterize(_geoms(rivers), (ch, cw), ct, all_touched=True) & ~sea_c
     if river_c.any():
-        d_r, (iy, ix) = ndimage.distance_transform_edt(~river_c, sampling=(py, px),
-                                                      return_indices=True)
+        d_r, (iy, ix) = ndimage.distance_transform_edt(
+            ~river_c, sampling=(py, px), return_indices=True
+        )
         # the bed lies below all ground within 1 km, so the floodplain never undercuts it
         low = ndimage.minimum_filter(terrain, size=2 * int(1000 / min(px, py)) + 1)
         bed_here = np.minimum(0.2 + 0.0012 * coast + 1.5e-7 * coast**2, low - 1.0)
@@ -229,8 +239,14 @@ def build_terrain(rivers=None, flood_points=None, seed: int = DEFAULT_SEED) -> T
     dem = dem - bowls * (~sea)
     dem = ndimage.gaussian_filter(dem, 1.0)
     dem = np.round(np.where(sea, np.minimum(dem, -0.3), np.maximum(dem, 0.3)), 2).astype(np.float32)
-    return Terrain(dem=dem, sea=sea, river=river, bed=bed_f.astype(np.float32),
-                   river_m=_up(d_r).astype(np.float32), coast_m=coast_f.astype(np.float32))
+    return Terrain(
+        dem=dem,
+        sea=sea,
+        river=river,
+        bed=bed_f.astype(np.float32),
+        river_m=_up(d_r).astype(np.float32),
+        coast_m=coast_f.astype(np.float32),
+    )
 
 
 # --- Flood scenarios --------------------------------------------------------------------------
@@ -262,8 +278,9 @@ def flood_depth(terrain: Terrain, scenario: Scenario) -> np.ndarray:
         pond = np.clip((basin - 0.15) * (r / 0.25), 0, 2.5 * r) * low
         depth = np.maximum(overbank, pond) * land
     else:
-        raise ValueError(f"{scenario.kind!r} is not a valid scenario kind, must be one of: "
-                         "surge, rain")
+        raise ValueError(
+            f"{scenario.kind!r} is not a valid scenario kind, must be one of: surge, rain"
+        )
     depth = ndimage.gaussian_filter(np.clip(depth, 0, None).astype(np.float32), 1.0)
     depth[depth < 0.02] = 0.0
     return np.where(sea, np.nan, depth).astype(np.float32)
@@ -272,16 +289,31 @@ def flood_depth(terrain: Terrain, scenario: Scenario) -> np.ndarray:
 # --- Writing ----------------------------------------------------------------------------------
 
 
-def write_cog(path: str, array: np.ndarray, *, nodata: float, tags: dict, band: dict,
-              resampling: str = "average") -> str:
+def write_cog(
+    path: str,
+    array: np.ndarray,
+    *,
+    nodata: float,
+    tags: dict,
+    band: dict,
+    resampling: str = "average",
+) -> str:
     """Write one float32 band as a Cloud-Optimized GeoTIFF (GDAL's COG driver).
 
     Tiles of 512 px, DEFLATE with the floating-point predictor, internal
     overviews, and the metadata in ``tags`` (dataset) and ``band`` (band 1:
     ``description``, ``units`` and other tags).
     """
-    profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": WIDTH,
-               "height": HEIGHT, "crs": CRS, "transform": TRANSFORM, "nodata": nodata}
+    profile = {
+        "driver": "GTiff",
+        "dtype": "float32",
+        "count": 1,
+        "width": WIDTH,
+        "height": HEIGHT,
+        "crs": CRS,
+        "transform": TRANSFORM,
+        "nodata": nodata,
+    }
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     band = dict(band)
@@ -293,15 +325,27 @@ def write_cog(path: str, array: np.ndarray, *, nodata: float, tags: dict, band: 
             ds.set_band_unit(1, band.pop("units", ""))
             ds.update_tags(1, **band)
         with mem.open() as src:
-            rasterio.shutil.copy(src, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES",
-                                 BLOCKSIZE=512, OVERVIEW_RESAMPLING=resampling.upper(),
-                                 BIGTIFF="IF_SAFER")
+            rasterio.shutil.copy(
+                src,
+                tmp,
+                driver="COG",
+                COMPRESS="DEFLATE",
+                PREDICTOR="YES",
+                BLOCKSIZE=512,
+                OVERVIEW_RESAMPLING=resampling.upper(),
+                BIGTIFF="IF_SAFER",
+            )
     os.replace(tmp, path)
     return path
 
 
-def write_rasters(directory: str, rivers=None, flood_points=None, seed: int = DEFAULT_SEED,
-                  data: dict | None = None) -> dict[str, str]:
+def write_rasters(
+    directory: str,
+    rivers=None,
+    flood_points=None,
+    seed: int = DEFAULT_SEED,
+    data: dict | None = None,
+) -> dict[str, str]:
     """Generate the DEM and every flood scenario into ``directory`` as COGs.
 
     Parameters
@@ -330,23 +374,48 @@ def write_rasters(directory: str, rivers=None, flood_points=None, seed: int = DE
         flood_points = data["flood_prevention"] if flood_points is None else flood_points
     terrain = build_terrain(rivers, flood_points, seed)
     paths = raster_files(directory)
-    common = {"SYNTHETIC": "yes", "NOTE": SYNTHETIC, "SEED": str(seed),
-              "AREA": "Tianya District, Sanya, Hainan (三亚市天涯区)"}
-    write_cog(paths["dem"], terrain.dem, nodata=DEM_NODATA, resampling="average",
-              tags={**common, "TITLE": "Synthetic digital elevation model",
-                    "TITLE_ZH": "模拟数字高程模型", "VERTICAL_DATUM": "mean sea level (synthetic)"},
-              band={"description": "elevation", "units": "m"})
+    common = {
+        "SYNTHETIC": "yes",
+        "NOTE": SYNTHETIC,
+        "SEED": str(seed),
+        "AREA": "Tianya District, Sanya, Hainan (三亚市天涯区)",
+    }
+    write_cog(
+        paths["dem"],
+        terrain.dem,
+        nodata=DEM_NODATA,
+        resampling="average",
+        tags={
+            **common,
+            "TITLE": "Synthetic digital elevation model",
+            "TITLE_ZH": "模拟数字高程模型",
+            "VERTICAL_DATUM": "mean sea level (synthetic)",
+        },
+        band={"description": "elevation", "units": "m"},
+    )
     for sid, s in SCENARIOS.items():
-        write_cog(paths[sid], flood_depth(terrain, s), nodata=float("nan"), resampling="average",
-                  tags={**common, "TITLE": s.en, "TITLE_ZH": s.zh, "SCENARIO": sid,
-                        "SCENARIO_KIND": s.kind, "SCENARIO_LEVEL": str(s.level),
-                        "SCENARIO_UNITS": "m" if s.kind == "surge" else "mm/24h"},
-              band={"description": "flood_depth", "units": "m"})
+        write_cog(
+            paths[sid],
+            flood_depth(terrain, s),
+            nodata=float("nan"),
+            resampling="average",
+            tags={
+                **common,
+                "TITLE": s.en,
+                "TITLE_ZH": s.zh,
+                "SCENARIO": sid,
+                "SCENARIO_KIND": s.kind,
+                "SCENARIO_LEVEL": str(s.level),
+                "SCENARIO_UNITS": "m" if s.kind == "surge" else "mm/24h",
+            },
+            band={"description": "flood_depth", "units": "m"},
+        )
     return paths
 
 
-def write_rasters_from_store(data: str, directory: str | None = None,
-                             seed: int = DEFAULT_SEED) -> dict[str, str]:
+def write_rasters_from_store(
+    data: str, directory: str | None = None, seed: int = DEFAULT_SEED
+) -> dict[str, str]:
     """Generate the rasters for the store at ``data`` (its rivers and waterlogging points).
 
     ``directory`` defaults to :func:`default_dir` of ``data``.

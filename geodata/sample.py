@@ -50,9 +50,19 @@ YEAR_START = dt.date(2025, 11, 24)
 YEAR_END = dt.date(2026, 11, 22)
 CASES_PER_YEAR = 5_600
 #: Approximate Sanya Bay coastline, west to east (synthetic; the boundary includes sea).
-COASTLINE = [(109.180, 18.372), (109.227, 18.348), (109.26, 18.330), (109.30, 18.310),
-             (109.35, 18.295), (109.39, 18.292), (109.43, 18.283), (109.47, 18.268),
-             (109.497, 18.252), (109.515, 18.228), (109.54, 18.20)]
+COASTLINE = [
+    (109.180, 18.372),
+    (109.227, 18.348),
+    (109.26, 18.330),
+    (109.30, 18.310),
+    (109.35, 18.295),
+    (109.39, 18.292),
+    (109.43, 18.283),
+    (109.47, 18.268),
+    (109.497, 18.252),
+    (109.515, 18.228),
+    (109.54, 18.20),
+]
 URBAN_CENTRE = (109.485, 18.290)
 
 COMMUNITY_NAMES = (
@@ -145,7 +155,8 @@ def _units(rng, land_utm) -> gpd.GeoDataFrame:
     while len(rural) < 19:
         p = _points_in(land_utm, 1, rng)
         if np.hypot(*(p[0] - centre)) > 7000 and (
-                len(rural) == 0 or np.hypot(*(rural - p[0]).T).min() > 3500):
+            len(rural) == 0 or np.hypot(*(rural - p[0]).T).min() > 3500
+        ):
             rural = np.vstack([rural, p])
     seeds = np.vstack([urban, rural])
     cells = shapely.voronoi_polygons(shapely.MultiPoint(seeds), extend_to=land_utm)
@@ -153,8 +164,13 @@ def _units(rng, land_utm) -> gpd.GeoDataFrame:
     for s in seeds:
         cell = next(c for c in cells.geoms if c.contains(shapely.Point(s)))
         piece = cell.intersection(land_utm)
-        polys.append(piece if piece.geom_type == "MultiPolygon" else shapely.MultiPolygon(
-            [g for g in getattr(piece, "geoms", [piece]) if g.geom_type == "Polygon"]))
+        polys.append(
+            piece
+            if piece.geom_type == "MultiPolygon"
+            else shapely.MultiPolygon(
+                [g for g in getattr(piece, "geoms", [piece]) if g.geom_type == "Polygon"]
+            )
+        )
     kind = ["community"] * 25 + ["village"] * 19
     names = COMMUNITY_NAMES + VILLAGE_NAMES
     # street/town (synthetic): urban east/west of the centre; villages north/south
@@ -173,15 +189,27 @@ def _units(rng, land_utm) -> gpd.GeoDataFrame:
         serial[street_code[i]] = serial.get(street_code[i], 0) + 1
         base = 0 if kind[i] == "community" else 200
         codes[i] = f"{DISTRICT_CODE}{street_code[i]}{base + serial[street_code[i]]:03d}"
-    pop = np.where(np.array(kind) == "community", rng.normal(8500, 1500, 44),
-                   rng.normal(3000, 700, 44)).round().astype(int)
+    pop = (
+        np.where(
+            np.array(kind) == "community", rng.normal(8500, 1500, 44), rng.normal(3000, 700, 44)
+        )
+        .round()
+        .astype(int)
+    )
     area = np.array([p.area for p in polys]) / 1e6
-    grids = np.where(np.array(kind) == "community", rng.integers(4, 8, 44),
-                     np.clip((area / 8).round(), 3, 8)).astype(int)
-    data = {"code": codes, "name": names, "kind": kind, "street": street_name,
-            "area_km2": area.round(3), "population": pop,
-            "households": (pop / rng.uniform(2.6, 3.2, 44)).round().astype(int),
-            "grid_count": grids}
+    grids = np.where(
+        np.array(kind) == "community", rng.integers(4, 8, 44), np.clip((area / 8).round(), 3, 8)
+    ).astype(int)
+    data = {
+        "code": codes,
+        "name": names,
+        "kind": kind,
+        "street": street_name,
+        "area_km2": area.round(3),
+        "population": pop,
+        "households": (pop / rng.uniform(2.6, 3.2, 44)).round().astype(int),
+        "grid_count": grids,
+    }
     gdf = _frame("communities", data, polys)
     gdf["_seed_x"], gdf["_seed_y"] = seeds[:, 0], seeds[:, 1]
     return gdf
@@ -198,18 +226,28 @@ def _grids(rng, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         pieces = [p for p in pieces if not p.is_empty]
         share = rng.dirichlet(np.full(len(pieces), 6.0))
         for j, p in enumerate(sorted(pieces, key=lambda g: (-g.centroid.y, g.centroid.x))):
-            poly = p if p.geom_type == "Polygon" else max(
-                (g for g in getattr(p, "geoms", [p]) if g.geom_type == "Polygon"),
-                key=lambda g: g.area)
+            poly = (
+                p
+                if p.geom_type == "Polygon"
+                else max(
+                    (g for g in getattr(p, "geoms", [p]) if g.geom_type == "Polygon"),
+                    key=lambda g: g.area,
+                )
+            )
             polys.append(poly)
             codes.append(f"{u['code']}{j + 1:03d}")
             comm.append(u["code"])
             pops.append(int(u["population"] * share[j]))
     n = len(polys)
-    data = {"grid_code": codes, "community_code": comm,
-            "name": [f"第{c[-3:].lstrip('0')}网格" for c in codes],
-            "worker_id": [f"W{c[-9:]}" for c in codes],
-            "worker_name": _names(rng, n), "worker_phone": _phones(rng, n), "population": pops}
+    data = {
+        "grid_code": codes,
+        "community_code": comm,
+        "name": [f"第{c[-3:].lstrip('0')}网格" for c in codes],
+        "worker_id": [f"W{c[-9:]}" for c in codes],
+        "worker_name": _names(rng, n),
+        "worker_phone": _phones(rng, n),
+        "population": pops,
+    }
     return _frame("grid_cells", data, polys)
 
 
@@ -236,11 +274,11 @@ def _buildings(rng, units: gpd.GeoDataFrame, grids) -> gpd.GeoDataFrame:
         if is_c:
             pts = _points_in(u.geometry, n, rng, centre=seed, sigma=700)
         else:  # two or three hamlets
-            hamlets = _points_in(u.geometry, int(rng.integers(2, 4)), rng, centre=seed,
-                                 sigma=1500)
+            hamlets = _points_in(u.geometry, int(rng.integers(2, 4)), rng, centre=seed, sigma=1500)
             which = rng.integers(0, len(hamlets), n)
-            pts = np.vstack([_points_in(u.geometry, 1, rng, centre=hamlets[w], sigma=250)
-                             for w in which])
+            pts = np.vstack(
+                [_points_in(u.geometry, 1, rng, centre=hamlets[w], sigma=250) for w in which]
+            )
         centres.append(pts)
         kinds += [u["kind"]] * n
         comm_pop.append(np.full(n, u["population"] / n))
@@ -255,40 +293,75 @@ def _buildings(rng, units: gpd.GeoDataFrame, grids) -> gpd.GeoDataFrame:
         c, s = np.cos(t), np.sin(t)
         corners = [(-a / 2, -b / 2), (a / 2, -b / 2), (a / 2, b / 2), (-a / 2, b / 2)]
         polys.append(shapely.Polygon([(x + c * u - s * v, y + s * u + c * v) for u, v in corners]))
-    use = np.where(is_c, rng.choice(["residential", "commercial", "office", "public_service",
-                                     "mixed"], n, p=[0.66, 0.12, 0.07, 0.05, 0.10]),
-                   rng.choice(["residential", "public_service", "industrial", "commercial"], n,
-                              p=[0.9, 0.03, 0.03, 0.04]))
+    use = np.where(
+        is_c,
+        rng.choice(
+            ["residential", "commercial", "office", "public_service", "mixed"],
+            n,
+            p=[0.66, 0.12, 0.07, 0.05, 0.10],
+        ),
+        rng.choice(
+            ["residential", "public_service", "industrial", "commercial"],
+            n,
+            p=[0.9, 0.03, 0.03, 0.04],
+        ),
+    )
     floors = np.where(is_c, rng.integers(4, 33, n), rng.integers(1, 4, n))
     resident = np.maximum(0, rng.poisson(np.concatenate(comm_pop))).astype(int)
     resident[(use == "office") | (use == "industrial")] = 0
     registered = (resident * rng.uniform(0.5, 0.7, n)).round().astype(int)
     comm, grid = _locate(xy, grids)
     codes = [f"{g}B{i:05d}" for i, g in enumerate(grid)]
-    data = {"building_code": codes, "name": [f"{i + 1}栋" for i in range(n)],
-            "address": [f"天涯区{g[-6:]}网格{i + 1}号" for i, g in enumerate(grid)],
-            "use": use, "floors": floors,
-            "units": np.maximum(1, floors // 6).astype(int),
-            "households": (resident / 2.9).round().astype(int),
-            "registered_pop": registered, "resident_pop": resident,
-            "floating_pop": resident - registered,
-            "built_year": rng.integers(1985, 2025, n),
-            "community_code": comm, "grid_code": grid,
-            "manager_name": _names(rng, n), "manager_phone": _phones(rng, n)}
+    data = {
+        "building_code": codes,
+        "name": [f"{i + 1}栋" for i in range(n)],
+        "address": [f"天涯区{g[-6:]}网格{i + 1}号" for i, g in enumerate(grid)],
+        "use": use,
+        "floors": floors,
+        "units": np.maximum(1, floors // 6).astype(int),
+        "households": (resident / 2.9).round().astype(int),
+        "registered_pop": registered,
+        "resident_pop": resident,
+        "floating_pop": resident - registered,
+        "built_year": rng.integers(1985, 2025, n),
+        "community_code": comm,
+        "grid_code": grid,
+        "manager_name": _names(rng, n),
+        "manager_phone": _phones(rng, n),
+    }
     return _frame("building_population", data, polys)
 
 
 # --- Incidents --------------------------------------------------------------------------------
 
 _CAT_P = {
-    "exposed_garbage": 0.14, "road_cleaning": 0.07, "garbage_pile": 0.06, "road_dust": 0.04,
-    "storefront": 0.05, "illegal_ads": 0.04, "illegal_construction": 0.05,
-    "construction_noise": 0.05, "illegal_parking": 0.12, "street_vending": 0.09,
-    "waterlogging": 0.03, "fallen_tree": 0.02, "street_light": 0.07, "manhole_cover": 0.04,
-    "road_damage": 0.04, "traffic_sign": 0.02, "green_damage": 0.02, "other": 0.01,
+    "exposed_garbage": 0.14,
+    "road_cleaning": 0.07,
+    "garbage_pile": 0.06,
+    "road_dust": 0.04,
+    "storefront": 0.05,
+    "illegal_ads": 0.04,
+    "illegal_construction": 0.05,
+    "construction_noise": 0.05,
+    "illegal_parking": 0.12,
+    "street_vending": 0.09,
+    "waterlogging": 0.03,
+    "fallen_tree": 0.02,
+    "street_light": 0.07,
+    "manhole_cover": 0.04,
+    "road_damage": 0.04,
+    "traffic_sign": 0.02,
+    "green_damage": 0.02,
+    "other": 0.01,
 }
-_CHANNEL_P = {"hotline": 0.35, "wechat": 0.20, "grid_app": 0.30, "public_opinion": 0.05,
-              "patrol": 0.07, "video": 0.03}
+_CHANNEL_P = {
+    "hotline": 0.35,
+    "wechat": 0.20,
+    "grid_app": 0.30,
+    "public_opinion": 0.05,
+    "patrol": 0.07,
+    "video": 0.03,
+}
 TYPHOONS = (dt.date(2026, 7, 18), dt.date(2026, 9, 12), dt.date(2026, 10, 15))
 
 
@@ -301,8 +374,16 @@ def planted_patterns() -> list[PlantedPattern]:
         PlantedPattern("bay_front", "hotspot", 109.4450, 18.2930, 450, 0.05, s, e),
         # a new cluster in the sample's final week (2026-W47): never hot before, hot in the
         # final time step -- Esri's "New Hot Spot" with weekly steps
-        PlantedPattern("new_development", "emerging", 109.4850, 18.3330, 450, 0.008,
-                       (YEAR_END - dt.timedelta(days=6)).isoformat(), e),
+        PlantedPattern(
+            "new_development",
+            "emerging",
+            109.4850,
+            18.3330,
+            450,
+            0.008,
+            (YEAR_END - dt.timedelta(days=6)).isoformat(),
+            e,
+        ),
     ]
 
 
@@ -322,8 +403,9 @@ def _incidents(rng, n: int, units, grids, buildings, land_utm) -> gpd.GeoDataFra
     # where: background follows residents; planted patterns add clusters
     bxy = np.array([[c.x, c.y] for c in buildings.to_crs(UTM).geometry.centroid])
     bw = buildings["resident_pop"].to_numpy(float) + 20.0
-    which = rng.choice(len(patterns) + 1, n, p=[1 - sum(p.share for p in patterns)]
-                       + [p.share for p in patterns])
+    which = rng.choice(
+        len(patterns) + 1, n, p=[1 - sum(p.share for p in patterns)] + [p.share for p in patterns]
+    )
     xy = bxy[rng.choice(len(bxy), n, p=bw / bw.sum())] + rng.normal(0, 35, (n, 2))
     day_idx = np.empty(n, dtype=int)
     dw = _day_weights(days, rng)
@@ -341,36 +423,45 @@ def _incidents(rng, n: int, units, grids, buildings, land_utm) -> gpd.GeoDataFra
     hour = rng.choice(24, n, p=_hour_p())
     minute = rng.integers(0, 60, n)
     second = rng.integers(0, 60, n)
-    local = (days.values[day_idx] + hour.astype("timedelta64[h]")
-             + minute.astype("timedelta64[m]") + second.astype("timedelta64[s]"))
+    local = (
+        days.values[day_idx]
+        + hour.astype("timedelta64[h]")
+        + minute.astype("timedelta64[m]")
+        + second.astype("timedelta64[s]")
+    )
     reported = (local - np.timedelta64(8, "h")).astype("datetime64[s]")
     # what
     cats = np.array(list(_CAT_P))
     cat_p = np.array(list(_CAT_P.values()))
     cat = rng.choice(cats, n, p=cat_p / cat_p.sum())
-    typhoon_day = np.isin(days.values[day_idx].astype("datetime64[D]"),
-                          [np.datetime64(t) + np.timedelta64(k, "D") for t in TYPHOONS
-                           for k in range(3)])
+    typhoon_day = np.isin(
+        days.values[day_idx].astype("datetime64[D]"),
+        [np.datetime64(t) + np.timedelta64(k, "D") for t in TYPHOONS for k in range(3)],
+    )
     flip = typhoon_day & (rng.random(n) < 0.45)
     cat[flip] = rng.choice(["waterlogging", "fallen_tree"], int(flip.sum()), p=[0.6, 0.4])
-    pcat = {"night_market": ["street_vending", "exposed_garbage", "road_cleaning"],
-            "construction_zone": ["construction_noise", "road_dust", "illegal_construction"],
-            "bay_front": ["illegal_parking", "street_vending", "exposed_garbage"],
-            "new_development": ["illegal_construction", "road_dust", "garbage_pile"]}
+    pcat = {
+        "night_market": ["street_vending", "exposed_garbage", "road_cleaning"],
+        "construction_zone": ["construction_noise", "road_dust", "illegal_construction"],
+        "bay_front": ["illegal_parking", "street_vending", "exposed_garbage"],
+        "new_development": ["illegal_construction", "road_dust", "garbage_pile"],
+    }
     for k, p in enumerate(patterns, start=1):
         m = (which == k) & (rng.random(n) < 0.7)
         cat[m] = rng.choice(pcat[p.name], int(m.sum()))
     channel = rng.choice(list(_CHANNEL_P), n, p=list(_CHANNEL_P.values()))
-    nature = rng.choice(["request", "complaint", "inquiry", "suggestion", "praise"], n,
-                        p=[0.55, 0.33, 0.07, 0.03, 0.02])
+    nature = rng.choice(
+        ["request", "complaint", "inquiry", "suggestion", "praise"],
+        n,
+        p=[0.55, 0.33, 0.07, 0.03, 0.02],
+    )
     # dispatch and lifecycle
     rules = load_rules()
     dept = np.array([rules[c].department for c in cat], dtype=object)
     limit_min = np.array([rules[c].limit_hours * 60 for c in cat])
     priority = np.array([rules[c].priority for c in cat], dtype=object)
     registered = reported + rng.integers(120, 1200, n).astype("timedelta64[s]")
-    dispatched = registered + np.exp(rng.normal(np.log(15 * 60), 0.6, n)).astype(
-        "timedelta64[s]")
+    dispatched = registered + np.exp(rng.normal(np.log(15 * 60), 0.6, n)).astype("timedelta64[s]")
     cal = WorkCalendar(YEAR_START - dt.timedelta(days=3), YEAR_END + dt.timedelta(days=120))
     deadline = cal.add(dispatched, limit_min)
     # handling: most well inside the limit, ~7% late
@@ -379,8 +470,9 @@ def _incidents(rng, n: int, units, grids, buildings, land_utm) -> gpd.GeoDataFra
     feedback = handled + rng.integers(300, 3600, n).astype("timedelta64[s]")
     closed = feedback + np.exp(rng.normal(np.log(2 * 3600), 0.5, n)).astype("timedelta64[s]")
     evaluated = closed + rng.integers(3600, 3 * 86400, n).astype("timedelta64[s]")
-    now = np.datetime64(dt.datetime.combine(YEAR_END + dt.timedelta(days=1), dt.time())
-                        - dt.timedelta(hours=8), "s")
+    now = np.datetime64(
+        dt.datetime.combine(YEAR_END + dt.timedelta(days=1), dt.time()) - dt.timedelta(hours=8), "s"
+    )
     # ~1% stay open (stuck), and whatever is still in progress at the snapshot time
     stuck = rng.random(n) < 0.004
     status = np.full(n, "evaluated", dtype=object)
@@ -410,11 +502,19 @@ def _incidents(rng, n: int, units, grids, buildings, land_utm) -> gpd.GeoDataFra
         "description": [f"{catzh[k]}，请尽快处理。" for k in cat],
         "case_type": [CATEGORY_CLASS[k][0] for k in cat],
         "major_class": [CATEGORY_CLASS[k][1] for k in cat],
-        "category": cat, "channel": channel, "nature": nature, "status": status,
-        "priority": priority, "department": dept, "community_code": comm, "grid_code": grid,
-        "worker_id": [f"W{g[-9:]}" for g in grid], "territorial": territorial,
+        "category": cat,
+        "channel": channel,
+        "nature": nature,
+        "status": status,
+        "priority": priority,
+        "department": dept,
+        "community_code": comm,
+        "grid_code": grid,
+        "worker_id": [f"W{g[-9:]}" for g in grid],
+        "territorial": territorial,
         "address": [f"{cname[c]}{g[-3:]}网格附近" for c, g in zip(comm, grid, strict=True)],
-        "reporter_name": _names(rng, n), "reporter_phone": _phones(rng, n),
+        "reporter_name": _names(rng, n),
+        "reporter_phone": _phones(rng, n),
         "reported_at": mask(reported, np.ones(n, bool)),
         "registered_at": mask(registered, np.ones(n, bool)),
         "dispatched_at": mask(dispatched, dispatched <= now),
@@ -422,11 +522,13 @@ def _incidents(rng, n: int, units, grids, buildings, land_utm) -> gpd.GeoDataFra
         "closed_at": mask(closed, (closed <= now) & ~open_),
         "evaluated_at": mask(evaluated, (evaluated <= now) & ~open_),
         "deadline": mask(deadline, np.ones(n, bool)),
-        "satisfaction": pd.array(np.where((evaluated <= now) & ~open_,
-                                          rng.choice([3, 4, 5], n, p=[0.1, 0.3, 0.6]), -1)),
+        "satisfaction": pd.array(
+            np.where((evaluated <= now) & ~open_, rng.choice([3, 4, 5], n, p=[0.1, 0.3, 0.6]), -1)
+        ),
     }
-    data["satisfaction"] = pd.array([None if v < 0 else int(v) for v in data["satisfaction"]],
-                                    dtype="Int64")
+    data["satisfaction"] = pd.array(
+        [None if v < 0 else int(v) for v in data["satisfaction"]], dtype="Int64"
+    )
     for col, v in list(data.items()):
         if v is not None:
             data[col] = pd.Series(v).iloc[order].reset_index(drop=True)
@@ -437,8 +539,12 @@ def _incidents(rng, n: int, units, grids, buildings, land_utm) -> gpd.GeoDataFra
 
 def _hour_p() -> np.ndarray:
     h = np.arange(24)
-    p = (0.15 + np.exp(-0.5 * ((h - 10) / 1.6) ** 2) + 0.9 * np.exp(-0.5 * ((h - 15.5) / 1.8) ** 2)
-         + 0.5 * np.exp(-0.5 * ((h - 20.5) / 1.2) ** 2))
+    p = (
+        0.15
+        + np.exp(-0.5 * ((h - 10) / 1.6) ** 2)
+        + 0.9 * np.exp(-0.5 * ((h - 15.5) / 1.8) ** 2)
+        + 0.5 * np.exp(-0.5 * ((h - 20.5) / 1.2) ** 2)
+    )
     p[(h < 6)] *= 0.2
     return p / p.sum()
 
@@ -460,29 +566,53 @@ def _near_buildings(rng, buildings, n, uses=None, kind=None, units=None, jitter=
 
 
 def _party(rng, units, buildings, grids) -> gpd.GeoDataFrame:
-    kinds = (["working_committee"] * 2 + ["committee"] * 2 + ["general_branch"] * 45
-             + ["branch"] * 290)
+    kinds = (
+        ["working_committee"] * 2 + ["committee"] * 2 + ["general_branch"] * 45 + ["branch"] * 290
+    )
     xy, b = _near_buildings(rng, buildings, len(kinds), jitter=30)
     centres = units.to_crs(UTM).geometry.representative_point()
     cxy = np.column_stack([centres.x, centres.y])
     xy = np.vstack([xy, cxy])
     kinds += ["service_center"] * len(units)
     n = len(kinds)
-    members = np.array([{"working_committee": 0, "committee": 0, "general_branch": 0,
-                         "branch": 1, "service_center": 0}[k] for k in kinds])
+    members = np.array(
+        [
+            {
+                "working_committee": 0,
+                "committee": 0,
+                "general_branch": 0,
+                "branch": 1,
+                "service_center": 0,
+            }[k]
+            for k in kinds
+        ]
+    )
     members = np.where(members == 1, rng.integers(8, 32, n), 0)
     comm, _ = _locate(xy, grids)
-    zh = {"working_committee": "党工委", "committee": "党委", "general_branch": "党总支",
-          "branch": "党支部", "service_center": "党群服务中心"}
+    zh = {
+        "working_committee": "党工委",
+        "committee": "党委",
+        "general_branch": "党总支",
+        "branch": "党支部",
+        "service_center": "党群服务中心",
+    }
     cname = dict(zip(units["code"], units["name"], strict=True))
-    data = {"org_code": [f"DJ{DISTRICT_CODE}{i + 1:04d}" for i in range(n)],
-            "name": [f"{cname[c]}{zh[k]}" + (f"（第{i % 9 + 1}）" if k == "branch" else "")
-                     for i, (c, k) in enumerate(zip(comm, kinds, strict=True))],
-            "org_type": kinds, "community_code": comm, "members": members,
-            "secretary": _names(rng, n), "phone": _phones(rng, n),
-            "established": [str(dt.date(1990, 1, 1) + dt.timedelta(days=int(d)))
-                            for d in rng.integers(0, 12000, n)],
-            "address": [f"{cname[c]}" for c in comm]}
+    data = {
+        "org_code": [f"DJ{DISTRICT_CODE}{i + 1:04d}" for i in range(n)],
+        "name": [
+            f"{cname[c]}{zh[k]}" + (f"（第{i % 9 + 1}）" if k == "branch" else "")
+            for i, (c, k) in enumerate(zip(comm, kinds, strict=True))
+        ],
+        "org_type": kinds,
+        "community_code": comm,
+        "members": members,
+        "secretary": _names(rng, n),
+        "phone": _phones(rng, n),
+        "established": [
+            str(dt.date(1990, 1, 1) + dt.timedelta(days=int(d))) for d in rng.integers(0, 12000, n)
+        ],
+        "address": [f"{cname[c]}" for c in comm],
+    }
     return _frame("party_building", data, shapely.points(xy))
 
 
@@ -494,8 +624,13 @@ def _flood(rng, units, buildings, grids, land_utm) -> gpd.GeoDataFrame:
     coast = _to_utm(shapely.LineString(COASTLINE))
     wl: list[np.ndarray] = []
     while len(wl) < 35:  # low ground: within 2.5 km of the coast, in the urban area
-        p = _points_in(land_utm, 1, rng, centre=np.array(_to_utm(
-            shapely.Point(URBAN_CENTRE)).coords[0]), sigma=3500)[0]
+        p = _points_in(
+            land_utm,
+            1,
+            rng,
+            centre=np.array(_to_utm(shapely.Point(URBAN_CENTRE)).coords[0]),
+            sigma=3500,
+        )[0]
         if coast.distance(shapely.Point(p)) < 2500:
             wl.append(p)
     parts.append(np.array(wl))
@@ -515,32 +650,55 @@ def _flood(rng, units, buildings, grids, land_utm) -> gpd.GeoDataFrame:
     xy = np.vstack(parts)
     n = len(xy)
     t = np.array(types)
-    capacity = np.select([t == "shelter", t == "reservoir", t == "pump_station", t == "depot"],
-                         [rng.integers(150, 2000, n), rng.integers(10**5, 5 * 10**6, n),
-                          rng.integers(500, 5000, n), rng.integers(1000, 20000, n)], 0)
+    capacity = np.select(
+        [t == "shelter", t == "reservoir", t == "pump_station", t == "depot"],
+        [
+            rng.integers(150, 2000, n),
+            rng.integers(10**5, 5 * 10**6, n),
+            rng.integers(500, 5000, n),
+            rng.integers(1000, 20000, n),
+        ],
+        0,
+    )
     th = np.where(t == "geohazard", rng.integers(2, 40, n), 0)
     comm, _ = _locate(xy, grids)
-    zh = {"shelter": "避险安置点", "waterlogging_point": "易涝点", "pump_station": "排涝泵站",
-          "reservoir": "水库", "geohazard": "地质灾害隐患点", "depot": "防汛物资仓库"}
+    zh = {
+        "shelter": "避险安置点",
+        "waterlogging_point": "易涝点",
+        "pump_station": "排涝泵站",
+        "reservoir": "水库",
+        "geohazard": "地质灾害隐患点",
+        "depot": "防汛物资仓库",
+    }
     cname = dict(zip(units["code"], units["name"], strict=True))
     now = pd.Timestamp(YEAR_END, tz="UTC")
-    data = {"facility_code": [f"SF{i + 1:04d}" for i in range(n)],
-            "name": [f"{cname[c]}{zh[k]}{i % 7 + 1}号" for i, (c, k) in
-                     enumerate(zip(comm, types, strict=True))],
-            "facility_type": types, "community_code": comm, "capacity": capacity,
-            "threatened_households": th, "threatened_people": th * rng.integers(2, 5, n),
-            "response_level": ["none"] * n,
-            "responsible_person": _names(rng, n), "phone": _phones(rng, n),
-            "inspected_at": now - pd.to_timedelta(rng.integers(0, 90 * 86400, n), unit="s")}
+    data = {
+        "facility_code": [f"SF{i + 1:04d}" for i in range(n)],
+        "name": [
+            f"{cname[c]}{zh[k]}{i % 7 + 1}号"
+            for i, (c, k) in enumerate(zip(comm, types, strict=True))
+        ],
+        "facility_type": types,
+        "community_code": comm,
+        "capacity": capacity,
+        "threatened_households": th,
+        "threatened_people": th * rng.integers(2, 5, n),
+        "response_level": ["none"] * n,
+        "responsible_person": _names(rng, n),
+        "phone": _phones(rng, n),
+        "inspected_at": now - pd.to_timedelta(rng.integers(0, 90 * 86400, n), unit="s"),
+    }
     return _frame("flood_prevention", data, shapely.points(xy))
 
 
 def _rivers(rng, units, grids, land_utm) -> gpd.GeoDataFrame:
-    specs = [("三亚河西河", (109.455, 18.47), (109.487, 18.275), "county"),
-             ("竹络岭溪", (109.37, 18.44), (109.40, 18.292), "township"),
-             ("红塘河", (109.29, 18.42), (109.31, 18.307), "township"),
-             ("抱龙溪", (109.42, 18.55), (109.455, 18.47), "village"),
-             ("高峰溪", (109.50, 18.52), (109.455, 18.47), "village")]
+    specs = [
+        ("三亚河西河", (109.455, 18.47), (109.487, 18.275), "county"),
+        ("竹络岭溪", (109.37, 18.44), (109.40, 18.292), "township"),
+        ("红塘河", (109.29, 18.42), (109.31, 18.307), "township"),
+        ("抱龙溪", (109.42, 18.55), (109.455, 18.47), "village"),
+        ("高峰溪", (109.50, 18.52), (109.455, 18.47), "village"),
+    ]
     lines, names, rivers, levels = [], [], [], []
     for name, a, b, level in specs:
         pa, pb = (np.array(_to_utm(shapely.Point(p)).coords[0]) for p in (a, b))
@@ -555,8 +713,7 @@ def _rivers(rng, units, grids, land_utm) -> gpd.GeoDataFrame:
         line = max(getattr(line, "geoms", [line]), key=lambda g: g.length)
         nseg = max(2, int(line.length // 3000))
         for s in range(nseg):
-            seg = shapely.ops.substring(line, s / nseg * line.length,
-                                        (s + 1) / nseg * line.length)
+            seg = shapely.ops.substring(line, s / nseg * line.length, (s + 1) / nseg * line.length)
             lines.append(seg)
             names.append(f"{name}第{s + 1}段")
             rivers.append(name)
@@ -566,63 +723,102 @@ def _rivers(rng, units, grids, land_utm) -> gpd.GeoDataFrame:
     prev = rng.choice(q_codes[:5], n, p=[0.05, 0.35, 0.4, 0.15, 0.05])
     worse = rng.random(n) < 0.2
     idx = np.array([q_codes.index(p) for p in prev])
-    now_q = np.where(worse, np.minimum(idx + rng.integers(1, 3, n), 6),
-                     np.maximum(idx - (rng.random(n) < 0.15), 0))
-    mid = np.array([[g.interpolate(0.5, normalized=True).x, g.interpolate(0.5, normalized=True).y]
-                    for g in lines])
+    now_q = np.where(
+        worse,
+        np.minimum(idx + rng.integers(1, 3, n), 6),
+        np.maximum(idx - (rng.random(n) < 0.15), 0),
+    )
+    mid = np.array(
+        [
+            [g.interpolate(0.5, normalized=True).x, g.interpolate(0.5, normalized=True).y]
+            for g in lines
+        ]
+    )
     comm, _ = _locate(mid, grids)
     freq_days = {"city": 30, "county": 90, "township": 30, "village": 7}
     late = rng.random(n) < 0.25
     ago = np.array([freq_days[lv] for lv in levels]) * np.where(
-        late, rng.uniform(1.2, 3.0, n), rng.uniform(0.1, 0.95, n))
+        late, rng.uniform(1.2, 3.0, n), rng.uniform(0.1, 0.95, n)
+    )
     now = pd.Timestamp(YEAR_END, tz="UTC")
-    data = {"segment_code": [f"HD{DISTRICT_CODE}{i + 1:03d}" for i in range(n)],
-            "name": names, "river_name": rivers, "basin": ["三亚河流域"] * n,
-            "chief_level": levels, "chief_name": _names(rng, n), "chief_phone": _phones(rng, n),
-            "length_m": [round(g.length, 1) for g in lines],
-            "water_quality": [q_codes[i] for i in now_q], "previous_quality": prev,
-            "community_code": comm,
-            "last_patrol_at": now - pd.to_timedelta((ago * 86400).astype(int), unit="s")}
+    data = {
+        "segment_code": [f"HD{DISTRICT_CODE}{i + 1:03d}" for i in range(n)],
+        "name": names,
+        "river_name": rivers,
+        "basin": ["三亚河流域"] * n,
+        "chief_level": levels,
+        "chief_name": _names(rng, n),
+        "chief_phone": _phones(rng, n),
+        "length_m": [round(g.length, 1) for g in lines],
+        "water_quality": [q_codes[i] for i in now_q],
+        "previous_quality": prev,
+        "community_code": comm,
+        "last_patrol_at": now - pd.to_timedelta((ago * 86400).astype(int), unit="s"),
+    }
     return _frame("rivers", data, lines)
 
 
 def _poverty(rng, units, buildings, grids) -> gpd.GeoDataFrame:
     n = 320
-    xy, b = _near_buildings(rng, buildings, n, uses=["residential"], kind="village",
-                            units=units, jitter=8)
-    mon = rng.choice(["none", "unstable", "marginal", "sudden_hardship"], n,
-                     p=[0.75, 0.12, 0.10, 0.03])
+    xy, b = _near_buildings(
+        rng, buildings, n, uses=["residential"], kind="village", units=units, jitter=8
+    )
+    mon = rng.choice(
+        ["none", "unstable", "marginal", "sudden_hardship"], n, p=[0.75, 0.12, 0.10, 0.03]
+    )
     cadre_names = _names(rng, n)
     no_cadre = rng.random(n) < 0.03
     cadre = [None if m else c for c, m in zip(cadre_names, no_cadre, strict=True)]
     now = pd.Timestamp(YEAR_END, tz="UTC")
-    data = {"household_code": [f"FP{DISTRICT_CODE}{i + 1:05d}" for i in range(n)],
-            "head_name": _names(rng, n), "household_size": rng.integers(1, 8, n),
-            "attribute": rng.choice(["general", "low_income", "five_guarantees"], n,
-                                    p=[0.7, 0.25, 0.05]),
-            "poverty_cause": rng.choice(["illness", "disability", "education", "disaster",
-                                         "lack_skills", "lack_labour", "lack_funds"], n),
-            "monitoring_type": mon,
-            "income_per_capita": rng.normal(12000, 3500, n).round(0),
-            "cadre_name": cadre, "cadre_phone": [None if c is None else p for c, p in
-                                                 zip(cadre, _phones(rng, n), strict=True)],
-            "community_code": b["community_code"].to_numpy(),
-            "last_visit_at": now - pd.to_timedelta(rng.integers(0, 120 * 86400, n), unit="s")}
+    data = {
+        "household_code": [f"FP{DISTRICT_CODE}{i + 1:05d}" for i in range(n)],
+        "head_name": _names(rng, n),
+        "household_size": rng.integers(1, 8, n),
+        "attribute": rng.choice(
+            ["general", "low_income", "five_guarantees"], n, p=[0.7, 0.25, 0.05]
+        ),
+        "poverty_cause": rng.choice(
+            [
+                "illness",
+                "disability",
+                "education",
+                "disaster",
+                "lack_skills",
+                "lack_labour",
+                "lack_funds",
+            ],
+            n,
+        ),
+        "monitoring_type": mon,
+        "income_per_capita": rng.normal(12000, 3500, n).round(0),
+        "cadre_name": cadre,
+        "cadre_phone": [
+            None if c is None else p for c, p in zip(cadre, _phones(rng, n), strict=True)
+        ],
+        "community_code": b["community_code"].to_numpy(),
+        "last_visit_at": now - pd.to_timedelta(rng.integers(0, 120 * 86400, n), unit="s"),
+    }
     return _frame("poverty_relief", data, shapely.points(xy))
 
 
 def _fixtures(rng, units, buildings, grids, n=12_000) -> gpd.GeoDataFrame:
     xy, b = _near_buildings(rng, buildings, n, kind="community", units=units, jitter=25)
     subs = np.array([c.code for c in COMPONENT_SUBCLASSES])
-    weights = np.array([6 if s.startswith("01") else 3 if s.startswith(("02", "03")) else 2
-                        for s in subs], float)
+    weights = np.array(
+        [6 if s.startswith("01") else 3 if s.startswith(("02", "03")) else 2 for s in subs], float
+    )
     weights[subs == "0112"] = 25  # street lights dominate
     weights[subs == "0402"] = 15  # street trees
     sub = rng.choice(subs, n, p=weights / weights.sum())
-    state = rng.choice(["intact", "damaged", "missing", "occupied"], n,
-                       p=[0.92, 0.05, 0.02, 0.01])
-    owner = {"01": "power", "02": "transport", "03": "sanitation", "04": "landscape",
-             "05": "housing", "06": "urban_admin"}
+    state = rng.choice(["intact", "damaged", "missing", "occupied"], n, p=[0.92, 0.05, 0.02, 0.01])
+    owner = {
+        "01": "power",
+        "02": "transport",
+        "03": "sanitation",
+        "04": "landscape",
+        "05": "housing",
+        "06": "urban_admin",
+    }
     water = np.isin(sub, ["0101", "0102", "0103", "0110"])
     dept = np.where(water, "water", [owner[s[:2]] for s in sub])
     serial = np.zeros(n, int)
@@ -632,24 +828,38 @@ def _fixtures(rng, units, buildings, grids, n=12_000) -> gpd.GeoDataFrame:
         serial[i] = seen[s]
     zh = {c.code: c.zh for c in COMPONENT_SUBCLASSES}
     now = pd.Timestamp(YEAR_END, tz="UTC")
-    data = {"component_code": [f"{DISTRICT_CODE}{s}{k:06d}" for s, k in
-                               zip(sub, serial, strict=True)],
-            "name": [zh[s] for s in sub], "major_class": [s[:2] for s in sub], "subclass": sub,
-            "state": state, "owner_dept": dept, "maintenance_dept": dept,
-            "responsible_dept": dept, "community_code": b["community_code"].to_numpy(),
-            "grid_code": b["grid_code"].to_numpy(),
-            "installed_on": [str(dt.date(2000, 1, 1) + dt.timedelta(days=int(d)))
-                             for d in rng.integers(0, 9000, n)],
-            "updated_at": now - pd.to_timedelta(rng.integers(0, 365 * 86400, n), unit="s"),
-            "source": rng.choice(["普查", "巡查更新", "网格员上报"], n, p=[0.7, 0.2, 0.1])}
+    data = {
+        "component_code": [f"{DISTRICT_CODE}{s}{k:06d}" for s, k in zip(sub, serial, strict=True)],
+        "name": [zh[s] for s in sub],
+        "major_class": [s[:2] for s in sub],
+        "subclass": sub,
+        "state": state,
+        "owner_dept": dept,
+        "maintenance_dept": dept,
+        "responsible_dept": dept,
+        "community_code": b["community_code"].to_numpy(),
+        "grid_code": b["grid_code"].to_numpy(),
+        "installed_on": [
+            str(dt.date(2000, 1, 1) + dt.timedelta(days=int(d))) for d in rng.integers(0, 9000, n)
+        ],
+        "updated_at": now - pd.to_timedelta(rng.integers(0, 365 * 86400, n), unit="s"),
+        "source": rng.choice(["普查", "巡查更新", "网格员上报"], n, p=[0.7, 0.2, 0.1]),
+    }
     return _frame("urban_fixtures", data, shapely.points(xy))
 
 
 def _departments() -> gpd.GeoDataFrame:
     d = list(DEPARTMENTS)
-    return _frame("departments", {"code": [c.code for c in d], "name_zh": [c.zh for c in d],
-                                  "name_en": [c.en for c in d],
-                                  "phone": [f"0898-8866{i:04d}" for i in range(len(d))]}, None)
+    return _frame(
+        "departments",
+        {
+            "code": [c.code for c in d],
+            "name_zh": [c.zh for c in d],
+            "name_en": [c.en for c in d],
+            "phone": [f"0898-8866{i:04d}" for i in range(len(d))],
+        },
+        None,
+    )
 
 
 def ground_truth() -> pd.DataFrame:
@@ -657,8 +867,9 @@ def ground_truth() -> pd.DataFrame:
     return pd.DataFrame([p.__dict__ for p in planted_patterns()])
 
 
-def generate(seed: int = DEFAULT_SEED,
-             n_incidents: int | None = None) -> dict[str, gpd.GeoDataFrame]:
+def generate(
+    seed: int = DEFAULT_SEED, n_incidents: int | None = None
+) -> dict[str, gpd.GeoDataFrame]:
     """Generate every layer.
 
     Parameters
@@ -691,13 +902,15 @@ def generate(seed: int = DEFAULT_SEED,
         "departments": _departments(),
     }
     inc_rng = np.random.default_rng([seed, 1])  # incidents vary with n, the rest does not
-    out["incidents"] = _incidents(inc_rng, n_incidents or CASES_PER_YEAR, units, grids,
-                                  buildings, land)
+    out["incidents"] = _incidents(
+        inc_rng, n_incidents or CASES_PER_YEAR, units, grids, buildings, land
+    )
     return dict(sorted(out.items()))
 
 
-def write_sample(path: str, seed: int = DEFAULT_SEED, n_incidents: int | None = None,
-                 store=None) -> dict[str, int]:
+def write_sample(
+    path: str, seed: int = DEFAULT_SEED, n_incidents: int | None = None, store=None
+) -> dict[str, int]:
     """Generate the sample data and write every layer (and the ground truth) to a store.
 
     Returns the number of rows written per layer.
@@ -717,13 +930,18 @@ def _write_truth(store) -> None:
     with store.transaction() as con:
         con.execute('DROP TABLE IF EXISTS "sample_ground_truth"')
         con.execute('DELETE FROM gpkg_contents WHERE table_name = "sample_ground_truth"')
-        cols = ", ".join(f'"{c}" {"REAL" if truth[c].dtype.kind == "f" else "TEXT"}'
-                         for c in truth.columns)
+        cols = ", ".join(
+            f'"{c}" {"REAL" if truth[c].dtype.kind == "f" else "TEXT"}' for c in truth.columns
+        )
         con.execute(f'CREATE TABLE "sample_ground_truth" (fid INTEGER PRIMARY KEY, {cols})')
-        con.executemany(f'INSERT INTO "sample_ground_truth" ({", ".join(truth.columns)}) VALUES '
-                        f'({", ".join("?" * len(truth.columns))})',
-                        truth.itertuples(index=False, name=None))
-        con.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, description) "
-                    "VALUES ('sample_ground_truth', 'attributes', 'Planted patterns', "
-                    "'Ground truth of the synthetic incidents: planted hotspots and the "
-                    "emerging hotspot')")
+        con.executemany(
+            f'INSERT INTO "sample_ground_truth" ({", ".join(truth.columns)}) VALUES '
+            f"({', '.join('?' * len(truth.columns))})",
+            truth.itertuples(index=False, name=None),
+        )
+        con.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description) "
+            "VALUES ('sample_ground_truth', 'attributes', 'Planted patterns', "
+            "'Ground truth of the synthetic incidents: planted hotspots and the "
+            "emerging hotspot')"
+        )

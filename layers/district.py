@@ -69,14 +69,28 @@ class Scenario:
 
 
 #: The flood scenarios the rasters model, by id.
-SCENARIOS: dict[str, Scenario] = {s.id: s for s in (
-    Scenario("surge_1_5m", "surge", 1.5, "风暴潮增水1.5米淹没水深",
-             "Storm surge 1.5 m flood depth"),
-    Scenario("surge_3m", "surge", 3.0, "风暴潮增水3米淹没水深", "Storm surge 3 m flood depth"),
-    Scenario("rain_200mm", "rain", 200.0, "24小时降雨200毫米淹没水深",
-             "Heavy rain 200 mm/24 h flood depth"),
-    Scenario("rain_400mm", "rain", 400.0, "24小时降雨400毫米淹没水深",
-             "Heavy rain 400 mm/24 h flood depth"),
-)}
+SCENARIOS: dict[str, Scenario] = {
+    s.id: s
+    for s in (
+        Scenario(
+            "surge_1_5m", "surge", 1.5, "风暴潮增水1.5米淹没水深", "Storm surge 1.5 m flood depth"
+        ),
+        Scenario("surge_3m", "surge", 3.0, "风暴潮增水3米淹没水深", "Storm surge 3 m flood depth"),
+        Scenario(
+            "rain_200mm",
+            "rain",
+            200.0,
+            "24小时降雨200毫米淹没水深",
+            "Heavy rain 200 mm/24 h flood depth",
+        ),
+        Scenario(
+            "rain_400mm",
+            "rain",
+            400.0,
+            "24小时降雨400毫米淹没水深",
+            "Heavy rain 400 mm/24 h flood depth",
+        ),
+    )
+}
 #: File name of the elevation model beside the scenario rasters.
 DEM_FILE = "dem.tif"

@@ -37,10 +37,21 @@ from layers.store import (
 )
 
 SRS_ID = 4326
-_SQL_TYPES = {"string": "TEXT", "integer": "INTEGER", "number": "REAL", "boolean": "BOOLEAN",
-              "date": "DATE", "datetime": "DATETIME"}
-_GPKG_GEOM = {"Point": "POINT", "LineString": "LINESTRING", "MultiLineString": "MULTILINESTRING",
-              "Polygon": "POLYGON", "MultiPolygon": "MULTIPOLYGON"}
+_SQL_TYPES = {
+    "string": "TEXT",
+    "integer": "INTEGER",
+    "number": "REAL",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "datetime": "DATETIME",
+}
+_GPKG_GEOM = {
+    "Point": "POINT",
+    "LineString": "LINESTRING",
+    "MultiLineString": "MULTILINESTRING",
+    "Polygon": "POLYGON",
+    "MultiPolygon": "MULTIPOLYGON",
+}
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 
 
@@ -68,7 +79,7 @@ def encode(geoms: np.ndarray) -> list[bytes | None]:
 
 def wkb_of(blob: bytes) -> bytes:
     """The WKB inside a GeoPackage blob."""
-    return blob[8 + _ENVELOPE_BYTES[(blob[3] >> 1) & 7]:]
+    return blob[8 + _ENVELOPE_BYTES[(blob[3] >> 1) & 7] :]
 
 
 def decode(blobs: Sequence[bytes | None]) -> np.ndarray:
@@ -158,8 +169,10 @@ class SQLiteDialect(Dialect):
         params = [shapely.to_wkb(geom)]
         if op != "disjoint":  # every other predicate implies the envelopes intersect
             minx, miny, maxx, maxy = geom.bounds
-            sql = (f"(fid IN (SELECT id FROM \"rtree_{self.table}_geom\" WHERE minx <= ? AND "
-                   f"maxx >= ? AND miny <= ? AND maxy >= ?) AND {sql})")
+            sql = (
+                f'(fid IN (SELECT id FROM "rtree_{self.table}_geom" WHERE minx <= ? AND '
+                f"maxx >= ? AND miny <= ? AND maxy >= ?) AND {sql})"
+            )
             params = [maxx, minx, maxy, miny] + params
         return sql, params
 
@@ -187,8 +200,13 @@ class GeoPackageStore(Store):
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            con = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                  check_same_thread=False, factory=_Connection)
+            con = sqlite3.connect(
+                self.path,
+                timeout=30,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_Connection,
+            )
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open GeoPackage {self.path}: {exc}") from None
         con.execute("PRAGMA journal_mode=WAL")
@@ -199,8 +217,16 @@ class GeoPackageStore(Store):
         for i, name in enumerate(("ST_MinX", "ST_MinY", "ST_MaxX", "ST_MaxY")):
             con.create_function(name, 1, _st(i), deterministic=True)
         con.create_function("ST_IsEmpty", 1, _st_isempty, deterministic=True)
-        for op in ("intersects", "disjoint", "contains", "within", "touches", "crosses",
-                   "overlaps", "equals"):
+        for op in (
+            "intersects",
+            "disjoint",
+            "contains",
+            "within",
+            "touches",
+            "crosses",
+            "overlaps",
+            "equals",
+        ):
             con.create_function(f"ST_{op.capitalize()}", 2, _predicate(op), deterministic=True)
         con.create_function("ST_IntersectsBox", 5, _intersects_box, deterministic=True)
         return con
@@ -239,17 +265,23 @@ class GeoPackageStore(Store):
     def _bbox_sql(self, layer, bbox):
         minx, miny, maxx, maxy = bbox
         # the R-tree's float32 envelopes only pre-filter: check the geometry itself
-        return ([f'fid IN (SELECT id FROM "rtree_{layer.id}_geom" WHERE minx <= ? AND '
-                 "maxx >= ? AND miny <= ? AND maxy >= ?)", "ST_IntersectsBox(geom, ?, ?, ?, ?)"],
-                [maxx, minx, maxy, miny, minx, miny, maxx, maxy])
+        return (
+            [
+                f'fid IN (SELECT id FROM "rtree_{layer.id}_geom" WHERE minx <= ? AND '
+                "maxx >= ? AND miny <= ? AND maxy >= ?)",
+                "ST_IntersectsBox(geom, ?, ?, ?, ?)",
+            ],
+            [maxx, minx, maxy, miny, minx, miny, maxx, maxy],
+        )
 
     def _geometry_value(self, layer: Layer, geom) -> bytes | None:
         """A write's geometry as a blob, refusing a type the layer does not hold."""
         if geom is None:
             return None
         if geom.geom_type != layer.geometry_type:
-            raise InvalidFeature(f"{layer.id} holds {layer.geometry_type} geometries, "
-                                 f"got {geom.geom_type}")
+            raise InvalidFeature(
+                f"{layer.id} holds {layer.geometry_type} geometries, got {geom.geom_type}"
+            )
         return encode(np.array([geom]))[0]
 
     def _write_rows(self, layer: Layer, sql: str, rows) -> int:
@@ -304,15 +336,20 @@ class GeoPackageStore(Store):
         """
         for stmt in ddl.split(";"):  # executescript would commit the open transaction
             con.execute(stmt)
-        wgs84 = ('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,'
-                 'AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,'
-                 'AUTHORITY["EPSG","8901"]],UNIT["degree",0.0174532925199433,AUTHORITY["EPSG",'
-                 '"9122"]],AXIS["Latitude",NORTH],AXIS["Longitude",EAST],AUTHORITY["EPSG","4326"]]')
+        wgs84 = (
+            'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,'
+            'AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,'
+            'AUTHORITY["EPSG","8901"]],UNIT["degree",0.0174532925199433,AUTHORITY["EPSG",'
+            '"9122"]],AXIS["Latitude",NORTH],AXIS["Longitude",EAST],AUTHORITY["EPSG","4326"]]'
+        )
         con.executemany(
             "INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES (?,?,?,?,?,?)",
-            [("Undefined cartesian SRS", -1, "NONE", -1, "undefined", "undefined cartesian"),
-             ("Undefined geographic SRS", 0, "NONE", 0, "undefined", "undefined geographic"),
-             ("WGS 84 geodetic", 4326, "EPSG", 4326, wgs84, "longitude/latitude WGS 84")])
+            [
+                ("Undefined cartesian SRS", -1, "NONE", -1, "undefined", "undefined cartesian"),
+                ("Undefined geographic SRS", 0, "NONE", 0, "undefined", "undefined geographic"),
+                ("WGS 84 geodetic", 4326, "EPSG", 4326, wgs84, "longitude/latitude WGS 84"),
+            ],
+        )
 
     def _ddl(self, layer: Layer) -> list[str]:
         t = layer.id
@@ -328,8 +365,10 @@ class GeoPackageStore(Store):
 
     def _rtree_triggers(self, t: str) -> list[str]:
         r = f'"rtree_{t}_geom"'
-        ins = (f"INSERT OR REPLACE INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), "
-               "ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));")
+        ins = (
+            f"INSERT OR REPLACE INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), "
+            "ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));"
+        )
         return [
             f'CREATE TRIGGER "rtree_{t}_geom_insert" AFTER INSERT ON "{t}" WHEN (new.geom NOT '
             f"NULL AND NOT ST_IsEmpty(NEW.geom)) BEGIN {ins} END",
@@ -352,8 +391,9 @@ class GeoPackageStore(Store):
     def has_layer(self, layer: Layer) -> bool:
         if not os.path.exists(self.path):
             return False
-        row = self.con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
-                               (layer.id,)).fetchone()
+        row = self.con.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (layer.id,)
+        ).fetchone()
         return row is not None
 
     def write_frame(self, layer: Layer, frame: gpd.GeoDataFrame) -> int:
@@ -374,35 +414,51 @@ class GeoPackageStore(Store):
                 blobs = encode(np.asarray(frame.geometry.values))
                 cols = ", ".join(["geom"] + [f'"{n}"' for n in names])
                 marks = ", ".join("?" * (len(names) + 1))
-                con.executemany(f'INSERT INTO "{t}" ({cols}) VALUES ({marks})',
-                                ([b, *r] for b, r in zip(blobs, rows, strict=True)))
-                con.execute(f'CREATE VIRTUAL TABLE "rtree_{t}_geom" USING rtree(id, minx, maxx, '
-                            "miny, maxy)")
+                con.executemany(
+                    f'INSERT INTO "{t}" ({cols}) VALUES ({marks})',
+                    ([b, *r] for b, r in zip(blobs, rows, strict=True)),
+                )
+                con.execute(
+                    f'CREATE VIRTUAL TABLE "rtree_{t}_geom" USING rtree(id, minx, maxx, miny, maxy)'
+                )
                 fids = [r[0] for r in con.execute(f'SELECT fid FROM "{t}" ORDER BY fid')]
                 b = shapely.bounds(np.asarray(frame.geometry.values))
                 ok = ~np.isnan(b[:, 0])
-                con.executemany(f'INSERT INTO "rtree_{t}_geom" VALUES (?,?,?,?,?)',
-                                ((fid, x0, x1, y0, y1) for fid, (x0, y0, x1, y1), k in
-                                 zip(fids, b.tolist(), ok, strict=True) if k))
+                con.executemany(
+                    f'INSERT INTO "rtree_{t}_geom" VALUES (?,?,?,?,?)',
+                    (
+                        (fid, x0, x1, y0, y1)
+                        for fid, (x0, y0, x1, y1), k in zip(fids, b.tolist(), ok, strict=True)
+                        if k
+                    ),
+                )
                 for stmt in self._rtree_triggers(t):
                     con.execute(stmt)
                 env = [float(v) for v in frame.total_bounds] if len(frame) else [None] * 4
                 con.execute(
                     "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
                     "min_x, min_y, max_x, max_y, srs_id) VALUES (?, 'features', ?, ?, ?,?,?,?, ?)",
-                    (t, layer.en, layer.description_en, *env, SRS_ID))
-                con.execute("INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', ?, ?, 0, 0)",
-                            (t, _GPKG_GEOM[layer.geometry_type], SRS_ID))
-                con.execute("INSERT INTO gpkg_extensions VALUES (?, 'geom', 'gpkg_rtree_index', "
-                            "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')",
-                            (t,))
+                    (t, layer.en, layer.description_en, *env, SRS_ID),
+                )
+                con.execute(
+                    "INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', ?, ?, 0, 0)",
+                    (t, _GPKG_GEOM[layer.geometry_type], SRS_ID),
+                )
+                con.execute(
+                    "INSERT INTO gpkg_extensions VALUES (?, 'geom', 'gpkg_rtree_index', "
+                    "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')",
+                    (t,),
+                )
             else:
                 cols = ", ".join(f'"{n}"' for n in names)
-                con.executemany(f'INSERT INTO "{t}" ({cols}) VALUES '
-                                f'({", ".join("?" * len(names))})', rows)
-                con.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, "
-                            "description) VALUES (?, 'attributes', ?, ?)",
-                            (t, layer.en, layer.description_en))
+                con.executemany(
+                    f'INSERT INTO "{t}" ({cols}) VALUES ({", ".join("?" * len(names))})', rows
+                )
+                con.execute(
+                    "INSERT INTO gpkg_contents (table_name, data_type, identifier, "
+                    "description) VALUES (?, 'attributes', ?, ?)",
+                    (t, layer.en, layer.description_en),
+                )
         return len(rows)
 
     def _drop(self, con, t: str) -> None:
@@ -439,8 +495,9 @@ class GeoPackageStore(Store):
             props = [r[1:] for r in rows]
         return make_features(layer, keys, gj, props, names)
 
-    def query(self, layer: Layer, q: Query, *, count: bool = True,
-              target_crs: str | None = None) -> Page:
+    def query(
+        self, layer: Layer, q: Query, *, count: bool = True, target_crs: str | None = None
+    ) -> Page:
         self._require(layer)
         where, params = self._where(layer, q)
         names, cols = self._select(layer, q)
@@ -454,16 +511,18 @@ class GeoPackageStore(Store):
             if q.offset == 0 and len(rows) < q.limit:
                 matched = len(rows)
             else:
-                matched = con.execute(f'SELECT count(*) FROM "{layer.id}"{where}',
-                                      params).fetchone()[0]
+                matched = con.execute(
+                    f'SELECT count(*) FROM "{layer.id}"{where}', params
+                ).fetchone()[0]
         return Page(self._rows_to_features(layer, q, rows, names, target_crs), matched)
 
     def get(self, layer: Layer, key: str, *, target_crs: str | None = None) -> dict:
         self._require(layer)
         q = Query(limit=1)
         names, cols = self._select(layer, q)
-        rows = self.con.execute(f'SELECT {cols} FROM "{layer.id}" WHERE "{layer.key}" = ?',
-                                (key,)).fetchall()
+        rows = self.con.execute(
+            f'SELECT {cols} FROM "{layer.id}" WHERE "{layer.key}" = ?', (key,)
+        ).fetchall()
         if not rows:
             raise NotFound(f"{layer.id} has no feature {key!r}")
         return self._rows_to_features(layer, q, rows, names, target_crs)[0]
@@ -474,8 +533,9 @@ class GeoPackageStore(Store):
         where, params = self._where(layer, q)
         names = [f.name for f in layer.fields] if q.properties is None else list(q.properties)
         cols = ", ".join((["geom"] if layer.geometry_type else []) + [f'"{n}"' for n in names])
-        rows = self.con.execute(f'SELECT {cols} FROM "{layer.id}"{where} ORDER BY fid',
-                                params).fetchall()
+        rows = self.con.execute(
+            f'SELECT {cols} FROM "{layer.id}"{where} ORDER BY fid', params
+        ).fetchall()
         off = 1 if layer.geometry_type else 0
         geom = decode([r[0] for r in rows]) if layer.geometry_type else None
         return rows_to_frame(layer, names, [r[off:] for r in rows], geom)
@@ -484,14 +544,16 @@ class GeoPackageStore(Store):
         self._require(layer)
         bbox = None
         if layer.geometry_type:
-            r = self.con.execute(f'SELECT min(minx), min(miny), max(maxx), max(maxy) FROM '
-                                 f'"rtree_{layer.id}_geom"').fetchone()
+            r = self.con.execute(
+                f'SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "rtree_{layer.id}_geom"'
+            ).fetchone()
             bbox = None if r[0] is None else list(r)
         temporal = None
         if layer.temporal:
             c = f'"{layer.temporal}"'
-            temporal = list(self.con.execute(f'SELECT min({c}), max({c}) FROM "{layer.id}"')
-                            .fetchone())
+            temporal = list(
+                self.con.execute(f'SELECT min({c}), max({c}) FROM "{layer.id}"').fetchone()
+            )
         return bbox, temporal
 
 

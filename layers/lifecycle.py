@@ -40,10 +40,14 @@ from layers.store import Store
 INCIDENTS = get_layer("incidents")
 
 HISTORY = Layer(
-    id="incident_history", zh="案件办理记录", en="Case history",
+    id="incident_history",
+    zh="案件办理记录",
+    en="Case history",
     description_zh="案件每次状态变更的审计记录（谁、何时、从、到、备注）。",
     description_en="Audit trail of every case change (who, when, from, to, note).",
-    geometry_type=None, key="event_id", temporal="at",
+    geometry_type=None,
+    key="event_id",
+    temporal="at",
     fields=(
         Field("event_id", "string", "记录编号", "Event ID"),
         Field("case_no", "string", "案卷编号", "Case number", required=True, indexed=True),
@@ -71,20 +75,25 @@ TRANSITIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("registered", "dispatched"): (_D, _A),
     ("registered", "returned"): (_D, _A),
     ("dispatched", "handling"): (_DEP, _A),
-    ("dispatched", "returned"): (_DEP, _D, _A),   # wrong department: back to the center
+    ("dispatched", "returned"): (_DEP, _D, _A),  # wrong department: back to the center
     ("handling", "feedback"): (_DEP, _A),
     ("handling", "returned"): (_DEP, _D, _A),
-    ("feedback", "closed"): (_D, _A),             # the inspector verified on site
-    ("feedback", "handling"): (_D, _A),           # verification failed: handle again
+    ("feedback", "closed"): (_D, _A),  # the inspector verified on site
+    ("feedback", "handling"): (_D, _A),  # verification failed: handle again
     ("closed", "evaluated"): (_D, _R, _A),
-    ("returned", "dispatched"): (_D, _A),         # re-dispatch
+    ("returned", "dispatched"): (_D, _A),  # re-dispatch
     ("returned", "registered"): (_D, _A),
 }
 #: Moves that need a reason in ``note``.
 NEEDS_REASON = {(a, b) for a, b in TRANSITIONS if b == "returned"} | {("feedback", "handling")}
 #: Timestamp field stamped on entering a stage.
-STAMPS = {"registered": "registered_at", "dispatched": "dispatched_at",
-          "feedback": "handled_at", "closed": "closed_at", "evaluated": "evaluated_at"}
+STAMPS = {
+    "registered": "registered_at",
+    "dispatched": "dispatched_at",
+    "feedback": "handled_at",
+    "closed": "closed_at",
+    "evaluated": "evaluated_at",
+}
 STAGE_CODES = tuple(c.code for c in STAGES)
 
 
@@ -103,27 +112,50 @@ def require_role(who: access.Principal, action: str, roles) -> None:
     if who.role in roles:
         return
     if who.role == "public":
-        raise NotAuthenticated(f"{action} needs an API key with one of the roles: "
-                               f"{', '.join(roles)}")
+        raise NotAuthenticated(
+            f"{action} needs an API key with one of the roles: {', '.join(roles)}"
+        )
     raise Forbidden(f"role {who.role!r} may not {action}; allowed roles: {', '.join(roles)}")
 
 
-def record(store: Store, case_no: str, from_status: str | None, to_status: str | None,
-           who: access.Principal, *, at: dt.datetime, note: str | None = None,
-           action: str = "transition") -> None:
+def record(
+    store: Store,
+    case_no: str,
+    from_status: str | None,
+    to_status: str | None,
+    who: access.Principal,
+    *,
+    at: dt.datetime,
+    note: str | None = None,
+    action: str = "transition",
+) -> None:
     """Append one history row (call inside the transaction that makes the change)."""
-    store.insert(HISTORY, [{"geometry": None, "properties": {
-        "event_id": uuid.uuid4().hex, "case_no": case_no, "at": at, "actor": who.name,
-        "role": who.role, "action": action, "from_status": from_status,
-        "to_status": to_status, "note": note}}])
+    store.insert(
+        HISTORY,
+        [
+            {
+                "geometry": None,
+                "properties": {
+                    "event_id": uuid.uuid4().hex,
+                    "case_no": case_no,
+                    "at": at,
+                    "actor": who.name,
+                    "role": who.role,
+                    "action": action,
+                    "from_status": from_status,
+                    "to_status": to_status,
+                    "note": note,
+                },
+            }
+        ],
+    )
 
 
 def history(store: Store, case_no: str) -> list[dict]:
     """The history rows of one case, oldest first (empty list if none)."""
     if not store.has_layer(HISTORY):
         return []
-    q = Query(equals={"case_no": case_no}, sortby=[("at", True)], limit=10_000,
-              skip_geometry=True)
+    q = Query(equals={"case_no": case_no}, sortby=[("at", True)], limit=10_000, skip_geometry=True)
     rows = [f["properties"] for f in store.query(HISTORY, q, count=False).features]
     return rows
 
@@ -136,11 +168,16 @@ def require_reporter_of(who: access.Principal, case_no: str, rows: list[dict]) -
     if who.role != "reporter":
         return
     for r in rows:
-        if (r.get("to_status") == "collected" and r.get("role") == "reporter"
-                and r.get("actor") == who.name):
+        if (
+            r.get("to_status") == "collected"
+            and r.get("role") == "reporter"
+            and r.get("actor") == who.name
+        ):
             return
-    raise Forbidden(f"case {case_no} was not reported with this key: a reporter may only "
-                    "evaluate, and read the history of, the cases it reported")
+    raise Forbidden(
+        f"case {case_no} was not reported with this key: a reporter may only "
+        "evaluate, and read the history of, the cases it reported"
+    )
 
 
 def _now() -> dt.datetime:
@@ -156,19 +193,31 @@ def check_transition(case: dict, to: str, who: access.Principal, note: str | Non
     roles = TRANSITIONS.get((frm, to))
     if roles is None:
         legal = ", ".join(next_stages(frm)) or "none"
-        raise Conflict(f"case {props['case_no']} is {frm!r}: it cannot move to {to!r}; "
-                       f"legal next stages: {legal}")
+        raise Conflict(
+            f"case {props['case_no']} is {frm!r}: it cannot move to {to!r}; "
+            f"legal next stages: {legal}"
+        )
     require_role(who, f"move a case from {frm!r} to {to!r}", roles)
     if who.role == "department" and props.get("department") != who.department:
-        raise Forbidden(f"case {props['case_no']} is dispatched to "
-                        f"{props.get('department')!r}, not to {who.department!r}")
+        raise Forbidden(
+            f"case {props['case_no']} is dispatched to "
+            f"{props.get('department')!r}, not to {who.department!r}"
+        )
     if (frm, to) in NEEDS_REASON and not (note and note.strip()):
         raise InvalidFeature(f"moving from {frm!r} to {to!r} needs a reason in 'note'")
 
 
-def transition(store: Store, case_no: str, to: str, who: access.Principal, *,
-               note: str | None = None, department: str | None = None,
-               satisfaction: int | None = None, now: dt.datetime | None = None) -> dict:
+def transition(
+    store: Store,
+    case_no: str,
+    to: str,
+    who: access.Principal,
+    *,
+    note: str | None = None,
+    department: str | None = None,
+    satisfaction: int | None = None,
+    now: dt.datetime | None = None,
+) -> dict:
     """Move a case to stage ``to``; returns the updated feature.
 
     Parameters
@@ -182,14 +231,16 @@ def transition(store: Store, case_no: str, to: str, who: access.Principal, *,
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
         raise InvalidFeature("note must be a text of at most 2000 characters")
     if note is not None and "\x00" in note:
-        raise InvalidFeature("note contains a NUL character (U+0000), which text fields "
-                             "may not hold")
+        raise InvalidFeature(
+            "note contains a NUL character (U+0000), which text fields may not hold"
+        )
     if department is not None and to != "dispatched":
         raise InvalidFeature("department can only be given when dispatching")
     if satisfaction is not None and to != "evaluated":
         raise InvalidFeature("satisfaction can only be given when evaluating")
-    if satisfaction is not None and (isinstance(satisfaction, bool)
-                                     or satisfaction not in (1, 2, 3, 4, 5)):
+    if satisfaction is not None and (
+        isinstance(satisfaction, bool) or satisfaction not in (1, 2, 3, 4, 5)
+    ):
         raise InvalidFeature(f"satisfaction must be an integer from 1 to 5, got {satisfaction!r}")
     departments = INCIDENTS.field("department").code_values or ()
     if department is not None and department not in departments:
@@ -206,15 +257,24 @@ def transition(store: Store, case_no: str, to: str, who: access.Principal, *,
         if to in STAMPS:
             changes[STAMPS[to]] = now
         if to == "dispatched":
-            place = Placement(props.get("community_code"), props.get("grid_code"),
-                              props.get("worker_id"))
-            d = dispatch(props["category"], place, now,
-                         department=department or props.get("department"),
-                         priority=props.get("priority"))
-            changes.update(department=d.department, deadline=d.deadline,
-                           territorial=d.department == "territorial")
-            note = (note + "; " if note else "") + f"dispatched to {d.department}, deadline " \
-                f"{d.deadline.isoformat()}"
+            place = Placement(
+                props.get("community_code"), props.get("grid_code"), props.get("worker_id")
+            )
+            d = dispatch(
+                props["category"],
+                place,
+                now,
+                department=department or props.get("department"),
+                priority=props.get("priority"),
+            )
+            changes.update(
+                department=d.department,
+                deadline=d.deadline,
+                territorial=d.department == "territorial",
+            )
+            note = (
+                note + "; " if note else ""
+            ) + f"dispatched to {d.department}, deadline {d.deadline.isoformat()}"
         if to == "evaluated" and satisfaction is not None:
             changes["satisfaction"] = satisfaction
         store.update(INCIDENTS, case_no, changes)
@@ -222,9 +282,16 @@ def transition(store: Store, case_no: str, to: str, who: access.Principal, *,
     return store.get(INCIDENTS, case_no)
 
 
-def edit(store: Store, case_no: str, props: dict, geometry=None, *, who: access.Principal,
-         note: str | None = None,
-         now: dt.datetime | None = None) -> dict:
+def edit(
+    store: Store,
+    case_no: str,
+    props: dict,
+    geometry=None,
+    *,
+    who: access.Principal,
+    note: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict:
     """Change descriptive fields (and the location) of a case, with a history row.
 
     A new location is placed again (community, grid, worker); ``status`` in
@@ -241,17 +308,28 @@ def edit(store: Store, case_no: str, props: dict, geometry=None, *, who: access.
         if geometry is not None:
             loc = locator_for(store)
             if not loc.inside(geometry):
-                raise InvalidFeature(f"location ({geometry.x:.6f}, {geometry.y:.6f}) is "
-                                     "outside Tianya District")
+                raise InvalidFeature(
+                    f"location ({geometry.x:.6f}, {geometry.y:.6f}) is outside Tianya District"
+                )
             p = loc.place(geometry)
-            props.update(community_code=p.community_code, grid_code=p.grid_code,
-                         worker_id=p.worker_id)
+            props.update(
+                community_code=p.community_code, grid_code=p.grid_code, worker_id=p.worker_id
+            )
         changed = sorted(k for k, v in props.items() if case["properties"].get(k) != v)
         if props or geometry is not None:
             store.update(INCIDENTS, case_no, props, geometry)
-            record(store, case_no, case["properties"]["status"], None, who, at=now,
-                   action="edit", note="changed: " + (", ".join(changed) or "nothing")
-                   + (" and location" if geometry is not None else ""))
+            record(
+                store,
+                case_no,
+                case["properties"]["status"],
+                None,
+                who,
+                at=now,
+                action="edit",
+                note="changed: "
+                + (", ".join(changed) or "nothing")
+                + (" and location" if geometry is not None else ""),
+            )
         if to is not None:
             transition(store, case_no, to, who, note=note, now=now)
     return store.get(INCIDENTS, case_no)
@@ -264,5 +342,4 @@ def delete_case(store: Store, case_no: str, who: access.Principal) -> None:
     with store.transaction():
         case = store.get_for_update(INCIDENTS, case_no)
         store.delete(INCIDENTS, case_no)
-        record(store, case_no, case["properties"]["status"], None, who, at=_now(),
-               action="delete")
+        record(store, case_no, case["properties"]["status"], None, who, at=_now(), action="delete")

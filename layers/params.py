@@ -23,9 +23,23 @@ from layers.errors import InvalidParameter, choices
 from layers.query import check_filter, coerce_value, parse_filter, parse_interval
 
 #: Parameters of OGC API Features Parts 1-3 that the items resource takes.
-ITEMS_PARAMS = ("bbox", "bbox-crs", "crs", "f", "lang", "limit", "offset", "resulttype",
-                "datetime", "sortby", "properties", "skipGeometry", "filter", "filter-lang",
-                "filter-crs")
+ITEMS_PARAMS = (
+    "bbox",
+    "bbox-crs",
+    "crs",
+    "f",
+    "lang",
+    "limit",
+    "offset",
+    "resulttype",
+    "datetime",
+    "sortby",
+    "properties",
+    "skipGeometry",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+)
 #: Parameters of a single item (``/items/{id}``).
 ITEM_PARAMS = ("crs", "f", "lang", "properties", "skipGeometry")
 FORMATS = ("json", "html", "jsonld", "csv")
@@ -61,8 +75,9 @@ def _int(name: str, raw: str, low: int) -> int:
     return v
 
 
-def check_items_params(layer: Layer, params: Mapping[str, str],
-                       visible: set[str] | None = None, single: bool = False) -> dict[str, str]:
+def check_items_params(
+    layer: Layer, params: Mapping[str, str], visible: set[str] | None = None, single: bool = False
+) -> dict[str, str]:
     """Check an items (or single item) request's parameters against the catalogue.
 
     Parameters
@@ -95,7 +110,8 @@ def check_items_params(layer: Layer, params: Mapping[str, str],
             valid = list(reserved) + ([] if single else sorted(fields))
             raise InvalidParameter(
                 f"unknown query parameter {name!r} for {what} of {layer.id!r}; valid parameters "
-                f"are: {', '.join(valid)}")
+                f"are: {', '.join(valid)}"
+            )
     if "f" in params and params["f"] not in FORMATS:
         raise InvalidParameter(choices(params["f"], FORMATS, "format (f)"))
     if "limit" in params:
@@ -118,8 +134,9 @@ def check_items_params(layer: Layer, params: Mapping[str, str],
         for item in params["sortby"].split(","):
             name = item.strip().lstrip("+-")
             if name not in fields:
-                raise InvalidParameter(choices(name, sorted(fields), f"sortby property of "
-                                                                     f"{layer.id!r}"))
+                raise InvalidParameter(
+                    choices(name, sorted(fields), f"sortby property of {layer.id!r}")
+                )
     if "properties" in params:
         names = [p.strip() for p in params["properties"].split(",") if p.strip()]
         for name in names:
@@ -159,14 +176,18 @@ def _projected_bbox_as_filter(params: dict[str, str]) -> dict[str, str]:
     ring = shapely.segmentize(ring, step) if step > 0 else ring
     poly = shapely.transform(ring, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
     if not np.isfinite(shapely.get_coordinates(poly)).all():
-        raise InvalidParameter(f"bbox {params['bbox']!r} in bbox-crs {params['bbox-crs']} "
-                               "does not transform to finite longitudes/latitudes")
+        raise InvalidParameter(
+            f"bbox {params['bbox']!r} in bbox-crs {params['bbox-crs']} "
+            "does not transform to finite longitudes/latitudes"
+        )
     out = {k: v for k, v in params.items() if k not in ("bbox", "bbox-crs")}
     spatial = f"S_INTERSECTS(geometry, {shapely.to_wkt(poly, rounding_precision=9)})"
     if "filter" in out:
         if out.get("filter-crs", SUPPORTED_CRS[0]) != SUPPORTED_CRS[0]:
-            raise InvalidParameter("bbox-crs with a projected CRS cannot be combined with a "
-                                   "filter in another filter-crs; send both in one CRS")
+            raise InvalidParameter(
+                "bbox-crs with a projected CRS cannot be combined with a "
+                "filter in another filter-crs; send both in one CRS"
+            )
         spatial = f"({spatial}) AND ({out['filter']})"
     out["filter"] = spatial
     out["filter-lang"] = "cql2-text"
@@ -187,8 +208,9 @@ def _check_bbox(raw: str, crs: str | None) -> list[float]:
     try:
         nums = [float(v) for v in raw.split(",")]
     except ValueError:
-        raise InvalidParameter(f"bbox must be 4 or 6 comma-separated numbers, got {raw!r}") \
-            from None
+        raise InvalidParameter(
+            f"bbox must be 4 or 6 comma-separated numbers, got {raw!r}"
+        ) from None
     if len(nums) not in (4, 6):
         raise InvalidParameter(f"bbox must be 4 or 6 comma-separated numbers, got {raw!r}")
     if not all(math.isfinite(v) for v in nums):  # float() takes nan and inf
@@ -199,8 +221,7 @@ def _check_bbox(raw: str, crs: str | None) -> list[float]:
     geographic = crs is None or crs.endswith(("/CRS84", "/4326", "/4490"))
     if geographic and crs is not None and crs.endswith(("/4326", "/4490")):
         lo, hi = lo[::-1], hi[::-1]  # lat, lon order
-    if geographic and (abs(lo[1]) > 90 or abs(hi[1]) > 90 or abs(lo[0]) > 180
-                       or abs(hi[0]) > 180):
+    if geographic and (abs(lo[1]) > 90 or abs(hi[1]) > 90 or abs(lo[0]) > 180 or abs(hi[0]) > 180):
         raise InvalidParameter(f"bbox {raw!r} is outside the valid longitude/latitude range")
     if not geographic:
         # a box beyond the projection's domain transforms to inf/NaN (or makes shapely and
@@ -210,7 +231,8 @@ def _check_bbox(raw: str, crs: str | None) -> list[float]:
         if lo[0] < x0 - slack or lo[1] < y0 - slack or hi[0] > x1 + slack or hi[1] > y1 + slack:
             raise InvalidParameter(
                 f"bbox {raw!r} is outside the area of use of bbox-crs {crs} ({name}): x from "
-                f"{x0:.2f} to {x1:.2f}, y from {y0:.2f} to {y1:.2f}")
+                f"{x0:.2f} to {x1:.2f}, y from {y0:.2f} to {y1:.2f}"
+            )
     return nums
 
 
@@ -224,18 +246,31 @@ def _projected_area(crs: str) -> tuple[str, tuple[float, float, float, float]]:
     if area is None:
         raise ValueError(f"{crs} has no area of use to bound it")
     t = pyproj.Transformer.from_crs("OGC:CRS84", proj)  # lon/lat in, authority order out
-    return proj.name, t.transform_bounds(area.west, area.south, area.east, area.north,
-                                         densify_pts=64)
+    return proj.name, t.transform_bounds(
+        area.west, area.south, area.east, area.north, densify_pts=64
+    )
 
 
 # --- CQL2 text encoding --------------------------------------------------------------------------
 
-_OPS = {ast.Equal: "=", ast.NotEqual: "<>", ast.LessThan: "<", ast.LessEqual: "<=",
-        ast.GreaterThan: ">", ast.GreaterEqual: ">="}
-_SPATIAL = {ast.GeometryIntersects: "S_INTERSECTS", ast.GeometryDisjoint: "S_DISJOINT",
-            ast.GeometryContains: "S_CONTAINS", ast.GeometryWithin: "S_WITHIN",
-            ast.GeometryTouches: "S_TOUCHES", ast.GeometryCrosses: "S_CROSSES",
-            ast.GeometryOverlaps: "S_OVERLAPS", ast.GeometryEquals: "S_EQUALS"}
+_OPS = {
+    ast.Equal: "=",
+    ast.NotEqual: "<>",
+    ast.LessThan: "<",
+    ast.LessEqual: "<=",
+    ast.GreaterThan: ">",
+    ast.GreaterEqual: ">=",
+}
+_SPATIAL = {
+    ast.GeometryIntersects: "S_INTERSECTS",
+    ast.GeometryDisjoint: "S_DISJOINT",
+    ast.GeometryContains: "S_CONTAINS",
+    ast.GeometryWithin: "S_WITHIN",
+    ast.GeometryTouches: "S_TOUCHES",
+    ast.GeometryCrosses: "S_CROSSES",
+    ast.GeometryOverlaps: "S_OVERLAPS",
+    ast.GeometryEquals: "S_EQUALS",
+}
 
 
 def to_cql2_text(node) -> str:
@@ -321,15 +356,17 @@ def check_coverage_params(params: Mapping[str, str]) -> dict[str, str]:
     """
     unknown = sorted(set(params) - set(COVERAGE_PARAMS))
     if unknown:
-        raise InvalidParameter(f"unknown parameter {unknown[0]!r} for a coverage; valid: "
-                               + ", ".join(COVERAGE_PARAMS))
+        raise InvalidParameter(
+            f"unknown parameter {unknown[0]!r} for a coverage; valid: " + ", ".join(COVERAGE_PARAMS)
+        )
     nums = _check_bbox_params(params)
     if nums is None:
         return dict(params)
     crs = params.get("bbox-crs")
     if len(nums) != 4:
-        raise InvalidParameter(f"a coverage bbox has 4 numbers (no heights), "
-                               f"got {params['bbox']!r}")
+        raise InvalidParameter(
+            f"a coverage bbox has 4 numbers (no heights), got {params['bbox']!r}"
+        )
     out = dict(params)
     if crs is None or crs == SUPPORTED_CRS[0]:
         out.pop("bbox-crs", None)
@@ -340,8 +377,10 @@ def check_coverage_params(params: Mapping[str, str]) -> dict[str, str]:
     xmin, ymin, xmax, ymax = nums
     box = t.transform_bounds(xmin, ymin, xmax, ymax, densify_pts=64)  # authority order in
     if not all(math.isfinite(v) for v in box):
-        raise InvalidParameter(f"bbox {params['bbox']!r} in bbox-crs {crs} does not transform "
-                               "to finite longitudes/latitudes")
+        raise InvalidParameter(
+            f"bbox {params['bbox']!r} in bbox-crs {crs} does not transform "
+            "to finite longitudes/latitudes"
+        )
     out["bbox"] = ",".join(repr(float(v)) for v in box)
     del out["bbox-crs"]
     return out

@@ -61,12 +61,17 @@ def _progress(total: int, desc: str, enabled: bool):
         from tqdm import tqdm
     except ImportError:  # optional: plain output without it
         return None
-    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, leave=True,
-                file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, leave=True, file=sys.stderr)
 
 
-def load_layer(src: GeoPackageStore, dst: PostGISStore, layer: Layer, *,
-               progress: bool = True, chunk: int = CHUNK) -> int:
+def load_layer(
+    src: GeoPackageStore,
+    dst: PostGISStore,
+    layer: Layer,
+    *,
+    progress: bool = True,
+    chunk: int = CHUNK,
+) -> int:
     """Copy one layer; returns the number of rows."""
     total = src.con.execute(f'SELECT count(*) FROM "{layer.id}"').fetchone()[0]
     bar = _progress(total, layer.id, progress)
@@ -75,8 +80,7 @@ def load_layer(src: GeoPackageStore, dst: PostGISStore, layer: Layer, *,
         with dst.transaction() as conn:
             dst.create_layer(conn, layer, indexes=False)
             for rows in _rows(src, layer, chunk):
-                n += dst.copy_rows(conn, layer, _counted(rows, bar), with_fid=True,
-                                   freeze=True)
+                n += dst.copy_rows(conn, layer, _counted(rows, bar), with_fid=True, freeze=True)
             dst.finish_layer(conn, layer, indexes=True, fid_synced=True)
     finally:
         if bar is not None:
@@ -90,8 +94,13 @@ def _counted(rows: list, bar) -> Iterable[list]:
         bar.update(len(rows))
 
 
-def load_gpkg(gpkg_path: str, url: str | PostGISStore, layers: Iterable[str] | None = None,
-              *, progress: bool = True) -> dict[str, int]:
+def load_gpkg(
+    gpkg_path: str,
+    url: str | PostGISStore,
+    layers: Iterable[str] | None = None,
+    *,
+    progress: bool = True,
+) -> dict[str, int]:
     """Copy catalogue layers from a GeoPackage into PostGIS.
 
     Parameters
@@ -133,16 +142,21 @@ def load_gpkg(gpkg_path: str, url: str | PostGISStore, layers: Iterable[str] | N
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m layers.pgload GPKG URL [--layers a,b] [--quiet]``."""
-    ap = argparse.ArgumentParser(prog="python -m layers.pgload", description=__doc__.split(
-        "\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m layers.pgload", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("gpkg", help="source GeoPackage")
     ap.add_argument("url", help="target postgresql:// URL")
     ap.add_argument("--layers", help="comma-separated layer ids (default: all present)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    counts = load_gpkg(args.gpkg, args.url,
-                       args.layers.split(",") if args.layers else None, progress=not args.quiet)
+    counts = load_gpkg(
+        args.gpkg,
+        args.url,
+        args.layers.split(",") if args.layers else None,
+        progress=not args.quiet,
+    )
     dt = time.perf_counter() - t0
     total = sum(counts.values())
     for k, v in counts.items():

@@ -126,14 +126,28 @@ from layers.store import (
 )
 
 SRID = 4326
-_SQL_TYPES = {"string": 'text COLLATE "C"', "integer": "bigint", "number": "double precision",
-              "boolean": "boolean", "date": "date", "datetime": "timestamptz"}
+_SQL_TYPES = {
+    "string": 'text COLLATE "C"',
+    "integer": "bigint",
+    "number": "double precision",
+    "boolean": "boolean",
+    "date": "date",
+    "datetime": "timestamptz",
+}
 #: ``to_char`` format giving exactly :func:`~layers.query.format_datetime`'s text
 #: (second or millisecond precision, whichever the stores use).
 _MS = format_datetime(dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).endswith(".000Z")
-_TS_FORMAT = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'" if _MS else "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
-_STORE_OPTIONS = ("schema", "statement_timeout", "count_limit", "filtered_count_limit",
-                  "count_timeout", "pool_max", "pool_min", "parallel_workers")
+_TS_FORMAT = '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\'' if _MS else '\'YYYY-MM-DD"T"HH24:MI:SS"Z"\''
+_STORE_OPTIONS = (
+    "schema",
+    "statement_timeout",
+    "count_limit",
+    "filtered_count_limit",
+    "count_timeout",
+    "pool_max",
+    "pool_min",
+    "parallel_workers",
+)
 
 
 _ident = quote
@@ -148,8 +162,7 @@ class PostgresDialect(Dialect):
         return f"ST_GeomFromWKB(%s, {SRID})", [shapely.to_wkb(geom)]
 
     def spatial(self, op, column, geom):
-        return f"ST_{op.capitalize()}({column}, ST_GeomFromWKB(%s, {SRID}))", [
-            shapely.to_wkb(geom)]
+        return f"ST_{op.capitalize()}({column}, ST_GeomFromWKB(%s, {SRID}))", [shapely.to_wkb(geom)]
 
 
 @lru_cache(maxsize=64)
@@ -170,7 +183,7 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
         ``schema``, ``statement_timeout``… as strings.
     """
     if url.startswith("postgresql+psycopg://"):
-        url = "postgresql://" + url[len("postgresql+psycopg://"):]
+        url = "postgresql://" + url[len("postgresql+psycopg://") :]
     parts = urlsplit(url)
     keep: list[tuple[str, str]] = []
     opts: dict[str, str] = {}
@@ -205,38 +218,64 @@ class PostGISStore(Store):
         Seconds an :meth:`extent` result is reused.
     """
 
-    def __init__(self, url: str, *, schema: str | None = None,
-                 statement_timeout: float | None = None, count_limit: int | None = None,
-                 count_timeout: float | None = None, pool_max: int | None = None,
-                 filtered_count_limit: int | None = None,
-                 connect_timeout: float = 10.0, extent_ttl: float = 60.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        statement_timeout: float | None = None,
+        count_limit: int | None = None,
+        count_timeout: float | None = None,
+        pool_max: int | None = None,
+        filtered_count_limit: int | None = None,
+        connect_timeout: float = 10.0,
+        extent_ttl: float = 60.0,
+    ):
         conninfo, opts = split_url(url)
         self._conninfo = conninfo
         self.url = url
         self.schema = schema or opts.get("schema") or "public"
-        self.statement_timeout = float(statement_timeout if statement_timeout is not None
-                                       else opts.get("statement_timeout", 30))
-        self.count_limit = int(count_limit if count_limit is not None
-                               else opts.get("count_limit", 50_000))
-        self.filtered_count_limit = min(self.count_limit, int(
-            filtered_count_limit if filtered_count_limit is not None
-            else opts.get("filtered_count_limit", 10_000)))
-        self.count_timeout = float(count_timeout if count_timeout is not None
-                                   else opts.get("count_timeout", 100))
+        self.statement_timeout = float(
+            statement_timeout
+            if statement_timeout is not None
+            else opts.get("statement_timeout", 30)
+        )
+        self.count_limit = int(
+            count_limit if count_limit is not None else opts.get("count_limit", 50_000)
+        )
+        self.filtered_count_limit = min(
+            self.count_limit,
+            int(
+                filtered_count_limit
+                if filtered_count_limit is not None
+                else opts.get("filtered_count_limit", 10_000)
+            ),
+        )
+        self.count_timeout = float(
+            count_timeout if count_timeout is not None else opts.get("count_timeout", 100)
+        )
         self.parallel_workers = int(opts.get("parallel_workers", 0))
         self.connect_timeout = connect_timeout
         self.extent_ttl = extent_ttl
         p = urlsplit(conninfo)
         self._where_text = f"{p.hostname or 'localhost'}:{p.port or 5432}{p.path}"
-        kwargs: dict[str, Any] = {"autocommit": True,
-                                  "connect_timeout": max(1, int(connect_timeout))}
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": max(1, int(connect_timeout)),
+        }
         if "application_name" not in p.query:
             kwargs["application_name"] = "tianya"
         self._pool_args: dict[str, Any] = dict(
-            conninfo=conninfo, min_size=int(opts.get("pool_min", 1)),
-            max_size=int(pool_max or opts.get("pool_max", "10")), open=False, kwargs=kwargs,
-            configure=self._configure, check=ConnectionPool.check_connection,
-            timeout=connect_timeout, name=f"tianya-{self._where_text}")
+            conninfo=conninfo,
+            min_size=int(opts.get("pool_min", 1)),
+            max_size=int(pool_max or opts.get("pool_max", "10")),
+            open=False,
+            kwargs=kwargs,
+            configure=self._configure,
+            check=ConnectionPool.check_connection,
+            timeout=connect_timeout,
+            name=f"tianya-{self._where_text}",
+        )
         self._pool = ConnectionPool(**self._pool_args)
         self._pid = os.getpid()
         self._opened = False
@@ -253,11 +292,13 @@ class PostGISStore(Store):
         # psycopg prepares a statement run 5 times, and PostgreSQL then switches to a
         # generic plan that ignores the bbox's selectivity (1 km box: 38 ms -> 105 ms);
         # custom plans keep the parameters in view for one planning a request
-        conn.execute("SELECT set_config('statement_timeout', %s, false), "
-                     "set_config('TimeZone', 'UTC', false), "
-                     "set_config('plan_cache_mode', 'force_custom_plan', false), "
-                     "set_config('max_parallel_workers_per_gather', %s, false)",
-                     [f"{int(self.statement_timeout * 1000)}ms", str(self.parallel_workers)])
+        conn.execute(
+            "SELECT set_config('statement_timeout', %s, false), "
+            "set_config('TimeZone', 'UTC', false), "
+            "set_config('plan_cache_mode', 'force_custom_plan', false), "
+            "set_config('max_parallel_workers_per_gather', %s, false)",
+            [f"{int(self.statement_timeout * 1000)}ms", str(self.parallel_workers)],
+        )
 
     def _open(self) -> None:
         if self._pid != os.getpid():  # forked (gunicorn --preload): never share sockets
@@ -279,7 +320,8 @@ class PostGISStore(Store):
         except PoolTimeout:
             raise StoreUnavailable(
                 f"PostgreSQL at {self._where_text} is unavailable: no connection within "
-                f"{self.connect_timeout:g} s") from None
+                f"{self.connect_timeout:g} s"
+            ) from None
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
@@ -299,7 +341,8 @@ class PostGISStore(Store):
                     return fn(conn)
             except StoreUnavailable as exc:
                 lost = isinstance(exc.__cause__, psycopg.OperationalError) and not isinstance(
-                    exc.__cause__, pgerr.QueryCanceled)
+                    exc.__cause__, pgerr.QueryCanceled
+                )
                 if attempt or in_tx or not lost:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
@@ -316,26 +359,35 @@ class PostGISStore(Store):
             raise StoreUnavailable(
                 f"PostgreSQL statement timed out after {self.statement_timeout:g} s "
                 "(statement_timeout); narrow the request (bbox, filter, smaller limit) or "
-                "try again later") from exc
+                "try again later"
+            ) from exc
         except pgerr.UndefinedTable as exc:
             self._tables.clear()
-            raise NotFound(f"a collection's table is missing from PostgreSQL "
-                           f"{self._where_text}: {_first_line(exc)}") from None
+            raise NotFound(
+                f"a collection's table is missing from PostgreSQL "
+                f"{self._where_text}: {_first_line(exc)}"
+            ) from None
         except pgerr.UniqueViolation:
             raise Conflict("a feature with this key already exists") from None
         except (pgerr.IntegrityError, pgerr.DataError) as exc:
             raise bad(_first_line(exc)) from None
-        except (pgerr.UndefinedFunction, pgerr.DatatypeMismatch,
-                pgerr.InvalidParameterValue) as exc:
+        except (
+            pgerr.UndefinedFunction,
+            pgerr.DatatypeMismatch,
+            pgerr.InvalidParameterValue,
+        ) as exc:
             raise bad(f"not applicable to this collection's types: {_first_line(exc)}") from None
         except pgerr.ProgrammingError as exc:
             # a filter PostgreSQL cannot type or parse (PostGIS's HINTs may quote stored
             # values: the message is not passed on)
-            raise bad("the filter cannot be evaluated on this collection: a value or "
-                      f"geometry of the wrong type ({type(exc).__name__})") from None
+            raise bad(
+                "the filter cannot be evaluated on this collection: a value or "
+                f"geometry of the wrong type ({type(exc).__name__})"
+            ) from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise StoreUnavailable(f"PostgreSQL at {self._where_text} is unavailable: "
-                                   f"{_first_line(exc)}") from exc
+            raise StoreUnavailable(
+                f"PostgreSQL at {self._where_text} is unavailable: {_first_line(exc)}"
+            ) from exc
 
     def close(self) -> None:
         """Close the connection pool (idempotent; the next call opens a new one)."""
@@ -367,9 +419,13 @@ class PostGISStore(Store):
             # index finds candidates, exact coordinate bounds decide, as in the GeoPackage.
             # Inside a CASE the bounds don't shrink the planner's row estimate (plain
             # BETWEENs made it 1 row and turned a 26 ms pk walk into an 800 ms bitmap+sort)
-            return ([f"geom && {env} AND CASE WHEN ST_X(geom) BETWEEN %s AND %s "
-                     "AND ST_Y(geom) BETWEEN %s AND %s THEN true ELSE false END"],
-                    box + [box[0], box[2], box[1], box[3]])
+            return (
+                [
+                    f"geom && {env} AND CASE WHEN ST_X(geom) BETWEEN %s AND %s "
+                    "AND ST_Y(geom) BETWEEN %s AND %s THEN true ELSE false END"
+                ],
+                box + [box[0], box[2], box[1], box[3]],
+            )
         return [f"ST_Intersects(geom, {env})"], box
 
     def _geometry_value(self, layer: Layer, geom) -> bytes | None:
@@ -385,8 +441,9 @@ class PostGISStore(Store):
                 try:
                     cur.execute(sql, row)
                 except pgerr.UniqueViolation:
-                    raise Conflict(f"{layer.id} already has a feature with this "
-                                   f"{layer.key}") from None
+                    raise Conflict(
+                        f"{layer.id} already has a feature with this {layer.key}"
+                    ) from None
                 except pgerr.NotNullViolation as exc:
                     raise InvalidFeature(f"{layer.id}: {_first_line(exc)}") from None
                 n += cur.rowcount
@@ -440,21 +497,24 @@ class PostGISStore(Store):
             out.append(f"CREATE INDEX {_ident(f'{layer.id}_geom_gist')} ON {t} USING gist (geom)")
         for f in layer.fields:
             if f.indexed and f.name != layer.key:
-                out.append(f"CREATE INDEX {_ident(f'idx_{layer.id}_{f.name}')} ON {t} "
-                           f"({_ident(f.name)})")
+                out.append(
+                    f"CREATE INDEX {_ident(f'idx_{layer.id}_{f.name}')} ON {t} ({_ident(f.name)})"
+                )
         return out
 
     def has_layer(self, layer: Layer) -> bool:
         if layer.id in self._tables:
             return True
-        found = self._read(lambda c: c.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", [self.table(layer)]).fetchone()[0])
+        found = self._read(
+            lambda c: c.execute(
+                "SELECT to_regclass(%s) IS NOT NULL", [self.table(layer)]
+            ).fetchone()[0]
+        )
         if found:
             self._tables.add(layer.id)
         return bool(found)
 
-    def create_layer(self, conn: psycopg.Connection, layer: Layer, *,
-                     indexes: bool = True) -> None:
+    def create_layer(self, conn: psycopg.Connection, layer: Layer, *, indexes: bool = True) -> None:
         """Drop and recreate ``layer``'s table on ``conn`` (inside the caller's transaction)."""
         if layer.geometry_type:
             has = conn.execute("SELECT 1 FROM pg_extension WHERE extname='postgis'").fetchone()
@@ -470,8 +530,15 @@ class PostGISStore(Store):
         self._extents.pop(layer.id, None)
         self._rows.pop(layer.id, None)
 
-    def copy_rows(self, conn: psycopg.Connection, layer: Layer, rows: Iterable[Sequence],
-                  *, with_fid: bool = False, freeze: bool = False) -> int:
+    def copy_rows(
+        self,
+        conn: psycopg.Connection,
+        layer: Layer,
+        rows: Iterable[Sequence],
+        *,
+        with_fid: bool = False,
+        freeze: bool = False,
+    ) -> int:
         """``COPY`` rows into ``layer``'s table.
 
         Each row is ``[fid,] [hex EWKB geometry,] *field values`` (field order); values
@@ -483,24 +550,33 @@ class PostGISStore(Store):
         cols += [_ident(f.name) for f in layer.fields]
         n = 0
         opts = " WITH (FREEZE)" if freeze else ""
-        with conn.cursor().copy(f"COPY {self.table(layer)} ({', '.join(cols)}) FROM STDIN"
-                                f"{opts}") as cp:
+        with conn.cursor().copy(
+            f"COPY {self.table(layer)} ({', '.join(cols)}) FROM STDIN{opts}"
+        ) as cp:
             for row in rows:
                 cp.write_row(row)
                 n += 1
         return n
 
-    def finish_layer(self, conn: psycopg.Connection, layer: Layer, *, indexes: bool = False,
-                     fid_synced: bool = False) -> None:
+    def finish_layer(
+        self,
+        conn: psycopg.Connection,
+        layer: Layer,
+        *,
+        indexes: bool = False,
+        fid_synced: bool = False,
+    ) -> None:
         """Create the indexes (if deferred), set the fid sequence and ``ANALYZE``."""
         if indexes:
             conn.execute("SELECT set_config('maintenance_work_mem', '256MB', true)")
             for stmt in self.index_ddl(layer):
                 conn.execute(stmt)
         if fid_synced:
-            conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'fid'), "
-                         f"greatest((SELECT max(fid) FROM {self.table(layer)}), 1))",
-                         [self.table(layer)])
+            conn.execute(
+                "SELECT setval(pg_get_serial_sequence(%s, 'fid'), "
+                f"greatest((SELECT max(fid) FROM {self.table(layer)}), 1))",
+                [self.table(layer)],
+            )
         conn.execute(f"ANALYZE {self.table(layer)}")
 
     def write_frame(self, layer: Layer, frame: gpd.GeoDataFrame) -> int:
@@ -536,8 +612,9 @@ class PostGISStore(Store):
         out = []
         for name, asc in q.sortby:
             layer.field(name)
-            out.append(f"{alias}{_ident(name)} " + ("ASC NULLS FIRST" if asc
-                                                    else "DESC NULLS LAST"))
+            out.append(
+                f"{alias}{_ident(name)} " + ("ASC NULLS FIRST" if asc else "DESC NULLS LAST")
+            )
         out.append(f"{alias}fid")
         return ", ".join(out)
 
@@ -546,9 +623,13 @@ class PostGISStore(Store):
         if crs not in self._srids:
             srid = None
             if crs.upper().startswith("EPSG:") and crs[5:].isdigit():
-                row = self._read(lambda c: c.execute(
-                    "SELECT srid FROM spatial_ref_sys WHERE auth_name = 'EPSG' AND "
-                    "auth_srid = %s", [int(crs[5:])]).fetchone())
+                row = self._read(
+                    lambda c: c.execute(
+                        "SELECT srid FROM spatial_ref_sys WHERE auth_name = 'EPSG' AND "
+                        "auth_srid = %s",
+                        [int(crs[5:])],
+                    ).fetchone()
+                )
                 srid = row[0] if row else None
             self._srids[crs] = srid
         return self._srids[crs]
@@ -586,17 +667,23 @@ class PostGISStore(Store):
             return f"to_char({col}, 'YYYY-MM-DD')"
         return col
 
-    def _page_sql(self, layer: Layer, q: Query, target_crs: str | None, where: list[str],
-                  params: list, limit: int | None, offset: int
-                  ) -> tuple[str, list, list[str], str | None]:
+    def _page_sql(
+        self,
+        layer: Layer,
+        q: Query,
+        target_crs: str | None,
+        where: list[str],
+        params: list,
+        limit: int | None,
+        offset: int,
+    ) -> tuple[str, list, list[str], str | None]:
         """The page statement: key, geometry (GeoJSON text or WKB), then the properties.
 
         Returns the SQL, its parameters, the property names and the geometry mode
         (``'json'``: GeoJSON text from PostGIS, ``'wkb'``: pyproj transforms, None).
         """
         t = self.table(layer)
-        names = list(q.properties) if q.properties is not None else [
-            f.name for f in layer.fields]
+        names = list(q.properties) if q.properties is not None else [f.name for f in layer.fields]
         cols, mode = [f"r.{_ident(layer.key)}"], None
         if layer.geometry_type and not q.skip_geometry:
             sql, python_geom = self._geometry_sql(target_crs, "r.")
@@ -619,27 +706,43 @@ class PostGISStore(Store):
         sql = f"SELECT {', '.join(cols)} FROM {src} ORDER BY {self._order(layer, q, 'r.')}"
         return sql, params + tail_params, names, mode
 
-    def _features(self, conn, layer: Layer, q: Query, target_crs: str | None,
-                  where: list[str], params: list, limit: int | None,
-                  offset: int) -> list[dict]:
-        sql, ps, names, mode = self._page_sql(layer, q, target_crs, where, params, limit,
-                                               offset)
+    def _features(
+        self,
+        conn,
+        layer: Layer,
+        q: Query,
+        target_crs: str | None,
+        where: list[str],
+        params: list,
+        limit: int | None,
+        offset: int,
+    ) -> list[dict]:
+        sql, ps, names, mode = self._page_sql(layer, q, target_crs, where, params, limit, offset)
         rows = conn.execute(sql, ps).fetchall()
         if mode == "json":  # PostGIS wrote the GeoJSON; one parse for the whole page
-            geoms = orjson.loads(b"[" + b",".join(
-                b"null" if r[1] is None else r[1].encode() for r in rows) + b"]")
+            geoms = orjson.loads(
+                b"[" + b",".join(b"null" if r[1] is None else r[1].encode() for r in rows) + b"]"
+            )
         elif mode == "wkb":
-            geoms = geometries_to_geojson(transform_geometries(
-                shapely.from_wkb([r[1] for r in rows]), target_crs))
+            geoms = geometries_to_geojson(
+                transform_geometries(shapely.from_wkb([r[1] for r in rows]), target_crs)
+            )
         else:
             geoms = [None] * len(rows)
         off = 1 if mode is None else 2
-        return [{"type": "Feature", "id": r[0], "geometry": g,
-                 "properties": dict(zip(names, r[off:], strict=True))}
-                for r, g in zip(rows, geoms, strict=True)]
+        return [
+            {
+                "type": "Feature",
+                "id": r[0],
+                "geometry": g,
+                "properties": dict(zip(names, r[off:], strict=True)),
+            }
+            for r, g in zip(rows, geoms, strict=True)
+        ]
 
-    def query(self, layer: Layer, q: Query, *, count: bool = True,
-              target_crs: str | None = None) -> Page:
+    def query(
+        self, layer: Layer, q: Query, *, count: bool = True, target_crs: str | None = None
+    ) -> Page:
         self._require(layer)
         self._prepare_crs(target_crs)
         where, params = self._where(layer, q)
@@ -663,12 +766,14 @@ class PostGISStore(Store):
             now = time.monotonic()
             hit = self._rows.get(layer.id)
             if hit is None or now - hit[0] > 30:
-                est = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
-                                   [t]).fetchone()[0]
+                est = conn.execute(
+                    "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [t]
+                ).fetchone()[0]
                 self._rows[layer.id] = hit = (now, float(est))
             return hit[1]  # -1: never analysed, unknown
-        plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {t} WHERE "
-                            + " AND ".join(where), params).fetchone()[0]
+        plan = conn.execute(
+            f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {t} WHERE " + " AND ".join(where), params
+        ).fetchone()[0]
         if isinstance(plan, str):
             plan = orjson.loads(plan)
         return float(plan[0]["Plan"]["Plan Rows"])
@@ -679,16 +784,20 @@ class PostGISStore(Store):
         if self._estimate(conn, layer, where, params) > bound:
             return None
         cond = (" WHERE " + " AND ".join(where)) if where else ""
-        sql = (f"SELECT count(*) FROM (SELECT 1 FROM {self.table(layer)}{cond} LIMIT %s) s")
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM {self.table(layer)}{cond} LIMIT %s) s"
         outer = getattr(self._local, "conn", None) is conn
         try:
             with conn.transaction():
-                conn.execute("SELECT set_config('statement_timeout', %s, true)",
-                             [f"{int(self.count_timeout)}ms"])
+                conn.execute(
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    [f"{int(self.count_timeout)}ms"],
+                )
                 n = conn.execute(sql, params + [bound + 1]).fetchone()[0]
                 if outer:  # SET LOCAL would last until the caller's transaction ends
-                    conn.execute("SELECT set_config('statement_timeout', %s, true)",
-                                 [f"{int(self.statement_timeout * 1000)}ms"])
+                    conn.execute(
+                        "SELECT set_config('statement_timeout', %s, true)",
+                        [f"{int(self.statement_timeout * 1000)}ms"],
+                    )
         except pgerr.QueryCanceled:
             return None
         return None if n > bound else int(n)
@@ -697,8 +806,11 @@ class PostGISStore(Store):
         self._require(layer)
         self._prepare_crs(target_crs)
         q = Query(limit=1)
-        feats = self._read(lambda c: self._features(
-            c, layer, q, target_crs, [f"{_ident(layer.key)} = %s"], [key], 1, 0))
+        feats = self._read(
+            lambda c: self._features(
+                c, layer, q, target_crs, [f"{_ident(layer.key)} = %s"], [key], 1, 0
+            )
+        )
         if not feats:
             raise NotFound(f"{layer.id} has no feature {key!r}")
         return feats[0]
@@ -706,8 +818,10 @@ class PostGISStore(Store):
     def get_for_update(self, layer: Layer, key: str) -> dict:
         self._require(layer)
         with self.transaction() as conn:  # the caller's: the lock lasts until it ends
-            conn.execute(f"SELECT 1 FROM {self.table(layer)} WHERE {_ident(layer.key)} = %s "
-                         "FOR UPDATE", [key])
+            conn.execute(
+                f"SELECT 1 FROM {self.table(layer)} WHERE {_ident(layer.key)} = %s FOR UPDATE",
+                [key],
+            )
         return self.get(layer, key)
 
     def read_frame(self, layer: Layer, q: Query | None = None) -> gpd.GeoDataFrame:
@@ -715,7 +829,7 @@ class PostGISStore(Store):
         q = q or Query(limit=0)
         where, params = self._where(layer, q)
         names = [f.name for f in layer.fields] if q.properties is None else list(q.properties)
-        cols = (["ST_AsBinary(geom)"] if layer.geometry_type else [])
+        cols = ["ST_AsBinary(geom)"] if layer.geometry_type else []
         cols += [self._property_sql(layer, n, "") for n in names]
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         sql = f"SELECT {', '.join(cols)} FROM {self.table(layer)}{cond} ORDER BY fid"
@@ -733,10 +847,12 @@ class PostGISStore(Store):
             return None, None
         e = "ST_Extent(geom)" if layer.geometry_type else "NULL::box2d"
         c = _ident(layer.temporal) if layer.temporal else "NULL::timestamptz"
-        sql = (f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), "
-               f"to_char(lo AT TIME ZONE 'UTC', {_TS_FORMAT}), "
-               f"to_char(hi AT TIME ZONE 'UTC', {_TS_FORMAT}) FROM "
-               f"(SELECT {e} AS e, min({c}) AS lo, max({c}) AS hi FROM {self.table(layer)}) x")
+        sql = (
+            f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), "
+            f"to_char(lo AT TIME ZONE 'UTC', {_TS_FORMAT}), "
+            f"to_char(hi AT TIME ZONE 'UTC', {_TS_FORMAT}) FROM "
+            f"(SELECT {e} AS e, min({c}) AS lo, max({c}) AS hi FROM {self.table(layer)}) x"
+        )
         row = self._read(lambda conn: conn.execute(sql).fetchone())
         bbox = None
         if layer.geometry_type and row[0] is not None:
@@ -750,16 +866,20 @@ class PostGISStore(Store):
 
     def _check_codes(self, layer: Layer, names: Sequence[str], rows: Iterable[Sequence]) -> None:
         fmap = layer.field_map
-        coded = [(i, fmap[n], set(fmap[n].code_values or ())) for i, n in enumerate(names)
-                 if fmap[n].codes is not None]
+        coded = [
+            (i, fmap[n], set(fmap[n].code_values or ()))
+            for i, n in enumerate(names)
+            if fmap[n].codes is not None
+        ]
         if not coded:
             return
         for row in rows:
             for i, f, ok in coded:
                 v = row[i]
                 if v is not None and v not in ok:
-                    raise InvalidFeature(f"{layer.id}: " + choices(v, f.code_values,
-                                                                    f"{f.name} code"))
+                    raise InvalidFeature(
+                        f"{layer.id}: " + choices(v, f.code_values, f"{f.name} code")
+                    )
 
     def _check_frame_codes(self, layer: Layer, frame: pd.DataFrame) -> None:
         for f in layer.fields:
@@ -769,8 +889,7 @@ class PostGISStore(Store):
             bad = s.notna() & ~s.isin(f.code_values or ())
             if bad.any():
                 v = s[bad].iloc[0]
-                raise InvalidFeature(f"{layer.id}: " + choices(v, f.code_values,
-                                                                f"{f.name} code"))
+                raise InvalidFeature(f"{layer.id}: " + choices(v, f.code_values, f"{f.name} code"))
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -105,7 +105,8 @@ class Query:
         if hidden:
             raise InvalidParameter(
                 f"unknown property {hidden[0]!r}; the properties you may use are: "
-                f"{', '.join(sorted(visible))}")
+                f"{', '.join(sorted(visible))}"
+            )
 
 
 #: Names a filter may use for the geometry (not a field of the catalogue).
@@ -141,8 +142,9 @@ def parse_filter(text: str, lang: str | None = None) -> ast.Node:
         else:
             node = parse_cql2_text(text)
     except RecursionError:
-        raise InvalidParameter(f"{lang} filter is nested too deeply; at most "
-                               f"{FILTER_MAX_DEPTH} levels are accepted") from None
+        raise InvalidParameter(
+            f"{lang} filter is nested too deeply; at most {FILTER_MAX_DEPTH} levels are accepted"
+        ) from None
     except Exception as exc:  # the parsers raise many kinds; all mean a bad filter
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidParameter(f"malformed {lang} filter: {detail[:300]}") from None
@@ -158,18 +160,22 @@ _CASE_FUNCTIONS = ("lower", "casei", "upper")
 
 def has_geometry_literal(node: ast.Node) -> bool:
     """Whether a filter holds a geometry or bbox literal (spatial predicates cost most)."""
-    return any(isinstance(n, values.Geometry | values.Envelope) or _is_bbox(n)
-               for n in _walk(node))
+    return any(isinstance(n, values.Geometry | values.Envelope) or _is_bbox(n) for n in _walk(node))
 
 
 def _not_geometry(*operands) -> None:
     """Refuse the geometry (property or literal) where a value is compared as a scalar."""
     for o in operands:
-        if (isinstance(o, ast.Attribute) and o.name in GEOMETRY_NAMES) or isinstance(
-                o, values.Geometry | values.Envelope) or _is_bbox(o):
-            raise InvalidParameter("the geometry is compared with the spatial predicates "
-                                   "(S_INTERSECTS, S_WITHIN, ...), not with =, <, LIKE, IN "
-                                   "or BETWEEN")
+        if (
+            (isinstance(o, ast.Attribute) and o.name in GEOMETRY_NAMES)
+            or isinstance(o, values.Geometry | values.Envelope)
+            or _is_bbox(o)
+        ):
+            raise InvalidParameter(
+                "the geometry is compared with the spatial predicates "
+                "(S_INTERSECTS, S_WITHIN, ...), not with =, <, LIKE, IN "
+                "or BETWEEN"
+            )
 
 
 def _children(n) -> list:
@@ -216,8 +222,10 @@ def check_date[D: dt.date](value: D, what: str = "date", error: type = InvalidPa
     if ok and isinstance(value, dt.datetime) and value.tzinfo is not None:
         ok = DATE_MIN <= value.astimezone(dt.UTC).date() <= DATE_MAX
     if not ok:
-        raise error(f"{what} {value.isoformat()} is outside the accepted range "
-                    f"{DATE_MIN.isoformat()} to {DATE_MAX.isoformat()} (in UTC)")
+        raise error(
+            f"{what} {value.isoformat()} is outside the accepted range "
+            f"{DATE_MIN.isoformat()} to {DATE_MAX.isoformat()} (in UTC)"
+        )
     return value
 
 
@@ -239,27 +247,34 @@ def check_filter_values(node: ast.Node) -> None:
     while stack:
         n, depth, parent = stack.pop()
         if isinstance(n, ast.Attribute) and not isinstance(n.name, str):
-            raise InvalidParameter(f"a property in the filter is named by a "
-                                   f"{type(n.name).__name__}, not a string")
+            raise InvalidParameter(
+                f"a property in the filter is named by a {type(n.name).__name__}, not a string"
+            )
         if isinstance(n, ast.Node):
             if isinstance(n, ast.And | ast.Or) and type(n) is parent:
                 depth -= 1  # a chain of ANDs (or ORs) is one level
             elif not isinstance(n, ast.And | ast.Or | ast.Not | ast.Attribute | ast.Function):
                 terms += 1
             if terms > FILTER_MAX_TERMS:
-                raise InvalidParameter(f"filter has more than {FILTER_MAX_TERMS} predicates; "
-                                       f"at most {FILTER_MAX_TERMS} are accepted")
+                raise InvalidParameter(
+                    f"filter has more than {FILTER_MAX_TERMS} predicates; "
+                    f"at most {FILTER_MAX_TERMS} are accepted"
+                )
             if depth > FILTER_MAX_DEPTH and not isinstance(n, ast.Attribute):
-                raise InvalidParameter(f"filter is nested more than {FILTER_MAX_DEPTH} levels "
-                                       f"deep; at most {FILTER_MAX_DEPTH} are accepted")
+                raise InvalidParameter(
+                    f"filter is nested more than {FILTER_MAX_DEPTH} levels "
+                    f"deep; at most {FILTER_MAX_DEPTH} are accepted"
+                )
             stack.extend((c, depth + 1, type(n)) for c in _children(n))
         elif isinstance(n, bool | str) or n is None:
             continue
         elif isinstance(n, int):
             if abs(n) > INT64_MAX:
-                raise InvalidParameter(f"integer {str(n)[:40]} in the filter is outside the "
-                                       f"64-bit range the stores hold (-{INT64_MAX} to "
-                                       f"{INT64_MAX})")
+                raise InvalidParameter(
+                    f"integer {str(n)[:40]} in the filter is outside the "
+                    f"64-bit range the stores hold (-{INT64_MAX} to "
+                    f"{INT64_MAX})"
+                )
         elif isinstance(n, float):
             if not math.isfinite(n):
                 raise InvalidParameter(f"number {n} in the filter is not finite")
@@ -268,9 +283,11 @@ def check_filter_values(node: ast.Node) -> None:
         elif isinstance(n, values.Geometry | values.Envelope):
             vertices += _check_literal_geometry(n)
             if vertices > FILTER_MAX_VERTICES:
-                raise InvalidParameter(f"geometries in the filter have more than "
-                                       f"{FILTER_MAX_VERTICES} vertices; at most "
-                                       f"{FILTER_MAX_VERTICES} are accepted (simplify them)")
+                raise InvalidParameter(
+                    f"geometries in the filter have more than "
+                    f"{FILTER_MAX_VERTICES} vertices; at most "
+                    f"{FILTER_MAX_VERTICES} are accepted (simplify them)"
+                )
         else:
             stack.extend((c, depth + 1, None) for c in _children(n))
 
@@ -287,8 +304,9 @@ def _check_literal_geometry(v) -> int:
     if not np.isfinite(coords).all():
         raise InvalidParameter("geometry in the filter has coordinates that are not finite")
     if not shapely.is_valid(geom):
-        raise InvalidParameter("geometry in the filter is not valid: "
-                               f"{shapely.is_valid_reason(geom)}")
+        raise InvalidParameter(
+            f"geometry in the filter is not valid: {shapely.is_valid_reason(geom)}"
+        )
     return len(coords)
 
 
@@ -324,8 +342,13 @@ def _check_date_strings(layer: Layer, node: ast.Node) -> None:
             continue
         subs = list(n.get_sub_nodes())
         if type(n) in _COMPARISONS or isinstance(n, ast.Between | ast.In):
-            named = [a.name for a in subs if isinstance(a, ast.Attribute) and a.name in fields
-                     and fields[a.name].type in ("date", "datetime")]
+            named = [
+                a.name
+                for a in subs
+                if isinstance(a, ast.Attribute)
+                and a.name in fields
+                and fields[a.name].type in ("date", "datetime")
+            ]
             for v in subs if named else ():
                 if not isinstance(v, str):
                     continue
@@ -337,7 +360,8 @@ def _check_date_strings(layer: Layer, node: ast.Node) -> None:
                     raise InvalidParameter(
                         f"filter compares {named[0]!r} (a {fields[named[0]].type}) with "
                         f"{v[:60]!r}, which is not an RFC 3339 date or date-time "
-                        "(e.g. '2026-11-16' or TIMESTAMP('2026-11-16T08:00:00Z'))") from None
+                        "(e.g. '2026-11-16' or TIMESTAMP('2026-11-16T08:00:00Z'))"
+                    ) from None
         stack.extend(subs)
 
 
@@ -365,8 +389,10 @@ def coerce_value(layer: Layer, name: str, raw: str) -> object:
         raise InvalidParameter(f"{name}={raw!r} is not a valid {f.type}") from None
     # 64 bits is what SQLite and PostgreSQL can bind
     if f.type == "integer" and isinstance(value, int) and abs(value) > INT64_MAX:
-        raise InvalidParameter(f"{name}={raw[:40]!r} is outside the 64-bit range the stores "
-                               f"hold (-{INT64_MAX} to {INT64_MAX})")
+        raise InvalidParameter(
+            f"{name}={raw[:40]!r} is outside the 64-bit range the stores "
+            f"hold (-{INT64_MAX} to {INT64_MAX})"
+        )
     if f.type == "number" and isinstance(value, float) and not math.isfinite(value):
         raise InvalidParameter(f"{name}={raw!r} is not a finite number")
     codes = f.code_values
@@ -468,15 +494,23 @@ class Dialect:
 
 
 _COMPARISONS = {
-    ast.Equal: "=", ast.NotEqual: "<>", ast.LessThan: "<", ast.LessEqual: "<=",
-    ast.GreaterThan: ">", ast.GreaterEqual: ">=",
+    ast.Equal: "=",
+    ast.NotEqual: "<>",
+    ast.LessThan: "<",
+    ast.LessEqual: "<=",
+    ast.GreaterThan: ">",
+    ast.GreaterEqual: ">=",
 }
 
 _SPATIAL = {
-    ast.GeometryIntersects: "intersects", ast.GeometryDisjoint: "disjoint",
-    ast.GeometryContains: "contains", ast.GeometryWithin: "within",
-    ast.GeometryTouches: "touches", ast.GeometryCrosses: "crosses",
-    ast.GeometryOverlaps: "overlaps", ast.GeometryEquals: "equals",
+    ast.GeometryIntersects: "intersects",
+    ast.GeometryDisjoint: "disjoint",
+    ast.GeometryContains: "contains",
+    ast.GeometryWithin: "within",
+    ast.GeometryTouches: "touches",
+    ast.GeometryCrosses: "crosses",
+    ast.GeometryOverlaps: "overlaps",
+    ast.GeometryEquals: "equals",
 }
 
 
@@ -502,8 +536,9 @@ def literal_geometry(v) -> shapely.Geometry:
     raise InvalidParameter(f"spatial predicate needs a geometry literal, got {v!r}")
 
 
-def compile_where(node: ast.Node, layer: Layer, dialect: Dialect,
-                  geom_column: str = "geom") -> tuple[str, list]:
+def compile_where(
+    node: ast.Node, layer: Layer, dialect: Dialect, geom_column: str = "geom"
+) -> tuple[str, list]:
     """Compile a pygeofilter AST into ``(sql, params)`` for ``dialect``.
 
     Raises
@@ -563,11 +598,19 @@ def compile_where(node: ast.Node, layer: Layer, dialect: Dialect,
         if isinstance(n, ast.Like):
             # CQL2 patterns use SQL's own wildcards (% and _) and a backslash escape.
             pat = n.pattern
-            if not (isinstance(pat, str) or (
-                    isinstance(pat, ast.Function) and pat.name.lower() in _CASE_FUNCTIONS
-                    and len(pat.arguments) == 1 and isinstance(pat.arguments[0], str))):
-                raise InvalidParameter("the pattern of LIKE must be a string (or CASEI, LOWER "
-                                       f"or UPPER of one), got {pat!r}"[:300])
+            if not (
+                isinstance(pat, str)
+                or (
+                    isinstance(pat, ast.Function)
+                    and pat.name.lower() in _CASE_FUNCTIONS
+                    and len(pat.arguments) == 1
+                    and isinstance(pat.arguments[0], str)
+                )
+            ):
+                raise InvalidParameter(
+                    "the pattern of LIKE must be a string (or CASEI, LOWER "
+                    f"or UPPER of one), got {pat!r}"[:300]
+                )
             _not_geometry(n.lhs)
             col, cp = operand(n.lhs)
             pat_sql, pp = operand(pat)

@@ -56,8 +56,9 @@ from layers.errors import InvalidFeature, NotFound
 from layers.query import Dialect, Query, check_date, compile_where, format_datetime, parse_datetime
 
 #: The embedded sample GeoPackage: the store when none is named.
-DEFAULT_GPKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            "geodata", "tianya.gpkg")
+DEFAULT_GPKG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "geodata", "tianya.gpkg"
+)
 
 
 @dataclass
@@ -81,8 +82,11 @@ class Page:
         return len(self.features)
 
     def to_geojson(self) -> dict:
-        out = {"type": "FeatureCollection", "features": self.features,
-               "numberReturned": self.number_returned}
+        out = {
+            "type": "FeatureCollection",
+            "features": self.features,
+            "numberReturned": self.number_returned,
+        }
         if self.number_matched is not None:
             out["numberMatched"] = self.number_matched
         return out
@@ -94,8 +98,9 @@ class Store(abc.ABC):
     url: str
 
     @abc.abstractmethod
-    def query(self, layer: Layer, q: Query, *, count: bool = True,
-              target_crs: str | None = None) -> Page:
+    def query(
+        self, layer: Layer, q: Query, *, count: bool = True, target_crs: str | None = None
+    ) -> Page:
         """Features of ``layer`` matching ``q`` (coordinates in ``target_crs``, default CRS84)."""
 
     @abc.abstractmethod
@@ -169,8 +174,12 @@ class Store(abc.ABC):
         :class:`~layers.errors.Conflict`, any other :class:`InvalidFeature`.
         """
 
-    def _check_values(self, layer: Layer, names: Sequence[str],  # noqa: B027 - optional
-                      values: Sequence) -> None:
+    def _check_values(  # noqa: B027 - an optional hook
+        self,
+        layer: Layer,
+        names: Sequence[str],
+        values: Sequence,
+    ) -> None:
         """Refuse values the engine would not (say, a code outside its list) before writing."""
 
     # Shared SQL. -------------------------------------------------------------------------------
@@ -219,8 +228,11 @@ class Store(abc.ABC):
                 row = [self._geometry_value(layer, feat.get("geometry")), *row]
             rows.append(row)
             keys.append(props.get(layer.key))
-        self._write_rows(layer, f"INSERT INTO {self._table(layer)} ({', '.join(cols)}) "
-                                f"VALUES ({', '.join(marks)})", rows)
+        self._write_rows(
+            layer,
+            f"INSERT INTO {self._table(layer)} ({', '.join(cols)}) VALUES ({', '.join(marks)})",
+            rows,
+        )
         return keys
 
     def replace(self, layer: Layer, key: str, feature: dict) -> None:
@@ -230,8 +242,9 @@ class Store(abc.ABC):
         full = {f.name: props.get(f.name) for f in layer.fields}
         self.update(layer, key, full, feature.get("geometry"))
 
-    def update(self, layer: Layer, key: str, properties: dict,
-               geometry: shapely.Geometry | None = None) -> None:
+    def update(
+        self, layer: Layer, key: str, properties: dict, geometry: shapely.Geometry | None = None
+    ) -> None:
         """Change some properties (and optionally the geometry) of one feature."""
         self._require(layer)
         names = list(properties)
@@ -245,8 +258,10 @@ class Store(abc.ABC):
             params.append(self._geometry_value(layer, geometry))
         if not sets:
             return
-        sql = (f"UPDATE {self._table(layer)} SET {', '.join(sets)} WHERE "
-               f"{quote(layer.key)} = {self.param}")
+        sql = (
+            f"UPDATE {self._table(layer)} SET {', '.join(sets)} WHERE "
+            f"{quote(layer.key)} = {self.param}"
+        )
         if self._write_rows(layer, sql, [params + [key]]) == 0:
             raise NotFound(f"{layer.id} has no feature {key!r}")
 
@@ -333,8 +348,9 @@ def stored_value(f: Field, v):
     try:
         if f.type == "date":
             if isinstance(v, str):
-                return check_date(dt.date.fromisoformat(v), f"property {f.name!r}",
-                                  InvalidFeature).isoformat()
+                return check_date(
+                    dt.date.fromisoformat(v), f"property {f.name!r}", InvalidFeature
+                ).isoformat()
             return v.isoformat()[:10]
         if isinstance(v, str):
             return format_datetime(parse_datetime(v))
@@ -351,8 +367,7 @@ def stored_value(f: Field, v):
 def stored_values(layer: Layer, props: Mapping, only: Sequence[str] | None = None) -> list:
     """Property values in stored form, in field order (or ``only``'s order)."""
     fmap = layer.field_map
-    return [stored_value(fmap[n], props.get(n))
-            for n in (only or [f.name for f in layer.fields])]
+    return [stored_value(fmap[n], props.get(n)) for n in (only or [f.name for f in layer.fields])]
 
 
 def frame_columns(layer: Layer, frame: pd.DataFrame) -> list[list]:
@@ -372,11 +387,14 @@ def _column(f: Field, s: pd.Series) -> list:
             out = np.datetime_as_string(a.astype("datetime64[D]"), unit="D")
         out = out.astype(object)
     elif f.type in ("datetime", "date", "boolean"):
-        out = np.array([None if m else stored_value(f, v)
-                        for v, m in zip(s.tolist(), missing, strict=True)], object)
+        out = np.array(
+            [None if m else stored_value(f, v) for v, m in zip(s.tolist(), missing, strict=True)],
+            object,
+        )
     elif f.type == "integer":
-        out = np.array([None if m else int(v)
-                        for v, m in zip(s.tolist(), missing, strict=True)], object)
+        out = np.array(
+            [None if m else int(v) for v, m in zip(s.tolist(), missing, strict=True)], object
+        )
     elif f.type == "number":
         out = s.astype("float64").to_numpy().astype(object)
     else:
@@ -385,8 +403,9 @@ def _column(f: Field, s: pd.Series) -> list:
     return out.tolist()
 
 
-def rows_to_frame(layer: Layer, names: Sequence[str], rows: Sequence[Sequence],
-                  geometries: np.ndarray | None) -> gpd.GeoDataFrame:
+def rows_to_frame(
+    layer: Layer, names: Sequence[str], rows: Sequence[Sequence], geometries: np.ndarray | None
+) -> gpd.GeoDataFrame:
     """A frame of stored rows (``names`` columns): datetimes aware UTC, booleans nullable."""
     df = pd.DataFrame(rows, columns=list(names))
     for n in names:
@@ -403,8 +422,11 @@ def rows_to_frame(layer: Layer, names: Sequence[str], rows: Sequence[Sequence],
 @lru_cache(maxsize=64)
 def transformer(target_crs: str, source_crs: str = "OGC:CRS84") -> pyproj.Transformer:
     """A cached transformer from storage CRS to ``target_crs`` in the target's axis order."""
-    return pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(source_crs),
-                                       pyproj.CRS.from_user_input(target_crs), always_xy=False)
+    return pyproj.Transformer.from_crs(
+        pyproj.CRS.from_user_input(source_crs),
+        pyproj.CRS.from_user_input(target_crs),
+        always_xy=False,
+    )
 
 
 def needs_transform(target_crs: str | None) -> bool:
@@ -453,8 +475,9 @@ def geometries_to_geojson(geoms: np.ndarray) -> list[dict | None]:
     return out
 
 
-def make_features(layer: Layer, keys: Sequence, geometries: list, rows: Sequence[Sequence],
-                  names: Sequence[str]) -> list[dict]:
+def make_features(
+    layer: Layer, keys: Sequence, geometries: list, rows: Sequence[Sequence], names: Sequence[str]
+) -> list[dict]:
     """GeoJSON features from parallel key / geometry / row sequences."""
     bools = [i for i, n in enumerate(names) if layer.field_map[n].type == "boolean"]
     feats = []

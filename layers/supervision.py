@@ -64,12 +64,27 @@ from layers.errors import InvalidParameter, choices
 COMPLETED = ("closed", "evaluated")
 OPEN = ("collected", "registered", "dispatched", "handling", "feedback", "returned")
 #: Grouping keys and the column each reads.
-GROUPS = {"department": "department", "category": "category", "channel": "channel",
-          "community": "community_code", "week": "week"}
+GROUPS = {
+    "department": "department",
+    "category": "category",
+    "channel": "channel",
+    "community": "community_code",
+    "week": "week",
+}
 TIMES = ("reported_at", "dispatched_at", "handled_at", "closed_at", "deadline")
-COLUMNS = ("cases", "open", "overdue", "completed", "completion_rate", "due",
-           "due_completion_rate", "on_time",
-           "on_time_rate", "median_dispatch_h", "median_close_h")
+COLUMNS = (
+    "cases",
+    "open",
+    "overdue",
+    "completed",
+    "completion_rate",
+    "due",
+    "due_completion_rate",
+    "on_time",
+    "on_time_rate",
+    "median_dispatch_h",
+    "median_close_h",
+)
 TZ = TZ_NAME  # the district's local time, for pandas
 
 
@@ -127,16 +142,18 @@ def case_flags(incidents: pd.DataFrame, now=None) -> pd.DataFrame:
 
 
 def _aggregate(g) -> pd.DataFrame:
-    out = pd.DataFrame({
-        "cases": g["open"].size(),
-        "open": g["open"].sum(),
-        "overdue": g["overdue"].sum(),
-        "completed": g["completed"].sum(),
-        "on_time": g["on_time"].sum(),
-        "_eligible": g["on_time"].count(),
-        "median_dispatch_h": g["dispatch_h"].median(),
-        "median_close_h": g["close_h"].median(),
-    })
+    out = pd.DataFrame(
+        {
+            "cases": g["open"].size(),
+            "open": g["open"].sum(),
+            "overdue": g["overdue"].sum(),
+            "completed": g["completed"].sum(),
+            "on_time": g["on_time"].sum(),
+            "_eligible": g["on_time"].count(),
+            "median_dispatch_h": g["dispatch_h"].median(),
+            "median_close_h": g["close_h"].median(),
+        }
+    )
     out["completion_rate"] = out["completed"] / out["cases"]
     out["due"] = out["completed"] + out["overdue"]
     out["due_completion_rate"] = (out["completed"] / out["due"]).where(out["due"] > 0)
@@ -170,8 +187,9 @@ def figures(incidents: pd.DataFrame, by: str | None = None, now=None) -> pd.Data
     if by is None:
         out = _aggregate(flags.groupby(np.zeros(len(flags), dtype=int)))
         if out.empty:
-            out = pd.DataFrame([[0, 0, 0, 0, np.nan, 0, np.nan, 0, np.nan, np.nan, np.nan]],
-                               columns=list(COLUMNS))
+            out = pd.DataFrame(
+                [[0, 0, 0, 0, np.nan, 0, np.nan, 0, np.nan, np.nan, np.nan]], columns=list(COLUMNS)
+            )
         out.index = pd.Index(["all"], name="group")
         return out
     col = GROUPS[by]

@@ -48,8 +48,10 @@ def tile_layer(layer_id: str) -> Layer:
     """The point layer ``layer_id``; :class:`NotFound` for other collections."""
     lay = LAYERS.get(layer_id)
     if lay is None or lay.geometry_type != "Point":
-        raise NotFound(f"collection {layer_id!r} has no vector tiles (only the point layers: "
-                       f"{', '.join(p.id for p in point_layers())})")
+        raise NotFound(
+            f"collection {layer_id!r} has no vector tiles (only the point layers: "
+            f"{', '.join(p.id for p in point_layers())})"
+        )
     return lay
 
 
@@ -86,8 +88,7 @@ class Tile:
     truncated: bool
 
 
-def render(store: Store, layer: Layer, z: int, y: int, x: int,
-           fields: Sequence[str]) -> Tile:
+def render(store: Store, layer: Layer, z: int, y: int, x: int, fields: Sequence[str]) -> Tile:
     """The MVT tile ``z/y/x`` (``WebMercatorQuad``) of ``layer`` with properties ``fields``.
 
     Parameters
@@ -110,12 +111,14 @@ def render(store: Store, layer: Layer, z: int, y: int, x: int,
     from layers.postgis import PostGISStore, _ident
 
     if not isinstance(store, PostGISStore):
-        raise NotFound("vector tiles are served from the PostGIS store only "
-                       "(TIANYA_DATA=postgresql://…)")
+        raise NotFound(
+            "vector tiles are served from the PostGIS store only (TIANYA_DATA=postgresql://…)"
+        )
     store._require(layer)
     t = store.table(layer)
-    props = [f"{store._property_sql(layer, n, 't.')} AS {_ident(n)}" for n in fields
-             if n != layer.key]
+    props = [
+        f"{store._property_sql(layer, n, 't.')} AS {_ident(n)}" for n in fields if n != layer.key
+    ]
     cols = ", ".join([f"t.{_ident(layer.key)} AS id", *props])
     sql = (
         "WITH env AS (SELECT ST_TileEnvelope(%s, %s, %s) AS e), "
@@ -126,7 +129,8 @@ def render(store: Store, layer: Layer, z: int, y: int, x: int,
         "  WHERE t.geom && ST_Transform(env.e, 4326)"
         "  ORDER BY t.fid LIMIT %s) "
         f"SELECT ST_AsMVT(cand.*, %s, %s, 'mvtgeom', 'fid'), count(*) "
-        "FROM cand WHERE mvtgeom IS NOT NULL")
+        "FROM cand WHERE mvtgeom IS NOT NULL"
+    )
     params = [z, x, y, EXTENT, BUFFER, MAX_FEATURES + 1, layer.id, EXTENT]
     data, n = store._read(lambda conn: conn.execute(sql, params).fetchone())
     truncated = n > MAX_FEATURES

@@ -45,7 +45,7 @@ class WorkCalendar:
         for i in range(days):
             if _is_workday(start + dt.timedelta(days=i)):
                 for a, b in WORK_WINDOWS:
-                    minute_is_work[i * 1440 + a:i * 1440 + b] = True
+                    minute_is_work[i * 1440 + a : i * 1440 + b] = True
         # cum[m] = working minutes strictly before local minute m
         self._cum = np.concatenate([[0], np.cumsum(minute_is_work)])
         self._origin = np.datetime64(dt.datetime.combine(start, dt.time()), "m")  # local
@@ -66,15 +66,19 @@ class WorkCalendar:
         m = self._local_minutes(starts)
         working_now = self._cum[m + 1] - self._cum[m]  # 1 if the start's minute is working
         sec = (starts - starts.astype("datetime64[m]")).astype(np.int64)
-        target = (self._cum[m] * 60 + sec * working_now
-                  + np.asarray(minutes, dtype=np.int64) * 60)  # working seconds since origin
+        target = (
+            self._cum[m] * 60 + sec * working_now + np.asarray(minutes, dtype=np.int64) * 60
+        )  # working seconds since origin
         if target.size and target.max() > self._cum[-1] * 60:
             raise ValueError(f"deadline falls after the work calendar's end {self.end}")
         # first minute whose end reaches the target: cum[k + 1] * 60 >= target, k >= m
         k = np.searchsorted(self._cum, -(-target // 60), side="left") - 1
         k = np.maximum(k, m)
-        local = (self._origin + k.astype("timedelta64[m]")
-                 + (target - self._cum[k] * 60).astype("timedelta64[s]"))
+        local = (
+            self._origin
+            + k.astype("timedelta64[m]")
+            + (target - self._cum[k] * 60).astype("timedelta64[s]")
+        )
         already = np.asarray(minutes) <= 0
         out = (local - np.timedelta64(8 * 60, "m")).astype("datetime64[s]")
         return np.where(already, starts, out)

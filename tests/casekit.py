@@ -35,8 +35,11 @@ def feature(category="manhole_cover", coords=URBAN, channel="wechat", **props) -
     """A GeoJSON Feature for intake."""
     p = {"title": "井盖丢失", "category": category, "channel": channel}
     p.update(props)
-    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": list(coords)},
-            "properties": p}
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": list(coords)},
+        "properties": p,
+    }
 
 
 def headers(role: str | None = None, **extra) -> dict:
@@ -54,9 +57,12 @@ class Client:
 
     def create(self, doc, role="reporter", **hdrs):
         body = doc if isinstance(doc, bytes | str) else json.dumps(doc)
-        return self.session.post(self.url + "/collections/incidents/items", data=body,
-                                 headers=headers(role, **{"Content-Type": GEOJSON, **hdrs}),
-                                 timeout=60)
+        return self.session.post(
+            self.url + "/collections/incidents/items",
+            data=body,
+            headers=headers(role, **{"Content-Type": GEOJSON, **hdrs}),
+            timeout=60,
+        )
 
     def create_ok(self, doc=None, role="reporter") -> str:
         r = self.create(doc or feature(), role)
@@ -64,20 +70,32 @@ class Client:
         return r.headers["Location"].rsplit("/", 1)[-1]
 
     def item(self, case_no, role="dispatcher"):
-        return self.session.get(f"{self.url}/collections/incidents/items/{case_no}?f=json",
-                                headers=headers(role), timeout=60)
+        return self.session.get(
+            f"{self.url}/collections/incidents/items/{case_no}?f=json",
+            headers=headers(role),
+            timeout=60,
+        )
 
     def move(self, case_no, to, role, **body):
-        return self.session.post(f"{self.url}/cases/{case_no}/transitions",
-                                 json={"to": to, **body}, headers=headers(role), timeout=60)
+        return self.session.post(
+            f"{self.url}/cases/{case_no}/transitions",
+            json={"to": to, **body},
+            headers=headers(role),
+            timeout=60,
+        )
 
     def patch(self, case_no, body, role):
-        return self.session.patch(f"{self.url}/collections/incidents/items/{case_no}",
-                                  json=body, headers=headers(role), timeout=60)
+        return self.session.patch(
+            f"{self.url}/collections/incidents/items/{case_no}",
+            json=body,
+            headers=headers(role),
+            timeout=60,
+        )
 
     def history(self, case_no, role="dispatcher"):
-        return self.session.get(f"{self.url}/cases/{case_no}/history", headers=headers(role),
-                                timeout=60)
+        return self.session.get(
+            f"{self.url}/cases/{case_no}/history", headers=headers(role), timeout=60
+        )
 
     def get(self, path, role=None, **kw):
         return self.session.get(self.url + path, headers=headers(role), timeout=60, **kw)

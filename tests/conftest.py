@@ -31,8 +31,12 @@ _JOBS_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tianya-test-jobs-{o
 os.environ.setdefault("TIANYA_JOBS", os.path.join(_JOBS_DIR, "jobs.sqlite"))
 os.environ.setdefault("TIANYA_JOB_RESULTS", os.path.join(_JOBS_DIR, "results"))
 #: API keys in tests/keys.yml, by role.
-KEYS = {"reporter": "test-reporter-key", "dispatcher": "test-dispatcher-key",
-        "department": "test-water-key", "admin": "test-admin-key"}
+KEYS = {
+    "reporter": "test-reporter-key",
+    "dispatcher": "test-dispatcher-key",
+    "department": "test-water-key",
+    "admin": "test-admin-key",
+}
 
 
 @pytest.fixture(scope="session")
@@ -88,15 +92,37 @@ class LiveServer:
         self.data = data
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, TIANYA_DATA=data, TIANYA_URL=self.url, TIANYA_KEYS=KEYS_FILE,
-                   **(extra_env or {}))
-        log_dir = os.path.dirname(data) if "://" not in data else (
-            os.environ.get("TIANYA_RASTERS") or "/tmp")
+        env = dict(
+            os.environ,
+            TIANYA_DATA=data,
+            TIANYA_URL=self.url,
+            TIANYA_KEYS=KEYS_FILE,
+            **(extra_env or {}),
+        )
+        log_dir = (
+            os.path.dirname(data)
+            if "://" not in data
+            else (os.environ.get("TIANYA_RASTERS") or "/tmp")
+        )
         self.log = open(os.path.join(log_dir, f"server-{self.port}.log"), "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tianya.cli", "serve", "--port", str(self.port),
-             "--workers", str(workers), "--data", data],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "tianya.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--data",
+                data,
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.time() + 90
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -25,9 +25,17 @@ import uuid
 
 import pytest
 
-__all__ = ["live_server_pg", "pg_sample_url", "pg_url", "pytest_configure",
-           "pytest_generate_tests", "pytest_runtest_makereport", "pytest_sessionfinish",
-           "store_kind", "store_url"]
+__all__ = [
+    "live_server_pg",
+    "pg_sample_url",
+    "pg_url",
+    "pytest_configure",
+    "pytest_generate_tests",
+    "pytest_runtest_makereport",
+    "pytest_sessionfinish",
+    "store_kind",
+    "store_url",
+]
 
 STORES = ("gpkg", "postgis")
 #: Schemas made by this test session, dropped at its end.
@@ -35,17 +43,25 @@ _SCHEMAS: list[str] = []
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "both_stores: run the module's store-dependent tests "
-                                       "on the GeoPackage and on PostGIS")
+    config.addinivalue_line(
+        "markers",
+        "both_stores: run the module's store-dependent tests on the GeoPackage and on PostGIS",
+    )
 
 
 def pytest_generate_tests(metafunc):
     if "store_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-            "both_stores"):
-        metafunc.parametrize("store_kind", [pytest.param("gpkg", id="gpkg"),
-                                            pytest.param("postgis", id="postgis",
-                                                         marks=pytest.mark.postgis)],
-                             indirect=True, scope="session")
+        "both_stores"
+    ):
+        metafunc.parametrize(
+            "store_kind",
+            [
+                pytest.param("gpkg", id="gpkg"),
+                pytest.param("postgis", id="postgis", marks=pytest.mark.postgis),
+            ],
+            indirect=True,
+            scope="session",
+        )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -76,7 +92,7 @@ def pg_base_url() -> str:
     """``TIANYA_TEST_PG``, or skip (fail under ``CI``)."""
     url = os.environ.get("TIANYA_TEST_PG")
     if not url:
-        msg = "TIANYA_TEST_PG is not set (run: eval \"$(.ci/postgis.sh)\")"
+        msg = 'TIANYA_TEST_PG is not set (run: eval "$(.ci/postgis.sh)")'
         if os.environ.get("CI"):
             pytest.fail(msg + " — PostGIS tests may not be skipped in CI")
         pytest.skip(msg)

@@ -33,8 +33,10 @@ def test_sensitive_layers_need_trusted_role(client):
 
 
 def test_unknown_key_is_401(client):
-    r = client.session.get(client.url + "/collections/incidents/items?limit=1",
-                           headers={"Authorization": "Bearer nope"})
+    r = client.session.get(
+        client.url + "/collections/incidents/items?limit=1",
+        headers={"Authorization": "Bearer nope"},
+    )
     assert r.status_code == 401 and "unknown API key" in r.json()["description"]
 
 
@@ -43,24 +45,31 @@ def test_writes_need_a_role(client):
     case_no = client.create_ok()
     assert client.patch(case_no, {"description": "x"}, None).status_code == 401
     assert client.patch(case_no, {"description": "x"}, "reporter").status_code == 403
-    r = client.session.patch(f"{client.url}/collections/incidents/items/{case_no}",
-                             json={"status": "handling"})
+    r = client.session.patch(
+        f"{client.url}/collections/incidents/items/{case_no}", json={"status": "handling"}
+    )
     assert r.status_code == 401
     r = client.session.delete(f"{client.url}/collections/incidents/items/{case_no}")
     assert r.status_code == 401
-    r = client.session.delete(f"{client.url}/collections/incidents/items/{case_no}",
-                              headers={"Authorization": "Bearer test-reporter-key"})
+    r = client.session.delete(
+        f"{client.url}/collections/incidents/items/{case_no}",
+        headers={"Authorization": "Bearer test-reporter-key"},
+    )
     assert r.status_code == 403 and "admin" in r.json()["description"]
-    r = client.session.delete(f"{client.url}/collections/incidents/items/{case_no}",
-                              headers={"Authorization": "Bearer test-admin-key"})
+    r = client.session.delete(
+        f"{client.url}/collections/incidents/items/{case_no}",
+        headers={"Authorization": "Bearer test-admin-key"},
+    )
     assert r.status_code == 200
     assert client.item(case_no).status_code == 404
 
 
 def test_other_collections_are_read_only(client):
-    r = client.session.post(client.url + "/collections/rivers/items", data="{}",
-                            headers={"Authorization": "Bearer test-admin-key",
-                                     "Content-Type": "application/geo+json"})
+    r = client.session.post(
+        client.url + "/collections/rivers/items",
+        data="{}",
+        headers={"Authorization": "Bearer test-admin-key", "Content-Type": "application/geo+json"},
+    )
     assert r.status_code == 400
 
 

@@ -74,8 +74,9 @@ def test_d1_inverse_distance_gi_star_uses_1_over_d():
     default = hot_spots(gdf, "v", weights="inverse_distance", distance=band)
     np.testing.assert_allclose(default["gi_z"], ref, rtol=1e-9, atol=1e-9)
     process_default = {o.name: o for o in HotSpotsProcessor.OPTIONS}["transform"].default
-    via_process = hot_spots(gdf, "v", weights="inverse_distance", distance=band,
-                            transform=process_default)
+    via_process = hot_spots(
+        gdf, "v", weights="inverse_distance", distance=band, transform=process_default
+    )
     np.testing.assert_allclose(via_process["gi_z"], ref, rtol=1e-9, atol=1e-9)
     # binary "B" would silently be the distance band: refused with the way out
     with pytest.raises(AnalyticsError, match="omit transform"):
@@ -108,11 +109,13 @@ def test_d3_kernel_density_skips_missing_population_and_sets_nodata(tmp_path):
     pop[[3, 50, 120]] = np.nan
     gdf = _frame(xy, pop=pop)
     with pytest.warns(UserWarning, match="3 of 200 points have no 'pop' value"):
-        res = kernel_density(gdf, tmp_path / "k.tif", population_field="pop", bandwidth=400,
-                             cell_size=50)
+        res = kernel_density(
+            gdf, tmp_path / "k.tif", population_field="pop", bandwidth=400, cell_size=50
+        )
     ok = ~np.isnan(pop)
-    ref = kernel_density(gdf[ok], tmp_path / "ref.tif", population_field="pop", bandwidth=400,
-                         cell_size=50)
+    ref = kernel_density(
+        gdf[ok], tmp_path / "ref.tif", population_field="pop", bandwidth=400, cell_size=50
+    )
     with rasterio.open(res.path) as src, rasterio.open(ref.path) as rsrc:
         band = src.read(1)
         assert src.nodata is not None and np.isnan(src.nodata)
@@ -198,11 +201,20 @@ def test_d6_fishnet_keeps_points_on_the_far_edge():
         # each point lies in exactly one cell of the grid (checked geometrically, half-open)
         grid = fishnet_grid(np.r_[xy.min(axis=0), xy.max(axis=0)], cell)
         b = grid.geometry.bounds.to_numpy()
-        inside = ((xy[:, None, 0] >= b[None, :, 0]) & (xy[:, None, 1] >= b[None, :, 1])
-                  & ((xy[:, None, 0] < b[None, :, 2]) | np.isclose(xy[:, None, 0], b[None, :, 2])
-                     & (b[None, :, 2] >= xy[:, 0].max() - 1e-9 * extent))
-                  & ((xy[:, None, 1] < b[None, :, 3]) | np.isclose(xy[:, None, 1], b[None, :, 3])
-                     & (b[None, :, 3] >= xy[:, 1].max() - 1e-9 * extent)))
+        inside = (
+            (xy[:, None, 0] >= b[None, :, 0])
+            & (xy[:, None, 1] >= b[None, :, 1])
+            & (
+                (xy[:, None, 0] < b[None, :, 2])
+                | np.isclose(xy[:, None, 0], b[None, :, 2])
+                & (b[None, :, 2] >= xy[:, 0].max() - 1e-9 * extent)
+            )
+            & (
+                (xy[:, None, 1] < b[None, :, 3])
+                | np.isclose(xy[:, None, 1], b[None, :, 3])
+                & (b[None, :, 3] >= xy[:, 1].max() - 1e-9 * extent)
+            )
+        )
         assert (inside.sum(axis=1) >= 1).all()
 
 
@@ -230,8 +242,9 @@ def test_d7_gi_star_refuses_constant_values_and_a_lone_point():
         warnings.simplefilter("ignore")
         from libpysal.graph import Graph
 
-        ref = esda.G_Local(const, Graph.build_knn(_frame(xy), k=8), star=True, transform="B",
-                           permutations=0).Zs
+        ref = esda.G_Local(
+            const, Graph.build_knn(_frame(xy), k=8), star=True, transform="B", permutations=0
+        ).Zs
     assert np.isnan(ref).all()  # esda: undefined
     with pytest.raises(AnalyticsError, match=r"all 50 values of 'v' are equal \(4\)"):
         hot_spots(_frame(xy, v=const), "v")
@@ -295,18 +308,31 @@ def _with_bad_geometries():
     return gpd.GeoDataFrame({"v": y, "count": y}, geometry=geoms, crs=32649)
 
 
-@pytest.mark.parametrize("call", [
-    lambda g, p: hot_spots(g, "v"),
-    lambda g, p: hot_spots(g, "v", weights="distance_band", distance=500),
-    lambda g, p: local_moran(g, "v", permutations=0),
-    lambda g, p: kernel_density(g, p / "k.tif"),
-    lambda g, p: density_clusters(g, "hdbscan"),
-    lambda g, p: density_clusters(g, "dbscan", eps=200),
-    lambda g, p: aggregate_points(g, "fishnet", cell_size=200),
-    lambda g, p: aggregate_points(g, "hexagon", cell_size=200),
-    lambda g, p: knn_weights(g.to_crs(4326), k=4),
-], ids=["gi-knn", "gi-band", "moran", "kde", "hdbscan", "dbscan", "fishnet", "hexagon",
-        "knn-4326"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda g, p: hot_spots(g, "v"),
+        lambda g, p: hot_spots(g, "v", weights="distance_band", distance=500),
+        lambda g, p: local_moran(g, "v", permutations=0),
+        lambda g, p: kernel_density(g, p / "k.tif"),
+        lambda g, p: density_clusters(g, "hdbscan"),
+        lambda g, p: density_clusters(g, "dbscan", eps=200),
+        lambda g, p: aggregate_points(g, "fishnet", cell_size=200),
+        lambda g, p: aggregate_points(g, "hexagon", cell_size=200),
+        lambda g, p: knn_weights(g.to_crs(4326), k=4),
+    ],
+    ids=[
+        "gi-knn",
+        "gi-band",
+        "moran",
+        "kde",
+        "hdbscan",
+        "dbscan",
+        "fishnet",
+        "hexagon",
+        "knn-4326",
+    ],
+)
 def test_d9_missing_geometries_are_refused_with_a_count(call, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -83,8 +83,7 @@ def test_validation_refusals_name_the_field():
     with pytest.raises(InvalidFeature, match="'title' must be of type string"):
         cases.read_feature(feature(title=12), allowed=cases.INTAKE_FIELDS)
     with pytest.raises(InvalidFeature, match="'reported_at' needs a time zone"):
-        cases.read_feature(feature(reported_at="2026-11-20T08:00:00"),
-                           allowed=cases.INTAKE_FIELDS)
+        cases.read_feature(feature(reported_at="2026-11-20T08:00:00"), allowed=cases.INTAKE_FIELDS)
     with pytest.raises(InvalidFeature, match="case_type"):
         cases.read_feature(feature(case_type="event"), allowed=cases.INTAKE_FIELDS)
     with pytest.raises(PayloadTooLarge):
@@ -93,14 +92,19 @@ def test_validation_refusals_name_the_field():
         cases.parse_body(b"{nope")
 
 
-@pytest.mark.parametrize("geometry, match", [
-    (None, "geometry is required"),
-    ({"type": "LineString", "coordinates": [[109.4, 18.3], [109.5, 18.3]]},
-     "'LineString' is not valid for incidents"),
-    ({"type": "Point", "coordinates": [109.4]}, "2 or 3 finite numbers"),
-    ({"type": "Point", "coordinates": ["109.4", 18.3]}, "2 or 3 finite numbers"),
-    ({"type": "Point", "coordinates": [509.4, 18.3]}, "not valid longitude/latitude"),
-])
+@pytest.mark.parametrize(
+    "geometry, match",
+    [
+        (None, "geometry is required"),
+        (
+            {"type": "LineString", "coordinates": [[109.4, 18.3], [109.5, 18.3]]},
+            "'LineString' is not valid for incidents",
+        ),
+        ({"type": "Point", "coordinates": [109.4]}, "2 or 3 finite numbers"),
+        ({"type": "Point", "coordinates": ["109.4", 18.3]}, "2 or 3 finite numbers"),
+        ({"type": "Point", "coordinates": [509.4, 18.3]}, "not valid longitude/latitude"),
+    ],
+)
 def test_geometry_refusals(geometry, match):
     doc = feature()
     doc["geometry"] = geometry
@@ -110,17 +114,26 @@ def test_geometry_refusals(geometry, match):
 
 def test_content_crs_reprojects_and_refuses():
     lon, lat = URBAN
-    _, p = cases.read_feature(feature(coords=(lat, lon)), allowed=cases.INTAKE_FIELDS,
-                              content_crs="http://www.opengis.net/def/crs/EPSG/0/4326")
+    _, p = cases.read_feature(
+        feature(coords=(lat, lon)),
+        allowed=cases.INTAKE_FIELDS,
+        content_crs="http://www.opengis.net/def/crs/EPSG/0/4326",
+    )
     assert p.equals_exact(shapely.Point(lon, lat), 1e-9)
     for epsg in (3857, 32649):
         x, y = pyproj.Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
-        _, p = cases.read_feature(feature(coords=(x, y)), allowed=cases.INTAKE_FIELDS,
-                                  content_crs=f"http://www.opengis.net/def/crs/EPSG/0/{epsg}")
+        _, p = cases.read_feature(
+            feature(coords=(x, y)),
+            allowed=cases.INTAKE_FIELDS,
+            content_crs=f"http://www.opengis.net/def/crs/EPSG/0/{epsg}",
+        )
         assert p.distance(shapely.Point(lon, lat)) < 1e-7
     with pytest.raises(InvalidFeature, match="is not a valid Content-Crs, must be one of"):
-        cases.read_feature(feature(), allowed=cases.INTAKE_FIELDS,
-                           content_crs="http://www.opengis.net/def/crs/EPSG/0/2000")
+        cases.read_feature(
+            feature(),
+            allowed=cases.INTAKE_FIELDS,
+            content_crs="http://www.opengis.net/def/crs/EPSG/0/2000",
+        )
 
 
 def test_dispatch_by_rule_grid_and_deadline(store):
@@ -132,8 +145,11 @@ def test_dispatch_by_rule_grid_and_deadline(store):
         assert d.deadline == working_deadline(at, rules[cat].limit_hours)
     g = _grid_of(store, *URBAN)
     p = dispatch.locator_for(store).place(shapely.Point(*URBAN))
-    assert (p.grid_code, p.community_code, p.worker_id) == (g["grid_code"],
-                                                            g["community_code"], g["worker_id"])
+    assert (p.grid_code, p.community_code, p.worker_id) == (
+        g["grid_code"],
+        g["community_code"],
+        g["worker_id"],
+    )
 
 
 def test_unowned_and_ambiguous_go_territorial(store):
@@ -148,7 +164,8 @@ def test_unowned_and_ambiguous_go_territorial(store):
     a, b = loc.grids.geometry.iloc[0], None
     for j in range(1, len(loc.grids)):
         shared = set(map(tuple, shapely.get_coordinates(a))) & set(
-            map(tuple, shapely.get_coordinates(loc.grids.geometry.iloc[j])))
+            map(tuple, shapely.get_coordinates(loc.grids.geometry.iloc[j]))
+        )
         if shared:
             b = shapely.Point(next(iter(shared)))
             break
@@ -187,15 +204,19 @@ def test_roles_on_create(store):
 
 
 def test_round_trip_create_dispatch_handle_close(client, store):
-    case_no = client.create_ok(feature(category="street_light", title="十盏路灯不亮",
-                                       reporter_phone="13800000000"))
+    case_no = client.create_ok(
+        feature(category="street_light", title="十盏路灯不亮", reporter_phone="13800000000")
+    )
     r = client.item(case_no)
     assert r.status_code == 200
     p = r.json()["properties"]
     g = _grid_of(store, *URBAN)
     assert p["department"] == "power" and p["priority"] == "high"
     assert (p["community_code"], p["grid_code"], p["worker_id"]) == (
-        g["community_code"], g["grid_code"], g["worker_id"])
+        g["community_code"],
+        g["grid_code"],
+        g["worker_id"],
+    )
     dispatched = dt.datetime.fromisoformat(p["dispatched_at"].replace("Z", "+00:00"))
     deadline = dt.datetime.fromisoformat(p["deadline"].replace("Z", "+00:00"))
     assert deadline == working_deadline(dispatched, 8)
@@ -210,19 +231,33 @@ def test_round_trip_create_dispatch_handle_close(client, store):
     r = client.move(case_no, "evaluated", "reporter", satisfaction=5)
     assert r.status_code == 200
     hist = client.history(case_no).json()["history"]
-    assert [h["to_status"] for h in hist] == ["collected", "registered", "dispatched",
-                                              "handling", "feedback", "closed", "evaluated"]
+    assert [h["to_status"] for h in hist] == [
+        "collected",
+        "registered",
+        "dispatched",
+        "handling",
+        "feedback",
+        "closed",
+        "evaluated",
+    ]
 
 
-@pytest.mark.parametrize("mutate, status, match", [
-    (lambda d: d["properties"].pop("title"), 400, "'title' is required"),
-    (lambda d: d["properties"].update(category="bogus"), 400, "'bogus' is not a valid category"),
-    (lambda d: d["properties"].update(channel=3), 400, "'channel' must be of type string"),
-    (lambda d: d.update(geometry={"type": "Polygon", "coordinates": []}), 400, "Polygon"),
-    (lambda d: d["geometry"].update(coordinates=[109.4, None]), 400, "finite numbers"),
-    (lambda d: d["geometry"].update(coordinates=[110.2, 18.5]), 400, "outside Tianya District"),
-    (lambda d: d["properties"].update(status="closed"), 400, "'status' is set by dispatch"),
-])
+@pytest.mark.parametrize(
+    "mutate, status, match",
+    [
+        (lambda d: d["properties"].pop("title"), 400, "'title' is required"),
+        (
+            lambda d: d["properties"].update(category="bogus"),
+            400,
+            "'bogus' is not a valid category",
+        ),
+        (lambda d: d["properties"].update(channel=3), 400, "'channel' must be of type string"),
+        (lambda d: d.update(geometry={"type": "Polygon", "coordinates": []}), 400, "Polygon"),
+        (lambda d: d["geometry"].update(coordinates=[109.4, None]), 400, "finite numbers"),
+        (lambda d: d["geometry"].update(coordinates=[110.2, 18.5]), 400, "outside Tianya District"),
+        (lambda d: d["properties"].update(status="closed"), 400, "'status' is set by dispatch"),
+    ],
+)
 def test_live_refusals(client, mutate, status, match):
     doc = feature()
     mutate(doc)
@@ -262,17 +297,25 @@ def test_put_and_patch(client):
     assert r.status_code == 400 and "'deadline' is set by dispatch" in r.json()["description"]
     full = client.item(case_no).json()
     full["properties"]["title"] = "新标题"
-    r = client.session.put(f"{client.url}/collections/incidents/items/{case_no}",
-                           data=json.dumps(full),
-                           headers={"Authorization": "Bearer test-dispatcher-key",
-                                    "Content-Type": "application/geo+json"})
+    r = client.session.put(
+        f"{client.url}/collections/incidents/items/{case_no}",
+        data=json.dumps(full),
+        headers={
+            "Authorization": "Bearer test-dispatcher-key",
+            "Content-Type": "application/geo+json",
+        },
+    )
     assert r.status_code == 204, r.text
     assert client.item(case_no).json()["properties"]["title"] == "新标题"
     full["properties"]["deadline"] = "2030-01-01T00:00:00Z"
-    r = client.session.put(f"{client.url}/collections/incidents/items/{case_no}",
-                           data=json.dumps(full),
-                           headers={"Authorization": "Bearer test-dispatcher-key",
-                                    "Content-Type": "application/geo+json"})
+    r = client.session.put(
+        f"{client.url}/collections/incidents/items/{case_no}",
+        data=json.dumps(full),
+        headers={
+            "Authorization": "Bearer test-dispatcher-key",
+            "Content-Type": "application/geo+json",
+        },
+    )
     assert r.status_code == 400 and "deadline" in r.json()["description"]
 
 

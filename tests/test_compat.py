@@ -37,10 +37,13 @@ def test_create_app_refuses_a_changed_signature_and_a_removed_attribute(monkeypa
     with pytest.raises(compat.IncompatiblePygeoapi) as info:
         create_app(settings=Settings.from_env())
     text = str(info.value)
-    assert ("pygeoapi.api.itemtypes.transform_bbox: expected parameters (bbox, from_crs, "
-            "to_crs, always_xy), found (bbox, crs)") in text
-    assert "pygeoapi.provider.base.ProviderGenericError: attribute 'http_status_code' missing" \
-        in text
+    assert (
+        "pygeoapi.api.itemtypes.transform_bbox: expected parameters (bbox, from_crs, "
+        "to_crs, always_xy), found (bbox, crs)"
+    ) in text
+    assert (
+        "pygeoapi.provider.base.ProviderGenericError: attribute 'http_status_code' missing" in text
+    )
     assert f"pygeoapi {pygeoapi.__version__}" in text
     assert ("pygeoapi.flask_app" in sys.modules) == imported  # refused before pygeoapi's app
 
@@ -54,8 +57,11 @@ def test_create_app_refuses_when_the_collections_list_no_longer_uses_the_filter(
         return {}, 200, "{}"
 
     monkeypatch.setattr(pygeoapi.api, "describe_collections", describe_collections)
-    with pytest.raises(compat.IncompatiblePygeoapi, match=r"pygeoapi\.api\.describe_collections: "
-                       r"no longer looks up filter_dict_by_key_value"):
+    with pytest.raises(
+        compat.IncompatiblePygeoapi,
+        match=r"pygeoapi\.api\.describe_collections: "
+        r"no longer looks up filter_dict_by_key_value",
+    ):
         create_app(settings=Settings.from_env())
 
 
@@ -77,6 +83,7 @@ def _failing_for(resolve, name):
         if dotted == name:
             raise AttributeError(dotted)
         return resolve(dotted)
+
     return fake
 
 
@@ -98,10 +105,15 @@ def client(sample_gpkg, tmp_path_factory):
     shutil.copy(sample_gpkg, data)
     saved_env, saved = dict(os.environ), tianya_settings._CURRENT
     jobs = tmp_path_factory.mktemp("compat-jobs")
-    app = create_app(settings=Settings.from_env(
-        data=data, keys=KEYS_FILE, rasters=os.path.join(os.path.dirname(sample_gpkg),
-                                                        "rasters"),
-        jobs=str(jobs / "jobs.sqlite"), job_results=str(jobs / "results")))
+    app = create_app(
+        settings=Settings.from_env(
+            data=data,
+            keys=KEYS_FILE,
+            rasters=os.path.join(os.path.dirname(sample_gpkg), "rasters"),
+            jobs=str(jobs / "jobs.sqlite"),
+            job_results=str(jobs / "results"),
+        )
+    )
     yield Client(app)
     os.environ.clear()
     os.environ.update(saved_env)
@@ -153,16 +165,20 @@ def test_a_bbox_in_the_storage_crs_is_not_transformed(client, monkeypatch):
     from pygeoapi.api import itemtypes
     from pygeoapi.crs import DEFAULT_STORAGE_CRS
 
-    itemtypes.transform_bbox([0, 0, 1, 1], DEFAULT_STORAGE_CRS, "http://www.opengis.net/def/"
-                             "crs/EPSG/0/3857")
+    itemtypes.transform_bbox(
+        [0, 0, 1, 1], DEFAULT_STORAGE_CRS, "http://www.opengis.net/def/crs/EPSG/0/3857"
+    )
     assert len(made) == before + 1  # another CRS is still transformed (the spy works)
 
 
 def test_items_keep_angle_brackets_as_json_escapes(client):
     """pygeoapi's encoder rewrote every < and > of the data as &lt; / &gt;."""
     title = "<b>井盖丢失</b> a < b > c"
-    r = client.post("/collections/incidents/items", data=json.dumps(feature(title=title)),
-                    headers={**_auth("reporter"), "Content-Type": "application/geo+json"})
+    r = client.post(
+        "/collections/incidents/items",
+        data=json.dumps(feature(title=title)),
+        headers={**_auth("reporter"), "Content-Type": "application/geo+json"},
+    )
     assert r.status_code == 201, r.get_data(as_text=True)
     path = r.headers["Location"].split("://", 1)[-1].split("/", 1)[-1]
     got = client.get(f"/{path}?f=json", headers=_auth("admin"))
@@ -181,9 +197,11 @@ def test_a_failed_synchronous_run_answers_its_own_status(client, monkeypatch):
         raise StoreUnavailable("PostgreSQL at db is unavailable; retry later")
 
     monkeypatch.setattr(runner, "run", outage)
-    r = client.post("/processes/hot-spots/execution",
-                    data=json.dumps({"inputs": {"collection": "incidents"}}),
-                    headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/processes/hot-spots/execution",
+        data=json.dumps({"inputs": {"collection": "incidents"}}),
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 503, r.get_data(as_text=True)
     assert "PostgreSQL at db is unavailable" in r.get_json()["description"]
 
@@ -193,7 +211,10 @@ def test_provider_errors_keep_our_status_and_code(client):
     r = client.get("/collections/incidents/items/no-such-case?f=json")
     assert r.status_code == 404 and r.get_json()["code"] == "NotFound"
     case = client.get("/collections/incidents/items?f=json&limit=1").get_json()["features"][0]
-    r = client.put(f"/collections/incidents/items/{case['id']}", data='{"type": "Feature"}',
-                   headers={**_auth("admin"), "Content-Type": "application/geo+json"})
+    r = client.put(
+        f"/collections/incidents/items/{case['id']}",
+        data='{"type": "Feature"}',
+        headers={**_auth("admin"), "Content-Type": "application/geo+json"},
+    )
     assert r.status_code == 400, r.get_data(as_text=True)
     assert r.get_json()["code"] == "InvalidParameterValue"  # layers.errors.InvalidFeature's

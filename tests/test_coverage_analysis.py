@@ -24,9 +24,11 @@ AS_OF = pd.Timestamp(YEAR_END, tz="UTC")
 
 
 def test_toy_coverage():
-    b = gpd.GeoDataFrame({"community_code": ["a", "a", "b"], "resident_pop": [10, 30, 5]},
-                         geometry=[shapely.Point(0, 0), shapely.Point(3000, 0),
-                                   shapely.Point(0, 999)], crs=32649)
+    b = gpd.GeoDataFrame(
+        {"community_code": ["a", "a", "b"], "resident_pop": [10, 30, 5]},
+        geometry=[shapely.Point(0, 0), shapely.Point(3000, 0), shapely.Point(0, 999)],
+        crs=32649,
+    )
     f = gpd.GeoDataFrame(geometry=[shapely.Point(0, 0)], crs=32649)
     out = service_coverage(b, f, 1000).set_index("community_code")
     assert out.loc["a", ["people", "people_within"]].tolist() == [40, 10]
@@ -71,14 +73,16 @@ def test_relief_followup_counts_only(sample_data):
     assert out["monitored_not_visited"].sum() == (stale & mon).sum()
     assert out["monitored_without_cadre"].sum() == (mon & h["cadre_name"].isna()).sum()
     # a public caller's frame has no cadre_name: the column is simply absent
-    public = relief_followup(h.drop(columns=list(LAYERS["poverty_relief"].sensitive_fields)),
-                             as_of=AS_OF)
+    public = relief_followup(
+        h.drop(columns=list(LAYERS["poverty_relief"].sensitive_fields)), as_of=AS_OF
+    )
     assert "monitored_without_cadre" not in public
 
 
 def test_with_communities_keeps_all(sample_data):
-    out = with_communities(party_service_coverage(sample_data["building_population"],
-                                                  sample_data["party_building"]),
-                           sample_data["communities"])
+    out = with_communities(
+        party_service_coverage(sample_data["building_population"], sample_data["party_building"]),
+        sample_data["communities"],
+    )
     assert len(out) == 44 and out.crs is not None
     assert out["people"].dtype.kind == "i"

@@ -23,7 +23,7 @@ def files(sample_gpkg):
 
 
 def _centres_inside(transform, shape, box):
-    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
     x = transform.c + (cols + 0.5) * transform.a
     y = transform.f + (rows + 0.5) * transform.e
     w, s, e, n = box
@@ -65,8 +65,9 @@ def test_coverage_collections_listed(live_server):
 
 @pytest.mark.parametrize("box", BBOXES)
 def test_bbox_window_matches_file(live_server, files, box):
-    r = live_server.get("/collections/dem/coverage", params={
-        "bbox": ",".join(map(str, box)), "f": "GTiff"})
+    r = live_server.get(
+        "/collections/dem/coverage", params={"bbox": ",".join(map(str, box)), "f": "GTiff"}
+    )
     assert r.status_code == 200, r.text[:300]
     assert r.headers["Content-Type"].startswith("image/tiff")
     _check_window(r.content, files["dem"], box)
@@ -75,15 +76,18 @@ def test_bbox_window_matches_file(live_server, files, box):
 @pytest.mark.parametrize("box", BBOXES)
 def test_subset_window_matches_file(live_server, files, box):
     w, s, e, n = box
-    r = live_server.get("/collections/flood_surge_3m/coverage", params={
-        "subset": f"Lat({s}:{n}),Long({w}:{e})", "f": "GTiff"})
+    r = live_server.get(
+        "/collections/flood_surge_3m/coverage",
+        params={"subset": f"Lat({s}:{n}),Long({w}:{e})", "f": "GTiff"},
+    )
     assert r.status_code == 200, r.text[:300]
     _check_window(r.content, files["surge_3m"], box)
 
 
 def test_one_axis_subset_is_applied(live_server, files):
-    r = live_server.get("/collections/dem/coverage", params={
-        "subset": "Lat(18.3:18.301)", "f": "GTiff"})
+    r = live_server.get(
+        "/collections/dem/coverage", params={"subset": "Lat(18.3:18.301)", "f": "GTiff"}
+    )
     assert r.status_code == 200
     with rasterio.open(files["dem"]) as src:
         box = (src.bounds.left, 18.3, src.bounds.right, 18.301)
@@ -94,20 +98,24 @@ def test_one_axis_subset_is_applied(live_server, files):
 
 def test_coveragejson_values_match_file(live_server, files):
     box = BBOXES[1]
-    r = live_server.get("/collections/flood_rain_400mm/coverage", params={
-        "bbox": ",".join(map(str, box)), "f": "json"})
+    r = live_server.get(
+        "/collections/flood_rain_400mm/coverage",
+        params={"bbox": ",".join(map(str, box)), "f": "json"},
+    )
     assert r.status_code == 200, r.text[:300]
     cj = r.json()
     assert cj["type"] == "Coverage"
-    (name, rng), = cj["ranges"].items()
+    ((name, rng),) = cj["ranges"].items()
     assert name == "flood_depth"
     assert cj["parameters"]["flood_depth"]["unit"]["symbol"] == "m"
     h, w = rng["shape"]
     assert cj["domain"]["axes"]["x"]["num"] == w and cj["domain"]["axes"]["y"]["num"] == h
     got = np.array([np.nan if v is None else v for v in rng["values"]], float).reshape(h, w)
     # the same request as GeoTIFF gives the window; the JSON holds the same numbers
-    tif = live_server.get("/collections/flood_rain_400mm/coverage", params={
-        "bbox": ",".join(map(str, box)), "f": "GTiff"}).content
+    tif = live_server.get(
+        "/collections/flood_rain_400mm/coverage",
+        params={"bbox": ",".join(map(str, box)), "f": "GTiff"},
+    ).content
     with MemoryFile(io.BytesIO(tif).read()) as mem, mem.open() as ds:
         ref = ds.read(1, masked=True).filled(np.nan).astype(float)
     np.testing.assert_allclose(got, ref, equal_nan=True, rtol=1e-6)
@@ -121,17 +129,20 @@ def test_whole_grid_as_json_is_refused(live_server):
     assert r.status_code == 400
 
 
-@pytest.mark.parametrize("query,words", [
-    ({"bbox": "109.4,18.3,109.5"}, "4 or 6 comma-separated numbers"),
-    ({"bbox": "109.5,18.3,109.4,18.4"}, "minimum greater than its maximum"),
-    ({"bbox": "1,2,3,4,5,6"}, "4 numbers"),
-    ({"bbox": "109.4,18.3,109.5,18.4", "bbox-crs": "EPSG:4326"}, "bbox-crs"),
-    ({"bbox-crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}, "without bbox"),
-    ({"scale-size": "x(10)"}, "scale-size"),
-    ({"bbox": "0,0,0,0"}, "holds no cell"),
-    ({"subset": "Lat(10:11)"}, "holds no cell"),
-    ({"bbox": "109.4,18.3,109.5,18.4", "subset": "Lat(18.3:18.4)"}, "exclusive"),
-])
+@pytest.mark.parametrize(
+    "query,words",
+    [
+        ({"bbox": "109.4,18.3,109.5"}, "4 or 6 comma-separated numbers"),
+        ({"bbox": "109.5,18.3,109.4,18.4"}, "minimum greater than its maximum"),
+        ({"bbox": "1,2,3,4,5,6"}, "4 numbers"),
+        ({"bbox": "109.4,18.3,109.5,18.4", "bbox-crs": "EPSG:4326"}, "bbox-crs"),
+        ({"bbox-crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}, "without bbox"),
+        ({"scale-size": "x(10)"}, "scale-size"),
+        ({"bbox": "0,0,0,0"}, "holds no cell"),
+        ({"subset": "Lat(10:11)"}, "holds no cell"),
+        ({"bbox": "109.4,18.3,109.5,18.4", "subset": "Lat(18.3:18.4)"}, "exclusive"),
+    ],
+)
 def test_bad_coverage_parameters_get_400(live_server, query, words):
     r = live_server.get("/collections/dem/coverage", params={**query, "f": "GTiff"})
     assert r.status_code == 400, r.text[:300]
@@ -143,16 +154,26 @@ def test_bbox_crs_is_honoured(live_server, files):
     import pyproj
 
     w, s, e, n = BBOXES[1]
-    lat_lon = live_server.get("/collections/dem/coverage", params={
-        "bbox": f"{s},{w},{n},{e}", "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/4326",
-        "f": "GTiff"})
+    lat_lon = live_server.get(
+        "/collections/dem/coverage",
+        params={
+            "bbox": f"{s},{w},{n},{e}",
+            "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/4326",
+            "f": "GTiff",
+        },
+    )
     assert lat_lon.status_code == 200, lat_lon.text[:300]
     _check_window(lat_lon.content, files["dem"], BBOXES[1])
     fwd = pyproj.Transformer.from_crs("OGC:CRS84", "EPSG:32649", always_xy=True)
     x0, y0, x1, y1 = fwd.transform_bounds(w, s, e, n)
-    utm = live_server.get("/collections/dem/coverage", params={
-        "bbox": f"{x0},{y0},{x1},{y1}", "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/32649",
-        "f": "GTiff"})
+    utm = live_server.get(
+        "/collections/dem/coverage",
+        params={
+            "bbox": f"{x0},{y0},{x1},{y1}",
+            "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/32649",
+            "f": "GTiff",
+        },
+    )
     assert utm.status_code == 200, utm.text[:300]
     back = pyproj.Transformer.from_crs("EPSG:32649", "OGC:CRS84", always_xy=True)
     covering = back.transform_bounds(x0, y0, x1, y1, densify_pts=64)
@@ -165,8 +186,13 @@ def test_raster_provider_axis_labels_are_the_parents(files):
     names as pygeoapi's own for our rasters, the names its query looks subsets up by."""
     from tianya.plugins.raster_provider import TianyaRasterProvider
 
-    p = TianyaRasterProvider({"name": "tianya.plugins.raster_provider.TianyaRasterProvider",
-                              "type": "coverage", "data": files["dem"],
-                              "format": {"name": "GTiff", "mimetype": "application/tiff"}})
+    p = TianyaRasterProvider(
+        {
+            "name": "tianya.plugins.raster_provider.TianyaRasterProvider",
+            "type": "coverage",
+            "data": files["dem"],
+            "format": {"name": "GTiff", "mimetype": "application/tiff"},
+        }
+    )
     assert list(p.axis_labels) == list(p.axes) == ["Long", "Lat"]
     assert p.fields["1"]["title"] == "elevation" and p.fields["1"]["x-ogc-unit"] == "m"

@@ -28,8 +28,7 @@ from analytics.parquet import (
 from geodata.history import history_bounds, synthetic_history
 from layers.catalogue import get_layer
 
-pytestmark = [pytest.mark.both_stores,
-              pytest.mark.filterwarnings("ignore:input CRS:UserWarning")]
+pytestmark = [pytest.mark.both_stores, pytest.mark.filterwarnings("ignore:input CRS:UserWarning")]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +40,9 @@ def client():
 @pytest.fixture(scope="module")
 def sample_export(sample_gpkg, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("parquet") / "incidents")
-    export_layer(sample_gpkg, "incidents", path, rows_per_file=200, row_group_size=64,
-                 progress=False)
+    export_layer(
+        sample_gpkg, "incidents", path, rows_per_file=200, row_group_size=64, progress=False
+    )
     return path
 
 
@@ -55,8 +55,12 @@ def communities(sample_data):
 def history_1m(sample_data, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("history") / "h1m")
     base = shapely.get_coordinates(sample_data["incidents"].geometry.values)
-    write_months(path, synthetic_history(1_000_000, base=base, months=24),
-                 total_bounds=history_bounds(base), rows_per_file=250_000)
+    write_months(
+        path,
+        synthetic_history(1_000_000, base=base, months=24),
+        total_bounds=history_bounds(base),
+        rows_per_file=250_000,
+    )
     return path
 
 
@@ -70,8 +74,7 @@ def frames_equal(a, b):
 
 def test_export_round_trip(gpkg_store, tmp_path):
     layer = get_layer("incidents")
-    res = export_layer(gpkg_store, layer, str(tmp_path / "inc"), rows_per_file=500,
-                       progress=False)
+    res = export_layer(gpkg_store, layer, str(tmp_path / "inc"), rows_per_file=500, progress=False)
     src = gpkg_store.read_frame(layer)
     assert res.rows == len(src) == read_manifest(res.path)["rows"]
     assert len(res.partitions) >= 12  # a year by month
@@ -83,21 +86,22 @@ def test_export_round_trip(gpkg_store, tmp_path):
         assert geo["version"] == "1.1.0" and geo["primary_column"] == "geometry"
         col = geo["columns"]["geometry"]
         assert col["encoding"] == "WKB" and col["geometry_types"] == ["Point"]
-        assert col["covering"]["bbox"] == {k: ["bbox", k] for k in
-                                          ("xmin", "ymin", "xmax", "ymax")}
+        assert col["covering"]["bbox"] == {k: ["bbox", k] for k in ("xmin", "ymin", "xmax", "ymax")}
         assert schema.field("bbox").type.num_fields == 4
         table = pq.read_table(f)  # plain pyarrow reads it
         t = table.column(layer.temporal).to_pandas()
         assert t.dt.strftime("%Y-%m").nunique() == 1  # one month per folder
         box = table.column("bbox").combine_chunks()
-        xy = shapely.get_coordinates(shapely.from_wkb(table.column("geometry").to_numpy(
-            zero_copy_only=False)))
+        xy = shapely.get_coordinates(
+            shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+        )
         assert np.array_equal(box.field("xmin").to_numpy(), xy[:, 0])
         assert np.array_equal(box.field("ymax").to_numpy(), xy[:, 1])
     back = gpd.read_parquet(res.path)
     key = layer.key
-    frames_equal(back.sort_values(key).reset_index(drop=True),
-                 src.sort_values(key).reset_index(drop=True))
+    frames_equal(
+        back.sort_values(key).reset_index(drop=True), src.sort_values(key).reset_index(drop=True)
+    )
     # lazily, with a bbox pushed down to the covering column's statistics
     lazy = read_lazy(res.path, columns=["category", layer.temporal])
     assert lazy.npartitions == len(files) and len(lazy) == len(src)
@@ -120,11 +124,14 @@ def test_export_layer_without_time(gpkg_store, tmp_path):
 # --- the Dask engine equals the single process ------------------------------------------------
 
 
-@pytest.mark.parametrize("aggregation,kw", [
-    ("fishnet", {"cell_size": 250}),
-    ("hexagon", {"cell_size": 250}),
-    ("fishnet", {"cell_size": 300, "keep_empty": True}),
-])
+@pytest.mark.parametrize(
+    "aggregation,kw",
+    [
+        ("fishnet", {"cell_size": 250}),
+        ("hexagon", {"cell_size": 250}),
+        ("fishnet", {"cell_size": 300, "keep_empty": True}),
+    ],
+)
 def test_aggregate_sample(sample_export, client, aggregation, kw):
     single = D.aggregate_points(sample_export, aggregation, engine="single", **kw)
     dask = D.aggregate_points(sample_export, aggregation, engine="dask", scheduler=client, **kw)
@@ -134,10 +141,10 @@ def test_aggregate_sample(sample_export, client, aggregation, kw):
 
 def test_aggregate_polygons_sample(sample_export, client, communities):
     for agg, kw in (("communities", {}), ("hexagon", {"cell_size": 400})):
-        single = D.aggregate_points(sample_export, agg, polygons=communities, engine="single",
-                                    **kw)
-        dask = D.aggregate_points(sample_export, agg, polygons=communities, engine="dask",
-                                  scheduler=client, **kw)
+        single = D.aggregate_points(sample_export, agg, polygons=communities, engine="single", **kw)
+        dask = D.aggregate_points(
+            sample_export, agg, polygons=communities, engine="dask", scheduler=client, **kw
+        )
         frames_equal(single, dask)
 
 
@@ -153,29 +160,34 @@ def assert_ehsa_equal(a, b):
 def test_emerging_sample(sample_export, client, shape):
     kw = dict(cell_size=500, time_step="7D", shape=shape)
     single = D.emerging_hot_spots(sample_export, "reported_at", engine="single", **kw)
-    dask = D.emerging_hot_spots(sample_export, "reported_at", engine="dask", scheduler=client,
-                                **kw)
+    dask = D.emerging_hot_spots(sample_export, "reported_at", engine="dask", scheduler=client, **kw)
     assert_ehsa_equal(single, dask)
     assert (dask.locations["category"] != "No Pattern Detected").any()
 
 
 def test_emerging_matches_the_store_frame(sample_data, sample_export, client):
     """The single-process function on the in-memory sample gives the Dask result too."""
-    single = D.emerging_hot_spots(sample_data["incidents"], "reported_at", cell_size=500,
-                                  engine="single")
-    dask = D.emerging_hot_spots(sample_export, "reported_at", cell_size=500, engine="dask",
-                                scheduler=client)
+    single = D.emerging_hot_spots(
+        sample_data["incidents"], "reported_at", cell_size=500, engine="single"
+    )
+    dask = D.emerging_hot_spots(
+        sample_export, "reported_at", cell_size=500, engine="dask", scheduler=client
+    )
     assert_ehsa_equal(single, dask)
 
 
 def test_optimized_sample(sample_export, client, communities):
-    for agg, kw in (("communities", {"polygons": communities}),
-                    ("fishnet", {"cell_size": 400, "bounding_polygons": communities})):
+    for agg, kw in (
+        ("communities", {"polygons": communities}),
+        ("fishnet", {"cell_size": 400, "bounding_polygons": communities}),
+    ):
         single = D.optimized_hot_spots(sample_export, agg, engine="single", **kw)
         dask = D.optimized_hot_spots(sample_export, agg, engine="dask", scheduler=client, **kw)
         frames_equal(single.cells, dask.cells)
-        assert (single.distance_band, single.scale_method) == (dask.distance_band,
-                                                               dask.scale_method)
+        assert (single.distance_band, single.scale_method) == (
+            dask.distance_band,
+            dask.scale_method,
+        )
         pd.testing.assert_frame_equal(single.isa, dask.isa, check_exact=True)
         assert dask.n_outliers is None
         assert (dask.cells["gi_bin"] != 0).any()
@@ -185,11 +197,11 @@ def test_dask_engine_limits(sample_export, sample_data, client):
     with pytest.raises(AnalyticsError, match="GeoParquet export"):
         D.aggregate_points(sample_data["incidents"], cell_size=250, engine="dask")
     with pytest.raises(AnalyticsError, match="bounding_polygons"):
-        D.optimized_hot_spots(sample_export, "fishnet", cell_size=250, engine="dask",
-                              scheduler=client)
+        D.optimized_hot_spots(
+            sample_export, "fishnet", cell_size=250, engine="dask", scheduler=client
+        )
     with pytest.raises(AnalyticsError, match="not a column"):
-        D.space_time_cube(sample_export, "nope", cell_size=250, engine="dask",
-                          scheduler=client)
+        D.space_time_cube(sample_export, "nope", cell_size=250, engine="dask", scheduler=client)
     with pytest.raises(AnalyticsError, match="engine"):
         D.aggregate_points(sample_export, cell_size=250, engine="spark")
 
@@ -197,8 +209,9 @@ def test_dask_engine_limits(sample_export, sample_data, client):
 def test_local_schedulers(sample_export):
     """Without a cluster (Dask's synchronous scheduler) the result is the same."""
     single = D.aggregate_points(sample_export, "hexagon", cell_size=300, engine="single")
-    dask = D.aggregate_points(sample_export, "hexagon", cell_size=300, engine="dask",
-                              scheduler="synchronous")
+    dask = D.aggregate_points(
+        sample_export, "hexagon", cell_size=300, engine="dask", scheduler="synchronous"
+    )
     frames_equal(single, dask)
 
 
@@ -206,15 +219,13 @@ def test_one_million_cases(history_1m, client):
     """A 1M-case, 2-year history: same cube, Gi* z-scores and categories on both engines."""
     kw = dict(cell_size=250, time_step="30D", shape="fishnet")
     single = D.emerging_hot_spots(history_1m, "reported_at", engine="single", **kw)
-    dask = D.emerging_hot_spots(history_1m, "reported_at", engine="dask", scheduler=client,
-                                **kw)
+    dask = D.emerging_hot_spots(history_1m, "reported_at", engine="dask", scheduler=client, **kw)
     assert int(dask.cube.counts.sum()) == 1_000_000
     assert_ehsa_equal(single, dask)
     cats = dask.locations["category"].value_counts()
     assert cats.get("Persistent Hot Spot", 0) > 0
     hs = D.aggregate_points(history_1m, "hexagon", cell_size=300, engine="single")
-    hd = D.aggregate_points(history_1m, "hexagon", cell_size=300, engine="dask",
-                            scheduler=client)
+    hd = D.aggregate_points(history_1m, "hexagon", cell_size=300, engine="dask", scheduler=client)
     frames_equal(hs, hd)
 
 
@@ -236,9 +247,13 @@ def write_export(frame, path, *, statistics=True, rows_per_file=4):
             import os
 
             os.makedirs(folder)
-            part.to_parquet(f"{folder}/part-00000.parquet", index=False,
-                            write_covering_bbox=True, schema_version="1.1.0",
-                            write_statistics=False)
+            part.to_parquet(
+                f"{folder}/part-00000.parquet",
+                index=False,
+                write_covering_bbox=True,
+                schema_version="1.1.0",
+                write_statistics=False,
+            )
     return path
 
 
@@ -246,8 +261,9 @@ def batches(times, per_batch=7, extent=900.0, seed=5):
     rng = np.random.default_rng(seed)
     n = len(times) * per_batch
     xy = rng.uniform(0, extent, (n, 2)) + [X0, Y0]
-    return gpd.GeoDataFrame({"t": np.repeat(times, per_batch)},
-                            geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=UTM)
+    return gpd.GeoDataFrame(
+        {"t": np.repeat(times, per_batch)}, geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=UTM
+    )
 
 
 def assert_cube_equal(a, b):
@@ -256,10 +272,13 @@ def assert_cube_equal(a, b):
     frames_equal(a.bins, b.bins)
 
 
-@pytest.mark.parametrize("start,periods,step", [
-    ("2026-01-05", 12, "7D"),  # 12 weekly batches
-    ("2026-03-01", 10, "1D"),  # 10 midnight dailies
-])
+@pytest.mark.parametrize(
+    "start,periods,step",
+    [
+        ("2026-01-05", 12, "7D"),  # 12 weekly batches
+        ("2026-03-01", 10, "1D"),  # 10 midnight dailies
+    ],
+)
 def test_exact_multiple_span_steps(tmp_path, client, start, periods, step):
     """D5 on Dask: a span that is a whole number of steps gives one step per batch (the Dask
     engine built ceil(span/step) steps and merged the first two), as the single process."""
@@ -274,8 +293,10 @@ def test_exact_multiple_span_steps(tmp_path, client, start, periods, step):
     per_batch = frame.groupby("t").size().to_numpy()
     assert np.array_equal(dask.counts.sum(axis=0), per_batch)  # step t holds batch t
     hexa = dict(kw, shape="hexagon")
-    assert_cube_equal(D.space_time_cube(path, "t", engine="single", **hexa),
-                      D.space_time_cube(path, "t", engine="dask", scheduler=client, **hexa))
+    assert_cube_equal(
+        D.space_time_cube(path, "t", engine="single", **hexa),
+        D.space_time_cube(path, "t", engine="dask", scheduler=client, **hexa),
+    )
 
 
 @pytest.mark.parametrize("cell_size,ncells", [(250.0, 4), (10.4, 10)])
@@ -292,8 +313,15 @@ def test_far_edge_point(tmp_path, client, cell_size, ncells):
     xs = X0 + np.array([0.0, extent, extent / 3, extent, 0.0])
     ys = Y0 + np.array([0.0, extent, extent / 2, 0.0, extent])
     # 14.25 days: 3 weekly steps by either step formula, so only the cells are tested here
-    times = pd.to_datetime(["2026-01-01 00:00", "2026-01-08 00:00", "2026-01-08 00:00",
-                            "2026-01-15 06:00", "2026-01-15 06:00"]).tz_localize("UTC")
+    times = pd.to_datetime(
+        [
+            "2026-01-01 00:00",
+            "2026-01-08 00:00",
+            "2026-01-08 00:00",
+            "2026-01-15 06:00",
+            "2026-01-15 06:00",
+        ]
+    ).tz_localize("UTC")
     frame = gpd.GeoDataFrame({"t": times}, geometry=gpd.points_from_xy(xs, ys), crs=UTM)
     path = write_export(frame, str(tmp_path / "edge"), rows_per_file=1)
     nrow, ncol = fishnet_shape((X0, Y0, X0 + extent, Y0 + extent), cell_size)
@@ -308,10 +336,12 @@ def test_far_edge_point(tmp_path, client, cell_size, ncells):
     assert far["total"].tolist() == [1]
 
     for keep in (False, True):
-        a = D.aggregate_points(path, "fishnet", cell_size=cell_size, keep_empty=keep,
-                               engine="single")
-        b = D.aggregate_points(path, "fishnet", cell_size=cell_size, keep_empty=keep,
-                               engine="dask", scheduler=client)
+        a = D.aggregate_points(
+            path, "fishnet", cell_size=cell_size, keep_empty=keep, engine="single"
+        )
+        b = D.aggregate_points(
+            path, "fishnet", cell_size=cell_size, keep_empty=keep, engine="dask", scheduler=client
+        )
         frames_equal(a, b)
         assert b["count"].sum() == len(frame)
     assert len(b) == nrow * ncol
@@ -334,8 +364,7 @@ def test_too_many_steps_refused_before_any_task(tmp_path, monkeypatch):
         with pytest.raises(AnalyticsError, match=r"time steps, more than the 1,000 allowed"):
             call(path, "t", cell_size=300, time_step="1ns", engine="dask")
     with pytest.raises(AnalyticsError, match=r"more than the 11 allowed; use a time_step"):
-        D.space_time_cube(path, "t", cell_size=300, time_step="7D", max_steps=11,
-                          engine="dask")
+        D.space_time_cube(path, "t", cell_size=300, time_step="7D", max_steps=11, engine="dask")
     with pytest.raises(AnalyticsError, match="not a valid time step"):
         D.space_time_cube(path, "t", cell_size=300, time_step="weekly", engine="dask")
 
@@ -344,8 +373,7 @@ def test_too_many_steps_refused_before_any_task(tmp_path, monkeypatch):
 def test_too_many_steps_without_statistics(tmp_path, client, monkeypatch):
     """Without statistics the first pass's time range refuses it, before any binning task."""
     times = pd.date_range("2026-01-05", periods=12, freq="7D", tz="UTC")
-    path = write_export(batches(times, per_batch=2), str(tmp_path / "nostats"),
-                        statistics=False)
+    path = write_export(batches(times, per_batch=2), str(tmp_path / "nostats"), statistics=False)
     assert D._open(path, "t").time_range is None
     labels = []
     real_map = D._map
@@ -356,13 +384,16 @@ def test_too_many_steps_without_statistics(tmp_path, client, monkeypatch):
 
     monkeypatch.setattr(D, "_map", spy)
     with pytest.raises(AnalyticsError, match=r"time steps, more than the 1,000 allowed"):
-        D.space_time_cube(path, "t", cell_size=300, time_step="1ns", engine="dask",
-                          scheduler=client)
+        D.space_time_cube(
+            path, "t", cell_size=300, time_step="1ns", engine="dask", scheduler=client
+        )
     assert labels == ["tianya-extent"]
     # and within the budget the cube still equals the single process's
     kw = dict(cell_size=300, time_step="7D")
-    assert_cube_equal(D.space_time_cube(path, "t", engine="single", **kw),
-                      D.space_time_cube(path, "t", engine="dask", scheduler=client, **kw))
+    assert_cube_equal(
+        D.space_time_cube(path, "t", engine="single", **kw),
+        D.space_time_cube(path, "t", engine="dask", scheduler=client, **kw),
+    )
 
 
 @pytest.mark.timeout(60)
@@ -375,8 +406,17 @@ def test_history_cli_max_steps(tmp_path):
 
     times = pd.date_range("2026-01-05", periods=12, freq="7D", tz="UTC")
     path = write_export(batches(times, per_batch=2), str(tmp_path / "exp"))
-    args = [path, "--time-field", "t", "--cell-size", "300", "--engine", "dask",
-            "--scheduler", "synchronous"]
+    args = [
+        path,
+        "--time-field",
+        "t",
+        "--cell-size",
+        "300",
+        "--engine",
+        "dask",
+        "--scheduler",
+        "synchronous",
+    ]
     res = CliRunner().invoke(history_hotspots, args + ["--time-step", "1ns"])
     assert res.exit_code == 1 and "more than the 1,000 allowed" in res.output
     res = CliRunner().invoke(history_hotspots, args + ["--max-steps", "11"])

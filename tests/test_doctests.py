@@ -29,8 +29,9 @@ def _modules() -> list[str]:
     for pkg_name in PACKAGES:
         pkg = importlib.import_module(pkg_name)
         names.append(pkg_name)
-        for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + ".",
-                                          onerror=_unimportable):
+        for info in pkgutil.walk_packages(
+            pkg.__path__, prefix=pkg_name + ".", onerror=_unimportable
+        ):
             names.append(info.name)
     return sorted(names)
 
@@ -49,7 +50,8 @@ def test_doctests(name):
     module = importlib.import_module(name)
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(
-        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+    )
     failures = []
     for test in finder.find(module, name):
         if not test.examples:

@@ -24,8 +24,10 @@ SCENARIO = "surge_3m"
 @pytest.fixture(scope="module")
 def frames(sample_gpkg):
     store = GeoPackageStore(sample_gpkg)
-    return {k: store.read_frame(LAYERS[k]) for k in
-            ("building_population", "communities", "flood_prevention", "urban_fixtures")}
+    return {
+        k: store.read_frame(LAYERS[k])
+        for k in ("building_population", "communities", "flood_prevention", "urban_fixtures")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +37,13 @@ def raster(sample_gpkg):
 
 @pytest.fixture(scope="module")
 def exposure(frames, raster):
-    return flood_exposure(frames["building_population"], raster,
-                          communities=frames["communities"],
-                          flood_points=frames["flood_prevention"],
-                          fixtures=frames["urban_fixtures"])
+    return flood_exposure(
+        frames["building_population"],
+        raster,
+        communities=frames["communities"],
+        flood_points=frames["flood_prevention"],
+        fixtures=frames["urban_fixtures"],
+    )
 
 
 def _numpy_depths(buildings: gpd.GeoDataFrame, path: str) -> np.ndarray:
@@ -81,8 +86,9 @@ def _numpy_class(d: float) -> str:
 def test_exposure_equals_numpy_mask(frames, raster, exposure):
     b = frames["building_population"]
     depth = _numpy_depths(b, raster)
-    np.testing.assert_allclose(exposure.buildings["depth_max"].to_numpy(), depth.round(3),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        exposure.buildings["depth_max"].to_numpy(), depth.round(3), atol=1e-6
+    )
     nb, pop, move = defaultdict(int), defaultdict(int), defaultdict(int)
     for code, d, p in zip(b["community_code"], depth, b["resident_pop"].fillna(0), strict=True):
         cls = _numpy_class(round(d, 3))
@@ -108,8 +114,9 @@ def test_shelters_respect_capacity_and_dry_sites(exposure):
     assert (sh.loc[~sh["usable"], "depth"] >= 0.15).all()
     b = exposure.buildings
     moved = b[b["evacuate"]]
-    assert moved["shelter_code"].notna().sum() + exposure.summary["buildings_unsheltered"] \
-        == len(moved)
+    assert moved["shelter_code"].notna().sum() + exposure.summary["buildings_unsheltered"] == len(
+        moved
+    )
     assert b.loc[~b["evacuate"], "shelter_code"].isna().all()
 
 
@@ -125,17 +132,19 @@ def test_points_at_risk_sampled(exposure, raster):
     np.testing.assert_allclose(pts["depth"], v.round(3), atol=1e-6)
     assert (pts["at_risk"] == (pts["depth"] >= 0.15)).all()
     assert exposure.summary["points_at_risk"]["manhole_cover"] == int(
-        (pts["at_risk"] & (pts["kind"] == "manhole_cover")).sum())
+        (pts["at_risk"] & (pts["kind"] == "manhole_cover")).sum()
+    )
 
 
 def test_greedy_assignment_nearest_with_room():
     # UTM 49N coordinates: shelters A (cap 100) at x=0 and B (cap 1000) at x=5000
     pts = [shapely.Point(x, 0) for x in (100, 200, 300)]
-    movers = gpd.GeoDataFrame({"resident_pop": [60, 50, 30]}, geometry=pts,
-                              crs=32649).to_crs(4326)
-    shelters = gpd.GeoDataFrame({"facility_code": ["A", "B"], "capacity": [100, 1000]},
-                                geometry=[shapely.Point(0, 0), shapely.Point(5000, 0)],
-                                crs=32649).to_crs(4326)
+    movers = gpd.GeoDataFrame({"resident_pop": [60, 50, 30]}, geometry=pts, crs=32649).to_crs(4326)
+    shelters = gpd.GeoDataFrame(
+        {"facility_code": ["A", "B"], "capacity": [100, 1000]},
+        geometry=[shapely.Point(0, 0), shapely.Point(5000, 0)],
+        crs=32649,
+    ).to_crs(4326)
     out = assign_shelters(movers, shelters)
     # 60 fills A first (nearest pair), 50 no longer fits, 30 still does
     assert out["shelter_code"].tolist() == ["A", "B", "A"]
@@ -144,7 +153,14 @@ def test_greedy_assignment_nearest_with_room():
 
 def test_depth_classes_and_errors(frames, raster):
     assert depth_class([0.149, 0.15, 0.5, 1.0, 1.999, 2.0, np.nan]).tolist() == [
-        "dry", "shallow", "moderate", "deep", "deep", "very_deep", "dry"]
+        "dry",
+        "shallow",
+        "moderate",
+        "deep",
+        "deep",
+        "very_deep",
+        "dry",
+    ]
     with pytest.raises(AnalyticsError, match="evacuate_depth"):
         flood_exposure(frames["building_population"], raster, evacuate_depth=-1)
     with pytest.raises(AnalyticsError, match="resident_pop"):
@@ -153,8 +169,9 @@ def test_depth_classes_and_errors(frames, raster):
 
 def test_exposure_process_live(live_server, exposure):
     body = {"inputs": {"scenario": SCENARIO}}
-    r = requests.post(live_server.url + "/processes/flood-exposure/execution", json=body,
-                      timeout=120)
+    r = requests.post(
+        live_server.url + "/processes/flood-exposure/execution", json=body, timeout=120
+    )
     assert r.status_code == 200, r.text[:300]
     out = r.json()
     assert out["scenario"]["synthetic"] is True
@@ -162,8 +179,12 @@ def test_exposure_process_live(live_server, exposure):
     assert out["summary"]["people_by_class"] == exposure.summary["people_by_class"]
     assert len(out["communities"]) == 44
     assert not {"manager_name", "manager_phone", "responsible_person", "phone"} & set(
-        out["shelters"][0])
-    bad = requests.post(live_server.url + "/processes/flood-exposure/execution",
-                        json={"inputs": {"scenario": "surge_9m"}}, timeout=60)
+        out["shelters"][0]
+    )
+    bad = requests.post(
+        live_server.url + "/processes/flood-exposure/execution",
+        json={"inputs": {"scenario": "surge_9m"}},
+        timeout=60,
+    )
     assert bad.status_code == 400
     assert "surge_1_5m" in bad.json()["description"]

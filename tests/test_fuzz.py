@@ -25,8 +25,12 @@ from casekit import copy_sample
 from conftest import KEYS, LiveServer
 
 MAX_TIME = int(os.environ.get("TIANYA_FUZZ_SECONDS", "30"))
-_PARAMS = {"featureId": ("path", True), "datetime": ("query", False),
-           "sortby": ("query", False), "subset": ("query", False)}
+_PARAMS = {
+    "featureId": ("path", True),
+    "datetime": ("query", False),
+    "sortby": ("query", False),
+    "subset": ("query", False),
+}
 
 
 def _localise(node):
@@ -40,8 +44,7 @@ def _localise(node):
         name = ref.rsplit("/", 1)[-1].removesuffix(".yaml").removesuffix(".json")
         if "/parameters/" in ref or name in _PARAMS:
             where, required = _PARAMS.get(name, ("query", False))
-            return {"name": name, "in": where, "required": required,
-                    "schema": {"type": "string"}}
+            return {"name": name, "in": where, "required": required, "schema": {"type": "string"}}
         if "/responses/" in ref:
             return {"description": name}
         return {}
@@ -55,9 +58,10 @@ def _st() -> str:
 
 @pytest.fixture(scope="module")
 def schema_file(sample_gpkg, tmp_path_factory):
-    server = LiveServer(copy_sample(sample_gpkg, "fuzz"),
-                        extra_env={"TIANYA_PROCESS_WAIT_SECONDS": "2",
-                                   "TIANYA_PROCESS_SECONDS": "20"})
+    server = LiveServer(
+        copy_sample(sample_gpkg, "fuzz"),
+        extra_env={"TIANYA_PROCESS_WAIT_SECONDS": "2", "TIANYA_PROCESS_SECONDS": "20"},
+    )
     doc = requests.get(server.url + "/openapi?f=json", timeout=60).json()
     doc = _localise(doc)
     path = tmp_path_factory.mktemp("fuzz") / "openapi.json"
@@ -70,14 +74,35 @@ def schema_file(sample_gpkg, tmp_path_factory):
 def test_no_server_errors(schema_file, tmp_path, role):
     pytest.importorskip("schemathesis")
     server, path = schema_file
-    cmd = [_st(), "run", path, "--url", server.url, "--checks", "not_a_server_error",
-           "--max-time", str(MAX_TIME), "--max-examples", "12", "--seed", "20261125",
-           "--workers", "4", "--request-timeout", "30", "--phases", "examples,coverage,fuzzing",
-           "--suppress-health-check", "all", "--no-color"]
+    cmd = [
+        _st(),
+        "run",
+        path,
+        "--url",
+        server.url,
+        "--checks",
+        "not_a_server_error",
+        "--max-time",
+        str(MAX_TIME),
+        "--max-examples",
+        "12",
+        "--seed",
+        "20261125",
+        "--workers",
+        "4",
+        "--request-timeout",
+        "30",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--suppress-health-check",
+        "all",
+        "--no-color",
+    ]
     if role:
         cmd += ["-H", f"Authorization: Bearer {KEYS[role]}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=MAX_TIME + 120,
-                         cwd=str(tmp_path))
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=MAX_TIME + 120, cwd=str(tmp_path)
+    )
     tail = out.stdout[-5000:] + out.stderr[-2000:]
     assert "Server error" not in out.stdout, tail
     assert "not_a_server_error" not in out.stdout.split("SUMMARY")[-1] or out.returncode == 0, tail

@@ -19,14 +19,17 @@ def _window(inc, days, end):
 
 def test_screen_hotspots_are_the_summary(sample_data):
     inc = sample_data["incidents"]
-    out = screen_summary(inc, sample_data["communities"], day="2026-11-20",
-                         now="2026-11-20T12:00:00Z")
+    out = screen_summary(
+        inc, sample_data["communities"], day="2026-11-20", now="2026-11-20T12:00:00Z"
+    )
     end = pd.Timestamp("2026-11-20", tz="Asia/Shanghai").tz_convert("UTC") + pd.Timedelta(days=1)
     hot = significant_cells(gi_cells(_window(inc, 28, end)), "hot")
     props = [f["properties"] for f in out["hotspots"]["features"]]
     assert len(props) == len(hot) > 0
-    assert props == [{"count": n, "gi_bin": b, "gi_z": z, "color": c} for n, b, z, c in
-                     zip(hot["count"], hot["gi_bin"], hot["gi_z"], hot["color"], strict=True)]
+    assert props == [
+        {"count": n, "gi_bin": b, "gi_z": z, "color": c}
+        for n, b, z, c in zip(hot["count"], hot["gi_bin"], hot["gi_z"], hot["color"], strict=True)
+    ]
 
 
 def test_report_hotspots_are_the_summary_top(sample_data):
@@ -37,13 +40,15 @@ def test_report_hotspots_are_the_summary_top(sample_data):
     top = significant_cells(gi_cells(snap_frame), "hot", top=3)
     rows = rep.figures["hotspots"]
     assert [(r["count"], r["gi_z"], r["gi_bin"]) for r in rows] == list(
-        zip(top["count"], top["gi_z"], top["gi_bin"], strict=True))
+        zip(top["count"], top["gi_z"], top["gi_bin"], strict=True)
+    )
     assert rows == sorted(rows, key=lambda r: (r["count"], r["gi_z"]), reverse=True)
 
 
 def test_map_draws_every_significant_cell_in_its_bin_colour(sample_data):
-    html = maps.render_html(maps.hotspot_map(sample_data["incidents"], kde=False,
-                                             emerging=False, lang="en"))
+    html = maps.render_html(
+        maps.hotspot_map(sample_data["incidents"], kde=False, emerging=False, lang="en")
+    )
     for b, (_, en, colour) in GI_BINS.items():
         if b:
             assert en in html and colour in html

@@ -115,22 +115,36 @@ def _reads_environment(tree: ast.AST) -> list[int]:
             f = node.func
             if f.attr == "getenv" and isinstance(f.value, ast.Name) and f.value.id == "os":
                 lines.append(node.lineno)
-            if (f.attr in ("get", "items", "keys", "copy") and isinstance(f.value, ast.Attribute)
-                    and f.value.attr == "environ"):
+            if (
+                f.attr in ("get", "items", "keys", "copy")
+                and isinstance(f.value, ast.Attribute)
+                and f.value.attr == "environ"
+            ):
                 lines.append(node.lineno)
-        if (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
-                and isinstance(node.value, ast.Attribute) and node.value.attr == "environ"):
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.ctx, ast.Load)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "environ"
+        ):
             lines.append(node.lineno)
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id in ("dict", "list") and node.args
-                and isinstance(node.args[0], ast.Attribute) and node.args[0].attr == "environ"):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("dict", "list")
+            and node.args
+            and isinstance(node.args[0], ast.Attribute)
+            and node.args[0].attr == "environ"
+        ):
             lines.append(node.lineno)
     return lines
 
 
 def test_environment_reader_finds_reads():
-    tree = ast.parse("import os\na = os.environ.get('X')\nb = os.environ['Y']\n"
-                     "c = os.getenv('Z')\nos.environ['W'] = '1'\n")
+    tree = ast.parse(
+        "import os\na = os.environ.get('X')\nb = os.environ['Y']\n"
+        "c = os.getenv('Z')\nos.environ['W'] = '1'\n"
+    )
     assert _reads_environment(tree) == [2, 3, 4]
 
 
@@ -161,22 +175,33 @@ def test_ruff_check_is_clean():
 
 def test_ruff_format_is_applied():
     r = _run(_tool("ruff"), "format", "--check", ".")
-    assert r.returncode == 0, ("not formatted (run `ruff format .`):\n" + r.stdout[-4000:])
+    assert r.returncode == 0, "not formatted (run `ruff format .`):\n" + r.stdout[-4000:]
 
 
 @pytest.mark.parametrize("contract", ["layering", "no-web-in-library"])
 def test_a_violation_breaks_the_contracts(tmp_path, contract):
     """Copy the packages, add one forbidden import, and see import-linter refuse it."""
     for pkg in PACKAGES:
-        shutil.copytree(ROOT / pkg, tmp_path / pkg,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.gpkg*", "static"))
+        shutil.copytree(
+            ROOT / pkg,
+            tmp_path / pkg,
+            ignore=shutil.ignore_patterns("__pycache__", "*.gpkg*", "static"),
+        )
     shutil.copy(ROOT / ".importlinter", tmp_path / ".importlinter")
-    bad = {"layering": "from tianya import settings  # noqa: F401\n",
-           "no-web-in-library": "import flask  # noqa: F401\n"}[contract]
+    bad = {
+        "layering": "from tianya import settings  # noqa: F401\n",
+        "no-web-in-library": "import flask  # noqa: F401\n",
+    }[contract]
     with open(tmp_path / "layers" / "errors.py", "a", encoding="utf-8") as fh:
         fh.write(bad)
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    r = subprocess.run([_tool("lint-imports"), "--no-cache", "--contract", contract],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [_tool("lint-imports"), "--no-cache", "--contract", contract],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode != 0 and "BROKEN" in r.stdout, r.stdout[-2000:]
     assert "layers.errors" in r.stdout

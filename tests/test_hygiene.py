@@ -72,8 +72,12 @@ def _message(r) -> str:
 
 
 def _put(client, case_no, doc, role="dispatcher"):
-    return client.session.put(f"{client.url}{ITEMS}/{case_no}", data=json.dumps(doc),
-                              headers=headers(role, **{"Content-Type": GEOJSON}), timeout=60)
+    return client.session.put(
+        f"{client.url}{ITEMS}/{case_no}",
+        data=json.dumps(doc),
+        headers=headers(role, **{"Content-Type": GEOJSON}),
+        timeout=60,
+    )
 
 
 # --- implausible dates ------------------------------------------------------------------------
@@ -82,8 +86,7 @@ def _put(client, case_no, doc, role="dispatcher"):
 def test_far_past_report_is_refused_and_the_figures_keep_working(client):
     # the finding: 201, stored as '999-12-31…', then /supervision, /supervision/overdue and
     # the screen's summary answered 500 for everyone until an admin deleted the case
-    for when in ("0999-12-31T08:00:00+08:00", "0999-12-31T00:00:00Z",
-                 "2101-01-01T00:00:00Z"):
+    for when in ("0999-12-31T08:00:00+08:00", "0999-12-31T00:00:00Z", "2101-01-01T00:00:00Z"):
         r = client.create(feature(reported_at=when))
         assert r.status_code == 400, r.text
         assert "'reported_at'" in _message(r) and RANGE in _message(r)
@@ -110,23 +113,26 @@ def test_library_intake_refuses_the_date_too(store):
         cases.create_case(store, feature(reported_at="0999-12-31T00:00:00Z"), who)
 
 
-@pytest.mark.parametrize("path, params, role", [
-    (ITEMS, {"datetime": "0999-12-31/.."}, None),
-    (ITEMS, {"datetime": "0999-12-31T00:00:00Z"}, None),
-    (ITEMS, {"datetime": "../2101-01-01"}, None),
-    (ITEMS, {"datetime": "9999-12-31T23:00:00-14:00"}, None),
-    (ITEMS, {"datetime": "0001-01-01T00:00:00+14:00"}, None),
-    (ITEMS, {"reported_at": "0999-12-31T00:00:00Z"}, None),
-    (ITEMS, {"filter": "reported_at > TIMESTAMP('0999-12-31T00:00:00Z')"}, None),
-    (ITEMS, {"filter": "reported_at > TIMESTAMP('0001-01-01T00:00:00+14:00')"}, None),
-    (ITEMS, {"filter": "reported_at < DATE('0999-12-31')"}, None),
-    (ITEMS, {"filter": "reported_at < '0999-12-31'"}, None),
-    (ITEMS, {"filter": "reported_at BETWEEN '0999-01-01' AND '2026-01-01T00:00:00Z'"}, None),
-    ("/supervision", {"datetime": "0999-12-31/.."}, None),
-    ("/supervision", {"now": "9999-12-31T23:00:00-14:00"}, None),
-    ("/supervision/overdue", {"now": "0001-01-01T00:00:00+14:00"}, "dispatcher"),
-    (V2 + "/requests.json", {"start_date": "0999-12-31T00:00:00Z"}, None),
-])
+@pytest.mark.parametrize(
+    "path, params, role",
+    [
+        (ITEMS, {"datetime": "0999-12-31/.."}, None),
+        (ITEMS, {"datetime": "0999-12-31T00:00:00Z"}, None),
+        (ITEMS, {"datetime": "../2101-01-01"}, None),
+        (ITEMS, {"datetime": "9999-12-31T23:00:00-14:00"}, None),
+        (ITEMS, {"datetime": "0001-01-01T00:00:00+14:00"}, None),
+        (ITEMS, {"reported_at": "0999-12-31T00:00:00Z"}, None),
+        (ITEMS, {"filter": "reported_at > TIMESTAMP('0999-12-31T00:00:00Z')"}, None),
+        (ITEMS, {"filter": "reported_at > TIMESTAMP('0001-01-01T00:00:00+14:00')"}, None),
+        (ITEMS, {"filter": "reported_at < DATE('0999-12-31')"}, None),
+        (ITEMS, {"filter": "reported_at < '0999-12-31'"}, None),
+        (ITEMS, {"filter": "reported_at BETWEEN '0999-01-01' AND '2026-01-01T00:00:00Z'"}, None),
+        ("/supervision", {"datetime": "0999-12-31/.."}, None),
+        ("/supervision", {"now": "9999-12-31T23:00:00-14:00"}, None),
+        ("/supervision/overdue", {"now": "0001-01-01T00:00:00+14:00"}, "dispatcher"),
+        (V2 + "/requests.json", {"start_date": "0999-12-31T00:00:00Z"}, None),
+    ],
+)
 def test_queries_refuse_dates_outside_the_range(client, path, params, role):
     # year-1/9999 instants with ±14:00 offsets answered 500 (overflow); dates before year
     # 1000 gave wrong answers (compared as text against four-digit stored years)
@@ -144,8 +150,7 @@ def test_text_that_is_no_date_is_refused_for_a_date_field(client):
 
 def test_dates_within_the_range_still_work(client):
     assert client.get(ITEMS, params={"datetime": "1900-01-01/2100-12-31", "limit": 1}).ok
-    assert client.get(ITEMS, params={"filter": "reported_at > DATE('1900-01-01')",
-                                     "limit": 1}).ok
+    assert client.get(ITEMS, params={"filter": "reported_at > DATE('1900-01-01')", "limit": 1}).ok
     assert client.get("/supervision", params={"now": "2100-12-31T23:59:59Z"}).ok
     lo, hi = parse_interval(f"{DATE_MIN.isoformat()}/{DATE_MAX.isoformat()}")
     assert lo.date() == DATE_MIN and hi.date() == DATE_MAX
@@ -157,27 +162,38 @@ def test_dates_within_the_range_still_work(client):
 
 def test_storage_writes_four_digit_years():
     # the finding: strftime's %Y wrote year 999 as '999-12-31…'
-    assert format_datetime(dt.datetime(999, 12, 31, tzinfo=dt.UTC)) == \
-        "0999-12-31T00:00:00.000Z"
-    assert format_datetime(dt.datetime(2026, 1, 2, 3, 4, 5, 678900, tzinfo=dt.UTC)) == \
-        "2026-01-02T03:04:05.678Z"
+    assert format_datetime(dt.datetime(999, 12, 31, tzinfo=dt.UTC)) == "0999-12-31T00:00:00.000Z"
+    assert (
+        format_datetime(dt.datetime(2026, 1, 2, 3, 4, 5, 678900, tzinfo=dt.UTC))
+        == "2026-01-02T03:04:05.678Z"
+    )
 
 
 # --- filters the stores cannot run ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("params, match", [
-    ({"filter": "satisfaction = 99999999999999999999999"}, "64-bit"),
-    ({"filter": "S_INTERSECTS(geometry, POLYGON((109.4 18.2, 109.5 18.3, 109.5 18.2, "
-                "109.4 18.3, 109.4 18.2)))"}, "Self-intersection"),
-    ({"filter": "S_INTERSECTS(geometry, POLYGON((109.4 18.2, 109.5 18.3, 109.4 18.2)))"},
-     "not valid"),
-    ({"bbox": "nan,18.2,109.5,18.3"}, "finite"),
-    ({"bbox": "-inf,2000000,12200000,2100000", "bbox-crs": EPSG3857}, "finite"),
-    # shapely.segmentize raised GEOSException "Tolerance is too small": a 500
-    ({"bbox": "0,0,1e300,1", "bbox-crs": EPSG3857}, "outside the area of use"),
-    ({"bbox": "100000,2000000,120000,2100000", "bbox-crs": EPSG32649}, "x from 166021.44"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"filter": "satisfaction = 99999999999999999999999"}, "64-bit"),
+        (
+            {
+                "filter": "S_INTERSECTS(geometry, POLYGON((109.4 18.2, 109.5 18.3, 109.5 18.2, "
+                "109.4 18.3, 109.4 18.2)))"
+            },
+            "Self-intersection",
+        ),
+        (
+            {"filter": "S_INTERSECTS(geometry, POLYGON((109.4 18.2, 109.5 18.3, 109.4 18.2)))"},
+            "not valid",
+        ),
+        ({"bbox": "nan,18.2,109.5,18.3"}, "finite"),
+        ({"bbox": "-inf,2000000,12200000,2100000", "bbox-crs": EPSG3857}, "finite"),
+        # shapely.segmentize raised GEOSException "Tolerance is too small": a 500
+        ({"bbox": "0,0,1e300,1", "bbox-crs": EPSG3857}, "outside the area of use"),
+        ({"bbox": "100000,2000000,120000,2100000", "bbox-crs": EPSG32649}, "x from 166021.44"),
+    ],
+)
 def test_unrunnable_filters_are_400(client, params, match):
     # integers beyond 64 bits, invalid polygons and -inf with bbox-crs answered 500;
     # bbox=nan answered 200 with nothing in it
@@ -186,13 +202,19 @@ def test_unrunnable_filters_are_400(client, params, match):
     assert match in _message(r)
 
 
-@pytest.mark.parametrize("params, status, match", [
-    # transform_bounds gave NaN, then the raster provider failed on int(NaN): a 500
-    ({"bbox": "-1e308,-1e308,1e308,1e308", "bbox-crs": EPSG3857}, 400,
-     "outside the area of use"),
-    # finite bounds whose span is not: int(inf) in the cell count was a 500
-    ({"subset": "Lat(-1e308:1e308),Long(-1e308:1e308)"}, 413, "over the limit"),
-])
+@pytest.mark.parametrize(
+    "params, status, match",
+    [
+        # transform_bounds gave NaN, then the raster provider failed on int(NaN): a 500
+        (
+            {"bbox": "-1e308,-1e308,1e308,1e308", "bbox-crs": EPSG3857},
+            400,
+            "outside the area of use",
+        ),
+        # finite bounds whose span is not: int(inf) in the cell count was a 500
+        ({"subset": "Lat(-1e308:1e308),Long(-1e308:1e308)"}, 413, "over the limit"),
+    ],
+)
 def test_coverage_boxes_beyond_any_grid_are_refused(live_server, params, status, match):
     r = live_server.get("/collections/dem/coverage", params={**params, "f": "json"})
     assert r.status_code == status, r.text[:300]
@@ -207,16 +229,19 @@ def test_a_box_covering_the_whole_projection_still_works(client):
 
 
 def _posted_filter(client, doc: str):
-    return client.session.post(client.url + ITEMS, data=doc,
-                               headers={"Content-Type": "application/query-cql-json"},
-                               timeout=60)
+    return client.session.post(
+        client.url + ITEMS,
+        data=doc,
+        headers={"Content-Type": "application/query-cql-json"},
+        timeout=60,
+    )
 
 
 def test_oversized_and_deep_filters_are_400_stating_the_limit(client):
     term = '{"op":"=","args":[{"property":"satisfaction"},1]}'
     deep = term
     for _ in range(2900):  # 2900-deep CQL2 JSON (RecursionError)
-        deep = '{"op":"not","args":[' + deep + ']}'
+        deep = '{"op":"not","args":[' + deep + "]}"
     r = _posted_filter(client, deep)
     assert r.status_code == 400, r.text
     assert f"at most {FILTER_MAX_DEPTH}" in _message(r)
@@ -241,8 +266,10 @@ def test_stores_refuse_oversized_filter_trees(store):
     deep = term
     for _ in range(2900):
         deep = ast.Not(deep)
-    for where, match in ((wide, f"at most {FILTER_MAX_TERMS}"),
-                         (deep, f"at most {FILTER_MAX_DEPTH}")):
+    for where, match in (
+        (wide, f"at most {FILTER_MAX_TERMS}"),
+        (deep, f"at most {FILTER_MAX_DEPTH}"),
+    ):
         with pytest.raises(InvalidParameter, match=match):
             store.query(INCIDENTS, Query(where=where, limit=1), count=False)
     # the largest accepted filters run on the store (SQLite's parser has its own limit)
@@ -276,8 +303,13 @@ def test_nul_characters_are_refused_everywhere(client):
     assert _put(client, case_no, doc).status_code == 400
     r = client.move(case_no, "returned", "dispatcher", note="wrong\x00department")
     assert r.status_code == 400 and "NUL" in _message(r)
-    form = {"api_key": KEYS["reporter"], "service_code": "manhole_cover", "lat": URBAN[1],
-            "long": URBAN[0], "description": "井盖\x00丢失"}
+    form = {
+        "api_key": KEYS["reporter"],
+        "service_code": "manhole_cover",
+        "lat": URBAN[1],
+        "long": URBAN[0],
+        "description": "井盖\x00丢失",
+    }
     r = client.session.post(client.url + V2 + "/requests.json", data=form, timeout=60)
     assert r.status_code == 400 and "NUL" in _message(r), r.text
     r = client.session.post(client.url + V2 + "/requests.json", json=form, timeout=60)
@@ -287,15 +319,22 @@ def test_nul_characters_are_refused_everywhere(client):
 
 
 def test_open311_null_is_a_missing_value(client):
-    body = {"api_key": KEYS["reporter"], "service_code": "manhole_cover", "lat": URBAN[1],
-            "long": URBAN[0], "description": None, "address_string": None}
+    body = {
+        "api_key": KEYS["reporter"],
+        "service_code": "manhole_cover",
+        "lat": URBAN[1],
+        "long": URBAN[0],
+        "description": None,
+        "address_string": None,
+    }
     r = client.session.post(client.url + V2 + "/requests.json", json=body, timeout=60)
     assert r.status_code == 201, r.text
     props = client.item(r.json()[0]["service_request_id"]).json()["properties"]
     assert props["description"] is None and props["address"] is None
     assert props["title"] != "null"
-    r = client.session.post(client.url + V2 + "/requests.json",
-                            json=dict(body, service_code=None), timeout=60)
+    r = client.session.post(
+        client.url + V2 + "/requests.json", json=dict(body, service_code=None), timeout=60
+    )
     assert r.status_code == 400 and "'service_code' is required" in _message(r)
 
 
@@ -304,16 +343,19 @@ def test_open311_null_is_a_missing_value(client):
 
 def test_a_removed_key_stops_working_without_a_restart(tmp_path, monkeypatch):
     keys = tmp_path / "keys.yml"
-    keys.write_text("keys:\n  - {key: old-key, role: dispatcher, name: old}\n"
-                    "  - {key: kept-key, role: reporter, name: kept}\n")
+    keys.write_text(
+        "keys:\n  - {key: old-key, role: dispatcher, name: old}\n"
+        "  - {key: kept-key, role: reporter, name: kept}\n"
+    )
     assert access.authenticate("old-key", str(keys)).role == "dispatcher"
     keys.write_text("keys:\n  - {key: kept-key, role: reporter, name: kept}\n")
     with pytest.raises(NotAuthenticated):  # the finding: it kept working until a restart
         access.authenticate("old-key", str(keys))
     assert access.authenticate("kept-key", str(keys)).role == "reporter"
     reads = []
-    monkeypatch.setattr(access, "_read_keys",
-                        lambda p, real=access._read_keys: reads.append(p) or real(p))
+    monkeypatch.setattr(
+        access, "_read_keys", lambda p, real=access._read_keys: reads.append(p) or real(p)
+    )
     for _ in range(3):
         assert access.authenticate("kept-key", str(keys)).name == "kept"
     assert reads == []  # an unchanged file is not read again (one stat a request)
@@ -368,17 +410,27 @@ def test_library_reporters_are_told_apart_by_key_name(store):
 
 
 #: What a psycopg error of a run said: SQL and the schema name.
-LEAK = ('relation "tianya_secret.incidents_2026" does not exist\n'
-        'LINE 1: SELECT geom, reporter_phone FROM tianya_secret.incidents_2026')
+LEAK = (
+    'relation "tianya_secret.incidents_2026" does not exist\n'
+    "LINE 1: SELECT geom, reporter_phone FROM tianya_secret.incidents_2026"
+)
 
 
 class Leaky(BaseProcessor):
     """A process whose library call fails with a database error (loaded by the manager)."""
 
     def __init__(self, processor_def):
-        super().__init__(processor_def, {"id": "leaky", "title": "leaky", "version": "1",
-                                         "jobControlOptions": ["sync-execute", "async-execute"],
-                                         "inputs": {}, "outputs": {}})
+        super().__init__(
+            processor_def,
+            {
+                "id": "leaky",
+                "title": "leaky",
+                "version": "1",
+                "jobControlOptions": ["sync-execute", "async-execute"],
+                "inputs": {},
+                "outputs": {},
+            },
+        )
 
     def execute(self, data, outputs=None):
         import psycopg
@@ -393,12 +445,18 @@ def test_internal_run_errors_are_logged_not_told(tmp_path, caplog, mode):
 
     from tianya.plugins.jobs import JobManager
 
-    manager = JobManager({"name": "tianya.plugins.jobs.JobManager",
-                          "connection": str(tmp_path / "j.sqlite"),
-                          "output_dir": str(tmp_path / "out"),
-                          "processes": {"leaky": {"processor": {"name": f"{__name__}.Leaky"}}}})
-    pattern = (r"process 'leaky' failed with an internal error "
-               r"\(logged at \d{4}-\d\d-\d\dT[\d:.]+Z\)")
+    manager = JobManager(
+        {
+            "name": "tianya.plugins.jobs.JobManager",
+            "connection": str(tmp_path / "j.sqlite"),
+            "output_dir": str(tmp_path / "out"),
+            "processes": {"leaky": {"processor": {"name": f"{__name__}.Leaky"}}},
+        }
+    )
+    pattern = (
+        r"process 'leaky' failed with an internal error "
+        r"\(logged at \d{4}-\d\d-\d\dT[\d:.]+Z\)"
+    )
     admin = access.Principal("ops", "admin")  # anonymous callers list no jobs
     with caplog.at_level("ERROR", logger="tianya.plugins.jobs"):
         if mode is None:

@@ -37,8 +37,11 @@ INPUTS = {"collection": "incidents", "cell_size": 400}
 @pytest.fixture
 def job_conf(store_kind, tmp_path, request):
     """A manager configuration with a private job store of ``store_kind``."""
-    conf = {"name": "tianya.plugins.jobs.JobManager", "connection": str(tmp_path / "jobs.sqlite"),
-            "output_dir": str(tmp_path / "results")}
+    conf = {
+        "name": "tianya.plugins.jobs.JobManager",
+        "connection": str(tmp_path / "jobs.sqlite"),
+        "output_dir": str(tmp_path / "results"),
+    }
     if store_kind == "postgis":
         conf["data"] = _fresh_schema(request.getfixturevalue("pg_url"))
     return conf
@@ -72,11 +75,20 @@ class As:
 
 
 def _job(job_id: str | None = None, status: str = "accepted") -> dict:
-    return {"type": "process", "identifier": job_id or str(uuid.uuid4()),
-            "process_id": "hot-spots", "created": "2026-01-01T00:00:00.000000Z",
-            "started": "2026-01-01T00:00:00.000000Z", "updated": "2026-01-01T00:00:00.000000Z",
-            "finished": None, "status": status, "location": None,
-            "mimetype": "application/json", "message": "", "progress": 5}
+    return {
+        "type": "process",
+        "identifier": job_id or str(uuid.uuid4()),
+        "process_id": "hot-spots",
+        "created": "2026-01-01T00:00:00.000000Z",
+        "started": "2026-01-01T00:00:00.000000Z",
+        "updated": "2026-01-01T00:00:00.000000Z",
+        "finished": None,
+        "status": status,
+        "location": None,
+        "mimetype": "application/json",
+        "message": "",
+        "progress": 5,
+    }
 
 
 def _sql(manager: JobManager, statement: str, args=()) -> None:
@@ -96,8 +108,10 @@ def _finish(manager: JobManager, job_id: str, content: bytes | None = None) -> s
         location = str(manager.output_dir / f"hot-spots-{job_id}")
         with open(location, "wb") as fh:
             fh.write(content)
-    manager.update_job(job_id, {"status": "successful", "location": location,
-                                "finished": "2026-01-01T00:00:01.000000Z"})
+    manager.update_job(
+        job_id,
+        {"status": "successful", "location": location, "finished": "2026-01-01T00:00:01.000000Z"},
+    )
     return location
 
 
@@ -112,15 +126,32 @@ def _bulk(manager: JobManager, n: int, start: int) -> None:
     """Add ``n`` finished jobs of several owners straight into the store (fast)."""
     import json
 
-    owners = [("command center dispatcher", "dispatcher"), ("administrator", "admin"),
-              ("anonymous", "public"), ("water bureau", "department")]
+    owners = [
+        ("command center dispatcher", "dispatcher"),
+        ("administrator", "admin"),
+        ("anonymous", "public"),
+        ("water bureau", "department"),
+    ]
     now = time.time()
     rows = []
     for i in range(start, start + n):
         job = _job(f"bulk-{i:06d}", "successful")
         name, role = owners[i % len(owners)]
-        rows.append((job["identifier"], "hot-spots", "successful", name, role, False,
-                     manager.host, os.getpid(), now - 1000 + i * 1e-3, now, json.dumps(job)))
+        rows.append(
+            (
+                job["identifier"],
+                "hot-spots",
+                "successful",
+                name,
+                role,
+                False,
+                manager.host,
+                os.getpid(),
+                now - 1000 + i * 1e-3,
+                now,
+                json.dumps(job),
+            )
+        )
     store = manager.store
     if hasattr(store, "path"):
         conn = store._conn()
@@ -128,9 +159,14 @@ def _bulk(manager: JobManager, n: int, start: int) -> None:
         conn.executemany("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.execute("COMMIT")
     else:
-        with store._conn() as conn, conn.cursor() as cur, cur.copy(
+        with (
+            store._conn() as conn,
+            conn.cursor() as cur,
+            cur.copy(
                 f"COPY {store.table} (identifier, process_id, status, owner_name, owner_role, "
-                "restricted, host, pid, created_at, finished_at, doc) FROM STDIN") as copy:
+                "restricted, host, pid, created_at, finished_at, doc) FROM STDIN"
+            ) as copy,
+        ):
             for row in rows:
                 copy.write_row(row)
         with store._conn() as conn:
@@ -219,9 +255,17 @@ class Noop(BaseProcessor):
     """A process that answers at once (loaded by name by the manager)."""
 
     def __init__(self, processor_def):
-        super().__init__(processor_def, {"id": "noop", "title": "noop", "version": "1",
-                                         "jobControlOptions": ["sync-execute"], "inputs": {},
-                                         "outputs": {}})
+        super().__init__(
+            processor_def,
+            {
+                "id": "noop",
+                "title": "noop",
+                "version": "1",
+                "jobControlOptions": ["sync-execute"],
+                "inputs": {},
+                "outputs": {},
+            },
+        )
 
     def execute(self, data, outputs=None):
         return "application/json", {"ok": True}
@@ -264,10 +308,12 @@ def test_retention_removes_old_jobs_and_their_files(job_conf):
             m.add_job(_job(job_id))
     old_file = _finish(m, "old", b"x" * 100)
     new_file = _finish(m, "new", b"y" * 100)
-    _sql(m, "UPDATE {t} SET finished_at = finished_at - 25 * 3600 WHERE identifier = %s",
-         ["old"])
-    _sql(m, "UPDATE {t} SET created_at = created_at - 48 * 3600 WHERE identifier = %s",
-         ["old-unfinished"])
+    _sql(m, "UPDATE {t} SET finished_at = finished_at - 25 * 3600 WHERE identifier = %s", ["old"])
+    _sql(
+        m,
+        "UPDATE {t} SET created_at = created_at - 48 * 3600 WHERE identifier = %s",
+        ["old-unfinished"],
+    )
     m._purged_at = float("-inf")  # the last sweep was more than a minute ago
     with As(DISPATCHER):
         m.add_job(_job("trigger"))
@@ -276,8 +322,7 @@ def test_retention_removes_old_jobs_and_their_files(job_conf):
     assert m.store.get("new") is not None and _kept(m, "new", new_file)
     assert m.store.get("old-unfinished") is not None  # unfinished: never removed
     # at most one sweep a minute: an add right after does not sweep again
-    _sql(m, "UPDATE {t} SET finished_at = finished_at - 25 * 3600 WHERE identifier = %s",
-         ["new"])
+    _sql(m, "UPDATE {t} SET finished_at = finished_at - 25 * 3600 WHERE identifier = %s", ["new"])
     with As(DISPATCHER):
         _finish(m, "trigger")
         m.add_job(_job("again"))
@@ -340,8 +385,10 @@ def test_add_job_time_does_not_grow_with_the_jobs_kept(job_conf, store_kind, cap
     _bulk(m, 19_000, 1_000)
     large = _time_adds(m)
     with capsys.disabled():
-        print(f"\n[{store_kind}] add_job median: {small * 1e3:.2f} ms at 1k jobs, "
-              f"{large * 1e3:.2f} ms at 20k jobs (ratio {large / small:.2f})")
+        print(
+            f"\n[{store_kind}] add_job median: {small * 1e3:.2f} ms at 1k jobs, "
+            f"{large * 1e3:.2f} ms at 20k jobs (ratio {large / small:.2f})"
+        )
     assert large / small < 2.5, (small, large)
     with As(DISPATCHER):  # the caller's own page is an index range too
         page = m.get_jobs(limit=10)
@@ -353,8 +400,12 @@ def test_add_job_time_does_not_grow_with_the_jobs_kept(job_conf, store_kind, cap
 
 @pytest.mark.postgis
 def test_two_hosts_share_jobs_on_postgresql(pg_url, tmp_path):
-    job_conf = {"name": "tianya.plugins.jobs.JobManager", "connection": str(tmp_path / "unused"),
-                "output_dir": str(tmp_path / "results"), "data": _fresh_schema(pg_url)}
+    job_conf = {
+        "name": "tianya.plugins.jobs.JobManager",
+        "connection": str(tmp_path / "unused"),
+        "output_dir": str(tmp_path / "results"),
+        "data": _fresh_schema(pg_url),
+    }
     a = JobManager(job_conf)
     b = JobManager({**job_conf, "output_dir": str(tmp_path / "other-host-results")})
     b.host = "other-host"
@@ -425,8 +476,9 @@ def server(store_kind, request, tmp_path_factory):
 def _fresh_data_schema(request) -> str:
     from stores import load_schema
 
-    return load_schema(request.getfixturevalue("sample_gpkg"),
-                       request.getfixturevalue("pg_url"), prefix="jobs")
+    return load_schema(
+        request.getfixturevalue("sample_gpkg"), request.getfixturevalue("pg_url"), prefix="jobs"
+    )
 
 
 def _auth(role) -> dict:
@@ -434,8 +486,12 @@ def _auth(role) -> dict:
 
 
 def _submit(server, role=None):
-    return requests.post(f"{server.url}/processes/hot-spots/execution", json={"inputs": INPUTS},
-                         headers={"Prefer": "respond-async", **_auth(role)}, timeout=60)
+    return requests.post(
+        f"{server.url}/processes/hot-spots/execution",
+        json={"inputs": INPUTS},
+        headers={"Prefer": "respond-async", **_auth(role)},
+        timeout=60,
+    )
 
 
 def _wait(server, job_id, role):
@@ -470,8 +526,9 @@ def test_http_only_the_owner_and_admin_see_a_dispatchers_job(server):
         assert r.status_code == 404, (role, r.text)
     for role in ("dispatcher", "admin"):
         assert job_id in _listed(server, role)
-        r = requests.get(f"{server.url}/jobs/{job_id}/results?f=json", headers=_auth(role),
-                         timeout=30)
+        r = requests.get(
+            f"{server.url}/jobs/{job_id}/results?f=json", headers=_auth(role), timeout=30
+        )
         assert r.status_code == 200 and r.json()["features"], role
     r = requests.delete(f"{server.url}/jobs/{job_id}", headers=_auth("dispatcher"), timeout=30)
     assert r.status_code == 200, r.text
@@ -502,8 +559,13 @@ def test_http_too_many_unfinished_jobs_is_429(server):
     try:
         for _ in range(4):  # four jobs of the dispatcher still running (on this host)
             job = _job(f"held-{uuid.uuid4()}", "running")
-            store.add(job, (DISPATCHER.name, DISPATCHER.role), restricted=False,
-                      host="test-host", pid=os.getpid())
+            store.add(
+                job,
+                (DISPATCHER.name, DISPATCHER.role),
+                restricted=False,
+                host="test-host",
+                pid=os.getpid(),
+            )
             held.append(job["identifier"])
         r = _submit(server, "dispatcher")
         assert r.status_code == 429, r.text

@@ -49,14 +49,25 @@ def test_every_stage_is_reachable_and_known():
 
 def test_full_path_stamps_each_stage(store, case_no):
     t0 = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=1)
-    steps = [("handling", WATER, None), ("feedback", WATER, "cover replaced"),
-             ("closed", DISPATCHER, "verified"), ("evaluated", REPORTER, None)]
+    steps = [
+        ("handling", WATER, None),
+        ("feedback", WATER, "cover replaced"),
+        ("closed", DISPATCHER, "verified"),
+        ("evaluated", REPORTER, None),
+    ]
     for i, (to, who, note) in enumerate(steps):
-        lifecycle.transition(store, case_no, to, who, note=note,
-                             now=t0 + dt.timedelta(hours=i),
-                             satisfaction=4 if to == "evaluated" else None)
+        lifecycle.transition(
+            store,
+            case_no,
+            to,
+            who,
+            note=note,
+            now=t0 + dt.timedelta(hours=i),
+            satisfaction=4 if to == "evaluated" else None,
+        )
     p = store.get(cases.INCIDENTS, case_no)["properties"]
     assert p["status"] == "evaluated" and p["satisfaction"] == 4
+
     def stamp(i):
         return (t0 + dt.timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -65,16 +76,22 @@ def test_full_path_stamps_each_stage(store, case_no):
     assert p["evaluated_at"].startswith(stamp(3))
     hist = lifecycle.history(store, case_no)
     assert [(h["from_status"], h["to_status"]) for h in hist] == [
-        (None, "collected"), ("collected", "registered"), ("registered", "dispatched"),
-        ("dispatched", "handling"), ("handling", "feedback"), ("feedback", "closed"),
-        ("closed", "evaluated")]
+        (None, "collected"),
+        ("collected", "registered"),
+        ("registered", "dispatched"),
+        ("dispatched", "handling"),
+        ("handling", "feedback"),
+        ("feedback", "closed"),
+        ("closed", "evaluated"),
+    ]
     assert hist[4]["actor"] == "water bureau" and hist[4]["note"] == "cover replaced"
     assert all(h["at"] for h in hist)
 
 
 def test_illegal_transition_is_409_naming_legal_ones(store, case_no):
-    with pytest.raises(Conflict, match="cannot move to 'closed'; legal next stages: "
-                                       "handling, returned"):
+    with pytest.raises(
+        Conflict, match="cannot move to 'closed'; legal next stages: handling, returned"
+    ):
         lifecycle.transition(store, case_no, "closed", ADMIN)
     with pytest.raises(InvalidFeature, match="'done' is not a valid stage"):
         lifecycle.transition(store, case_no, "done", ADMIN)
@@ -105,8 +122,15 @@ def test_return_needs_reason_and_redispatch_restarts_deadline(store, case_no):
     # a week on: the working-time deadline moves whatever the weekday (a day after a
     # Saturday is a Sunday, and both deadlines fell on the same Monday)
     later = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=7)
-    f = lifecycle.transition(store, case_no, "dispatched", DISPATCHER, department="transport",
-                             note="re-dispatch", now=later)
+    f = lifecycle.transition(
+        store,
+        case_no,
+        "dispatched",
+        DISPATCHER,
+        department="transport",
+        note="re-dispatch",
+        now=later,
+    )
     p = f["properties"]
     assert p["department"] == "transport" and not p["territorial"]
     assert p["dispatched_at"].startswith(later.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -154,8 +178,9 @@ def test_failed_move_writes_nothing(store, case_no):
     n = len(lifecycle.history(store, case_no))
     with pytest.raises(Conflict):
         lifecycle.edit(store, case_no, {"description": "改了"}, who=DISPATCHER)
-        lifecycle.edit(store, case_no, {"description": "再改", "status": "evaluated"},
-                       who=DISPATCHER)
+        lifecycle.edit(
+            store, case_no, {"description": "再改", "status": "evaluated"}, who=DISPATCHER
+        )
     assert len(lifecycle.history(store, case_no)) == n + 1  # only the first edit
     assert store.get(cases.INCIDENTS, case_no)["properties"]["description"] == "改了"
 

@@ -22,8 +22,15 @@ from layers.catalogue import LAYERS, THEMATIC
 from layers.district import TZ_NAME as TZ
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +81,14 @@ class Page:
         if msg.type != "error":
             return
         where = (msg.location or {}).get("url", "")
-        if where in self.blocked or (where.startswith("http") and "127.0.0.1" not in where
-                                     and "localhost" not in where):
+        if where in self.blocked or (
+            where.startswith("http") and "127.0.0.1" not in where and "localhost" not in where
+        ):
             return  # a tile we refused to fetch
         self.errors.append(f"{msg.text} @ {where}")
 
     def texts(self, selector: str) -> list[str]:
-        return self.page.eval_on_selector_all(
-            selector, "els => els.map(e => e.textContent.trim())")
+        return self.page.eval_on_selector_all(selector, "els => els.map(e => e.textContent.trim())")
 
     def screenshot_not_blank(self):
         from PIL import Image
@@ -126,8 +133,7 @@ def test_layers_map_in_browser(browser, sample_data, tmp_path):
     try:
         overlays = p.texts(".leaflet-control-layers-overlays label")
         expected = [f"{LAYERS[i].zh} {LAYERS[i].en}" for i in THEMATIC]
-        assert overlays == [f"{LAYERS['communities'].zh} {LAYERS['communities'].en}",
-                            *expected]
+        assert overlays == [f"{LAYERS['communities'].zh} {LAYERS['communities'].en}", *expected]
         groups = p.texts(".tianya-legend-group")
         for title in expected:
             assert any(g.startswith(title) for g in groups), title
@@ -144,10 +150,10 @@ def test_layers_map_in_browser(browser, sample_data, tmp_path):
 
 
 def test_layers_map_aggregates_large_layers(sample_data):
-    small = maps.render_html(maps.layers_map(sample_data, layers=("incidents",),
-                                             max_points=100_000))
-    light = maps.render_html(maps.layers_map(sample_data, layers=("incidents",),
-                                             max_points=500))
+    small = maps.render_html(
+        maps.layers_map(sample_data, layers=("incidents",), max_points=100_000)
+    )
+    light = maps.render_html(maps.layers_map(sample_data, layers=("incidents",), max_points=500))
     assert len(light) < len(small) / 2
     assert "300 m cells" in light
 
@@ -156,8 +162,9 @@ def test_restricted_layer_is_per_community_by_default(sample_data):
     html = maps.render_html(maps.layers_map(sample_data, layers=("poverty_relief",)))
     codes = sample_data["poverty_relief"]["household_code"].head(20)
     assert not any(c in html for c in codes)
-    html = maps.render_html(maps.layers_map(sample_data, layers=("poverty_relief",),
-                                            restricted=True))
+    html = maps.render_html(
+        maps.layers_map(sample_data, layers=("poverty_relief",), restricted=True)
+    )
     assert all(c in html for c in codes)
     for f in LAYERS["poverty_relief"].sensitive_fields:
         for v in sample_data["poverty_relief"][f].dropna().astype(str).head(20):
@@ -237,10 +244,12 @@ def test_tianditu_needs_a_key(sample_data, monkeypatch):
     with pytest.raises(AnalyticsError, match="TIANYA_TIANDITU_KEY"):
         maps.layers_map(sample_data, layers=("rivers",), basemap_id="tianditu")
     with pytest.raises(AnalyticsError, match="TIANYA_TIANDITU_KEY"):  # another map's key
-        maps.layers_map(sample_data, layers=("rivers",), basemap_id="tianditu",
-                        keys={"amap": "a1"})
-    html = maps.render_html(maps.layers_map(sample_data, layers=("rivers",),
-                                            basemap_id="tianditu", keys={"tianditu": "k123"}))
+        maps.layers_map(sample_data, layers=("rivers",), basemap_id="tianditu", keys={"amap": "a1"})
+    html = maps.render_html(
+        maps.layers_map(
+            sample_data, layers=("rivers",), basemap_id="tianditu", keys={"tianditu": "k123"}
+        )
+    )
     assert "tk=k123" in html and "cva_w" in html
     tiles = {"osm": "http://tiles.example/{z}/{x}/{y}.png"}
     html = maps.render_html(maps.layers_map(sample_data, layers=("rivers",), tiles=tiles))
@@ -257,8 +266,9 @@ def test_tianditu_needs_a_key(sample_data, monkeypatch):
 def test_hot_and_choropleth_maps_take_tiles_and_keys(sample_data):
     inc, comm = sample_data["incidents"], sample_data["communities"]
     keys = {"tianditu": "kk9"}
-    html = maps.render_html(maps.hotspot_map(inc, basemap_id="tianditu_img", keys=keys,
-                                             emerging=False, kde=False))
+    html = maps.render_html(
+        maps.hotspot_map(inc, basemap_id="tianditu_img", keys=keys, emerging=False, kde=False)
+    )
     assert "tk=kk9" in html and "img_w" in html
     tiles = {"osm": "http://tiles.example/{z}/{x}/{y}.png"}
     html = maps.render_html(maps.choropleth_map(inc, comm, tiles=tiles))
@@ -278,9 +288,11 @@ def test_hotspot_map_in_browser(browser, sample_data, tmp_path):
         assert "时空热点(新兴热点) Emerging hot spots" in overlays
         items = p.texts(".tianya-legend-item")
         assert "热点 99%置信度 Hot spot, 99% confidence" in items
-        red = p.page.evaluate("""(map) => { let n = 0; window[map].eachLayer(l => {
+        red = p.page.evaluate(
+            """(map) => { let n = 0; window[map].eachLayer(l => {
             if (l.feature && l.options.fillColor === '#d62f27') n++; }); return n; }""",
-                              m.get_name())
+            m.get_name(),
+        )
         assert red > 0
         assert p.page.query_selector(".leaflet-image-layer")
         assert p.errors == [], p.errors
@@ -295,8 +307,11 @@ def test_choropleth_map_in_browser(browser, sample_data, tmp_path):
     p = Page(browser, _save(m, tmp_path, "choro.html"))
     try:
         overlays = p.texts(".leaflet-control-layers-overlays label")
-        assert overlays == ["案件密度(件/平方公里) Case density (cases/km²)",
-                            "办结率 Completion rate", "超期占比 Overdue share"]
+        assert overlays == [
+            "案件密度(件/平方公里) Case density (cases/km²)",
+            "办结率 Completion rate",
+            "超期占比 Overdue share",
+        ]
         assert len(p.texts(".tianya-legend-item")) >= 9
         assert p.errors == [], p.errors
         p.screenshot_not_blank()
@@ -307,8 +322,7 @@ def test_choropleth_map_in_browser(browser, sample_data, tmp_path):
 def test_community_measures_independent(sample_data):
     inc, comm = sample_data["incidents"], sample_data["communities"]
     got = maps.community_measures(inc, comm).set_index("code")
-    now = max(inc[c].max() for c in ("reported_at", "dispatched_at", "handled_at",
-                                     "closed_at"))
+    now = max(inc[c].max() for c in ("reported_at", "dispatched_at", "handled_at", "closed_at"))
     done = inc["status"].isin(["closed", "evaluated"])
     overdue = ~done & (inc["deadline"] < now)
     g = pd.DataFrame({"c": inc["community_code"], "done": done, "od": overdue}).groupby("c")
@@ -397,8 +411,9 @@ def test_weekly_report_in_browser(browser, sample_data, tmp_path):
 
 def test_weekly_report_pdf(sample_data, tmp_path):
     pytest.importorskip("weasyprint")
-    r = weekly_report(sample_data["incidents"], sample_data["communities"], "2026-W47",
-                      charts=False)
+    r = weekly_report(
+        sample_data["incidents"], sample_data["communities"], "2026-W47", charts=False
+    )
     out = r.pdf(tmp_path / "r.pdf")
     with open(out, "rb") as fh:
         assert fh.read(5) == b"%PDF-"
@@ -423,16 +438,42 @@ def test_cli_map_and_report(sample_gpkg, tmp_path):
 
     runner = CliRunner()
     out = tmp_path / "m.html"
-    res = runner.invoke(main, ["map", "layers", "--data", sample_gpkg, "-o", str(out),
-                               "--basemap", "amap", "--days", "30"])
+    res = runner.invoke(
+        main,
+        [
+            "map",
+            "layers",
+            "--data",
+            sample_gpkg,
+            "-o",
+            str(out),
+            "--basemap",
+            "amap",
+            "--days",
+            "30",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "MB" in res.output and out.stat().st_size > 100_000
-    res = runner.invoke(main, ["map", "hotspots", "--data", sample_gpkg, "-o",
-                               str(tmp_path / "h.html")])
+    res = runner.invoke(
+        main, ["map", "hotspots", "--data", sample_gpkg, "-o", str(tmp_path / "h.html")]
+    )
     assert res.exit_code == 0, res.output
     rep = tmp_path / "r.html"
-    res = runner.invoke(main, ["report", "--week", "2026-W47", "--data", sample_gpkg,
-                               "-o", str(rep), "--json", str(tmp_path / "r.json")])
+    res = runner.invoke(
+        main,
+        [
+            "report",
+            "--week",
+            "2026-W47",
+            "--data",
+            sample_gpkg,
+            "-o",
+            str(rep),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "2026-W47" in res.output and rep.exists()
     res = runner.invoke(main, ["report", "--week", "nonsense", "--data", sample_gpkg])
@@ -448,7 +489,8 @@ def test_screen_live(browser, live_server, sample_data):
     try:
         p.page.wait_for_function(
             "() => Number(document.getElementById('updated').dataset.refreshes) >= 2",
-            timeout=60_000)
+            timeout=60_000,
+        )
         inc = sample_data["incidents"]
         start = pd.Timestamp(day).tz_localize(TZ).tz_convert("UTC")
         end = start + pd.Timedelta(days=1)
@@ -457,8 +499,9 @@ def test_screen_live(browser, live_server, sample_data):
         done = inc["status"].isin(["closed", "evaluated"])
         overdue = int((~done & (inc["reported_at"] < end) & (inc["deadline"] < end)).sum())
         assert p.texts("#k-overdue") == [str(overdue)]
-        week = int(((inc["reported_at"] >= end - pd.Timedelta(days=7))
-                    & (inc["reported_at"] < end)).sum())
+        week = int(
+            ((inc["reported_at"] >= end - pd.Timedelta(days=7)) & (inc["reported_at"] < end)).sum()
+        )
         assert p.page.evaluate("() => window.tianyaScreen.incidents") == week
         assert len(p.texts("#overdue li")) == min(overdue, 30)
         overlays = p.texts(".leaflet-control-layers-overlays label")

@@ -18,15 +18,18 @@ jupytext = pytest.importorskip("jupytext")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         "notebooks")
+NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notebooks")
 PATHS = sorted(glob.glob(os.path.join(NOTEBOOKS, "*.py")))
 
 
 def test_notebooks_present():
     names = {os.path.basename(p) for p in PATHS}
-    assert {"01_quick_start.py", "02_hotspots.py", "03_flood_exposure.py",
-            "04_weekly_cases.py"} <= names
+    assert {
+        "01_quick_start.py",
+        "02_hotspots.py",
+        "03_flood_exposure.py",
+        "04_weekly_cases.py",
+    } <= names
     for p in glob.glob(os.path.join(NOTEBOOKS, "*.ipynb")):  # any .ipynb must be stripped
         nb = jupytext.read(p)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), p
@@ -39,8 +42,9 @@ def test_notebook_runs(path, live_server, sample_gpkg, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = jupytext.read(path)
     t0 = time.perf_counter()
-    nbclient.NotebookClient(nb, timeout=180, kernel_name="python3",
-                            resources={"metadata": {"path": NOTEBOOKS}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": NOTEBOOKS}}
+    ).execute()
     elapsed = time.perf_counter() - t0
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]

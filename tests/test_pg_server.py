@@ -33,8 +33,13 @@ pytestmark = pytest.mark.postgis
 def test_ogrinfo_reads_every_collection_from_a_postgresql_url(live_server_pg, sample_data):
     assert "://" in live_server_pg.data
     env = dict(os.environ, GDAL_HTTP_HEADERS=f"Authorization: Bearer {KEYS['admin']}")
-    out = subprocess.run(["ogrinfo", "-ro", "-so", "-al", f"OAPIF:{live_server_pg.url}"],
-                         capture_output=True, text=True, env=env, timeout=180)
+    out = subprocess.run(
+        ["ogrinfo", "-ro", "-so", "-al", f"OAPIF:{live_server_pg.url}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert out.returncode == 0, out.stderr
     for lid, frame in sample_data.items():
         block = out.stdout.split(f"Layer name: {lid}\n", 1)[1].split("Layer name:", 1)[0]
@@ -49,17 +54,34 @@ def test_cli_load_postgis(sample_gpkg, pg_url, sample_data):
     conninfo, _ = split_url(pg_url)
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "tianya.cli", "load-postgis", url, "--data", sample_gpkg,
-             "--layers", "departments,rivers"], capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                "-m",
+                "tianya.cli",
+                "load-postgis",
+                url,
+                "--data",
+                sample_gpkg,
+                "--layers",
+                "departments,rivers",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr
         assert "100%" in out.stderr  # the tqdm bar
         assert f"{len(sample_data['rivers']):>9,}" in out.stdout
         with psycopg.connect(conninfo) as c:
             n = c.execute("SELECT count(*) FROM cli_load_test.rivers").fetchone()[0]
         assert n == len(sample_data["rivers"])
-        bad = subprocess.run([sys.executable, "-m", "tianya.cli", "load-postgis", "--data",
-                              sample_gpkg], capture_output=True, text=True, timeout=60,
-                             env={k: v for k, v in os.environ.items() if k != "TIANYA_DATA"})
+        bad = subprocess.run(
+            [sys.executable, "-m", "tianya.cli", "load-postgis", "--data", sample_gpkg],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if k != "TIANYA_DATA"},
+        )
         assert bad.returncode == 2 and "postgresql://" in bad.stderr
     finally:
         with psycopg.connect(conninfo, autocommit=True) as c:
@@ -70,14 +92,14 @@ def test_cli_load_postgis(sample_gpkg, pg_url, sample_data):
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    n = 2 ** z
+    n = 2**z
     x = int((lon + 180) / 360 * n)
     y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
     return x, y
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
-    n = 2 ** z
+    n = 2**z
 
     def lat(row):
         return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / n))))
@@ -104,16 +126,19 @@ def test_vector_tile_holds_the_features_inside_it(live_server_pg, sample_data):
     for f in feats[:50]:
         g = by_id.loc[f["properties"]["id"], "geometry"]
         tx, ty = f["geometry"]["coordinates"]
-        mx = (g.x + 180) / 360 * 2 ** z - x
-        my = (1 - math.asinh(math.tan(math.radians(g.y))) / math.pi) / 2 * 2 ** z - y
+        mx = (g.x + 180) / 360 * 2**z - x
+        my = (1 - math.asinh(math.tan(math.radians(g.y))) / math.pi) / 2 * 2**z - y
         assert abs(tx - mx * 4096) <= 1 and abs(ty - (4096 - my * 4096)) <= 1
     # properties follow the caller's role
     props = feats[0]["properties"]
     assert "category" in props and "reporter_phone" not in props
-    r = live_server_pg.get(f"/collections/incidents/tiles/WebMercatorQuad/{z}/{y}/{x}",
-                           role="dispatcher")
-    assert "reporter_phone" in mapbox_vector_tile.decode(r.content)["incidents"]["features"][
-        0]["properties"]
+    r = live_server_pg.get(
+        f"/collections/incidents/tiles/WebMercatorQuad/{z}/{y}/{x}", role="dispatcher"
+    )
+    assert (
+        "reporter_phone"
+        in mapbox_vector_tile.decode(r.content)["incidents"]["features"][0]["properties"]
+    )
 
 
 def test_tiles_metadata_and_errors(live_server_pg):
@@ -131,8 +156,10 @@ def test_tiles_metadata_and_errors(live_server_pg):
     r = g("/collections/incidents/tiles/WebMercatorQuad/a/0/0")
     assert r.status_code == 400 and "integers" in r.json()["description"]
     assert g("/collections/poverty_relief/tiles/WebMercatorQuad/0/0/0").status_code == 401
-    assert g("/collections/poverty_relief/tiles/WebMercatorQuad/0/0/0",
-             role="admin").status_code == 200
+    assert (
+        g("/collections/poverty_relief/tiles/WebMercatorQuad/0/0/0", role="admin").status_code
+        == 200
+    )
 
 
 def test_tiles_need_postgis(live_server_gpkg):
@@ -186,8 +213,10 @@ def test_statement_timeout_is_a_clear_503_not_a_hung_worker(writable_pg):
             assert len(results) == 6
             for status, body, secs in results:
                 assert status == 503, body
-                assert "timed out" in body["description"] and "statement_timeout" in body[
-                    "description"]
+                assert (
+                    "timed out" in body["description"]
+                    and "statement_timeout" in body["description"]
+                )
                 assert secs < 10
             # other collections still answer while the incidents table is locked
             assert srv.get("/collections/rivers/items", params={"limit": 2}).status_code == 200
@@ -200,8 +229,12 @@ def test_statement_timeout_is_a_clear_503_not_a_hung_worker(writable_pg):
 
 
 def _pg_ctl(action: str) -> None:
-    cmd = ["pg_ctlcluster", os.environ.get("PG_VERSION", "15"),
-           os.environ.get("PG_CLUSTER", "main"), action]
+    cmd = [
+        "pg_ctlcluster",
+        os.environ.get("PG_VERSION", "15"),
+        os.environ.get("PG_CLUSTER", "main"),
+        action,
+    ]
     if os.geteuid() != 0:
         cmd = ["sudo", *cmd]
     subprocess.run(cmd, check=True, timeout=120)
@@ -218,16 +251,17 @@ def _wait_pg(conninfo: str) -> None:
     raise RuntimeError("PostgreSQL did not come back")
 
 
-@pytest.mark.skipif(not (os.environ.get("CI") or os.environ.get("TIANYA_TEST_PG_RESTART")),
-                    reason="restarts the PostgreSQL server: set TIANYA_TEST_PG_RESTART=1")
+@pytest.mark.skipif(
+    not (os.environ.get("CI") or os.environ.get("TIANYA_TEST_PG_RESTART")),
+    reason="restarts the PostgreSQL server: set TIANYA_TEST_PG_RESTART=1",
+)
 def test_postgresql_restart_while_the_server_runs(writable_pg):
     conninfo, _ = split_url(writable_pg)
     srv = LiveServer(writable_pg)
     session = requests.Session()
 
     def get(lid="incidents"):
-        return session.get(f"{srv.url}/collections/{lid}/items", params={"limit": 3},
-                           timeout=60)
+        return session.get(f"{srv.url}/collections/{lid}/items", params={"limit": 3}, timeout=60)
 
     try:
         for _ in range(8):  # every worker holds pooled connections

@@ -37,10 +37,23 @@ pytestmark = pytest.mark.postgis
 
 SEED = 20261125
 N_INCIDENTS = 1500
-COMPARED = ("incidents", "rivers", "building_population", "communities", "flood_prevention",
-            "urban_fixtures", "departments")
-CRSS = (None, "http://www.opengis.net/def/crs/OGC/1.3/CRS84", "EPSG:4326",
-        "http://www.opengis.net/def/crs/EPSG/0/4490", "EPSG:3857", "EPSG:32649")
+COMPARED = (
+    "incidents",
+    "rivers",
+    "building_population",
+    "communities",
+    "flood_prevention",
+    "urban_fixtures",
+    "departments",
+)
+CRSS = (
+    None,
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "EPSG:4326",
+    "http://www.opengis.net/def/crs/EPSG/0/4490",
+    "EPSG:3857",
+    "EPSG:32649",
+)
 
 
 # --- fixtures ------------------------------------------------------------------------------------
@@ -163,17 +176,29 @@ def test_open_store_picks_postgis(pg, pg_url, schema):
 def test_ddl_from_catalogue(pg, schema):
     layer = LAYERS["incidents"]
     with pg.transaction() as conn:
-        cols = dict(conn.execute(
-            "SELECT column_name, udt_name FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = 'incidents'", [schema]).fetchall())
-        gtype = conn.execute("SELECT type, srid FROM geometry_columns WHERE f_table_schema = %s "
-                             "AND f_table_name = 'incidents'", [schema]).fetchone()
-        idx = " ".join(r[0] for r in conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = 'incidents'",
-            [schema]))
+        cols = dict(
+            conn.execute(
+                "SELECT column_name, udt_name FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = 'incidents'",
+                [schema],
+            ).fetchall()
+        )
+        gtype = conn.execute(
+            "SELECT type, srid FROM geometry_columns WHERE f_table_schema = %s "
+            "AND f_table_name = 'incidents'",
+            [schema],
+        ).fetchone()
+        idx = " ".join(
+            r[0]
+            for r in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = 'incidents'",
+                [schema],
+            )
+        )
         checks = conn.execute(
             "SELECT count(*) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'c'",
-            [pg.table(layer)]).fetchone()[0]
+            [pg.table(layer)],
+        ).fetchone()[0]
     assert cols["fid"] == "int8" and cols["geom"] == "geometry"
     assert cols["reported_at"] == "timestamptz" and cols["satisfaction"] == "int8"
     assert cols["territorial"] == "bool"
@@ -184,9 +209,12 @@ def test_ddl_from_catalogue(pg, schema):
             assert f"({f.name})" in idx
     assert checks == sum(f.codes is not None for f in layer.fields)
     with pg.transaction() as conn:
-        dtype = conn.execute("SELECT udt_name FROM information_schema.columns WHERE "
-                             "table_schema = %s AND table_name = 'party_building' AND "
-                             "column_name = 'established'", [schema]).fetchone()[0]
+        dtype = conn.execute(
+            "SELECT udt_name FROM information_schema.columns WHERE "
+            "table_schema = %s AND table_name = 'party_building' AND "
+            "column_name = 'established'",
+            [schema],
+        ).fetchone()[0]
     assert dtype == "date"
 
 
@@ -209,8 +237,9 @@ def test_pgload_copies_the_geopackage(gpkg, pg_url, schema):
         same_page(gpkg, target, layer, Query(limit=10_000), count=False)
     # the fid sequence continues after the copied rows
     with target.transaction() as conn:
-        nxt = conn.execute("SELECT nextval(pg_get_serial_sequence(%s, 'fid'))",
-                           [target.table(LAYERS["incidents"])]).fetchone()[0]
+        nxt = conn.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'fid'))", [target.table(LAYERS["incidents"])]
+        ).fetchone()[0]
     assert nxt == counts["incidents"] + 1
     target.close()
 
@@ -284,15 +313,27 @@ def test_cql2_text(gpkg, pg, text):
 
 
 def test_cql2_json(gpkg, pg):
-    f = ('{"op": "and", "args": [{"op": "in", "args": [{"property": "category"}, '
-         '["street_light", "exposed_garbage"]]}, {"op": ">=", "args": '
-         '[{"property": "satisfaction"}, 3]}]}')
+    f = (
+        '{"op": "and", "args": [{"op": "in", "args": [{"property": "category"}, '
+        '["street_light", "exposed_garbage"]]}, {"op": ">=", "args": '
+        '[{"property": "satisfaction"}, 3]}]}'
+    )
     same_page(gpkg, pg, LAYERS["incidents"], Query(where=parse_filter(f), limit=10_000))
 
 
 @pytest.mark.parametrize("lid", ["incidents", "rivers", "building_population", "communities"])
-@pytest.mark.parametrize("op", ["S_INTERSECTS", "S_WITHIN", "S_DISJOINT", "S_CONTAINS",
-                                "S_OVERLAPS", "S_CROSSES", "S_TOUCHES"])
+@pytest.mark.parametrize(
+    "op",
+    [
+        "S_INTERSECTS",
+        "S_WITHIN",
+        "S_DISJOINT",
+        "S_CONTAINS",
+        "S_OVERLAPS",
+        "S_CROSSES",
+        "S_TOUCHES",
+    ],
+)
 def test_spatial_predicates(data, gpkg, pg, lid, op):
     layer = LAYERS[lid]
     box = _wkt_box(_centre_box(data[lid], 0.4))
@@ -303,8 +344,9 @@ def test_spatial_predicates(data, gpkg, pg, lid, op):
 def test_spatial_bbox_function_and_point_equals(data, gpkg, pg):
     layer = LAYERS["incidents"]
     b = _centre_box(data["incidents"], 0.3)
-    q = Query(where=parse_filter(f"S_INTERSECTS(geometry, BBOX({', '.join(map(str, b))}))"),
-              limit=10_000)
+    q = Query(
+        where=parse_filter(f"S_INTERSECTS(geometry, BBOX({', '.join(map(str, b))}))"), limit=10_000
+    )
     assert same_page(gpkg, pg, layer, q).number_returned > 0
     x, y = data["incidents"].geometry.iloc[5].coords[0]
     q = Query(where=parse_filter(f"S_EQUALS(geometry, POINT({x!r} {y!r}))"), limit=10)
@@ -319,9 +361,16 @@ def test_bbox(data, gpkg, pg, lid, frac):
     same_page(gpkg, pg, LAYERS[lid], Query(bbox=q.bbox, limit=7, offset=3), target_crs="EPSG:3857")
 
 
-@pytest.mark.parametrize("text", ["2026-03-01T00:00:00Z/2026-05-01T00:00:00Z", "2026-07-04",
-                                  "../2026-01-15", "2026-10-01/..",
-                                  "2026-03-01T08:00:00+08:00/2026-03-09T00:00:00.5Z"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-01T00:00:00Z/2026-05-01T00:00:00Z",
+        "2026-07-04",
+        "../2026-01-15",
+        "2026-10-01/..",
+        "2026-03-01T08:00:00+08:00/2026-03-09T00:00:00.5Z",
+    ],
+)
 def test_datetime_interval(gpkg, pg, text):
     for lid in ("incidents", "urban_fixtures", "rivers"):
         same_page(gpkg, pg, LAYERS[lid], Query(interval=parse_interval(text), limit=10_000))
@@ -329,28 +378,37 @@ def test_datetime_interval(gpkg, pg, text):
 
 def test_property_equals(gpkg, pg):
     layer = LAYERS["incidents"]
-    for eq in ({"category": "exposed_garbage"}, {"territorial": True},
-               {"satisfaction": 5, "channel": "grid_app"},
-               {"reported_at": gpkg.query(layer, Query(limit=1)).features[0]["properties"][
-                   "reported_at"]}):
+    for eq in (
+        {"category": "exposed_garbage"},
+        {"territorial": True},
+        {"satisfaction": 5, "channel": "grid_app"},
+        {"reported_at": gpkg.query(layer, Query(limit=1)).features[0]["properties"]["reported_at"]},
+    ):
         page = same_page(gpkg, pg, layer, Query(equals=eq, limit=10_000))
         assert page.number_returned > 0
 
 
-@pytest.mark.parametrize("sortby", [
-    [("satisfaction", False)],
-    [("satisfaction", True)],
-    [("category", True), ("reported_at", False)],
-    [("closed_at", True)],
-    [("closed_at", False), ("case_no", True)],
-    [("title", True)],
-])
+@pytest.mark.parametrize(
+    "sortby",
+    [
+        [("satisfaction", False)],
+        [("satisfaction", True)],
+        [("category", True), ("reported_at", False)],
+        [("closed_at", True)],
+        [("closed_at", False), ("case_no", True)],
+        [("title", True)],
+    ],
+)
 def test_sortby(gpkg, pg, sortby):
     layer = LAYERS["incidents"]
     for offset in (0, 13, 1400):
         same_page(gpkg, pg, layer, Query(sortby=sortby, offset=offset, limit=50))
-    same_page(gpkg, pg, layer, Query(sortby=sortby, where=parse_filter("satisfaction >= 3"),
-                                     offset=40, limit=30))
+    same_page(
+        gpkg,
+        pg,
+        layer,
+        Query(sortby=sortby, where=parse_filter("satisfaction >= 3"), offset=40, limit=30),
+    )
 
 
 def test_sortby_text_is_byte_order(gpkg, pg):
@@ -361,10 +419,12 @@ def test_sortby_text_is_byte_order(gpkg, pg):
 
 def test_properties_and_skip_geometry(gpkg, pg):
     layer = LAYERS["incidents"]
-    for q in (Query(properties=["status", "category", "reported_at"], limit=30),
-              Query(properties=[], limit=5),
-              Query(skip_geometry=True, limit=30, offset=10),
-              Query(properties=["territorial"], skip_geometry=True, limit=100)):
+    for q in (
+        Query(properties=["status", "category", "reported_at"], limit=30),
+        Query(properties=[], limit=5),
+        Query(skip_geometry=True, limit=30, offset=10),
+        Query(properties=["territorial"], skip_geometry=True, limit=100),
+    ):
         page = same_page(gpkg, pg, layer, q)
         if q.properties is not None:
             assert list(page.features[0]["properties"]) == q.properties
@@ -375,8 +435,18 @@ def test_properties_and_skip_geometry(gpkg, pg):
 def test_offset_limit_and_counts(gpkg, pg):
     layer = LAYERS["incidents"]
     n = len(gpkg.read_frame(layer))
-    for offset, limit in ((0, 0), (0, 1), (0, n - 1), (0, n), (0, n + 5), (n - 3, 10),
-                          (n, 10), (n + 100, 10), (700, 0), (500, 100)):
+    for offset, limit in (
+        (0, 0),
+        (0, 1),
+        (0, n - 1),
+        (0, n),
+        (0, n + 5),
+        (n - 3, 10),
+        (n, 10),
+        (n + 100, 10),
+        (700, 0),
+        (500, 100),
+    ):
         page = same_page(gpkg, pg, layer, Query(offset=offset, limit=limit))
         assert page.number_matched == n
         assert page.number_returned == max(0, min(limit, n - offset))
@@ -436,16 +506,16 @@ def test_read_frame_and_extent(gpkg, pg, data):
         else:
             assert eb[0] == pytest.approx(ea[0], abs=1e-4)
         assert ea[1] == eb[1]
-    q = Query(where=parse_filter("category = 'street_light'"), bbox=_centre_box(
-        data["incidents"], 0.5))
+    q = Query(
+        where=parse_filter("category = 'street_light'"), bbox=_centre_box(data["incidents"], 0.5)
+    )
     a, b = gpkg.read_frame(LAYERS["incidents"], q), pg.read_frame(LAYERS["incidents"], q)
     assert list(a["case_no"]) == list(b["case_no"]) and len(b) > 0
 
 
 def test_bad_filters_say_400(pg):
     layer = LAYERS["incidents"]
-    for text in ("satisfaction = 'many'", "reported_at > 'not a date'",
-                 "territorial = 'perhaps'"):
+    for text in ("satisfaction = 'many'", "reported_at > 'not a date'", "territorial = 'perhaps'"):
         with pytest.raises(InvalidParameter):
             pg.query(layer, Query(where=parse_filter(text)))
     with pytest.raises(InvalidParameter):
@@ -461,9 +531,16 @@ REPORTED = format_datetime(dt.datetime(2026, 11, 25, 1, 2, 3, tzinfo=dt.UTC))
 
 
 def _incident(key, **over):
-    props = {"case_no": key, "title": "测试井盖", "category": "manhole_cover",
-             "channel": "grid_app", "status": "collected", "territorial": False,
-             "reported_at": REPORTED, "satisfaction": None}
+    props = {
+        "case_no": key,
+        "title": "测试井盖",
+        "category": "manhole_cover",
+        "channel": "grid_app",
+        "status": "collected",
+        "territorial": False,
+        "reported_at": REPORTED,
+        "satisfaction": None,
+    }
     props.update(over)
     return {"geometry": shapely.Point(109.5, 18.3), "properties": props}
 
@@ -474,8 +551,9 @@ def test_writes_match_geopackage(writable):
     first = ref.query(layer, Query(limit=1)).features[0]["id"]
     for s in (ref, store):
         assert s.insert(layer, [_incident("TYT1"), _incident("TYT2")]) == ["TYT1", "TYT2"]
-        s.update(layer, "TYT1", {"status": "dispatched", "satisfaction": 4},
-                 shapely.Point(109.51, 18.31))
+        s.update(
+            layer, "TYT1", {"status": "dispatched", "satisfaction": 4}, shapely.Point(109.51, 18.31)
+        )
         s.replace(layer, "TYT2", _incident("ignored", title="换了", priority="urgent"))
         s.delete(layer, first)
     for q in (Query(limit=10_000), Query(sortby=[("reported_at", False)], limit=5)):
@@ -538,8 +616,11 @@ def test_transactions(writable):
         seen.append(outer.execute("SELECT pg_backend_pid()").fetchone()[0])
         # another thread does not see the uncommitted row
         other = []
-        th = threading.Thread(target=lambda: other.append(
-            store.query(layer, Query(equals={"case_no": "TYNEST"})).number_matched))
+        th = threading.Thread(
+            target=lambda: other.append(
+                store.query(layer, Query(equals={"case_no": "TYNEST"})).number_matched
+            )
+        )
         th.start()
         th.join(10)
         assert other == [0]
@@ -605,8 +686,11 @@ def test_lost_connections_recover(pg, pg_url, schema):
     assert store.query(layer, Query(limit=3)).number_returned == 3
     conninfo, _ = split_url(pg_url)
     with psycopg.connect(conninfo, autocommit=True) as c:
-        killed = c.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                           "WHERE application_name = %s", [app]).fetchone()[0]
+        killed = c.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = %s",
+            [app],
+        ).fetchone()[0]
     assert killed >= 1
     time.sleep(0.2)
     for _ in range(3):
@@ -614,8 +698,10 @@ def test_lost_connections_recover(pg, pg_url, schema):
     store.close()
 
 
-@pytest.mark.skipif(not (os.environ.get("CI") or os.environ.get("TIANYA_TEST_PG_RESTART")),
-                    reason="restarts the PostgreSQL server: set TIANYA_TEST_PG_RESTART=1")
+@pytest.mark.skipif(
+    not (os.environ.get("CI") or os.environ.get("TIANYA_TEST_PG_RESTART")),
+    reason="restarts the PostgreSQL server: set TIANYA_TEST_PG_RESTART=1",
+)
 def test_postgresql_restart_mid_run(pg, pg_url, schema):
     cmd = os.environ.get("TIANYA_TEST_PG_RESTART_CMD", "pg_ctlcluster 15 main restart")
     store = PostGISStore(pg_url, schema=schema, connect_timeout=5)

@@ -43,13 +43,18 @@ FINDINGS = [
     ("emerging-hot-spots", {**INCIDENTS, "time_step": "1h"}, "MAX_TIME_STEPS"),
     ("kernel-density", {**INCIDENTS, "cell_size": 5, "bandwidth": 1500}, "MAX_RASTER_CELLS"),
     ("local-moran", {**INCIDENTS, "k": 100, "permutations": 9999}, "MAX_DRAWS_PER_UNIT"),
-    ("density-clusters", {**INCIDENTS, "method": "dbscan", "eps": 10_000},
-     "MAX_EPS_AREA_SHARE"),
+    ("density-clusters", {**INCIDENTS, "method": "dbscan", "eps": 10_000}, "MAX_EPS_AREA_SHARE"),
     # the smallest bounded cells ran into the 4 GB memory limit after 21-24 s
-    ("optimized-hot-spots", {**INCIDENTS, "aggregation": "hexagon", "bounded": True,
-                             "cell_size": 90}, "MAX_NEIGHBOUR_PAIRS"),
-    ("optimized-hot-spots", {**INCIDENTS, "aggregation": "fishnet", "bounded": True,
-                             "cell_size": 81}, "MAX_NEIGHBOUR_PAIRS"),
+    (
+        "optimized-hot-spots",
+        {**INCIDENTS, "aggregation": "hexagon", "bounded": True, "cell_size": 90},
+        "MAX_NEIGHBOUR_PAIRS",
+    ),
+    (
+        "optimized-hot-spots",
+        {**INCIDENTS, "aggregation": "fishnet", "bounded": True, "cell_size": 81},
+        "MAX_NEIGHBOUR_PAIRS",
+    ),
 ]
 #: Small valid runs of every process (the concurrency test's mix).
 SMALL = [
@@ -63,9 +68,14 @@ SMALL = [
 
 
 def _env(tmp, **extra) -> dict:
-    env = {"TIANYA_JOBS": str(tmp / "jobs.sqlite"), "TIANYA_JOB_RESULTS": str(tmp / "results"),
-           "TIANYA_RUN_DIR": str(tmp / "runs"), "TIANYA_JOB_LIMIT_ANONYMOUS": "1000",
-           "TIANYA_JOB_LIMIT": "1000", "TIANYA_PROCESS_WORKERS": "2"}
+    env = {
+        "TIANYA_JOBS": str(tmp / "jobs.sqlite"),
+        "TIANYA_JOB_RESULTS": str(tmp / "results"),
+        "TIANYA_RUN_DIR": str(tmp / "runs"),
+        "TIANYA_JOB_LIMIT_ANONYMOUS": "1000",
+        "TIANYA_JOB_LIMIT": "1000",
+        "TIANYA_PROCESS_WORKERS": "2",
+    }
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -74,8 +84,7 @@ def _env(tmp, **extra) -> dict:
 def server(sample_gpkg, tmp_path_factory):
     """Two gunicorn workers, two run slots; a synchronous run may wait 2 min for a slot."""
     tmp = tmp_path_factory.mktemp("limits")
-    s = LiveServer(sample_gpkg, extra_env=_env(tmp, TIANYA_PROCESS_WAIT_SECONDS=120),
-                   workers=2)
+    s = LiveServer(sample_gpkg, extra_env=_env(tmp, TIANYA_PROCESS_WAIT_SECONDS=120), workers=2)
     s.run_dir = str(tmp / "runs")
     yield s
     s.stop()
@@ -83,9 +92,12 @@ def server(sample_gpkg, tmp_path_factory):
 
 def execute(server, pid, inputs, asynchronous=False, body=None, timeout=300):
     headers = {"Prefer": "respond-async"} if asynchronous else {}
-    return requests.post(f"{server.url}/processes/{pid}/execution",
-                         json={"inputs": inputs} if body is None else body,
-                         headers=headers, timeout=timeout)
+    return requests.post(
+        f"{server.url}/processes/{pid}/execution",
+        json={"inputs": inputs} if body is None else body,
+        headers=headers,
+        timeout=timeout,
+    )
 
 
 def run_children(server) -> list[psutil.Process]:
@@ -148,11 +160,11 @@ def test_eight_heavy_kernel_densities_do_not_freeze_the_server(server):
     """The reported 8 x (cell_size 5, bandwidth 1500) are refused at once; items stay fast."""
     inputs = {**INCIDENTS, "cell_size": 5, "bandwidth": 1500}
     with concurrent.futures.ThreadPoolExecutor(9) as pool:
-        runs = [pool.submit(execute, server, "kernel-density", inputs, timeout=60)
-                for _ in range(8)]
+        runs = [
+            pool.submit(execute, server, "kernel-density", inputs, timeout=60) for _ in range(8)
+        ]
         started = time.monotonic()
-        probe = requests.get(f"{server.url}/collections/incidents/items?limit=1&f=json",
-                             timeout=30)
+        probe = requests.get(f"{server.url}/collections/incidents/items?limit=1&f=json", timeout=30)
         probe_s = time.monotonic() - started
         answers = [f.result() for f in runs]
     assert probe.status_code == 200 and probe_s < 5
@@ -179,8 +191,10 @@ def test_budgets_allow_the_existing_runs(sample_gpkg, monkeypatch):
         ("density-clusters", {**INCIDENTS, "method": "dbscan", "eps": 120, "min_samples": 15}),
         ("emerging-hot-spots", {**INCIDENTS, "cell_size": 250}),
         ("emerging-hot-spots", {**INCIDENTS, "time_step": "12h"}),
-        ("emerging-hot-spots", {**INCIDENTS, "time_step": "1h",
-                                "datetime": "2026-11-01/2026-11-22"}),
+        (
+            "emerging-hot-spots",
+            {**INCIDENTS, "time_step": "1h", "datetime": "2026-11-01/2026-11-22"},
+        ),
         ("optimized-hot-spots", {**INCIDENTS, "distance_band": 5000}),
         *SMALL,
     ]
@@ -188,13 +202,16 @@ def test_budgets_allow_the_existing_runs(sample_gpkg, monkeypatch):
         PROCESSORS[pid]({"name": pid}).check_inputs(inputs)
 
 
-@pytest.mark.parametrize("body,words", [
-    ({"inputs": INCIDENTS, "subscriber": "x"}, "'subscriber' must be a JSON object"),
-    ({"inputs": INCIDENTS, "outputs": "x"}, "'outputs' of the execute request must be"),
-    ({"inputs": INCIDENTS, "subscriber": {"successUri": 5}}, "must be a URL string"),
-    ({"inputs": INCIDENTS, "response": "everything"}, "'raw' or 'document'"),
-    (["not", "an", "object"], "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "body,words",
+    [
+        ({"inputs": INCIDENTS, "subscriber": "x"}, "'subscriber' must be a JSON object"),
+        ({"inputs": INCIDENTS, "outputs": "x"}, "'outputs' of the execute request must be"),
+        ({"inputs": INCIDENTS, "subscriber": {"successUri": 5}}, "must be a URL string"),
+        ({"inputs": INCIDENTS, "response": "everything"}, "'raw' or 'document'"),
+        (["not", "an", "object"], "must be a JSON object"),
+    ],
+)
 def test_malformed_execute_requests_are_400(server, body, words):
     r = execute(server, "hot-spots", None, body=body, timeout=60)
     assert r.status_code == 400, r.text
@@ -262,14 +279,20 @@ def test_runs_are_bounded_across_workers_async(server):
     watcher.start()
     try:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            submitted = list(pool.map(lambda _: execute(server, "kernel-density", inputs,
-                                                        asynchronous=True), range(10)))
+            submitted = list(
+                pool.map(
+                    lambda _: execute(server, "kernel-density", inputs, asynchronous=True),
+                    range(10),
+                )
+            )
         assert [r.status_code for r in submitted] == [201] * 10, [r.text for r in submitted]
         ids = [r.json()["jobID"] for r in submitted]
         deadline = time.time() + 300
         while time.time() < deadline:
-            states = [requests.get(f"{server.url}/jobs/{i}?f=json", timeout=30).json()["status"]
-                      for i in ids]
+            states = [
+                requests.get(f"{server.url}/jobs/{i}?f=json", timeout=30).json()["status"]
+                for i in ids
+            ]
             if all(s in ("successful", "failed") for s in states):
                 break
             time.sleep(0.5)
@@ -283,8 +306,11 @@ def test_runs_are_bounded_across_workers_async(server):
 def test_async_queue_beyond_its_bound_is_429(sample_gpkg, tmp_path):
     """One worker, one slot, a queue of one: a third waiting job is refused with Retry-After,
     and at most one run process exists."""
-    s = LiveServer(sample_gpkg, workers=1,
-                   extra_env=_env(tmp_path, TIANYA_PROCESS_WORKERS=1, TIANYA_PROCESS_QUEUE=1))
+    s = LiveServer(
+        sample_gpkg,
+        workers=1,
+        extra_env=_env(tmp_path, TIANYA_PROCESS_WORKERS=1, TIANYA_PROCESS_QUEUE=1),
+    )
     try:
         inputs = {**INCIDENTS, "bandwidth": 900, "cell_size": 50}
         answers = [execute(s, "kernel-density", inputs, asynchronous=True) for _ in range(5)]
@@ -300,8 +326,7 @@ def test_async_queue_beyond_its_bound_is_429(sample_gpkg, tmp_path):
 
 def test_memory_limit_stops_a_run(sample_gpkg, tmp_path):
     """A valid run over a 200 MB limit is stopped with a 400 naming the limit."""
-    s = LiveServer(sample_gpkg, workers=1,
-                   extra_env=_env(tmp_path, TIANYA_PROCESS_MEMORY_MB=200))
+    s = LiveServer(sample_gpkg, workers=1, extra_env=_env(tmp_path, TIANYA_PROCESS_MEMORY_MB=200))
     try:
         heavy = {**INCIDENTS, "cell_size": 75}  # 240,000 fishnet cells: within the budget
         r = execute(s, "hot-spots", heavy)
@@ -358,18 +383,23 @@ def test_a_dask_run_gets_the_servers_settings_object(tmp_path, monkeypatch):
 
     given = settings.Settings.from_env(data=str(tmp_path / "x.gpkg"), max_grid_cells=77)
     monkeypatch.setattr(settings, "_CURRENT", given)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
-        lim = runner.Limits(workers=1, seconds=60, run_dir=str(tmp_path),
-                            scheduler=cluster.scheduler_address)
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        lim = runner.Limits(
+            workers=1, seconds=60, run_dir=str(tmp_path), scheduler=cluster.scheduler_address
+        )
         assert runner.run(probe, lim=lim) == (given.data, 77)
 
 
 def test_the_pool_limits_follow_the_settings(tmp_path, monkeypatch):
     from tianya import settings
 
-    monkeypatch.setattr(settings, "_CURRENT", settings.Settings.from_env(
-        process_workers=3, process_queue=5, run_dir=str(tmp_path)))
+    monkeypatch.setattr(
+        settings,
+        "_CURRENT",
+        settings.Settings.from_env(process_workers=3, process_queue=5, run_dir=str(tmp_path)),
+    )
     lim = runner.limits()
     assert (lim.workers, lim.queue, lim.run_dir) == (3, 5, str(tmp_path))
     settings._CURRENT = settings._CURRENT.replace(process_workers=1)
@@ -380,11 +410,13 @@ def test_budgets_are_read_from_the_current_settings(sample_gpkg, monkeypatch):
     """The budgets were module constants read from the environment once, at import."""
     from tianya import settings
 
-    monkeypatch.setattr(settings, "_CURRENT", settings.Settings.from_env(
-        data=sample_gpkg, max_grid_cells=1000))
+    monkeypatch.setattr(
+        settings, "_CURRENT", settings.Settings.from_env(data=sample_gpkg, max_grid_cells=1000)
+    )
     with pytest.raises(InvalidParameter, match=r"more than the limit of 1,000 \(MAX_GRID_CELLS"):
         PROCESSORS["hot-spots"]({"name": "hot-spots"}).check_inputs(
-            {"collection": "incidents", "cell_size": 250})
+            {"collection": "incidents", "cell_size": 250}
+        )
 
 
 def test_time_limit_in_the_library(tmp_path):
@@ -398,10 +430,13 @@ def test_time_limit_in_the_library(tmp_path):
 
 def test_waiting_synchronous_runs_are_bounded(tmp_path):
     """Beyond ``queue`` waiting synchronous runs, one more is refused at once (429)."""
-    lim = runner.Limits(workers=1, memory_mb=100, seconds=60, wait_seconds=30, queue=1,
-                        run_dir=str(tmp_path))
-    threads = [threading.Thread(target=runner.run, args=(time.sleep, (2,)), kwargs={"lim": lim})
-               for _ in range(2)]  # one runs, one waits
+    lim = runner.Limits(
+        workers=1, memory_mb=100, seconds=60, wait_seconds=30, queue=1, run_dir=str(tmp_path)
+    )
+    threads = [
+        threading.Thread(target=runner.run, args=(time.sleep, (2,)), kwargs={"lim": lim})
+        for _ in range(2)
+    ]  # one runs, one waits
     for t in threads:
         t.start()
         time.sleep(0.3)
@@ -418,12 +453,18 @@ def test_waiting_synchronous_runs_are_bounded(tmp_path):
 
 def test_waiting_runs_take_slots_in_arrival_order(tmp_path):
     """One slot, five runs arriving 0.2 s apart while it is held: they start in that order."""
-    lim = runner.Limits(workers=1, memory_mb=100, seconds=60, wait_seconds=60,
-                        run_dir=str(tmp_path))
+    lim = runner.Limits(
+        workers=1, memory_mb=100, seconds=60, wait_seconds=60, run_dir=str(tmp_path)
+    )
     order = []
-    threads = [threading.Thread(target=runner.run, args=(time.sleep, (1.0 if i == 0 else 0.3,)),
-                                kwargs={"lim": lim, "on_start": lambda pid, i=i: order.append(i)})
-               for i in range(5)]
+    threads = [
+        threading.Thread(
+            target=runner.run,
+            args=(time.sleep, (1.0 if i == 0 else 0.3,)),
+            kwargs={"lim": lim, "on_start": lambda pid, i=i: order.append(i)},
+        )
+        for i in range(5)
+    ]
     for t in threads:
         t.start()
         time.sleep(0.2)
@@ -434,8 +475,9 @@ def test_waiting_runs_take_slots_in_arrival_order(tmp_path):
 
 
 def test_busy_slots_refuse_a_synchronous_run(tmp_path):
-    lim = runner.Limits(workers=1, memory_mb=100, seconds=60, wait_seconds=0.5,
-                        run_dir=str(tmp_path))
+    lim = runner.Limits(
+        workers=1, memory_mb=100, seconds=60, wait_seconds=0.5, run_dir=str(tmp_path)
+    )
     holder = threading.Thread(target=runner.run, args=(time.sleep, (3,)), kwargs={"lim": lim})
     holder.start()
     try:
@@ -455,9 +497,16 @@ def unbudgeted(sample_gpkg, tmp_path_factory):
     and whose runs stop after 15 s: what remains between a heavy run and the host are the
     pool's limits."""
     tmp = tmp_path_factory.mktemp("unbudgeted")
-    s = LiveServer(sample_gpkg, workers=1,
-                   extra_env=_env(tmp, TIANYA_MAX_RASTER_CELLS=10**10,
-                                  TIANYA_MAX_KERNEL_VISITS=10**16, TIANYA_PROCESS_SECONDS=15))
+    s = LiveServer(
+        sample_gpkg,
+        workers=1,
+        extra_env=_env(
+            tmp,
+            TIANYA_MAX_RASTER_CELLS=10**10,
+            TIANYA_MAX_KERNEL_VISITS=10**16,
+            TIANYA_PROCESS_SECONDS=15,
+        ),
+    )
     s.run_dir = str(tmp / "runs")
     yield s
     s.stop()
@@ -467,8 +516,11 @@ HEAVY_KDE = {**INCIDENTS, "cell_size": 5, "bandwidth": 1500}  # hours of work wi
 
 
 def _jobs(server) -> list[dict]:
-    r = requests.get(f"{server.url}/jobs?f=json&limit=1000",
-                     headers={"Authorization": f"Bearer {KEYS['admin']}"}, timeout=30)
+    r = requests.get(
+        f"{server.url}/jobs?f=json&limit=1000",
+        headers={"Authorization": f"Bearer {KEYS['admin']}"},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     return r.json()["jobs"]
 
@@ -481,9 +533,11 @@ def test_run_stops_when_the_client_disconnects(unbudgeted):
     host, port = server.url.removeprefix("http://").split(":")
     before = {p.pid for p in run_children(server)}
     sock = socket.create_connection((host, int(port)))
-    sock.sendall(b"POST /processes/kernel-density/execution HTTP/1.1\r\n"
-                 b"Host: " + host.encode() + b"\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    sock.sendall(
+        b"POST /processes/kernel-density/execution HTTP/1.1\r\n"
+        b"Host: " + host.encode() + b"\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
     child, deadline = None, time.time() + 60
     while child is None and time.time() < deadline:
         new = [p for p in run_children(server) if p.pid not in before]
@@ -501,8 +555,11 @@ def test_run_stops_when_the_client_disconnects(unbudgeted):
     while runner.slots_in_use(lim) and time.time() < deadline:
         time.sleep(0.1)
     assert runner.slots_in_use(lim) == 0
-    messages = [j.get("message", "") for j in _jobs(server)
-                if j.get("processID", j.get("process_id")) == "kernel-density"]
+    messages = [
+        j.get("message", "")
+        for j in _jobs(server)
+        if j.get("processID", j.get("process_id")) == "kernel-density"
+    ]
     assert any("client disconnected" in m for m in messages), messages
 
 
@@ -522,10 +579,12 @@ def _fail_with_a_400():
 def test_runs_on_a_dask_scheduler(tmp_path):
     """TIANYA_PROCESS_SCHEDULER: the same calls, errors and time limit on a Dask cluster."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        lim = runner.Limits(workers=1, seconds=120, run_dir=str(tmp_path),
-                            scheduler=cluster.scheduler_address)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        lim = runner.Limits(
+            workers=1, seconds=120, run_dir=str(tmp_path), scheduler=cluster.scheduler_address
+        )
         assert runner.run(_child_memory, (1000,), lim=lim) == 1000
         with pytest.raises(InvalidParameter, match="no features"):
             runner.run(_fail_with_a_400, lim=lim)
@@ -579,8 +638,17 @@ ENDLESS = [
     ("local-moran", {**INCIDENTS, "weights": "distance_band", "distance": 1900}),
     ("local-moran", {**INCIDENTS, "aggregation": "communities", "weights": "knn", "k": 43}),
     ("hot-spots", {**INCIDENTS, "aggregation": "communities", "k": 30, "permutations": 99}),
-    ("local-moran", {**INCIDENTS, "aggregation": "none", "field": "satisfaction", "k": 100,
-                     "permutations": 99, "filter": "community_code = '460204002001'"}),
+    (
+        "local-moran",
+        {
+            **INCIDENTS,
+            "aggregation": "none",
+            "field": "satisfaction",
+            "k": 100,
+            "permutations": 99,
+            "filter": "community_code = '460204002001'",
+        },
+    ),
 ]
 
 
@@ -594,16 +662,23 @@ def test_reported_endless_permutation_runs_finish(server, pid, inputs):
         assert r.json()["features"]
 
 
-@pytest.mark.parametrize("body,words", [
-    (b'{"inputs": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5001, "nests JSON too deeply"),
-    (b'{"inputs": {"collection": "incidents", "k": ' + b"9" * 4301 + b"}}", "4,300 digits"),
-    (b'{"inputs": {"collection": "incidents\xff\xfe"}}', "not UTF-8"),
-    (b'{"inputs": {"collection": ', "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "body,words",
+    [
+        (b'{"inputs": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5001, "nests JSON too deeply"),
+        (b'{"inputs": {"collection": "incidents", "k": ' + b"9" * 4301 + b"}}", "4,300 digits"),
+        (b'{"inputs": {"collection": "incidents\xff\xfe"}}', "not UTF-8"),
+        (b'{"inputs": {"collection": ', "not valid JSON"),
+    ],
+)
 def test_unreadable_execute_bodies_are_400(server, body, words):
     """They were 500s: RecursionError, pygeoapi's ValueError, UnicodeDecodeError."""
-    r = requests.post(f"{server.url}/processes/hot-spots/execution", data=body,
-                      headers={"Content-Type": "application/json"}, timeout=60)
+    r = requests.post(
+        f"{server.url}/processes/hot-spots/execution",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
     assert r.status_code == 400, r.text
     assert words in r.json()["description"]
 
@@ -642,8 +717,7 @@ def test_dismissing_running_and_queued_jobs_stops_them(unbudgeted):
     time.sleep(1.5)  # the queued one never starts
     assert [p for p in run_children(server) if p.pid not in before] == []
     for job_id in ids:
-        assert requests.get(f"{server.url}/jobs/{job_id}?f=json",
-                            timeout=30).status_code == 404
+        assert requests.get(f"{server.url}/jobs/{job_id}?f=json", timeout=30).status_code == 404
     # the records go once the runs have ended (they counted until then)
     deadline = time.time() + 10
     while time.time() < deadline and any(j["jobID"] in ids for j in _jobs(server)):

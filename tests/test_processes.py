@@ -30,8 +30,14 @@ from layers.query import Query, parse_filter, parse_interval
 
 pytestmark = pytest.mark.timeout(300)
 
-PROCESS_IDS = ("hot-spots", "optimized-hot-spots", "local-moran", "kernel-density",
-               "density-clusters", "emerging-hot-spots")
+PROCESS_IDS = (
+    "hot-spots",
+    "optimized-hot-spots",
+    "local-moran",
+    "kernel-density",
+    "density-clusters",
+    "emerging-hot-spots",
+)
 HOTSPOTS = [p for p in planted_patterns() if p.kind == "hotspot"]
 EMERGING = [p for p in planted_patterns() if p.kind == "emerging"]
 FILTER = "category <> 'road_cleaning'"
@@ -40,8 +46,11 @@ INTERVAL = "2025-12-01T00:00:00Z/.."
 
 def _env(tmp) -> dict:
     # many concurrent anonymous jobs below: the limit of unfinished jobs is tested in test_jobs
-    return {"TIANYA_JOBS": str(tmp / "jobs.sqlite"), "TIANYA_JOB_RESULTS": str(tmp / "results"),
-            "TIANYA_JOB_LIMIT_ANONYMOUS": "100"}
+    return {
+        "TIANYA_JOBS": str(tmp / "jobs.sqlite"),
+        "TIANYA_JOB_RESULTS": str(tmp / "results"),
+        "TIANYA_JOB_LIMIT_ANONYMOUS": "100",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +69,12 @@ def server(sample_gpkg, jobs_dir):
 def execute(server, pid, inputs, role=None, asynchronous=False):
     headers = {"Prefer": "respond-async"} if asynchronous else {}
     headers.update(_auth(role))
-    return requests.post(f"{server.url}/processes/{pid}/execution", json={"inputs": inputs},
-                         headers=headers, timeout=120)
+    return requests.post(
+        f"{server.url}/processes/{pid}/execution",
+        json={"inputs": inputs},
+        headers=headers,
+        timeout=120,
+    )
 
 
 def _auth(role) -> dict:
@@ -87,17 +100,21 @@ def run_async(server, pid, inputs, role=None):
     assert r.headers["Location"].endswith(f"/jobs/{job_id}")
     status = wait_for_job(server, job_id, role=role)
     assert status["status"] == "successful", status
-    res = requests.get(f"{server.url}/jobs/{job_id}/results?f=json", headers=_auth(role),
-                       timeout=60)
+    res = requests.get(
+        f"{server.url}/jobs/{job_id}/results?f=json", headers=_auth(role), timeout=60
+    )
     assert res.status_code == 200, res.text
     return job_id, res
 
 
 def _frame(sample_gpkg, layer_id="incidents", fields=(), flt=None, interval=None):
     layer = LAYERS[layer_id]
-    q = Query(properties=[layer.key, *fields], limit=0,
-              where=parse_filter(flt) if flt else None,
-              interval=parse_interval(interval) if interval else None)
+    q = Query(
+        properties=[layer.key, *fields],
+        limit=0,
+        where=parse_filter(flt) if flt else None,
+        interval=parse_interval(interval) if interval else None,
+    )
     return GeoPackageStore(sample_gpkg).read_frame(layer, q)
 
 
@@ -134,8 +151,13 @@ def test_hot_spots_sync_equals_library_and_finds_planted(server, sample_gpkg):
     from analytics.aggregate import aggregate_points
     from analytics.gistar import hot_spots
 
-    inputs = {"collection": "incidents", "cell_size": 250, "fdr": True, "filter": FILTER,
-              "datetime": INTERVAL}
+    inputs = {
+        "collection": "incidents",
+        "cell_size": 250,
+        "fdr": True,
+        "filter": FILTER,
+        "datetime": INTERVAL,
+    }
     r = execute(server, "hot-spots", inputs)
     assert r.status_code == 200, r.text
     fc = r.json()
@@ -168,16 +190,20 @@ def test_optimized_hot_spots_sync_equals_library(server, sample_gpkg):
     for p in HOTSPOTS:
         assert [q["gi_bin"] for q in _at(fc, p.lon, p.lat)] == [3], p.name
     # the new cluster is one week old: it stands out in that week, not in the year
-    r = execute(server, "optimized-hot-spots", {"collection": "incidents",
-                                                "datetime": f"{EMERGING[0].start}/.."})
+    r = execute(
+        server,
+        "optimized-hot-spots",
+        {"collection": "incidents", "datetime": f"{EMERGING[0].start}/.."},
+    )
     assert r.status_code == 200, r.text
     p = EMERGING[0]
     assert [q["gi_bin"] for q in _at(r.json(), p.lon, p.lat)] == [3], p.name
 
 
 def test_optimized_hot_spots_by_community(server):
-    r = execute(server, "optimized-hot-spots", {"collection": "incidents",
-                                                "aggregation": "communities"})
+    r = execute(
+        server, "optimized-hot-spots", {"collection": "incidents", "aggregation": "communities"}
+    )
     assert r.status_code == 200, r.text
     fc = r.json()
     assert fc["analysis"]["cell_size"] is None
@@ -257,8 +283,9 @@ def test_emerging_hot_spots_sync_equals_library(server, sample_gpkg):
     fc = r.json()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        direct = emerging_hot_spots(_frame(sample_gpkg, fields=["reported_at"]), "reported_at",
-                                    cell_size=250).locations
+        direct = emerging_hot_spots(
+            _frame(sample_gpkg, fields=["reported_at"]), "reported_at", cell_size=250
+        ).locations
     got = _by(fc, "cell_id")
     categories = direct["category"].astype(str).tolist()
     assert [got[c]["category"] for c in direct["cell_id"]] == categories
@@ -335,8 +362,9 @@ def test_job_survives_restart(sample_gpkg, tmp_path):
         # anonymous jobs are read by id, listed to nobody but admin (tianya.plugins.jobs)
         listed = requests.get(f"{second.url}/jobs?f=json", timeout=30).json()["jobs"]
         assert listed == []
-        listed = requests.get(f"{second.url}/jobs?f=json", headers=_auth("admin"),
-                              timeout=30).json()["jobs"]
+        listed = requests.get(
+            f"{second.url}/jobs?f=json", headers=_auth("admin"), timeout=30
+        ).json()["jobs"]
         assert {job_id, tif_id} <= {j["jobID"] for j in listed}
     finally:
         second.stop()
@@ -345,8 +373,11 @@ def test_job_survives_restart(sample_gpkg, tmp_path):
 def test_interrupted_job_is_marked_failed(tmp_path):
     from tianya.plugins.jobs import JobManager
 
-    conf = {"name": "tianya.plugins.jobs.JobManager", "connection": str(tmp_path / "j.sqlite"),
-            "output_dir": str(tmp_path / "out")}
+    conf = {
+        "name": "tianya.plugins.jobs.JobManager",
+        "connection": str(tmp_path / "j.sqlite"),
+        "output_dir": str(tmp_path / "out"),
+    }
     manager = JobManager(conf)
     manager.add_job({"identifier": "gone", "status": "running", "process_id": "hot-spots"})
     manager.add_job({"identifier": "alive", "status": "running", "process_id": "hot-spots"})
@@ -369,9 +400,17 @@ class Boom(BaseProcessor):
     """A process that fails while running: with a store outage, or with a fault of its own."""
 
     def __init__(self, processor_def):
-        super().__init__(processor_def, {"id": "boom", "title": "boom", "version": "1",
-                                         "jobControlOptions": ["sync-execute"],
-                                         "inputs": {}, "outputs": {}})
+        super().__init__(
+            processor_def,
+            {
+                "id": "boom",
+                "title": "boom",
+                "version": "1",
+                "jobControlOptions": ["sync-execute"],
+                "inputs": {},
+                "outputs": {},
+            },
+        )
 
     def execute(self, data, outputs=None):
         if data.get("outage"):
@@ -379,9 +418,13 @@ class Boom(BaseProcessor):
         raise ZeroDivisionError("division by zero")
 
 
-@pytest.mark.parametrize("outage,status,words", [
-    (True, 503, "PostgreSQL at localhost is unavailable"),
-    (False, 500, "process 'boom' failed with an internal error (logged at ")])
+@pytest.mark.parametrize(
+    "outage,status,words",
+    [
+        (True, 503, "PostgreSQL at localhost is unavailable"),
+        (False, 500, "process 'boom' failed with an internal error (logged at "),
+    ],
+)
 def test_run_failures_keep_their_status(tmp_path, outage, status, words):
     """pygeoapi answers every failed run with 400; ours keep theirs and stay recorded."""
     from pygeoapi.process.base import ProcessorExecuteError
@@ -390,10 +433,14 @@ def test_run_failures_keep_their_status(tmp_path, outage, status, words):
     from tianya.plugins.jobs import JobManager
     from tianya.request import PRINCIPAL as CURRENT
 
-    manager = JobManager({"name": "tianya.plugins.jobs.JobManager",
-                          "connection": str(tmp_path / "j.sqlite"),
-                          "output_dir": str(tmp_path / "out"),
-                          "processes": {"boom": {"processor": {"name": f"{__name__}.Boom"}}}})
+    manager = JobManager(
+        {
+            "name": "tianya.plugins.jobs.JobManager",
+            "connection": str(tmp_path / "j.sqlite"),
+            "output_dir": str(tmp_path / "out"),
+            "processes": {"boom": {"processor": {"name": f"{__name__}.Boom"}}},
+        }
+    )
     with pytest.raises(ProcessorExecuteError) as info:
         manager.execute_process("boom", {"outage": outage})
     assert info.value.http_status_code == status and words in info.value.message
@@ -409,23 +456,43 @@ def test_run_failures_keep_their_status(tmp_path, outage, status, words):
     ("pid", "inputs", "message"),
     [
         ("hot-spots", {"collection": "incidentz"}, "must be one of: incidents, party_building"),
-        ("hot-spots", {"collection": "incidents", "weigths": "knn"},
-         "'weigths' is not a valid input of process 'hot-spots', must be one of: collection"),
-        ("hot-spots", {"collection": "incidents", "weights": "knn8"},
-         "must be one of: knn, distance_band, inverse_distance, queen, rook"),
-        ("hot-spots", {"collection": "incidents", "field": "reporter_phone"},
-         "must be one of: satisfaction"),
-        ("optimized-hot-spots", {"collection": "incidents", "aggregation": "hex"},
-         "must be one of: fishnet, hexagon, communities"),
-        ("kernel-density", {"collection": "incidents", "units": "per_mile2"},
-         "must be one of: per_km2, per_m2, per_ha"),
-        ("density-clusters", {"collection": "incidents", "method": "kmeans"},
-         "must be one of: hdbscan, dbscan"),
+        (
+            "hot-spots",
+            {"collection": "incidents", "weigths": "knn"},
+            "'weigths' is not a valid input of process 'hot-spots', must be one of: collection",
+        ),
+        (
+            "hot-spots",
+            {"collection": "incidents", "weights": "knn8"},
+            "must be one of: knn, distance_band, inverse_distance, queen, rook",
+        ),
+        (
+            "hot-spots",
+            {"collection": "incidents", "field": "reporter_phone"},
+            "must be one of: satisfaction",
+        ),
+        (
+            "optimized-hot-spots",
+            {"collection": "incidents", "aggregation": "hex"},
+            "must be one of: fishnet, hexagon, communities",
+        ),
+        (
+            "kernel-density",
+            {"collection": "incidents", "units": "per_mile2"},
+            "must be one of: per_km2, per_m2, per_ha",
+        ),
+        (
+            "density-clusters",
+            {"collection": "incidents", "method": "kmeans"},
+            "must be one of: hdbscan, dbscan",
+        ),
         ("emerging-hot-spots", {"collection": "communities"}, "must be one of: incidents"),
-        ("emerging-hot-spots", {"collection": "incidents", "shape": "hex"},
-         "must be one of: fishnet, hexagon"),
-        ("local-moran", {"collection": "incidents", "filter": "colour = 'red'"},
-         "queryables are:"),
+        (
+            "emerging-hot-spots",
+            {"collection": "incidents", "shape": "hex"},
+            "must be one of: fishnet, hexagon",
+        ),
+        ("local-moran", {"collection": "incidents", "filter": "colour = 'red'"}, "queryables are:"),
         ("local-moran", {"collection": "incidents", "permutations": -1}, "at least 0"),
         ("hot-spots", {"collection": "incidents", "datetime": "yesterday"}, "datetime"),
     ],
@@ -437,16 +504,23 @@ def test_invalid_inputs_are_400_with_choices(server, pid, inputs, message, async
 
 
 def test_data_dependent_failure_is_400(server):
-    r = execute(server, "emerging-hot-spots", {"collection": "incidents",
-                                               "datetime": "2026-11-01/.."})
+    r = execute(
+        server, "emerging-hot-spots", {"collection": "incidents", "datetime": "2026-11-01/.."}
+    )
     assert r.status_code == 400
     assert "time steps" in r.json()["description"]
 
 
-@pytest.mark.parametrize("pid,words", [
-    ("hot-spots", "no features to analyse"), ("optimized-hot-spots", "no features to analyse"),
-    ("local-moran", "no features to analyse"), ("kernel-density", "at least 2 points"),
-    ("density-clusters", "at least 2 points")])
+@pytest.mark.parametrize(
+    "pid,words",
+    [
+        ("hot-spots", "no features to analyse"),
+        ("optimized-hot-spots", "no features to analyse"),
+        ("local-moran", "no features to analyse"),
+        ("kernel-density", "at least 2 points"),
+        ("density-clusters", "at least 2 points"),
+    ],
+)
 def test_empty_selection_is_a_400_that_says_so(server, pid, words):
     nothing = "category = 'fallen_tree' AND category = 'street_light'"
     r = execute(server, pid, {"collection": "incidents", "filter": nothing})
@@ -460,8 +534,7 @@ def test_poverty_relief_needs_a_trusted_role(server, asynchronous):
     r = execute(server, "density-clusters", inputs, asynchronous=asynchronous)
     assert r.status_code == 401, r.text
     assert "poverty_relief" in r.json()["description"]
-    r = execute(server, "density-clusters", inputs, role="reporter",
-                asynchronous=asynchronous)
+    r = execute(server, "density-clusters", inputs, role="reporter", asynchronous=asynchronous)
     assert r.status_code == 403, r.text
     if asynchronous:
         job_id, _ = run_async(server, "density-clusters", inputs, role="dispatcher")
@@ -471,13 +544,15 @@ def test_poverty_relief_needs_a_trusted_role(server, asynchronous):
             for path in (f"/jobs/{job_id}", f"/jobs/{job_id}/results"):
                 r = requests.get(f"{server.url}{path}?f=json", headers=auth, timeout=30)
                 assert r.status_code == 404, (role, path, r.text)
-            listed = requests.get(f"{server.url}/jobs?f=json&limit=1000", headers=auth,
-                                  timeout=30).json()["jobs"]
+            listed = requests.get(
+                f"{server.url}/jobs?f=json&limit=1000", headers=auth, timeout=30
+            ).json()["jobs"]
             assert job_id not in {j["jobID"] for j in listed}
             r = requests.delete(f"{server.url}/jobs/{job_id}", headers=auth, timeout=30)
             assert r.status_code == 404
-        r = requests.get(f"{server.url}/jobs/{job_id}/results?f=json", timeout=30,
-                         headers=_auth("admin"))
+        r = requests.get(
+            f"{server.url}/jobs/{job_id}/results?f=json", timeout=30, headers=_auth("admin")
+        )
         assert r.status_code == 200 and json.loads(r.content)["features"]
     else:
         r = execute(server, "density-clusters", inputs, role="dispatcher")

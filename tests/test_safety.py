@@ -31,8 +31,9 @@ from tianya.safety import CallerLimit, escape_cell, escape_csv
 pytestmark = pytest.mark.both_stores
 
 #: (layer, sensitive field) of every layer the public may read.
-SENSITIVE = [(lid, f) for lid, layer in LAYERS.items() if layer.public
-             for f in layer.sensitive_fields]
+SENSITIVE = [
+    (lid, f) for lid, layer in LAYERS.items() if layer.public for f in layer.sensitive_fields
+]
 #: A WebMercatorQuad tile holding most of the district (zoom/row/column).
 TILE = "WebMercatorQuad/8/114/205"
 POINT_LAYERS = {lid for lid, layer in LAYERS.items() if layer.geometry_type == "Point"}
@@ -49,8 +50,7 @@ def _hidden_value(store, layer_id: str, field: str) -> str:
 def _routes(layer_id: str, field: str, prefix: str):
     """Every way of asking 'does a feature have ``field`` starting with ``prefix``?'."""
     text = f"{field} LIKE '{prefix}%'"
-    js = json.dumps({"op": "like", "args": [{"property": field}, f"{prefix}%"]},
-                    ensure_ascii=False)
+    js = json.dumps({"op": "like", "args": [{"property": field}, f"{prefix}%"]}, ensure_ascii=False)
     items = f"/collections/{layer_id}/items"
     q = quote(text)
     yield "GET text", "GET", f"{items}?filter={q}", None, None
@@ -71,23 +71,23 @@ def _routes(layer_id: str, field: str, prefix: str):
     # walk over get_sub_nodes()), and a comparison there that read values out
     literal = f"'{prefix}' LIKE {field}"
     yield "LIKE pattern", "GET", f"{items}?resulttype=hits&filter={quote(literal)}", None, None
-    rng = json.dumps({"op": "like", "args": [prefix, {"op": "<", "args": [
-        {"property": field}, "1"]}]}, ensure_ascii=False)
+    rng = json.dumps(
+        {"op": "like", "args": [prefix, {"op": "<", "args": [{"property": field}, "1"]}]},
+        ensure_ascii=False,
+    )
     yield "LIKE range", "POST", f"{items}?resulttype=hits", rng, "application/json"
     yield "GET body", "GET", f"{items}?resulttype=hits", js, "application/json"
     if layer_id in POINT_LAYERS:
-        body = json.dumps({"inputs": {"collection": layer_id, "filter": literal}},
-                          ensure_ascii=False)
-        yield "process LIKE", "POST", "/processes/hot-spots/execution", body, \
-            "application/json"
+        body = json.dumps(
+            {"inputs": {"collection": layer_id, "filter": literal}}, ensure_ascii=False
+        )
+        yield "process LIKE", "POST", "/processes/hot-spots/execution", body, "application/json"
         yield "tiles", "GET", f"/collections/{layer_id}/tiles/{TILE}?filter={q}", None, None
     if layer_id in POINT_LAYERS:
-        body = json.dumps({"inputs": {"collection": layer_id, "filter": text}},
-                          ensure_ascii=False)
+        body = json.dumps({"inputs": {"collection": layer_id, "filter": text}}, ensure_ascii=False)
         yield "process", "POST", "/processes/hot-spots/execution", body, "application/json"
         body = json.dumps({"inputs": {"collection": layer_id, "field": field}})
-        yield "process field", "POST", "/processes/hot-spots/execution", body, \
-            "application/json"
+        yield "process field", "POST", "/processes/hot-spots/execution", body, "application/json"
 
 
 def _ask(url, method, path, body, ctype, role):
@@ -106,8 +106,7 @@ def _ask(url, method, path, body, ctype, role):
 
 @pytest.mark.parametrize("role", [None, "reporter"], ids=["public", "reporter"])
 @pytest.mark.parametrize(("layer_id", "field"), SENSITIVE)
-def test_hidden_fields_answer_nothing_by_any_route(live_server, gpkg_store, layer_id, field,
-                                                   role):
+def test_hidden_fields_answer_nothing_by_any_route(live_server, gpkg_store, layer_id, field, role):
     value = _hidden_value(gpkg_store, layer_id, field)
     true_prefix, false_prefix = value, "zqx"  # the whole value: every question is true
     for name, method, path, body, ctype in _routes(layer_id, field, true_prefix):
@@ -156,13 +155,16 @@ def test_public_openapi_lists_only_public_collections(live_server):
 # --- paths -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("raw", "canonical"), [
-    ("//collections/incidents/items", "/collections/incidents/items"),
-    ("/./collections/", "/collections/"),
-    ("/a/../collections", "/collections"),
-    ("/../../collections", "/collections"),
-    ("", "/"),
-])
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("//collections/incidents/items", "/collections/incidents/items"),
+        ("/./collections/", "/collections/"),
+        ("/a/../collections", "/collections"),
+        ("/../../collections", "/collections"),
+        ("", "/"),
+    ],
+)
 def test_paths_have_one_spelling(raw, canonical):
     assert normalise_path(raw) == canonical
 
@@ -183,8 +185,11 @@ def test_odd_paths_get_clear_answers(live_server):
 
 
 def test_form_encoded_post_is_not_a_query(live_server):
-    r = requests.post(live_server.url + "/collections/incidents/items",
-                      data={"filter": "reporter_phone LIKE '1%'"}, timeout=30)
+    r = requests.post(
+        live_server.url + "/collections/incidents/items",
+        data={"filter": "reporter_phone LIKE '1%'"},
+        timeout=30,
+    )
     assert r.status_code == 400
     assert "application/x-www-form-urlencoded" in r.json()["description"]
 
@@ -194,9 +199,15 @@ def test_form_encoded_post_is_not_a_query(live_server):
 
 @pytest.fixture(scope="module")
 def edge_server(sample_gpkg):
-    srv = LiveServer(sample_gpkg, extra_env={"TIANYA_BODY_SECONDS": "2",
-                                              "TIANYA_HEADER_SECONDS": "2",
-                                              "TIANYA_HEAVY_READS": "0"}, workers=1)
+    srv = LiveServer(
+        sample_gpkg,
+        extra_env={
+            "TIANYA_BODY_SECONDS": "2",
+            "TIANYA_HEADER_SECONDS": "2",
+            "TIANYA_HEAVY_READS": "0",
+        },
+        workers=1,
+    )
     yield srv
     srv.stop()
 
@@ -204,8 +215,10 @@ def edge_server(sample_gpkg):
 def _slow_socket(url: str) -> socket.socket:
     host, port = url.split("//", 1)[1].split(":")
     s = socket.create_connection((host, int(port)), timeout=30)
-    s.sendall(b"POST /collections/incidents/items HTTP/1.1\r\nHost: x\r\n"
-              b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    s.sendall(
+        b"POST /collections/incidents/items HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    )
     return s
 
 
@@ -238,7 +251,7 @@ def test_slow_headers_do_not_hold_the_server(edge_server):
         for i in range(8):
             for s in socks:
                 try:
-                    s.send(b"GET /collections HTTP/1.1\r\nHost: x\r\nX-Slow: "[i:i + 1])
+                    s.send(b"GET /collections HTTP/1.1\r\nHost: x\r\nX-Slow: "[i : i + 1])
                 except OSError:
                     pass
             if stop.wait(1.0):
@@ -251,8 +264,7 @@ def test_slow_headers_do_not_hold_the_server(edge_server):
         times = []
         for _ in range(20):
             t0 = time.perf_counter()
-            r = requests.get(edge_server.url + "/collections/incidents/items?limit=1",
-                             timeout=10)
+            r = requests.get(edge_server.url + "/collections/incidents/items?limit=1", timeout=10)
             times.append(time.perf_counter() - t0)
             assert r.status_code == 200
         assert max(times) < 1.0, f"probe max {max(times):.3f} s with 40 slow-header clients"
@@ -269,8 +281,10 @@ def _chunked_post(url: str, megabytes: float) -> bytes:
     """POST a chunked body of ``megabytes``; the first bytes of the answer (b"" if reset)."""
     host, port = url.split("//", 1)[1].split(":")
     s = socket.create_connection((host, int(port)), timeout=30)
-    s.sendall(b"POST /collections/incidents/items HTTP/1.1\r\nHost: x\r\n"
-              b"Content-Type: application/geo+json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    s.sendall(
+        b"POST /collections/incidents/items HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/geo+json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
 
     def send():
         chunk = b"10000\r\n" + b"x" * 65536 + b"\r\n"
@@ -308,8 +322,12 @@ def test_heavy_reads_are_limited_per_caller(edge_server):
     r = requests.get(edge_server.url + "/collections/incidents/items?limit=5000", timeout=30)
     assert r.status_code == 429 and r.headers["Retry-After"]
     assert "heavy reads" in r.json()["description"]
-    assert requests.get(edge_server.url + "/collections/incidents/items?limit=1000",
-                        timeout=30).status_code == 200
+    assert (
+        requests.get(
+            edge_server.url + "/collections/incidents/items?limit=1000", timeout=30
+        ).status_code
+        == 200
+    )
 
 
 def test_caller_limit_counts_per_caller():
@@ -343,13 +361,24 @@ def test_threads_hold_while_a_heavy_read_runs():
 # --- CSV and logs --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("cell", "out"), [("=1+2", "'=1+2"), ("@SUM(A1)", "'@SUM(A1)"),
-                                           ("+86 138", "'+86 138"), ("-3.5", "-3.5"),
-                                           ("-x", "'-x"), ("井盖", "井盖"), ("", "")])
+@pytest.mark.parametrize(
+    ("cell", "out"),
+    [
+        ("=1+2", "'=1+2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("+86 138", "'+86 138"),
+        ("-3.5", "-3.5"),
+        ("-x", "'-x"),
+        ("井盖", "井盖"),
+        ("", ""),
+    ],
+)
 def test_csv_cells_are_escaped(cell, out):
     assert escape_cell(cell) == out
-    assert escape_csv(f"a,b\r\n{json.dumps(cell, ensure_ascii=False)},1\r\n".encode()) == \
-        f"a,b\r\n{out},1\r\n".encode()
+    assert (
+        escape_csv(f"a,b\r\n{json.dumps(cell, ensure_ascii=False)},1\r\n".encode())
+        == f"a,b\r\n{out},1\r\n".encode()
+    )
 
 
 def test_formula_in_a_case_goes_out_escaped_and_logs_stay_clean(sample_gpkg):
@@ -362,10 +391,15 @@ def test_formula_in_a_case_goes_out_escaped_and_logs_stay_clean(sample_gpkg):
     assert "'=HYPERLINK" in r.text
     assert not re.search(r'(^|,)"?=HYPERLINK', r.text, re.M)
     # a refused query naming the phone, with a key in the query string
-    requests.post(f"{server.url}/collections/incidents/items?api_key=secret-key-123",
-                  data=json.dumps({"op": "=", "args": [{"property": "nosuch"}, phone]}),
-                  headers={"Content-Type": "application/json",
-                           "Authorization": f"Bearer {KEYS['dispatcher']}"}, timeout=30)
+    requests.post(
+        f"{server.url}/collections/incidents/items?api_key=secret-key-123",
+        data=json.dumps({"op": "=", "args": [{"property": "nosuch"}, phone]}),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {KEYS['dispatcher']}",
+        },
+        timeout=30,
+    )
     time.sleep(0.5)
     log = open(server.log.name, encoding="utf-8").read()
     assert phone not in log
@@ -374,13 +408,24 @@ def test_formula_in_a_case_goes_out_escaped_and_logs_stay_clean(sample_gpkg):
 
 
 def test_coverages_count_as_heavy_reads(edge_server):
-    r = requests.get(edge_server.url + "/collections/dem/coverage?bbox=109.3,18.3,109.4,18.4"
-                     "&f=GTiff", timeout=30)
+    r = requests.get(
+        edge_server.url + "/collections/dem/coverage?bbox=109.3,18.3,109.4,18.4&f=GTiff", timeout=30
+    )
     assert r.status_code == 429 and "coverages" in r.json()["description"]
 
 
-@pytest.mark.parametrize("day", ["0000-01-01", "-001-01-01", "0001-01-01", "9999-12-31",
-                                 "+202-11-22", "20261122", "2026-13-01"])
+@pytest.mark.parametrize(
+    "day",
+    [
+        "0000-01-01",
+        "-001-01-01",
+        "0001-01-01",
+        "9999-12-31",
+        "+202-11-22",
+        "20261122",
+        "2026-13-01",
+    ],
+)
 def test_screen_dates_are_checked(edge_server, day):
     r = requests.get(edge_server.url + "/screen/summary.json", params={"date": day}, timeout=30)
     assert r.status_code == 400, r.text
@@ -412,42 +457,66 @@ def test_callers_behind_a_trusted_proxy_are_told_apart():
 def _star(n: int) -> dict:
     import math
 
-    pts = [[round(109.354 + (0.2 if i % 2 == 0 else 0.05) * math.cos(2 * math.pi * i / n), 5),
-            round(18.43 + (0.2 if i % 2 == 0 else 0.05) * math.sin(2 * math.pi * i / n), 5)]
-           for i in range(n)]
+    pts = [
+        [
+            round(109.354 + (0.2 if i % 2 == 0 else 0.05) * math.cos(2 * math.pi * i / n), 5),
+            round(18.43 + (0.2 if i % 2 == 0 else 0.05) * math.sin(2 * math.pi * i / n), 5),
+        ]
+        for i in range(n)
+    ]
     return {"type": "Polygon", "coordinates": [pts + [pts[0]]]}
 
 
-@pytest.mark.parametrize("text", ["'a' IS NULL", "geometry = 'a'", "geometry = case_no",
-                                  "case_no = geometry", "geometry LIKE 'a'",
-                                  "case_no = POINT(1 1)", "geometry IN ('a')",
-                                  "geometry BETWEEN 'a' AND 'b'"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "'a' IS NULL",
+        "geometry = 'a'",
+        "geometry = case_no",
+        "case_no = geometry",
+        "geometry LIKE 'a'",
+        "case_no = POINT(1 1)",
+        "geometry IN ('a')",
+        "geometry BETWEEN 'a' AND 'b'",
+    ],
+)
 def test_filters_the_stores_cannot_type_are_400s(live_server, text):
     r = live_server.get("/collections/incidents/items", params={"filter": text})
     assert r.status_code == 400, r.text
 
 
-@pytest.mark.parametrize("doc", [
-    {"op": "in", "args": [{"property": "case_no"}, []]},
-    {"op": "=", "args": [{"property": {"a": 1}}, "x"]},
-    {"op": "=", "args": [{"property": ["x"]}, "x"]},
-    {"op": "s_touches", "args": [{"property": "geometry"}, _star(2800)]},
-])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"op": "in", "args": [{"property": "case_no"}, []]},
+        {"op": "=", "args": [{"property": {"a": 1}}, "x"]},
+        {"op": "=", "args": [{"property": ["x"]}, "x"]},
+        {"op": "s_touches", "args": [{"property": "geometry"}, _star(2800)]},
+    ],
+)
 def test_post_filters_that_broke_or_stalled_the_server_are_400s(live_server, doc):
     t0 = time.perf_counter()
-    r = requests.post(live_server.url + "/collections/building_population/items?limit=1",
-                      data=json.dumps(doc), timeout=60,
-                      headers={"Content-Type": "application/query-cql-json"})
+    r = requests.post(
+        live_server.url + "/collections/building_population/items?limit=1",
+        data=json.dumps(doc),
+        timeout=60,
+        headers={"Content-Type": "application/query-cql-json"},
+    )
     assert r.status_code == 400, r.text
     assert time.perf_counter() - t0 < 5
-    r = live_server.get("/collections/incidents/items",
-                        params={"filter": json.dumps(doc), "filter-lang": "cql2-json"})
+    r = live_server.get(
+        "/collections/incidents/items",
+        params={"filter": json.dumps(doc), "filter-lang": "cql2-json"},
+    )
     assert r.status_code in (400, 414), r.text  # 414: the 2,800-vertex URL is too long
 
 
 def test_small_spatial_filters_still_run(live_server):
     doc = {"op": "s_intersects", "args": [{"property": "geometry"}, _star(100)]}
-    r = requests.post(live_server.url + "/collections/incidents/items?limit=1",
-                      data=json.dumps(doc), timeout=60,
-                      headers={"Content-Type": "application/query-cql-json"})
+    r = requests.post(
+        live_server.url + "/collections/incidents/items?limit=1",
+        data=json.dumps(doc),
+        timeout=60,
+        headers={"Content-Type": "application/query-cql-json"},
+    )
     assert r.status_code == 200 and r.json()["numberMatched"] > 0, r.text

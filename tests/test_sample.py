@@ -18,8 +18,10 @@ from layers.district import TZ_NAME, UTM
 def test_same_seed_same_data(sample_data):
     again = generate(seed=20261125)
     for lid, frame in sample_data.items():
-        pd.testing.assert_frame_equal(frame.drop(columns="geometry", errors="ignore"),
-                                      again[lid].drop(columns="geometry", errors="ignore"))
+        pd.testing.assert_frame_equal(
+            frame.drop(columns="geometry", errors="ignore"),
+            again[lid].drop(columns="geometry", errors="ignore"),
+        )
         if "geometry" in frame:
             assert frame.geometry.geom_equals_exact(again[lid].geometry, 1e-12).all(), lid
 
@@ -27,8 +29,10 @@ def test_same_seed_same_data(sample_data):
 def test_other_seed_other_data(sample_data):
     other = generate(seed=7, n_incidents=300)
     assert len(other["incidents"]) == 300
-    assert not np.allclose(other["communities"].to_crs(UTM).area.to_numpy(),
-                           sample_data["communities"].to_crs(UTM).area.to_numpy())
+    assert not np.allclose(
+        other["communities"].to_crs(UTM).area.to_numpy(),
+        sample_data["communities"].to_crs(UTM).area.to_numpy(),
+    )
 
 
 def test_frames_match_the_catalogue(sample_data):

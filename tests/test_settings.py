@@ -51,7 +51,8 @@ def test_the_readme_table_is_the_settings_table():
     assert m, "README.md lost the settings:begin / settings:end markers"
     assert m.group(1) == settings.markdown_table(), (
         "README.md's settings table differs from tianya/settings.py: paste "
-        "`tianya settings --markdown` between the markers")
+        "`tianya settings --markdown` between the markers"
+    )
 
 
 def test_every_setting_is_in_the_table_with_its_doc():
@@ -103,8 +104,9 @@ def test_every_number_refuses_what_is_not_one(f):
             Settings.from_env({env_name(f): "2.5"})
 
 
-@pytest.mark.parametrize("f", [f for f in NUMBERS if f.metadata.get("least") is not None],
-                         ids=lambda f: f.name)
+@pytest.mark.parametrize(
+    "f", [f for f in NUMBERS if f.metadata.get("least") is not None], ids=lambda f: f.name
+)
 def test_every_number_refuses_a_value_below_its_bound(f):
     least = f.metadata["least"]
     below = least - 1 if str(f.type) == "int" else least - 0.05
@@ -120,21 +122,25 @@ def test_a_choice_is_refused_with_the_choices():
     f = next(f for f in FIELDS if f.metadata.get("choices"))
     with pytest.raises(SettingsError) as err:
         Settings.from_env({env_name(f): "LOUD"})
-    assert str(err.value) == (f"{env_name(f)} must be one of "
-                              f"{', '.join(f.metadata['choices'])}, got 'LOUD'")
+    assert str(err.value) == (
+        f"{env_name(f)} must be one of {', '.join(f.metadata['choices'])}, got 'LOUD'"
+    )
 
 
 def test_a_rules_file_that_does_not_exist_is_refused(tmp_path):
     missing = str(tmp_path / "ruels.yml")
-    with pytest.raises(SettingsError, match=f"^TIANYA_RULES must name an existing file, got "
-                                            f"'{re.escape(missing)}'$"):
+    with pytest.raises(
+        SettingsError,
+        match=f"^TIANYA_RULES must name an existing file, got '{re.escape(missing)}'$",
+    ):
         Settings.from_env({"TIANYA_RULES": missing})
 
 
 def test_every_bad_value_is_named_at_once():
     with pytest.raises(SettingsError) as err:
-        Settings.from_env({"TIANYA_JOB_LIMIT": "0", "TIANYA_BODY_SECONDS": "soon",
-                           "TIANYA_LOG_LEVEL": "chatty"})
+        Settings.from_env(
+            {"TIANYA_JOB_LIMIT": "0", "TIANYA_BODY_SECONDS": "soon", "TIANYA_LOG_LEVEL": "chatty"}
+        )
     names = [p.split(" ", 1)[0] for p in str(err.value).split("; ")]
     assert sorted(names) == ["TIANYA_BODY_SECONDS", "TIANYA_JOB_LIMIT", "TIANYA_LOG_LEVEL"]
 
@@ -147,14 +153,20 @@ def test_replace_and_construction_are_checked_too():
 
 
 def test_tile_templates_are_read_by_base_map():
-    s = Settings.from_env({"TIANYA_TILES_OSM": "https://tiles.local/{z}/{x}/{y}.png",
-                           "TIANYA_TILES_AMAP": "", "TIANYA_TILES_": "x"})
+    s = Settings.from_env(
+        {
+            "TIANYA_TILES_OSM": "https://tiles.local/{z}/{x}/{y}.png",
+            "TIANYA_TILES_AMAP": "",
+            "TIANYA_TILES_": "x",
+        }
+    )
     assert s.tiles == {"osm": "https://tiles.local/{z}/{x}/{y}.png"}
 
 
 def test_defaults_apply_only_to_unset_variables():
-    given = Settings.from_env({"TIANYA_URL": "https://gis.example"},
-                              defaults={"url": "http://localhost:8000"})
+    given = Settings.from_env(
+        {"TIANYA_URL": "https://gis.example"}, defaults={"url": "http://localhost:8000"}
+    )
     unset = Settings.from_env({}, defaults={"url": "http://localhost:8000"})
     assert (given.url, unset.url) == ("https://gis.example", "http://localhost:8000")
 
@@ -168,10 +180,14 @@ def test_an_unknown_variable_is_warned_about_once(caplog):
 
 
 def test_masked_hides_keys_and_passwords():
-    s = Settings.from_env({
-        "TIANYA_DATA": "postgresql://gis:pa55word@db:5432/tianya?sslmode=require",
-        "TIANYA_AMAP_KEY": "amap-secret", "TIANYA_TIANDITU_KEY": "tdt-secret",
-        "TIANYA_TILES_TIANDITU": "https://t0.example/img_w/wmts?tk=tdt-secret&x={x}"})
+    s = Settings.from_env(
+        {
+            "TIANYA_DATA": "postgresql://gis:pa55word@db:5432/tianya?sslmode=require",
+            "TIANYA_AMAP_KEY": "amap-secret",
+            "TIANYA_TIANDITU_KEY": "tdt-secret",
+            "TIANYA_TILES_TIANDITU": "https://t0.example/img_w/wmts?tk=tdt-secret&x={x}",
+        }
+    )
     shown = s.masked()
     text = "\n".join(shown.values())
     assert "pa55word" not in text and "secret" not in text
@@ -194,8 +210,9 @@ def test_the_rules_file_comes_from_the_settings_not_the_environment(tmp_path, mo
     settings.use(Settings())  # the environment's file is not the library's business
     assert rules.load_rules() == bundled
     settings.use(Settings.from_env())  # the shell hands it over
-    assert rules.load_rules() == {"waterlogging": rules.Rule("waterlogging", "sanitation", 9.0,
-                                                             "normal")}
+    assert rules.load_rules() == {
+        "waterlogging": rules.Rule("waterlogging", "sanitation", 9.0, "normal")
+    }
 
 
 def test_the_raster_folder_is_an_argument_not_the_environment(tmp_path, monkeypatch):
@@ -212,9 +229,14 @@ def test_the_raster_folder_is_an_argument_not_the_environment(tmp_path, monkeypa
 
 def _commands():
     """Every command with arguments that parse (the settings are checked before anyway)."""
-    args = {"map": ["layers"], "export-parquet": ["incidents", "/nonexistent/out"],
-            "history-hotspots": ["/nonexistent/src"], "load-postgis": ["postgresql://x/y"],
-            "config": ["--check"], "generate": ["-o", "/nonexistent/never.gpkg"]}
+    args = {
+        "map": ["layers"],
+        "export-parquet": ["incidents", "/nonexistent/out"],
+        "history-hotspots": ["/nonexistent/src"],
+        "load-postgis": ["postgresql://x/y"],
+        "config": ["--check"],
+        "generate": ["-o", "/nonexistent/never.gpkg"],
+    }
     return [[name, *args.get(name, [])] for name in sorted(cli.main.commands)]
 
 
@@ -233,11 +255,18 @@ def test_serve_refuses_to_start_with_a_bad_setting(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIANYA_")}
     env.update(TIANYA_HEAVY_READS="-1", TIANYA_PROCESS_SECONDS="soon")
     data = tmp_path / "tianya.gpkg"
-    r = subprocess.run([sys.executable, "-m", "tianya.cli", "serve", "--data", str(data)],
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "tianya.cli", "serve", "--data", str(data)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
-    assert r.stderr == ("Error: TIANYA_PROCESS_SECONDS must be a number, got 'soon'; "
-                        "TIANYA_HEAVY_READS must be at least 0, got '-1'\n")
+    assert r.stderr == (
+        "Error: TIANYA_PROCESS_SECONDS must be a number, got 'soon'; "
+        "TIANYA_HEAVY_READS must be at least 0, got '-1'\n"
+    )
     assert r.stdout == "" and not data.exists()
 
 
@@ -278,8 +307,9 @@ def test_serve_options_override_the_environment(started, sample_gpkg, monkeypatc
     monkeypatch.setenv("TIANYA_DATA", str(tmp_path / "not-this.gpkg"))
     monkeypatch.setenv("TIANYA_URL", "https://gis.example/tianya")
     monkeypatch.setenv("TIANYA_SCREEN_CACHE", "5")
-    r, s, server = _served(started, ["--data", sample_gpkg, "--port", "5099", "--workers", "3",
-                                     "--threads", "8"])
+    r, s, server = _served(
+        started, ["--data", sample_gpkg, "--port", "5099", "--workers", "3", "--threads", "8"]
+    )
     assert (s.data, s.url, s.screen_cache) == (sample_gpkg, "https://gis.example/tianya", 5)
     assert s.rasters == os.path.join(os.path.dirname(sample_gpkg), "rasters")
     assert started["openapi"][0] is s
@@ -294,8 +324,9 @@ def test_serve_options_override_the_environment(started, sample_gpkg, monkeypatc
     assert r.output.endswith(f"serving https://gis.example/tianya from {sample_gpkg}\n")
 
 
-def test_serve_takes_the_data_from_the_environment_and_its_own_url(started, sample_gpkg,
-                                                                   monkeypatch):
+def test_serve_takes_the_data_from_the_environment_and_its_own_url(
+    started, sample_gpkg, monkeypatch
+):
     """Without ``--data`` the store is ``TIANYA_DATA`` (not the bundled GeoPackage), and
     without ``TIANYA_URL`` the URL is serve's own address."""
     monkeypatch.setenv("TIANYA_DATA", sample_gpkg)
@@ -309,9 +340,11 @@ def test_the_worker_app_is_built_from_the_settings_object(started, sample_gpkg, 
     import tianya.app
 
     built = []
-    monkeypatch.setattr(tianya.app, "create_app",
-                        lambda config_path=None, settings=None: built.append(
-                            (config_path, settings)) or "app")
+    monkeypatch.setattr(
+        tianya.app,
+        "create_app",
+        lambda config_path=None, settings=None: built.append((config_path, settings)) or "app",
+    )
     _, s, server = _served(started, ["--data", sample_gpkg, "--config", "other.yml"])
     assert server.load() == "app"
     assert built == [(os.path.abspath("other.yml"), s)]
@@ -361,12 +394,12 @@ def test_the_server_class_takes_its_options_and_nothing_else(monkeypatch):
     assert (server.cfg.workers, server.cfg.bind, server.load()) == (3, ["127.0.0.1:0"], "app")
 
 
-def test_map_takes_the_base_map_keys_and_tiles_from_the_settings(sample_gpkg, monkeypatch,
-                                                                   tmp_path):
+def test_map_takes_the_base_map_keys_and_tiles_from_the_settings(
+    sample_gpkg, monkeypatch, tmp_path
+):
     """``tianya map`` hands ``TIANYA_TIANDITU_KEY`` and ``TIANYA_TILES_<ID>`` to the maps
     (which no longer read the environment themselves)."""
-    argv = ["map", "layers", "--layers", "communities", "--data", sample_gpkg,
-            "--assets", "cdn"]
+    argv = ["map", "layers", "--layers", "communities", "--data", sample_gpkg, "--assets", "cdn"]
     out = tmp_path / "tdt.html"
     r = CliRunner().invoke(cli.main, [*argv, "--basemap", "tianditu", "-o", str(out)])
     assert r.exit_code == 1 and "TIANYA_TIANDITU_KEY" in r.output, r.output

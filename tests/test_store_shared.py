@@ -26,8 +26,10 @@ def small():
     from geodata.sample import generate
 
     data = generate(seed=7, n_incidents=120)
-    return {"incidents": data["incidents"].iloc[:40].copy(),
-            "party_building": data["party_building"].iloc[:10].copy()}
+    return {
+        "incidents": data["incidents"].iloc[:40].copy(),
+        "party_building": data["party_building"].iloc[:10].copy(),
+    }
 
 
 def _pg_location() -> str:
@@ -101,21 +103,32 @@ def test_context_manager_closes_on_error(location, small):
 
 
 def _incident(key, **over):
-    props = {"case_no": key, "title": "测试", "category": "manhole_cover", "channel": "grid_app",
-             "status": "collected", "territorial": False,
-             "reported_at": "2026-11-25T01:02:03.000Z"}
+    props = {
+        "case_no": key,
+        "title": "测试",
+        "category": "manhole_cover",
+        "channel": "grid_app",
+        "status": "collected",
+        "territorial": False,
+        "reported_at": "2026-11-25T01:02:03.000Z",
+    }
     props.update(over)
     return {"geometry": shapely.Point(109.5, 18.3), "properties": props}
 
 
-@pytest.mark.parametrize("value, stored", [
-    ("2026-11-16T16:00:00+08:00", "2026-11-16T08:00:00.000Z"),  # aware text: to UTC
-    ("2026-11-16T08:00:00", "2026-11-16T08:00:00.000Z"),  # naive text: taken as UTC
-    (dt.datetime(2026, 11, 16, 16, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))),
-     "2026-11-16T08:00:00.000Z"),
-    (dt.datetime(2026, 11, 16, 8, 0), "2026-11-16T08:00:00.000Z"),  # naive: UTC
-    (pd.Timestamp("2026-11-16T08:00:00.123456Z"), "2026-11-16T08:00:00.123Z"),
-])
+@pytest.mark.parametrize(
+    "value, stored",
+    [
+        ("2026-11-16T16:00:00+08:00", "2026-11-16T08:00:00.000Z"),  # aware text: to UTC
+        ("2026-11-16T08:00:00", "2026-11-16T08:00:00.000Z"),  # naive text: taken as UTC
+        (
+            dt.datetime(2026, 11, 16, 16, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+            "2026-11-16T08:00:00.000Z",
+        ),
+        (dt.datetime(2026, 11, 16, 8, 0), "2026-11-16T08:00:00.000Z"),  # naive: UTC
+        (pd.Timestamp("2026-11-16T08:00:00.123456Z"), "2026-11-16T08:00:00.123Z"),
+    ],
+)
 def test_datetimes_are_stored_in_utc_alike(store, value, stored):
     store.insert(INC, [_incident("TYV1", reported_at=value)])
     assert store.get(INC, "TYV1")["properties"]["reported_at"] == stored
@@ -123,8 +136,9 @@ def test_datetimes_are_stored_in_utc_alike(store, value, stored):
     assert store.get(INC, "TYV1")["properties"]["reported_at"] == stored
 
 
-@pytest.mark.parametrize("value", ["now", "yesterday", "infinity", "16/11/2026",
-                                   "0001-01-01T00:00:00+08:00"])
+@pytest.mark.parametrize(
+    "value", ["now", "yesterday", "infinity", "16/11/2026", "0001-01-01T00:00:00+08:00"]
+)
 def test_datetime_text_must_be_rfc3339_in_range(store, value):
     # PostGIS used to store PostgreSQL's own words ('now'…); the GeoPackage raised a bare
     # ValueError (HTTP 500) for them: both refuse them now as an invalid feature

@@ -15,21 +15,38 @@ def incidents(sample_data):
 
 
 def _cases():
-    return pd.DataFrame({
-        "status": ["evaluated", "closed", "handling", "dispatched", "returned"],
-        "department": ["water", "water", "power", "power", None],
-        "category": ["waterlogging", "manhole_cover", "street_light", "street_light", "other"],
-        "channel": ["wechat", "hotline", "wechat", "grid_app", "hotline"],
-        "community_code": ["A", "A", "B", "B", "B"],
-        "reported_at": ["2026-03-02T01:00:00Z", "2026-03-02T02:00:00Z",
-                        "2026-03-09T01:00:00Z", "2026-03-09T02:00:00Z", "2026-03-09T03:00:00Z"],
-        "dispatched_at": ["2026-03-02T01:30:00Z", "2026-03-02T03:00:00Z",
-                          "2026-03-09T01:10:00Z", "2026-03-09T04:00:00Z", None],
-        "handled_at": ["2026-03-02T03:00:00Z", "2026-03-02T09:00:00Z", None, None, None],
-        "closed_at": ["2026-03-02T05:00:00Z", "2026-03-02T12:00:00Z", None, None, None],
-        "deadline": ["2026-03-02T06:00:00Z", "2026-03-02T06:00:00Z", "2026-03-20T00:00:00Z",
-                     "2026-03-10T00:00:00Z", None],
-    })
+    return pd.DataFrame(
+        {
+            "status": ["evaluated", "closed", "handling", "dispatched", "returned"],
+            "department": ["water", "water", "power", "power", None],
+            "category": ["waterlogging", "manhole_cover", "street_light", "street_light", "other"],
+            "channel": ["wechat", "hotline", "wechat", "grid_app", "hotline"],
+            "community_code": ["A", "A", "B", "B", "B"],
+            "reported_at": [
+                "2026-03-02T01:00:00Z",
+                "2026-03-02T02:00:00Z",
+                "2026-03-09T01:00:00Z",
+                "2026-03-09T02:00:00Z",
+                "2026-03-09T03:00:00Z",
+            ],
+            "dispatched_at": [
+                "2026-03-02T01:30:00Z",
+                "2026-03-02T03:00:00Z",
+                "2026-03-09T01:10:00Z",
+                "2026-03-09T04:00:00Z",
+                None,
+            ],
+            "handled_at": ["2026-03-02T03:00:00Z", "2026-03-02T09:00:00Z", None, None, None],
+            "closed_at": ["2026-03-02T05:00:00Z", "2026-03-02T12:00:00Z", None, None, None],
+            "deadline": [
+                "2026-03-02T06:00:00Z",
+                "2026-03-02T06:00:00Z",
+                "2026-03-20T00:00:00Z",
+                "2026-03-10T00:00:00Z",
+                None,
+            ],
+        }
+    )
 
 
 def test_definitions_by_hand():
@@ -90,5 +107,14 @@ def test_bad_grouping_lists_choices(incidents):
 
 def test_missing_columns_named():
     with pytest.raises(InvalidParameter, match="deadline"):
-        supervision.figures(pd.DataFrame({"status": [], "reported_at": [], "dispatched_at": [],
-                                          "handled_at": [], "closed_at": []}))
+        supervision.figures(
+            pd.DataFrame(
+                {
+                    "status": [],
+                    "reported_at": [],
+                    "dispatched_at": [],
+                    "handled_at": [],
+                    "closed_at": [],
+                }
+            )
+        )

@@ -23,10 +23,24 @@ def _mypy(*args: str) -> subprocess.CompletedProcess:
     pytest.importorskip("mypy", reason="mypy comes with the test extra")
     with tempfile.TemporaryDirectory() as cache:  # no stale cache shared with other runs
         return subprocess.run(
-            [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
-             "--cache-dir", cache, "--no-error-summary", "--hide-error-context", *args],
-            cwd=ROOT, capture_output=True, text=True, timeout=500,
-            env={**os.environ, "MYPY_FORCE_COLOR": "0"})
+            [
+                sys.executable,
+                "-m",
+                "mypy",
+                "--config-file",
+                str(ROOT / "pyproject.toml"),
+                "--cache-dir",
+                cache,
+                "--no-error-summary",
+                "--hide-error-context",
+                *args,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=500,
+            env={**os.environ, "MYPY_FORCE_COLOR": "0"},
+        )
 
 
 def _errors(run: subprocess.CompletedProcess) -> list[str]:
@@ -38,7 +52,8 @@ def test_library_packages_type_check():
     errors = _errors(run)
     assert run.returncode == 0 and not errors, (
         f"mypy found {len(errors)} error(s) in layers/, analytics/, geodata/:\n"
-        + "\n".join(errors or [run.stdout, run.stderr]))
+        + "\n".join(errors or [run.stdout, run.stderr])
+    )
 
 
 def test_an_introduced_error_is_reported(tmp_path):
@@ -47,9 +62,8 @@ def test_an_introduced_error_is_reported(tmp_path):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "bad.py").write_text(
-        "from layers.district import UTM\n\n\n"
-        "def zone() -> str:\n"
-        "    return UTM\n")
+        "from layers.district import UTM\n\n\ndef zone() -> str:\n    return UTM\n"
+    )
     run = _mypy(str(pkg))
     errors = _errors(run)
     assert run.returncode == 1, run.stdout + run.stderr

@@ -35,11 +35,18 @@ class Answer:
         return int(self.status.split()[0])
 
 
-def request(path: str, method: str = "GET", query: str = "", body: bytes = b"",
-            ctype: str = "", **extra) -> dict:
-    env = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
-           "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)) if body else "",
-           "CONTENT_TYPE": ctype, "REMOTE_ADDR": "127.0.0.1"}
+def request(
+    path: str, method: str = "GET", query: str = "", body: bytes = b"", ctype: str = "", **extra
+) -> dict:
+    env = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)) if body else "",
+        "CONTENT_TYPE": ctype,
+        "REMOTE_ADDR": "127.0.0.1",
+    }
     env.update(extra)
     return env
 
@@ -52,9 +59,16 @@ def pygeoapi_stub(environ, start_response):
 
 @pytest.fixture
 def shell(tmp_path):
-    return Shell(pygeoapi_stub, Settings.from_env({
-        "TIANYA_DATA": str(tmp_path / "none.gpkg"), "TIANYA_KEYS": KEYS,
-        "TIANYA_URL": "http://edge.example/gis/"}))
+    return Shell(
+        pygeoapi_stub,
+        Settings.from_env(
+            {
+                "TIANYA_DATA": str(tmp_path / "none.gpkg"),
+                "TIANYA_KEYS": KEYS,
+                "TIANYA_URL": "http://edge.example/gis/",
+            }
+        ),
+    )
 
 
 def call(app, env) -> tuple[Answer, bytes]:
@@ -120,8 +134,9 @@ def test_every_error_subclass_anywhere_gets_its_own_status_line():
     import tianya.plugins.runner  # noqa: F401
 
     for cls in [errors.TianyaError, *_subclasses(errors.TianyaError)]:
-        answer, body = call(lambda e, s, c=cls: web.error_response(e, s, _instance(c)),
-                            request("/x"))
+        answer, body = call(
+            lambda e, s, c=cls: web.error_response(e, s, _instance(c)), request("/x")
+        )
         assert answer.status == f"{cls.status} {HTTPStatus(cls.status).phrase}", cls
         assert json.loads(body)["code"] == cls.ogc_code, cls
 
@@ -129,11 +144,13 @@ def test_every_error_subclass_anywhere_gets_its_own_status_line():
 def test_retry_after_on_a_503_that_carries_one_and_close_when_the_body_was_not_read():
     err = errors.StoreUnavailable("try later")
     err.retry_after = 30
-    answer, _ = call(lambda e, s: web.error_response(e, s, err),
-                     request("/x", **{"tianya.close": True}))
+    answer, _ = call(
+        lambda e, s: web.error_response(e, s, err), request("/x", **{"tianya.close": True})
+    )
     assert answer.headers["Retry-After"] == "30" and answer.headers["Connection"] == "close"
-    answer, _ = call(lambda e, s: web.error_response(e, s, errors.TooManyRequests("x", 7)),
-                     request("/x"))
+    answer, _ = call(
+        lambda e, s: web.error_response(e, s, errors.TooManyRequests("x", 7)), request("/x")
+    )
     assert answer.headers["Retry-After"] == "7"
 
 
@@ -151,8 +168,9 @@ def test_an_unexpected_exception_is_a_generic_500_logged_once(caplog):
     assert len(records) == 1 and records[0].exc_info[0] is KeyError
 
 
-def test_the_shell_answers_an_unexpected_fault_of_its_routes_with_the_500(shell, monkeypatch,
-                                                                          caplog):
+def test_the_shell_answers_an_unexpected_fault_of_its_routes_with_the_500(
+    shell, monkeypatch, caplog
+):
     from tianya import api
 
     monkeypatch.setattr(api.lifecycle, "TRANSITIONS", None)  # a bug in the route
@@ -205,8 +223,9 @@ def test_open311_errors_keep_the_georeport_format_with_the_shared_statuses(shell
     assert answer.headers["Allow"] == "GET, HEAD"
     assert json.loads(body) == [{"code": 405, "description": json.loads(body)[0]["description"]}]
     # refused by the shell before the route (a bad key): still GeoReport's format
-    answer, body = call(shell, request("/open311/v2/services.json",
-                                       HTTP_AUTHORIZATION="Bearer nope"))
+    answer, body = call(
+        shell, request("/open311/v2/services.json", HTTP_AUTHORIZATION="Bearer nope")
+    )
     assert answer.code == 401 and answer.headers["WWW-Authenticate"]
     assert json.loads(body)[0]["code"] == 401
 
@@ -214,14 +233,24 @@ def test_open311_errors_keep_the_georeport_format_with_the_shared_statuses(shell
 # --- one parser, the same refusals on every route ------------------------------------------------
 
 #: One GET resource of each router the shell serves itself, and one pygeoapi route it checks.
-ROUTES = ["/open311/v2/services.json", "/cases/transitions", "/supervision",
-          "/screen/summary.json", "/collections/incidents/tiles",
-          "/collections/incidents/items", "/collections/dem/coverage"]
+ROUTES = [
+    "/open311/v2/services.json",
+    "/cases/transitions",
+    "/supervision",
+    "/screen/summary.json",
+    "/collections/incidents/tiles",
+    "/collections/incidents/items",
+    "/collections/dem/coverage",
+]
 
 
 #: A parameter each of the ROUTES takes.
-VALID = {"/screen/summary.json": "date", "/open311/v2/services.json": "lang",
-         "/supervision": "by", "/collections/dem/coverage": "bbox"}
+VALID = {
+    "/screen/summary.json": "date",
+    "/open311/v2/services.json": "lang",
+    "/supervision": "by",
+    "/collections/dem/coverage": "bbox",
+}
 
 
 @pytest.mark.parametrize("path", ROUTES)
@@ -239,18 +268,22 @@ def test_a_nul_in_a_value_is_refused_on_every_route(shell, path):
     assert answer.code == 400 and "NUL" in body.decode(), body
 
 
-@pytest.mark.parametrize("path, valid", [
-    ("/open311/v2/services.json", "jurisdiction_id, lang"),
-    ("/cases/transitions", "f"),
-    ("/supervision", "by, datetime, now, f"),
-    ("/screen/summary.json", "date"),
-    ("/collections/incidents/tiles", "f"),
-])
+@pytest.mark.parametrize(
+    "path, valid",
+    [
+        ("/open311/v2/services.json", "jurisdiction_id, lang"),
+        ("/cases/transitions", "f"),
+        ("/supervision", "by, datetime, now, f"),
+        ("/screen/summary.json", "date"),
+        ("/collections/incidents/tiles", "f"),
+    ],
+)
 def test_an_unknown_parameter_is_refused_with_the_valid_ones(shell, path, valid):
     answer, body = call(shell, request(path, query="colour=red"))
     assert answer.code == 400
     assert "'colour' is not a valid" in body.decode() and f"must be one of: {valid}" in (
-        body.decode())
+        body.decode()
+    )
 
 
 def test_static_files_take_no_parameters(shell):
@@ -263,12 +296,15 @@ def test_static_files_take_no_parameters(shell):
 # --- methods, HEAD, bodies -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path, method, allowed", [
-    ("/screen", "POST", "GET, HEAD"),
-    ("/cases/transitions", "DELETE", "GET, HEAD"),
-    ("/cases/C1/transitions", "GET", "POST"),
-    ("/collections/incidents/tiles", "PUT", "GET, HEAD"),
-])
+@pytest.mark.parametrize(
+    "path, method, allowed",
+    [
+        ("/screen", "POST", "GET, HEAD"),
+        ("/cases/transitions", "DELETE", "GET, HEAD"),
+        ("/cases/C1/transitions", "GET", "POST"),
+        ("/collections/incidents/tiles", "PUT", "GET, HEAD"),
+    ],
+)
 def test_a_wrong_method_is_405_with_allow(shell, path, method, allowed):
     answer, body = call(shell, request(path, method, body=b"{}" if method != "GET" else b""))
     assert answer.status == "405 Method Not Allowed", body
@@ -282,12 +318,15 @@ def test_head_gets_the_headers_without_the_body(shell):
     assert head.headers["Content-Length"] == str(len(body))
 
 
-@pytest.mark.parametrize("raw, status, match", [
-    (b"", 400, "empty"),
-    (b"[1, 2]", 400, "JSON object"),
-    (b'{"to": "\xff"}', 400, "not valid JSON"),
-    (b"{" + b" " * (70 * 1024) + b"}", 413, "larger than"),
-])
+@pytest.mark.parametrize(
+    "raw, status, match",
+    [
+        (b"", 400, "empty"),
+        (b"[1, 2]", 400, "JSON object"),
+        (b'{"to": "\xff"}', 400, "not valid JSON"),
+        (b"{" + b" " * (70 * 1024) + b"}", 413, "larger than"),
+    ],
+)
 def test_the_json_body_reader(raw, status, match):
     env = request("/cases/C1/transitions", "POST", body=raw)
     with pytest.raises(errors.TianyaError, match=match) as caught:

@@ -65,8 +65,9 @@ def app(environ, start_response):
     if m := _PATCH.match(path):
         allow(environ, "PATCH")
         query(environ, ("f",))
-        feat = cases.patch_case(store(environ), m.group(1), json_body(environ), who,
-                                content_crs=request.content_crs())
+        feat = cases.patch_case(
+            store(environ), m.group(1), json_body(environ), who, content_crs=request.content_crs()
+        )
         return respond(environ, start_response, visible(feat))
     if m := _TRANSITIONS.match(path):
         allow(environ, "POST")
@@ -77,15 +78,22 @@ def app(environ, start_response):
             raise InvalidParameter(choices(extra[0], _MOVE, "transition member"))
         if not isinstance(doc.get("to"), str):
             raise InvalidParameter("'to' is required: the stage to move the case to")
-        feat = lifecycle.transition(store(environ), m.group(1), doc["to"], who,
-                                    note=doc.get("note"), department=doc.get("department"),
-                                    satisfaction=doc.get("satisfaction"))
+        feat = lifecycle.transition(
+            store(environ),
+            m.group(1),
+            doc["to"],
+            who,
+            note=doc.get("note"),
+            department=doc.get("department"),
+            satisfaction=doc.get("satisfaction"),
+        )
         return respond(environ, start_response, visible(feat))
     if m := _HISTORY.match(path):
         allow(environ, "GET", "HEAD")
         query(environ, ("f",))
-        lifecycle.require_role(who, "read a case history",
-                               ("reporter", "dispatcher", "department", "admin"))
+        lifecycle.require_role(
+            who, "read a case history", ("reporter", "dispatcher", "department", "admin")
+        )
         s = store(environ)
         rows = lifecycle.history(s, m.group(1))
         if not rows:
@@ -95,9 +103,21 @@ def app(environ, start_response):
     if path.rstrip("/") == "/cases/transitions":
         allow(environ, "GET", "HEAD")
         query(environ, ("f",))
-        return respond(environ, start_response, {"transitions": [
-            {"from": a, "to": b, "roles": list(r), "reason_required": (a, b) in
-             lifecycle.NEEDS_REASON} for (a, b), r in lifecycle.TRANSITIONS.items()]})
+        return respond(
+            environ,
+            start_response,
+            {
+                "transitions": [
+                    {
+                        "from": a,
+                        "to": b,
+                        "roles": list(r),
+                        "reason_required": (a, b) in lifecycle.NEEDS_REASON,
+                    }
+                    for (a, b), r in lifecycle.TRANSITIONS.items()
+                ]
+            },
+        )
     if path.rstrip("/") == "/supervision":
         allow(environ, "GET", "HEAD")
         return respond(environ, start_response, supervision_figures(environ))
@@ -127,10 +147,13 @@ def supervision_figures(environ) -> dict:
     by = p.get("by") or None
     now = _now(p)
     table = supervision.figures(_frame(environ, p), by=by, now=now)
-    return {"by": by or "all", "datetime": p.get("datetime"),
-            "now": now.isoformat() if now else None,
-            "definitions": supervision.__doc__.split("Examples")[0].strip(),
-            "figures": supervision.to_records(table)}
+    return {
+        "by": by or "all",
+        "datetime": p.get("datetime"),
+        "now": now.isoformat() if now else None,
+        "definitions": supervision.__doc__.split("Examples")[0].strip(),
+        "figures": supervision.to_records(table),
+    }
 
 
 def overdue(environ) -> dict:
@@ -144,7 +167,19 @@ def overdue(environ) -> dict:
     if who.role == "department":
         frame = frame[frame["department"] == who.department]
     rows = supervision.open_cases(frame, now=_now(p), overdue_only=True)
-    cols = ["case_no", "title", "category", "status", "department", "community_code",
-            "grid_code", "worker_id", "territorial", "reported_at", "dispatched_at", "deadline"]
+    cols = [
+        "case_no",
+        "title",
+        "category",
+        "status",
+        "department",
+        "community_code",
+        "grid_code",
+        "worker_id",
+        "territorial",
+        "reported_at",
+        "dispatched_at",
+        "deadline",
+    ]
     recs = orjson.loads(rows[cols].to_json(orient="records", date_format="iso"))
     return {"count": len(recs), "cases": recs}

@@ -40,8 +40,10 @@ _COVERAGE = re.compile(r"^/collections/[^/]+/coverage/?$")
 _EXECUTION = re.compile(r"^/processes/[^/]+/execution/?$")
 #: Every path under /collections that is served; pygeoapi routes more (EDR, maps, ids with
 #: slashes), and what our checks do not know is not passed on.
-_KNOWN = re.compile(r"^/collections(?:/([^/]+)(?:/(?:items(?:/[^/]+)?|queryables|schema|coverage"
-                    r"|tiles(?:/[^/]+)*))?)?/?$")
+_KNOWN = re.compile(
+    r"^/collections(?:/([^/]+)(?:/(?:items(?:/[^/]+)?|queryables|schema|coverage"
+    r"|tiles(?:/[^/]+)*))?)?/?$"
+)
 #: Media types of a CQL2 JSON query sent with POST to items.
 _QUERY_TYPES = ("application/json", "application/query-cql-json")
 _OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
@@ -52,12 +54,14 @@ HEAVY_LIMIT = 1000
 def _retry_after(start_response):
     """``start_response`` that adds ``Retry-After`` to pygeoapi's 429 (a job submitted over
     its caller's limit, :mod:`tianya.plugins.jobs`): pygeoapi's error answers carry no headers."""
+
     def start(status, headers, exc_info=None):
         if status.startswith("429") and not any(k.lower() == "retry-after" for k, _ in headers):
             from tianya.plugins.jobs import RETRY_AFTER
 
             headers = [*headers, ("Retry-After", str(RETRY_AFTER))]
         return start_response(status, headers, exc_info)
+
     return start
 
 
@@ -67,12 +71,17 @@ def _geojson_type(start_response):
     OGC API Features Part 1 (/req/geojson/content) asks for that media type; pygeoapi
     sends ``application/json``.
     """
+
     def start(status, headers, exc_info=None):
         if status.startswith("200"):
-            headers = [("Content-Type", "application/geo+json")
-                       if k.lower() == "content-type" and v.startswith("application/json")
-                       else (k, v) for k, v in headers]
+            headers = [
+                ("Content-Type", "application/geo+json")
+                if k.lower() == "content-type" and v.startswith("application/json")
+                else (k, v)
+                for k, v in headers
+            ]
         return start_response(status, headers, exc_info)
+
     return start
 
 
@@ -127,16 +136,17 @@ class Shell:
                 edge.buffer_body(environ, cases.MAX_BODY, self.settings.body_seconds)
             elif edge.has_body(environ):
                 # pygeoapi would read a GET body as a CQL2 JSON filter
-                raise InvalidParameter(f"a {environ.get('REQUEST_METHOD')} request takes no "
-                                       "body: send filters in the query string")
+                raise InvalidParameter(
+                    f"a {environ.get('REQUEST_METHOD')} request takes no "
+                    "body: send filters in the query string"
+                )
             who = access.authenticate(_token(environ), self.settings.keys)
         except TianyaError as err:
             return web.error_response(environ, start_response, err, render)
         token = request.PRINCIPAL.set(who)
         crs_token = request.CONTENT_CRS.set(environ.get("HTTP_CONTENT_CRS"))
         try:
-            return web.guarded(environ, start_response,
-                               lambda e, s: self._route(e, s, who), render)
+            return web.guarded(environ, start_response, lambda e, s: self._route(e, s, who), render)
         finally:
             request.CONTENT_CRS.reset(crs_token)
             request.PRINCIPAL.reset(token)
@@ -149,8 +159,9 @@ class Shell:
         if screen.handles(path):
             return screen.app(environ, start_response)
         self._check_body(environ)
-        if api.handles(path) and (environ.get("REQUEST_METHOD") == "PATCH"
-                                  or not path.startswith("/collections/")):
+        if api.handles(path) and (
+            environ.get("REQUEST_METHOD") == "PATCH" or not path.startswith("/collections/")
+        ):
             return api.app(environ, start_response)
         if tiles.handles(path):
             return tiles.app(environ, start_response)
@@ -193,8 +204,11 @@ class Shell:
         """An items GET: geo+json labels, CSV cells escaped, heavy pages limited per caller."""
         params = web.query(environ)
         limit = params.get("limit", "")
-        heavy = ((int(limit) if limit.isdigit() else 0) > HEAVY_LIMIT
-                 or params.get("f") == "csv" or environ.get("tianya.heavy"))
+        heavy = (
+            (int(limit) if limit.isdigit() else 0) > HEAVY_LIMIT
+            or params.get("f") == "csv"
+            or environ.get("tianya.heavy")
+        )
         with self.heavy.hold(_caller(environ, who, self.proxies) if heavy else None):
             seen: dict = {}
 
@@ -209,8 +223,10 @@ class Shell:
             if not seen.get("type", "").startswith("text/csv"):
                 return body
             text = escape_csv(b"".join(body))
-            headers = [(k, str(len(text)) if k.lower() == "content-length" else v)
-                       for k, v in seen["headers"]]
+            headers = [
+                (k, str(len(text)) if k.lower() == "content-length" else v)
+                for k, v in seen["headers"]
+            ]
             start_response(seen["status"], headers)
             return [text]
 
@@ -227,14 +243,18 @@ class Shell:
         if kind == "application/geo+json":
             environ["CONTENT_TYPE"] = "application/geo+json"  # pygeoapi compares it exactly
         m = _ITEMS.match(environ["PATH_INFO"])
-        if method == "POST" and m and m.group(2) is None and kind not in (
-                "application/geo+json", *_QUERY_TYPES):
+        if (
+            method == "POST"
+            and m
+            and m.group(2) is None
+            and kind not in ("application/geo+json", *_QUERY_TYPES)
+        ):
             # pygeoapi answers no type with a bare 500 and takes any other as a query
             raise InvalidParameter(
                 "POST to items needs a Content-Type: application/geo+json to create a "
                 "feature, application/json or application/query-cql-json for a CQL2 JSON "
-                "query"
-                + (f"; got {kind!r}" if kind else ""))
+                "query" + (f"; got {kind!r}" if kind else "")
+            )
 
     def _check(self, environ) -> None:
         path = environ["PATH_INFO"]
@@ -295,10 +315,15 @@ class _ResponseCache:
         import time
 
         who = request.principal()
-        key = (environ.get("PATH_INFO"), environ.get("QUERY_STRING", ""),
-               environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_LANGUAGE", ""),
-               getattr(who, "role", None), getattr(who, "department", None),
-               environ.get("HTTP_HOST", ""))
+        key = (
+            environ.get("PATH_INFO"),
+            environ.get("QUERY_STRING", ""),
+            environ.get("HTTP_ACCEPT", ""),
+            environ.get("HTTP_ACCEPT_LANGUAGE", ""),
+            getattr(who, "role", None),
+            getattr(who, "department", None),
+            environ.get("HTTP_HOST", ""),
+        )
         now = time.monotonic()
         hit = self._hits.get(key)
         if hit is not None and now - hit[0] < self.ttl:

@@ -36,11 +36,20 @@ def main(ctx):
 @main.command()
 @click.option("--output", "-o", default=None, help="GeoPackage to write [geodata/tianya.gpkg].")
 @click.option("--seed", default=None, type=int, help="Random seed (same seed, same data).")
-@click.option("--incidents", "n_incidents", default=None, type=click.IntRange(1, 5_000_000),
-              help="Number of incidents (default: one year, about 5,600; 100k-1M for "
-                   "benchmarks).")
-@click.option("--rasters/--no-rasters", "with_rasters", default=True, show_default=True,
-              help="Also write the DEM and flood-depth COGs (see `tianya rasters`).")
+@click.option(
+    "--incidents",
+    "n_incidents",
+    default=None,
+    type=click.IntRange(1, 5_000_000),
+    help="Number of incidents (default: one year, about 5,600; 100k-1M for benchmarks).",
+)
+@click.option(
+    "--rasters/--no-rasters",
+    "with_rasters",
+    default=True,
+    show_default=True,
+    help="Also write the DEM and flood-depth COGs (see `tianya rasters`).",
+)
 def generate(output, seed, n_incidents, with_rasters=True):
     """Generate the synthetic Tianya sample data into a GeoPackage."""
     from geodata.sample import DEFAULT_SEED, write_sample
@@ -54,8 +63,9 @@ def generate(output, seed, n_incidents, with_rasters=True):
 
     t0 = time.perf_counter()
     store = GeoPackageStore(tmp)
-    counts = write_sample(tmp, seed=DEFAULT_SEED if seed is None else seed,
-                          n_incidents=n_incidents, store=store)
+    counts = write_sample(
+        tmp, seed=DEFAULT_SEED if seed is None else seed, n_incidents=n_incidents, store=store
+    )
     store.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     for p in (tmp + "-wal", tmp + "-shm", path + "-wal", path + "-shm"):
@@ -71,10 +81,18 @@ def generate(output, seed, n_incidents, with_rasters=True):
 
 
 @main.command()
-@click.option("--data", default=None, help="GeoPackage or postgresql:// URL whose rivers and "
-                                           "waterlogging points the terrain follows.")
-@click.option("--output", "-o", default=None, help="Folder [$TIANYA_RASTERS, else rasters/ "
-                                                   "beside the GeoPackage].")
+@click.option(
+    "--data",
+    default=None,
+    help="GeoPackage or postgresql:// URL whose rivers and "
+    "waterlogging points the terrain follows.",
+)
+@click.option(
+    "--output",
+    "-o",
+    default=None,
+    help="Folder [$TIANYA_RASTERS, else rasters/ beside the GeoPackage].",
+)
 @click.option("--seed", default=None, type=int, help="Terrain noise seed.")
 def rasters(data, output, seed):
     """Generate the synthetic DEM and flood-depth scenarios as Cloud-Optimized GeoTIFFs."""
@@ -84,10 +102,15 @@ def rasters(data, output, seed):
     settings = command_settings(data=data)
     data = settings.store_location()
     t0 = time.perf_counter()
-    paths = write_rasters_from_store(data, output or default_dir(data, settings.rasters),
-                                     seed=DEFAULT_SEED if seed is None else seed)
-    click.echo(f"wrote {len(paths)} COGs to {os.path.dirname(paths['dem'])} in "
-               f"{time.perf_counter() - t0:.1f} s (synthetic DEM and flood scenarios)")
+    paths = write_rasters_from_store(
+        data,
+        output or default_dir(data, settings.rasters),
+        seed=DEFAULT_SEED if seed is None else seed,
+    )
+    click.echo(
+        f"wrote {len(paths)} COGs to {os.path.dirname(paths['dem'])} in "
+        f"{time.perf_counter() - t0:.1f} s (synthetic DEM and flood scenarios)"
+    )
 
 
 @main.command()
@@ -109,10 +132,13 @@ def config(output, check):
 
 @main.command("load-postgis")
 @click.argument("url", required=False)
-@click.option("--data", "gpkg", default=None,
-              help="Source GeoPackage [geodata/tianya.gpkg].")
-@click.option("--layers", "layer_ids", default=None,
-              help="Comma-separated layer ids [every catalogue layer in the GeoPackage].")
+@click.option("--data", "gpkg", default=None, help="Source GeoPackage [geodata/tianya.gpkg].")
+@click.option(
+    "--layers",
+    "layer_ids",
+    default=None,
+    help="Comma-separated layer ids [every catalogue layer in the GeoPackage].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def load_postgis(url, gpkg, layer_ids, quiet):
     """Copy a GeoPackage into PostGIS (COPY, one progress bar per layer).
@@ -129,28 +155,35 @@ def load_postgis(url, gpkg, layer_ids, quiet):
     if not os.path.exists(src):
         raise click.UsageError(f"{src} does not exist (run `tianya generate`)")
     t0 = time.perf_counter()
-    counts = load_gpkg(src, url, layer_ids.split(",") if layer_ids else None,
-                       progress=not quiet)
+    counts = load_gpkg(src, url, layer_ids.split(",") if layer_ids else None, progress=not quiet)
     dt = time.perf_counter() - t0
     for lid, n in counts.items():
         click.echo(f"  {lid:<20} {n:>9,}")
     total = sum(counts.values())
-    click.echo(f"copied {total:,} rows from {src} in {dt:.1f} s "
-               f"({total / max(dt, 1e-9):,.0f} rows/s)")
+    click.echo(
+        f"copied {total:,} rows from {src} in {dt:.1f} s ({total / max(dt, 1e-9):,.0f} rows/s)"
+    )
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int,
-              help="gunicorn worker processes.")
-@click.option("--threads", default=32, show_default=True, type=int,
-              help="Threads per worker (many: a slow client holds one for at most "
-                   "$TIANYA_BODY_SECONDS).")
-@click.option("--data", default=None, help="GeoPackage path or postgresql:// URL "
-                                           "[$TIANYA_DATA or geodata/tianya.gpkg].")
-@click.option("--config", "config_path", default=None, help="pygeoapi config "
-                                                            "[server_config.yml].")
+@click.option(
+    "--workers", default=2, show_default=True, type=int, help="gunicorn worker processes."
+)
+@click.option(
+    "--threads",
+    default=32,
+    show_default=True,
+    type=int,
+    help="Threads per worker (many: a slow client holds one for at most $TIANYA_BODY_SECONDS).",
+)
+@click.option(
+    "--data",
+    default=None,
+    help="GeoPackage path or postgresql:// URL [$TIANYA_DATA or geodata/tianya.gpkg].",
+)
+@click.option("--config", "config_path", default=None, help="pygeoapi config [server_config.yml].")
 def serve(host, port, workers, threads, data, config_path):
     """Serve the OGC API with gunicorn (generating the sample GeoPackage if missing).
 
@@ -182,13 +215,20 @@ def serve(host, port, workers, threads, data, config_path):
     _openapi_once(settings, config_path)
     click.echo(f"serving {settings.url} from {data}")
     # each worker builds the app from this settings object, which it has by fork
-    Server(functools.partial(_create_app, config_path, settings), {
-        "bind": [f"{host}:{port}"], "workers": workers, "threads": threads,
-        "worker_class": "tianya.worker.Worker",  # gthread with a header deadline
-        "timeout": 120, "graceful_timeout": 10, "accesslog": "-",
-        # no query string in the log: filters may name people, and keys must never show
-        "access_log_format": '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms',
-    }).run()
+    Server(
+        functools.partial(_create_app, config_path, settings),
+        {
+            "bind": [f"{host}:{port}"],
+            "workers": workers,
+            "threads": threads,
+            "worker_class": "tianya.worker.Worker",  # gthread with a header deadline
+            "timeout": 120,
+            "graceful_timeout": 10,
+            "accesslog": "-",
+            # no query string in the log: filters may name people, and keys must never show
+            "access_log_format": '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms',
+        },
+    ).run()
 
 
 def _create_app(config_path: str, settings: Settings):
@@ -207,12 +247,14 @@ def _openapi_once(settings: Settings, config_path: str) -> None:
     import multiprocessing
 
     child = multiprocessing.get_context("fork").Process(
-        target=_write_openapi, args=(settings, config_path), name="tianya-openapi")
+        target=_write_openapi, args=(settings, config_path), name="tianya-openapi"
+    )
     child.start()
     child.join()
     if child.exitcode:
-        raise click.ClickException("pygeoapi's OpenAPI document could not be generated "
-                                   "(the error is above)")
+        raise click.ClickException(
+            "pygeoapi's OpenAPI document could not be generated (the error is above)"
+        )
 
 
 def _write_openapi(settings: Settings, config_path: str) -> None:
@@ -223,27 +265,52 @@ def _write_openapi(settings: Settings, config_path: str) -> None:
 
 @main.command("map")
 @click.argument("kind", type=click.Choice(["layers", "hotspots", "choropleth"]))
-@click.option("--data", default=None, help="GeoPackage or postgresql:// URL "
-                                           "[$TIANYA_DATA or geodata/tianya.gpkg].")
+@click.option(
+    "--data",
+    default=None,
+    help="GeoPackage or postgresql:// URL [$TIANYA_DATA or geodata/tianya.gpkg].",
+)
 @click.option("--output", "-o", default=None, help="HTML file [tianya-<kind>.html].")
-@click.option("--basemap", "basemap_id", default="osm", show_default=True,
-              type=click.Choice(["osm", "tianditu", "tianditu_img", "amap", "amap_img"]),
-              help="Tianditu needs $TIANYA_TIANDITU_KEY; Amap overlays are moved to GCJ-02.")
-@click.option("--lang", default="both", show_default=True,
-              type=click.Choice(["both", "zh", "en"]))
-@click.option("--layers", "layer_ids", default=None,
-              help="Comma-separated layer ids for `layers` [the seven thematic layers].")
-@click.option("--days", default=None, type=click.IntRange(1, 3660),
-              help="Only incidents reported in the last N days of the data.")
-@click.option("--max-points", default=2000, show_default=True, type=int,
-              help="Above this many features a layer is aggregated into cells.")
-@click.option("--restricted", is_flag=True,
-              help="Draw non-public layers (poverty relief) as points (still no personal "
-                   "fields).")
-@click.option("--assets", default="inline", show_default=True,
-              help="inline (offline, one file), cdn, or a URL prefix serving the vendor files.")
-def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, restricted,
-         assets):
+@click.option(
+    "--basemap",
+    "basemap_id",
+    default="osm",
+    show_default=True,
+    type=click.Choice(["osm", "tianditu", "tianditu_img", "amap", "amap_img"]),
+    help="Tianditu needs $TIANYA_TIANDITU_KEY; Amap overlays are moved to GCJ-02.",
+)
+@click.option("--lang", default="both", show_default=True, type=click.Choice(["both", "zh", "en"]))
+@click.option(
+    "--layers",
+    "layer_ids",
+    default=None,
+    help="Comma-separated layer ids for `layers` [the seven thematic layers].",
+)
+@click.option(
+    "--days",
+    default=None,
+    type=click.IntRange(1, 3660),
+    help="Only incidents reported in the last N days of the data.",
+)
+@click.option(
+    "--max-points",
+    default=2000,
+    show_default=True,
+    type=int,
+    help="Above this many features a layer is aggregated into cells.",
+)
+@click.option(
+    "--restricted",
+    is_flag=True,
+    help="Draw non-public layers (poverty relief) as points (still no personal fields).",
+)
+@click.option(
+    "--assets",
+    default="inline",
+    show_default=True,
+    help="inline (offline, one file), cdn, or a URL prefix serving the vendor files.",
+)
+def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, restricted, assets):
     """Write a static folium map: the seven layers, hot spots or community choropleths."""
     import pandas as pd
 
@@ -265,26 +332,44 @@ def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, rest
         frames["incidents"] = inc[t >= t.max() - pd.Timedelta(days=days)]
     try:
         if kind == "layers":
-            m = maps.layers_map(frames, layers=ids, lang=lang, basemap_id=basemap_id,
-                                max_points=max_points, restricted=restricted, **base)
+            m = maps.layers_map(
+                frames,
+                layers=ids,
+                lang=lang,
+                basemap_id=basemap_id,
+                max_points=max_points,
+                restricted=restricted,
+                **base,
+            )
         elif kind == "hotspots":
-            m = maps.hotspot_map(frames["incidents"], communities=frames["communities"],
-                                 basemap_id=basemap_id, lang=lang, **base)
+            m = maps.hotspot_map(
+                frames["incidents"],
+                communities=frames["communities"],
+                basemap_id=basemap_id,
+                lang=lang,
+                **base,
+            )
         else:
-            m = maps.choropleth_map(frames["incidents"], frames["communities"],
-                                    basemap_id=basemap_id, lang=lang, **base)
+            m = maps.choropleth_map(
+                frames["incidents"], frames["communities"], basemap_id=basemap_id, lang=lang, **base
+            )
         out = maps.save_map(m, output or f"tianya-{kind}.html", assets=assets)
     except AnalyticsError as err:
         raise click.ClickException(str(err)) from None
-    click.echo(f"wrote {out.path}: {out.size / 1e6:.2f} MB in "
-               f"{time.perf_counter() - t0:.1f} s")
+    click.echo(f"wrote {out.path}: {out.size / 1e6:.2f} MB in {time.perf_counter() - t0:.1f} s")
 
 
 @main.command()
-@click.option("--week", default=None, help="ISO week in Beijing time, e.g. 2026-W47 "
-                                           "[the latest week with cases].")
-@click.option("--data", default=None, help="GeoPackage or postgresql:// URL "
-                                           "[$TIANYA_DATA or geodata/tianya.gpkg].")
+@click.option(
+    "--week",
+    default=None,
+    help="ISO week in Beijing time, e.g. 2026-W47 [the latest week with cases].",
+)
+@click.option(
+    "--data",
+    default=None,
+    help="GeoPackage or postgresql:// URL [$TIANYA_DATA or geodata/tianya.gpkg].",
+)
 @click.option("--output", "-o", default=None, help="HTML file [tianya-report-<week>.html].")
 @click.option("--pdf", "pdf_path", default=None, help="Also write a PDF (needs weasyprint).")
 @click.option("--json", "json_path", default=None, help="Also write the figures as JSON.")
@@ -300,8 +385,11 @@ def report(week, data, output, pdf_path, json_path):
     store = open_store(command_settings(data=data).store_location())
     t0 = time.perf_counter()
     try:
-        rep = weekly_report(store.read_frame(get_layer("incidents")),
-                            store.read_frame(get_layer("communities")), week)
+        rep = weekly_report(
+            store.read_frame(get_layer("incidents")),
+            store.read_frame(get_layer("communities")),
+            week,
+        )
         path = output or f"tianya-report-{rep.week}.html"
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(rep.html)
@@ -314,15 +402,23 @@ def report(week, data, output, pdf_path, json_path):
             json.dump(rep.figures, fh, ensure_ascii=False, indent=1)
     f = rep.figures
     rate = f["completion_rate"]
-    click.echo(f"{rep.week}: received {f['received']}, closed {f['closed']}, completion "
-               f"{'—' if rate is None else f'{rate:.1%}'}, overdue {f['overdue_total']}")
-    click.echo(f"wrote {path}" + (f" and {pdf_path}" if pdf_path else "")
-               + f" in {time.perf_counter() - t0:.1f} s")
+    click.echo(
+        f"{rep.week}: received {f['received']}, closed {f['closed']}, completion "
+        f"{'—' if rate is None else f'{rate:.1%}'}, overdue {f['overdue_total']}"
+    )
+    click.echo(
+        f"wrote {path}"
+        + (f" and {pdf_path}" if pdf_path else "")
+        + f" in {time.perf_counter() - t0:.1f} s"
+    )
 
 
 @main.command("settings")
-@click.option("--markdown", is_flag=True, help="Print the README's table of every setting "
-                                               "(variable, meaning, default) instead.")
+@click.option(
+    "--markdown",
+    is_flag=True,
+    help="Print the README's table of every setting (variable, meaning, default) instead.",
+)
 def settings_(markdown):
     """Print the settings in effect (TIANYA_ variables), keys and passwords masked."""
     if markdown:

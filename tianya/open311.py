@@ -49,11 +49,35 @@ _LABEL = {c.code: c for c in CATEGORIES}
 _DEPT = {c.code: c for c in DEPARTMENTS}
 _STAGE = {c.code: c for c in STAGES}
 _CLASS = {c.code: c for c in MAJOR_CLASSES}
-POST_PARAMS = ("api_key", "jurisdiction_id", "service_code", "lat", "long", "address_string",
-               "address_id", "description", "email", "device_id", "account_id", "first_name",
-               "last_name", "phone", "media_url", "channel", "title")
-GET_PARAMS = ("jurisdiction_id", "service_request_id", "service_code", "start_date",
-              "end_date", "status", "lang", "limit")
+POST_PARAMS = (
+    "api_key",
+    "jurisdiction_id",
+    "service_code",
+    "lat",
+    "long",
+    "address_string",
+    "address_id",
+    "description",
+    "email",
+    "device_id",
+    "account_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "media_url",
+    "channel",
+    "title",
+)
+GET_PARAMS = (
+    "jurisdiction_id",
+    "service_request_id",
+    "service_code",
+    "start_date",
+    "end_date",
+    "status",
+    "lang",
+    "limit",
+)
 
 
 def _lang(params) -> str:
@@ -65,10 +89,17 @@ def services(params) -> list[dict]:
     out = []
     for c in CATEGORIES:
         major = _CLASS[CATEGORY_CLASS[c.code][1]]
-        out.append({"service_code": c.code, "service_name": c.zh if lang == "zh" else c.en,
-                    "description": f"{c.zh} / {c.en}", "metadata": False, "type": "realtime",
-                    "keywords": f"{c.zh},{c.en}", "group": major.zh if lang == "zh"
-                    else major.en})
+        out.append(
+            {
+                "service_code": c.code,
+                "service_name": c.zh if lang == "zh" else c.en,
+                "description": f"{c.zh} / {c.en}",
+                "metadata": False,
+                "type": "realtime",
+                "keywords": f"{c.zh},{c.en}",
+                "group": major.zh if lang == "zh" else major.en,
+            }
+        )
     return out
 
 
@@ -78,8 +109,11 @@ def _params(environ, allowed) -> dict:
     if environ.get("REQUEST_METHOD") == "POST":
         if environ.get("CONTENT_TYPE", "").startswith("application/json"):
             # a JSON null is a value not given (not the text "null")
-            pairs += [(k, v if isinstance(v, str) else orjson.dumps(v).decode())
-                      for k, v in json_body(environ).items() if v is not None]
+            pairs += [
+                (k, v if isinstance(v, str) else orjson.dumps(v).decode())
+                for k, v in json_body(environ).items()
+                if v is not None
+            ]
         else:
             pairs += query_pairs(read_body(environ, cases.MAX_BODY).decode("utf-8", "replace"))
     out = check_params(pairs, allowed, "Open311 parameter")
@@ -108,22 +142,36 @@ def post_request(environ) -> list[dict]:
     if code not in _LABEL:
         raise InvalidParameter(choices(code, list(_LABEL), "service_code"))
     if "address_id" in p or "media_url" in p or "device_id" in p or "account_id" in p:
-        raise InvalidParameter("address_id, media_url, device_id and account_id are not "
-                               "supported: send lat/long and a description")
+        raise InvalidParameter(
+            "address_id, media_url, device_id and account_id are not "
+            "supported: send lat/long and a description"
+        )
     lat, lon = _float(p, "lat"), _float(p, "long")
     name = " ".join(x for x in (p.get("last_name"), p.get("first_name")) if x) or None
-    props = {"title": p.get("title") or (p.get("description") or _LABEL[code].zh)[:60],
-             "category": code, "channel": p.get("channel", "wechat"),
-             "description": p.get("description"), "address": p.get("address_string"),
-             "reporter_name": name, "reporter_phone": p.get("phone") or p.get("email")}
-    doc = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
-           "properties": {k: v for k, v in props.items() if v is not None}}
+    props = {
+        "title": p.get("title") or (p.get("description") or _LABEL[code].zh)[:60],
+        "category": code,
+        "channel": p.get("channel", "wechat"),
+        "description": p.get("description"),
+        "address": p.get("address_string"),
+        "reporter_name": name,
+        "reporter_phone": p.get("phone") or p.get("email"),
+    }
+    doc = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": {k: v for k, v in props.items() if v is not None},
+    }
     feat = cases.create_case(store(environ), doc, who, content_crs="OGC:CRS84")
     pr = feat["properties"]
     dep = _DEPT[pr["department"]]
-    return [{"service_request_id": feat["id"], "account_id": None,
-             "service_notice": f"dispatched to {dep.en} ({dep.zh}); expected by "
-                               f"{pr['deadline']}"}]
+    return [
+        {
+            "service_request_id": feat["id"],
+            "account_id": None,
+            "service_notice": f"dispatched to {dep.en} ({dep.zh}); expected by {pr['deadline']}",
+        }
+    ]
 
 
 def _record(feat: dict, lang: str) -> dict:
@@ -132,9 +180,21 @@ def _record(feat: dict, lang: str) -> dict:
     stage = _STAGE.get(p["status"])
     dep = _DEPT.get(p.get("department"))
     cat = _LABEL.get(p["category"])
-    updated = max(v for v in (p.get(k) for k in ("reported_at", "registered_at",
-                                                 "dispatched_at", "handled_at", "closed_at",
-                                                 "evaluated_at")) if v)
+    updated = max(
+        v
+        for v in (
+            p.get(k)
+            for k in (
+                "reported_at",
+                "registered_at",
+                "dispatched_at",
+                "handled_at",
+                "closed_at",
+                "evaluated_at",
+            )
+        )
+        if v
+    )
     return {
         "service_request_id": feat["id"],
         "status": "closed" if p["status"] in ("closed", "evaluated") else "open",
@@ -148,8 +208,11 @@ def _record(feat: dict, lang: str) -> dict:
         "updated_datetime": updated,
         "expected_datetime": p.get("deadline"),
         "address": p.get("address"),
-        "address_id": None, "zipcode": None,
-        "lat": y, "long": x, "media_url": None,
+        "address_id": None,
+        "zipcode": None,
+        "lat": y,
+        "long": x,
+        "media_url": None,
     }
 
 
@@ -197,9 +260,12 @@ def get_requests(environ, ident: str | None = None) -> list[dict]:
         raise InvalidParameter(f"limit must be an integer, got {p['limit']!r}") from None
     if not 1 <= limit <= 10_000:
         raise InvalidParameter("limit must be between 1 and 10000")
-    q = Query(where=parse_filter(" AND ".join(parts)) if parts else None,
-              interval=(start, end) if (start or end) else None,
-              sortby=[("reported_at", False)], limit=limit)
+    q = Query(
+        where=parse_filter(" AND ".join(parts)) if parts else None,
+        interval=(start, end) if (start or end) else None,
+        sortby=[("reported_at", False)],
+        limit=limit,
+    )
     page = s.query(INCIDENTS, q, count=False)
     return [_record(f, lang) for f in page.features]
 
@@ -215,13 +281,14 @@ def app(environ, start_response):
 
 
 def _route(environ, start_response):
-    path = (environ.get("PATH_INFO", "") or "/")[len(PREFIX):]
+    path = (environ.get("PATH_INFO", "") or "/")[len(PREFIX) :]
     if path.endswith(".xml"):
         raise InvalidParameter("only the JSON format (.json) is served")
     if path == "/services.json":
         allow(environ, "GET", "HEAD")
-        return respond(environ, start_response,
-                       services(_params(environ, ("jurisdiction_id", "lang"))))
+        return respond(
+            environ, start_response, services(_params(environ, ("jurisdiction_id", "lang")))
+        )
     if m := re.fullmatch(r"/services/([^/]+)\.json", path):
         allow(environ, "GET", "HEAD")
         _params(environ, ("jurisdiction_id", "lang"))

@@ -42,7 +42,8 @@ class CallerLimit:
                     f"at most {self.n} heavy reads (pages of more than 1000 features, CSV, "
                     "coverages, filters with a geometry) "
                     "may run at a time for one caller; retry when one has finished",
-                    retry_after=2)
+                    retry_after=2,
+                )
             self._busy[caller] = self._busy.get(caller, 0) + 1
         try:
             yield
@@ -89,12 +90,18 @@ _DOCS: dict[frozenset, dict] = {}
 
 def _without(node, hidden: frozenset):
     if isinstance(node, dict):
-        return {k: _without(v, hidden) for k, v in node.items()
-                if k not in hidden and not (isinstance(v, dict) and v.get("name") in hidden)}
+        return {
+            k: _without(v, hidden)
+            for k, v in node.items()
+            if k not in hidden and not (isinstance(v, dict) and v.get("name") in hidden)
+        }
     if isinstance(node, list):
-        return [_without(v, hidden) for v in node
-                if not (isinstance(v, str) and v in hidden)
-                and not (isinstance(v, dict) and v.get("name") in hidden)]
+        return [
+            _without(v, hidden)
+            for v in node
+            if not (isinstance(v, str) and v in hidden)
+            and not (isinstance(v, dict) and v.get("name") in hidden)
+        ]
     return node
 
 
@@ -127,9 +134,13 @@ def public_openapi(environ, load) -> dict | None:
         return None
     if hidden not in _DOCS:
         doc = dict(load())
-        doc["paths"] = {p: v for p, v in doc.get("paths", {}).items()
-                        if not any(p == f"/collections/{h}" or p.startswith(f"/collections/{h}/")
-                                   for h in hidden)}
+        doc["paths"] = {
+            p: v
+            for p, v in doc.get("paths", {}).items()
+            if not any(
+                p == f"/collections/{h}" or p.startswith(f"/collections/{h}/") for h in hidden
+            )
+        }
         _DOCS[hidden] = _without(doc, hidden)
     return _DOCS[hidden]
 

@@ -50,8 +50,13 @@ def _file(environ, start_response, path: str, root: str, params=()):
     ctype = mimetypes.guess_type(full)[0] or "application/octet-stream"
     if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml"):
         ctype += "; charset=utf-8"
-    return respond(environ, start_response, body, content_type=ctype,
-                   headers=[("Cache-Control", "public, max-age=300")])
+    return respond(
+        environ,
+        start_response,
+        body,
+        content_type=ctype,
+        headers=[("Cache-Control", "public, max-age=300")],
+    )
 
 
 def summary(environ, day: str | None) -> bytes:
@@ -68,8 +73,9 @@ def summary(environ, day: str | None) -> bytes:
     s = store(environ)
     incidents = s.read_frame(get_layer("incidents"))
     communities = s.read_frame(get_layer("communities"))
-    body = orjson.dumps(screen_summary(incidents, communities, day),
-                        option=orjson.OPT_SERIALIZE_NUMPY)
+    body = orjson.dumps(
+        screen_summary(incidents, communities, day), option=orjson.OPT_SERIALIZE_NUMPY
+    )
     with _lock:
         if len(_cache) >= 64:  # a few days are watched; a caller walking dates gets no hoard
             _cache.clear()
@@ -95,10 +101,11 @@ def app(environ, start_response):
                 raise InvalidParameter(f"date must look like 2026-11-22, got {day!r}") from None
             if len(day) != 10:  # one spelling a day: the cache is keyed by it
                 raise InvalidParameter(f"date must look like 2026-11-22, got {day!r}")
-        return respond(environ, start_response, summary(environ, day),
-                       headers=[("Cache-Control", "no-store")])
+        return respond(
+            environ, start_response, summary(environ, day), headers=[("Cache-Control", "no-store")]
+        )
     if path.startswith("/static/vendor/"):
-        return _file(environ, start_response, path[len("/static/vendor/"):], VENDOR)
+        return _file(environ, start_response, path[len("/static/vendor/") :], VENDOR)
     if path.startswith("/static/"):
-        return _file(environ, start_response, path[len("/static/"):], STATIC)
+        return _file(environ, start_response, path[len("/static/") :], STATIC)
     raise NotFound(f"no such screen resource: {path}")

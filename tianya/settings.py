@@ -33,8 +33,16 @@ from dataclasses import dataclass, field
 from layers import rules
 from layers.store import DEFAULT_GPKG
 
-__all__ = ["FIELDS", "Settings", "SettingsError", "current", "data_location", "env_name",
-           "markdown_table", "use"]
+__all__ = [
+    "FIELDS",
+    "Settings",
+    "SettingsError",
+    "current",
+    "data_location",
+    "env_name",
+    "markdown_table",
+    "use",
+]
 
 PREFIX = "TIANYA_"
 LOGGER = logging.getLogger(__name__)
@@ -44,15 +52,30 @@ class SettingsError(ValueError):
     """One or more settings have values that cannot be used (the message names each)."""
 
 
-def _setting(default, doc: str, *, least: float | None = None, shown: str | None = None,
-             env: str | None = None, choices: tuple[str, ...] | None = None,
-             secret: bool = False, file: bool = False):
+def _setting(
+    default,
+    doc: str,
+    *,
+    least: float | None = None,
+    shown: str | None = None,
+    env: str | None = None,
+    choices: tuple[str, ...] | None = None,
+    secret: bool = False,
+    file: bool = False,
+):
     """A settings field: its default, its README text, its lower bound, its shown default.
 
     ``secret`` values are masked by :meth:`Settings.masked`; a ``file`` must exist.
     """
-    meta = {"doc": doc, "least": least, "shown": shown, "env": env, "choices": choices,
-            "secret": secret, "file": file}
+    meta = {
+        "doc": doc,
+        "least": least,
+        "shown": shown,
+        "env": env,
+        "choices": choices,
+        "secret": secret,
+        "file": file,
+    }
     if isinstance(default, dict | tuple) or callable(default):
         factory = default if callable(default) else (lambda d=default: type(d)(d))
         return field(default_factory=factory, metadata=meta)
@@ -72,89 +95,135 @@ class Settings:
     """
 
     # --- data and links
-    data: str = _setting(DEFAULT_GPKG, "GeoPackage path or `postgresql://` URL",
-                         shown="`geodata/tianya.gpkg`")
-    url: str = _setting("http://localhost:5000", "public base URL in links",
-                        shown="`http://localhost:5000` (`tianya serve`: its host and port)")
-    keys: str | None = _setting(None, "YAML file of API keys and roles (read again when it "
-                                      "changes)", shown="none (public only)")
-    rules: str | None = _setting(None, "dispatch rules YAML (must exist)",
-                                 shown="`layers/dispatch_rules.yml`", file=True)
-    rasters: str | None = _setting(None, "folder of the DEM and flood COGs",
-                                   shown="`rasters/` beside the GeoPackage")
+    data: str = _setting(
+        DEFAULT_GPKG, "GeoPackage path or `postgresql://` URL", shown="`geodata/tianya.gpkg`"
+    )
+    url: str = _setting(
+        "http://localhost:5000",
+        "public base URL in links",
+        shown="`http://localhost:5000` (`tianya serve`: its host and port)",
+    )
+    keys: str | None = _setting(
+        None,
+        "YAML file of API keys and roles (read again when it changes)",
+        shown="none (public only)",
+    )
+    rules: str | None = _setting(
+        None, "dispatch rules YAML (must exist)", shown="`layers/dispatch_rules.yml`", file=True
+    )
+    rasters: str | None = _setting(
+        None, "folder of the DEM and flood COGs", shown="`rasters/` beside the GeoPackage"
+    )
     # --- process jobs
-    jobs: str = _setting("/tmp/tianya-jobs.sqlite", "process job SQLite file (a table beside "
-                         "PostGIS data instead)", shown="`/tmp/tianya-jobs.sqlite`")
-    job_results: str = _setting("/tmp/tianya-job-results", "process job results folder",
-                                shown="`/tmp/tianya-job-results`")
+    jobs: str = _setting(
+        "/tmp/tianya-jobs.sqlite",
+        "process job SQLite file (a table beside PostGIS data instead)",
+        shown="`/tmp/tianya-jobs.sqlite`",
+    )
+    job_results: str = _setting(
+        "/tmp/tianya-job-results", "process job results folder", shown="`/tmp/tianya-job-results`"
+    )
     job_retention_hours: float = _setting(168.0, "hours finished jobs are kept", least=0)
     job_limit: int = _setting(4, "unfinished jobs per caller", least=1)
-    job_limit_anonymous: int = _setting(4, "unfinished jobs of all anonymous callers together",
-                                        least=1)
-    job_max_result_bytes: int = _setting(64 * 2**20, "largest result kept per job (only "
-                                         "asynchronous jobs keep results, written compact)",
-                                         least=0)
-    job_result_quota: int = _setting(512 * 2**20, "bytes of stored results per caller, all "
-                                     "anonymous callers sharing one (a result over it is not "
-                                     "kept, an asynchronous submission at it is a 429)", least=0)
+    job_limit_anonymous: int = _setting(
+        4, "unfinished jobs of all anonymous callers together", least=1
+    )
+    job_max_result_bytes: int = _setting(
+        64 * 2**20,
+        "largest result kept per job (only asynchronous jobs keep results, written compact)",
+        least=0,
+    )
+    job_result_quota: int = _setting(
+        512 * 2**20,
+        "bytes of stored results per caller, all "
+        "anonymous callers sharing one (a result over it is not "
+        "kept, an asynchronous submission at it is a 429)",
+        least=0,
+    )
     # --- process runs
     process_workers: int = _setting(2, "process runs at once per host", least=1)
-    process_memory_mb: int = _setting(4096, "memory (MB of address space) a run may use",
-                                      least=64)
+    process_memory_mb: int = _setting(4096, "memory (MB of address space) a run may use", least=64)
     process_seconds: float = _setting(600.0, "seconds a run may use", least=1)
-    process_wait_seconds: float = _setting(30.0, "how long a synchronous run waits for a slot "
-                                           "(then 429)", least=0)
+    process_wait_seconds: float = _setting(
+        30.0, "how long a synchronous run waits for a slot (then 429)", least=0
+    )
     process_queue: int = _setting(16, "runs that may wait per server process", least=0)
     run_dir: str = _setting(_run_dir, "the run slot folder", shown="`/tmp/tianya-runs-<uid>`")
-    process_scheduler: str | None = _setting(None, "a Dask scheduler address: runs go there "
-                                             "instead of local child processes", shown="none")
+    process_scheduler: str | None = _setting(
+        None,
+        "a Dask scheduler address: runs go there instead of local child processes",
+        shown="none",
+    )
     # --- work budgets of the analysis processes (tianya.plugins.processes)
-    max_grid_cells: int = _setting(250_000, "fishnet squares or hexagons a run may build",
-                                   least=1)
+    max_grid_cells: int = _setting(250_000, "fishnet squares or hexagons a run may build", least=1)
     max_raster_cells: int = _setting(4_000_000, "pixels of a density surface", least=1)
-    max_kernel_visits: int = _setting(1_000_000_000, "kernel evaluations of a density "
-                                      "surface", least=1)
+    max_kernel_visits: int = _setting(
+        1_000_000_000, "kernel evaluations of a density surface", least=1
+    )
     max_time_steps: int = _setting(1_000, "time steps of a space-time cube", least=1)
     max_cube_cells: int = _setting(10_000_000, "bins of a space-time cube", least=1)
     max_draws_per_unit: int = _setting(200_000, "permutations per unit", least=1)
     max_permutation_draws: int = _setting(1_000_000_000, "permutation draws of a run", least=1)
     max_neighbours_per_unit: int = _setting(5_000, "neighbours per unit", least=1)
-    max_neighbour_pairs: int = _setting(20_000_000, "neighbour pairs of a weights matrix",
-                                        least=1)
-    max_eps_area_share: float = _setting(0.01, "share of the extent a DBSCAN radius may cover",
-                                         least=0)
+    max_neighbour_pairs: int = _setting(20_000_000, "neighbour pairs of a weights matrix", least=1)
+    max_eps_area_share: float = _setting(
+        0.01, "share of the extent a DBSCAN radius may cover", least=0
+    )
     # --- the HTTP edge
-    header_seconds: float = _setting(10.0, "time a client has to send its request headers "
-                                     "(then the connection is closed)", least=0.1)
-    body_seconds: float = _setting(10.0, "time a client has to send its whole body (then 408)",
-                                   least=0.1)
-    heavy_reads: int = _setting(2, "item pages over 1000 features, CSV or coverages at once "
-                                "per caller and server process (then 429; 0 refuses them)",
-                                least=0)
-    trusted_proxies: tuple[str, ...] = _setting((), "comma-separated addresses of reverse "
-                                                "proxies whose `X-Forwarded-For` names the "
-                                                "public caller (for per-caller limits)",
-                                                shown="none")
-    log_level: str = _setting("ERROR", "pygeoapi's log level", choices=(
-        "CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"))
+    header_seconds: float = _setting(
+        10.0,
+        "time a client has to send its request headers (then the connection is closed)",
+        least=0.1,
+    )
+    body_seconds: float = _setting(
+        10.0, "time a client has to send its whole body (then 408)", least=0.1
+    )
+    heavy_reads: int = _setting(
+        2,
+        "item pages over 1000 features, CSV or coverages at once "
+        "per caller and server process (then 429; 0 refuses them)",
+        least=0,
+    )
+    trusted_proxies: tuple[str, ...] = _setting(
+        (),
+        "comma-separated addresses of reverse "
+        "proxies whose `X-Forwarded-For` names the "
+        "public caller (for per-caller limits)",
+        shown="none",
+    )
+    log_level: str = _setting(
+        "ERROR",
+        "pygeoapi's log level",
+        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"),
+    )
     screen_cache: float = _setting(20.0, "seconds the `/screen` figures are cached", least=0)
     # --- base maps of the folium maps
-    tianditu_key: str | None = _setting(None, "Tianditu base-map key", shown="none",
-                                        secret=True)
+    tianditu_key: str | None = _setting(None, "Tianditu base-map key", shown="none", secret=True)
     amap_key: str | None = _setting(None, "Amap base-map key", shown="none", secret=True)
-    tiles: dict[str, str] = _setting(dict, "a tile URL template replacing base map `<id>`'s "
-                                     "(e.g. an intranet tile server)",
-                                     shown="none", env="TIANYA_TILES_<ID>")
+    tiles: dict[str, str] = _setting(
+        dict,
+        "a tile URL template replacing base map `<id>`'s (e.g. an intranet tile server)",
+        shown="none",
+        env="TIANYA_TILES_<ID>",
+    )
 
     def __post_init__(self):
-        problems = [f"{env_name(f)} {msg}, got {getattr(self, f.name)!r}" for f in FIELDS
-                    if (msg := _problem(f, getattr(self, f.name)))]
+        problems = [
+            f"{env_name(f)} {msg}, got {getattr(self, f.name)!r}"
+            for f in FIELDS
+            if (msg := _problem(f, getattr(self, f.name)))
+        ]
         if problems:
             raise SettingsError("; ".join(problems))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *,
-                 defaults: Mapping[str, object] | None = None, **overrides) -> Settings:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        defaults: Mapping[str, object] | None = None,
+        **overrides,
+    ) -> Settings:
         """The settings of ``environ`` (default :data:`os.environ`), then ``overrides``.
 
         ``defaults`` (attribute names) replace the built-in default of a setting whose
@@ -171,8 +240,11 @@ class Settings:
         problems: list[str] = []
         for f in FIELDS:
             if f.name == "tiles":
-                values["tiles"] = {k[len(TILES):].lower(): v for k, v in env.items()
-                                   if k.startswith(TILES) and len(k) > len(TILES) and v}
+                values["tiles"] = {
+                    k[len(TILES) :].lower(): v
+                    for k, v in env.items()
+                    if k.startswith(TILES) and len(k) > len(TILES) and v
+                }
                 continue
             raw = env.get(env_name(f), "").strip()
             if raw == "":
@@ -196,8 +268,7 @@ class Settings:
 
     def budgets(self) -> dict[str, float]:
         """The analysis budgets by their upper-case names (``MAX_GRID_CELLS`` …)."""
-        return {f.name.upper(): getattr(self, f.name) for f in FIELDS
-                if f.name.startswith("max_")}
+        return {f.name.upper(): getattr(self, f.name) for f in FIELDS if f.name.startswith("max_")}
 
     def store_location(self) -> str:
         """:attr:`data` as an absolute path, or the URL as it is."""
@@ -282,16 +353,27 @@ def _warn_unknown(env: Mapping[str, str]) -> None:
     """Log each ``TIANYA_`` variable that is no setting (a typo?) once per process."""
     known = {env_name(f) for f in FIELDS}
     for k in sorted(env):
-        if (k.startswith(PREFIX) and k not in known and k not in NOT_SETTING_NAMES
-                and not k.startswith((TILES, *NOT_SETTINGS)) and k not in _WARNED):
+        if (
+            k.startswith(PREFIX)
+            and k not in known
+            and k not in NOT_SETTING_NAMES
+            and not k.startswith((TILES, *NOT_SETTINGS))
+            and k not in _WARNED
+        ):
             _WARNED.add(k)
-            LOGGER.warning("%s is not a setting and is ignored (the settings are listed in "
-                           "the README and by `tianya settings`)", k)
+            LOGGER.warning(
+                "%s is not a setting and is ignored (the settings are listed in "
+                "the README and by `tianya settings`)",
+                k,
+            )
 
 
 _PASSWORD = re.compile(r"(://[^/@:?#]*:)[^/@?#]*@")
-_SECRET_PARAM = re.compile(r"([?&](?:tk|key|ak|apikey|api_key|token|access_token|secret|"
-                           r"password)=)[^&#]*", re.IGNORECASE)
+_SECRET_PARAM = re.compile(
+    r"([?&](?:tk|key|ak|apikey|api_key|token|access_token|secret|"
+    r"password)=)[^&#]*",
+    re.IGNORECASE,
+)
 
 
 def _mask(text: str) -> str:

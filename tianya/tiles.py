@@ -40,16 +40,23 @@ def _tileset(base: str, lid: str) -> dict:
         "dataType": "vector",
         "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
         "tileMatrixSetURI": TMS_URI,
-        "minZoom": 0, "maxZoom": MAX_ZOOM,
+        "minZoom": 0,
+        "maxZoom": MAX_ZOOM,
         "layers": [{"id": lid, "dataType": "vector", "geometryDimension": 0}],
         "links": [
             {"rel": "self", "type": "application/json", "href": href},
-            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
-             "type": "application/json",
-             "href": "https://raw.githubusercontent.com/opengeospatial/2D-Tile-Matrix-Set/"
-                     "master/registry/json/WebMercatorQuad.json"},
-            {"rel": "item", "type": MVT, "templated": True,
-             "href": f"{href}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"},
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+                "type": "application/json",
+                "href": "https://raw.githubusercontent.com/opengeospatial/2D-Tile-Matrix-Set/"
+                "master/registry/json/WebMercatorQuad.json",
+            },
+            {
+                "rel": "item",
+                "type": MVT,
+                "templated": True,
+                "href": f"{href}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}",
+            },
         ],
     }
 
@@ -70,18 +77,30 @@ def app(environ, start_response):
     access.require_read(layer, request.principal())
     base = settings_of(environ).url.rstrip("/")
     if tms is None:
-        return respond(environ, start_response, {
-            "tilesets": [_tileset(base, lid)],
-            "links": [{"rel": "self", "type": "application/json",
-                       "href": f"{base}/collections/{lid}/tiles"}]},
-            content_type="application/json")
+        return respond(
+            environ,
+            start_response,
+            {
+                "tilesets": [_tileset(base, lid)],
+                "links": [
+                    {
+                        "rel": "self",
+                        "type": "application/json",
+                        "href": f"{base}/collections/{lid}/tiles",
+                    }
+                ],
+            },
+            content_type="application/json",
+        )
     if z is None:
         check_tile(tms, 0, 0, 0)
-        return respond(environ, start_response, _tileset(base, lid),
-                       content_type="application/json")
+        return respond(
+            environ, start_response, _tileset(base, lid), content_type="application/json"
+        )
     zi, yi, xi = check_tile(tms, z, y, x)
-    tile = render(store(environ), layer, zi, yi, xi,
-                  access.visible_fields(layer, request.principal()))
+    tile = render(
+        store(environ), layer, zi, yi, xi, access.visible_fields(layer, request.principal())
+    )
     cache = ("Cache-Control", "public, max-age=60")
     if not tile.features:
         return respond(environ, start_response, b"", 204, headers=[cache])

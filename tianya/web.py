@@ -33,9 +33,25 @@ from layers.errors import InvalidParameter, TianyaError, choices
 from tianya import edge
 from tianya import settings as tianya_settings
 
-__all__ = ["GEOJSON", "JSON", "TEXT", "MethodNotAllowed", "allow", "check_params",
-           "error_headers", "error_response", "guarded", "json_body", "ogc_body", "query",
-           "query_pairs", "read_body", "respond", "settings_of", "status_line"]
+__all__ = [
+    "GEOJSON",
+    "JSON",
+    "TEXT",
+    "MethodNotAllowed",
+    "allow",
+    "check_params",
+    "error_headers",
+    "error_response",
+    "guarded",
+    "json_body",
+    "ogc_body",
+    "query",
+    "query_pairs",
+    "read_body",
+    "respond",
+    "settings_of",
+    "status_line",
+]
 
 LOGGER = logging.getLogger("tianya.web")
 JSON = "application/json; charset=UTF-8"
@@ -100,11 +116,22 @@ def error_headers(err: TianyaError, environ=None) -> list[tuple[str, str]]:
     return headers
 
 
-def error_response(environ, start_response, err: TianyaError,
-                   render: Callable[[TianyaError], object] = ogc_body, exc_info=None):
+def error_response(
+    environ,
+    start_response,
+    err: TianyaError,
+    render: Callable[[TianyaError], object] = ogc_body,
+    exc_info=None,
+):
     """Answer ``err``: its status and headers, the body ``render`` makes of it (OGC's)."""
-    return respond(environ, start_response, render(err), err.status,
-                   headers=error_headers(err, environ), exc_info=exc_info)
+    return respond(
+        environ,
+        start_response,
+        render(err),
+        err.status,
+        headers=error_headers(err, environ),
+        exc_info=exc_info,
+    )
 
 
 def internal_error(environ) -> TianyaError:
@@ -142,8 +169,11 @@ def query_pairs(text: str) -> list[tuple[str, str]]:
     return parse_qsl(text, keep_blank_values=True)
 
 
-def check_params(pairs: Iterable[tuple[str, str]], allowed: Iterable[str] | None = None,
-                 what: str = "query parameter") -> dict[str, str]:
+def check_params(
+    pairs: Iterable[tuple[str, str]],
+    allowed: Iterable[str] | None = None,
+    what: str = "query parameter",
+) -> dict[str, str]:
     """The parameters of ``pairs`` as a dict; 400 for an unknown, repeated or NUL one.
 
     Parameters
@@ -168,9 +198,11 @@ def check_params(pairs: Iterable[tuple[str, str]], allowed: Iterable[str] | None
     out: dict[str, str] = {}
     for k, v in pairs:
         if allowed is not None and k not in allowed:
-            raise InvalidParameter(choices(k, allowed, what) if allowed
-                                   else f"{what} {k!r} is not valid here: this resource "
-                                        "takes no parameters")
+            raise InvalidParameter(
+                choices(k, allowed, what)
+                if allowed
+                else f"{what} {k!r} is not valid here: this resource takes no parameters"
+            )
         if k in out:
             raise InvalidParameter(f"{what} {k!r} is given more than once")
         if "\x00" in v:
@@ -179,8 +211,9 @@ def check_params(pairs: Iterable[tuple[str, str]], allowed: Iterable[str] | None
     return out
 
 
-def query(environ, allowed: Iterable[str] | None = None,
-          what: str = "query parameter") -> dict[str, str]:
+def query(
+    environ, allowed: Iterable[str] | None = None, what: str = "query parameter"
+) -> dict[str, str]:
     """The request's query parameters, checked by :func:`check_params`."""
     return check_params(query_pairs(environ.get("QUERY_STRING", "")), allowed, what)
 
@@ -189,8 +222,9 @@ def allow(environ, *methods: str) -> str:
     """The request's method if it is one of ``methods``; else 405 with ``Allow``."""
     m = environ.get("REQUEST_METHOD", "GET")
     if m not in methods:
-        raise MethodNotAllowed(f"method {m} is not allowed here; allowed: "
-                               f"{', '.join(methods)}", methods)
+        raise MethodNotAllowed(
+            f"method {m} is not allowed here; allowed: {', '.join(methods)}", methods
+        )
     return m
 
 
@@ -214,9 +248,16 @@ def json_body(environ, cap: int = cases.MAX_BODY) -> dict:
 # --- responses ---------------------------------------------------------------------------------
 
 
-def respond(environ, start_response, payload, status: int = 200, *,
-            content_type: str | None = None, headers: Iterable[tuple[str, str]] = (),
-            exc_info=None) -> list[bytes]:
+def respond(
+    environ,
+    start_response,
+    payload,
+    status: int = 200,
+    *,
+    content_type: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    exc_info=None,
+) -> list[bytes]:
     """Write one answer.
 
     Parameters
@@ -239,10 +280,12 @@ def respond(environ, start_response, payload, status: int = 200, *,
     elif isinstance(payload, str):
         body, content_type = payload.encode("utf-8"), content_type or TEXT
     else:
-        body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS
-                            | orjson.OPT_SERIALIZE_NUMPY)
-    out = [] if status in _NO_BODY else [("Content-Type", content_type or JSON),
-                                         ("Content-Length", str(len(body)))]
+        body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+    out = (
+        []
+        if status in _NO_BODY
+        else [("Content-Type", content_type or JSON), ("Content-Length", str(len(body)))]
+    )
     start_response(status_line(status), [*out, *headers], *([exc_info] if exc_info else []))
     if status in _NO_BODY or environ.get("REQUEST_METHOD") == "HEAD":
         return []

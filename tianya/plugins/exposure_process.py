@@ -33,22 +33,49 @@ __all__ = ["PROCESS_ID", "ExposureProcessor", "process_resource"]
 
 PROCESS_ID = "flood-exposure"
 OPTIONS = (
-    Option("scenario", "string", "Flood scenario (storm surge level or 24-hour rainfall).",
-           choices=tuple(SCENARIOS), required=True),
-    Option("evacuate_depth", "number", "Buildings at least this deep (m, deepest point of the "
-           "footprint) are evacuated.", 0.5, minimum=0.05, maximum=10.0),
-    Option("risk_depth", "number", "Points and shelter sites at least this deep (m) are at "
-           "risk / not usable.", 0.15, minimum=0.01, maximum=10.0),
+    Option(
+        "scenario",
+        "string",
+        "Flood scenario (storm surge level or 24-hour rainfall).",
+        choices=tuple(SCENARIOS),
+        required=True,
+    ),
+    Option(
+        "evacuate_depth",
+        "number",
+        "Buildings at least this deep (m, deepest point of the footprint) are evacuated.",
+        0.5,
+        minimum=0.05,
+        maximum=10.0,
+    ),
+    Option(
+        "risk_depth",
+        "number",
+        "Points and shelter sites at least this deep (m) are at risk / not usable.",
+        0.15,
+        minimum=0.01,
+        maximum=10.0,
+    ),
     Option("community", "string", "Community code: restrict the tables to this community."),
 )
-SHELTER_COLUMNS = ["facility_code", "name", "community_code", "capacity", "depth", "usable",
-                   "assigned", "remaining"]
+SHELTER_COLUMNS = [
+    "facility_code",
+    "name",
+    "community_code",
+    "capacity",
+    "depth",
+    "usable",
+    "assigned",
+    "remaining",
+]
 
 
 def _records(frame) -> list[dict]:
     df = frame.drop(columns="geometry", errors="ignore")
-    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-            for row in df.to_dict(orient="records")]
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for row in df.to_dict(orient="records")
+    ]
 
 
 class ExposureProcessor(BaseProcessor):
@@ -68,21 +95,26 @@ class ExposureProcessor(BaseProcessor):
             "title": {"en": "Flood exposure", "zh": "洪涝风险暴露分析"},
             "description": {
                 "en": "Buildings and residents by flood-depth class per community for a flood "
-                      "scenario, people to move versus shelter capacity (nearest shelter with "
-                      "room, greedy by distance), and waterlogging points, pumping stations "
-                      "and manhole covers at risk. The terrain and scenarios are synthetic.",
+                "scenario, people to move versus shelter capacity (nearest shelter with "
+                "room, greedy by distance), and waterlogging points, pumping stations "
+                "and manhole covers at risk. The terrain and scenarios are synthetic.",
                 "zh": "按社区统计某一洪涝情景下各淹没水深等级的楼宇与常住人口、"
-                      "需转移人数与避险安置点容量（按距离贪心分配至最近且有余量的安置点），"
-                      "以及受威胁的易涝点、泵站和井盖。地形与情景为模拟数据。"},
+                "需转移人数与避险安置点容量（按距离贪心分配至最近且有余量的安置点），"
+                "以及受威胁的易涝点、泵站和井盖。地形与情景为模拟数据。",
+            },
             "jobControlOptions": ["sync-execute", "async-execute"],
             "outputTransmission": ["value"],
             "keywords": ["flood", "exposure", "shelters", "三防", "Tianya"],
             "links": [],
             "inputs": {o.name: o.describe() for o in OPTIONS},
-            "outputs": {"result": {"title": "result", "description": "Summary, per-community "
-                                   "table, shelter loads and points at risk.",
-                                   "schema": {"type": "object",
-                                              "contentMediaType": "application/json"}}},
+            "outputs": {
+                "result": {
+                    "title": "result",
+                    "description": "Summary, per-community "
+                    "table, shelter loads and points at risk.",
+                    "schema": {"type": "object", "contentMediaType": "application/json"},
+                }
+            },
             "example": {"inputs": {"scenario": "surge_3m"}},
         }
 
@@ -108,9 +140,14 @@ class ExposureProcessor(BaseProcessor):
         return f"<ExposureProcessor> {PROCESS_ID}"
 
 
-def run_exposure(scenario: str, evacuate_depth: float = 0.5, risk_depth: float = 0.15,
-                 community: str | None = None, data: str | None = None,
-                 rasters: str | None = None) -> dict:
+def run_exposure(
+    scenario: str,
+    evacuate_depth: float = 0.5,
+    risk_depth: float = 0.15,
+    community: str | None = None,
+    data: str | None = None,
+    rasters: str | None = None,
+) -> dict:
     """The process's answer for the store ``data`` and raster folder ``rasters``.
 
     Defaults: the ``data`` and ``rasters`` settings (:func:`tianya.settings.current`; without
@@ -126,30 +163,46 @@ def run_exposure(scenario: str, evacuate_depth: float = 0.5, risk_depth: float =
         raise NotFound(f"the raster of scenario {scenario!r} is missing: run `tianya rasters`")
     store = open_store(data)
     try:
-        frames = {k: store.read_frame(LAYERS[k]) for k in
-                  ("building_population", "communities", "flood_prevention", "urban_fixtures")}
+        frames = {
+            k: store.read_frame(LAYERS[k])
+            for k in ("building_population", "communities", "flood_prevention", "urban_fixtures")
+        }
     finally:
         store.close()
     if community is not None:
         codes = frames["communities"]["code"].tolist()
         if community not in codes:
             raise InvalidParameter(choices(community, codes, "community code"))
-    e = flood_exposure(frames["building_population"], path,
-                       communities=frames["communities"],
-                       flood_points=frames["flood_prevention"],
-                       fixtures=frames["urban_fixtures"],
-                       evacuate_depth=evacuate_depth, risk_depth=risk_depth)
+    e = flood_exposure(
+        frames["building_population"],
+        path,
+        communities=frames["communities"],
+        flood_points=frames["flood_prevention"],
+        fixtures=frames["urban_fixtures"],
+        evacuate_depth=evacuate_depth,
+        risk_depth=risk_depth,
+    )
     table, shelters, pts = e.communities, e.shelters[SHELTER_COLUMNS], e.points
     if community is not None:
         table = table[table["community_code"] == community]
         shelters = shelters[shelters["community_code"] == community]
         pts = pts[pts["community_code"] == community]
-    risk = (pts[pts["at_risk"]].groupby(["community_code", "kind"]).size()
-            .unstack(fill_value=0).reset_index())
+    risk = (
+        pts[pts["at_risk"]]
+        .groupby(["community_code", "kind"])
+        .size()
+        .unstack(fill_value=0)
+        .reset_index()
+    )
     scen = SCENARIOS[scenario]
     return {
-        "scenario": {"id": scen.id, "kind": scen.kind, "level": scen.level,
-                     "title": {"en": scen.en, "zh": scen.zh}, "synthetic": True},
+        "scenario": {
+            "id": scen.id,
+            "kind": scen.kind,
+            "level": scen.level,
+            "title": {"en": scen.en, "zh": scen.zh},
+            "synthetic": True,
+        },
         "summary": e.summary,
         "communities": _records(table),
         "shelters": _records(shelters),
@@ -159,5 +212,9 @@ def run_exposure(scenario: str, evacuate_depth: float = 0.5, risk_depth: float =
 
 def process_resource() -> dict[str, dict]:
     """The pygeoapi ``resources`` entry (``type: process``) for ``flood-exposure``."""
-    return {PROCESS_ID: {"type": "process", "processor": {
-        "name": f"{ExposureProcessor.__module__}.{ExposureProcessor.__name__}"}}}
+    return {
+        PROCESS_ID: {
+            "type": "process",
+            "processor": {"name": f"{ExposureProcessor.__module__}.{ExposureProcessor.__name__}"},
+        }
+    }

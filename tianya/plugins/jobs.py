@@ -170,16 +170,17 @@ class JobManager(BaseManager):
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         conf = tianya_settings.current()  # a key of manager_def wins over the settings
-        self.retention = 3600 * float(_setting(manager_def, "retention_hours",
-                                               conf.job_retention_hours))
-        self.max_jobs_per_caller = int(_setting(manager_def, "max_jobs_per_caller",
-                                                conf.job_limit))
-        self.max_anonymous_jobs = int(_setting(manager_def, "max_anonymous_jobs",
-                                               conf.job_limit_anonymous))
-        self.max_result_bytes = int(_setting(manager_def, "max_result_bytes",
-                                             conf.job_max_result_bytes))
-        self.result_quota = int(_setting(manager_def, "result_quota_bytes",
-                                         conf.job_result_quota))
+        self.retention = 3600 * float(
+            _setting(manager_def, "retention_hours", conf.job_retention_hours)
+        )
+        self.max_jobs_per_caller = int(_setting(manager_def, "max_jobs_per_caller", conf.job_limit))
+        self.max_anonymous_jobs = int(
+            _setting(manager_def, "max_anonymous_jobs", conf.job_limit_anonymous)
+        )
+        self.max_result_bytes = int(
+            _setting(manager_def, "max_result_bytes", conf.job_max_result_bytes)
+        )
+        self.result_quota = int(_setting(manager_def, "result_quota_bytes", conf.job_result_quota))
         self.host = socket.gethostname()
         self._purged_at = float("-inf")
         self._purge_lock = threading.Lock()
@@ -199,20 +200,28 @@ class JobManager(BaseManager):
         anonymous = _anonymous(who)
         limit = self.max_anonymous_jobs if anonymous else self.max_jobs_per_caller
         try:
-            self.store.add(job_metadata, (who.name, who.role),
-                           restricted=bool(getattr(_PENDING, "restricted", False)),
-                           host=self.host, pid=os.getpid(), limit=limit)
+            self.store.add(
+                job_metadata,
+                (who.name, who.role),
+                restricted=bool(getattr(_PENDING, "restricted", False)),
+                host=self.host,
+                pid=os.getpid(),
+                limit=limit,
+            )
         except LimitReached as err:
             if anonymous:
-                msg = (f"too many unfinished jobs: anonymous callers together have "
-                       f"{err.count} accepted or running jobs, the limit is {limit}; "
-                       f"retry in {RETRY_AFTER} s, or send an API key")
+                msg = (
+                    f"too many unfinished jobs: anonymous callers together have "
+                    f"{err.count} accepted or running jobs, the limit is {limit}; "
+                    f"retry in {RETRY_AFTER} s, or send an API key"
+                )
             else:
-                msg = (f"too many unfinished jobs: {who.name!r} ({who.role}) has {err.count} "
-                       f"accepted or running jobs, the limit is {limit} per caller; wait for "
-                       f"one to finish (GET /jobs) or dismiss one, then retry")
-            raise pygeoapi_error(TooManyRequests(msg, retry_after=RETRY_AFTER),
-                                 "process") from None
+                msg = (
+                    f"too many unfinished jobs: {who.name!r} ({who.role}) has {err.count} "
+                    f"accepted or running jobs, the limit is {limit} per caller; wait for "
+                    f"one to finish (GET /jobs) or dismiss one, then retry"
+                )
+            raise pygeoapi_error(TooManyRequests(msg, retry_after=RETRY_AFTER), "process") from None
         return job_metadata["identifier"]
 
     def update_job(self, job_id: str, update_dict: dict) -> bool:
@@ -220,8 +229,11 @@ class JobManager(BaseManager):
         owner's ``result_quota`` is dropped; a dismissed job that ends is removed."""
         update = dict(update_dict)
         location = update.get("location")
-        ending = update.get("status") in (JobStatus.successful.value, JobStatus.failed.value,
-                                          JobStatus.dismissed.value)
+        ending = update.get("status") in (
+            JobStatus.successful.value,
+            JobStatus.failed.value,
+            JobStatus.dismissed.value,
+        )
         record = self.store.get(job_id) if ending else None
         if record is not None and record.job.get("dismissed"):
             # dismissed while it ran: its run has ended now, so it stops counting
@@ -233,35 +245,49 @@ class JobManager(BaseManager):
             size = _size(location)
             message = None
             if self.max_result_bytes > 0 and size > self.max_result_bytes:
-                message = (f"the result ({size} bytes) is larger than the "
-                           f"{self.max_result_bytes} bytes kept per job, so it was "
-                           "not stored; narrow the request (a filter, a datetime, "
-                           "a larger cell size)")
+                message = (
+                    f"the result ({size} bytes) is larger than the "
+                    f"{self.max_result_bytes} bytes kept per job, so it was "
+                    "not stored; narrow the request (a filter, a datetime, "
+                    "a larger cell size)"
+                )
             elif self.result_quota > 0 and record is not None:
                 owner = (record.owner_name, record.owner_role)
                 used = self.store.result_bytes(owner)
                 if used + size > self.result_quota:
-                    message = (f"the result ({size} bytes) was not stored: {_whose(owner)} "
-                               f"stored results ({used} bytes) would go over the quota of "
-                               f"{self.result_quota} bytes (TIANYA_JOB_RESULT_QUOTA); dismiss "
-                               "finished jobs (DELETE /jobs/{id}) or wait for them to expire")
+                    message = (
+                        f"the result ({size} bytes) was not stored: {_whose(owner)} "
+                        f"stored results ({used} bytes) would go over the quota of "
+                        f"{self.result_quota} bytes (TIANYA_JOB_RESULT_QUOTA); dismiss "
+                        "finished jobs (DELETE /jobs/{id}) or wait for them to expire"
+                    )
             if message is not None:
                 self._unlink(location)
-                update.update(status=JobStatus.failed.value, location=None,
-                              mimetype="application/octet-stream", message=message)
+                update.update(
+                    status=JobStatus.failed.value,
+                    location=None,
+                    mimetype="application/octet-stream",
+                    message=message,
+                )
             else:
                 update["result_bytes"] = size
         result = None
-        if (self.store.keeps_results and update.get("status") == JobStatus.successful.value
-                and update.get("location")):
+        if (
+            self.store.keeps_results
+            and update.get("status") == JobStatus.successful.value
+            and update.get("location")
+        ):
             try:
                 with open(location, "rb") as fh:
                     result = fh.read()
                 update["location"] = IN_TABLE  # any host reads it from the table
             except OSError:
                 result = None
-        if (self.store.update(job_id, update, result=result) if result is not None
-                else self.store.update(job_id, update)):
+        if (
+            self.store.update(job_id, update, result=result)
+            if result is not None
+            else self.store.update(job_id, update)
+        ):
             if result is not None:
                 self._unlink(location)
             return True
@@ -330,8 +356,7 @@ class JobManager(BaseManager):
         """The job, if the current caller may read it (``dismiss``: may delete it); else 404."""
         record = self.store.get(job_id)
         who = request.principal()
-        if (record is None or (record.restricted and not who.trusted)
-                or record.job.get("dismissed")):
+        if record is None or (record.restricted and not who.trusted) or record.job.get("dismissed"):
             raise JobNotFoundError()
         owner = (record.owner_name, record.owner_role)
         own = owner == (who.name, who.role)
@@ -346,8 +371,9 @@ class JobManager(BaseManager):
         owner = None if who.role == "admin" else (who.name, who.role)
         if isinstance(status, JobStatus):
             status = status.value
-        jobs, matched = self.store.list(owner, restricted=who.trusted, status=status,
-                                        limit=limit, offset=offset)
+        jobs, matched = self.store.list(
+            owner, restricted=who.trusted, status=status, limit=limit, offset=offset
+        )
         return {"jobs": jobs, "numberMatched": matched}
 
     def get_job(self, job_id: str) -> dict:
@@ -388,11 +414,14 @@ class JobManager(BaseManager):
         if job.get("status") in (JobStatus.accepted.value, JobStatus.running.value):
             if runner.withdraw(job_id):
                 return self.store.delete(job_id)
-            self.store.update(job_id, {"dismissed": True,
-                                       "message": "dismissed: its run is being stopped"})
+            self.store.update(
+                job_id, {"dismissed": True, "message": "dismissed: its run is being stopped"}
+            )
             record = self.store.get(job_id)
-            if record is None or record.job.get("status") in (JobStatus.accepted.value,
-                                                               JobStatus.running.value):
+            if record is None or record.job.get("status") in (
+                JobStatus.accepted.value,
+                JobStatus.running.value,
+            ):
                 return True
             job = record.job  # it ended meanwhile: remove it now
         if job.get("location"):
@@ -430,15 +459,27 @@ class JobManager(BaseManager):
             if pid is not None and _alive(pid):
                 continue
             now = get_current_datetime()
-            marked += self.update_job(job_id, {
-                "status": JobStatus.failed.value, "finished": now, "updated": now,
-                "message": "interrupted: the server stopped before the job finished; "
-                           "submit it again"})
+            marked += self.update_job(
+                job_id,
+                {
+                    "status": JobStatus.failed.value,
+                    "finished": now,
+                    "updated": now,
+                    "message": "interrupted: the server stopped before the job finished; "
+                    "submit it again",
+                },
+            )
         return marked
 
-    def execute_process(self, process_id, data_dict, execution_mode=None,
-                        requested_outputs=None, subscriber=None,
-                        requested_response="raw"):
+    def execute_process(
+        self,
+        process_id,
+        data_dict,
+        execution_mode=None,
+        requested_outputs=None,
+        subscriber=None,
+        requested_response="raw",
+    ):
         """Check the inputs, record the job, run it in the bounded pool (:mod:`.runner`).
 
         pygeoapi's ``BaseManager.execute_process`` keeps the processor in ``self.processor``,
@@ -460,8 +501,9 @@ class JobManager(BaseManager):
         processor.set_job_id(job_id)
         options = processor.metadata.get("jobControlOptions", [])
         wants_async = execution_mode == RequestedProcessExecutionMode.respond_async
-        asynchronous = ((wants_async and ProcessExecutionMode.async_execute.value in options)
-                        or ProcessExecutionMode.sync_execute.value not in options)
+        asynchronous = (
+            wants_async and ProcessExecutionMode.async_execute.value in options
+        ) or ProcessExecutionMode.sync_execute.value not in options
         if asynchronous:
             headers = {"Preference-Applied": RequestedProcessExecutionMode.respond_async.value}
         elif execution_mode == RequestedProcessExecutionMode.wait:
@@ -474,19 +516,34 @@ class JobManager(BaseManager):
             ticket = runner.reserve() if asynchronous else None  # before the job exists
         except TianyaError as err:
             raise pygeoapi_error(err, "process") from None
-        run = _Run(processor, self.processes[process_id]["processor"],
-                   asynchronous=asynchronous, wanted=self._wanted(job_id))
+        run = _Run(
+            processor,
+            self.processes[process_id]["processor"],
+            asynchronous=asynchronous,
+            wanted=self._wanted(job_id),
+        )
         # pygeoapi reads self.processor only in its subscriber notifications (for
         # allow_internal_requests, the same for every process here); runs never use it
         self.processor = processor
         now = get_current_datetime()
         _PENDING.restricted = restricted  # read by add_job, in this thread
         try:
-            self.add_job({"type": "process", "identifier": job_id, "process_id": process_id,
-                          "created": now, "started": now, "updated": now, "finished": None,
-                          "status": JobStatus.accepted.value, "location": None,
-                          "mimetype": "application/octet-stream",
-                          "message": "Job accepted and ready for execution", "progress": 5})
+            self.add_job(
+                {
+                    "type": "process",
+                    "identifier": job_id,
+                    "process_id": process_id,
+                    "created": now,
+                    "started": now,
+                    "updated": now,
+                    "finished": None,
+                    "status": JobStatus.accepted.value,
+                    "location": None,
+                    "mimetype": "application/octet-stream",
+                    "message": "Job accepted and ready for execution",
+                    "progress": 5,
+                }
+            )
         except BaseException:
             if ticket is not None:
                 ticket.cancel()
@@ -498,14 +555,17 @@ class JobManager(BaseManager):
             extra["subscriber"] = subscriber
         if asynchronous:
             mime, outputs, status = self._execute_handler_async(
-                run, job_id, data_dict, requested_outputs, ticket=ticket, **extra)
+                run, job_id, data_dict, requested_outputs, ticket=ticket, **extra
+            )
         else:
             mime, outputs, status = self._execute_handler_sync(
-                run, job_id, data_dict, requested_outputs, **extra)
+                run, job_id, data_dict, requested_outputs, **extra
+            )
             if status == JobStatus.failed and run.failure is not None:
                 # pygeoapi would answer every failure with 400; the job stays recorded failed
-                raise run_error(process_id, run.failure,
-                                getattr(run, "failure_message", None)) from None
+                raise run_error(
+                    process_id, run.failure, getattr(run, "failure_message", None)
+                ) from None
         return job_id, mime, outputs, status, headers
 
     def _execute_handler_sync(self, p, job_id, data_dict, *args, **kwargs):
@@ -516,12 +576,18 @@ class JobManager(BaseManager):
         when the client goes) and it remembers the exception of a failed run.
         """
         if not isinstance(p, _Run):
-            p = _Run(p, self.processes[p.metadata["id"]]["processor"],
-                     wanted=self._wanted(job_id))
+            p = _Run(p, self.processes[p.metadata["id"]]["processor"], wanted=self._wanted(job_id))
         return self._handle(p, job_id, data_dict, *args, **kwargs)
 
-    def _handle(self, p: _Run, job_id: str, data_dict: dict, requested_outputs=None,
-                subscriber=None, requested_response="raw"):
+    def _handle(
+        self,
+        p: _Run,
+        job_id: str,
+        data_dict: dict,
+        requested_outputs=None,
+        subscriber=None,
+        requested_response="raw",
+    ):
         """pygeoapi 0.24's ``BaseManager._execute_handler_sync``, except for the result file:
         only an asynchronous job's result is written, compact (pygeoapi indented it by 4)."""
         extra = {"outputs": requested_outputs} if p.supports_outputs else {}
@@ -533,15 +599,22 @@ class JobManager(BaseManager):
                 outputs = outputs.decode("utf-8")
             if requested_response == "document":
                 outputs = {"outputs": [outputs]}
-            self.update_job(job_id, {"updated": get_current_datetime(),
-                                     "status": current_status.value,
-                                     "message": "Writing job output", "progress": 95})
+            self.update_job(
+                job_id,
+                {
+                    "updated": get_current_datetime(),
+                    "status": current_status.value,
+                    "message": "Writing job output",
+                    "progress": 95,
+                },
+            )
             location = None
             if self.output_dir is not None and p.asynchronous:
                 location = self.output_dir / f"{p.metadata['id']}-{job_id}"
                 if isinstance(outputs, (dict, list)):
-                    data = json.dumps(outputs, sort_keys=True, separators=(",", ":"),
-                                      ensure_ascii=False).encode("utf-8")
+                    data = json.dumps(
+                        outputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+                    ).encode("utf-8")
                 elif isinstance(outputs, str):
                     data = outputs.encode("utf-8")
                 else:
@@ -549,11 +622,18 @@ class JobManager(BaseManager):
                 with location.open("wb") as fh:
                     fh.write(data)
             current_status = JobStatus.successful
-            self.update_job(job_id, {
-                "finished": get_current_datetime(), "updated": get_current_datetime(),
-                "status": current_status.value,
-                "location": None if location is None else str(location), "mimetype": jfmt,
-                "message": "Job complete", "progress": 100})
+            self.update_job(
+                job_id,
+                {
+                    "finished": get_current_datetime(),
+                    "updated": get_current_datetime(),
+                    "status": current_status.value,
+                    "location": None if location is None else str(location),
+                    "mimetype": jfmt,
+                    "message": "Job complete",
+                    "progress": 100,
+                },
+            )
             self._send_success_notification(subscriber, outputs=outputs)
         except Exception as err:
             current_status = JobStatus.failed
@@ -566,11 +646,17 @@ class JobManager(BaseManager):
                 text = p.failure_message = internal_failure(p.metadata["id"], err, job_id)
             outputs = {"type": code, "code": code, "description": text}
             jfmt = "application/json"
-            self.update_job(job_id, {
-                "finished": get_current_datetime(), "updated": get_current_datetime(),
-                "status": current_status.value, "location": None,
-                "mimetype": "application/octet-stream",
-                "message": f"{code}: {outputs['description']}"})
+            self.update_job(
+                job_id,
+                {
+                    "finished": get_current_datetime(),
+                    "updated": get_current_datetime(),
+                    "status": current_status.value,
+                    "location": None,
+                    "mimetype": "application/octet-stream",
+                    "message": f"{code}: {outputs['description']}",
+                },
+            )
             self._send_failed_notification(subscriber)
         return jfmt, outputs, current_status
 
@@ -586,10 +672,19 @@ class JobManager(BaseManager):
                 f"{_whose(owner)} stored job results ({used} bytes) are at the quota of "
                 f"{self.result_quota} bytes (TIANYA_JOB_RESULT_QUOTA); dismiss finished jobs "
                 "(DELETE /jobs/{id}) or wait for them to expire, or run synchronously",
-                retry_after=60)
+                retry_after=60,
+            )
 
-    def _execute_handler_async(self, p, job_id, data_dict, requested_outputs=None,
-                               subscriber=None, requested_response="raw", ticket=None):
+    def _execute_handler_async(
+        self,
+        p,
+        job_id,
+        data_dict,
+        requested_outputs=None,
+        subscriber=None,
+        requested_response="raw",
+        ticket=None,
+    ):
         """Queue the run on this worker's bounded dispatcher (not one thread per job).
 
         ``ticket`` is the queue place taken before the job was recorded (else one is taken
@@ -603,8 +698,7 @@ class JobManager(BaseManager):
         kwargs = {"requested_response": requested_response}
         if self.supports_subscribing:
             kwargs["subscriber"] = subscriber
-        ticket.start(self._run_queued, p, job_id, data_dict, requested_outputs, kwargs,
-                     key=job_id)
+        ticket.start(self._run_queued, p, job_id, data_dict, requested_outputs, kwargs, key=job_id)
         return "application/json", None, JobStatus.accepted
 
     def _run_queued(self, p, job_id, data_dict, requested_outputs, kwargs) -> None:
@@ -624,7 +718,6 @@ class JobManager(BaseManager):
         return f"<JobManager> {self.store!r}"
 
 
-
 class _Run:
     """One run of a processor: pygeoapi's processor interface, executed by the pool.
 
@@ -633,8 +726,7 @@ class _Run:
     the exception of a failed run.  Other attributes are the processor's.
     """
 
-    def __init__(self, processor, plugin_def: dict, asynchronous: bool = False,
-                 wanted=None):
+    def __init__(self, processor, plugin_def: dict, asynchronous: bool = False, wanted=None):
         self._processor = processor
         self._plugin_def = dict(plugin_def)
         self._principal = getattr(processor, "principal", None) or request.principal()
@@ -655,9 +747,12 @@ class _Run:
 
     def execute(self, data, **kwargs):
         try:
-            return runner.run(runner.run_processor,
-                              (self._plugin_def, self._principal, data, kwargs),
-                              present=self._present, wait=self._wait)
+            return runner.run(
+                runner.run_processor,
+                (self._plugin_def, self._principal, data, kwargs),
+                present=self._present,
+                wait=self._wait,
+            )
         except Exception as err:
             self.failure = err
             raise
@@ -668,8 +763,9 @@ def _check_request(outputs, response) -> None:
     from layers.errors import InvalidParameter
 
     if outputs is not None and not isinstance(outputs, dict):
-        raise InvalidParameter(f"'outputs' must be a JSON object (output id -> "
-                               f"transmission), got {outputs!r}")
+        raise InvalidParameter(
+            f"'outputs' must be a JSON object (output id -> transmission), got {outputs!r}"
+        )
     if response not in ("raw", "document"):
         raise InvalidParameter(f"'response' must be 'raw' or 'document', got {response!r}")
 

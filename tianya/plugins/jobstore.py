@@ -40,8 +40,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FINISHED", "UNFINISHED", "JobRecord", "LimitReached", "PostgresJobStore",
-           "SQLiteJobStore", "is_postgres_url", "open_job_store"]
+__all__ = [
+    "FINISHED",
+    "UNFINISHED",
+    "JobRecord",
+    "LimitReached",
+    "PostgresJobStore",
+    "SQLiteJobStore",
+    "is_postgres_url",
+    "open_job_store",
+]
 
 UNFINISHED = ("accepted", "running")
 FINISHED = ("successful", "failed", "dismissed")
@@ -109,8 +117,13 @@ def _finished_at(fields: dict) -> float | None:
     return time.time() if fields.get("status") in FINISHED else None
 
 
-def _list_where(owner: tuple[str, str] | None, restricted: bool, status: str | None,
-                mark: str, unrestricted: str) -> tuple[str, list]:
+def _list_where(
+    owner: tuple[str, str] | None,
+    restricted: bool,
+    status: str | None,
+    mark: str,
+    unrestricted: str,
+) -> tuple[str, list]:
     """A store's ``list`` filter: the ``WHERE`` clause (or "") and its arguments.
 
     ``mark`` is the driver's placeholder, ``unrestricted`` the condition on ``restricted``.
@@ -176,8 +189,10 @@ class SQLiteJobStore:
         except FileNotFoundError:
             head = b""
         if head[:1] in (b"{", b"["):
-            raise RuntimeError(f"{self.path} is a TinyDB (JSON) job file of the previous job "
-                               "manager, not SQLite: point TIANYA_JOBS at a new file")
+            raise RuntimeError(
+                f"{self.path} is a TinyDB (JSON) job file of the previous job "
+                "manager, not SQLite: point TIANYA_JOBS at a new file"
+            )
         self._local = threading.local()
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")
@@ -186,8 +201,9 @@ class SQLiteJobStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn, self._local.pid = conn, os.getpid()
@@ -204,85 +220,128 @@ class SQLiteJobStore:
             raise
         conn.execute("COMMIT")
 
-    def add(self, job: dict, owner: tuple[str, str], *, restricted: bool, host: str,
-            pid: int, limit: int | None = None) -> None:
+    def add(
+        self,
+        job: dict,
+        owner: tuple[str, str],
+        *,
+        restricted: bool,
+        host: str,
+        pid: int,
+        limit: int | None = None,
+    ) -> None:
         """Insert ``job``; :class:`LimitReached` if ``owner`` has ``limit`` unfinished jobs."""
         name, role = owner
         with self._write() as conn:
             if limit is not None and limit > 0:
                 (count,) = conn.execute(
                     f"SELECT count(*) FROM jobs WHERE owner_role = ? AND owner_name = ? "
-                    f"AND {_UNFINISHED_SQL}", (role, name)).fetchone()
+                    f"AND {_UNFINISHED_SQL}",
+                    (role, name),
+                ).fetchone()
                 if count >= limit:
                     raise LimitReached(count, limit)
             conn.execute(
                 "INSERT INTO jobs (identifier, process_id, status, owner_name, owner_role, "
                 "restricted, host, pid, created_at, finished_at, doc) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job["identifier"], job.get("process_id"), job.get("status", "accepted"),
-                 name, role, int(bool(restricted)), host, pid, time.time(),
-                 _finished_at(job), json.dumps(job)))
+                (
+                    job["identifier"],
+                    job.get("process_id"),
+                    job.get("status", "accepted"),
+                    name,
+                    role,
+                    int(bool(restricted)),
+                    host,
+                    pid,
+                    time.time(),
+                    _finished_at(job),
+                    json.dumps(job),
+                ),
+            )
 
     def update(self, job_id: str, fields: dict) -> bool:
         """Merge ``fields`` into the job's document; False if there is no such job."""
         with self._write() as conn:
-            row = conn.execute("SELECT doc FROM jobs WHERE identifier = ?",
-                               (job_id,)).fetchone()
+            row = conn.execute("SELECT doc FROM jobs WHERE identifier = ?", (job_id,)).fetchone()
             if row is None:
                 return False
             doc = {**json.loads(row[0]), **fields}
             conn.execute(
                 "UPDATE jobs SET doc = ?, status = ?, "
                 "finished_at = coalesce(finished_at, ?) WHERE identifier = ?",
-                (json.dumps(doc), doc.get("status"), _finished_at(fields), job_id))
+                (json.dumps(doc), doc.get("status"), _finished_at(fields), job_id),
+            )
         return True
 
     def get(self, job_id: str) -> JobRecord | None:
         """The job ``job_id``, or None."""
-        row = self._conn().execute(
-            "SELECT doc, owner_name, owner_role, restricted FROM jobs WHERE identifier = ?",
-            (job_id,)).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT doc, owner_name, owner_role, restricted FROM jobs WHERE identifier = ?",
+                (job_id,),
+            )
+            .fetchone()
+        )
         if row is None:
             return None
         return JobRecord(json.loads(row[0]), row[1], row[2], bool(row[3]))
 
-    def list(self, owner: tuple[str, str] | None, *, restricted: bool, status: str | None,
-             limit: int | None, offset: int | None) -> tuple[list[dict], int]:
+    def list(
+        self,
+        owner: tuple[str, str] | None,
+        *,
+        restricted: bool,
+        status: str | None,
+        limit: int | None,
+        offset: int | None,
+    ) -> tuple[list[dict], int]:
         """Jobs newest first (``owner``'s, or all for None) and how many match in all."""
         cond, args = _list_where(owner, restricted, status, "?", "restricted = 0")
         conn = self._conn()
         (matched,) = conn.execute(f"SELECT count(*) FROM jobs {cond}", args).fetchone()
-        rows = conn.execute(f"SELECT doc FROM jobs {cond} ORDER BY created_at DESC, "
-                            "identifier LIMIT ? OFFSET ?",
-                            [*args, -1 if not limit else int(limit), int(offset or 0)])
+        rows = conn.execute(
+            f"SELECT doc FROM jobs {cond} ORDER BY created_at DESC, identifier LIMIT ? OFFSET ?",
+            [*args, -1 if not limit else int(limit), int(offset or 0)],
+        )
         return [json.loads(r[0]) for r in rows], matched
 
     def delete(self, job_id: str) -> bool:
         """Remove the job's record; False if there was none."""
         with self._write() as conn:
-            return conn.execute("DELETE FROM jobs WHERE identifier = ?",
-                                (job_id,)).rowcount > 0
+            return conn.execute("DELETE FROM jobs WHERE identifier = ?", (job_id,)).rowcount > 0
 
     def result_bytes(self, owner: tuple[str, str]) -> int:
         """Bytes of the results kept for ``owner`` (their jobs' ``result_bytes``)."""
-        (total,) = self._conn().execute(
-            "SELECT coalesce(sum(json_extract(doc, '$.result_bytes')), 0) FROM jobs "
-            "WHERE owner_role = ? AND owner_name = ? AND status = 'successful'",
-            (owner[1], owner[0])).fetchone()
+        (total,) = (
+            self._conn()
+            .execute(
+                "SELECT coalesce(sum(json_extract(doc, '$.result_bytes')), 0) FROM jobs "
+                "WHERE owner_role = ? AND owner_name = ? AND status = 'successful'",
+                (owner[1], owner[0]),
+            )
+            .fetchone()
+        )
         return int(total)
 
     def purge(self, finished_before: float) -> list[str]:
         """Remove the jobs finished before ``finished_before`` (epoch s); their locations."""
         with self._write() as conn:
-            rows = conn.execute("DELETE FROM jobs WHERE finished_at < ? RETURNING doc",
-                                (finished_before,)).fetchall()
+            rows = conn.execute(
+                "DELETE FROM jobs WHERE finished_at < ? RETURNING doc", (finished_before,)
+            ).fetchall()
         return [loc for (doc,) in rows if (loc := json.loads(doc).get("location"))]
 
     def unfinished_on(self, host: str) -> list[tuple[str, int | None]]:
         """``(identifier, pid)`` of this host's accepted or running jobs."""
-        return self._conn().execute(
-            f"SELECT identifier, pid FROM jobs WHERE host = ? AND {_UNFINISHED_SQL}",
-            (host,)).fetchall()
+        return (
+            self._conn()
+            .execute(
+                f"SELECT identifier, pid FROM jobs WHERE host = ? AND {_UNFINISHED_SQL}", (host,)
+            )
+            .fetchall()
+        )
 
     def clear(self) -> None:
         """Remove every job record."""
@@ -316,10 +375,16 @@ class PostgresJobStore:
         conninfo, opts = split_url(url)
         self.schema = opts.get("schema") or "public"
         self.table = f"{_ident(self.schema)}.{_ident(TABLE)}"
-        self._pool_args = dict(conninfo=conninfo, min_size=1, max_size=4, open=False,
-                               kwargs={"autocommit": True, "application_name": "tianya-jobs"},
-                               check=ConnectionPool.check_connection, timeout=10,
-                               name="tianya-jobs")
+        self._pool_args = dict(
+            conninfo=conninfo,
+            min_size=1,
+            max_size=4,
+            open=False,
+            kwargs={"autocommit": True, "application_name": "tianya-jobs"},
+            check=ConnectionPool.check_connection,
+            timeout=10,
+            name="tianya-jobs",
+        )
         self._pool = None
         self._pid = None
         self._lock = threading.Lock()
@@ -342,13 +407,15 @@ class PostgresJobStore:
                     doc jsonb NOT NULL,
                     result bytea)""")
             for name, spec in (
-                    ("owner", "(owner_role, owner_name, created_at)"),
-                    ("created", "(created_at)"),
-                    ("finished", "(finished_at) WHERE finished_at IS NOT NULL"),
-                    ("owner_unfinished", f"(owner_role, owner_name) WHERE {_UNFINISHED_SQL}"),
-                    ("host_unfinished", f"(host) WHERE {_UNFINISHED_SQL}")):
-                conn.execute(f"CREATE INDEX IF NOT EXISTS {_ident(f'{TABLE}_{name}')} "
-                             f"ON {t} {spec}")
+                ("owner", "(owner_role, owner_name, created_at)"),
+                ("created", "(created_at)"),
+                ("finished", "(finished_at) WHERE finished_at IS NOT NULL"),
+                ("owner_unfinished", f"(owner_role, owner_name) WHERE {_UNFINISHED_SQL}"),
+                ("host_unfinished", f"(host) WHERE {_UNFINISHED_SQL}"),
+            ):
+                conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {_ident(f'{TABLE}_{name}')} ON {t} {spec}"
+                )
 
     @contextmanager
     def _conn(self):
@@ -363,8 +430,16 @@ class PostgresJobStore:
         with self._pool.connection() as conn:
             yield conn
 
-    def add(self, job: dict, owner: tuple[str, str], *, restricted: bool, host: str,
-            pid: int, limit: int | None = None) -> None:
+    def add(
+        self,
+        job: dict,
+        owner: tuple[str, str],
+        *,
+        restricted: bool,
+        host: str,
+        pid: int,
+        limit: int | None = None,
+    ) -> None:
         """Insert ``job``; :class:`LimitReached` if ``owner`` has ``limit`` unfinished jobs."""
         from psycopg.types.json import Jsonb
 
@@ -372,20 +447,34 @@ class PostgresJobStore:
         with self._conn() as conn, conn.transaction():
             if limit is not None and limit > 0:
                 # the owner's submissions, on every host, are counted one at a time
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                             [f"{self.table} {role} {name}"])
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{self.table} {role} {name}"]
+                )
                 (count,) = conn.execute(
                     f"SELECT count(*) FROM {self.table} WHERE owner_role = %s "
-                    f"AND owner_name = %s AND {_UNFINISHED_SQL}", [role, name]).fetchone()
+                    f"AND owner_name = %s AND {_UNFINISHED_SQL}",
+                    [role, name],
+                ).fetchone()
                 if count >= limit:
                     raise LimitReached(count, limit)
             conn.execute(
                 f"INSERT INTO {self.table} (identifier, process_id, status, owner_name, "
                 "owner_role, restricted, host, pid, created_at, finished_at, doc) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [job["identifier"], job.get("process_id"), job.get("status", "accepted"),
-                 name, role, bool(restricted), host, pid, time.time(), _finished_at(job),
-                 Jsonb(job)])
+                [
+                    job["identifier"],
+                    job.get("process_id"),
+                    job.get("status", "accepted"),
+                    name,
+                    role,
+                    bool(restricted),
+                    host,
+                    pid,
+                    time.time(),
+                    _finished_at(job),
+                    Jsonb(job),
+                ],
+            )
 
     def update(self, job_id: str, fields: dict, result: bytes | None = None) -> bool:
         """Merge ``fields`` into the job's document (and store ``result`` if given); False
@@ -397,41 +486,55 @@ class PostgresJobStore:
                 f"UPDATE {self.table} SET doc = doc || %s, "
                 "status = coalesce(%s, status), finished_at = coalesce(finished_at, %s), "
                 "result = coalesce(%s, result) WHERE identifier = %s",
-                [Jsonb(fields), fields.get("status"), _finished_at(fields), result, job_id])
+                [Jsonb(fields), fields.get("status"), _finished_at(fields), result, job_id],
+            )
             return cur.rowcount > 0
 
     def result(self, job_id: str) -> bytes | None:
         """The stored result of ``job_id``, or None."""
         with self._conn() as conn:
-            row = conn.execute(f"SELECT result FROM {self.table} WHERE identifier = %s",
-                               [job_id]).fetchone()
+            row = conn.execute(
+                f"SELECT result FROM {self.table} WHERE identifier = %s", [job_id]
+            ).fetchone()
         return None if row is None or row[0] is None else bytes(row[0])
 
     def get(self, job_id: str) -> JobRecord | None:
         """The job ``job_id``, or None."""
         with self._conn() as conn:
-            row = conn.execute(f"SELECT doc, owner_name, owner_role, restricted FROM "
-                               f"{self.table} WHERE identifier = %s", [job_id]).fetchone()
+            row = conn.execute(
+                f"SELECT doc, owner_name, owner_role, restricted FROM "
+                f"{self.table} WHERE identifier = %s",
+                [job_id],
+            ).fetchone()
         return None if row is None else JobRecord(row[0], row[1], row[2], bool(row[3]))
 
-    def list(self, owner: tuple[str, str] | None, *, restricted: bool, status: str | None,
-             limit: int | None, offset: int | None) -> tuple[list[dict], int]:
+    def list(
+        self,
+        owner: tuple[str, str] | None,
+        *,
+        restricted: bool,
+        status: str | None,
+        limit: int | None,
+        offset: int | None,
+    ) -> tuple[list[dict], int]:
         """Jobs newest first (``owner``'s, or all for None) and how many match in all."""
         cond, args = _list_where(owner, restricted, status, "%s", "NOT restricted")
         with self._conn() as conn:
-            (matched,) = conn.execute(f"SELECT count(*) FROM {self.table} {cond}",
-                                      args).fetchone()
-            rows = conn.execute(f"SELECT doc FROM {self.table} {cond} ORDER BY created_at "
-                                "DESC, identifier LIMIT %s OFFSET %s",
-                                [*args, int(limit) if limit else None,
-                                 int(offset or 0)]).fetchall()
+            (matched,) = conn.execute(f"SELECT count(*) FROM {self.table} {cond}", args).fetchone()
+            rows = conn.execute(
+                f"SELECT doc FROM {self.table} {cond} ORDER BY created_at "
+                "DESC, identifier LIMIT %s OFFSET %s",
+                [*args, int(limit) if limit else None, int(offset or 0)],
+            ).fetchall()
         return [r[0] for r in rows], matched
 
     def delete(self, job_id: str) -> bool:
         """Remove the job's record; False if there was none."""
         with self._conn() as conn:
-            return conn.execute(f"DELETE FROM {self.table} WHERE identifier = %s",
-                                [job_id]).rowcount > 0
+            return (
+                conn.execute(f"DELETE FROM {self.table} WHERE identifier = %s", [job_id]).rowcount
+                > 0
+            )
 
     def result_bytes(self, owner: tuple[str, str]) -> int:
         """Bytes of the results kept for ``owner`` (their jobs' ``result_bytes``)."""
@@ -439,21 +542,26 @@ class PostgresJobStore:
             (total,) = conn.execute(
                 f"SELECT coalesce(sum((doc->>'result_bytes')::bigint), 0) FROM {self.table} "
                 "WHERE owner_role = %s AND owner_name = %s AND status = 'successful'",
-                [owner[1], owner[0]]).fetchone()
+                [owner[1], owner[0]],
+            ).fetchone()
         return int(total)
 
     def purge(self, finished_before: float) -> list[str]:
         """Remove the jobs finished before ``finished_before`` (epoch s); their locations."""
         with self._conn() as conn:
-            rows = conn.execute(f"DELETE FROM {self.table} WHERE finished_at < %s "
-                                "RETURNING doc->>'location'", [finished_before]).fetchall()
+            rows = conn.execute(
+                f"DELETE FROM {self.table} WHERE finished_at < %s RETURNING doc->>'location'",
+                [finished_before],
+            ).fetchall()
         return [loc for (loc,) in rows if loc]
 
     def unfinished_on(self, host: str) -> list[tuple[str, int | None]]:
         """``(identifier, pid)`` of this host's accepted or running jobs."""
         with self._conn() as conn:
-            return conn.execute(f"SELECT identifier, pid FROM {self.table} WHERE host = %s "
-                                f"AND {_UNFINISHED_SQL}", [host]).fetchall()
+            return conn.execute(
+                f"SELECT identifier, pid FROM {self.table} WHERE host = %s AND {_UNFINISHED_SQL}",
+                [host],
+            ).fetchall()
 
     def clear(self) -> None:
         """Remove every job record."""

@@ -127,8 +127,13 @@ class Option:
 
     def describe(self) -> dict:
         """The pygeoapi ``inputs`` entry."""
-        return {"title": self.name, "description": self.description, "schema": self.schema(),
-                "minOccurs": 1 if self.required else 0, "maxOccurs": 1}
+        return {
+            "title": self.name,
+            "description": self.description,
+            "schema": self.schema(),
+            "minOccurs": 1 if self.required else 0,
+            "maxOccurs": 1,
+        }
 
     def check(self, value):
         """Return ``value`` converted to the option's type, or raise :class:`InvalidParameter`."""
@@ -145,33 +150,37 @@ class Option:
             raise InvalidParameter(f"input {self.name!r} must be true or false, got {value!r}")
         if kind in NUMERIC:
             if isinstance(value, bool) or not isinstance(value, int | float | str):
-                raise InvalidParameter(f"input {self.name!r} must be a {_word(kind)}, "
-                                       f"got {value!r}")
+                raise InvalidParameter(
+                    f"input {self.name!r} must be a {_word(kind)}, got {value!r}"
+                )
             try:
                 number = float(value)
             except ValueError:
-                raise InvalidParameter(f"input {self.name!r} must be a {_word(kind)}, "
-                                       f"got {value!r}") from None
+                raise InvalidParameter(
+                    f"input {self.name!r} must be a {_word(kind)}, got {value!r}"
+                ) from None
             if kind == "integer":
                 if not number.is_integer():
-                    raise InvalidParameter(f"input {self.name!r} must be an integer, "
-                                           f"got {value!r}")
+                    raise InvalidParameter(f"input {self.name!r} must be an integer, got {value!r}")
                 number = int(number)
             elif number != number or number in (float("inf"), float("-inf")):
                 raise InvalidParameter(f"input {self.name!r} must be a finite number")
             if self.minimum is not None and number < self.minimum:
-                raise InvalidParameter(f"input {self.name!r} must be at least {self.minimum}, "
-                                       f"got {value!r}")
+                raise InvalidParameter(
+                    f"input {self.name!r} must be at least {self.minimum}, got {value!r}"
+                )
             if self.maximum is not None and number > self.maximum:
-                raise InvalidParameter(f"input {self.name!r} must be at most {self.maximum}, "
-                                       f"got {value!r}")
+                raise InvalidParameter(
+                    f"input {self.name!r} must be at most {self.maximum}, got {value!r}"
+                )
             return number
         if kind == "filter":
             if isinstance(value, dict):
                 return json.dumps(value)
             if not isinstance(value, str):
-                raise InvalidParameter(f"input {self.name!r} must be CQL2 text or a CQL2 JSON "
-                                       "object")
+                raise InvalidParameter(
+                    f"input {self.name!r} must be CQL2 text or a CQL2 JSON object"
+                )
             return value
         if not isinstance(value, str):
             raise InvalidParameter(f"input {self.name!r} must be a string, got {value!r}")
@@ -186,27 +195,59 @@ def _word(kind: str) -> str:
 
 COMMON = (
     Option("collection", "string", "Catalogue layer id to analyse.", required=True),
-    Option("filter", "filter", "CQL2 filter on the layer (text, or JSON as an object).", ),
-    Option("datetime", "string", "Instant or interval 'start/end' ('..' for an open end) on "
-                                 "the layer's temporal field, RFC 3339."),
+    Option(
+        "filter",
+        "filter",
+        "CQL2 filter on the layer (text, or JSON as an object).",
+    ),
+    Option(
+        "datetime",
+        "string",
+        "Instant or interval 'start/end' ('..' for an open end) on "
+        "the layer's temporal field, RFC 3339.",
+    ),
 )
 WEIGHTS = ("knn", "distance_band", "inverse_distance", "queen", "rook")
 GRID_OPTIONS = (
-    Option("field", "string", "Numeric field analysed feature by feature (aggregation "
-                              "'none'); omit to analyse incident counts per cell."),
-    Option("aggregation", "string", "Count the features per fishnet square, hexagon or "
-           "community, or 'none' to analyse the features themselves (needs field). Default: "
-           "'fishnet' without field, 'none' with one.", choices=("none", "fishnet", "hexagon",
-                                                                 "communities")),
-    Option("cell_size", "number", "Fishnet side or hexagon width in metres.", 250.0,
-           minimum=20.0, maximum=10_000.0),
-    Option("weights", "string", "Neighbourhood: k nearest neighbours, distance band (binary "
-           "or inverse distance) or polygon contiguity.", "knn", choices=WEIGHTS),
+    Option(
+        "field",
+        "string",
+        "Numeric field analysed feature by feature (aggregation "
+        "'none'); omit to analyse incident counts per cell.",
+    ),
+    Option(
+        "aggregation",
+        "string",
+        "Count the features per fishnet square, hexagon or "
+        "community, or 'none' to analyse the features themselves (needs field). Default: "
+        "'fishnet' without field, 'none' with one.",
+        choices=("none", "fishnet", "hexagon", "communities"),
+    ),
+    Option(
+        "cell_size",
+        "number",
+        "Fishnet side or hexagon width in metres.",
+        250.0,
+        minimum=20.0,
+        maximum=10_000.0,
+    ),
+    Option(
+        "weights",
+        "string",
+        "Neighbourhood: k nearest neighbours, distance band (binary "
+        "or inverse distance) or polygon contiguity.",
+        "knn",
+        choices=WEIGHTS,
+    ),
     Option("k", "integer", "Neighbours for weights='knn'.", 8, minimum=1, maximum=100),
-    Option("distance", "number", "Band in metres for 'distance_band' / 'inverse_distance'.",
-           minimum=0.0, maximum=50_000.0),
+    Option(
+        "distance",
+        "number",
+        "Band in metres for 'distance_band' / 'inverse_distance'.",
+        minimum=0.0,
+        maximum=50_000.0,
+    ),
 )
-
 
 
 # --- work budgets -------------------------------------------------------------------------------
@@ -256,16 +297,26 @@ MAX_NEIGHBOUR_PAIRS = _budget("MAX_NEIGHBOUR_PAIRS")
 MAX_EPS_AREA_SHARE = _budget("MAX_EPS_AREA_SHARE")
 
 #: The budgets by name (for documentation and the tests).
-BUDGETS = ("MAX_GRID_CELLS", "MAX_RASTER_CELLS", "MAX_KERNEL_VISITS", "MAX_TIME_STEPS",
-           "MAX_CUBE_CELLS", "MAX_DRAWS_PER_UNIT", "MAX_PERMUTATION_DRAWS",
-           "MAX_NEIGHBOURS_PER_UNIT", "MAX_NEIGHBOUR_PAIRS", "MAX_EPS_AREA_SHARE")
+BUDGETS = (
+    "MAX_GRID_CELLS",
+    "MAX_RASTER_CELLS",
+    "MAX_KERNEL_VISITS",
+    "MAX_TIME_STEPS",
+    "MAX_CUBE_CELLS",
+    "MAX_DRAWS_PER_UNIT",
+    "MAX_PERMUTATION_DRAWS",
+    "MAX_NEIGHBOURS_PER_UNIT",
+    "MAX_NEIGHBOUR_PAIRS",
+    "MAX_EPS_AREA_SHARE",
+)
 
 
 def _over(what: str, value: float, name: str, advice: str) -> InvalidParameter:
     limit = _limit(name)
     shown = f"{value:,.0f}" if value >= 10 else f"{value:.3g}"
-    return InvalidParameter(f"{what} would be {shown}, more than the limit of {limit:,} "
-                            f"({name}); {advice}")
+    return InvalidParameter(
+        f"{what} would be {shown}, more than the limit of {limit:,} ({name}); {advice}"
+    )
 
 
 def _require_within(what: str, value: float, name: str, advice: str) -> None:
@@ -299,8 +350,10 @@ def _extent_m(layer: Layer, extra: Layer | None = None) -> tuple[float, float] |
     x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
     # metres per degree of longitude at the latitude closest to the equator: an upper bound
     lat = 0.0 if y0 <= 0 <= y1 else min(abs(y0), abs(y1))
-    return (max(x1 - x0, 0.0) * 111_320.0 * math.cos(math.radians(lat)),
-            max(y1 - y0, 0.0) * 110_574.0)
+    return (
+        max(x1 - x0, 0.0) * 111_320.0 * math.cos(math.radians(lat)),
+        max(y1 - y0, 0.0) * 110_574.0,
+    )
 
 
 def grid_cells(width: float, height: float, cell_size: float, shape: str = "fishnet") -> int:
@@ -311,7 +364,8 @@ def grid_cells(width: float, height: float, cell_size: float, shape: str = "fish
     """
     if shape == "hexagon":
         return (math.ceil(width / cell_size) + 2) * (
-            math.ceil(height / (cell_size * math.sqrt(3) / 2)) + 2)
+            math.ceil(height / (cell_size * math.sqrt(3) / 2)) + 2
+        )
     return max(1, math.ceil(width / cell_size)) * max(1, math.ceil(height / cell_size))
 
 
@@ -352,11 +406,15 @@ def _check_cells(layer: Layer, size: float, shape: str, extra: Layer | None = No
     if ext is None:
         return 0
     cells = grid_cells(*ext, size, shape)
-    smallest = math.sqrt(ext[0] * ext[1] / _limit("MAX_GRID_CELLS")) * (1.1 if shape == "hexagon"
-                                                              else 1.0)
-    _require_within(f"{shape} cells of {size:g} m over the extent of {layer.id!r} ({_km(ext)})",
-                    cells, "MAX_GRID_CELLS",
-                    f"use a cell_size of at least {math.ceil(smallest)} m")
+    smallest = math.sqrt(ext[0] * ext[1] / _limit("MAX_GRID_CELLS")) * (
+        1.1 if shape == "hexagon" else 1.0
+    )
+    _require_within(
+        f"{shape} cells of {size:g} m over the extent of {layer.id!r} ({_km(ext)})",
+        cells,
+        "MAX_GRID_CELLS",
+        f"use a cell_size of at least {math.ceil(smallest)} m",
+    )
     return cells
 
 
@@ -402,9 +460,11 @@ class AnalysisProcessor(BaseProcessor):
     @classmethod
     def metadata_dict(cls) -> dict:
         """The pygeoapi process metadata (OGC API - Processes description)."""
-        out_schema = ({"type": "string", "contentEncoding": "binary",
-                       "contentMediaType": TIFF} if cls.OUTPUT_MEDIA_TYPE == TIFF
-                      else {"type": "object", "contentMediaType": GEOJSON})
+        out_schema = (
+            {"type": "string", "contentEncoding": "binary", "contentMediaType": TIFF}
+            if cls.OUTPUT_MEDIA_TYPE == TIFF
+            else {"type": "object", "contentMediaType": GEOJSON}
+        )
         return {
             "version": "1.0.0",
             "id": cls.ID,
@@ -415,17 +475,25 @@ class AnalysisProcessor(BaseProcessor):
             "keywords": ["hot spots", "spatial statistics", "Tianya"],
             "links": [],
             "inputs": {o.name: o.describe() for o in cls.all_options()},
-            "outputs": {"result": {"title": "result", "description": cls.DESCRIPTION["en"],
-                                   "schema": out_schema}},
+            "outputs": {
+                "result": {
+                    "title": "result",
+                    "description": cls.DESCRIPTION["en"],
+                    "schema": out_schema,
+                }
+            },
             "example": {"inputs": cls.EXAMPLE},
         }
 
     @classmethod
     def valid_collections(cls) -> list[str]:
-        return [lid for lid, layer in LAYERS.items()
-                if layer.geometry_type is not None
-                and (not cls.POINTS_ONLY or layer.geometry_type == "Point")
-                and (not cls.TEMPORAL_ONLY or layer.temporal is not None)]
+        return [
+            lid
+            for lid, layer in LAYERS.items()
+            if layer.geometry_type is not None
+            and (not cls.POINTS_ONLY or layer.geometry_type == "Point")
+            and (not cls.TEMPORAL_ONLY or layer.temporal is not None)
+        ]
 
     # --- checks ------------------------------------------------------------------------------
 
@@ -445,15 +513,17 @@ class AnalysisProcessor(BaseProcessor):
         opts = {o.name: o.check(data.get(o.name)) for o in self.all_options()}
         valid = self.valid_collections()
         if opts["collection"] not in valid:
-            raise InvalidParameter(choices(opts["collection"], valid,
-                                           f"collection for process {self.ID!r}"))
+            raise InvalidParameter(
+                choices(opts["collection"], valid, f"collection for process {self.ID!r}")
+            )
         layer = LAYERS[opts["collection"]]
         access.require_read(layer, self.principal)
         opts["visible"] = frozenset(access.visible_fields(layer, self.principal))
         if opts["datetime"] is not None:
             if layer.temporal is None:
-                raise InvalidParameter(f"collection {layer.id!r} has no temporal field; "
-                                       "datetime cannot be applied")
+                raise InvalidParameter(
+                    f"collection {layer.id!r} has no temporal field; datetime cannot be applied"
+                )
             from layers.query import parse_interval
 
             opts["interval"] = parse_interval(opts["datetime"])
@@ -498,23 +568,29 @@ class AnalysisProcessor(BaseProcessor):
             return
         valid = _numeric_fields(layer, self.principal)
         if value not in valid:
-            raise InvalidParameter(choices(value, valid or ("(none)",),
-                                           f"numeric field of {layer.id!r} for {name}"))
+            raise InvalidParameter(
+                choices(value, valid or ("(none)",), f"numeric field of {layer.id!r} for {name}")
+            )
 
     def _check_grid(self, layer: Layer, opts: dict) -> None:
         self._check_field(layer, opts, "field")
         if opts["aggregation"] is None:
             opts["aggregation"] = "none" if opts["field"] else "fishnet"
         if opts["aggregation"] == "none" and opts["field"] is None:
-            raise InvalidParameter("aggregation 'none' needs a numeric field; valid fields: "
-                                   + (", ".join(_numeric_fields(layer, self.principal))
-                                      or "(none)"))
+            raise InvalidParameter(
+                "aggregation 'none' needs a numeric field; valid fields: "
+                + (", ".join(_numeric_fields(layer, self.principal)) or "(none)")
+            )
         if opts["aggregation"] != "none" and opts["field"] is not None:
-            raise InvalidParameter("field is analysed feature by feature: use aggregation "
-                                   "'none' with it, or omit it to analyse counts per cell")
+            raise InvalidParameter(
+                "field is analysed feature by feature: use aggregation "
+                "'none' with it, or omit it to analyse counts per cell"
+            )
         if opts["aggregation"] != "none" and layer.geometry_type != "Point":
-            raise InvalidParameter(f"aggregation {opts['aggregation']!r} counts points; "
-                                   f"{layer.id!r} has {layer.geometry_type} geometries")
+            raise InvalidParameter(
+                f"aggregation {opts['aggregation']!r} counts points; "
+                f"{layer.id!r} has {layer.geometry_type} geometries"
+            )
         if opts["weights"] in ("distance_band", "inverse_distance") and opts["distance"] is None:
             raise InvalidParameter(f"weights {opts['weights']!r} needs a distance (metres)")
         self._check_grid_budget(layer, opts)
@@ -527,18 +603,24 @@ class AnalysisProcessor(BaseProcessor):
             _check_cells(layer, size, agg)
             if opts["weights"] in ("distance_band", "inverse_distance"):
                 per_unit = math.pi * (opts["distance"] / size) ** 2
-                _require_within(f"neighbours per cell within a {opts['distance']:g} m band "
-                                f"of {size:g} m cells", per_unit, "MAX_NEIGHBOURS_PER_UNIT",
-                                "use a shorter distance or a larger cell_size")
+                _require_within(
+                    f"neighbours per cell within a {opts['distance']:g} m band of {size:g} m cells",
+                    per_unit,
+                    "MAX_NEIGHBOURS_PER_UNIT",
+                    "use a shorter distance or a larger cell_size",
+                )
         if opts["weights"] == "knn":
             per_unit = opts["k"]
         elif opts["weights"] in ("queen", "rook"):
             per_unit = 8
         perms = opts.get("permutations") or 0
         if per_unit is not None and perms:
-            _require_within(f"permutation draws per unit ((neighbours + 1) x {perms} "
-                            "permutations)", (per_unit + 1) * perms, "MAX_DRAWS_PER_UNIT",
-                            "use fewer permutations or neighbours")
+            _require_within(
+                f"permutation draws per unit ((neighbours + 1) x {perms} permutations)",
+                (per_unit + 1) * perms,
+                "MAX_DRAWS_PER_UNIT",
+                "use fewer permutations or neighbours",
+            )
 
     def grid_units(self, opts: dict):
         """The selected features, the units analysed (cells, or the features projected) within
@@ -557,19 +639,26 @@ class AnalysisProcessor(BaseProcessor):
             return
         if opts["weights"] in ("distance_band", "inverse_distance"):
             pairs = _pairs_within(point_coordinates(units, stacklevel=3), opts["distance"])
-            _require_within(f"neighbour pairs within {opts['distance']:g} m of the {n:,} "
-                            "units", pairs, "MAX_NEIGHBOUR_PAIRS", "use a shorter distance "
-                            "or a coarser aggregation")
+            _require_within(
+                f"neighbour pairs within {opts['distance']:g} m of the {n:,} units",
+                pairs,
+                "MAX_NEIGHBOUR_PAIRS",
+                "use a shorter distance or a coarser aggregation",
+            )
             per_unit = pairs / n
         elif opts["weights"] == "knn":
             per_unit = min(opts["k"], n - 1)
         else:
             per_unit = 8
         perms = opts.get("permutations") or 0
-        _require_within(f"permutation draws of the {n:,} units (units x (neighbours + 1) x "
-                        f"{perms} permutations)", n * (per_unit + 1) * perms,
-                        "MAX_PERMUTATION_DRAWS", "use fewer permutations or neighbours, a "
-                        "coarser aggregation, or narrow the selection (filter, datetime)")
+        _require_within(
+            f"permutation draws of the {n:,} units (units x (neighbours + 1) x "
+            f"{perms} permutations)",
+            n * (per_unit + 1) * perms,
+            "MAX_PERMUTATION_DRAWS",
+            "use fewer permutations or neighbours, a "
+            "coarser aggregation, or narrow the selection (filter, datetime)",
+        )
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -579,8 +668,13 @@ class AnalysisProcessor(BaseProcessor):
 
         layer = opts["layer"]
         props = [layer.key] + [f for f in fields if f and f != layer.key]
-        q = Query(interval=opts["interval"], where=opts["where"], properties=props, limit=0,
-                  visible=opts.get("visible"))  # the caller's fields, set by check_inputs
+        q = Query(
+            interval=opts["interval"],
+            where=opts["where"],
+            properties=props,
+            limit=0,
+            visible=opts.get("visible"),
+        )  # the caller's fields, set by check_inputs
         frame = _store().read_frame(layer, q)
         frame = frame[~frame.geometry.isna() & ~frame.geometry.is_empty]
         return frame.reset_index(drop=True)
@@ -593,8 +687,9 @@ class AnalysisProcessor(BaseProcessor):
         if opts["aggregation"] == "none":
             return to_projected(frame, stacklevel=3)
         polygons = self.communities() if opts["aggregation"] == "communities" else None
-        return aggregate_points(frame, opts["aggregation"], cell_size=opts["cell_size"],
-                                polygons=polygons)
+        return aggregate_points(
+            frame, opts["aggregation"], cell_size=opts["cell_size"], polygons=polygons
+        )
 
     def communities(self):
         """The community polygons (for aggregation 'communities')."""
@@ -677,22 +772,44 @@ class HotSpotsProcessor(AnalysisProcessor):
     TITLE = {"en": "Hot spot analysis (Getis-Ord Gi*)", "zh": "热点分析 (Getis-Ord Gi*)"}
     DESCRIPTION = {
         "en": "Getis-Ord Gi* z-scores, p-values and ArcGIS confidence bins (-3..3) of incident "
-              "counts per cell, or of a numeric field per feature.",
-        "zh": "按网格统计事件数（或按要素的数值字段）计算 Gi* 的 z 值、p 值与置信区间分级。"}
+        "counts per cell, or of a numeric field per feature.",
+        "zh": "按网格统计事件数（或按要素的数值字段）计算 Gi* 的 z 值、p 值与置信区间分级。",
+    }
     POINTS_ONLY = False
     OPTIONS = GRID_OPTIONS + (
-        Option("transform", "string", "Weights: binary (ArcGIS, esda 'B') or row-standardised.",
-               None, choices=("B", "R")),
-        Option("fdr", "boolean", "Benjamini-Hochberg FDR correction of the confidence bins.",
-               False),
-        Option("permutations", "integer", "Conditional permutations (0: analytical p only).", 0,
-               minimum=0, maximum=9999),
+        Option(
+            "transform",
+            "string",
+            "Weights: binary (ArcGIS, esda 'B') or row-standardised.",
+            None,
+            choices=("B", "R"),
+        ),
+        Option(
+            "fdr", "boolean", "Benjamini-Hochberg FDR correction of the confidence bins.", False
+        ),
+        Option(
+            "permutations",
+            "integer",
+            "Conditional permutations (0: analytical p only).",
+            0,
+            minimum=0,
+            maximum=9999,
+        ),
         Option("seed", "integer", "Random seed of the permutations.", minimum=0),
-        Option("alternative", "string", "Permutation pseudo p-value.", "two-sided",
-               choices=("two-sided", "directed")),
+        Option(
+            "alternative",
+            "string",
+            "Permutation pseudo p-value.",
+            "two-sided",
+            choices=("two-sided", "directed"),
+        ),
     )
-    EXAMPLE = {"collection": "incidents", "aggregation": "fishnet", "cell_size": 250,
-               "datetime": "2026-01-01/2026-06-30"}
+    EXAMPLE = {
+        "collection": "incidents",
+        "aggregation": "fishnet",
+        "cell_size": 250,
+        "datetime": "2026-01-01/2026-06-30",
+    }
 
     def check_options(self, layer, opts):
         self._check_grid(layer, opts)
@@ -701,12 +818,19 @@ class HotSpotsProcessor(AnalysisProcessor):
         from analytics.gistar import hot_spots
 
         frame, cells, value = self.grid_units(opts)
-        res = hot_spots(cells, value, weights=opts["weights"], k=opts["k"],
-                        distance=opts["distance"], transform=opts["transform"], fdr=opts["fdr"],
-                        permutations=opts["permutations"], seed=opts["seed"],
-                        alternative=opts["alternative"])
-        cols = _id_columns(res, opts) + [value, "gi_z", "gi_p", "gi_p_sim", "gi_bin",
-                                         "n_neighbors"]
+        res = hot_spots(
+            cells,
+            value,
+            weights=opts["weights"],
+            k=opts["k"],
+            distance=opts["distance"],
+            transform=opts["transform"],
+            fdr=opts["fdr"],
+            permutations=opts["permutations"],
+            seed=opts["seed"],
+            alternative=opts["alternative"],
+        )
+        cols = _id_columns(res, opts) + [value, "gi_z", "gi_p", "gi_p_sim", "gi_bin", "n_neighbors"]
         return GEOJSON, feature_collection(res, cols, numberFeatures=int(len(frame)))
 
 
@@ -722,25 +846,49 @@ class OptimizedHotSpotsProcessor(AnalysisProcessor):
     TITLE = {"en": "Optimized hot spot analysis", "zh": "优化热点分析"}
     DESCRIPTION = {
         "en": "Incidents aggregated to a fishnet, hexagons or the communities, locational "
-              "outliers removed, the scale chosen by incremental spatial autocorrelation, and "
-              "Gi* with FDR-corrected confidence bins.",
+        "outliers removed, the scale chosen by incremental spatial autocorrelation, and "
+        "Gi* with FDR-corrected confidence bins.",
         "zh": "事件聚合到方格、六边形或社区，剔除位置离群点，按增量空间自相关选择分析尺度，"
-              "计算 FDR 校正的 Gi* 热点。"}
+        "计算 FDR 校正的 Gi* 热点。",
+    }
     OPTIONS = (
-        Option("aggregation", "string", "Cells the incidents are counted in.", "fishnet",
-               choices=("fishnet", "hexagon", "communities")),
-        Option("cell_size", "number", "Cell size in metres (derived from the data if omitted).",
-               minimum=20.0, maximum=10_000.0),
-        Option("distance_band", "number", "Scale of analysis in metres (chosen by incremental "
-               "spatial autocorrelation if omitted).", minimum=1.0, maximum=50_000.0),
-        Option("bounded", "boolean", "Keep empty cells inside the communities (ArcGIS's "
-               "bounding polygons where incidents are possible); grids only.", False),
+        Option(
+            "aggregation",
+            "string",
+            "Cells the incidents are counted in.",
+            "fishnet",
+            choices=("fishnet", "hexagon", "communities"),
+        ),
+        Option(
+            "cell_size",
+            "number",
+            "Cell size in metres (derived from the data if omitted).",
+            minimum=20.0,
+            maximum=10_000.0,
+        ),
+        Option(
+            "distance_band",
+            "number",
+            "Scale of analysis in metres (chosen by incremental "
+            "spatial autocorrelation if omitted).",
+            minimum=1.0,
+            maximum=50_000.0,
+        ),
+        Option(
+            "bounded",
+            "boolean",
+            "Keep empty cells inside the communities (ArcGIS's "
+            "bounding polygons where incidents are possible); grids only.",
+            False,
+        ),
     )
 
     def check_options(self, layer, opts):
         if opts["bounded"] and opts["aggregation"] == "communities":
-            raise InvalidParameter("bounded applies to the grids ('fishnet', 'hexagon'), "
-                                   "not to aggregation 'communities'")
+            raise InvalidParameter(
+                "bounded applies to the grids ('fishnet', 'hexagon'), "
+                "not to aggregation 'communities'"
+            )
         if opts["aggregation"] == "communities":
             return
         extra = LAYERS["communities"] if opts["bounded"] else None
@@ -759,21 +907,33 @@ class OptimizedHotSpotsProcessor(AnalysisProcessor):
             # communities kept, its widest band is what fills memory (hexagons of 90 m:
             # 133,305 cells, over 4 GB after 21 s); ``cells`` is the extent's grid, an upper
             # bound of the cells inside the communities
-            per_cell = math.pi * ISA_BANDS**2 * (2 / math.sqrt(3) if opts["aggregation"]
-                                                  == "hexagon" else 1.0)
-            _require_within(f"neighbour pairs of the widest scale tried ({ISA_BANDS} cell "
-                            f"spacings) over up to {cells:,} bounded {size:g} m cells",
-                            per_cell * cells, "MAX_NEIGHBOUR_PAIRS",
-                            "use a larger cell_size, or bounded false")
+            per_cell = (
+                math.pi
+                * ISA_BANDS**2
+                * (2 / math.sqrt(3) if opts["aggregation"] == "hexagon" else 1.0)
+            )
+            _require_within(
+                f"neighbour pairs of the widest scale tried ({ISA_BANDS} cell "
+                f"spacings) over up to {cells:,} bounded {size:g} m cells",
+                per_cell * cells,
+                "MAX_NEIGHBOUR_PAIRS",
+                "use a larger cell_size, or bounded false",
+            )
         if opts["distance_band"] is not None and size:
             per_cell = min(math.pi * (opts["distance_band"] / size) ** 2, cells)
-            _require_within(f"neighbours per cell within a {opts['distance_band']:g} m band "
-                            f"of {size:g} m cells", per_cell, "MAX_NEIGHBOURS_PER_UNIT",
-                            "use a shorter distance_band or a larger cell_size")
-            _require_within(f"neighbour pairs of the {cells:,} cells within "
-                            f"{opts['distance_band']:g} m", per_cell * cells,
-                            "MAX_NEIGHBOUR_PAIRS", "use a shorter distance_band or a larger "
-                            "cell_size")
+            _require_within(
+                f"neighbours per cell within a {opts['distance_band']:g} m band "
+                f"of {size:g} m cells",
+                per_cell,
+                "MAX_NEIGHBOURS_PER_UNIT",
+                "use a shorter distance_band or a larger cell_size",
+            )
+            _require_within(
+                f"neighbour pairs of the {cells:,} cells within {opts['distance_band']:g} m",
+                per_cell * cells,
+                "MAX_NEIGHBOUR_PAIRS",
+                "use a shorter distance_band or a larger cell_size",
+            )
 
     def run(self, opts):
         from analytics.ohsa import optimized_hot_spots
@@ -781,37 +941,74 @@ class OptimizedHotSpotsProcessor(AnalysisProcessor):
         frame = self.read(opts)
         polys = self.communities() if opts["aggregation"] == "communities" else None
         bounds = self.communities() if opts["bounded"] else None
-        res = optimized_hot_spots(frame, opts["aggregation"], cell_size=opts["cell_size"],
-                                  polygons=polys, bounding_polygons=bounds,
-                                  distance_band=opts["distance_band"])
+        res = optimized_hot_spots(
+            frame,
+            opts["aggregation"],
+            cell_size=opts["cell_size"],
+            polygons=polys,
+            bounding_polygons=bounds,
+            distance_band=opts["distance_band"],
+        )
         cols = _id_columns(res.cells, opts) + ["count", "gi_z", "gi_p", "gi_bin", "n_neighbors"]
         return GEOJSON, feature_collection(
-            res.cells, cols, numberFeatures=int(len(frame)),
-            analysis={"cell_size": _clean(res.cell_size), "distance_band": res.distance_band,
-                      "scale_method": res.scale_method, "n_outliers": res.n_outliers})
+            res.cells,
+            cols,
+            numberFeatures=int(len(frame)),
+            analysis={
+                "cell_size": _clean(res.cell_size),
+                "distance_band": res.distance_band,
+                "scale_method": res.scale_method,
+                "n_outliers": res.n_outliers,
+            },
+        )
 
 
 class LocalMoranProcessor(AnalysisProcessor):
     """Local Moran's I (LISA) with HH/LL/HL/LH clusters."""
 
     ID = "local-moran"
-    TITLE = {"en": "Cluster and outlier analysis (local Moran's I)",
-             "zh": "聚类与异常值分析 (局部 Moran's I)"}
+    TITLE = {
+        "en": "Cluster and outlier analysis (local Moran's I)",
+        "zh": "聚类与异常值分析 (局部 Moran's I)",
+    }
     DESCRIPTION = {
         "en": "Local Moran's I with conditional permutation inference: HH/LL clusters and "
-              "HL/LH outliers of incident counts per cell or of a numeric field.",
-        "zh": "局部 Moran's I（条件置换检验）：高高/低低聚类与高低/低高异常值。"}
+        "HL/LH outliers of incident counts per cell or of a numeric field.",
+        "zh": "局部 Moran's I（条件置换检验）：高高/低低聚类与高低/低高异常值。",
+    }
     POINTS_ONLY = False
     OPTIONS = GRID_OPTIONS + (
-        Option("transform", "string", "Weights: row-standardised (esda default) or binary.",
-               "R", choices=("R", "B")),
-        Option("permutations", "integer", "Conditional permutations (0: no inference).", 999,
-               minimum=0, maximum=9999),
+        Option(
+            "transform",
+            "string",
+            "Weights: row-standardised (esda default) or binary.",
+            "R",
+            choices=("R", "B"),
+        ),
+        Option(
+            "permutations",
+            "integer",
+            "Conditional permutations (0: no inference).",
+            999,
+            minimum=0,
+            maximum=9999,
+        ),
         Option("seed", "integer", "Random seed of the permutations.", minimum=0),
-        Option("alpha", "number", "Significance level of the clusters.", 0.05, minimum=1e-6,
-               maximum=0.5),
-        Option("alternative", "string", "Pseudo p-value: one-tailed in the observed direction "
-               "(GeoDa, esda) or twice that.", "directed", choices=("directed", "two-sided")),
+        Option(
+            "alpha",
+            "number",
+            "Significance level of the clusters.",
+            0.05,
+            minimum=1e-6,
+            maximum=0.5,
+        ),
+        Option(
+            "alternative",
+            "string",
+            "Pseudo p-value: one-tailed in the observed direction (GeoDa, esda) or twice that.",
+            "directed",
+            choices=("directed", "two-sided"),
+        ),
     )
 
     def check_options(self, layer, opts):
@@ -821,12 +1018,19 @@ class LocalMoranProcessor(AnalysisProcessor):
         from analytics.moran import local_moran
 
         frame, cells, value = self.grid_units(opts)
-        res = local_moran(cells, value, weights=opts["weights"], k=opts["k"],
-                          distance=opts["distance"], transform=opts["transform"],
-                          permutations=opts["permutations"], seed=opts["seed"],
-                          alpha=opts["alpha"], alternative=opts["alternative"])
-        cols = _id_columns(res, opts) + [value] + [c for c in res.columns
-                                                  if c.startswith("lisa_")]
+        res = local_moran(
+            cells,
+            value,
+            weights=opts["weights"],
+            k=opts["k"],
+            distance=opts["distance"],
+            transform=opts["transform"],
+            permutations=opts["permutations"],
+            seed=opts["seed"],
+            alpha=opts["alpha"],
+            alternative=opts["alternative"],
+        )
+        cols = _id_columns(res, opts) + [value] + [c for c in res.columns if c.startswith("lisa_")]
         return GEOJSON, feature_collection(res, cols, numberFeatures=int(len(frame)))
 
 
@@ -837,17 +1041,29 @@ class KernelDensityProcessor(AnalysisProcessor):
     TITLE = {"en": "Kernel density", "zh": "核密度分析"}
     DESCRIPTION = {
         "en": "Quartic (ArcGIS) kernel density of the points as a one-band float32 GeoTIFF in "
-              "UTM 49N; bandwidth by Silverman's rule unless given.",
-        "zh": "点要素的四次核密度（与 ArcGIS 相同），输出 UTM 49N 单波段 GeoTIFF。"}
+        "UTM 49N; bandwidth by Silverman's rule unless given.",
+        "zh": "点要素的四次核密度（与 ArcGIS 相同），输出 UTM 49N 单波段 GeoTIFF。",
+    }
     OUTPUT_MEDIA_TYPE = TIFF
     OPTIONS = (
         Option("population_field", "string", "Numeric weight per point (default: 1 each)."),
-        Option("bandwidth", "number", "Search radius in metres (default: Silverman's rule).",
-               minimum=1.0, maximum=50_000.0),
-        Option("cell_size", "number", "Pixel size in metres (default: extent / 250, at most "
-               "bandwidth / 4).", minimum=5.0, maximum=5_000.0),
-        Option("units", "string", "Density units.", "per_km2",
-               choices=("per_km2", "per_m2", "per_ha")),
+        Option(
+            "bandwidth",
+            "number",
+            "Search radius in metres (default: Silverman's rule).",
+            minimum=1.0,
+            maximum=50_000.0,
+        ),
+        Option(
+            "cell_size",
+            "number",
+            "Pixel size in metres (default: extent / 250, at most bandwidth / 4).",
+            minimum=5.0,
+            maximum=5_000.0,
+        ),
+        Option(
+            "units", "string", "Density units.", "per_km2", choices=("per_km2", "per_m2", "per_ha")
+        ),
     )
 
     def check_options(self, layer, opts):
@@ -856,8 +1072,12 @@ class KernelDensityProcessor(AnalysisProcessor):
         if bw is not None and cell is not None:
             ext = _extent_m(layer)
             if ext is not None:
-                _check_kernel(*_kernel_work(*ext, bw, cell), bw, cell,
-                              f"over the extent of {layer.id!r} ({_km(ext)})")
+                _check_kernel(
+                    *_kernel_work(*ext, bw, cell),
+                    bw,
+                    cell,
+                    f"over the extent of {layer.id!r} ({_km(ext)})",
+                )
 
     def _check_selection(self, frame, opts) -> None:
         """The raster and stencil of the selected points (default bandwidth and cell too)."""
@@ -880,8 +1100,13 @@ class KernelDensityProcessor(AnalysisProcessor):
             cell = min(side / 250.0 if side > 0 else bw / 4.0, bw / 4.0)
         pixels, visits = _kernel_work(width, height, bw, cell)
         reach = math.ceil(bw / cell) + 1
-        _check_kernel(pixels, visits + len(xy) * (2 * reach + 1) ** 2, bw, cell,
-                      f"over the {len(xy):,} selected points")
+        _check_kernel(
+            pixels,
+            visits + len(xy) * (2 * reach + 1) ** 2,
+            bw,
+            cell,
+            f"over the {len(xy):,} selected points",
+        )
 
     def run(self, opts):
         from analytics.density import kernel_density
@@ -893,9 +1118,14 @@ class KernelDensityProcessor(AnalysisProcessor):
         fd, path = tempfile.mkstemp(suffix=".tif", prefix="tianya-kde-")
         os.close(fd)
         try:
-            kernel_density(frame, path, population_field=opts["population_field"],
-                           bandwidth=opts["bandwidth"], cell_size=opts["cell_size"],
-                           units=opts["units"])
+            kernel_density(
+                frame,
+                path,
+                population_field=opts["population_field"],
+                bandwidth=opts["bandwidth"],
+                cell_size=opts["cell_size"],
+                units=opts["units"],
+            )
             with open(path, "rb") as fh:
                 return TIFF, fh.read()
         finally:
@@ -904,11 +1134,19 @@ class KernelDensityProcessor(AnalysisProcessor):
 
 def _check_kernel(pixels: int, visits: int, bandwidth: float, cell: float, where: str) -> None:
     what = f"kernel density with a {bandwidth:g} m bandwidth and {cell:g} m cells {where}"
-    _require_within(f"pixels of the {what}", pixels, "MAX_RASTER_CELLS",
-                    "use a larger cell_size or narrow the selection")
-    _require_within(f"pixel visits (pixels x kernel stencil) of the {what}", visits,
-                    "MAX_KERNEL_VISITS", "use a larger cell_size or a smaller bandwidth "
-                    f"(bandwidth / cell_size is now {bandwidth / cell:.0f})")
+    _require_within(
+        f"pixels of the {what}",
+        pixels,
+        "MAX_RASTER_CELLS",
+        "use a larger cell_size or narrow the selection",
+    )
+    _require_within(
+        f"pixel visits (pixels x kernel stencil) of the {what}",
+        visits,
+        "MAX_KERNEL_VISITS",
+        "use a larger cell_size or a smaller bandwidth "
+        f"(bandwidth / cell_size is now {bandwidth / cell:.0f})",
+    )
 
 
 class DensityClustersProcessor(AnalysisProcessor):
@@ -918,20 +1156,40 @@ class DensityClustersProcessor(AnalysisProcessor):
     TITLE = {"en": "Density-based clustering", "zh": "密度聚类"}
     DESCRIPTION = {
         "en": "HDBSCAN or DBSCAN (scikit-learn) clusters of the points, one convex or concave "
-              "hull polygon per cluster with its point count and area.",
-        "zh": "基于密度的点聚类（HDBSCAN 或 DBSCAN），每个簇输出凸包或凹包多边形。"}
+        "hull polygon per cluster with its point count and area.",
+        "zh": "基于密度的点聚类（HDBSCAN 或 DBSCAN），每个簇输出凸包或凹包多边形。",
+    }
     OPTIONS = (
-        Option("method", "string", "Clustering algorithm.", "hdbscan",
-               choices=("hdbscan", "dbscan")),
-        Option("eps", "number", "DBSCAN neighbourhood radius in metres (required for dbscan).",
-               minimum=1.0, maximum=10_000.0),
-        Option("min_samples", "integer", "Core-point neighbourhood size.", 5, minimum=1,
-               maximum=1000),
-        Option("min_cluster_size", "integer", "HDBSCAN's smallest cluster.", 10, minimum=2,
-               maximum=100_000),
+        Option(
+            "method", "string", "Clustering algorithm.", "hdbscan", choices=("hdbscan", "dbscan")
+        ),
+        Option(
+            "eps",
+            "number",
+            "DBSCAN neighbourhood radius in metres (required for dbscan).",
+            minimum=1.0,
+            maximum=10_000.0,
+        ),
+        Option(
+            "min_samples", "integer", "Core-point neighbourhood size.", 5, minimum=1, maximum=1000
+        ),
+        Option(
+            "min_cluster_size",
+            "integer",
+            "HDBSCAN's smallest cluster.",
+            10,
+            minimum=2,
+            maximum=100_000,
+        ),
         Option("hull", "string", "Cluster polygon.", "convex", choices=("convex", "concave")),
-        Option("concave_ratio", "number", "shapely.concave_hull ratio (0: most concave).", 0.3,
-               minimum=0.0, maximum=1.0),
+        Option(
+            "concave_ratio",
+            "number",
+            "shapely.concave_hull ratio (0: most concave).",
+            0.3,
+            minimum=0.0,
+            maximum=1.0,
+        ),
     )
 
     def check_options(self, layer, opts):
@@ -941,9 +1199,13 @@ class DensityClustersProcessor(AnalysisProcessor):
         if ext is not None and ext[0] * ext[1] > 0:
             share = math.pi * opts["eps"] ** 2 / (ext[0] * ext[1])
             most = math.sqrt(_limit("MAX_EPS_AREA_SHARE") * ext[0] * ext[1] / math.pi)
-            _require_within(f"the share of the extent of {layer.id!r} ({_km(ext)}) covered by an "
-                            f"eps disc of {opts['eps']:g} m", share, "MAX_EPS_AREA_SHARE",
-                            f"use an eps of at most {most:.0f} m")
+            _require_within(
+                f"the share of the extent of {layer.id!r} ({_km(ext)}) covered by an "
+                f"eps disc of {opts['eps']:g} m",
+                share,
+                "MAX_EPS_AREA_SHARE",
+                f"use an eps of at most {most:.0f} m",
+            )
 
     @staticmethod
     def _check_selection(frame, opts) -> None:
@@ -968,13 +1230,22 @@ class DensityClustersProcessor(AnalysisProcessor):
         if len(frame) < 2:
             raise InvalidParameter(f"clustering needs at least 2 points, got {len(frame)}")
         self._check_selection(frame, opts)
-        res = density_clusters(frame, opts["method"], eps=opts["eps"],
-                               min_samples=opts["min_samples"],
-                               min_cluster_size=opts["min_cluster_size"], hull=opts["hull"],
-                               concave_ratio=opts["concave_ratio"])
+        res = density_clusters(
+            frame,
+            opts["method"],
+            eps=opts["eps"],
+            min_samples=opts["min_samples"],
+            min_cluster_size=opts["min_cluster_size"],
+            hull=opts["hull"],
+            concave_ratio=opts["concave_ratio"],
+        )
         noise = int((res.points["cluster"] < 0).sum())
-        return GEOJSON, feature_collection(res.clusters, ["cluster", "count", "area_m2"],
-                                           numberFeatures=int(len(frame)), numberNoise=noise)
+        return GEOJSON, feature_collection(
+            res.clusters,
+            ["cluster", "count", "area_m2"],
+            numberFeatures=int(len(frame)),
+            numberNoise=noise,
+        )
 
 
 class EmergingHotSpotsProcessor(AnalysisProcessor):
@@ -984,62 +1255,86 @@ class EmergingHotSpotsProcessor(AnalysisProcessor):
     TITLE = {"en": "Emerging hot spot analysis", "zh": "时空热点（新兴热点）分析"}
     DESCRIPTION = {
         "en": "Space-time cube of the timestamped points, Gi* per bin and time step with space "
-              "and time-lag neighbours, Mann-Kendall trend per location, and ArcGIS's 17 "
-              "categories (new, consecutive, intensifying, persistent, diminishing, sporadic, "
-              "oscillating, historical hot/cold spots, no pattern).",
+        "and time-lag neighbours, Mann-Kendall trend per location, and ArcGIS's 17 "
+        "categories (new, consecutive, intensifying, persistent, diminishing, sporadic, "
+        "oscillating, historical hot/cold spots, no pattern).",
         "zh": "时空立方体 + 逐时段 Gi* + Mann-Kendall 趋势检验，按 ArcGIS 的 17 类时空模式"
-              "（新增、连续、加强、持续、减弱、零星、振荡、历史热点/冷点）分类。"}
+        "（新增、连续、加强、持续、减弱、零星、振荡、历史热点/冷点）分类。",
+    }
     TEMPORAL_ONLY = True
     OPTIONS = (
         Option("time_field", "string", "Datetime field (default: the layer's temporal field)."),
-        Option("cell_size", "number", "Bin size in metres.", 500.0, minimum=20.0,
-               maximum=10_000.0),
-        Option("time_step", "string", "Step length, a fixed pandas offset ('1D', '7D', '12h').",
-               "7D"),
+        Option("cell_size", "number", "Bin size in metres.", 500.0, minimum=20.0, maximum=10_000.0),
+        Option(
+            "time_step", "string", "Step length, a fixed pandas offset ('1D', '7D', '12h').", "7D"
+        ),
         Option("shape", "string", "Bin shape.", "fishnet", choices=("fishnet", "hexagon")),
-        Option("distance_band", "number", "Spatial neighbourhood in metres (default 1.5 x "
-               "cell_size).", minimum=1.0, maximum=50_000.0),
-        Option("neighborhood_time_step", "integer", "Previous steps in each bin's "
-               "neighbourhood.", 1, minimum=0, maximum=52),
+        Option(
+            "distance_band",
+            "number",
+            "Spatial neighbourhood in metres (default 1.5 x cell_size).",
+            minimum=1.0,
+            maximum=50_000.0,
+        ),
+        Option(
+            "neighborhood_time_step",
+            "integer",
+            "Previous steps in each bin's neighbourhood.",
+            1,
+            minimum=0,
+            maximum=52,
+        ),
         Option("alpha", "number", "Significance level.", 0.05, minimum=1e-6, maximum=0.5),
         Option("fdr", "boolean", "FDR correction across the cube.", True),
     )
 
     def check_options(self, layer, opts):
-        times = tuple(f.name for f in layer.fields if f.type == "datetime"
-                      and f.name in access.visible_fields(layer, self.principal))
+        times = tuple(
+            f.name
+            for f in layer.fields
+            if f.type == "datetime" and f.name in access.visible_fields(layer, self.principal)
+        )
         if opts["time_field"] is None:
             opts["time_field"] = layer.temporal
         elif opts["time_field"] not in times:
-            raise InvalidParameter(choices(opts["time_field"], times,
-                                           f"datetime field of {layer.id!r}"))
+            raise InvalidParameter(
+                choices(opts["time_field"], times, f"datetime field of {layer.id!r}")
+            )
         from analytics.emerging import _parse_step
 
         step = opts["step"] = _parse_step(opts["time_step"])  # AnalyticsError: a 400
         cells = _check_cells(layer, opts["cell_size"], opts["shape"])
         band = opts["distance_band"]
         if band is not None:
-            _require_within(f"neighbours per bin within a {band:g} m band of "
-                            f"{opts['cell_size']:g} m bins",
-                            math.pi * (band / opts["cell_size"]) ** 2,
-                            "MAX_NEIGHBOURS_PER_UNIT",
-                            "use a shorter distance_band or a larger cell_size")
+            _require_within(
+                f"neighbours per bin within a {band:g} m band of {opts['cell_size']:g} m bins",
+                math.pi * (band / opts["cell_size"]) ** 2,
+                "MAX_NEIGHBOURS_PER_UNIT",
+                "use a shorter distance_band or a larger cell_size",
+            )
         span = _time_span(layer, opts)
         if span is not None:
-            self._check_cube(span, step, cells, opts,
-                             f"the time extent of {layer.id!r}, {span[0]} .. {span[1]}")
+            self._check_cube(
+                span, step, cells, opts, f"the time extent of {layer.id!r}, {span[0]} .. {span[1]}"
+            )
 
     @staticmethod
     def _check_cube(span, step, cells: int, opts: dict, where: str) -> None:
         from analytics.emerging import count_steps
 
         steps = count_steps(span[0], span[1], step, max_steps=None)  # arithmetic, no list
-        _require_within(f"time steps of {opts['time_step']} over {where}", steps,
-                        "MAX_TIME_STEPS", "use a longer time_step or a shorter datetime "
-                        "interval")
-        _require_within(f"cells of the space-time cube ({cells:,} bins x {steps:,} steps)",
-                        cells * steps, "MAX_CUBE_CELLS", "use a larger cell_size, a longer "
-                        "time_step or a shorter datetime interval")
+        _require_within(
+            f"time steps of {opts['time_step']} over {where}",
+            steps,
+            "MAX_TIME_STEPS",
+            "use a longer time_step or a shorter datetime interval",
+        )
+        _require_within(
+            f"cells of the space-time cube ({cells:,} bins x {steps:,} steps)",
+            cells * steps,
+            "MAX_CUBE_CELLS",
+            "use a larger cell_size, a longer time_step or a shorter datetime interval",
+        )
 
     def run(self, opts):
         from analytics.emerging import emerging_hot_spots
@@ -1048,28 +1343,53 @@ class EmergingHotSpotsProcessor(AnalysisProcessor):
         frame = self.read(opts, [opts["time_field"]])
         frame = frame[frame[opts["time_field"]].notna()]
         if len(frame) < 30:
-            raise InvalidParameter(f"emerging hot spots need at least 30 timestamped points, "
-                                   f"got {len(frame)}")
+            raise InvalidParameter(
+                f"emerging hot spots need at least 30 timestamped points, got {len(frame)}"
+            )
         times = frame[opts["time_field"]]
         xy = point_coordinates(frame, stacklevel=3)
         width, height = xy.max(axis=0) - xy.min(axis=0)
         bins = min(grid_cells(width, height, opts["cell_size"], opts["shape"]), len(frame))
-        self._check_cube((times.min(), times.max()), opts["step"], bins, opts,
-                         "the selected points' time span")
-        res = emerging_hot_spots(frame, opts["time_field"], cell_size=opts["cell_size"],
-                                 time_step=opts["time_step"], shape=opts["shape"],
-                                 distance_band=opts["distance_band"],
-                                 neighborhood_time_step=opts["neighborhood_time_step"],
-                                 alpha=opts["alpha"], fdr=opts["fdr"],
-                                 max_steps=_limit("MAX_TIME_STEPS"))
-        cols = ["cell_id", "total", "category", "n_hot", "n_cold", "final_z", "trend_z",
-                "trend_p", "count_trend_z", "count_trend_p"]
+        self._check_cube(
+            (times.min(), times.max()), opts["step"], bins, opts, "the selected points' time span"
+        )
+        res = emerging_hot_spots(
+            frame,
+            opts["time_field"],
+            cell_size=opts["cell_size"],
+            time_step=opts["time_step"],
+            shape=opts["shape"],
+            distance_band=opts["distance_band"],
+            neighborhood_time_step=opts["neighborhood_time_step"],
+            alpha=opts["alpha"],
+            fdr=opts["fdr"],
+            max_steps=_limit("MAX_TIME_STEPS"),
+        )
+        cols = [
+            "cell_id",
+            "total",
+            "category",
+            "n_hot",
+            "n_cold",
+            "final_z",
+            "trend_z",
+            "trend_p",
+            "count_trend_z",
+            "count_trend_p",
+        ]
         edges = res.cube.edges
         return GEOJSON, feature_collection(
-            res.locations, cols, numberFeatures=int(len(frame)),
-            analysis={"time_steps": int(res.cube.counts.shape[1]),
-                      "start": edges[0].isoformat(), "end": edges[-1].isoformat(),
-                      "cell_size": res.cube.cell_size, "distance_band": res.distance_band})
+            res.locations,
+            cols,
+            numberFeatures=int(len(frame)),
+            analysis={
+                "time_steps": int(res.cube.counts.shape[1]),
+                "start": edges[0].isoformat(),
+                "end": edges[-1].isoformat(),
+                "cell_size": res.cube.cell_size,
+                "distance_band": res.distance_band,
+            },
+        )
 
 
 def _id_columns(gdf, opts) -> list[str]:
@@ -1080,7 +1400,6 @@ def _id_columns(gdf, opts) -> list[str]:
     if agg == "none":
         return [opts["layer"].key]
     return ["cell_id"]
-
 
 
 def check_execute_request(body: bytes | str) -> None:
@@ -1097,48 +1416,67 @@ def check_execute_request(body: bytes | str) -> None:
     try:
         text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
     except UnicodeDecodeError as err:
-        raise InvalidParameter(f"the execute request is not UTF-8 text (invalid byte at "
-                               f"position {err.start}); send a JSON object in UTF-8") from None
+        raise InvalidParameter(
+            f"the execute request is not UTF-8 text (invalid byte at "
+            f"position {err.start}); send a JSON object in UTF-8"
+        ) from None
     try:
         doc = json.loads(text)
     except RecursionError:
-        raise InvalidParameter("the execute request nests JSON too deeply to be read; send "
-                               "a JSON object with 'inputs'") from None
+        raise InvalidParameter(
+            "the execute request nests JSON too deeply to be read; send a JSON object with 'inputs'"
+        ) from None
     except ValueError as err:
-        raise InvalidParameter(f"the execute request is not valid JSON: {err}"[:300]
-                               + "; send a JSON object with 'inputs' (integers of at most "
-                               "4,300 digits)") from None
+        raise InvalidParameter(
+            f"the execute request is not valid JSON: {err}"[:300]
+            + "; send a JSON object with 'inputs' (integers of at most "
+            "4,300 digits)"
+        ) from None
     if not isinstance(doc, dict):
-        raise InvalidParameter("the execute request must be a JSON object with 'inputs' "
-                               "(and optionally 'outputs', 'response', 'subscriber')")
+        raise InvalidParameter(
+            "the execute request must be a JSON object with 'inputs' "
+            "(and optionally 'outputs', 'response', 'subscriber')"
+        )
     for name in ("inputs", "outputs"):
         if doc.get(name) is not None and not isinstance(doc[name], dict):
-            raise InvalidParameter(f"{name!r} of the execute request must be a JSON object, "
-                                   f"got {doc[name]!r}"[:300])
+            raise InvalidParameter(
+                f"{name!r} of the execute request must be a JSON object, got {doc[name]!r}"[:300]
+            )
     if doc.get("response", "raw") not in ("raw", "document"):
-        raise InvalidParameter(f"'response' must be 'raw' or 'document', got "
-                               f"{doc['response']!r}"[:300])
+        raise InvalidParameter(
+            f"'response' must be 'raw' or 'document', got {doc['response']!r}"[:300]
+        )
     sub = doc.get("subscriber")
     if sub:
         if not isinstance(sub, dict):
-            raise InvalidParameter("'subscriber' must be a JSON object with 'successUri' "
-                                   "(and optionally 'inProgressUri', 'failedUri')")
+            raise InvalidParameter(
+                "'subscriber' must be a JSON object with 'successUri' "
+                "(and optionally 'inProgressUri', 'failedUri')"
+            )
         for key in ("successUri", "inProgressUri", "failedUri"):
             if (key == "successUri" or sub.get(key) is not None) and not isinstance(
-                    sub.get(key), str):
+                sub.get(key), str
+            ):
                 raise InvalidParameter(f"subscriber {key!r} must be a URL string")
 
 
 #: The processors by process id.
 PROCESSORS: dict[str, type[AnalysisProcessor]] = {
-    cls.ID: cls for cls in (HotSpotsProcessor, OptimizedHotSpotsProcessor, LocalMoranProcessor,
-                            KernelDensityProcessor, DensityClustersProcessor,
-                            EmergingHotSpotsProcessor)
+    cls.ID: cls
+    for cls in (
+        HotSpotsProcessor,
+        OptimizedHotSpotsProcessor,
+        LocalMoranProcessor,
+        KernelDensityProcessor,
+        DensityClustersProcessor,
+        EmergingHotSpotsProcessor,
+    )
 }
 
 
 def process_resources() -> dict[str, dict]:
     """pygeoapi ``resources`` entries (``type: process``) for every analysis, by process id."""
-    return {pid: {"type": "process",
-                  "processor": {"name": f"{cls.__module__}.{cls.__name__}"}}
-            for pid, cls in PROCESSORS.items()}
+    return {
+        pid: {"type": "process", "processor": {"name": f"{cls.__module__}.{cls.__name__}"}}
+        for pid, cls in PROCESSORS.items()
+    }

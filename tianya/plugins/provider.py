@@ -22,9 +22,14 @@ from tianya import request
 from tianya.compat import pygeoapi_error
 from tianya.settings import data_location
 
-_JSON_TYPES = {"string": ("string", None), "integer": ("integer", None),
-               "number": ("number", None), "boolean": ("boolean", None),
-               "date": ("string", "date"), "datetime": ("string", "date-time")}
+_JSON_TYPES = {
+    "string": ("string", None),
+    "integer": ("integer", None),
+    "number": ("number", None),
+    "boolean": ("boolean", None),
+    "date": ("string", "date"),
+    "datetime": ("string", "date-time"),
+}
 
 
 @lru_cache(maxsize=8)
@@ -81,13 +86,28 @@ class TianyaProvider(BaseProvider):
         except TianyaError as err:
             raise pygeoapi_error(err) from None
 
-    def query(self, offset=0, limit=10, resulttype="results", bbox=None, datetime_=None,
-              properties=None, sortby=None, select_properties=None, skip_geometry=False,
-              q=None, filterq=None, crs_transform_spec=None, language=None, **kwargs):
+    def query(
+        self,
+        offset=0,
+        limit=10,
+        resulttype="results",
+        bbox=None,
+        datetime_=None,
+        properties=None,
+        sortby=None,
+        select_properties=None,
+        skip_geometry=False,
+        q=None,
+        filterq=None,
+        crs_transform_spec=None,
+        language=None,
+        **kwargs,
+    ):
         self._check_access()
         if q:
-            raise pygeoapi_error(InvalidParameter("free-text search (q) is not supported by "
-                                                  "this collection"))
+            raise pygeoapi_error(
+                InvalidParameter("free-text search (q) is not supported by this collection")
+            )
         try:
             bb = None
             if bbox:
@@ -119,8 +139,7 @@ class TianyaProvider(BaseProvider):
         except TianyaError as err:
             raise pygeoapi_error(err) from None
         if len(self.visible) != len(self.layer.fields):
-            feat["properties"] = {k: v for k, v in feat["properties"].items()
-                                  if k in self.visible}
+            feat["properties"] = {k: v for k, v in feat["properties"].items() if k in self.visible}
         return feat
 
     # writing (OGC API Features Part 4) -------------------------------------------------------
@@ -135,8 +154,12 @@ class TianyaProvider(BaseProvider):
 
         self._writable()
         try:
-            feat = cases.create_case(self.store, cases.parse_body(item), who=request.principal(),
-                                     content_crs=request.content_crs())
+            feat = cases.create_case(
+                self.store,
+                cases.parse_body(item),
+                who=request.principal(),
+                content_crs=request.content_crs(),
+            )
         except TianyaError as err:
             raise pygeoapi_error(err) from None
         return feat["id"]
@@ -147,8 +170,13 @@ class TianyaProvider(BaseProvider):
 
         self._writable()
         try:
-            cases.replace_case(self.store, str(identifier), cases.parse_body(item),
-                               who=request.principal(), content_crs=request.content_crs())
+            cases.replace_case(
+                self.store,
+                str(identifier),
+                cases.parse_body(item),
+                who=request.principal(),
+                content_crs=request.content_crs(),
+            )
         except TianyaError as err:
             raise pygeoapi_error(err) from None
         return True

@@ -67,8 +67,16 @@ class TianyaRasterProvider(RasterioProvider):
                     self._fields[str(i)]["x-ogc-unit"] = unit
         return self._fields
 
-    def query(self, properties=None, subsets=None, bbox=None, bbox_crs=4326, datetime_=None,
-              format_="json", **kwargs):
+    def query(
+        self,
+        properties=None,
+        subsets=None,
+        bbox=None,
+        bbox_crs=4326,
+        datetime_=None,
+        format_="json",
+        **kwargs,
+    ):
         subsets = dict(subsets or {})
         x, y = self.axis_labels
         if (x in subsets) != (y in subsets):  # the parent ignores a one-axis subset: complete it
@@ -82,10 +90,17 @@ class TianyaRasterProvider(RasterioProvider):
                 raise ProviderRequestEntityTooLargeError(
                     f"a CoverageJSON answer of {cells:,} cells is over the limit of "
                     f"{MAX_JSON_CELLS:,}: ask for a smaller bbox or subset, or for the native "
-                    "GeoTIFF with f=GTiff")
-        return super().query(properties=properties or [], subsets=subsets or {},
-                             bbox=bbox or [], bbox_crs=bbox_crs, datetime_=datetime_,
-                             format_=format_, **kwargs)
+                    "GeoTIFF with f=GTiff"
+                )
+        return super().query(
+            properties=properties or [],
+            subsets=subsets or {},
+            bbox=bbox or [],
+            bbox_crs=bbox_crs,
+            datetime_=datetime_,
+            format_=format_,
+            **kwargs,
+        )
 
     def _area(self, subsets: dict, bbox: list) -> tuple[float, float, float, float]:
         """The requested (west, south, east, north): the grid's bounds narrowed by the request.
@@ -97,7 +112,8 @@ class TianyaRasterProvider(RasterioProvider):
         qw, qs, qe, qn = w, s, e, n
         if bbox and (x in subsets or y in subsets):
             raise ProviderInvalidQueryError(
-                user_msg=f"bbox and a subset on {x}/{y} are exclusive: send one of them")
+                user_msg=f"bbox and a subset on {x}/{y} are exclusive: send one of them"
+            )
         try:
             if bbox:
                 qw, qs, qe, qn = (float(v) for v in bbox[:4])
@@ -106,19 +122,28 @@ class TianyaRasterProvider(RasterioProvider):
             if y in subsets:
                 qs, qn = (float(v) for v in subsets[y][:2])
         except (TypeError, ValueError):
-            raise ProviderInvalidQueryError(user_msg="bbox and subset bounds must be numbers") \
-                from None
+            raise ProviderInvalidQueryError(
+                user_msg="bbox and subset bounds must be numbers"
+            ) from None
         if not all(math.isfinite(v) for v in (qw, qs, qe, qn)):  # float() takes inf and nan
             raise ProviderInvalidQueryError(
                 user_msg=f"bbox and subset bounds must be finite numbers, got ({qw:g}, {qs:g}, "
-                f"{qe:g}, {qn:g})")
+                f"{qe:g}, {qn:g})"
+            )
         rx, ry = self.dataset.res
         # the answer holds the pixels whose centres fall inside: the box must reach one
-        if qe < w + rx / 2 or qw > e - rx / 2 or qn < s + ry / 2 or qs > n - ry / 2 \
-                or qe - qw < 0 or qn - qs < 0:
+        if (
+            qe < w + rx / 2
+            or qw > e - rx / 2
+            or qn < s + ry / 2
+            or qs > n - ry / 2
+            or qe - qw < 0
+            or qn - qs < 0
+        ):
             raise ProviderInvalidQueryError(
                 user_msg=f"the requested area ({qw:g}, {qs:g}, {qe:g}, {qn:g}) holds no cell of "
-                f"this coverage, whose extent is ({w:g}, {s:g}, {e:g}, {n:g}) in CRS84")
+                f"this coverage, whose extent is ({w:g}, {s:g}, {e:g}, {n:g}) in CRS84"
+            )
         return qw, qs, qe, qn
 
     def _cells(self, area: tuple[float, float, float, float]) -> int:

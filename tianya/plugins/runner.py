@@ -74,20 +74,42 @@ from multiprocessing import forkserver
 from layers.errors import TianyaError, TooManyRequests
 from tianya import settings as tianya_settings
 
-__all__ = ["CLIENT", "Limits", "ProcessBusy", "RunCancelled", "RunFailed", "RunLimitExceeded",
-           "Ticket", "limits", "peer_present", "reserve", "run", "run_processor", "slots_in_use",
-           "withdraw"]
+__all__ = [
+    "CLIENT",
+    "Limits",
+    "ProcessBusy",
+    "RunCancelled",
+    "RunFailed",
+    "RunLimitExceeded",
+    "Ticket",
+    "limits",
+    "peer_present",
+    "reserve",
+    "run",
+    "run_processor",
+    "slots_in_use",
+    "withdraw",
+]
 
 #: How often (s) a waiting run checks its child, its deadline and its client.
 POLL = 0.2
 #: "Is the client still there?" for the current request (set by the WSGI shell), or None.
 CLIENT: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
-    "tianya_client_present", default=None)
+    "tianya_client_present", default=None
+)
 #: Modules the forkserver imports once, so that children start ready.
-PRELOAD = ["tianya.plugins.runner", "tianya.plugins.processes", "analytics.gistar",
-           "analytics.moran", "analytics.density", "analytics.emerging", "analytics.ohsa",
-           "layers.store",
-           "layers.gpkg", "pygeoapi.plugin"]
+PRELOAD = [
+    "tianya.plugins.runner",
+    "tianya.plugins.processes",
+    "analytics.gistar",
+    "analytics.moran",
+    "analytics.density",
+    "analytics.emerging",
+    "analytics.ohsa",
+    "layers.store",
+    "layers.gpkg",
+    "pygeoapi.plugin",
+]
 
 
 class ProcessBusy(TooManyRequests):
@@ -128,10 +150,15 @@ class Limits:
     @classmethod
     def from_settings(cls, settings) -> Limits:
         """The pool's settings from a :class:`tianya.settings.Settings` (checked there)."""
-        return cls(workers=settings.process_workers, memory_mb=settings.process_memory_mb,
-                   seconds=settings.process_seconds, wait_seconds=settings.process_wait_seconds,
-                   queue=settings.process_queue, run_dir=settings.run_dir,
-                   scheduler=settings.process_scheduler or "")
+        return cls(
+            workers=settings.process_workers,
+            memory_mb=settings.process_memory_mb,
+            seconds=settings.process_seconds,
+            wait_seconds=settings.process_wait_seconds,
+            queue=settings.process_queue,
+            run_dir=settings.run_dir,
+            scheduler=settings.process_scheduler or "",
+        )
 
 
 _LIMITS: tuple[object, Limits] | None = None
@@ -149,7 +176,7 @@ def limits() -> Limits:
 
 
 def peer_present(sock) -> Callable[[], bool] | None:
-    """"Is the client still there?" for a connected socket (None: cannot tell).
+    """ "Is the client still there?" for a connected socket (None: cannot tell).
 
     The request has been read whole, so a peer that closed its end reads ``b""``; peeking
     never consumes what a pipelining client sent next.
@@ -225,10 +252,12 @@ def _slot(lim: Limits, wait: float | None, present: Callable[[], bool] | None):
         if fd is None and wait is not None:  # a synchronous run holds a server thread
             with _LOCK:
                 if _SYNC_WAITING >= lim.queue:
-                    raise ProcessBusy(f"all {lim.workers} process slots of this server are "
-                                      f"busy and {_SYNC_WAITING} runs already wait in this "
-                                      "server process (TIANYA_PROCESS_QUEUE); retry later",
-                                      retry_after=max(5, math.ceil(lim.wait_seconds)))
+                    raise ProcessBusy(
+                        f"all {lim.workers} process slots of this server are "
+                        f"busy and {_SYNC_WAITING} runs already wait in this "
+                        "server process (TIANYA_PROCESS_QUEUE); retry later",
+                        retry_after=max(5, math.ceil(lim.wait_seconds)),
+                    )
                 _SYNC_WAITING += 1
                 counted = True
         while fd is None:
@@ -239,12 +268,16 @@ def _slot(lim: Limits, wait: float | None, present: Callable[[], bool] | None):
                 if fd is not None:
                     break
             if present is not None and not present():
-                raise RunCancelled("cancelled while the run waited: the client disconnected "
-                                   "or the job was dismissed")
+                raise RunCancelled(
+                    "cancelled while the run waited: the client disconnected "
+                    "or the job was dismissed"
+                )
             if deadline is not None and time.monotonic() >= deadline:
-                raise ProcessBusy(f"all {lim.workers} process slots of this server are busy "
-                                  f"(TIANYA_PROCESS_WORKERS); retry later",
-                                  retry_after=max(5, math.ceil(lim.wait_seconds)))
+                raise ProcessBusy(
+                    f"all {lim.workers} process slots of this server are busy "
+                    f"(TIANYA_PROCESS_WORKERS); retry later",
+                    retry_after=max(5, math.ceil(lim.wait_seconds)),
+                )
             time.sleep(POLL / 2)
     finally:
         if ticket is not None:
@@ -387,8 +420,7 @@ def _child(conn, target, args: tuple, memory_mb: int, settings) -> None:
 
 
 #: Messages of a failed allocation in a library that does not raise MemoryError.
-_OUT_OF_MEMORY = ("std::bad_alloc", "Cannot allocate memory", "Unable to allocate",
-                  "out of memory")
+_OUT_OF_MEMORY = ("std::bad_alloc", "Cannot allocate memory", "Unable to allocate", "out of memory")
 
 
 def _portable(err: BaseException):
@@ -408,8 +440,15 @@ class _Remote(Exception):
         self.remote_name = name
 
 
-def run(target: Callable, args: tuple = (), *, present: Callable[[], bool] | None = None,
-        wait: float | None = -1.0, lim: Limits | None = None, on_start=None):
+def run(
+    target: Callable,
+    args: tuple = (),
+    *,
+    present: Callable[[], bool] | None = None,
+    wait: float | None = -1.0,
+    lim: Limits | None = None,
+    on_start=None,
+):
     """Run ``target(*args)`` in a child process within the limits; return its result.
 
     Parameters
@@ -450,8 +489,12 @@ def run(target: Callable, args: tuple = (), *, present: Callable[[], bool] | Non
     forkserver.ensure_running()  # the first run of a worker preloads outside any slot
     with _slot(lim, wait, present):
         rx, tx = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, name="tianya-run", daemon=True,
-                           args=(tx, target, args, lim.memory_mb, tianya_settings.current()))
+        proc = ctx.Process(
+            target=_child,
+            name="tianya-run",
+            daemon=True,
+            args=(tx, target, args, lim.memory_mb, tianya_settings.current()),
+        )
         proc.start()
         tx.close()
         if on_start is not None:
@@ -467,9 +510,11 @@ def run(target: Callable, args: tuple = (), *, present: Callable[[], bool] | Non
     if kind == "ok":
         return value
     if kind == "memory":
-        raise RunLimitExceeded(f"the run needed more than its memory limit of {lim.memory_mb} "
-                               "MB (TIANYA_PROCESS_MEMORY_MB); narrow the selection (filter, "
-                               "datetime) or use coarser inputs")
+        raise RunLimitExceeded(
+            f"the run needed more than its memory limit of {lim.memory_mb} "
+            "MB (TIANYA_PROCESS_MEMORY_MB); narrow the selection (filter, "
+            "datetime) or use coarser inputs"
+        )
     if isinstance(value, tuple):
         raise _Remote(*value)
     raise value
@@ -487,20 +532,20 @@ def _wait(proc, rx, lim: Limits, present):
             break
         if time.monotonic() > deadline:
             proc.kill()
-            raise RunLimitExceeded(f"the run took longer than its time limit of "
-                                   f"{lim.seconds:g} s (TIANYA_PROCESS_SECONDS) and was "
-                                   "stopped; narrow the selection (filter, datetime) or use "
-                                   "coarser inputs")
+            raise RunLimitExceeded(
+                f"the run took longer than its time limit of "
+                f"{lim.seconds:g} s (TIANYA_PROCESS_SECONDS) and was "
+                "stopped; narrow the selection (filter, datetime) or use "
+                "coarser inputs"
+            )
         if present is not None and not present():
             proc.kill()
-            raise RunCancelled("cancelled: the client disconnected or the job was "
-                               "dismissed")
+            raise RunCancelled("cancelled: the client disconnected or the job was dismissed")
     proc.join(5)
     code = proc.exitcode
     if code is not None and code < 0 and -code == 9:
         raise RunFailed("the run was killed (SIGKILL; out of memory on the host?)")
     raise RunFailed(f"the run's process ended without an answer (exit code {code})")
-
 
 
 # --- a Dask cluster instead of local children ----------------------------------------------------
@@ -543,17 +588,20 @@ def _run_dask(target, args: tuple, lim: Limits, present, on_start):
         while not future.done():
             time.sleep(POLL)
             if time.monotonic() > deadline:
-                raise RunLimitExceeded(f"the run took longer than its time limit of "
-                                       f"{lim.seconds:g} s (TIANYA_PROCESS_SECONDS); narrow "
-                                       "the selection (filter, datetime) or use coarser inputs")
+                raise RunLimitExceeded(
+                    f"the run took longer than its time limit of "
+                    f"{lim.seconds:g} s (TIANYA_PROCESS_SECONDS); narrow "
+                    "the selection (filter, datetime) or use coarser inputs"
+                )
             if present is not None and not present():
-                raise RunCancelled("cancelled: the client disconnected or the job was "
-                               "dismissed")
+                raise RunCancelled("cancelled: the client disconnected or the job was dismissed")
         try:
             return future.result()
         except MemoryError:
-            raise RunLimitExceeded("the run ran out of memory on the Dask cluster; narrow the "
-                                   "selection (filter, datetime) or use coarser inputs") from None
+            raise RunLimitExceeded(
+                "the run ran out of memory on the Dask cluster; narrow the "
+                "selection (filter, datetime) or use coarser inputs"
+            ) from None
         except KilledWorker:
             raise RunFailed("the Dask worker running it died (out of memory?)") from None
     finally:
@@ -665,8 +713,11 @@ def reserve() -> Ticket:
     lim = limits()
     with _LOCK:
         if _WAITING >= lim.queue + lim.workers:
-            raise ProcessBusy(f"{_WAITING} asynchronous jobs are already queued or running in "
-                              f"this server process (TIANYA_PROCESS_QUEUE={lim.queue}); retry "
-                              "later", retry_after=30)
+            raise ProcessBusy(
+                f"{_WAITING} asynchronous jobs are already queued or running in "
+                f"this server process (TIANYA_PROCESS_QUEUE={lim.queue}); retry "
+                "later",
+                retry_after=30,
+            )
         _WAITING += 1
     return Ticket()
