@@ -345,3 +345,17 @@ def test_the_tiles_links_use_the_shells_settings_not_the_environment(shell, monk
 def test_a_gpkg_shell_reaches_pygeoapi_after_its_checks(shell):
     answer, body = call(shell, request("/collections/incidents/items", query="limit=2"))
     assert answer.code == 200 and json.loads(body) == {"reached": "pygeoapi"}
+
+
+def test_a_refusal_is_answered_without_exc_info(shell):
+    # werkzeug's test client re-raises any exc_info given to start_response: a 401 from the
+    # shell's own checks used to escape as an exception there
+    seen = []
+
+    def strict(status, headers, exc_info=None):
+        if exc_info is not None:
+            raise exc_info[1].with_traceback(exc_info[2])
+        seen.append(status)
+
+    body = b"".join(shell(request("/collections/poverty_relief/items"), strict))
+    assert seen == ["401 Unauthorized"] and b"personal data" in body

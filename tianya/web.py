@@ -155,7 +155,9 @@ def guarded(environ, start_response, route, render: Callable[[TianyaError], obje
     try:
         return route(environ, start_response)
     except TianyaError as err:
-        return error_response(environ, start_response, err, render, exc_info=sys.exc_info())
+        # a refusal, not a fault: no exc_info (werkzeug's test client and some servers
+        # re-raise whatever exc_info they are given)
+        return error_response(environ, start_response, err, render)
     except Exception:  # noqa: BLE001 - the one place an unexpected fault becomes a 500
         err = internal_error(environ)
         return error_response(environ, start_response, err, render, exc_info=sys.exc_info())
