@@ -139,10 +139,16 @@ def test_a_rules_file_that_does_not_exist_is_refused(tmp_path):
 def test_every_bad_value_is_named_at_once():
     with pytest.raises(SettingsError) as err:
         Settings.from_env(
-            {"TIANYA_JOB_LIMIT": "0", "TIANYA_BODY_SECONDS": "soon", "TIANYA_LOG_LEVEL": "chatty"}
+            {"TIANYA_JOB_LIMIT": "-1", "TIANYA_BODY_SECONDS": "soon", "TIANYA_LOG_LEVEL": "chatty"}
         )
     names = [p.split(" ", 1)[0] for p in str(err.value).split("; ")]
     assert sorted(names) == ["TIANYA_BODY_SECONDS", "TIANYA_JOB_LIMIT", "TIANYA_LOG_LEVEL"]
+
+
+def test_a_job_limit_of_zero_means_no_limit():
+    # the job manager's documented meaning (tianya/plugins/jobstore.py), kept by the settings
+    s = Settings.from_env({"TIANYA_JOB_LIMIT": "0", "TIANYA_JOB_LIMIT_ANONYMOUS": "0"})
+    assert (s.job_limit, s.job_limit_anonymous) == (0, 0)
 
 
 def test_replace_and_construction_are_checked_too():
@@ -321,6 +327,7 @@ def test_serve_options_override_the_environment(started, sample_gpkg, monkeypatc
     assert (cfg.timeout, cfg.graceful_timeout, cfg.accesslog) == (120, 10, "-")
     assert "%(U)s" in cfg.access_log_format and "%(r)s" not in cfg.access_log_format
     assert "%(q)s" not in cfg.access_log_format
+    assert cfg.control_socket_disable  # no control socket shared by the servers of a host
     assert r.output.endswith(f"serving https://gis.example/tianya from {sample_gpkg}\n")
 
 

@@ -124,9 +124,9 @@ class Settings:
         "/tmp/tianya-job-results", "process job results folder", shown="`/tmp/tianya-job-results`"
     )
     job_retention_hours: float = _setting(168.0, "hours finished jobs are kept", least=0)
-    job_limit: int = _setting(4, "unfinished jobs per caller", least=1)
+    job_limit: int = _setting(4, "unfinished jobs per caller (0: no limit)", least=0)
     job_limit_anonymous: int = _setting(
-        4, "unfinished jobs of all anonymous callers together", least=1
+        4, "unfinished jobs of all anonymous callers together (0: no limit)", least=0
     )
     job_max_result_bytes: int = _setting(
         64 * 2**20,
@@ -137,7 +137,7 @@ class Settings:
         512 * 2**20,
         "bytes of stored results per caller, all "
         "anonymous callers sharing one (a result over it is not "
-        "kept, an asynchronous submission at it is a 429)",
+        "kept, an asynchronous submission at it is a 429; 0: no quota)",
         least=0,
     )
     # --- process runs
