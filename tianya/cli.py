@@ -227,6 +227,9 @@ def serve(host, port, workers, threads, data, config_path):
             "accesslog": "-",
             # no query string in the log: filters may name people, and keys must never show
             "access_log_format": '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms',
+            # gunicorn's control socket has one default path per user: two servers on a host
+            # would share it, and we do not use gunicornc
+            "control_socket_disable": True,
         },
     ).run()
 
