@@ -215,9 +215,9 @@ def build_config() -> dict:
 
 HEADER = (
     "# Generated from the layer catalogue by `tianya config`: edit layers/catalogue.py "
-    "(or tianya/config.py) and regenerate.\n# ${VAR:-default} placeholders are resolved "
-    "by pygeoapi at start-up (TIANYA_DATA, TIANYA_URL, TIANYA_JOBS, TIANYA_JOB_RESULTS,\n"
-    "# TIANYA_LOG_LEVEL).\n"
+    "(or tianya/config.py) and regenerate.\n# ${VAR:-default} placeholders are filled "
+    "from the settings (tianya/settings.py) by tianya.compat.configure\n# just before "
+    "pygeoapi reads this file: set them as TIANYA_ settings, not here.\n"
 )
 
 
