@@ -39,7 +39,7 @@ from layers.catalogue import (
     DISTRICT_CODE,
     LAYERS,
 )
-from layers.district import UTM, district_boundary
+from layers.district import TZ, UTM, district_boundary
 from layers.rules import load_rules
 from layers.worktime import WorkCalendar
 
@@ -471,7 +471,7 @@ def _incidents(rng, n: int, units, grids, buildings, land_utm) -> gpd.GeoDataFra
     closed = feedback + np.exp(rng.normal(np.log(2 * 3600), 0.5, n)).astype("timedelta64[s]")
     evaluated = closed + rng.integers(3600, 3 * 86400, n).astype("timedelta64[s]")
     now = np.datetime64(
-        dt.datetime.combine(YEAR_END + dt.timedelta(days=1), dt.time()) - dt.timedelta(hours=8), "s"
+        dt.datetime.combine(YEAR_END + dt.timedelta(days=1), dt.time()) - TZ.utcoffset(None), "s"
     )
     # ~1% stay open (stuck), and whatever is still in progress at the snapshot time
     stuck = rng.random(n) < 0.004

@@ -19,6 +19,8 @@ import numpy as np
 from layers.district import TZ
 
 WORK_WINDOWS = ((8 * 60, 12 * 60), (14 * 60, 18 * 60))  # minutes of the local day
+#: The district's UTC offset as a numpy duration (local = UTC + offset).
+_OFFSET = np.timedelta64(int(TZ.utcoffset(None).total_seconds() // 60), "m")
 HOURS_PER_DAY = sum(b - a for a, b in WORK_WINDOWS) / 60
 
 
@@ -51,7 +53,7 @@ class WorkCalendar:
         self._origin = np.datetime64(dt.datetime.combine(start, dt.time()), "m")  # local
 
     def _local_minutes(self, utc: np.ndarray) -> np.ndarray:
-        local: np.ndarray = utc.astype("datetime64[m]") + np.timedelta64(8 * 60, "m")
+        local: np.ndarray = utc.astype("datetime64[m]") + _OFFSET
         m = (local - self._origin).astype(np.int64)
         if m.size and (m.min() < 0 or m.max() >= len(self._cum) - 1):
             raise ValueError(f"instant outside the work calendar {self.start}..{self.end}")
@@ -80,7 +82,7 @@ class WorkCalendar:
             + (target - self._cum[k] * 60).astype("timedelta64[s]")
         )
         already = np.asarray(minutes) <= 0
-        out = (local - np.timedelta64(8 * 60, "m")).astype("datetime64[s]")
+        out = (local - _OFFSET).astype("datetime64[s]")
         return np.where(already, starts, out)
 
     def between(self, utc_a, utc_b) -> np.ndarray:
