@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYENV_VERSION ?= 3.12.1
 export PYENV_VERSION
 
-.PHONY: serve test install system lint bench clean
+.PHONY: serve test install system lint check bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	python3 -m venv $(VENV) || python3.12 -m venv $(VENV)
@@ -22,11 +22,19 @@ serve: install
 system:
 	bash .ci/system.sh
 
-test: install system
+test: install system check
 	eval "$$(bash .ci/postgis.sh)" && CI=$${CI:-1} $(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# The house's shape, fast, before the suite (tests/test_house.py and test_types.py check
+# the same inside it): lint, format, import contracts, types.
+check: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/bench_provider.py
