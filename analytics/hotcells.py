@@ -3,7 +3,7 @@
 :func:`gi_cells` runs the optimized hot spot analysis (:func:`analytics.ohsa.optimized_hot_spots`)
 on points in the district's UTM zone, and :func:`significant_cells` turns its fishnet into the
 table all three show: the significant cells with their count, z-score, confidence bin and the
-bin's colour and labels (:data:`GI_BINS`, ArcGIS's red/blue scheme).
+bin's colour and labels (:data:`GI_BINS`, colours from :mod:`analytics.palettes`).
 """
 
 from __future__ import annotations
@@ -14,19 +14,24 @@ import geopandas as gpd
 import pandas as pd
 
 from analytics.errors import AnalyticsError
+from analytics.palettes import GI_BIN_COLORS
 from layers.district import UTM
 
 __all__ = ["GI_BINS", "gi_cells", "significant_cells"]
 
-#: Gi* confidence bins in ArcGIS's red/blue scheme: bin → (zh, en, colour).
+#: Gi* confidence bins: bin → (zh, en, colour); the colours are
+#: :data:`analytics.palettes.GI_BIN_COLORS` (ArcGIS's red/blue scheme).
 GI_BINS = {
-    3: ("热点 99%置信度", "Hot spot, 99% confidence", "#d62f27"),
-    2: ("热点 95%置信度", "Hot spot, 95% confidence", "#ed7551"),
-    1: ("热点 90%置信度", "Hot spot, 90% confidence", "#fab984"),
-    0: ("不显著", "Not significant", "#eeeeee"),
-    -1: ("冷点 90%置信度", "Cold spot, 90% confidence", "#c0ccbe"),
-    -2: ("冷点 95%置信度", "Cold spot, 95% confidence", "#849eba"),
-    -3: ("冷点 99%置信度", "Cold spot, 99% confidence", "#4575b5"),
+    b: (zh, en, GI_BIN_COLORS[b])
+    for b, zh, en in (
+        (3, "热点 99%置信度", "Hot spot, 99% confidence"),
+        (2, "热点 95%置信度", "Hot spot, 95% confidence"),
+        (1, "热点 90%置信度", "Hot spot, 90% confidence"),
+        (0, "不显著", "Not significant"),
+        (-1, "冷点 90%置信度", "Cold spot, 90% confidence"),
+        (-2, "冷点 95%置信度", "Cold spot, 95% confidence"),
+        (-3, "冷点 99%置信度", "Cold spot, 99% confidence"),
+    )
 }
 _WHICH = ("hot", "cold", "significant")
 

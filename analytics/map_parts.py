@@ -1,0 +1,335 @@
+"""Shared folium building blocks of the maps: base map, legend, layer control, popups, output.
+
+The three maps (:mod:`analytics.map_layers`, :mod:`analytics.map_hotspots`,
+:mod:`analytics.map_choropleth`, all re-exported by :mod:`analytics.maps`) are assembled
+from these: :func:`base_map` (tiles, labels, full screen, page title), :func:`finish_map`
+(layer control, :class:`Legend` with the base map's datum note, initial view), :func:`popup`
+and :func:`geojson` for overlays, :func:`display_values`, :func:`code_colors` and
+:func:`legend_items` for catalogue-styled features, and :func:`render_html` /
+:func:`save_map` to write a map as one HTML file.
+
+This module builds HTML strings; it never imports a web framework.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import cast
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from branca.element import MacroElement
+from folium.plugins import Fullscreen
+from jinja2 import Template
+
+from analytics.basemaps import BaseMap, to_gcj02
+from analytics.basemaps import bilingual as _title
+from analytics.mapassets import finish
+from layers.catalogue import LAYERS, Layer
+from layers.district import TZ_NAME as TZ
+
+__all__ = [
+    "CENTRE",
+    "Legend",
+    "MapFile",
+    "base_map",
+    "code_colors",
+    "display_values",
+    "finish_map",
+    "geojson",
+    "layer_title",
+    "legend_items",
+    "legend_shape",
+    "map_note",
+    "popup",
+    "prepare",
+    "quiet",
+    "read_frames",
+    "render_html",
+    "save_map",
+    "to_wgs",
+]
+
+#: Centre of the district (lat, lon) for the initial view.
+CENTRE = (18.33, 109.42)
+
+
+def layer_title(layer: Layer, lang: str) -> str:
+    """The layer's title in ``lang`` (``"both"``: zh and en)."""
+    return _title(layer.zh, layer.en, lang)
+
+
+# --- Legend and title ---------------------------------------------------------------------------
+
+_LEGEND = Template("""
+{% macro html(this, kwargs) %}
+<div class="tianya-legend" style="position:absolute;z-index:1000;bottom:28px;right:10px;
+ max-height:60vh;overflow-y:auto;background:rgba(255,255,255,.92);padding:6px 10px;
+ font:12px/1.35 'Noto Sans CJK SC','Microsoft YaHei',sans-serif;border-radius:4px;
+ box-shadow:0 1px 4px rgba(0,0,0,.3)">
+{% for group, items in this.groups %}
+ <div class="tianya-legend-group" style="font-weight:bold;margin-top:4px">{{ group|e }}</div>
+ {% for label, color, shape in items %}
+ <div class="tianya-legend-item"><i style="display:inline-block;width:12px;height:12px;
+  margin-right:5px;vertical-align:-2px;background:{{ color }};border:1px solid #555;
+  {% if shape == 'circle' %}border-radius:50%{% elif shape == 'line' %}height:3px;
+  vertical-align:3px;border:0{% endif %}"></i>{{ label|e }}</div>
+ {% endfor %}
+{% endfor %}
+{% if this.note %}<div style="margin-top:4px;color:#666;max-width:240px">{{ this.note|e }}</div>
+{% endif %}
+</div>
+<div class="tianya-title" style="position:absolute;z-index:1000;top:10px;left:55px;
+ background:rgba(255,255,255,.9);padding:4px 10px;border-radius:4px;
+ font:bold 15px 'Noto Sans CJK SC','Microsoft YaHei',sans-serif">{{ this.title|e }}</div>
+{% endmacro %}
+""")
+
+
+class Legend(MacroElement):
+    """Legend box (groups of colour swatches) and title, drawn on top of the map.
+
+    Parameters
+    ----------
+    title : str
+        Map title.
+    groups : list of (str, list of (label, colour, shape))
+        ``shape`` is ``"circle"``, ``"square"`` or ``"line"``.
+    note : str, optional
+        Small print under the legend (data source, base-map datum).
+    """
+
+    _template = _LEGEND
+
+    def __init__(self, title: str, groups, note: str = ""):
+        super().__init__()
+        self._name = "TianyaLegend"
+        self.title = title
+        self.groups = groups
+        self.note = note
+
+    def render(self, **kwargs):
+        figure = cast(folium.Figure, self.get_root())
+        figure.html.add_child(folium.Element(self._template.module.html(self, kwargs)))
+
+
+# --- Frames -------------------------------------------------------------------------------------
+
+
+def read_frames(source, ids) -> dict[str, gpd.GeoDataFrame]:
+    """Frames by layer id from a dict of frames, a store, or a store location."""
+    if isinstance(source, dict):
+        return {i: source[i] for i in ids if i in source}
+    from layers.store import Store
+    from layers.stores import open_store
+
+    store = source if isinstance(source, Store) else open_store(source)
+    return {i: store.read_frame(LAYERS[i]) for i in ids if store.has_layer(LAYERS[i])}
+
+
+def to_wgs(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` in EPSG:4326 (unchanged when it is already, or has no CRS)."""
+    if frame.crs is not None and frame.crs.to_epsg() != 4326:
+        return frame.to_crs(4326)
+    return frame
+
+
+def display_values(layer: Layer, frame: pd.DataFrame, fields, lang: str) -> pd.DataFrame:
+    """Popup values: code labels in ``lang``, Beijing-time datetimes, no NaN."""
+    out = pd.DataFrame(index=frame.index)
+    for name in fields:
+        f = layer.field_map[name]
+        s = frame[name]
+        if f.codes:
+            labels = {c.code: (c.zh if not lang.startswith("en") else c.en) for c in f.codes}
+            out[name] = s.map(lambda v, lab=labels: lab.get(v, v)).astype(object)
+        elif f.type == "datetime":
+            t = pd.to_datetime(s, utc=True, format="ISO8601").dt.tz_convert(TZ)
+            out[name] = t.dt.strftime("%Y-%m-%d %H:%M").astype(object)
+        elif f.type == "number":
+            out[name] = pd.to_numeric(s, errors="coerce").round(1).astype(object)
+        else:
+            out[name] = s.astype(object)
+        out[name] = out[name].where(out[name].notna(), "")
+    return out
+
+
+def code_colors(layer: Layer, frame: pd.DataFrame) -> np.ndarray:
+    """Each row's colour: its ``style.by`` code's catalogue colour, else the layer's."""
+    by = layer.style.by
+    if by is None or by not in frame:
+        return np.full(len(frame), layer.style.color, dtype=object)
+    palette = {c.code: c.color or layer.style.color for c in layer.field(by).codes or ()}
+    return frame[by].map(palette).fillna(layer.style.color).to_numpy(dtype=object)
+
+
+def legend_items(layer: Layer, frame: pd.DataFrame, lang: str, shape: str):
+    """Legend entries (label, colour, shape) of the codes present in ``frame``."""
+    by = layer.style.by
+    if by is None or by not in frame:
+        return [(layer_title(layer, lang), layer.style.color, shape)]
+    present = set(frame[by].dropna().unique().tolist())
+    return [
+        (_title(c.zh, c.en, lang), c.color or layer.style.color, shape)
+        for c in layer.field(by).codes or ()
+        if c.code in present
+    ]
+
+
+def legend_shape(layer: Layer) -> str:
+    """``"circle"``, ``"line"`` or ``"square"``: how the layer's geometry is drawn."""
+    return {"Point": "circle", "LineString": "line", "MultiLineString": "line"}.get(
+        layer.geometry_type or "", "square"
+    )
+
+
+def geojson(frame: gpd.GeoDataFrame, **kw) -> folium.GeoJson:
+    """A folium GeoJson of ``frame`` with coordinates rounded to 1e-5° (~1 m): half the bytes."""
+    out = frame.copy()
+    out[out.geometry.name] = shapely.transform(
+        frame.geometry.to_numpy(), lambda xy: np.round(xy, 5)
+    )
+    return folium.GeoJson(out, **kw)
+
+
+def popup(fields, aliases) -> folium.GeoJsonPopup:
+    """A popup table of ``fields`` titled by ``aliases``."""
+    return folium.GeoJsonPopup(
+        fields=list(fields), aliases=list(aliases), localize=False, labels=True, max_width=360
+    )
+
+
+# --- Map scaffolding ----------------------------------------------------------------------------
+
+
+def base_map(
+    bm: BaseMap,
+    lang: str,
+    title: str,
+    tiles: Mapping[str, str] | None,
+    keys: Mapping[str, str] | None,
+) -> folium.Map:
+    """A map centred on the district with the base map's tiles, full screen and ``title``."""
+    url, labels = bm.tiles(tiles, keys)
+    m = folium.Map(
+        location=list(CENTRE), zoom_start=11, tiles=None, control_scale=True, prefer_canvas=True
+    )
+    folium.TileLayer(
+        url,
+        attr=bm.attribution,
+        name=bm.title(lang),
+        overlay=False,
+        control=True,
+        subdomains=bm.subdomains,
+        max_zoom=bm.max_zoom,
+    ).add_to(m)
+    if labels:
+        folium.TileLayer(
+            labels,
+            attr=bm.attribution,
+            name=_title("注记", "Labels", lang),
+            overlay=True,
+            control=False,
+            subdomains=bm.subdomains,
+            max_zoom=bm.max_zoom,
+        ).add_to(m)
+    Fullscreen(
+        position="topleft",
+        title=_title("全屏", "Full screen", lang),
+        title_cancel=_title("退出全屏", "Exit full screen", lang),
+    ).add_to(m)
+    cast(folium.Figure, m.get_root()).header.add_child(
+        folium.Element(
+            f"<title>{html.escape(title)}</title>"
+            '<meta charset="utf-8"><style>.leaflet-popup-content{font-family:'
+            "'Noto Sans CJK SC','Microsoft YaHei',sans-serif}</style>"
+        )
+    )
+    return m
+
+
+def prepare(frame: gpd.GeoDataFrame, bm: BaseMap) -> gpd.GeoDataFrame:
+    """``frame`` in WGS84 without empty geometries, in GCJ-02 on a GCJ-02 base map."""
+    frame = to_wgs(frame)
+    frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
+    return to_gcj02(frame) if bm.gcj02 else frame
+
+
+def map_note(bm: BaseMap, lang: str) -> str:
+    """The legend's small print: base map, datum of the overlays, synthetic data."""
+    datum = (
+        _title("叠加图层已转换为GCJ-02坐标", "overlays converted to GCJ-02", lang)
+        if bm.gcj02
+        else _title("坐标系", "coordinates", lang) + " WGS84/CGCS2000"
+    )
+    return f"{bm.title(lang)} · {datum} · " + _title(
+        "样例数据为模拟数据", "synthetic sample data", lang
+    )
+
+
+def finish_map(m: folium.Map, title: str, groups, bm: BaseMap, lang: str, bounds=None):
+    """Add the layer control and the legend, and fit the view to ``bounds``."""
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    m.add_child(Legend(title, groups, map_note(bm, lang)))
+    if bounds is not None and np.all(np.isfinite(bounds)):
+        m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
+    return m
+
+
+class quiet:
+    """Silence the UserWarnings analytics emits about reprojection inside map building."""
+
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", UserWarning)
+
+    def __exit__(self, *exc):
+        return self._w.__exit__(*exc)
+
+
+# --- Output -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MapFile:
+    """A written map: ``path``, ``size`` in bytes, ``seconds`` spent rendering and writing."""
+
+    path: str
+    size: int
+    seconds: float
+
+
+def render_html(m: folium.Map, assets: str = "inline") -> str:
+    """The map's HTML with its assets handled as :func:`analytics.mapassets.finish` says."""
+    return finish(m.get_root().render(), assets)
+
+
+def save_map(m: folium.Map, path, assets: str = "inline") -> MapFile:
+    """Write ``m`` to ``path`` as one HTML file; returns its size.
+
+    Parameters
+    ----------
+    m : folium.Map
+    path : str or path-like
+    assets : {"inline", "cdn"} or str
+        See :mod:`analytics.mapassets`; ``inline`` (default) needs no internet for Leaflet.
+
+    Returns
+    -------
+    MapFile
+    """
+    t0 = time.perf_counter()
+    text = render_html(m, assets)
+    data = text.encode("utf-8")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return MapFile(str(path), len(data), time.perf_counter() - t0)
