@@ -498,7 +498,7 @@ class GeoPackageStore(Store):
     def query(
         self, layer: Layer, q: Query, *, count: bool = True, target_crs: str | None = None
     ) -> Page:
-        self._require(layer)
+        self.require_layer(layer)
         where, params = self._where(layer, q)
         names, cols = self._select(layer, q)
         order = ", ".join(f'"{n}" {"ASC" if asc else "DESC"}' for n, asc in q.sortby)
@@ -517,7 +517,7 @@ class GeoPackageStore(Store):
         return Page(self._rows_to_features(layer, q, rows, names, target_crs), matched)
 
     def get(self, layer: Layer, key: str, *, target_crs: str | None = None) -> dict:
-        self._require(layer)
+        self.require_layer(layer)
         q = Query(limit=1)
         names, cols = self._select(layer, q)
         rows = self.con.execute(
@@ -528,7 +528,7 @@ class GeoPackageStore(Store):
         return self._rows_to_features(layer, q, rows, names, target_crs)[0]
 
     def read_frame(self, layer: Layer, q: Query | None = None) -> gpd.GeoDataFrame:
-        self._require(layer)
+        self.require_layer(layer)
         q = q or Query(limit=0)
         where, params = self._where(layer, q)
         names = [f.name for f in layer.fields] if q.properties is None else list(q.properties)
@@ -541,7 +541,7 @@ class GeoPackageStore(Store):
         return rows_to_frame(layer, names, [r[off:] for r in rows], geom)
 
     def extent(self, layer: Layer):
-        self._require(layer)
+        self.require_layer(layer)
         bbox = None
         if layer.geometry_type:
             r = self.con.execute(

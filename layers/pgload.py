@@ -132,7 +132,7 @@ def load_gpkg(
         else:
             todo = [get_layer(i) for i in layers]
             for lay in todo:
-                src._require(lay)
+                src.require_layer(lay)
         return {lay.id: load_layer(src, dst, lay, progress=progress) for lay in todo}
     finally:
         src.close()

@@ -332,6 +332,17 @@ class PostGISStore(Store):
         with self._pooled() as conn:
             yield conn
 
+    def fetch_one(self, sql: str, params: Sequence = ()) -> tuple | None:
+        """The first row of one read-only statement ``sql`` with bound ``params``.
+
+        Runs like every read of the store: the store's statement timeout, errors mapped to
+        :mod:`layers.errors` (:class:`~layers.errors.StoreUnavailable` for an outage) and one
+        retry on a fresh connection if the old one was lost.  ``sql`` uses ``%s``
+        placeholders; quote identifiers with :func:`layers.store.quote` and name tables
+        with :meth:`table`.
+        """
+        return self._read(lambda conn: conn.execute(sql, params).fetchone())
+
     def _read(self, fn):
         """Run ``fn(conn)``; retried once on a fresh connection if the old one was lost."""
         in_tx = getattr(self._local, "conn", None) is not None
@@ -658,7 +669,20 @@ class PostGISStore(Store):
             g = f"ST_FlipCoordinates({g})"
         return f"ST_AsGeoJSON({g}, 15, 0)", False
 
-    def _property_sql(self, layer: Layer, name: str, alias: str) -> str:
+    def property_sql(self, layer: Layer, name: str, alias: str = "") -> str:
+        """The SQL expression of property ``name`` as the items responses carry it.
+
+        Datetimes become RFC 3339 text in UTC and dates ``YYYY-MM-DD``; other fields are
+        the quoted column. ``alias`` prefixes the column (``"t."``).
+
+        Parameters
+        ----------
+        layer : Layer
+        name : str
+            A field of ``layer`` (:meth:`layers.catalogue.Layer.field` raises otherwise).
+        alias : str, default ""
+            Table alias with its dot, or empty.
+        """
         f = layer.field(name)
         col = f"{alias}{_ident(name)}"
         if f.type == "datetime":
@@ -689,7 +713,7 @@ class PostGISStore(Store):
             sql, python_geom = self._geometry_sql(target_crs, "r.")
             mode = "wkb" if python_geom else "json"
             cols.append("ST_AsBinary(r.geom)" if python_geom or sql is None else sql)
-        cols += [self._property_sql(layer, n, "r.") for n in names]
+        cols += [self.property_sql(layer, n, "r.") for n in names]
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         tail, tail_params = "", []
         if limit is not None:
@@ -743,7 +767,7 @@ class PostGISStore(Store):
     def query(
         self, layer: Layer, q: Query, *, count: bool = True, target_crs: str | None = None
     ) -> Page:
-        self._require(layer)
+        self.require_layer(layer)
         self._prepare_crs(target_crs)
         where, params = self._where(layer, q)
 
@@ -803,7 +827,7 @@ class PostGISStore(Store):
         return None if n > bound else int(n)
 
     def get(self, layer: Layer, key: str, *, target_crs: str | None = None) -> dict:
-        self._require(layer)
+        self.require_layer(layer)
         self._prepare_crs(target_crs)
         q = Query(limit=1)
         feats = self._read(
@@ -816,7 +840,7 @@ class PostGISStore(Store):
         return feats[0]
 
     def get_for_update(self, layer: Layer, key: str) -> dict:
-        self._require(layer)
+        self.require_layer(layer)
         with self.transaction() as conn:  # the caller's: the lock lasts until it ends
             conn.execute(
                 f"SELECT 1 FROM {self.table(layer)} WHERE {_ident(layer.key)} = %s FOR UPDATE",
@@ -825,12 +849,12 @@ class PostGISStore(Store):
         return self.get(layer, key)
 
     def read_frame(self, layer: Layer, q: Query | None = None) -> gpd.GeoDataFrame:
-        self._require(layer)
+        self.require_layer(layer)
         q = q or Query(limit=0)
         where, params = self._where(layer, q)
         names = [f.name for f in layer.fields] if q.properties is None else list(q.properties)
         cols = ["ST_AsBinary(geom)"] if layer.geometry_type else []
-        cols += [self._property_sql(layer, n, "") for n in names]
+        cols += [self.property_sql(layer, n, "") for n in names]
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         sql = f"SELECT {', '.join(cols)} FROM {self.table(layer)}{cond} ORDER BY fid"
         rows = self._read(lambda c: c.execute(sql, params).fetchall())
@@ -839,7 +863,7 @@ class PostGISStore(Store):
         return rows_to_frame(layer, names, [r[off:] for r in rows], geom)
 
     def extent(self, layer: Layer):
-        self._require(layer)
+        self.require_layer(layer)
         hit = self._extents.get(layer.id)
         if hit is not None and time.monotonic() - hit[0] < self.extent_ttl:
             return hit[1]

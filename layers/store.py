@@ -184,7 +184,12 @@ class Store(abc.ABC):
 
     # Shared SQL. -------------------------------------------------------------------------------
 
-    def _require(self, layer: Layer) -> None:
+    def require_layer(self, layer: Layer) -> None:
+        """Raise :class:`~layers.errors.NotFound` if ``layer`` is not in the store.
+
+        The message names the collection and where the store looked
+        ("collection 'x' is not in the GeoPackage /data/x.gpkg").
+        """
         if not self.has_layer(layer):
             raise NotFound(f"collection {layer.id!r} is not in {self._location()}")
 
@@ -214,7 +219,7 @@ class Store(abc.ABC):
 
     def insert(self, layer: Layer, features: Sequence[dict]) -> list[str]:
         """Add features (``{'geometry': shapely, 'properties': {...}}``); returns their keys."""
-        self._require(layer)
+        self.require_layer(layer)
         names = [f.name for f in layer.fields]
         cols = (["geom"] if layer.geometry_type else []) + [quote(n) for n in names]
         marks = ([self.geometry_param] if layer.geometry_type else []) + [self.param] * len(names)
@@ -246,7 +251,7 @@ class Store(abc.ABC):
         self, layer: Layer, key: str, properties: dict, geometry: shapely.Geometry | None = None
     ) -> None:
         """Change some properties (and optionally the geometry) of one feature."""
-        self._require(layer)
+        self.require_layer(layer)
         names = list(properties)
         for name in names:
             layer.field(name)  # refuses unknown names
@@ -267,7 +272,7 @@ class Store(abc.ABC):
 
     def delete(self, layer: Layer, key: str) -> None:
         """Remove one feature; :class:`~layers.errors.NotFound` if absent."""
-        self._require(layer)
+        self.require_layer(layer)
         sql = f"DELETE FROM {self._table(layer)} WHERE {quote(layer.key)} = {self.param}"
         if self._write_rows(layer, sql, [[key]]) == 0:
             raise NotFound(f"{layer.id} has no feature {key!r}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from layers.catalogue import LAYERS, Layer
 from layers.errors import InvalidParameter, NotFound
-from layers.store import Store
+from layers.store import Store, quote
 
 TMS = "WebMercatorQuad"
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
@@ -108,18 +108,18 @@ def render(store: Store, layer: Layer, z: int, y: int, x: int, fields: Sequence[
     -------
     Tile
     """
-    from layers.postgis import PostGISStore, _ident
+    from layers.postgis import PostGISStore
 
     if not isinstance(store, PostGISStore):
         raise NotFound(
             "vector tiles are served from the PostGIS store only (TIANYA_DATA=postgresql://…)"
         )
-    store._require(layer)
+    store.require_layer(layer)
     t = store.table(layer)
     props = [
-        f"{store._property_sql(layer, n, 't.')} AS {_ident(n)}" for n in fields if n != layer.key
+        f"{store.property_sql(layer, n, 't.')} AS {quote(n)}" for n in fields if n != layer.key
     ]
-    cols = ", ".join([f"t.{_ident(layer.key)} AS id", *props])
+    cols = ", ".join([f"t.{quote(layer.key)} AS id", *props])
     sql = (
         "WITH env AS (SELECT ST_TileEnvelope(%s, %s, %s) AS e), "
         "cand AS ("
@@ -132,9 +132,9 @@ def render(store: Store, layer: Layer, z: int, y: int, x: int, fields: Sequence[
         "FROM cand WHERE mvtgeom IS NOT NULL"
     )
     params = [z, x, y, EXTENT, BUFFER, MAX_FEATURES + 1, layer.id, EXTENT]
-    data, n = store._read(lambda conn: conn.execute(sql, params).fetchone())
+    data, n = store.fetch_one(sql, params) or (None, 0)
     truncated = n > MAX_FEATURES
     if truncated:  # re-run at the cap: the extra row only told us there were more
         params[5] = MAX_FEATURES
-        data, n = store._read(lambda conn: conn.execute(sql, params).fetchone())
+        data, n = store.fetch_one(sql, params) or (None, 0)
     return Tile(bytes(data or b""), int(n), truncated)
