@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import requests
 from conftest import KEYS, LiveServer
-
-from layers.gpkg import GeoPackageStore
+from stores import writable_copy
 
 #: A point on a unit grid in the urban core (on land, inside the district).
 URBAN = (109.4695, 18.2963)
@@ -19,16 +16,10 @@ GEOJSON = "application/geo+json"
 def copy_sample(sample_gpkg: str, name: str) -> str:
     """A private copy of the session sample GeoPackage, named ``name``.
 
-    It sits beside the sample so that every live server of the session shares
-    the sample's ``rasters/`` folder (generated once, not per server).
+    The GeoPackage case of :func:`stores.writable_copy`: the copy sits beside the sample so
+    that every live server of the session shares the sample's ``rasters/`` folder.
     """
-    GeoPackageStore(sample_gpkg).con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    dest = os.path.join(os.path.dirname(sample_gpkg), f"{name}.gpkg")
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(dest + suffix):
-            os.remove(dest + suffix)
-    shutil.copy(sample_gpkg, dest)
-    return dest
+    return writable_copy("gpkg", sample_gpkg, name)
 
 
 def feature(category="manhole_cover", coords=URBAN, channel="wechat", **props) -> dict:

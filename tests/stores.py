@@ -146,6 +146,9 @@ def writable_copy(kind: str, sample_gpkg: str, name: str) -> str:
         The session sample (the ``sample_gpkg`` fixture).
     name : str
         A short name (file name, or schema prefix).
+
+    A GeoPackage copy sits beside the sample, so that every live server of the session
+    shares the sample's ``rasters/`` folder (generated once, not per server).
     """
     from layers.gpkg import GeoPackageStore
 
