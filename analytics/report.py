@@ -38,6 +38,7 @@ from jinja2 import Template
 
 from analytics.errors import AnalyticsError
 from analytics.hotcells import gi_cells, significant_cells
+from analytics.palettes import CHART_COLORS, FEATURE_EDGE, MUTED
 from layers import supervision
 from layers.catalogue import LAYERS
 from layers.district import TZ_NAME as TZ
@@ -340,9 +341,6 @@ def _fmt(v, digits: int = 1) -> str:
 
 # --- Charts -------------------------------------------------------------------------------------
 
-#: Grey of outlines and of categories without a catalogue colour.
-_MUTED = "#90a4ae"
-
 _FONTS = [
     "Noto Sans CJK SC",
     "Noto Sans CJK JP",
@@ -380,8 +378,8 @@ def _charts(snap, wk, by, start, end, hot_cells, hs_frame, communities) -> dict[
     c = clo.value_counts().reindex(days, fill_value=0)
     fig, ax = plt.subplots(figsize=(6.4, 2.6))
     x = np.arange(7)
-    ax.bar(x - 0.2, r.to_numpy(), 0.4, label="受理 received", color="#1976d2")
-    ax.bar(x + 0.2, c.to_numpy(), 0.4, label="办结 closed", color="#43a047")
+    ax.bar(x - 0.2, r.to_numpy(), 0.4, label="受理 received", color=CHART_COLORS["received"])
+    ax.bar(x + 0.2, c.to_numpy(), 0.4, label="办结 closed", color=CHART_COLORS["closed"])
     ax.set_xticks(x, [d.strftime("%m-%d") for d in days])
     ax.legend(frameon=False)
     ax.set_title("每日受理与办结 Daily received and closed")
@@ -393,26 +391,31 @@ def _charts(snap, wk, by, start, end, hot_cells, hs_frame, communities) -> dict[
     ax.barh(
         [x["label"] for x in cats][::-1],
         [x["cases"] for x in cats][::-1],
-        color=[colors.get(x["category"], _MUTED) for x in cats][::-1],
+        color=[colors.get(x["category"], MUTED) for x in cats][::-1],
     )
     ax.set_title("按类别 By category")
     out["category"] = _png(fig)
     # by channel
     ch = by["channel"]
     fig, ax = plt.subplots(figsize=(6.4, 2.4))
-    ax.bar([x["label"] for x in ch], [x["cases"] for x in ch], color="#5c6bc0")
+    ax.bar([x["label"] for x in ch], [x["cases"] for x in ch], color=CHART_COLORS["channel"])
     ax.set_title("按来源渠道 By channel")
     out["channel"] = _png(fig)
     # 12-week trend
     wk_all = supervision.figures(snap, by="week", now=end).tail(12)
     fig, ax = plt.subplots(figsize=(6.4, 2.6))
-    ax.bar(range(len(wk_all)), wk_all["cases"], color="#90caf9", label="受理 received")
+    ax.bar(
+        range(len(wk_all)),
+        wk_all["cases"],
+        color=CHART_COLORS["weekly_received"],
+        label="受理 received",
+    )
     ax.set_xticks(range(len(wk_all)), [w[5:] for w in wk_all.index], fontsize=7)
     ax2 = ax.twinx()
     ax2.plot(
         range(len(wk_all)),
         wk_all["completion_rate"] * 100,
-        color="#2e7d32",
+        color=CHART_COLORS["completion"],
         marker="o",
         label="办结率 completion %",
     )
@@ -424,11 +427,11 @@ def _charts(snap, wk, by, start, end, hot_cells, hs_frame, communities) -> dict[
     if hot_cells is not None:
         fig, ax = plt.subplots(figsize=(6.4, 5.2))
         if communities is not None:
-            communities.to_crs(UTM).boundary.plot(ax=ax, color=_MUTED, linewidth=0.5)
+            communities.to_crs(UTM).boundary.plot(ax=ax, color=MUTED, linewidth=0.5)
         sig = significant_cells(hot_cells, "significant")
         if len(sig):
             sig.plot(ax=ax, color=sig["color"].tolist(), alpha=0.85)
-        hs_frame.to_crs(UTM).plot(ax=ax, markersize=2, color="#333333", alpha=0.5)
+        hs_frame.to_crs(UTM).plot(ax=ax, markersize=2, color=FEATURE_EDGE, alpha=0.5)
         b = hs_frame.to_crs(UTM).total_bounds
         pad = 2000
         ax.set_xlim(b[0] - pad, b[2] + pad)

@@ -1,9 +1,10 @@
 """Figures for the command-center screen (大屏): one JSON-ready dict per refresh.
 
 :func:`screen_summary` is a pure function of the incidents (and communities): today's counts,
-the overdue cases with their positions, Gi* hot spots of the last weeks and the catalogue
-colours the page needs. The shell serves it as ``/screen/summary.json``; the page reads the
-incidents themselves from the OGC API.
+the overdue cases with their positions, Gi* hot spots of the last weeks and every colour the
+page needs (catalogue code colours and :mod:`analytics.palettes`; the page has none of its
+own). The shell serves it as ``/screen/summary.json``; the page reads the incidents
+themselves from the OGC API.
 
 Only public fields are returned: the screen is shown in a hall and served to anonymous
 callers.
@@ -15,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from analytics.errors import AnalyticsError
-from analytics.hotcells import gi_cells, significant_cells
+from analytics.hotcells import GI_BINS, gi_cells, significant_cells
+from analytics.palettes import MUTED, OVERDUE
 from layers import supervision
 from layers.catalogue import LAYERS
 from layers.district import TZ_NAME as TZ
@@ -66,7 +68,9 @@ def screen_summary(
     dict
         ``day``, ``now``, ``today`` (received, closed, open, by_category), ``overdue`` (count),
         ``overdue_cases`` (list), ``week`` (supervision figures of the last 7 days),
-        ``hotspots`` (GeoJSON FeatureCollection of hot cells) and ``styles``.
+        ``hotspots`` (GeoJSON FeatureCollection of hot cells) and ``styles``: every colour the
+        page draws with (``category`` code → colour and label, ``hot_bins``: Gi* bin, colour
+        and label of the hot bins, ``overdue``, ``incident``, ``muted``).
     """
     reported = pd.to_datetime(incidents["reported_at"], utc=True, format="ISO8601")
     real_now = pd.Timestamp.now(tz="UTC")
@@ -134,12 +138,27 @@ def screen_summary(
         "hotspots": _hotspots(
             incidents[(reported >= end - pd.Timedelta(days=hotspot_days)) & (reported < end)]
         ),
-        "styles": {
-            "category": {
-                c.code: {"color": c.color, "label": c.zh if lang == "zh" else c.en}
-                for c in cat.codes or ()
-            }
+        "styles": _styles(cat, lang),
+    }
+
+
+def _styles(cat, lang: str) -> dict:
+    """Every colour the page draws with (it has none of its own): category colours from the
+    catalogue, the rest from :mod:`analytics.palettes`."""
+    return {
+        "category": {
+            c.code: {"color": c.color, "label": c.zh if lang == "zh" else c.en}
+            for c in cat.codes or ()
         },
+        # the hot bins the page draws, strongest first, as the legend lists them
+        "hot_bins": [
+            {"gi_bin": b, "color": color, "label": zh if lang == "zh" else en}
+            for b, (zh, en, color) in GI_BINS.items()
+            if b > 0
+        ],
+        "overdue": OVERDUE,
+        "incident": _INC.style.color,  # an incident whose category has no colour
+        "muted": MUTED,  # a category without a catalogue colour
     }
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import maps
+from analytics import maps, palettes
 from analytics.basemaps import to_gcj02, wgs_to_gcj
 from analytics.report import weekly_report
 from layers.catalogue import LAYERS, THEMATIC
@@ -506,6 +506,14 @@ def test_screen_live(browser, live_server, sample_data):
         assert len(p.texts("#overdue li")) == min(overdue, 30)
         overlays = p.texts(".leaflet-control-layers-overlays label")
         assert len(overlays) == 3
+        # the legend's colours come from the summary (analytics.palettes), not the script
+        swatches = p.page.eval_on_selector_all(
+            ".screen-legend i", "els => els.map(e => e.style.backgroundColor)"
+        )
+        want = [*(palettes.GI_BIN_COLORS[b] for b in (3, 2, 1)), palettes.OVERDUE]
+        assert swatches == [
+            "rgb({}, {}, {})".format(*(int(c[i : i + 2], 16) for i in (1, 3, 5))) for c in want
+        ]
         assert p.errors == [], p.errors
         p.screenshot_not_blank()
     finally:

@@ -1,5 +1,7 @@
 /* Command-center screen: Leaflet map of incidents from the OGC API plus the summary figures.
- * Query parameters: date=YYYY-MM-DD (the day shown as "today"), refresh=seconds (default 60). */
+ * Query parameters: date=YYYY-MM-DD (the day shown as "today"), refresh=seconds (default 60).
+ * Colours come from the summary's "styles" (analytics/screen.py: the catalogue's code colours
+ * and analytics/palettes.py); the page has none of its own beyond its chrome (screen.css). */
 (function () {
   "use strict";
   var params = new URLSearchParams(window.location.search);
@@ -26,13 +28,10 @@
     "超期案件 Overdue cases": layers.overdue
   }, { collapsed: false }).addTo(map);
   var legend = L.control({ position: "bottomleft" });
+  var legendDiv = null;
   legend.onAdd = function () {
-    var div = L.DomUtil.create("div", "screen-legend");
-    div.innerHTML = '<div><i style="background:#d62f27"></i>热点 99% Hot spot</div>' +
-      '<div><i style="background:#ed7551"></i>热点 95% Hot spot</div>' +
-      '<div><i style="background:#fab984"></i>热点 90% Hot spot</div>' +
-      '<div><i style="background:#ff1744;border-radius:50%"></i>超期 Overdue</div>';
-    return div;
+    legendDiv = L.DomUtil.create("div", "screen-legend");
+    return legendDiv;
   };
   legend.addTo(map);
 
@@ -44,9 +43,19 @@
   function pct(v) { return v == null ? "—" : (v * 100).toFixed(1) + "%"; }
   function text(id, v) { document.getElementById(id).textContent = v; }
 
+  // the legend from the summary's colours: the hot Gi* bins drawn, then overdue cases
+  function drawLegend(st) {
+    legendDiv.innerHTML = st.hot_bins.map(function (b) {
+      return '<div><i style="background:' + esc(b.color) + '"></i>' + esc(b.label) + "</div>";
+    }).join("") + '<div><i style="background:' + esc(st.overdue) +
+      ';border-radius:50%"></i>超期 Overdue</div>';
+  }
+
   function drawSummary(s) {
     state.day = s.day;
+    state.palette = s.styles;
     state.styles = s.styles.category;
+    drawLegend(s.styles);
     text("k-received", s.today.received);
     text("k-closed", s.today.closed);
     text("k-open", s.today.open);
@@ -56,7 +65,7 @@
     text("day", "日期 " + s.day);
     var cats = document.getElementById("categories");
     cats.innerHTML = s.today.by_category.map(function (c) {
-      var color = (state.styles[c.category] || {}).color || "#90a4ae";
+      var color = (state.styles[c.category] || {}).color || s.styles.muted;
       return '<li><i style="background:' + esc(color) + '"></i>' + esc(c.label) +
         " " + c.cases + "</li>";
     }).join("");
@@ -74,7 +83,8 @@
     });
     layers.overdue.clearLayers();
     s.overdue_cases.forEach(function (c) {
-      L.circleMarker([c.lat, c.lon], { radius: 8, color: "#ff1744", weight: 3, fill: false })
+      L.circleMarker([c.lat, c.lon], { radius: 8, color: s.styles.overdue, weight: 3,
+        fill: false })
         .bindPopup(esc(c.title) + "<br>" + esc(c.case_no) + "<br>超期 " + c.overdue_h + " h")
         .addTo(layers.overdue);
     });
@@ -98,8 +108,9 @@
       var p = f.properties;
       var st = state.styles[p.category] || {};
       var c = f.geometry.coordinates;
+      // edged in the page's background (screen.css) so dense dots stay apart
       L.circleMarker([c[1], c[0]], { radius: 4, color: "#0b1a2e", weight: 1,
-        fillColor: st.color || "#e53935", fillOpacity: 0.9 })
+        fillColor: st.color || state.palette.incident, fillOpacity: 0.9 })
         .bindPopup(esc(p.title) + "<br>" + esc(st.label || p.category) + " · " + esc(p.case_no))
         .addTo(layers.incidents);
     });
