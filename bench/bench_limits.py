@@ -3,7 +3,7 @@
 Starts ``tianya serve`` (gunicorn, ``--workers``) on the sample GeoPackage, then for
 ``--seconds`` runs ``--clients`` clients that each submit, one after the other, the heaviest
 kernel density the budgets allow (cell_size 50 m and the largest bandwidth whose pixel visits
-fit :data:`tianya.plugins.processes.MAX_KERNEL_VISITS`), while a probe client requests
+fit :data:`tianya.plugins.budgets.MAX_KERNEL_VISITS`), while a probe client requests
 ``GET /collections/incidents/items?limit=1`` every ``--probe-interval`` seconds.  A sampler
 records the resident memory of every run process (the children of the workers'
 forkservers) every 20 ms.
@@ -54,16 +54,17 @@ def sample_data(folder: Path) -> str:
 
 def heaviest_kde(gpkg: str, cell: float = 50.0) -> dict:
     """The largest bandwidth (50 m steps) whose kernel work fits the budgets at ``cell``."""
-    from tianya.plugins import processes as P
+    from layers.catalogue import LAYERS
+    from tianya.plugins import budgets as B
     from tianya.settings import Settings, use
 
     use(Settings.from_env(data=gpkg))
 
-    width, height = P._extent_m(P.LAYERS["incidents"])
+    width, height = B.extent_m(LAYERS["incidents"])
     best = None
     for bw in range(100, 20_000, 50):
-        pixels, visits = P._kernel_work(width, height, bw, cell)
-        if pixels > P.MAX_RASTER_CELLS or visits > P.MAX_KERNEL_VISITS:
+        pixels, visits = B.kernel_work(width, height, bw, cell)
+        if pixels > B.MAX_RASTER_CELLS or visits > B.MAX_KERNEL_VISITS:
             break
         best = bw
     return {"collection": "incidents", "cell_size": cell, "bandwidth": best}

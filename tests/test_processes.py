@@ -568,3 +568,31 @@ def test_processes_in_server_config():
         assert resources[pid] == entry
         assert entry["processor"]["name"].endswith(PROCESSORS[pid].__name__)
     assert build_config()["server"]["manager"]["name"] == "tianya.plugins.jobs.JobManager"
+
+
+def test_configured_processor_names_load_the_registered_classes():
+    """``server_config.yml`` names ``tianya.plugins.processes.<Class>``: pygeoapi's loader
+    gets the very class the registry holds, wherever the class is defined."""
+    from pygeoapi.plugin import load_plugin
+
+    from tianya.plugins.processes import PROCESSORS, process_resources
+
+    for pid, entry in process_resources().items():
+        processor = load_plugin("process", {**entry["processor"]})
+        assert type(processor) is PROCESSORS[pid]
+        assert processor.metadata["id"] == pid
+
+
+def test_the_processes_code_is_in_modules_under_600_lines():
+    """The processes' code, split by what it does (issue 12: no module over 600 lines)."""
+    import importlib
+    import inspect
+
+    from tianya.plugins.processes import PROCESSORS
+
+    modules = {"tianya.plugins.processes", "tianya.plugins.options", "tianya.plugins.budgets"}
+    modules |= {cls.__module__ for cls in PROCESSORS.values()}
+    modules |= {cls.__mro__[1].__module__ for cls in PROCESSORS.values()}
+    for name in sorted(modules):
+        lines = len(inspect.getsource(importlib.import_module(name)).splitlines())
+        assert lines < 600, f"{name} has {lines} lines"

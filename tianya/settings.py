@@ -154,7 +154,7 @@ class Settings:
         "a Dask scheduler address: runs go there instead of local child processes",
         shown="none",
     )
-    # --- work budgets of the analysis processes (tianya.plugins.processes)
+    # --- work budgets of the analysis processes (tianya.plugins.budgets)
     max_grid_cells: int = _setting(250_000, "fishnet squares or hexagons a run may build", least=1)
     max_raster_cells: int = _setting(4_000_000, "pixels of a density surface", least=1)
     max_kernel_visits: int = _setting(

@@ -27,7 +27,7 @@ from geodata.rasters import SCENARIOS, default_dir, raster_files
 from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, choices
 from tianya import settings as tianya_settings
-from tianya.plugins.processes import Option
+from tianya.plugins.options import Option
 
 __all__ = ["PROCESS_ID", "ExposureProcessor", "process_resource"]
 

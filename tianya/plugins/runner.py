@@ -100,6 +100,11 @@ CLIENT: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextV
 #: Modules the forkserver imports once, so that children start ready.
 PRELOAD = [
     "tianya.plugins.runner",
+    "tianya.plugins.options",
+    "tianya.plugins.budgets",
+    "tianya.plugins.analysis",
+    "tianya.plugins.hotspots",
+    "tianya.plugins.density",
     "tianya.plugins.processes",
     "analytics.gistar",
     "analytics.moran",
