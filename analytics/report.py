@@ -323,6 +323,23 @@ class WeeklyReport:
     html: str
     charts: dict = field(default_factory=dict, repr=False)
 
+    def summary(self) -> str:
+        """One line for a terminal: the week's days, and each rate named with its as-of.
+
+        Examples
+        --------
+        ``2026-W47 (2026-11-16 – 2026-11-22): received 138, closed in week 104, completion by
+        week end 48.6% as of 2026-11-22 24:00, overdue 23``
+        """
+        f = self.figures
+        return (
+            f"{self.week} ({f['first_day']} – {f['last_day']}"
+            + (", partial week" if f["partial_week"] else "")
+            + f"): received {f['received']}, closed in week {f['closed']}, "
+            f"{DEFINITIONS['completion_rate']['en'].lower()} {_pct(f['completion_rate'])} "
+            f"as of {f['as_of_text']}, overdue {f['overdue_total']}"
+        )
+
     def pdf(self, path) -> str:
         """Write the report as PDF with WeasyPrint (``pip install weasyprint``)."""
         try:

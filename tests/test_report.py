@@ -331,3 +331,13 @@ def test_charts_do_not_overlap(w47, monkeypatch):
 def test_week_after_the_data_is_refused(inc):
     with pytest.raises(AnalyticsError, match="2026-11-22"):
         weekly_report(inc, week="2026-W50", charts=False)
+
+
+def test_summary_line_names_definition_and_as_of(inc, w47):
+    """The terminal line (for ``tianya report``) prints the days and the rate's definition."""
+    _, start, end = _week("2026-W47")
+    wk = inc[(inc["reported_at"] >= start) & (inc["reported_at"] < end)]
+    line = w47.summary()
+    assert line.startswith("2026-W47 (2026-11-16 – 2026-11-22): ")
+    assert f"received {len(wk)}," in line
+    assert f"completion by week end {_done_by(wk, end).mean():.1%} as of 2026-11-22 24:00" in line
