@@ -19,11 +19,12 @@ once issued, so its rate must be taken at the same horizon for every week and mu
 afterwards. The report's completion rate is therefore the **completion by week end** (当周办结率):
 the share of the week's cases completed (核查结案 or 综合评价) by Sunday 24:00 of that week.
 It is the rate of the overview, the group tables, the week-over-week table, public opinion
-and the trend chart's solid line: they agree. The same cases' **completion as of the data
-day** (截至数据日办结率) rises towards 100 % as older weeks' cases get closed; it is printed
-next to it (labelled, dashed in the trend) to follow up earlier weeks, never compared across
-weeks. (Before issue 13 the trend plotted the latter under the plain name 办结率: 2026-W46
-showed 99 % in the chart and 67.0 % in the table.)
+and the trend chart's solid line: they agree. The same cases' **completion to date**
+(累计办结率, taken at the report's instant ``as_of``: for the latest week the data day) rises
+towards 100 % as older weeks' cases get closed; it is printed next to it (labelled, dashed in
+the trend) to follow up earlier weeks, never compared across weeks. (Before issue 13 the
+trend plotted the latter under the plain name 办结率: 2026-W46 showed 99 % in the chart
+and 67.0 % in the table.)
 
 Every rate comes from :mod:`layers.supervision` (one definition for the API, the screen and
 the report), computed on the state of the cases at an instant (:func:`snapshot`): timestamps
@@ -102,11 +103,13 @@ DEFINITIONS: dict[str, dict[str, str]] = {
         "week over week, public opinion and the trend's solid line.",
     },
     "completion_rate_as_of": {
-        "zh": "截至数据日办结率",
-        "en": "Completion as of the data day",
-        "zh_text": "同一周受理的案件截至数据日的办结占比。往周案件随时间推移陆续办结，"
+        "zh": "累计办结率",
+        "en": "Completion to date",
+        "zh_text": "同一周受理的案件截至本报告统计时点(本周日24:00，数据未到周末时为数据日)"
+        "的办结占比。往周案件随时间推移陆续办结，"
         "此比率趋近100%，只用于跟踪往周案件的后续办结(趋势图虚线)，不作周间比较。",
-        "en_text": "share of the same week's cases completed by the data day. It rises "
+        "en_text": "share of the same week's cases completed by this report's instant "
+        "(Sunday 24:00 of the report week, or the data day if the data stop earlier). It rises "
         "towards 100 % for older weeks as their cases get completed: a follow-up of earlier "
         "weeks (the trend's dashed line), not a comparison between weeks.",
     },
@@ -731,11 +734,12 @@ table{border-collapse:collapse;width:100%;font-size:12px;margin:6px 0}
 caption{text-align:left;color:#666;font-size:11px;padding:2px 0}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
 th:first-child,td:first-child{text-align:left}
+#overdue :is(th,td),#opinion-cases :is(th,td){text-align:left}
 .kpi{display:flex;gap:10px;flex-wrap:wrap}
 .kpi div{border:1px solid #ddd;border-radius:6px;padding:8px 12px;min-width:120px}
 .kpi b{display:block;font-size:22px}
 .small,.en,.asof{color:#666;font-size:11px}
-.en{display:block}
+.en,.asof{display:block}
 dl.defs{font-size:12px;margin:4px 0}dl.defs dt{font-weight:bold;margin-top:4px}
 dl.defs dd{margin:0 0 0 14px}
 img{max-width:100%}
@@ -757,10 +761,10 @@ img{max-width:100%}
 <dt id="def-{{ key }}">{{ d[key].zh }} {{ d[key].en }}</dt>
 <dd>{{ d[key].zh_text }}<br>{{ d[key].en_text }}</dd>{% endfor %}
 <dt>为何采用当周办结率 Why completion by week end</dt>
-<dd>周报用于周与周、部门与部门比较和督办，比率须在同一时点计算且发出后不变；截至数据日办结率对往周总是更高
+<dd>周报用于周与周、部门与部门比较和督办，比率须在同一时点计算且发出后不变；累计办结率对往周总是更高
  (往周案件已有更多时间办理)，故只作跟踪。A weekly report compares weeks and departments and is a
  record once issued: its rate must be taken at the same horizon every week and never change
- afterwards. The rate as of the data day is always higher for older weeks (their cases had
+ afterwards. Completion to date is always higher for older weeks (their cases had
  more time), so it is shown for follow-up only.</dd>
 </dl>
 <h2>一、总体情况 Overview</h2>

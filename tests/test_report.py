@@ -2,8 +2,9 @@
 
 Everything expected here is computed with pandas from the raw incidents of the sample (never
 with :mod:`analytics.report` or :mod:`layers.supervision`): the ISO week's Beijing days, the
-completion by week end and as of the data day, and the catalogue labels that must stand where
-codes of code lists used to. The charts are checked for overlapping text, legends and bars.
+completion by week end and to date (as of the data day), and the catalogue labels that must
+stand where codes of code lists used to. The charts are checked for overlapping text, legends
+and bars.
 """
 
 from __future__ import annotations
@@ -130,8 +131,8 @@ def test_week_range_in_beijing_days(inc, sample_data, week):
 def test_completion_by_week_end_and_as_of_data_day(inc, w47):
     """The overview's 67.0 % and the trend's ~99 % for W46 were two definitions under one name.
 
-    The report's rate is completion by week end; completion as of the data day is labelled as
-    such. Overview, week-over-week table and trend chart plot the same numbers.
+    The report's rate is completion by week end; completion to date (as of the data day) is
+    labelled as such. Overview, week-over-week table and trend chart plot the same numbers.
     """
     f = w47.figures
     data_end = _data_day_end(inc)
@@ -165,7 +166,7 @@ def test_completion_by_week_end_and_as_of_data_day(inc, w47):
     )
     legend = [t.get_text() for t in w47.charts["trend"].legends[0].get_texts()]
     assert any("当周办结率 Completion by week end" in t for t in legend)
-    assert any("截至数据日办结率" in t and "2026-11-22 24:00" in t for t in legend)
+    assert any("累计办结率 Completion to date" in t and "2026-11-22 24:00" in t for t in legend)
     # the document: the W46 cell of the by-week-end row is 67.0 %, the as-of row 99.x %
     soup = _text(w47.html)
     row = [td.get_text(" ", strip=True) for td in soup.select("#wow-completion td")]
@@ -176,7 +177,7 @@ def test_completion_by_week_end_and_as_of_data_day(inc, w47):
     kpi = soup.select_one("#completion_rate").parent.get_text(" ", strip=True)
     assert "当周办结率 Completion by week end" in kpi and "as of 2026-11-22 24:00" in kpi
     defs = soup.select_one("#definitions").get_text(" ", strip=True)
-    assert "当周办结率 Completion by week end" in defs and "截至数据日办结率" in defs
+    assert "当周办结率 Completion by week end" in defs and "累计办结率 Completion to date" in defs
 
 
 def test_every_rate_states_its_as_of(w47):
@@ -302,11 +303,24 @@ def _overlap(a, b, tol: float = 0.5) -> bool:
     return min(a.x1, b.x1) - max(a.x0, b.x0) > tol and min(a.y1, b.y1) - max(a.y0, b.y0) > tol
 
 
-def test_charts_do_not_overlap(w47, monkeypatch):
+@pytest.mark.parametrize("week", ["2026-W47", "2026-W01", "2026-W40"])
+def test_charts_do_not_overlap(sample_data, week, monkeypatch):
+    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    assert set(w47.charts) == {"daily", "trend", "channel", "category", "hotspots"}
-    for name, fig in w47.charts.items():
+    rep = weekly_report(
+        sample_data["incidents"], sample_data["communities"], week, keep_charts=True
+    )
+    assert set(rep.charts) == {"daily", "trend", "channel", "category", "hotspots"}
+    try:
+        _no_overlap(rep.charts, monkeypatch, Rectangle)
+    finally:
+        for fig in rep.charts.values():
+            plt.close(fig)
+
+
+def _no_overlap(charts, monkeypatch, Rectangle) -> None:
+    for name, fig in charts.items():
         texts = _drawn(fig, monkeypatch)
         r = fig.canvas.get_renderer()
         boxes = [(t.get_text(), t.get_window_extent(r)) for t in texts]
