@@ -1,8 +1,19 @@
 """The community choropleth: communities shaded by case density, completion rate and overdue share.
 
 :func:`community_measures` computes the figures (from :mod:`layers.supervision`),
-:func:`choropleth_map` draws each :data:`MEASURES` entry as an overlay in quantile classes
-of its ColorBrewer ramp (:mod:`analytics.palettes`). Re-exported by :mod:`analytics.maps`.
+:func:`choropleth_map` draws each :data:`MEASURES` entry as an overlay in up to five
+classes of its ColorBrewer ramp (:mod:`analytics.palettes`). Re-exported by
+:mod:`analytics.maps`.
+
+Class breaks are Jenks natural breaks (:func:`natural_breaks`, Fisher's exact optimisation),
+the default classification of ArcGIS and one of QGIS's graduated modes: the district has
+a few dozen communities whose case densities and shares are skewed (many near zero, a few
+high), and natural breaks put the class limits in the gaps of that distribution. Quantiles
+(the previous choice) split tied values and lump the long tail into one class, so two
+communities with the same rate could get different colours. When a measure has fewer
+distinct values than classes, each value is a class of its own, and the ramp's colours are
+spread over the classes there are (never only its lightest ones). The legend names the
+method and each class's range and count of communities.
 """
 
 from __future__ import annotations
@@ -17,12 +28,21 @@ import pandas as pd
 from analytics.basemaps import basemap
 from analytics.basemaps import bilingual as _title
 from analytics.errors import AnalyticsError
-from analytics.map_parts import base_map, finish_map, geojson, popup, prepare, to_wgs
+from analytics.map_parts import (
+    PANE_OF,
+    base_map,
+    community_layer,
+    finish_map,
+    geojson,
+    popup,
+    prepare,
+    to_wgs,
+)
 from analytics.palettes import CHOROPLETH_EDGE, GREENS_5, NO_DATA, ORANGES_5, REDS_5
 from layers import supervision
 from layers.district import UTM
 
-__all__ = ["MEASURES", "choropleth_map", "community_measures"]
+__all__ = ["MEASURES", "choropleth_map", "community_measures", "natural_breaks"]
 
 #: Choropleth measures: column → (zh, en, format, colour ramp low → high).
 MEASURES = {
@@ -84,11 +104,73 @@ def community_measures(
     return out
 
 
-def _classes(values: pd.Series, k: int = 5) -> np.ndarray:
-    v = values.dropna().to_numpy(dtype=float)
-    if len(v) == 0:
-        return np.zeros(k + 1)
-    return np.unique(np.quantile(v, np.linspace(0, 1, k + 1)))
+def natural_breaks(values, k: int = 5) -> np.ndarray:
+    """Jenks natural breaks: the upper limit of each of ``k`` classes.
+
+    Fisher's (1958) exact dynamic programme: the grouping of the sorted values into ``k``
+    contiguous classes with the least total within-class sum of squared deviations (what
+    ArcGIS's *Natural Breaks (Jenks)* and QGIS's *Natural Breaks (Jenks)* approximate or
+    compute). O(k·n²), meant for tens to a few thousand values (communities, not points).
+
+    Parameters
+    ----------
+    values : array-like of float
+        NaN are ignored.
+    k : int, default 5
+        Number of classes; fewer when there are fewer distinct values.
+
+    Returns
+    -------
+    ndarray
+        Increasing upper limits, one per class, the last being the maximum (empty when
+        there are no values). A value belongs to the first class whose limit it does not
+        exceed.
+
+    Examples
+    --------
+    >>> natural_breaks([1, 2, 3, 10, 11, 12, 30], k=3).tolist()
+    [3.0, 12.0, 30.0]
+    >>> natural_breaks([0, 0, 0, 0.5], k=5).tolist()
+    [0.0, 0.5]
+    """
+    v = np.sort(np.asarray(values, dtype=float))
+    v = v[~np.isnan(v)]
+    distinct = np.unique(v)
+    if len(distinct) <= k:
+        return distinct
+    n = len(v)
+    s1 = np.concatenate([[0.0], np.cumsum(v)])
+    s2 = np.concatenate([[0.0], np.cumsum(v * v)])
+
+    def ssd(i, j):  # sum of squared deviations of v[i:j] (vectorised over i)
+        m = j - i
+        return s2[j] - s2[i] - (s1[j] - s1[i]) ** 2 / m
+
+    # cost[c, j]: best cost of v[:j] in c + 1 classes; start[c, j]: where its last class begins
+    cost = np.full((k, n + 1), np.inf)
+    start = np.zeros((k, n + 1), dtype=np.int64)
+    j = np.arange(1, n + 1)
+    cost[0, 1:] = ssd(np.zeros(n, dtype=np.int64), j)
+    for c in range(1, k):
+        for jj in range(c + 1, n + 1):
+            i = np.arange(c, jj)
+            total = cost[c - 1, i] + ssd(i, jj)
+            best = int(np.argmin(total))
+            cost[c, jj] = total[best]
+            start[c, jj] = i[best]
+    limits = []
+    jj = n
+    for c in range(k - 1, -1, -1):
+        limits.append(v[jj - 1])
+        jj = start[c, jj]
+    return np.unique(limits)  # a tie split across two classes would repeat a limit
+
+
+def _spread(ramp, k: int) -> list[str]:
+    """``k`` colours spread over ``ramp`` from its lightest to its darkest."""
+    if k <= 1:
+        return [ramp[len(ramp) // 2]]
+    return [ramp[int(round(i))] for i in np.linspace(0, len(ramp) - 1, k)]
 
 
 def choropleth_map(
@@ -104,8 +186,10 @@ def choropleth_map(
 ) -> folium.Map:
     """Communities shaded by case density, completion rate and overdue share.
 
-    Each measure is one overlay (the first shown), in quantile classes with a legend of the
-    class breaks; popups show every measure.
+    Each measure is one overlay (the first shown), in Jenks natural-breaks classes
+    (:func:`natural_breaks`; the module docstring says why) with a legend of each class's
+    range and number of communities; popups show every measure. The communities' outlines
+    and names are an overlay of their own above the measures.
 
     Parameters
     ----------
@@ -135,18 +219,21 @@ def choropleth_map(
     for mkey, (_, _, fmt, _) in MEASURES.items():
         shown[mkey] = [fmt.format(v) if pd.notna(v) else "—" for v in data[mkey]]
     groups = []
+    method = _title("自然断点(Jenks)分级", "natural breaks (Jenks)", lang)
     for i, mkey in enumerate(measures):
         zh, en, fmt, ramp = MEASURES[mkey]
         name = _title(zh, en, lang)
-        breaks = _classes(data[mkey])
-        idx = np.clip(
-            np.searchsorted(breaks, data[mkey].to_numpy(dtype=float), "right") - 1,
-            0,
-            max(len(breaks) - 2, 0),
+        values = data[mkey].to_numpy(dtype=float)
+        limits = natural_breaks(values)
+        k = len(limits)
+        colors = _spread(ramp, k)
+        has = ~np.isnan(values)
+        idx = np.clip(np.searchsorted(limits, values, side="left"), 0, max(k - 1, 0))
+        fill = np.array(
+            [colors[j] if ok else NO_DATA for j, ok in zip(idx, has, strict=True)], dtype=object
         )
-        colors = np.where(data[mkey].notna(), [ramp[min(j, len(ramp) - 1)] for j in idx], NO_DATA)
         gj = gpd.GeoDataFrame(
-            {**shown, "_color": colors}, geometry=data.geometry.to_numpy(), crs=4326
+            {**shown, "_color": fill}, geometry=data.geometry.to_numpy(), crs=4326
         )
         fg = folium.FeatureGroup(name=name, overlay=True, show=i == 0)
         geojson(
@@ -165,12 +252,21 @@ def choropleth_map(
                     *[_title(v[0], v[1], lang) for v in MEASURES.values()],
                 ],
             ),
-            tooltip=folium.GeoJsonTooltip(["name"], labels=False),
+            pane=PANE_OF["square"],
         ).add_to(fg)
         fg.add_to(m)
-        items = [
-            (f"{fmt.format(lo)} – {fmt.format(hi)}", ramp[min(j, len(ramp) - 1)], "square")
-            for j, (lo, hi) in enumerate(zip(breaks[:-1], breaks[1:], strict=True))
-        ]
-        groups.append((name, items))
+        items = []
+        for j in range(k):
+            members = values[has & (idx == j)]
+            lo = members.min() if len(members) else limits[j]
+            span = (
+                fmt.format(lo) if lo == limits[j] else f"{fmt.format(lo)} – {fmt.format(limits[j])}"
+            )
+            items.append((f"{span} ({len(members)})", colors[j], "square"))
+        if not has.all():
+            items.append(
+                (_title("无数据", "no data", lang) + f" ({int((~has).sum())})", NO_DATA, "square")
+            )
+        groups.append((f"{name} · {method}", items, fg))
+    community_layer(data, lang, dashed=False).add_to(m)
     return finish_map(m, title, groups, bm, lang, data.total_bounds)

@@ -22,10 +22,11 @@ from analytics.basemaps import bilingual as _title
 from analytics.errors import AnalyticsError
 from analytics.hotcells import GI_BINS, significant_cells
 from analytics.map_parts import (
+    PANE_OF,
     base_map,
+    community_layer,
     finish_map,
     geojson,
-    layer_title,
     popup,
     prepare,
     quiet,
@@ -37,10 +38,8 @@ from analytics.palettes import (
     KDE_HIGH,
     KDE_LOW,
     NO_PATTERN,
-    OUTLINE,
     UNCLASSIFIED,
 )
-from layers.catalogue import LAYERS
 from layers.district import UTM
 
 __all__ = ["EMERGING_COLORS", "GI_BINS", "hotspot_map"]
@@ -153,14 +152,7 @@ def hotspot_map(
     groups = []
     notes = []
     if communities is not None:
-        comm = prepare(communities, bm)
-        fg = folium.FeatureGroup(name=layer_title(LAYERS["communities"], lang))
-        geojson(
-            comm[["name", "geometry"]],
-            style_function=lambda f: {"color": OUTLINE, "weight": 1, "fill": False},
-            tooltip=folium.GeoJsonTooltip(["name"], labels=False),
-        ).add_to(fg)
-        fg.add_to(m)
+        community_layer(prepare(communities, bm), lang, dashed=False).add_to(m)
     if kde:
         name = _title("核密度热力", "Kernel density heat", lang)
         img, _ = _kde_overlay(pts, bm, name)
@@ -172,6 +164,7 @@ def hotspot_map(
                     (_title("低", "low", lang), KDE_LOW, "square"),
                     (_title("高", "high", lang), KDE_HIGH, "square"),
                 ],
+                img,
             )
         )
     with quiet():
@@ -204,10 +197,11 @@ def hotspot_map(
             ["label", "count", "gi_z"],
             [_title("分类", "Class", lang), _title("数量", "Count", lang), "Gi* z"],
         ),
+        pane=PANE_OF["square"],
     ).add_to(fg)
     fg.add_to(m)
     groups.append(
-        (name, [(_title(zh, en, lang), c, "square") for b, (zh, en, c) in GI_BINS.items()])
+        (name, [(_title(zh, en, lang), c, "square") for b, (zh, en, c) in GI_BINS.items()], fg)
     )
     notes.append(f"Gi*: {cell_size:g} m, FDR, band {ohsa.distance_band:.0f} m")
     if emerging:
@@ -247,6 +241,7 @@ def hotspot_map(
                         ["label", "total"],
                         [_title("分类", "Category", lang), _title("总数", "Total", lang)],
                     ),
+                    pane=PANE_OF["square"],
                 ).add_to(fg)
             fg.add_to(m)
             present = [c for c in EMERGING_COLORS if c in set(cats)]
@@ -255,6 +250,7 @@ def hotspot_map(
                     name,
                     [(_emerging_label(c, lang), EMERGING_COLORS[c], "square") for c in present]
                     or [(_title("无显著模式", "No pattern detected", lang), NO_PATTERN, "square")],
+                    fg,
                 )
             )
     m = finish_map(m, title, groups, bm, lang, prepare(pts, bm).total_bounds)

@@ -22,8 +22,11 @@ from analytics.basemaps import basemap
 from analytics.basemaps import bilingual as _title
 from analytics.errors import AnalyticsError
 from analytics.map_parts import (
+    PANE_OF,
     base_map,
     code_colors,
+    code_label,
+    community_layer,
     display_values,
     finish_map,
     geojson,
@@ -34,7 +37,7 @@ from analytics.map_parts import (
     prepare,
     read_frames,
 )
-from analytics.palettes import FEATURE_EDGE, OUTLINE
+from analytics.palettes import FEATURE_EDGE
 from layers import supervision
 from layers.catalogue import LAYERS, THEMATIC, Layer
 from layers.district import UTM
@@ -77,14 +80,24 @@ POPUP_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _feature_layer(layer: Layer, frame: gpd.GeoDataFrame, lang: str, name: str):
-    """A GeoJson overlay of individual features with catalogue colours and popups."""
+def _feature_layer(
+    layer: Layer,
+    frame: gpd.GeoDataFrame,
+    lang: str,
+    name: str,
+    names: Mapping[str, str] | None = None,
+):
+    """A GeoJson overlay of individual features with catalogue colours and popups.
+
+    Points are filled circles in their code's colour (edged dark grey) in the top pane,
+    lines in the pane under them, areas at the bottom (:data:`analytics.map_parts.PANES`).
+    """
     fields = [
         f
         for f in POPUP_FIELDS.get(layer.id, layer.public_fields)
         if f in layer.public_fields and f in frame
     ]
-    props = display_values(layer, frame, fields, lang)
+    props = display_values(layer, frame, fields, lang, names)
     props["_color"] = code_colors(layer, frame)
     gj = gpd.GeoDataFrame(props, geometry=frame.geometry.to_numpy(), crs=4326)
     gj = gj.reset_index(drop=True)
@@ -95,9 +108,16 @@ def _feature_layer(layer: Layer, frame: gpd.GeoDataFrame, lang: str, name: str):
 
         def style(feat):
             c = feat["properties"]["_color"]
-            return {"color": FEATURE_EDGE, "weight": 1, "fillColor": c, "fillOpacity": 0.9}
+            return {
+                "color": FEATURE_EDGE,
+                "weight": 1,
+                "fill": True,
+                "fillColor": c,
+                "fillOpacity": 0.9,
+            }
 
-        marker = folium.CircleMarker(radius=5)
+        marker = folium.CircleMarker(radius=5, fill=True)
+        marker.options["pane"] = PANE_OF[kind]  # folium's path options drop ``pane``
     elif kind == "line":
 
         def style(feat):
@@ -117,6 +137,7 @@ def _feature_layer(layer: Layer, frame: gpd.GeoDataFrame, lang: str, name: str):
         style_function=style,
         marker=marker,
         popup=popup(fields, aliases) if fields else None,
+        pane=PANE_OF[kind],
         embed=True,
         zoom_on_click=False,
         highlight_function=None,
@@ -142,7 +163,7 @@ def _cells(layer: Layer, frame: gpd.GeoDataFrame, cell_m: float, lang: str):
     rows = []
     for (cx, cy), g in counts.groupby(["ix", "iy"], sort=False):
         parts = [
-            f"{field.label(c, lang) if field else c} {n}"
+            f"{code_label(layer, by, c, lang)} {n}"
             for c, n in zip(g["code"].head(5), g["n"].head(5), strict=True)
         ]
         top = g["code"].iloc[0]
@@ -161,6 +182,12 @@ def _cells(layer: Layer, frame: gpd.GeoDataFrame, cell_m: float, lang: str):
 
 
 def _cell_layer(cells: gpd.GeoDataFrame, lang: str, name: str, opacity=(0.25, 0.85)):
+    """Cells (or communities) shaded by their count, in the bottom pane; popup: breakdown."""
+    fields = ["count", "breakdown"]
+    aliases = [_title("数量", "Count", lang), _title("构成", "Breakdown", lang)]
+    if "name" in cells:
+        fields.insert(0, "name")
+        aliases.insert(0, _title("社区(村)", "Community", lang))
     top = max(int(cells["count"].max()), 1) if len(cells) else 1
     lo, hi = opacity
 
@@ -178,10 +205,8 @@ def _cell_layer(cells: gpd.GeoDataFrame, lang: str, name: str, opacity=(0.25, 0.
         cells,
         name=name,
         style_function=style,
-        popup=popup(
-            ["count", "breakdown"],
-            [_title("数量", "Count", lang), _title("构成", "Breakdown", lang)],
-        ),
+        popup=popup(fields, aliases),
+        pane=PANE_OF["square"],
         zoom_on_click=False,
     )
 
@@ -199,13 +224,13 @@ def _community_counts(
     frame: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, layer: Layer, lang: str
 ) -> gpd.GeoDataFrame:
     """Counts per community (for restricted layers shown to everyone)."""
-    field = layer.field(layer.style.by) if layer.style.by else None
+    by = layer.style.by
     rows = []
     for code, g in frame.groupby("community_code"):
         parts = []
-        if field is not None:
-            for c, n in g[field.name].value_counts().items():
-                parts.append(f"{field.label(c, lang)} {n}")
+        if by is not None:
+            for c, n in g[by].value_counts().items():
+                parts.append(f"{code_label(layer, by, c, lang)} {n}")
         rows.append((code, len(g), "、".join(parts)))
     counts = pd.DataFrame(rows, columns=["code", "count", "breakdown"])
     out = communities[["code", "name", "geometry"]].merge(counts, on="code", how="inner")
@@ -272,19 +297,10 @@ def layers_map(
     groups = []
     total = None
     communities = prepare(frames["communities"], bm) if "communities" in frames else None
+    names = None
     if communities is not None:
-        fg = folium.FeatureGroup(name=layer_title(LAYERS["communities"], lang), show=True)
-        geojson(
-            communities[["name", "geometry"]],
-            style_function=lambda f: {
-                "color": OUTLINE,
-                "weight": 1,
-                "fill": False,
-                "dashArray": "4 3",
-            },
-            tooltip=folium.GeoJsonTooltip(["name"], labels=False),
-        ).add_to(fg)
-        fg.add_to(m)
+        community_layer(communities, lang).add_to(m)
+        names = dict(zip(communities["code"], communities["name"].astype(str), strict=True))
         total = communities.total_bounds
     for lid in layers:
         if lid not in frames:
@@ -302,6 +318,7 @@ def layers_map(
                 (
                     name + _title("（按社区汇总）", " (per community)", lang),
                     [(_title("户数", "households", lang), layer.style.color, "square")],
+                    fg,
                 )
             )
             fg.add_to(m)
@@ -312,13 +329,13 @@ def layers_map(
             if flag.any():
                 keep = frame[flag]
                 keep = keep.iloc[-max_points:]
-                _feature_layer(layer, keep, lang, name).add_to(fg)
+                _feature_layer(layer, keep, lang, name, names).add_to(fg)
             label = name + _title(f"（{cell_m:g}米网格汇总）", f" ({cell_m:g} m cells)", lang)
         else:
-            _feature_layer(layer, frame, lang, name).add_to(fg)
+            _feature_layer(layer, frame, lang, name, names).add_to(fg)
             label = name
         fg.add_to(m)
-        groups.append((label, legend_items(layer, frame, lang, legend_shape(layer))))
+        groups.append((label, legend_items(layer, frame, lang, legend_shape(layer)), fg))
         if total is None and len(frame):
             total = frame.total_bounds
     return finish_map(m, title, groups, bm, lang, total)

@@ -5,8 +5,16 @@ The three maps (:mod:`analytics.map_layers`, :mod:`analytics.map_hotspots`,
 from these: :func:`base_map` (tiles, labels, full screen, page title), :func:`finish_map`
 (layer control, :class:`Legend` with the base map's datum note, initial view), :func:`popup`
 and :func:`geojson` for overlays, :func:`display_values`, :func:`code_colors` and
-:func:`legend_items` for catalogue-styled features, and :func:`render_html` /
-:func:`save_map` to write a map as one HTML file.
+:func:`legend_items` for catalogue-styled features, :func:`community_layer` (outlines and
+permanent name labels), and :func:`render_html` / :func:`save_map` to write a map as one
+HTML file.
+
+Drawing order is fixed by Leaflet panes (:data:`PANES`), not by the order in which layers
+happen to be switched on: areas (cells, choropleth polygons) at the bottom, then community
+outlines, lines, and points on top, so a click on a point always opens that point's popup.
+Each pane lets the mouse through where it draws nothing (SVG, ``pointer-events: none`` on
+the pane; only the features themselves take clicks). Each legend group follows its overlay:
+switching the overlay off in the layer control hides its legend entries.
 
 This module builds HTML strings; it never imports a web framework.
 """
@@ -26,20 +34,25 @@ import pandas as pd
 import shapely
 from branca.element import MacroElement
 from folium.plugins import Fullscreen
+from folium.utilities import JsCode
 from jinja2 import Template
 
 from analytics.basemaps import BaseMap, to_gcj02
 from analytics.basemaps import bilingual as _title
 from analytics.mapassets import finish
+from analytics.palettes import OUTLINE
 from layers.catalogue import LAYERS, Layer
 from layers.district import TZ_NAME as TZ
 
 __all__ = [
     "CENTRE",
+    "PANES",
     "Legend",
     "MapFile",
     "base_map",
     "code_colors",
+    "code_label",
+    "community_layer",
     "display_values",
     "finish_map",
     "geojson",
@@ -59,6 +72,18 @@ __all__ = [
 #: Centre of the district (lat, lon) for the initial view.
 CENTRE = (18.33, 109.42)
 
+#: Leaflet panes of the overlays, bottom to top, with their z-index (Leaflet's own
+#: ``overlayPane`` is 400, ``markerPane`` 600, ``tooltipPane`` 650: labels stay above all).
+PANES: dict[str, int] = {
+    "tianya-areas": 410,
+    "tianya-outlines": 415,
+    "tianya-lines": 420,
+    "tianya-points": 430,
+}
+
+#: The pane of each way a layer is drawn (:func:`legend_shape`).
+PANE_OF = {"square": "tianya-areas", "line": "tianya-lines", "circle": "tianya-points"}
+
 
 def layer_title(layer: Layer, lang: str) -> str:
     """The layer's title in ``lang`` (``"both"``: zh and en)."""
@@ -69,11 +94,13 @@ def layer_title(layer: Layer, lang: str) -> str:
 
 _LEGEND = Template("""
 {% macro html(this, kwargs) %}
-<div class="tianya-legend" style="position:absolute;z-index:1000;bottom:28px;right:10px;
- max-height:60vh;overflow-y:auto;background:rgba(255,255,255,.92);padding:6px 10px;
- font:12px/1.35 'Noto Sans CJK SC','Microsoft YaHei',sans-serif;border-radius:4px;
- box-shadow:0 1px 4px rgba(0,0,0,.3)">
-{% for group, items in this.groups %}
+<div class="tianya-legend" id="{{ this.get_name() }}" style="position:absolute;z-index:1000;
+ bottom:28px;right:10px;max-height:60vh;overflow-y:auto;background:rgba(255,255,255,.92);
+ padding:6px 10px;font:12px/1.35 'Noto Sans CJK SC','Microsoft YaHei',sans-serif;
+ border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3)">
+{% for group, items, layer in this.sections %}
+ <div class="tianya-legend-section" id="{{ this.get_name() }}_{{ loop.index0 }}"
+  {% if layer %}data-layer="{{ layer }}"{% endif %}>
  <div class="tianya-legend-group" style="font-weight:bold;margin-top:4px">{{ group|e }}</div>
  {% for label, color, shape in items %}
  <div class="tianya-legend-item"><i style="display:inline-block;width:12px;height:12px;
@@ -81,6 +108,7 @@ _LEGEND = Template("""
   {% if shape == 'circle' %}border-radius:50%{% elif shape == 'line' %}height:3px;
   vertical-align:3px;border:0{% endif %}"></i>{{ label|e }}</div>
  {% endfor %}
+ </div>
 {% endfor %}
 {% if this.note %}<div style="margin-top:4px;color:#666;max-width:240px">{{ this.note|e }}</div>
 {% endif %}
@@ -89,18 +117,36 @@ _LEGEND = Template("""
  background:rgba(255,255,255,.9);padding:4px 10px;border-radius:4px;
  font:bold 15px 'Noto Sans CJK SC','Microsoft YaHei',sans-serif">{{ this.title|e }}</div>
 {% endmacro %}
+{% macro script(this, kwargs) %}
+(function () {
+  var map = {{ this.map_name }};
+  var sections = {{ this.bindings|tojson }};
+  function sync() {
+    sections.forEach(function (s) {
+      var el = document.getElementById(s[0]), layer = window[s[1]];
+      if (el && layer) el.style.display = map.hasLayer(layer) ? "" : "none";
+    });
+  }
+  map.on("overlayadd overlayremove", sync);
+  sync();
+})();
+{% endmacro %}
 """)
 
 
 class Legend(MacroElement):
     """Legend box (groups of colour swatches) and title, drawn on top of the map.
 
+    A group given with its overlay is shown only while that overlay is on the map (it
+    follows the layer control, as in QGIS and ArcGIS, where a layer's legend goes with it).
+
     Parameters
     ----------
     title : str
         Map title.
-    groups : list of (str, list of (label, colour, shape))
-        ``shape`` is ``"circle"``, ``"square"`` or ``"line"``.
+    groups : list of (str, list of (label, colour, shape)[, layer])
+        ``shape`` is ``"circle"``, ``"square"`` or ``"line"``; ``layer`` (optional) is the
+        folium layer (a ``FeatureGroup``, ``ImageOverlay``…) whose legend this is.
     note : str, optional
         Small print under the legend (data source, base-map datum).
     """
@@ -114,9 +160,39 @@ class Legend(MacroElement):
         self.groups = groups
         self.note = note
 
+    @property
+    def sections(self):
+        """``(title, items, layer variable name or "")`` of each group."""
+        out = []
+        for g in self.groups:
+            layer = g[2] if len(g) > 2 else None
+            out.append((g[0], g[1], layer.get_name() if layer is not None else ""))
+        return out
+
+    @property
+    def bindings(self):
+        """``[legend section id, layer variable name]`` of the groups that follow a layer."""
+        return [
+            [f"{self.get_name()}_{i}", layer]
+            for i, (_, _, layer) in enumerate(self.sections)
+            if layer
+        ]
+
+    @property
+    def map_name(self) -> str:
+        """The JavaScript name of the map the legend is on."""
+        parent = self._parent
+        if parent is None:
+            raise ValueError("the legend is not on a map")
+        return parent.get_name()
+
     def render(self, **kwargs):
         figure = cast(folium.Figure, self.get_root())
         figure.html.add_child(folium.Element(self._template.module.html(self, kwargs)))
+        figure.script.add_child(
+            folium.Element(self._template.module.script(self, kwargs)),
+            name=self.get_name() + "_sync",
+        )
 
 
 # --- Frames -------------------------------------------------------------------------------------
@@ -140,15 +216,39 @@ def to_wgs(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return frame
 
 
-def display_values(layer: Layer, frame: pd.DataFrame, fields, lang: str) -> pd.DataFrame:
-    """Popup values: code labels in ``lang``, Beijing-time datetimes, no NaN."""
+def display_values(
+    layer: Layer,
+    frame: pd.DataFrame,
+    fields,
+    lang: str,
+    names: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Popup values: code labels, community names, Beijing-time datetimes, no NaN.
+
+    Parameters
+    ----------
+    layer : Layer
+    frame : DataFrame
+    fields : sequence of str
+    lang : {"both", "zh", "en"}
+        A coded value is shown as its catalogue label in ``lang`` (``"both"``: zh and en,
+        ``"垃圾满溢 Overflowing garbage"``), never as the raw code.
+    names : mapping of str to str, optional
+        Community code → name: ``community_code`` is shown as the community's name.
+
+    Returns
+    -------
+    DataFrame
+    """
     out = pd.DataFrame(index=frame.index)
     for name in fields:
         f = layer.field_map[name]
         s = frame[name]
         if f.codes:
-            labels = {c.code: (c.zh if not lang.startswith("en") else c.en) for c in f.codes}
+            labels = {c.code: _title(c.zh, c.en, lang) for c in f.codes}
             out[name] = s.map(lambda v, lab=labels: lab.get(v, v)).astype(object)
+        elif name == "community_code" and names:
+            out[name] = s.map(lambda v: names.get(v, v)).astype(object)
         elif f.type == "datetime":
             t = pd.to_datetime(s, utc=True, format="ISO8601").dt.tz_convert(TZ)
             out[name] = t.dt.strftime("%Y-%m-%d %H:%M").astype(object)
@@ -158,6 +258,15 @@ def display_values(layer: Layer, frame: pd.DataFrame, fields, lang: str) -> pd.D
             out[name] = s.astype(object)
         out[name] = out[name].where(out[name].notna(), "")
     return out
+
+
+def code_label(layer: Layer, field: str | None, code, lang: str) -> str:
+    """The catalogue label of ``code`` of ``field`` in ``lang`` (``"both"``: zh and en)."""
+    f = layer.field_map.get(field) if field else None
+    for c in (f.codes or ()) if f else ():
+        if c.code == code:
+            return _title(c.zh, c.en, lang)
+    return str(code)
 
 
 def code_colors(layer: Layer, frame: pd.DataFrame) -> np.ndarray:
@@ -205,6 +314,66 @@ def popup(fields, aliases) -> folium.GeoJsonPopup:
     )
 
 
+#: One permanent label per feature (a tooltip bound to the whole GeoJson would open one);
+#: the name goes in as text, never as HTML.
+_LABEL = JsCode("""function (feature, layer) {
+  var el = document.createElement("span");
+  el.textContent = feature.properties.name;
+  layer.bindTooltip(el, {permanent: true, direction: "center", className: "tianya-label",
+                         interactive: false, opacity: 1});
+}""")
+
+
+class _Declutter(MacroElement):
+    """Hide a permanent label that would overlap one already placed (QGIS's and ArcGIS's
+    labelling engines drop conflicting labels the same way); re-run on every zoom and pan."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+(function () {
+  var map = {{ this._parent.get_name() }}, pending = false;
+  function declutter() {
+    pending = false;
+    var kept = [];
+    document.querySelectorAll(".tianya-label").forEach(function (el) {
+      el.style.visibility = "";
+      var r = el.getBoundingClientRect();
+      var hit = kept.some(function (k) {
+        return r.left < k.right && r.right > k.left && r.top < k.bottom && r.bottom > k.top;
+      });
+      if (hit) el.style.visibility = "hidden"; else kept.push(r);
+    });
+  }
+  function later() { if (!pending) { pending = true; setTimeout(declutter, 0); } }
+  map.on("zoomend moveend layeradd layerremove", later);
+  later();
+})();
+{% endmacro %}
+""")
+
+
+def community_layer(
+    communities: gpd.GeoDataFrame, lang: str, *, dashed: bool = True, show: bool = True
+) -> folium.FeatureGroup:
+    """Community outlines with their names as permanent labels, as one overlay.
+
+    The outlines take no clicks (the features under and over them do); the labels are
+    Leaflet tooltips that stay open, centred on each community, text with a white halo.
+    """
+    fg = folium.FeatureGroup(name=layer_title(LAYERS["communities"], lang), show=show)
+    style = {"color": OUTLINE, "weight": 1.2, "fill": False}
+    if dashed:
+        style["dashArray"] = "4 3"
+    geojson(
+        communities[["name", "geometry"]],
+        style_function=lambda f: style,
+        on_each_feature=_LABEL,
+        pane="tianya-outlines",
+        interactive=False,
+    ).add_to(fg)
+    return fg
+
+
 # --- Map scaffolding ----------------------------------------------------------------------------
 
 
@@ -217,9 +386,11 @@ def base_map(
 ) -> folium.Map:
     """A map centred on the district with the base map's tiles, full screen and ``title``."""
     url, labels = bm.tiles(tiles, keys)
-    m = folium.Map(
-        location=list(CENTRE), zoom_start=11, tiles=None, control_scale=True, prefer_canvas=True
-    )
+    # SVG, not canvas: a canvas per pane would swallow the clicks meant for the panes below
+    m = folium.Map(location=list(CENTRE), zoom_start=11, tiles=None, control_scale=True)
+    for pane, z in PANES.items():
+        folium.map.CustomPane(pane, z_index=z, pointer_events=False).add_to(m)
+    m.add_child(_Declutter())
     folium.TileLayer(
         url,
         attr=bm.attribution,
@@ -248,7 +419,10 @@ def base_map(
         folium.Element(
             f"<title>{html.escape(title)}</title>"
             '<meta charset="utf-8"><style>.leaflet-popup-content{font-family:'
-            "'Noto Sans CJK SC','Microsoft YaHei',sans-serif}</style>"
+            "'Noto Sans CJK SC','Microsoft YaHei',sans-serif}"
+            ".leaflet-tooltip.tianya-label{background:none;border:0;box-shadow:none;padding:0;"
+            "color:#263238;font:12px 'Noto Sans CJK SC','Microsoft YaHei',sans-serif;"
+            "text-shadow:0 0 2px #fff,0 0 2px #fff,0 0 3px #fff}</style>"
         )
     )
     return m

@@ -18,6 +18,14 @@ each layer's ``style.by`` code list, popup field titles and code labels. Sensiti
 never reach a map (only :attr:`~layers.catalogue.Layer.public_fields` are read), and the
 non-public poverty-relief layer is drawn as counts per community unless ``restricted=True``.
 
+Points are filled circles in their code's catalogue colour and are drawn above lines and
+areas (Leaflet panes), so a click on a point opens that point's popup whatever the order
+the overlays were switched on in; popups show code labels (zh and en with ``lang="both"``)
+and community names, never raw codes; each legend group follows its overlay in the layer
+control; community names are permanent labels (overlapping ones are left out until zoomed
+in). Choropleth classes are Jenks natural breaks
+(:func:`analytics.map_choropleth.natural_breaks`).
+
 Large layers stay light: above ``max_points`` features a layer is aggregated into square
 cells (coloured by the dominant code, popups with the breakdown); the features that need
 attention (open overdue incidents, damaged or missing fixtures) stay individual up to

@@ -149,6 +149,218 @@ def test_layers_map_in_browser(browser, sample_data, tmp_path):
         p.close()
 
 
+@pytest.fixture(scope="module")
+def layers_page(browser, sample_data, tmp_path_factory):
+    """The default layers map, opened once: (page, map variable name)."""
+    m = maps.layers_map(sample_data)
+    url = _save(m, tmp_path_factory.mktemp("layers"), "layers.html")
+    p = Page(browser, url)
+    yield p, m.get_name()
+    p.close()
+
+
+def _hex(color: str) -> str:
+    return color.lower()
+
+
+def test_markers_are_filled_in_their_category_colours(layers_page, sample_data):
+    """Every point was a hollow grey ring (CircleMarker without ``fill``): now each is a filled
+    circle in its code's catalogue colour, as the legend says."""
+    p, name = layers_page
+    got = p.page.evaluate(
+        """(map) => { const out = []; window[map].eachLayer(l => {
+            if (l.feature && l instanceof L.CircleMarker && l._path) out.push({
+                props: l.feature.properties, fill: l._path.getAttribute('fill'),
+                opacity: Number(l._path.getAttribute('fill-opacity')),
+                pane: l.options.pane}); }); return out; }""",
+        name,
+    )
+    inc = sample_data["incidents"].set_index("case_no")
+    palette = {c.code: c.color for c in LAYERS["incidents"].field("category").codes or ()}
+    cases = [g for g in got if "case_no" in g["props"]]
+    assert len(cases) > 10  # the overdue ones: incidents are aggregated into cells
+    for g in cases:
+        want = palette[inc.loc[g["props"]["case_no"], "category"]]
+        assert g["fill"] is not None and _hex(g["fill"]) == _hex(want), g
+        assert g["opacity"] >= 0.8 and g["pane"] == "tianya-points"
+    fp = sample_data["flood_prevention"]
+    kinds = {c.code: c.color for c in LAYERS["flood_prevention"].field("facility_type").codes or ()}
+    by_name = fp.drop_duplicates("name", keep=False).set_index("name")["facility_type"]
+    shelters = [g for g in got if g["props"].get("name") in by_name.index]
+    assert shelters
+    for g in shelters:
+        assert _hex(g["fill"]) == _hex(kinds[by_name[g["props"]["name"]]]), g
+    # and the legend shows exactly those colours, as filled swatches
+    swatches = p.page.eval_on_selector_all(
+        ".tianya-legend-item i", "els => els.map(e => getComputedStyle(e).backgroundColor)"
+    )
+    rgb = {
+        "rgb({}, {}, {})".format(*(int(c[i : i + 2], 16) for i in (1, 3, 5)))
+        for c in {g["fill"] for g in got}
+    }
+    assert rgb <= set(swatches)
+
+
+def _lonely(frame, others, metres: float = 15.0):
+    """Rows of ``frame`` with no other point of ``others`` within ``metres``."""
+    from layers.district import UTM
+
+    pts = frame.to_crs(UTM)
+    allp = others.to_crs(UTM)
+    keep = []
+    for i, g in zip(pts.index, pts.geometry, strict=True):
+        d = allp.distance(g)
+        if int((d < metres).sum()) <= 1:
+            keep.append(i)
+    return frame.loc[keep]
+
+
+def _click_at(p, name, lat, lon, zoom=18) -> str:
+    """Centre the map on (lat, lon), click there with the mouse, return the popup's text."""
+    p.page.evaluate(
+        """([map, lat, lon, z]) => { window[map].closePopup();
+            window[map].setView([lat, lon], z, {animate: false}); }""",
+        [name, lat, lon, zoom],
+    )
+    p.page.wait_for_timeout(300)
+    x, y = p.page.evaluate(
+        """([map, lat, lon]) => { const m = window[map];
+            const pt = m.latLngToContainerPoint([lat, lon]);
+            const r = m.getContainer().getBoundingClientRect();
+            return [r.left + pt.x, r.top + pt.y]; }""",
+        [name, lat, lon],
+    )
+    p.page.mouse.click(x, y)
+    p.page.wait_for_selector(".leaflet-popup-content", timeout=5_000)
+    return p.texts(".leaflet-popup-content")[0]
+
+
+def _toggle(p, title: str):
+    p.page.click(f".leaflet-control-layers-overlays label:has-text('{title}') input")
+    p.page.wait_for_timeout(100)
+
+
+def test_click_on_a_case_or_shelter_opens_its_own_popup(layers_page, sample_data):
+    """Cell layers sat above the points: a click on a case opened a fixtures-cell popup."""
+    import geopandas as gpd
+
+    p, name = layers_page
+    shown = p.page.evaluate(
+        """(map) => { const out = []; window[map].eachLayer(l => {
+            if (l.feature && l.feature.properties.case_no) out.push(l.feature.properties.case_no);
+            }); return out; }""",
+        name,
+    )
+    points = pd.concat([sample_data[i].to_crs(4326).geometry for i in THEMATIC if i != "rivers"])
+    points = gpd.GeoDataFrame(geometry=points[points.geom_type == "Point"].to_numpy(), crs=4326)
+    inc = sample_data["incidents"].to_crs(4326)
+    inc = inc[inc["case_no"].isin(shown)]
+    # cases among the fixtures, i.e. under the fixtures' 300 m cells
+    fixtures = sample_data["urban_fixtures"].to_crs(inc.crs).geometry.union_all()
+    near = inc.geometry.within(fixtures.convex_hull)
+    cases = _lonely(inc[near], points).head(3)
+    assert len(cases)
+    comm = sample_data["communities"]
+    names = dict(zip(comm["code"], comm["name"], strict=True))
+    category = LAYERS["incidents"].field("category")
+    # the order the layers were switched on in must not matter: fixtures (cells) last
+    for lid in ("incidents", "urban_fixtures"):
+        _toggle(p, LAYERS[lid].en)
+        _toggle(p, LAYERS[lid].en)
+    for _, case in cases.iterrows():
+        text = _click_at(p, name, case.geometry.y, case.geometry.x)
+        assert case["case_no"] in text, text
+        c = next(c for c in category.codes or () if c.code == case["category"])
+        assert f"{c.zh} {c.en}" in text  # bilingual label, not the code
+        assert case["category"] not in text and case["community_code"] not in text
+        assert names[case["community_code"]] in text
+    fp = sample_data["flood_prevention"].to_crs(4326)
+    shelters = _lonely(fp[fp["facility_type"] == "shelter"], points).head(2)
+    kinds = LAYERS["flood_prevention"].field("facility_type").codes or ()
+    shelter = next(c for c in kinds if c.code == "shelter")
+    assert len(shelters)
+    for _, s in shelters.iterrows():
+        text = _click_at(p, name, s.geometry.y, s.geometry.x)
+        assert s["name"] in text and f"{shelter.zh} {shelter.en}" in text, text
+    p.page.evaluate("(map) => window[map].closePopup()", name)
+
+
+def test_legend_follows_the_layer_control(layers_page):
+    p, _ = layers_page
+    section = ".tianya-legend-section:has(.tianya-legend-group:text-matches('^{}'))"
+    for lid in ("incidents", "urban_fixtures", "poverty_relief"):
+        title = f"{LAYERS[lid].zh} {LAYERS[lid].en}"
+        sel = section.format(title.replace("(", "\\\\(").replace(")", "\\\\)"))
+        assert p.page.is_visible(sel), title
+        _toggle(p, LAYERS[lid].en)
+        assert p.page.is_hidden(sel), f"{title}: legend still shown with its layer off"
+        _toggle(p, LAYERS[lid].en)
+        assert p.page.is_visible(sel), title
+
+
+def test_community_names_are_permanent_labels(layers_page, sample_data):
+    p, name = layers_page
+    p.page.evaluate("(map) => window[map].setView([18.30, 109.50], 12, {animate: false})", name)
+    p.page.mouse.move(1, 1)  # nowhere near a community
+    p.page.wait_for_timeout(300)
+    labels = p.page.eval_on_selector_all(
+        ".tianya-label",
+        """els => els.map(e => { const r = e.getBoundingClientRect();
+            return {text: e.textContent, visible: getComputedStyle(e).visibility !== 'hidden'
+                    && r.width > 0, box: [r.left, r.top, r.right, r.bottom]}; })""",
+    )
+    assert sorted(x["text"] for x in labels) == sorted(sample_data["communities"]["name"])
+    visible = [x for x in labels if x["visible"]]
+    assert len(visible) >= len(labels) // 2
+    for i, a in enumerate(visible):  # the labels that would collide are the ones left out
+        for b in visible[i + 1 :]:
+            l1, t1, r1, b1 = a["box"]
+            l2, t2, r2, b2 = b["box"]
+            assert not (l1 < r2 and r1 > l2 and t1 < b2 and b1 > t2), (a, b)
+    hidden = [x["text"] for x in labels if not x["visible"]]
+    if hidden:  # zooming in on a crowded one shows it
+        comm = sample_data["communities"].to_crs(4326).set_index("name")
+        c = comm.loc[hidden[0]].geometry.representative_point()
+        p.page.evaluate(
+            "([map, lat, lon]) => window[map].setView([lat, lon], 16, {animate: false})",
+            [name, c.y, c.x],
+        )
+        p.page.wait_for_timeout(300)
+        now = p.page.eval_on_selector_all(
+            ".tianya-label",
+            "els => els.filter(e => getComputedStyle(e).visibility !== 'hidden')"
+            ".map(e => e.textContent)",
+        )
+        assert hidden[0] in now
+
+
+def test_popups_show_labels_never_codes(layers_page, sample_data):
+    p, name = layers_page
+    props = p.page.evaluate(
+        """(map) => { const out = []; window[map].eachLayer(l => {
+            if (l.feature && l.getPopup && (l.getPopup() || (l._eventParents &&
+                Object.values(l._eventParents).some(g => g.getPopup && g.getPopup()))))
+                out.push(l.feature.properties); }); return out; }""",
+        name,
+    )
+    assert len(props) > 100
+    raw = set(sample_data["communities"]["code"])
+    labels = set()
+    for lid in THEMATIC:
+        for f in LAYERS[lid].fields:
+            for c in f.codes or ():
+                raw.add(c.code)
+                labels.add(f"{c.zh} {c.en}")
+    for pr in props:
+        for k, v in pr.items():
+            if k.startswith("_") or not isinstance(v, str):
+                continue
+            assert v not in raw, (k, v)
+            if k == "breakdown":  # "label n、label n"
+                for part in v.split("、"):
+                    assert part.rsplit(" ", 1)[0] in labels, part
+
+
 def test_layers_map_aggregates_large_layers(sample_data):
     small = maps.render_html(
         maps.layers_map(sample_data, layers=("incidents",), max_points=100_000)
@@ -295,6 +507,11 @@ def test_hotspot_map_in_browser(browser, sample_data, tmp_path):
         )
         assert red > 0
         assert p.page.query_selector(".leaflet-image-layer")
+        # the emerging overlay starts off, and so does its legend, until it is switched on
+        sel = ".tianya-legend-section:has(.tianya-legend-group:text('Emerging hot spots'))"
+        assert p.page.is_hidden(sel)
+        _toggle(p, "Emerging hot spots")
+        assert p.page.is_visible(sel)
         assert p.errors == [], p.errors
         p.screenshot_not_blank()
     finally:
@@ -311,12 +528,53 @@ def test_choropleth_map_in_browser(browser, sample_data, tmp_path):
             "案件密度(件/平方公里) Case density (cases/km²)",
             "办结率 Completion rate",
             "超期占比 Overdue share",
+            "社区(村) Communities and villages",
         ]
         assert len(p.texts(".tianya-legend-item")) >= 9
+        # the legend names the classification; its class counts add up to the communities
+        groups = p.texts(".tianya-legend-section:not([style*='none']) .tianya-legend-group")
+        method = "自然断点(Jenks)分级 natural breaks (Jenks)"
+        assert groups == [f"案件密度(件/平方公里) Case density (cases/km²) · {method}"]
+        density = p.texts(".tianya-legend-section:not([style*='none']) .tianya-legend-item")
+        counts = [int(t.rsplit("(", 1)[1].rstrip(")")) for t in density]
+        assert sum(counts) == len(comm) and all(n > 0 for n in counts)
+        # every class has its own colour, spread over the whole ramp (darkest included)
+        fills = p.page.evaluate(
+            """(map) => { const out = []; window[map].eachLayer(l => {
+                if (l.feature && l.options.pane === 'tianya-areas') out.push(l.options.fillColor);
+            }); return out; }""",
+            m.get_name(),
+        )
+        assert len(fills) == len(comm)
+        assert len(set(fills)) == len(counts) and palettes.ORANGES_5[-1] in fills
         assert p.errors == [], p.errors
         p.screenshot_not_blank()
     finally:
         p.close()
+
+
+def test_natural_breaks_are_the_least_squares_partition():
+    """Jenks classes checked against every possible partition (brute force)."""
+    from itertools import combinations
+
+    from analytics.map_choropleth import natural_breaks
+
+    rng = np.random.default_rng(7)
+    for n, k in ((12, 4), (10, 3), (9, 5), (14, 5)):
+        v = np.sort(np.round(rng.lognormal(1.0, 1.0, n), 2))
+
+        def sse(cuts, v=v):
+            parts = np.split(v, list(cuts))
+            return sum(((p - p.mean()) ** 2).sum() for p in parts)
+
+        best = min(combinations(range(1, n), k - 1), key=sse)
+        want = [v[c - 1] for c in best] + [v[-1]]
+        got = natural_breaks(rng.permutation(v), k)
+        assert sse(np.searchsorted(v, got[:-1], side="right")) == pytest.approx(sse(best))
+        assert got.tolist() == pytest.approx(want)
+    # ties: never more classes than distinct values, each tie in one class
+    assert natural_breaks([0, 0, 0, 0, 0, 0.5, 0.5, 1.0], 5).tolist() == [0, 0.5, 1.0]
+    assert natural_breaks([np.nan, 2.0], 5).tolist() == [2.0]
 
 
 def test_community_measures_independent(sample_data):
