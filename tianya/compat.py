@@ -24,6 +24,17 @@ The replacements:
     Overridden by :class:`tianya.plugins.raster_provider.TianyaRasterProvider` (which opens
     its dataset and names its axes itself: it only fills ``_fields``, which the base class
     defines and reads).
+``pygeoapi.api.gen_collection``
+    Each collection document says what the collection is (a coverage: ``dataType`` and the
+    ``layerDataType`` GDAL reads, so OGC API Features clients skip it) and how its items page
+    (:func:`tianya.config.describe_collection`).
+``pygeoapi.api.itemtypes.render_j2_template``
+    Items and item HTML show the catalogue's labels of code-list values in the page's
+    language (:func:`tianya.config.html_labels`); JSON keeps the codes.
+The generated OpenAPI document
+    Each items path's ``limit`` is a ``$ref`` to a component
+    (:func:`tianya.config.reference_limits`): GDAL sizes its pages from a referenced
+    ``limit`` only.
 ``http_status_code`` / ``ogc_exception_code`` of pygeoapi's exceptions
     Set by :func:`pygeoapi_error` (our errors' status and OGC code); pygeoapi's items and
     processes handlers answer with them.
@@ -109,6 +120,23 @@ TARGETS: tuple[Target, ...] = (
         "replaced: /collections lists only the layers the caller may read",
         params=("dict_", "key", "value"),
         used_by=("pygeoapi.api.describe_collections",),
+    ),
+    Target(
+        "pygeoapi.api.gen_collection",
+        "replaced: a collection document says what the collection is and how it pages",
+        params=("api", "request", "dataset", "locale_"),
+        used_by=("pygeoapi.api.describe_collections",),
+    ),
+    Target(
+        "pygeoapi.api.itemtypes.render_j2_template",
+        "replaced: items and item HTML show code-list labels",
+        params=("config", "tpl_config", "template", "data", "locale_"),
+        used_by=(_ITEMS, "pygeoapi.api.itemtypes.get_collection_item"),
+    ),
+    Target(
+        "pygeoapi.openapi.generate_openapi_document",
+        "called: the OpenAPI document, whose limit parameters are then referenced",
+        params=("cfg_file", "output_format", "fail_on_invalid_collection"),
     ),
     Target(
         "pygeoapi.api.itemtypes.transform_bbox",
@@ -409,15 +437,29 @@ def openapi_path(config_path: str, settings=None) -> str:
     h = hashlib.sha256()
     with open(config_path, "rb") as fh:
         h.update(fh.read())
-    for value in (settings.store_location(), settings.url):
+    for value in (settings.store_location(), settings.url, _OPENAPI_EDITS):
         h.update(value.encode() + b"\0")
     out = os.path.join(tempfile.gettempdir(), f"tianya-openapi-{h.hexdigest()[:16]}.yml")
     if not os.path.exists(out):
         tmp = f"{out}.{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(generate_openapi_document(Path(config_path), "yaml"))
+            fh.write(_edited_openapi(generate_openapi_document(Path(config_path), "yaml")))
         os.replace(tmp, out)
     return out
+
+
+#: What :func:`_edited_openapi` changes (part of the cached document's name).
+_OPENAPI_EDITS = "limit-ref-1"
+
+
+def _edited_openapi(text: str) -> str:
+    """pygeoapi's OpenAPI YAML with each items ``limit`` referenced (see the docstring)."""
+    import yaml
+
+    from tianya.config import reference_limits
+
+    doc = reference_limits(yaml.safe_load(text))
+    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
 
 
 def load_app(settings, config_path: str):
@@ -481,6 +523,8 @@ def install() -> None:
     _redact_logs()
     _skip_identity_bbox_transform()
     _list_readable_collections_only()
+    _describe_collections()
+    _label_codes_in_html()
 
 
 def _redact_logs() -> None:
@@ -560,3 +604,48 @@ def _use_orjson_for_items() -> None:
 
     to_json.__wrapped__ = inspect.unwrap(itemtypes.to_json)
     itemtypes.to_json = to_json
+
+
+def _describe_collections() -> None:
+    """Collection documents say what each collection is and how it pages.
+
+    pygeoapi writes ``itemType`` and ``items`` links for feature collections only, as OGC
+    API Common says, but GDAL's OAPIF driver reads neither: it lists every collection as a
+    vector layer unless ``layerDataType`` says ``Coverage`` (QGIS then fails on the DEM with
+    "Invalid provider type"). :func:`tianya.config.describe_collection` adds it.
+    """
+    import pygeoapi.api as api_module
+
+    from tianya.config import describe_collection
+
+    original = inspect.unwrap(api_module.gen_collection)
+
+    def gen_collection(api, request, dataset, locale_):
+        doc = original(api, request, dataset, locale_)
+        return describe_collection(api.config["resources"][dataset], doc)
+
+    gen_collection.__wrapped__ = original
+    api_module.gen_collection = gen_collection
+
+
+def _label_codes_in_html() -> None:
+    """Items and item HTML pages show code-list labels; JSON keeps the codes.
+
+    pygeoapi renders the values its provider returned; the HTML pages of a catalogue
+    layer get a copy with each code-list value replaced by its label in the page's
+    language (:func:`tianya.config.html_labels`).
+    """
+    import pygeoapi.api.itemtypes as itemtypes
+
+    from tianya.config import html_labels
+
+    original = inspect.unwrap(itemtypes.render_j2_template)
+    templates = ("collections/items/index.html", "collections/items/item.html")
+
+    def render_j2_template(config, tpl_config, template, data, locale_=None):
+        if template in templates:
+            data = html_labels(data, str(locale_ or ""))
+        return original(config, tpl_config, template, data, locale_)
+
+    render_j2_template.__wrapped__ = original
+    itemtypes.render_j2_template = render_j2_template

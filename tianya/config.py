@@ -17,11 +17,17 @@ from geodata.rasters import SYNTHETIC
 from layers.catalogue import LAYERS, STORAGE_CRS, Layer
 from layers.district import BOUNDS, DEM_FILE, SCENARIOS
 from layers.params import SUPPORTED_CRS
+from layers.query import MAX_LIMIT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_PATH = os.path.join(ROOT, "server_config.yml")
 #: District bounding box (CRS84) from the bundled boundary, rounded outwards.
 DISTRICT_BBOX = list(BOUNDS)
+#: Items per page when an items request names no ``limit``.
+DEFAULT_ITEMS = 100
+#: pygeoapi's paging limits: the default page and the largest (the stores' own maximum,
+#: :data:`layers.query.MAX_LIMIT`); a larger ``limit`` is lowered to it.
+LIMITS = {"default_items": DEFAULT_ITEMS, "max_items": MAX_LIMIT, "on_exceed": "throttle"}
 
 
 def _flood_resources() -> dict[str, dict]:
@@ -134,7 +140,7 @@ def collection(layer: Layer) -> dict:
             }
         ],
         "extents": extents,
-        "limits": {"default_items": 100, "max_items": 10000, "on_exceed": "throttle"},
+        "limits": dict(LIMITS),
         "providers": [provider],
     }
 
@@ -157,7 +163,7 @@ def build_config() -> dict:
             "cors": True,
             "pretty_print": False,
             "admin": False,
-            "limits": {"default_items": 100, "max_items": 10000, "on_exceed": "throttle"},
+            "limits": dict(LIMITS),
             "map": {
                 "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                 "attribution": "&copy; OpenStreetMap contributors",
@@ -230,3 +236,139 @@ def write(path: str = CONFIG_PATH) -> str:
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(render())
     return path
+
+
+# --- what the documents built from this configuration tell clients ------------------------------
+
+#: Collection-document members saying that a collection is a coverage, not features: OGC API
+#: Common Part 2's draft ``dataType`` and the ``layerDataType`` GDAL's OAPIF driver reads
+#: (``"Coverage"`` or ``"Raster"``: it skips the collection; it reads neither ``itemType`` nor
+#: the links, see docs/upstream/gdal-oapif-collection-type-and-page-size.md).
+COVERAGE_MEMBERS = {"dataType": "coverage", "layerDataType": "Coverage"}
+
+
+def describe_collection(resource: dict, doc: dict) -> dict:
+    """Complete pygeoapi's document of one collection with what it is and how it pages.
+
+    Parameters
+    ----------
+    resource : dict
+        The collection's resource in the configuration (:func:`build_config`).
+    doc : dict
+        The collection document pygeoapi generated (changed in place).
+
+    Returns
+    -------
+    dict
+        ``doc``: a coverage collection with :data:`COVERAGE_MEMBERS` (pygeoapi already
+        leaves out ``itemType`` and the ``items`` links); a feature collection with its
+        ``defaultItemsPageSize`` and ``maximumItemsPageSize`` (OGC API Features, the
+        recommendation of ogcapi-features#1086), the values its ``limit`` parameter has in the
+        OpenAPI document.
+
+    Examples
+    --------
+    >>> describe_collection({"providers": [{"type": "coverage"}]}, {"id": "dem"})["dataType"]
+    'coverage'
+    >>> doc = describe_collection(collection(LAYERS["rivers"]), {"id": "rivers"})
+    >>> doc["defaultItemsPageSize"], doc["maximumItemsPageSize"]
+    (100, 10000)
+    """
+    kind = (resource.get("providers") or [{}])[0].get("type")
+    if kind == "coverage":
+        doc.update(COVERAGE_MEMBERS)
+    elif kind == "feature":
+        limits = resource.get("limits") or LIMITS
+        doc["defaultItemsPageSize"] = limits["default_items"]
+        doc["maximumItemsPageSize"] = limits["max_items"]
+    return doc
+
+
+def reference_limits(doc: dict) -> dict:
+    """The OpenAPI document with each items path's ``limit`` parameter as a ``$ref``.
+
+    pygeoapi writes ``limit`` inline in every ``/collections/{id}/items`` path. A client
+    that sizes its pages from the API definition follows a ``$ref`` to it: GDAL's OAPIF
+    driver (3.8 and later) looks only at the ``$ref`` parameters of the items path whose
+    reference names ``limit`` and takes ``schema/default`` and ``schema/maximum`` from the
+    component, so an inline parameter leaves it guessing. Equal parameters share one
+    component (``limit``); a collection with other limits gets ``limit-<id>``.
+
+    Parameters
+    ----------
+    doc : dict
+        The OpenAPI 3.0 document pygeoapi generated (changed in place).
+
+    Returns
+    -------
+    dict
+        ``doc``.
+    """
+    components = doc.setdefault("components", {}).setdefault("parameters", {})
+    for path, item in (doc.get("paths") or {}).items():
+        if not path.endswith("/items"):
+            continue
+        params = (item.get("get") or {}).get("parameters") or []
+        for i, param in enumerate(params):
+            if not isinstance(param, dict) or param.get("name") != "limit" or "$ref" in param:
+                continue
+            name = "limit"
+            if components.get(name, param) != param:
+                name = f"limit-{path.split('/')[-2]}"
+            components[name] = param
+            params[i] = {"$ref": f"#/components/parameters/{name}"}
+    return doc
+
+
+def _layer_of(data: dict) -> Layer | None:
+    """The catalogue layer an items or item page shows (``None``: not one of ours)."""
+    paths = [data.get("dataset_path") or ""]
+    paths += [
+        link.get("href", "")
+        for link in data.get("links") or ()
+        if isinstance(link, dict) and link.get("rel") == "collection"
+    ]
+    for path in paths:
+        lid = path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        if lid in LAYERS:
+            return LAYERS[lid]
+    return None
+
+
+def html_labels(data: dict, locale: str) -> dict:
+    """An items or item page's data with code-list values shown as their labels.
+
+    Parameters
+    ----------
+    data : dict
+        What pygeoapi renders into ``collections/items/index.html`` (a feature
+        collection) or ``item.html`` (a feature); not changed.
+    locale : str
+        The page's locale (``zh_CN``, ``en_US``...): Chinese labels for ``zh``, English
+        otherwise.
+
+    Returns
+    -------
+    dict
+        A copy whose features' code-list properties hold labels (an unknown code is
+        kept); ``data`` itself when it is not a catalogue layer's.
+    """
+    layer = _layer_of(data)
+    if layer is None:
+        return data
+    lang = "zh" if locale.lower().startswith("zh") else "en"
+    coded = {f.name: f for f in layer.fields if f.codes is not None}
+
+    def labelled(feature):
+        props = feature.get("properties")
+        if not isinstance(props, dict):
+            return feature
+        props = {
+            k: coded[k].label(v, lang) if k in coded and isinstance(v, str) else v
+            for k, v in props.items()
+        }
+        return {**feature, "properties": props}
+
+    if isinstance(data.get("features"), list):
+        return {**data, "features": [labelled(f) for f in data["features"]]}
+    return labelled(data)
