@@ -155,6 +155,11 @@ def layers_page(browser, sample_data, tmp_path_factory):
     m = maps.layers_map(sample_data)
     url = _save(m, tmp_path_factory.mktemp("layers"), "layers.html")
     p = Page(browser, url)
+    # no base map: each tile the tests' zooming would ask for is refused one by one (slow)
+    p.page.evaluate(
+        "(map) => { window[map].eachLayer(l => { if (l instanceof L.TileLayer) l.remove(); }); }",
+        m.get_name(),
+    )
     yield p, m.get_name()
     p.close()
 
@@ -282,7 +287,7 @@ def test_click_on_a_case_or_shelter_opens_its_own_popup(layers_page, sample_data
     for _, s in shelters.iterrows():
         text = _click_at(p, name, s.geometry.y, s.geometry.x)
         assert s["name"] in text and f"{shelter.zh} {shelter.en}" in text, text
-    p.page.evaluate("(map) => window[map].closePopup()", name)
+    p.page.evaluate("(map) => { window[map].closePopup(); }", name)
 
 
 def test_legend_follows_the_layer_control(layers_page):
@@ -300,7 +305,9 @@ def test_legend_follows_the_layer_control(layers_page):
 
 def test_community_names_are_permanent_labels(layers_page, sample_data):
     p, name = layers_page
-    p.page.evaluate("(map) => window[map].setView([18.30, 109.50], 12, {animate: false})", name)
+    p.page.evaluate(
+        "(map) => { window[map].setView([18.30, 109.50], 12, {animate: false}); }", name
+    )
     p.page.mouse.move(1, 1)  # nowhere near a community
     p.page.wait_for_timeout(300)
     labels = p.page.eval_on_selector_all(
@@ -322,7 +329,7 @@ def test_community_names_are_permanent_labels(layers_page, sample_data):
         comm = sample_data["communities"].to_crs(4326).set_index("name")
         c = comm.loc[hidden[0]].geometry.representative_point()
         p.page.evaluate(
-            "([map, lat, lon]) => window[map].setView([lat, lon], 16, {animate: false})",
+            "([map, lat, lon]) => { window[map].setView([lat, lon], 16, {animate: false}); }",
             [name, c.y, c.x],
         )
         p.page.wait_for_timeout(300)
