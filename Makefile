@@ -16,6 +16,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
+# tianya serve generates the default GeoPackage (geodata/tianya.gpkg) when it is missing, as
+# on a fresh clone; another --data path must exist (or be given with --generate)
 serve: install
 	$(VENV)/bin/tianya serve --host 0.0.0.0
 

@@ -343,8 +343,13 @@ def test_serve_takes_the_data_from_the_environment_and_its_own_url(
     assert s.url == "http://gis.internal:5097"
 
 
-def test_the_worker_app_is_built_from_the_settings_object(started, sample_gpkg, monkeypatch):
+def test_the_worker_app_is_built_from_the_settings_object(
+    started, sample_gpkg, monkeypatch, tmp_path
+):
     import tianya.app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "other.yml").write_text("server: {}\n")  # --config must name a file
 
     built = []
     monkeypatch.setattr(
@@ -387,6 +392,7 @@ def test_other_commands_take_the_data_from_the_environment(sample_gpkg, monkeypa
 
     monkeypatch.setattr(stores, "open_store", fake_open)
     monkeypatch.setenv("TIANYA_DATA", sample_gpkg)
+    (tmp_path / "b.gpkg").touch()  # a missing --data GeoPackage is refused before opening
     for argv in (["report"], ["map", "layers"], ["report", "--data", str(tmp_path / "b.gpkg")]):
         r = CliRunner().invoke(cli.main, argv)
         assert isinstance(r.exception, Stop), r.output

@@ -1,35 +1,82 @@
 """The ``tianya`` command.
 
-``tianya serve`` is the main job: it generates the sample GeoPackage if it is
-missing and starts gunicorn (a production WSGI server) on the app.
+``tianya serve`` is the main job: it starts gunicorn (a production WSGI server) on the
+app, generating the sample GeoPackage first when the default one (``geodata/tianya.gpkg``)
+is missing, as on a fresh clone (``make serve``). Any other ``--data`` path must exist,
+unless ``--generate`` asks for the sample to be written there: a mistyped path is refused,
+not filled with synthetic data.
 
 Every command starts from one :class:`~tianya.settings.Settings` object, read from the
 ``TIANYA_`` variables and checked before the command does anything (a bad value is a
 one-line error naming it, exit status 2); options such as ``--data`` override the
 matching setting. Nothing here reads or writes the environment.
+
+A user's mistake (a wrong layer name, a missing ``--data`` file, an output that exists or
+cannot be written, a bad week, an unreachable PostGIS) ends with one line, ``Error: …``,
+and exit status 1 (2 for bad settings, options and a missing ``--data`` GeoPackage, as
+click's usage errors); ``tianya --debug`` shows the traceback instead. Long commands show
+progress bars on stderr when it is a terminal (``tianya --quiet``: none).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 
 import click
 
 from layers.store import DEFAULT_GPKG
-from tianya.cli_settings import command_settings, load_settings
+from tianya.cli_settings import (
+    DEBUG,
+    QUIET,
+    DataMissing,
+    UserError,
+    command_settings,
+    existing_data,
+    load_settings,
+    progress,
+    showing_progress,
+    user_message,
+    writable,
+)
 from tianya.settings import Settings, markdown_table, use
 
 
-@click.group()
+class Group(click.Group):
+    """The ``tianya`` group: a user's mistake in any command ends with one line.
+
+    :func:`~tianya.cli_settings.user_message` tells mistakes from bugs; a bug, or any
+    error under ``--debug``, keeps its traceback.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise
+        except Exception as err:
+            message = user_message(err)
+            if message is None or ctx.meta.get(DEBUG):
+                raise
+            raise UserError(message) from None
+
+
+@click.group(cls=Group)
 @click.version_option(package_name="tianya-gis")
+@click.option("--debug", is_flag=True, help="Show the traceback of an error, not one line.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.pass_context
-def main(ctx):
+def main(ctx, debug=False, quiet=False):
     """Tianya command-center GIS: sample data, OGC API server, analytics.
 
     Settings are TIANYA_ environment variables (`tianya settings` lists them).
     """
+    ctx.meta[DEBUG], ctx.meta[QUIET] = debug, quiet
+    if not debug and ctx.invoked_subcommand != "serve":
+        # the pool warns of every failed attempt; the command's one line says it all
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     ctx.obj = load_settings()  # read and checked before any command works
 
 
@@ -54,7 +101,7 @@ def generate(output, seed, n_incidents, with_rasters=True):
     """Generate the synthetic Tianya sample data into a GeoPackage."""
     from geodata.sample import DEFAULT_SEED, write_sample
 
-    path = os.path.abspath(output or DEFAULT_GPKG)
+    path = os.path.abspath(writable(output or DEFAULT_GPKG))
     tmp = path + ".tmp"
     for p in (tmp, tmp + "-wal", tmp + "-shm"):
         if os.path.exists(p):
@@ -62,12 +109,14 @@ def generate(output, seed, n_incidents, with_rasters=True):
     from layers.gpkg import GeoPackageStore
 
     t0 = time.perf_counter()
-    store = GeoPackageStore(tmp)
-    counts = write_sample(
-        tmp, seed=DEFAULT_SEED if seed is None else seed, n_incidents=n_incidents, store=store
-    )
-    store.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    store.close()
+    with progress(1, "sample data") as bar:
+        store = GeoPackageStore(tmp)
+        counts = write_sample(
+            tmp, seed=DEFAULT_SEED if seed is None else seed, n_incidents=n_incidents, store=store
+        )
+        store.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.close()
+        bar.update()
     for p in (tmp + "-wal", tmp + "-shm", path + "-wal", path + "-shm"):
         if os.path.exists(p):
             os.remove(p)
@@ -100,13 +149,14 @@ def rasters(data, output, seed):
     from geodata.sample import DEFAULT_SEED
 
     settings = command_settings(data=data)
-    data = settings.store_location()
+    data = existing_data(settings)
+    folder = output or default_dir(data, settings.rasters)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f"{folder} is a file: --output is the folder of the COGs")
     t0 = time.perf_counter()
-    paths = write_rasters_from_store(
-        data,
-        output or default_dir(data, settings.rasters),
-        seed=DEFAULT_SEED if seed is None else seed,
-    )
+    with progress(1, "DEM and flood scenarios") as bar:
+        paths = write_rasters_from_store(data, folder, seed=DEFAULT_SEED if seed is None else seed)
+        bar.update()
     click.echo(
         f"wrote {len(paths)} COGs to {os.path.dirname(paths['dem'])} in "
         f"{time.perf_counter() - t0:.1f} s (synthetic DEM and flood scenarios)"
@@ -155,7 +205,8 @@ def load_postgis(url, gpkg, layer_ids, quiet):
     if not os.path.exists(src):
         raise click.UsageError(f"{src} does not exist (run `tianya generate`)")
     t0 = time.perf_counter()
-    counts = load_gpkg(src, url, layer_ids.split(",") if layer_ids else None, progress=not quiet)
+    ids = layer_ids.split(",") if layer_ids else None
+    counts = load_gpkg(src, url, ids, progress=showing_progress(quiet))
     dt = time.perf_counter() - t0
     for lid, n in counts.items():
         click.echo(f"  {lid:<20} {n:>9,}")
@@ -167,15 +218,19 @@ def load_postgis(url, gpkg, layer_ids, quiet):
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
-    "--workers", default=2, show_default=True, type=int, help="gunicorn worker processes."
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="gunicorn worker processes.",
 )
 @click.option(
     "--threads",
     default=32,
     show_default=True,
-    type=int,
+    type=click.IntRange(min=1),
     help="Threads per worker (many: a slow client holds one for at most $TIANYA_BODY_SECONDS).",
 )
 @click.option(
@@ -183,12 +238,27 @@ def load_postgis(url, gpkg, layer_ids, quiet):
     default=None,
     help="GeoPackage path or postgresql:// URL [$TIANYA_DATA or geodata/tianya.gpkg].",
 )
-@click.option("--config", "config_path", default=None, help="pygeoapi config [server_config.yml].")
-def serve(host, port, workers, threads, data, config_path):
-    """Serve the OGC API with gunicorn (generating the sample GeoPackage if missing).
+@click.option(
+    "--generate",
+    "generate_missing",
+    is_flag=True,
+    help="Write the synthetic sample to a --data GeoPackage that does not exist "
+    "(the default geodata/tianya.gpkg is generated when missing without it).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="pygeoapi config [server_config.yml].",
+)
+def serve(host, port, workers, threads, data, config_path, generate_missing=False):
+    """Serve the OGC API with gunicorn.
 
-    With a postgresql:// URL (``--data`` or $TIANYA_DATA) nothing is generated: the
-    tables must exist (``tianya load-postgis``).
+    The default GeoPackage (geodata/tianya.gpkg) is generated when it is missing; any
+    other path must exist unless ``--generate`` asks for the sample there. With a
+    postgresql:// URL (``--data`` or $TIANYA_DATA) nothing is generated: the tables must
+    exist (``tianya load-postgis``).
     """
     from geodata.rasters import default_dir, rasters_exist
     from tianya import compat
@@ -203,6 +273,11 @@ def serve(host, port, workers, threads, data, config_path):
         raise click.ClickException(str(err)) from None
     data = settings.store_location()
     if "://" not in data and not os.path.exists(data):
+        if not (generate_missing or data == os.path.abspath(DEFAULT_GPKG)):
+            raise DataMissing(
+                f"GeoPackage {data} does not exist: check --data or $TIANYA_DATA, or pass "
+                "--generate to write the synthetic sample there"
+            )
         click.echo(f"{data} is missing: generating the sample data first")
         ctx = click.get_current_context()
         ctx.invoke(generate, output=data)
@@ -318,22 +393,32 @@ def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, rest
     import pandas as pd
 
     from analytics import maps
-    from analytics.errors import AnalyticsError
     from layers.catalogue import THEMATIC, get_layer
     from layers.stores import open_store
 
+    if kind != "layers":
+        for given, name in ((layer_ids, "--layers"), (restricted, "--restricted")):
+            if given:
+                raise click.UsageError(f"{name} is for `tianya map layers`, not {kind}")
     settings = command_settings(data=data)
-    store = open_store(settings.store_location())
+    ids = layer_ids.split(",") if layer_ids else list(THEMATIC)
+    need = sorted(set(ids if kind == "layers" else ["incidents"]) | {"communities"})
+    layers = [get_layer(i) for i in need]  # a wrong name is refused before any work
+    output = writable(output or f"tianya-{kind}.html")
+    store = open_store(existing_data(settings))
     base = {"tiles": settings.tiles, "keys": settings.basemap_keys()}
     t0 = time.perf_counter()
-    ids = layer_ids.split(",") if layer_ids else list(THEMATIC)
-    need = set(ids if kind == "layers" else ["incidents"]) | {"communities"}
-    frames = {i: store.read_frame(get_layer(i)) for i in need}
-    if days and "incidents" in frames:
-        inc = frames["incidents"]
-        t = pd.to_datetime(inc["reported_at"], utc=True)
-        frames["incidents"] = inc[t >= t.max() - pd.Timedelta(days=days)]
-    try:
+    frames = {}
+    with progress(len(layers) + 2, f"map {kind}") as bar:
+        for layer in layers:
+            bar.set_postfix_str(layer.id)
+            frames[layer.id] = store.read_frame(layer)
+            bar.update()
+        if days and "incidents" in frames:
+            inc = frames["incidents"]
+            t = pd.to_datetime(inc["reported_at"], utc=True)
+            frames["incidents"] = inc[t >= t.max() - pd.Timedelta(days=days)]
+        bar.set_postfix_str("drawing")
         if kind == "layers":
             m = maps.layers_map(
                 frames,
@@ -356,9 +441,10 @@ def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, rest
             m = maps.choropleth_map(
                 frames["incidents"], frames["communities"], basemap_id=basemap_id, lang=lang, **base
             )
-        out = maps.save_map(m, output or f"tianya-{kind}.html", assets=assets)
-    except AnalyticsError as err:
-        raise click.ClickException(str(err)) from None
+        bar.update()
+        bar.set_postfix_str("writing")
+        out = maps.save_map(m, output, assets=assets)
+        bar.update()
     click.echo(f"wrote {out.path}: {out.size / 1e6:.2f} MB in {time.perf_counter() - t0:.1f} s")
 
 
@@ -380,26 +466,32 @@ def report(week, data, output, pdf_path, json_path):
     """Write the weekly report (HTML, optionally PDF and JSON figures)."""
     import json
 
-    from analytics.errors import AnalyticsError
     from analytics.report import weekly_report
     from layers.catalogue import get_layer
     from layers.stores import open_store
 
-    store = open_store(command_settings(data=data).store_location())
+    for path in (output, pdf_path, json_path):
+        writable(path)  # before the work, not after it
+    store = open_store(existing_data(command_settings(data=data)))
     t0 = time.perf_counter()
-    try:
-        rep = weekly_report(
-            store.read_frame(get_layer("incidents")),
-            store.read_frame(get_layer("communities")),
-            week,
-        )
+    steps = ["incidents", "communities", "report", "html"] + ["pdf"] * bool(pdf_path)
+    with progress(len(steps), "report") as bar:
+        frames = {}
+        for lid in ("incidents", "communities"):
+            bar.set_postfix_str(lid)
+            frames[lid] = store.read_frame(get_layer(lid))
+            bar.update()
+        bar.set_postfix_str("figures and charts")
+        rep = weekly_report(frames["incidents"], frames["communities"], week)
+        bar.update()
         path = output or f"tianya-report-{rep.week}.html"
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(rep.html)
+        bar.update()
         if pdf_path:
+            bar.set_postfix_str("pdf")
             rep.pdf(pdf_path)
-    except AnalyticsError as err:
-        raise click.ClickException(str(err)) from None
+            bar.update()
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(rep.figures, fh, ensure_ascii=False, indent=1)

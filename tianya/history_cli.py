@@ -10,7 +10,14 @@ import time
 
 import click
 
-from tianya.cli_settings import command_settings
+from tianya.cli_settings import (
+    UserError,
+    command_settings,
+    existing_data,
+    progress,
+    showing_progress,
+    writable,
+)
 
 __all__ = ["export_parquet", "history_hotspots"]
 
@@ -35,11 +42,20 @@ __all__ = ["export_parquet", "history_hotspots"]
 def export_parquet(layer, output, data, rows_per_file, overwrite, quiet):
     """Export LAYER to partitioned GeoParquet 1.1 in OUTPUT (by month, Hilbert order)."""
     from analytics.parquet import export_layer
+    from layers.catalogue import get_layer
 
+    get_layer(layer)  # a wrong name is refused before any work
+    if os.path.exists(output) and not overwrite:
+        raise UserError(f"{output} exists: pass --overwrite to replace it")
     t0 = time.perf_counter()
-    data = command_settings(data=data).store_location()
+    data = existing_data(command_settings(data=data))
     res = export_layer(
-        data, layer, output, rows_per_file=rows_per_file, progress=not quiet, overwrite=overwrite
+        data,
+        layer,
+        output,
+        rows_per_file=rows_per_file,
+        progress=showing_progress(quiet),
+        overwrite=overwrite,
     )
     click.echo(
         f"wrote {res.rows:,} rows of {layer} in {len(res.files)} files "
@@ -119,21 +135,30 @@ def history_hotspots(
     from analytics.emerging import MAX_STEPS
     from analytics.errors import AnalyticsError
 
+    if analysis == "emerging" and shape == "communities":
+        raise click.UsageError("emerging hot spots use fishnet or hexagon bins")
+    if scheduler and engine != "dask":
+        raise click.UsageError("--scheduler is for --engine dask")
+    if not os.path.exists(source):
+        raise UserError(f"{source} does not exist (write it with `tianya export-parquet`)")
+    writable(output)
     warnings.filterwarnings("ignore", message="input CRS")
     t0 = time.perf_counter()
     polys = None
+    bar = progress(3 if output else 2, f"{analysis} hot spots")
     if analysis == "optimized":
         from layers.catalogue import get_layer
         from layers.stores import open_store
 
-        store = open_store(command_settings(data=data).store_location())
+        bar.set_postfix_str("communities")
+        store = open_store(existing_data(command_settings(data=data)))
         polys = store.read_frame(get_layer("communities"))
+    bar.update()
+    bar.set_postfix_str(engine)
     with D.dask_client(
         scheduler if engine == "dask" else "synchronous", n_workers=workers
     ) as runner:
         if analysis == "emerging":
-            if shape == "communities":
-                raise click.UsageError("emerging hot spots use fishnet or hexagon bins")
             try:
                 res = D.emerging_hot_spots(
                     source,
@@ -156,6 +181,7 @@ def history_hotspots(
             )
             res = D.optimized_hot_spots(source, shape, engine=engine, scheduler=runner, **kw)
             cells, col = res.cells, "gi_bin"
+    bar.update()
     click.echo(
         f"{analysis} hot spots ({engine}) in {time.perf_counter() - t0:.1f} s: {len(cells):,} cells"
     )
@@ -166,8 +192,11 @@ def history_hotspots(
         out = cells.copy()
         if "category" in out:
             out["category"] = out["category"].astype(str)
+        bar.set_postfix_str("writing")
         if output.endswith(".parquet"):
             out.to_parquet(output)
         else:
             out.to_file(output, driver="GPKG" if output.endswith(".gpkg") else None)
+        bar.update()
         click.echo(f"wrote {os.path.abspath(output)}")
+    bar.close()
