@@ -38,6 +38,11 @@ The generated OpenAPI document
 ``http_status_code`` / ``ogc_exception_code`` of pygeoapi's exceptions
     Set by :func:`pygeoapi_error` (our errors' status and OGC code); pygeoapi's items and
     processes handlers answer with them.
+``pygeoapi.api.API.get_exception``
+    Logs an error answer by its status: a client error (4xx) as one INFO line, a server
+    fault (5xx) at ERROR with its traceback; pygeoapi's own ERROR records of the errors
+    it answers are dropped (:class:`ClientErrorLog`). pygeoapi logs a 404 for a mistyped
+    id at ERROR with a traceback (``docs/upstream/pygeoapi-client-errors-logged-as-errors.md``).
 Configuration through the environment
     pygeoapi 0.24 takes its configuration and OpenAPI document only from the environment
     variables ``PYGEOAPI_CONFIG`` and ``PYGEOAPI_OPENAPI``, read when ``pygeoapi.flask_app``
@@ -53,7 +58,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import logging
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 
@@ -256,6 +263,18 @@ TARGETS: tuple[Target, ...] = (
         "pygeoapi.api.processes.execute_process",
         "answers a processor error with its status and code",
         mentions=("err.http_status_code", "err.ogc_exception_code"),
+    ),
+    Target(
+        "pygeoapi.api.API.get_exception",
+        "replaced: a client error (4xx) is logged as one INFO line, a server fault (5xx) at "
+        "ERROR with its traceback (pygeoapi logs each at ERROR with the traceback)",
+        params=("status", "headers", "format_", "code", "description"),
+        mentions=("LOGGER.error(",),
+    ),
+    Target(
+        "pygeoapi.api.itemtypes.get_collection_items",
+        "its own ERROR line before a bad filter's 400 is dropped (ClientErrorLog)",
+        mentions=("LOGGER.error(f'{msg}: {cql_text}')", "LOGGER.error(f'{msg}: {request_data}')"),
     ),
     Target(
         "pygeoapi.config.get_config",
@@ -521,21 +540,80 @@ def install() -> None:
     """Apply every replacement (idempotent)."""
     _use_orjson_for_items()
     _redact_logs()
+    _log_errors_by_status()
     _skip_identity_bbox_transform()
     _list_readable_collections_only()
     _describe_collections()
     _label_codes_in_html()
 
 
-def _redact_logs() -> None:
-    """No personal data or key in pygeoapi's log (it logs refused request bodies)."""
-    import logging
+class ClientErrorLog(logging.Filter):
+    """Drops pygeoapi's own ERROR records of the errors it answers.
 
+    pygeoapi's ``API.get_exception`` logs every error it answers at ERROR with the traceback
+    of the exception being handled (a mistyped item id is a 404 with a 30-line traceback),
+    and the items handler logs a bad filter at ERROR before answering it with a 400.
+    :func:`_log_errors_by_status` logs each answer by its status instead.
+    """
+
+    #: (logger, function, message prefix) of the records dropped.
+    DROPPED = (
+        ("pygeoapi.api", "get_exception", ""),
+        ("pygeoapi.api.itemtypes", "get_collection_items", "Bad CQL "),
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(
+            record.name == name and record.funcName == func and str(record.msg).startswith(pre)
+            for name, func, pre in self.DROPPED
+        )
+
+
+def _log_errors_by_status() -> None:
+    """pygeoapi's error answers logged by their status (see :class:`ClientErrorLog`).
+
+    A client error (4xx) is one INFO line, ``<status> <code>: <description>``; a server
+    fault (5xx) is an ERROR record with the traceback of the exception being handled, once.
+    """
+    from pygeoapi.api import API
+
+    original = inspect.unwrap(API.get_exception)
+    logger = logging.getLogger("pygeoapi.api")
+
+    def get_exception(self, status, headers, format_, code, description):
+        _log_answer(logger, int(status), code, description)
+        return original(self, status, headers, format_, code, description)
+
+    get_exception.__wrapped__ = original  # type: ignore[attr-defined]
+    API.get_exception = get_exception
+    for name in {name for name, _, _ in ClientErrorLog.DROPPED}:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, ClientErrorLog) for f in log.filters):
+            log.addFilter(ClientErrorLog())
+
+
+def _log_answer(logger: logging.Logger, status: int, code: str, description: str) -> None:
+    if status < 500:
+        logger.info("%d %s: %s", status, code, description)
+    else:
+        logger.error("%d %s: %s", status, code, description, exc_info=sys.exc_info()[0] is not None)
+
+
+def _redact_logs() -> None:
+    """No personal data or key in pygeoapi's log (it logs refused request bodies), nor in
+    the shell's lines of refusals (``tianya.web``: a message may quote a value).
+
+    A logger's filters see only the records logged on that logger, not its children's:
+    the filter goes on ``pygeoapi`` and on each of its module loggers (``pygeoapi.api``,
+    ``pygeoapi.api.itemtypes`` …), which exist once pygeoapi's app is imported.
+    """
     from tianya.safety import RedactFilter
 
-    logger = logging.getLogger("pygeoapi")
-    if not any(isinstance(f, RedactFilter) for f in logger.filters):
-        logger.addFilter(RedactFilter())
+    names = [n for n in logging.root.manager.loggerDict if n.startswith("pygeoapi.")]
+    for name in ["pygeoapi", *names, "tianya.web"]:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactFilter) for f in logger.filters):
+            logger.addFilter(RedactFilter())
 
 
 def _list_readable_collections_only() -> None:

@@ -9,6 +9,8 @@ Every route the shell serves itself (the checks in front of pygeoapi, ``/cases``
   and the headers the status calls for (``WWW-Authenticate``, ``Allow``, ``Retry-After``,
   ``Connection: close`` when the body was not read). :func:`guarded` runs a route and
   answers any other exception with a generic 500, logged once with its traceback.
+  Logging follows the status: a client's error (4xx) is one INFO line (method, path,
+  status, message), a server fault (5xx) one ERROR record with its traceback.
 * :func:`query` is the one query-string parser: unknown names (with the valid ones),
   repeated names and NUL characters are refused.
 * :func:`json_body` is the one JSON body reader (size cap and deadline of
@@ -123,7 +125,17 @@ def error_response(
     render: Callable[[TianyaError], object] = ogc_body,
     exc_info=None,
 ):
-    """Answer ``err``: its status and headers, the body ``render`` makes of it (OGC's)."""
+    """Answer ``err``: its status and headers, the body ``render`` makes of it (OGC's).
+
+    Logged once: a client's error (status below 500) as one INFO line, a server fault
+    (503 for a store that is down, say) at ERROR with the traceback of the exception
+    being handled; with ``exc_info`` the fault was logged already (:func:`internal_error`).
+    """
+    what = f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '')}"
+    if err.status < 500:
+        LOGGER.info("%s: %d %s", what, err.status, err)
+    elif exc_info is None:
+        LOGGER.error("%s: %d %s", what, err.status, err, exc_info=sys.exc_info()[0] is not None)
     return respond(
         environ,
         start_response,
