@@ -136,10 +136,23 @@ def test_settings_mistake_is_one_line(workdir, monkeypatch):
     _one_line(_run(["settings"]), 2, r"TIANYA_SCREEN_CACHE must be a number, got 'often'")
 
 
-def test_an_unreachable_postgis_is_one_line(workdir):
+@pytest.mark.parametrize("command", ["report", "serve"])
+def test_an_unreachable_postgis_is_one_line(workdir, started, command):
     url = "postgresql://nobody@127.0.0.1:1/none"
-    r = _run(["report", "--data", url])
-    _one_line(r, 1, r"PostgreSQL at 127\.0\.0\.1:1/none is unavailable")
+    r = _run([command, "--data", url])
+    _one_line(r, 1, r"PostgreSQL at 127\.0\.0\.1:1/none is unavailable: no connection")
+    assert "server" not in started
+
+
+def test_serve_refuses_a_postgis_without_the_tables(started):
+    """``tianya serve`` on an empty database: one line naming it, before gunicorn starts."""
+    pg = os.environ.get("TIANYA_TEST_PG")
+    if not pg:
+        pytest.skip('TIANYA_TEST_PG is not set (eval "$(bash .ci/postgis.sh)")')
+    url = pg + ("&" if "?" in pg else "?") + "schema=tianya_cli_never_loaded"
+    r = _run(["serve", "--data", url])
+    _one_line(r, 1, r"collection 'incidents' is not in the PostGIS database .*never_loaded")
+    assert "server" not in started
 
 
 def test_debug_shows_the_traceback(sample_gpkg, workdir):

@@ -281,6 +281,8 @@ def serve(host, port, workers, threads, data, config_path, generate_missing=Fals
         click.echo(f"{data} is missing: generating the sample data first")
         ctx = click.get_current_context()
         ctx.invoke(generate, output=data)
+    if "://" in data:
+        _check_store(data)  # reachable, and loaded: one line now, not a traceback later
     raster_dir = default_dir(data, settings.rasters)
     if not rasters_exist(raster_dir):
         click.echo(f"rasters are missing in {raster_dir}: generating them")
@@ -307,6 +309,21 @@ def serve(host, port, workers, threads, data, config_path, generate_missing=Fals
             "control_socket_disable": True,
         },
     ).run()
+
+
+def _check_store(url: str) -> None:
+    """The store at ``url`` answers and holds the incidents (else our error, one line)."""
+    from layers.catalogue import get_layer
+    from layers.stores import open_store
+
+    pool_log = logging.getLogger("psycopg.pool")  # warns of every failed attempt
+    level = pool_log.level
+    pool_log.setLevel(max(level, logging.ERROR))
+    try:
+        with open_store(url) as store:  # closed: the workers must not inherit its connections
+            store.require_layer(get_layer("incidents"))
+    finally:
+        pool_log.setLevel(level)
 
 
 def _create_app(config_path: str, settings: Settings):
@@ -495,12 +512,7 @@ def report(week, data, output, pdf_path, json_path):
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(rep.figures, fh, ensure_ascii=False, indent=1)
-    f = rep.figures
-    rate = f["completion_rate"]
-    click.echo(
-        f"{rep.week}: received {f['received']}, closed {f['closed']}, completion "
-        f"{'—' if rate is None else f'{rate:.1%}'}, overdue {f['overdue_total']}"
-    )
+    click.echo(rep.summary())  # the week's days, each rate with its definition and as-of
     click.echo(
         f"wrote {path}"
         + (f" and {pdf_path}" if pdf_path else "")
