@@ -64,6 +64,12 @@ def _mistakes(gpkg: str, tmp: str):
             2,
             r"--layers is for `tianya map layers`, not choropleth",
         ),
+        (
+            ["map", "layers", "--data", gpkg, "--assets", "vendr"],
+            2,
+            r"Invalid value for '--assets': 'vendr' is not inline, cdn, a URL",
+        ),
+        (["map", "layers", "--data", gpkg, "--max-points", "-1"], 2, r"'--max-points'"),
         # report
         (["report", "--data", gpkg, "--week", "2026-W99"], 1, r"'2026-W99' is not an ISO week"),
         (["report", "--data", gpkg, "--week", "last"], 1, r"2026-W47.*'last'|'last'.*2026-W47"),

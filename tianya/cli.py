@@ -311,6 +311,20 @@ def serve(host, port, workers, threads, data, config_path, generate_missing=Fals
     ).run()
 
 
+def _check_assets(assets: str, output: str) -> None:
+    """``--assets``: inline, cdn, a URL (or a path on the serving host, ``/…``), or a folder
+    beside the map that exists (a typo would write a map without Leaflet)."""
+    if assets in ("inline", "cdn") or "://" in assets or assets.startswith("/"):
+        return
+    folder = os.path.join(os.path.dirname(os.path.abspath(output)), assets)
+    if not os.path.isdir(folder):
+        raise click.BadParameter(
+            f"{assets!r} is not inline, cdn, a URL, a /path or a folder beside {output} "
+            f"({folder} does not exist)",
+            param_hint="'--assets'",
+        )
+
+
 def _check_store(url: str) -> None:
     """The store at ``url`` answers and holds the incidents (else our error, one line)."""
     from layers.catalogue import get_layer
@@ -391,7 +405,7 @@ def _write_openapi(settings: Settings, config_path: str) -> None:
     "--max-points",
     default=2000,
     show_default=True,
-    type=int,
+    type=click.IntRange(min=0),
     help="Above this many features a layer is aggregated into cells.",
 )
 @click.option(
@@ -422,6 +436,7 @@ def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, rest
     need = sorted(set(ids if kind == "layers" else ["incidents"]) | {"communities"})
     layers = [get_layer(i) for i in need]  # a wrong name is refused before any work
     output = writable(output or f"tianya-{kind}.html")
+    _check_assets(assets, output)
     store = open_store(existing_data(settings))
     base = {"tiles": settings.tiles, "keys": settings.basemap_keys()}
     t0 = time.perf_counter()
