@@ -106,17 +106,29 @@ def generate(output, seed, n_incidents, with_rasters=True):
     for p in (tmp, tmp + "-wal", tmp + "-shm"):
         if os.path.exists(p):
             os.remove(p)
+    from layers.catalogue import LAYERS
     from layers.gpkg import GeoPackageStore
 
     t0 = time.perf_counter()
-    with progress(1, "sample data") as bar:
-        store = GeoPackageStore(tmp)
+    with progress(len(LAYERS), "sample data", unit="layer") as bar:
+
+        class Store(GeoPackageStore):
+            """The GeoPackage, counting the layers written on the bar."""
+
+            def write_frame(self, layer, frame, *args, **kwargs):
+                bar.set_postfix_str(layer.id)
+                try:
+                    return super().write_frame(layer, frame, *args, **kwargs)
+                finally:
+                    bar.update()
+
+        bar.set_postfix_str("generating")
+        store = Store(tmp)
         counts = write_sample(
             tmp, seed=DEFAULT_SEED if seed is None else seed, n_incidents=n_incidents, store=store
         )
         store.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         store.close()
-        bar.update()
     for p in (tmp + "-wal", tmp + "-shm", path + "-wal", path + "-shm"):
         if os.path.exists(p):
             os.remove(p)
