@@ -173,3 +173,17 @@ def test_items_html_in_chinese_shows_labels_json_keeps_codes(live_server):
     first = next(f for f in coded if data[0]["properties"].get(f.name))
     label = first.label(data[0]["properties"][first.name], "en")
     assert re.search(rf'<td data-label="{first.name}">\s*{re.escape(label)}\s*</td>', english)
+
+
+def test_html_answers_name_their_charset(live_server):
+    # pygeoapi sends text/html alone: requests then decoded the Chinese labels as Latin-1
+    for path in (
+        "/?f=html",
+        "/collections?f=html&lang=zh-CN",
+        "/collections/incidents/items?limit=2&f=html&lang=zh-CN",
+    ):
+        r = live_server.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["Content-Type"].lower() == "text/html; charset=utf-8", path
+        assert r.encoding.lower() == "utf-8", path
+        assert "zh-CN" not in path or "事件" in r.text, path

@@ -85,6 +85,22 @@ def _geojson_type(start_response):
     return start
 
 
+def _utf8_html(start_response):
+    """``start_response`` that names the charset of an HTML answer (pygeoapi sends
+    ``text/html`` alone, and clients such as ``requests`` then read Chinese as Latin-1)."""
+
+    def start(status, headers, exc_info=None):
+        headers = [
+            (k, "text/html; charset=utf-8")
+            if k.lower() == "content-type" and v.strip().lower() == "text/html"
+            else (k, v)
+            for k, v in headers
+        ]
+        return start_response(status, headers, exc_info)
+
+    return start
+
+
 def _caller(environ, who, proxies=frozenset()) -> str:
     """Who a per-caller limit counts: the key's name, or the client address for the public
     (behind one of the trusted ``proxies``, ``TIANYA_TRUSTED_PROXIES``, the address it
@@ -125,6 +141,7 @@ class Shell:
 
     def __call__(self, environ, start_response):
         edge.headers_received(environ)  # the request's headers are in: stop their clock
+        start_response = _utf8_html(start_response)
         environ["tianya.settings"] = self.settings
         render = web.ogc_body
         try:
