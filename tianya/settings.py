@@ -266,10 +266,6 @@ class Settings:
         """A copy with ``changes`` (attribute names)."""
         return dataclasses.replace(self, **changes)
 
-    def budgets(self) -> dict[str, float]:
-        """The analysis budgets by their upper-case names (``MAX_GRID_CELLS`` …)."""
-        return {f.name.upper(): getattr(self, f.name) for f in FIELDS if f.name.startswith("max_")}
-
     def store_location(self) -> str:
         """:attr:`data` as an absolute path, or the URL as it is."""
         return data_location(self.data)

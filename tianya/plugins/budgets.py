@@ -29,7 +29,6 @@ from tianya import settings as tianya_settings
 from tianya.settings import Settings
 
 __all__ = [
-    "BUDGETS",
     "EXTENT_TTL",
     "MAX_CUBE_CELLS",
     "MAX_DRAWS_PER_UNIT",
@@ -86,20 +85,6 @@ MAX_NEIGHBOURS_PER_UNIT = _budget("MAX_NEIGHBOURS_PER_UNIT")
 MAX_NEIGHBOUR_PAIRS = _budget("MAX_NEIGHBOUR_PAIRS")
 #: DBSCAN: share of the layer's extent the eps disc may cover.
 MAX_EPS_AREA_SHARE = _budget("MAX_EPS_AREA_SHARE")
-
-#: The budgets by name (for documentation and the tests).
-BUDGETS = (
-    "MAX_GRID_CELLS",
-    "MAX_RASTER_CELLS",
-    "MAX_KERNEL_VISITS",
-    "MAX_TIME_STEPS",
-    "MAX_CUBE_CELLS",
-    "MAX_DRAWS_PER_UNIT",
-    "MAX_PERMUTATION_DRAWS",
-    "MAX_NEIGHBOURS_PER_UNIT",
-    "MAX_NEIGHBOUR_PAIRS",
-    "MAX_EPS_AREA_SHARE",
-)
 
 
 def _over(what: str, value: float, name: str, advice: str) -> InvalidParameter:
