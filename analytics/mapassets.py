@@ -11,7 +11,7 @@ rewrites the page:
 ``assets="cdn"``
     folium's CDN links for Leaflet and the plugins (smaller; needs internet).
 ``assets="<url prefix>"``
-    Links to a server that serves ``analytics/vendor`` (``/static/vendor`` of our shell).
+    Links to a server that serves ``analytics/vendor`` (``/assets/vendor`` of our shell).
 
 The vendored files come from the npm registry (leaflet 1.9.4, leaflet.markercluster 1.5.3,
 leaflet.fullscreen 3.0.0) with their licences in ``analytics/vendor/*/``.

@@ -785,5 +785,5 @@ def test_screen_live(browser, live_server, sample_data):
         p.close()
     r = live_server.get("/screen/summary.json?date=bad")
     assert r.status_code == 400
-    assert live_server.get("/static/vendor/leaflet/LICENSE").ok
-    assert live_server.get("/static/../tianya/app.py").status_code == 404
+    assert live_server.get("/assets/vendor/leaflet/LICENSE").ok
+    assert live_server.get("/assets/../tianya/app.py").status_code == 404

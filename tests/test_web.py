@@ -287,9 +287,9 @@ def test_an_unknown_parameter_is_refused_with_the_valid_ones(shell, path, valid)
 
 
 def test_static_files_take_no_parameters(shell):
-    answer, _ = call(shell, request("/static/screen.css"))
+    answer, _ = call(shell, request("/assets/screen.css"))
     assert answer.code == 200
-    answer, body = call(shell, request("/static/screen.css", query="v=2"))
+    answer, body = call(shell, request("/assets/screen.css", query="v=2"))
     assert answer.code == 400 and "takes no parameters" in body.decode()
 
 
@@ -359,3 +359,18 @@ def test_a_refusal_is_answered_without_exc_info(shell):
 
     body = b"".join(shell(request("/collections/poverty_relief/items"), strict))
     assert seen == ["401 Unauthorized"] and b"personal data" in body
+
+
+def test_pygeoapi_keeps_its_static_files_and_ours_are_assets(shell):
+    # pygeoapi's templates load /static/css/default.css and its logo: our pages must not
+    # claim that path (they live under /assets/)
+    answer, body = call(shell, request("/static/css/default.css"))
+    assert answer.code == 200 and b"{" in body
+    answer, _ = call(shell, request("/static/img/logo.png"))
+    assert answer.code == 200
+    answer, body = call(shell, request("/assets/screen.js"))
+    assert answer.code == 200 and b"L.map" in body
+    answer, _ = call(shell, request("/assets/vendor/leaflet/leaflet.js"))
+    assert answer.code == 200
+    answer, _ = call(shell, request("/assets/vendor/nosuch/x.js"))
+    assert answer.code == 404

@@ -30,7 +30,7 @@ from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, TianyaError
 from layers.params import check_coverage_params, check_items_params
 from layers.query import check_filter, has_geometry_literal, parse_filter
-from tianya import api, compat, edge, open311, request, screen, tiles, web
+from tianya import api, assets, compat, edge, open311, request, screen, tiles, web
 from tianya import settings as tianya_settings
 from tianya.safety import CallerLimit, escape_csv, public_openapi
 from tianya.settings import Settings
@@ -175,6 +175,8 @@ class Shell:
             return open311.app(environ, start_response)
         if screen.handles(path):
             return screen.app(environ, start_response)
+        if assets.handles(path):
+            return assets.app(environ, start_response)
         self._check_body(environ)
         if api.handles(path) and (
             environ.get("REQUEST_METHOD") == "PATCH" or not path.startswith("/collections/")

@@ -3,60 +3,36 @@
 ====================================  ==========================================================
 ``GET /screen``                       the page (``?date=2026-11-22``, ``?refresh=60`` seconds)
 ``GET /screen/summary.json``          :func:`analytics.screen.screen_summary` (``?date=``)
-``GET /static/<file>``                the page's script and style (``tianya/static``)
-``GET /static/vendor/<lib>/<file>``   vendored Leaflet (``analytics/vendor``, no CDN)
 ====================================  ==========================================================
 
-The page draws the incidents from the OGC API (``/collections/incidents/items``) and the
-figures from the summary, and refreshes both on its own. Everything here is public: the
-summary holds no sensitive field, and the items the page reads are filtered by the caller's
-role like any other request. Plain WSGI, no framework.
+The page's script, style and Leaflet are assets (:mod:`tianya.assets`). The page draws the
+incidents from the OGC API (``/collections/incidents/items``) and the figures from the
+summary, and refreshes both on its own. Everything here is public: the summary holds no
+sensitive field, and the items the page reads are filtered by the caller's role like any
+other request. Plain WSGI, no framework.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import mimetypes
-import os
 import threading
 import time
 
 import orjson
 
-from analytics.mapassets import VENDOR
 from layers.catalogue import get_layer
 from layers.errors import InvalidParameter, NotFound
 from layers.query import check_date
+from tianya.assets import STATIC, file_response
 from tianya.web import allow, query, respond, settings_of
 
-STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _cache: dict[str, tuple[float, bytes]] = {}
 _lock = threading.Lock()
 
 
 def handles(path: str) -> bool:
     """Whether :func:`app` serves ``path``."""
-    return path in ("/screen", "/screen/") or path.startswith(("/screen/", "/static/"))
-
-
-def _file(environ, start_response, path: str, root: str, params=()):
-    """The file ``path`` under ``root``; its URL takes only ``params``."""
-    full = os.path.realpath(os.path.join(root, path))
-    if not full.startswith(os.path.realpath(root) + os.sep) or not os.path.isfile(full):
-        raise NotFound(f"no such file: {path}")
-    query(environ, params)
-    with open(full, "rb") as fh:
-        body = fh.read()
-    ctype = mimetypes.guess_type(full)[0] or "application/octet-stream"
-    if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml"):
-        ctype += "; charset=utf-8"
-    return respond(
-        environ,
-        start_response,
-        body,
-        content_type=ctype,
-        headers=[("Cache-Control", "public, max-age=300")],
-    )
+    return path in ("/screen", "/screen/") or path.startswith("/screen/")
 
 
 def summary(environ, day: str | None) -> bytes:
@@ -89,7 +65,7 @@ def app(environ, start_response):
     allow(environ, "GET", "HEAD")  # the screen is read-only
     if path in ("/screen", "/screen/"):
         # the page's script reads its date and refresh period
-        return _file(environ, start_response, "screen.html", STATIC, ("date", "refresh"))
+        return file_response(environ, start_response, "screen.html", (STATIC,), ("date", "refresh"))
     if path == "/screen/summary.json":
         day = query(environ, ("date",)).get("date") or None
         if day is not None:
@@ -104,8 +80,4 @@ def app(environ, start_response):
         return respond(
             environ, start_response, summary(environ, day), headers=[("Cache-Control", "no-store")]
         )
-    if path.startswith("/static/vendor/"):
-        return _file(environ, start_response, path[len("/static/vendor/") :], VENDOR)
-    if path.startswith("/static/"):
-        return _file(environ, start_response, path[len("/static/") :], STATIC)
     raise NotFound(f"no such screen resource: {path}")
