@@ -41,13 +41,12 @@ import numpy as np
 import rasterio
 import rasterio.features
 import rasterio.shutil
-import shapely
 from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 from scipy import ndimage
 
-from geodata.sample import COASTLINE, DEFAULT_SEED
-from layers.district import BOUNDS, DEM_FILE, SCENARIOS, Scenario
+from geodata.sample import DEFAULT_SEED
+from layers.district import BOUNDS, DEM_FILE, SCENARIOS, Scenario, sea_polygon
 
 #: Grid bounds (west, south, east, north) in degrees: the district's bounding box.
 #: Pixel size in degrees.
@@ -109,15 +108,6 @@ def _rasterize(geoms, shape, transform, all_touched=False) -> np.ndarray:
         all_touched=all_touched,
         dtype="uint8",
     ).astype(bool)
-
-
-def _sea_polygon() -> shapely.Polygon:
-    w, s, e, n = BOUNDS
-    return shapely.Polygon(
-        [(w - 1, COASTLINE[0][1])]
-        + COASTLINE
-        + [(e + 1, COASTLINE[-1][1]), (e + 1, s - 1), (w - 1, s - 1)]
-    )
 
 
 def _noise(rng, shape, scale_px: float, octaves: int = 4) -> np.ndarray:
@@ -190,7 +180,7 @@ def build_terrain(rivers=None, flood_points=None, seed: int = DEFAULT_SEED) -> T
     ch, cw = -(-HEIGHT // COARSE), -(-WIDTH // COARSE)
     ct = from_origin(BOUNDS[0], BOUNDS[3], RES * COARSE, RES * COARSE)
     px, py = PIXEL_M[0] * COARSE, PIXEL_M[1] * COARSE
-    sea_c = _rasterize([_sea_polygon()], (ch, cw), ct)
+    sea_c = _rasterize([sea_polygon()], (ch, cw), ct)
     coast = ndimage.distance_transform_edt(~sea_c, sampling=(py, px))
     offshore = ndimage.distance_transform_edt(sea_c, sampling=(py, px))
     # coastal plain + hills growing inland
@@ -218,7 +208,7 @@ def build_terrain(rivers=None, flood_points=None, seed: int = DEFAULT_SEED) -> T
         d_r = np.full((ch, cw), 1e6)
     terrain = np.where(sea_c, -0.5 - 0.01 * offshore, terrain)
     # full resolution
-    sea = _rasterize([_sea_polygon()], (HEIGHT, WIDTH), TRANSFORM)
+    sea = _rasterize([sea_polygon()], (HEIGHT, WIDTH), TRANSFORM)
     river = _rasterize(_geoms(rivers), (HEIGHT, WIDTH), TRANSFORM, all_touched=True) & ~sea
     dem = _up(terrain)
     bed_f = _up(bed)

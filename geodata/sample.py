@@ -39,7 +39,7 @@ from layers.catalogue import (
     DISTRICT_CODE,
     LAYERS,
 )
-from layers.district import TZ, UTM, district_boundary
+from layers.district import COASTLINE, TZ, UTM, district_boundary
 from layers.rules import load_rules
 from layers.worktime import WorkCalendar
 
@@ -49,20 +49,6 @@ DEFAULT_SEED = 20261125
 YEAR_START = dt.date(2025, 11, 24)
 YEAR_END = dt.date(2026, 11, 22)
 CASES_PER_YEAR = 5_600
-#: Approximate Sanya Bay coastline, west to east (synthetic; the boundary includes sea).
-COASTLINE = [
-    (109.180, 18.372),
-    (109.227, 18.348),
-    (109.26, 18.330),
-    (109.30, 18.310),
-    (109.35, 18.295),
-    (109.39, 18.292),
-    (109.43, 18.283),
-    (109.47, 18.268),
-    (109.497, 18.252),
-    (109.515, 18.228),
-    (109.54, 18.20),
-]
 URBAN_CENTRE = (109.485, 18.290)
 
 COMMUNITY_NAMES = (

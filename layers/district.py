@@ -1,4 +1,4 @@
-"""Facts about the district: boundary, time zone, projected CRS, extent, flood scenarios.
+"""Facts about the district: boundary, coast, time zone, projected CRS, extent, flood scenarios.
 
 The one place the library, the sample generator and the server take them from.
 Only the boundary is real (``sanya_districts.geojson``, from the MIT-licensed
@@ -36,6 +36,20 @@ UTM = 32649
 PROJECTED_CRS = ("EPSG:3857", f"EPSG:{UTM}")
 #: West, south, east, north in degrees: the district's bounding box (and the raster grid's).
 BOUNDS = (109.18, 18.19, 109.54, 18.63)
+#: Approximate Sanya Bay coastline, west to east (synthetic; the boundary includes sea).
+COASTLINE = [
+    (109.180, 18.372),
+    (109.227, 18.348),
+    (109.26, 18.330),
+    (109.30, 18.310),
+    (109.35, 18.295),
+    (109.39, 18.292),
+    (109.43, 18.283),
+    (109.47, 18.268),
+    (109.497, 18.252),
+    (109.515, 18.228),
+    (109.54, 18.20),
+]
 #: The bundled boundary file.
 BOUNDARY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sanya_districts.geojson")
 
@@ -47,6 +61,20 @@ def district_boundary() -> shapely.MultiPolygon:
 
     g = gpd.read_file(BOUNDARY_FILE)
     return g.loc[g["district"] == NAME].geometry.iloc[0]
+
+
+def sea_polygon() -> shapely.Polygon:
+    """The sea south of :data:`COASTLINE` (EPSG:4326), one degree beyond :data:`BOUNDS`.
+
+    >>> sea_polygon().contains(shapely.Point(109.3, 18.25))
+    True
+    """
+    w, s, e, _ = BOUNDS
+    return shapely.Polygon(
+        [(w - 1, COASTLINE[0][1])]
+        + COASTLINE
+        + [(e + 1, COASTLINE[-1][1]), (e + 1, s - 1), (w - 1, s - 1)]
+    )
 
 
 @dataclass(frozen=True)
