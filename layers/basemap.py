@@ -49,9 +49,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from layers import tiles
 from layers.catalogue import LAYERS, Layer
 from layers.district import BOUNDS, NAME, district_boundary, sea_polygon
+from layers.errors import NotFound
 from layers.query import Query
+from layers.store import Store
 
 #: Highest zoom level of the base map's tiles (renderers over-zoom beyond).
 MAX_ZOOM = 18
@@ -189,47 +192,66 @@ def district_label_point() -> shapely.Point:
     return shapely.point_on_surface(district_boundary().difference(sea_polygon()))
 
 
-def label_rows(communities: gpd.GeoDataFrame, rivers: gpd.GeoDataFrame, z: int | None = None):
-    """Label points (EPSG:4326) of the district, ``communities`` and ``rivers``.
+def label_points(
+    communities: tuple[list, list, np.ndarray],
+    rivers: tuple[list, np.ndarray],
+    z: int | None = None,
+) -> tuple[list[str], list[str], list[int], np.ndarray]:
+    """Label points (EPSG:4326): the district's, then ``communities``', then ``rivers``'.
 
     Parameters
     ----------
-    communities : GeoDataFrame
-        With ``name`` and ``kind`` (whole polygons: the point is on their surface).
-    rivers : GeoDataFrame
-        With ``river_name`` (every segment of a river: its label is at the middle of the
-        longest).
+    communities : (names, kinds, geometries)
+        Whole polygons: the point is on their surface (:func:`shapely.point_on_surface`).
+    rivers : (river names, geometries)
+        Every segment of each river (in ``fid`` order): its label is at the middle of the
+        longest (the first of equals).
     z : int, optional
         A tile's zoom level: only the kinds its tiles carry (:data:`LABEL_KINDS`).
 
     Returns
     -------
-    GeoDataFrame
-        ``name``, ``kind``, ``rank`` and point geometries, district first, then
-        communities and villages in ``fid`` order, then rivers by name.
+    names, kinds, ranks, points
+        Rivers in name order; communities and villages in the order given.
     """
     names, kinds, points = [NAME], ["district"], [district_label_point()]
-    if len(communities):
-        names += list(communities["name"])
-        kinds += list(communities["kind"])
-        points += list(shapely.point_on_surface(communities.geometry.values))
-    if len(rivers):
-        r = rivers[rivers["river_name"].notna()].copy()
-        r["_len"] = shapely.length(r.geometry.values)
-        r["_i"] = np.arange(len(r))
-        r = r.sort_values(["river_name", "_len", "_i"], ascending=[True, False, True])
-        r = r.drop_duplicates("river_name")
-        names += list(r["river_name"])
-        kinds += ["river"] * len(r)
-        points += list(shapely.line_interpolate_point(r.geometry.values, 0.5, normalized=True))
-    out = gpd.GeoDataFrame(
-        {"name": names, "kind": kinds, "rank": [LABEL_KINDS[k][0] for k in kinds]},
-        geometry=points,
-        crs=4326,
+    c_names, c_kinds, c_geoms = communities
+    if len(c_names):
+        names += list(c_names)
+        kinds += list(c_kinds)
+        points += list(shapely.point_on_surface(np.asarray(c_geoms, dtype=object)))
+    r_names, r_geoms = rivers
+    longest: dict[str, tuple[float, shapely.LineString]] = {}
+    for n, g, length in zip(r_names, r_geoms, shapely.length(r_geoms), strict=True):
+        if n is not None and (n not in longest or length > longest[n][0]):
+            longest[n] = (length, g)
+    for n in sorted(longest):
+        names.append(n)
+        kinds.append("river")
+        points.append(shapely.line_interpolate_point(longest[n][1], 0.5, normalized=True))
+    keep = [z is None or LABEL_KINDS[k][1] <= z for k in kinds]
+    sel = [i for i, k in enumerate(keep) if k]
+    return (
+        [names[i] for i in sel],
+        [kinds[i] for i in sel],
+        [LABEL_KINDS[kinds[i]][0] for i in sel],
+        np.array([points[i] for i in sel], dtype=object),
     )
-    if z is not None:
-        out = out[[LABEL_KINDS[k][1] <= z for k in out["kind"]]]
-    return out.reset_index(drop=True)
+
+
+def label_rows(
+    communities: gpd.GeoDataFrame, rivers: gpd.GeoDataFrame, z: int | None = None
+) -> gpd.GeoDataFrame:
+    """:func:`label_points` of frames: ``communities`` with ``name`` and ``kind``,
+    ``rivers`` with ``river_name``; a frame of ``name``, ``kind``, ``rank`` and points."""
+    names, kinds, ranks, points = label_points(
+        (list(communities["name"]), list(communities["kind"]), communities.geometry.values),
+        (list(rivers["river_name"]), rivers.geometry.values),
+        z,
+    )
+    return gpd.GeoDataFrame(
+        {"name": names, "kind": kinds, "rank": ranks}, geometry=list(points), crs=4326
+    )
 
 
 # --- Frames ------------------------------------------------------------------------------------
@@ -515,3 +537,223 @@ def style(base_url: str, theme: str = "light") -> dict:
         },
         "layers": layers,
     }
+
+
+# --- Tiles -------------------------------------------------------------------------------------
+
+
+def layers_at(z: int) -> list[SourceLayer]:
+    """The source layers the tiles of zoom level ``z`` carry, in drawing order.
+
+    >>> [s.id for s in layers_at(11)]
+    ['sea', 'district', 'communities', 'rivers', 'labels']
+    """
+    return [s for s in SOURCE_LAYERS.values() if s.minzoom <= z <= s.maxzoom]
+
+
+def _label_kinds_at(z: int) -> list[str]:
+    return [k for k, (_, minzoom) in LABEL_KINDS.items() if minzoom <= z]
+
+
+def _facts(z: int, x: int, y: int) -> tuple[list[tuple[str, list[dict]]], int]:
+    """The district-fact layers (sea, boundary) of a tile, made in Python on both stores."""
+    out, n = [], 0
+    here = {s.id for s in layers_at(z)}
+    for lid, geom, props in (("sea", sea(), {}), ("district", district_boundary(), {"name": NAME})):
+        if lid not in here:
+            continue
+        g = tiles.tile_geometries(np.array([geom]), z, x, y, "polygon")[0]
+        feats = [] if g is None else [{"geometry": g, "properties": props}]
+        n += len(feats)
+        out.append((lid, feats))
+    return out, n
+
+
+def render(store: Store, z: int, y: int, x: int, max_features: int = MAX_FEATURES) -> tiles.Tile:
+    """The base map tile ``z/y/x`` (``WebMercatorQuad``) from ``store``.
+
+    Parameters
+    ----------
+    store : Store
+        A :class:`~layers.postgis.PostGISStore` (the store's layers in one statement) or a
+        :class:`~layers.gpkg.GeoPackageStore` (R-tree candidates, made in Python). A layer
+        the store does not hold is left out of the tiles.
+    z, y, x : int
+        Tile matrix (0–:data:`MAX_ZOOM`), row and column, checked by
+        :func:`layers.tiles.check_tile`.
+    max_features : int
+        Most features of each layer (in ``fid`` order); the tile says when a layer had more
+        (``truncated``).
+
+    Returns
+    -------
+    layers.tiles.Tile
+        The MVT bytes (layers in :data:`SOURCE_LAYERS` order, empty ones left out), the
+        number of features and whether a layer was cut at ``max_features``.
+    """
+    from layers.gpkg import GeoPackageStore
+    from layers.postgis import PostGISStore
+
+    facts, n_facts = _facts(z, x, y)
+    head = tiles.encode(facts)
+    if isinstance(store, PostGISStore):
+        data, n, truncated = _render_pg(store, z, y, x, max_features)
+    elif isinstance(store, GeoPackageStore):
+        data, n, truncated = _render_gpkg(store, z, y, x, max_features)
+    else:
+        raise NotFound(f"base map tiles are not made from a {type(store).__name__}")
+    return tiles.Tile(head + data, n + n_facts, truncated)
+
+
+def _store_layers(store: Store, z: int) -> list[SourceLayer]:
+    return [s for s in layers_at(z) if s.source is not None and store.has_layer(LAYERS[s.source])]
+
+
+def _render_gpkg(store, z: int, y: int, x: int, cap: int) -> tuple[bytes, int, bool]:
+    out: list[tuple[str, list[dict]]] = []
+    truncated = False
+    bbox = tiles.tile_lonlat_bounds(z, x, y, tiles.BUFFER)
+    for s in _store_layers(store, z):
+        layer = LAYERS[str(s.source)]
+        rows = tiles.gpkg_candidates(store, layer, list(s.columns.values()), bbox, cap + 1)
+        truncated |= len(rows) > cap
+        rows = rows[:cap]
+        geoms = tiles.tile_geometries(tiles.decode_blobs([r[1] for r in rows]), z, x, y, s.geometry)
+        attrs = list(s.columns)
+        feats = [
+            {
+                "id": r[0],
+                "geometry": g,
+                "properties": dict(zip(attrs, r[2:], strict=True)),
+            }
+            for r, g in zip(rows, geoms, strict=True)
+            if g is not None
+        ]
+        out.append((s.id, feats))
+    if "labels" in SOURCE_LAYERS and SOURCE_LAYERS["labels"].minzoom <= z:
+        out.append(("labels", _labels_gpkg(store, z, y, x, cap)))
+    return tiles.encode(out), sum(len(f) for _, f in out), truncated
+
+
+def _labels_gpkg(store, z: int, y: int, x: int, cap: int) -> list[dict]:
+    kinds = _label_kinds_at(z)
+    comm: tuple[list, list, np.ndarray] = ([], [], np.array([], dtype=object))
+    rivers: tuple[list, np.ndarray] = ([], np.array([], dtype=object))
+    lb = tiles.tile_lonlat_bounds(z, x, y, LABEL_BUFFER)
+    lay = LAYERS["communities"]
+    if ("community" in kinds or "village" in kinds) and store.has_layer(lay):
+        rows = tiles.gpkg_candidates(store, lay, ["name", "kind"], lb, cap)
+        rows = [r for r in rows if r[3] in kinds]
+        comm = (
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            tiles.decode_blobs([r[1] for r in rows]),
+        )
+    lay = LAYERS["rivers"]
+    if "river" in kinds and store.has_layer(lay):
+        rows = store.con.execute(
+            'SELECT geom, river_name FROM "rivers" WHERE river_name IS NOT NULL ORDER BY fid'
+        ).fetchall()
+        rivers = ([r[1] for r in rows], tiles.decode_blobs([r[0] for r in rows]))
+    names, kinds, ranks, points = label_points(comm, rivers, z)
+    geoms = tiles.tile_geometries(points, z, x, y, "point", LABEL_BUFFER)
+    feats = [
+        {"geometry": g, "properties": {"name": nm, "kind": k, "rank": rk}}
+        for nm, k, rk, g in zip(names, kinds, ranks, geoms, strict=True)
+        if g is not None
+    ]
+    return feats[:cap]
+
+
+def _render_pg(store, z: int, y: int, x: int, cap: int) -> tuple[bytes, int, bool]:
+    """One statement: a CTE of candidates per layer, ``ST_AsMVT`` of each, concatenated."""
+    from layers.store import quote
+
+    e = tiles.tile_bounds(z, x, y)
+    b = tiles.tile_lonlat_bounds(z, x, y, tiles.BUFFER)
+    lb = tiles.tile_lonlat_bounds(z, x, y, LABEL_BUFFER)
+    tol = (e[2] - e[0]) / tiles.EXTENT
+    params: list = [*e, *b, *lb, tol]
+    ctes = [
+        "env AS (SELECT ST_MakeEnvelope(%s, %s, %s, %s, 3857) AS e, "
+        "ST_MakeEnvelope(%s, %s, %s, %s, 4326) AS b, "
+        "ST_MakeEnvelope(%s, %s, %s, %s, 4326) AS lb, %s::float8 AS tol)"
+    ]
+    parts: list[tuple[str, str, str]] = []  # (cte, mvt layer name, columns)
+    for i, s in enumerate(_store_layers(store, z)):
+        layer = LAYERS[str(s.source)]
+        cols = ", ".join(
+            f"{store.property_sql(layer, c, 't.')} AS {quote(a)}" for a, c in s.columns.items()
+        )
+        geom = "ST_Transform(t.geom, 3857)"
+        if s.geometry != "point":
+            geom = f"ST_SimplifyPreserveTopology({geom}, env.tol)"
+        ctes.append(
+            f"c{i} AS (SELECT t.fid, {cols}, "
+            f"ST_AsMVTGeom({geom}, env.e, {tiles.EXTENT}, {tiles.BUFFER}, true) AS g "
+            f"FROM {store.table(layer)} t, env WHERE t.geom && env.b "
+            "ORDER BY t.fid LIMIT %s)"
+        )
+        params.append(cap + 1)
+        attrs = ", ".join(quote(a) for a in s.columns)
+        parts.append((f"c{i}", s.id, f"fid, {attrs}, g"))
+    if SOURCE_LAYERS["labels"].minzoom <= z:
+        kinds = _label_kinds_at(z)
+        point = district_label_point()
+        union = [
+            "SELECT %s::text AS name, 'district'::text AS kind, 1 AS rank, "
+            "ST_SetSRID(ST_MakePoint(%s, %s), 4326) AS p, 0 AS grp, 0::bigint AS o"
+        ]
+        lparams: list = [NAME, point.x, point.y]
+        comm = LAYERS["communities"]
+        ck = [k for k in kinds if k in ("community", "village")]
+        if ck and store.has_layer(comm):
+            rank = " ".join(f"WHEN '{k}' THEN {LABEL_KINDS[k][0]}" for k in ck)
+            union.append(
+                f"SELECT c.name, c.kind, CASE c.kind {rank} END, ST_PointOnSurface(c.geom), 1, "
+                f"c.fid FROM {store.table(comm)} c, env WHERE c.geom && env.lb "
+                "AND c.kind = ANY(%s) ORDER BY c.fid LIMIT %s"
+            )
+            lparams += [ck, cap]
+        riv = LAYERS["rivers"]
+        if "river" in kinds and store.has_layer(riv):
+            union.append(
+                "SELECT DISTINCT ON (r.river_name) r.river_name, 'river', "
+                f"{LABEL_KINDS['river'][0]}, ST_LineInterpolatePoint(r.geom, 0.5), 2, r.fid "
+                f"FROM {store.table(riv)} r WHERE r.river_name IS NOT NULL "
+                "ORDER BY r.river_name, ST_Length(r.geom) DESC, r.fid"
+            )
+        ctes.append(
+            "lab AS (SELECT s.name, s.kind, s.rank, s.grp AS fid, "
+            f"ST_AsMVTGeom(ST_Transform(s.p, 3857), env.e, {tiles.EXTENT}, {LABEL_BUFFER}, true)"
+            " AS g FROM (" + " UNION ALL ".join(f"({u})" for u in union) + ") s, env)"
+        )
+        params += lparams
+        parts.append(("lab", "labels", "name, kind, rank, g"))
+    if len(ctes) == 1:
+        return b"", 0, False
+    mvts, counts, over = [], [], []
+    for cte, name, cols in parts:
+        sel = f"SELECT {cols} FROM {cte} WHERE g IS NOT NULL ORDER BY fid LIMIT {int(cap)}"
+        fid = ", 'fid'" if cols.startswith("fid") else ""
+        mvts.append(
+            f"COALESCE((SELECT ST_AsMVT(q.*, '{name}', {tiles.EXTENT}, 'g'{fid}) FROM ({sel}) q),"
+            " ''::bytea)"
+        )
+        counts.append(f"(SELECT count(*) FROM ({sel}) q)")
+        if cte != "lab":
+            over.append(f"(SELECT count(*) FROM {cte}) > {int(cap)}")
+    sql = (
+        "WITH "
+        + ", ".join(ctes)
+        + " SELECT "
+        + " || ".join(mvts)
+        + ", "
+        + " + ".join(counts)
+        + ", "
+        + (" OR ".join(over) or "false")
+    )
+    row = store.fetch_one(sql, params)
+    if row is None:
+        return b"", 0, False
+    return bytes(row[0] or b""), int(row[1]), bool(row[2])
