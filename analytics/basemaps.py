@@ -1,21 +1,30 @@
 """Base maps for Chinese users and the GCJ-02 conversion their overlays need.
 
-========== ===================== ========== ==============================================
-id         tiles                 datum      overlays
-========== ===================== ========== ==============================================
-osm        OpenStreetMap         WGS84      as stored (default)
-tianditu   天地图 vector + labels CGCS2000   as stored (CGCS2000 ≈ WGS84 below ~1 m here)
-tianditu_img 天地图 imagery      CGCS2000   as stored
-amap       高德 road map          GCJ-02     converted WGS84 → GCJ-02 (~466 m at Tianya)
-amap_img   高德 imagery           GCJ-02     converted WGS84 → GCJ-02
-========== ===================== ========== ==============================================
+============ ===================== ========== ============================================
+id           drawn from            datum      overlays
+============ ===================== ========== ============================================
+tianya       天涯区底图, our data    WGS84      as stored (default; embedded: no other host)
+osm          OpenStreetMap tiles   WGS84      as stored
+tianditu     天地图 vector + labels CGCS2000   as stored (CGCS2000 ≈ WGS84 below ~1 m here)
+tianditu_img 天地图 imagery        CGCS2000   as stored
+amap         高德 road map          GCJ-02     converted WGS84 → GCJ-02 (~466 m at Tianya)
+amap_img     高德 imagery           GCJ-02     converted WGS84 → GCJ-02
+============ ===================== ========== ============================================
+
+The default, ``tianya`` (:data:`DEFAULT`), is the district's own base map — sea, district
+boundary, communities and villages with their names, rivers, grid cells and buildings —
+drawn from the project's layers (:func:`layers.basemap.basemap_frames`) in the style the
+server publishes (:func:`layers.basemap.style`) and embedded in the map
+(:mod:`analytics.map_basemap`): a saved map makes no request to any host. The others are
+online tile services, chosen explicitly (:data:`ONLINE`).
 
 Tile URLs and keys are given by the caller, never read here: ``tiles`` maps a base map id to
 a template overriding the default (``{s}``, ``{z}``, ``{x}``, ``{y}``, ``{key}``
-placeholders; the settings ``TIANYA_TILES_<ID>``), ``keys`` maps ``"tianditu"`` to the
-天地图 browser key (``tk``, setting ``TIANYA_TIANDITU_KEY``) and ``"amap"`` to the key
-filling ``{key}`` in an Amap template that has one (``TIANYA_AMAP_KEY``). A base map whose
-template needs a key that is not given is refused with a message naming the setting.
+placeholders; the settings ``TIANYA_TILES_<ID>``, e.g. an intranet tile server for
+``osm``), ``keys`` maps ``"tianditu"`` to the 天地图 browser key (``tk``, setting
+``TIANYA_TIANDITU_KEY``) and ``"amap"`` to the key filling ``{key}`` in an Amap template
+that has one (``TIANYA_AMAP_KEY``). A base map whose template needs a key that is not given
+is refused with a message naming the setting.
 
 GCJ-02 ("Mars coordinates") is computed by :mod:`prcoords` (public domain), which reproduces
 the published eviltransform test vectors to 1e-12 degrees (see ``tests/test_maps.py``).
@@ -31,7 +40,16 @@ import shapely
 
 from analytics.errors import AnalyticsError, check_choice
 
-__all__ = ["BASEMAPS", "BaseMap", "basemap", "bilingual", "to_gcj02", "wgs_to_gcj"]
+__all__ = [
+    "BASEMAPS",
+    "DEFAULT",
+    "ONLINE",
+    "BaseMap",
+    "basemap",
+    "bilingual",
+    "to_gcj02",
+    "wgs_to_gcj",
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,10 @@ class BaseMap:
         Which of the ``keys`` fills ``{key}`` (``"tianditu"``, ``"amap"``).
     labels : str or None
         Optional annotation tile template drawn above (天地图's separate label layer).
+    max_zoom : int
+        The deepest zoom level of the tiles.
+    embedded : bool
+        Drawn from our own data inside the map (``tianya``): no tiles, no URL, no key.
     """
 
     id: str
@@ -68,6 +90,7 @@ class BaseMap:
     key: str | None = None
     labels: str | None = None
     max_zoom: int = 18
+    embedded: bool = False
 
     @property
     def gcj02(self) -> bool:
@@ -96,8 +119,11 @@ class BaseMap:
         Raises
         ------
         AnalyticsError
-            The template needs a key that ``keys`` lacks (naming its setting).
+            The template needs a key that ``keys`` lacks (naming its setting), or the base
+            map has no tiles (an embedded one).
         """
+        if self.embedded:
+            raise AnalyticsError(f"base map {self.id!r} is drawn from our data, not from tiles")
         url = (tiles or {}).get(self.id) or self.url
         labels = self.labels
         if "{key}" in url or (labels and "{key}" in labels):
@@ -136,6 +162,16 @@ _AMAP_ATTR = "&copy; 高德地图 AutoNavi"
 BASEMAPS: dict[str, BaseMap] = {
     b.id: b
     for b in (
+        BaseMap(
+            "tianya",
+            "天涯区底图",
+            "Tianya base map",
+            "",
+            "天涯区底图 Tianya base map: district, communities, rivers (synthetic sample data)",
+            subdomains="",
+            max_zoom=19,
+            embedded=True,
+        ),
         BaseMap(
             "osm",
             "开放街道地图",
@@ -190,6 +226,12 @@ BASEMAPS: dict[str, BaseMap] = {
         ),
     )
 }
+
+
+#: The base map of every map unless another is chosen: ours, embedded, offline.
+DEFAULT = "tianya"
+#: The online base maps (tile services on other hosts), chosen explicitly.
+ONLINE = tuple(b for b in BASEMAPS if not BASEMAPS[b].embedded)
 
 
 def basemap(name: str) -> BaseMap:

@@ -25,7 +25,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from analytics.basemaps import basemap
+from analytics.basemaps import DEFAULT, basemap
 from analytics.basemaps import bilingual as _title
 from analytics.errors import AnalyticsError
 from analytics.map_parts import (
@@ -178,18 +178,20 @@ def choropleth_map(
     communities: gpd.GeoDataFrame,
     *,
     now=None,
-    basemap_id: str = "osm",
+    basemap_id: str = DEFAULT,
     lang: str = "both",
     measures=tuple(MEASURES),
     tiles: Mapping[str, str] | None = None,
     keys: Mapping[str, str] | None = None,
+    base=None,
 ) -> folium.Map:
     """Communities shaded by case density, completion rate and overdue share.
 
     Each measure is one overlay (the first shown), in Jenks natural-breaks classes
     (:func:`natural_breaks`; the module docstring says why) with a legend of each class's
-    range and number of communities; popups show every measure. The communities' outlines
-    and names are an overlay of their own above the measures.
+    range and number of communities; popups show every measure. The communities' names are
+    the base map's labels, above the measures (on an online base map: an overlay of
+    outlines and names of their own).
 
     Parameters
     ----------
@@ -197,7 +199,11 @@ def choropleth_map(
     communities : GeoDataFrame
     now : datetime-like, optional
     basemap_id, lang, tiles, keys
-        As :func:`layers_map`.
+        As :func:`analytics.map_layers.layers_map`: the default ``"tianya"`` is our own base
+        map, embedded (no other host); ``"osm"``, ``"tianditu"``, ``"amap"``… are online.
+    base : Store, str or dict of GeoDataFrame, optional
+        What the ``tianya`` base map is drawn from (default: the district, the sea and
+        ``communities``; see :func:`analytics.map_basemap.base_frames`).
     measures : sequence of str
         Keys of :data:`MEASURES`.
 
@@ -214,7 +220,8 @@ def choropleth_map(
     data = community_measures(incidents, to_wgs(communities), now)
     data = prepare(data, bm)
     title = _title("社区案件专题图", "Cases by community", lang)
-    m = base_map(bm, lang, title, tiles, keys)
+    base = {"communities": communities} if base is None else base
+    m = base_map(bm, lang, title, tiles, keys, base=base)
     shown = {"name": data["name"].astype(str), "cases": data["cases"].astype(int)}
     for mkey, (_, _, fmt, _) in MEASURES.items():
         shown[mkey] = [fmt.format(v) if pd.notna(v) else "—" for v in data[mkey]]
@@ -268,5 +275,6 @@ def choropleth_map(
                 (_title("无数据", "no data", lang) + f" ({int((~has).sum())})", NO_DATA, "square")
             )
         groups.append((f"{name} · {method}", items, fg))
-    community_layer(data, lang, dashed=False).add_to(m)
+    if not bm.embedded:  # on ours, the base map names the communities
+        community_layer(data, lang, dashed=False).add_to(m)
     return finish_map(m, title, groups, bm, lang, data.total_bounds)

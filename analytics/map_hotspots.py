@@ -17,7 +17,7 @@ import folium
 import geopandas as gpd
 import numpy as np
 
-from analytics.basemaps import BaseMap, basemap, to_gcj02, wgs_to_gcj
+from analytics.basemaps import DEFAULT, BaseMap, basemap, to_gcj02, wgs_to_gcj
 from analytics.basemaps import bilingual as _title
 from analytics.errors import AnalyticsError
 from analytics.hotcells import GI_BINS, significant_cells
@@ -108,13 +108,14 @@ def hotspot_map(
     *,
     communities: gpd.GeoDataFrame | None = None,
     cell_size: float = 500.0,
-    basemap_id: str = "osm",
+    basemap_id: str = DEFAULT,
     lang: str = "both",
     emerging: bool = True,
     kde: bool = True,
     time_step: str = "7D",
     tiles: Mapping[str, str] | None = None,
     keys: Mapping[str, str] | None = None,
+    base=None,
 ) -> folium.Map:
     """Hot spot map: Gi* bins, emerging hot spot categories and a KDE heat layer.
 
@@ -123,12 +124,18 @@ def hotspot_map(
     incidents : GeoDataFrame
         Incident points (``reported_at`` needed for the emerging analysis).
     communities : GeoDataFrame, optional
-        Community polygons drawn as outlines.
+        Community polygons: on the default base map they are drawn by it (with their names),
+        on an online one as outlines with names.
     cell_size : float, default 500
         Fishnet cell in metres for Gi* (:func:`analytics.ohsa.optimized_hot_spots`) and, doubled,
         for the emerging analysis.
     basemap_id, lang, tiles, keys
-        As :func:`layers_map`.
+        As :func:`analytics.map_layers.layers_map`: the default ``"tianya"`` is our own base
+        map, embedded (no other host); ``"osm"``, ``"tianditu"``, ``"amap"``… are online.
+    base : Store, str or dict of GeoDataFrame, optional
+        What the ``tianya`` base map is drawn from (a store gives it rivers, grid cells and
+        buildings too; default: the district, the sea and ``communities``; see
+        :func:`analytics.map_basemap.base_frames`).
     emerging : bool, default True
         Add :func:`analytics.emerging.emerging_hot_spots` (skipped with a legend note when the
         data span fewer than 10 time steps).
@@ -148,10 +155,12 @@ def hotspot_map(
     pts = to_wgs(incidents)
     pts = pts[pts.geometry.notna() & ~pts.geometry.is_empty]
     title = _title("事件热点分析", "Incident hot spots", lang)
-    m = base_map(bm, lang, title, tiles, keys)
+    if base is None and communities is not None:
+        base = {"communities": communities}
+    m = base_map(bm, lang, title, tiles, keys, base=base)
     groups = []
     notes = []
-    if communities is not None:
+    if communities is not None and not bm.embedded:
         community_layer(prepare(communities, bm), lang, dashed=False).add_to(m)
     if kde:
         name = _title("核密度热力", "Kernel density heat", lang)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from analytics.basemaps import basemap
+from analytics.basemaps import DEFAULT, basemap
 from analytics.basemaps import bilingual as _title
 from analytics.errors import AnalyticsError
 from analytics.map_parts import (
@@ -243,13 +243,14 @@ def layers_map(
     *,
     layers=THEMATIC,
     lang: str = "both",
-    basemap_id: str = "osm",
+    basemap_id: str = DEFAULT,
     max_points: int = 2000,
     cell_m: float = 300.0,
     restricted: bool = False,
     now=None,
     tiles: Mapping[str, str] | None = None,
     keys: Mapping[str, str] | None = None,
+    base=None,
 ) -> folium.Map:
     """The thematic layers as toggleable overlays.
 
@@ -262,8 +263,14 @@ def layers_map(
         Layer ids, in overlay order (default the seven thematic layers).
     lang : {"both", "zh", "en"}
         Language of overlay names, legend and popups.
-    basemap_id : str
-        One of :data:`analytics.basemaps.BASEMAPS`.
+    basemap_id : str, default "tianya"
+        One of :data:`analytics.basemaps.BASEMAPS`. The default, ``"tianya"``, is our own
+        base map (district, sea, communities and villages with their names, rivers, grid
+        cells, buildings) embedded in the map: it needs no internet and asks no other host.
+        An online base map is chosen by its id: ``"osm"``, ``"tianditu"`` /
+        ``"tianditu_img"`` (key ``keys["tianditu"]``, setting ``TIANYA_TIANDITU_KEY``),
+        ``"amap"`` / ``"amap_img"`` (overlays moved to GCJ-02; ``TIANYA_AMAP_KEY`` if its
+        template has ``{key}``); ``tiles`` replaces a tile template (``TIANYA_TILES_<ID>``).
     max_points : int, default 2000
         Above this a layer is aggregated into ``cell_m`` cells (see the module docstring).
     cell_m : float, default 300
@@ -279,6 +286,9 @@ def layers_map(
     keys : mapping of str to str, optional
         Base map keys by id: ``"tianditu"`` (``TIANYA_TIANDITU_KEY``), ``"amap"``
         (``TIANYA_AMAP_KEY``). A base map that needs a missing key is refused.
+    base : Store, str or dict of GeoDataFrame, optional
+        What the ``tianya`` base map is drawn from (default: ``source``; see
+        :func:`analytics.map_basemap.base_frames`).
 
     Returns
     -------
@@ -293,13 +303,14 @@ def layers_map(
     need = list(dict.fromkeys([*layers, "communities"]))
     frames = read_frames(source, need)
     title = _title("天涯区联合指挥中心 专题图层", "Tianya command center: thematic layers", lang)
-    m = base_map(bm, lang, title, tiles, keys)
+    m = base_map(bm, lang, title, tiles, keys, base=source if base is None else base)
     groups = []
     total = None
     communities = prepare(frames["communities"], bm) if "communities" in frames else None
     names = None
     if communities is not None:
-        community_layer(communities, lang).add_to(m)
+        if not bm.embedded:  # on ours, the base map draws them and their names
+            community_layer(communities, lang).add_to(m)
         names = dict(zip(communities["code"], communities["name"].astype(str), strict=True))
         total = communities.total_bounds
     for lid in layers:

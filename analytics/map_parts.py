@@ -2,7 +2,8 @@
 
 The three maps (:mod:`analytics.map_layers`, :mod:`analytics.map_hotspots`,
 :mod:`analytics.map_choropleth`, all re-exported by :mod:`analytics.maps`) are assembled
-from these: :func:`base_map` (tiles, labels, full screen, page title), :func:`finish_map`
+from these: :func:`base_map` (our base map embedded by :mod:`analytics.map_basemap` — the
+default — or an online one's tiles; labels, full screen, page title), :func:`finish_map`
 (layer control, :class:`Legend` with the base map's datum note, initial view), :func:`popup`
 and :func:`geojson` for overlays, :func:`display_values`, :func:`code_colors` and
 :func:`legend_items` for catalogue-styled features, :func:`community_layer` (outlines and
@@ -10,8 +11,10 @@ permanent name labels), and :func:`render_html` / :func:`save_map` to write a ma
 HTML file.
 
 Drawing order is fixed by Leaflet panes (:data:`PANES`), not by the order in which layers
-happen to be switched on: areas (cells, choropleth polygons) at the bottom, then community
-outlines, lines, and points on top, so a click on a point always opens that point's popup.
+happen to be switched on: the base map under everything, areas (cells, choropleth
+polygons) at the bottom of the data, then community outlines, lines, and points on top, so
+a click on a point always opens that point's popup; the base map's labels above the data
+take no clicks (:data:`analytics.map_basemap.BASE_PANES`).
 Each pane lets the mouse through where it draws nothing (SVG, ``pointer-events: none`` on
 the pane; only the features themselves take clicks). Each legend group follows its overlay:
 switching the overlay off in the layer control hides its legend entries.
@@ -39,6 +42,7 @@ from jinja2 import Template
 
 from analytics.basemaps import BaseMap, to_gcj02
 from analytics.basemaps import bilingual as _title
+from analytics.map_basemap import BASE_PANES, TianyaBaseLayer, base_frames
 from analytics.mapassets import finish
 from analytics.palettes import OUTLINE
 from layers.catalogue import LAYERS, Layer
@@ -326,7 +330,9 @@ _LABEL = JsCode("""function (feature, layer) {
 
 class _Declutter(MacroElement):
     """Hide a permanent label that would overlap one already placed (QGIS's and ArcGIS's
-    labelling engines drop conflicting labels the same way); re-run on every zoom and pan."""
+    labelling engines drop conflicting labels the same way), the more important first
+    (``data-rank``, 1 first; community labels without one count as 2); re-run on every zoom
+    and pan."""
 
     _template = Template("""
 {% macro script(this, kwargs) %}
@@ -334,8 +340,10 @@ class _Declutter(MacroElement):
   var map = {{ this._parent.get_name() }}, pending = false;
   function declutter() {
     pending = false;
-    var kept = [];
-    document.querySelectorAll(".tianya-label").forEach(function (el) {
+    var kept = [], els = Array.prototype.slice.call(document.querySelectorAll(".tianya-label"));
+    function rank(el) { return Number(el.dataset.rank || 2); }
+    els.sort(function (a, b) { return rank(a) - rank(b); });  // stable: DOM order within a rank
+    els.forEach(function (el) {
       el.style.visibility = "";
       var r = el.getBoundingClientRect();
       var hit = kept.some(function (k) {
@@ -383,23 +391,48 @@ def base_map(
     title: str,
     tiles: Mapping[str, str] | None,
     keys: Mapping[str, str] | None,
+    base=None,
 ) -> folium.Map:
-    """A map centred on the district with the base map's tiles, full screen and ``title``."""
-    url, labels = bm.tiles(tiles, keys)
+    """A map centred on the district with its base map, full screen and ``title``.
+
+    Parameters
+    ----------
+    bm : BaseMap
+        The embedded ``tianya`` base map (drawn from ``base``) or an online one (tiles).
+    lang : {"both", "zh", "en"}
+    title : str
+    tiles, keys : mapping of str to str, optional
+        Tile templates and keys of the online base maps (:mod:`analytics.basemaps`).
+    base : Store, str or mapping of str to GeoDataFrame, optional
+        Where the embedded base map is drawn from (:func:`analytics.map_basemap.base_frames`:
+        a store, its location, frames by catalogue layer id, or the base map's own frames
+        from :func:`layers.basemap.basemap_frames`); default: the district's boundary and
+        sea alone.
+    """
     # SVG, not canvas: a canvas per pane would swallow the clicks meant for the panes below
+    # (the base map's one canvas is the bottom pane: nothing lies under it)
     m = folium.Map(location=list(CENTRE), zoom_start=11, tiles=None, control_scale=True)
-    for pane, z in PANES.items():
+    panes = {**BASE_PANES, **PANES} if bm.embedded else PANES
+    for pane, z in panes.items():
         folium.map.CustomPane(pane, z_index=z, pointer_events=False).add_to(m)
     m.add_child(_Declutter())
-    folium.TileLayer(
-        url,
-        attr=bm.attribution,
-        name=bm.title(lang),
-        overlay=False,
-        control=True,
-        subdomains=bm.subdomains,
-        max_zoom=bm.max_zoom,
-    ).add_to(m)
+    labels = None
+    if bm.embedded:
+        from layers.basemap import style
+
+        frames = base_frames({} if base is None else base)
+        TianyaBaseLayer(frames, style("", "light"), bm.title(lang), bm.attribution).add_to(m)
+    else:
+        url, labels = bm.tiles(tiles, keys)
+        folium.TileLayer(
+            url,
+            attr=bm.attribution,
+            name=bm.title(lang),
+            overlay=False,
+            control=True,
+            subdomains=bm.subdomains,
+            max_zoom=bm.max_zoom,
+        ).add_to(m)
     if labels:
         folium.TileLayer(
             labels,

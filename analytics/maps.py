@@ -11,7 +11,8 @@ choropleth_map
 community_measures
     The figures behind :func:`choropleth_map` (from :mod:`layers.supervision`).
 save_map
-    Write a map as one HTML file (Leaflet inlined by default: works offline).
+    Write a map as one HTML file (Leaflet and the base map inlined by default: works
+    offline).
 
 Everything is derived from :mod:`layers.catalogue`: overlay names (zh-CN / en), colours by
 each layer's ``style.by`` code list, popup field titles and code labels. Sensitive fields
@@ -31,12 +32,20 @@ cells (coloured by the dominant code, popups with the breakdown); the features t
 attention (open overdue incidents, damaged or missing fixtures) stay individual up to
 ``max_points``.
 
-Base maps (:mod:`analytics.basemaps`): OpenStreetMap by default, 天地图 (CGCS2000) and 高德
-(GCJ-02). On a GCJ-02 base map every overlay is converted to GCJ-02 first.
+Base maps (:mod:`analytics.basemaps`): by default ``basemap_id="tianya"``, our own base map
+(sea, district boundary, communities and villages with their names, rivers, grid cells,
+buildings) drawn from the project's layers in the style the server publishes and embedded
+in the file (:mod:`analytics.map_basemap`): with the default ``assets="inline"`` a saved
+map asks no other host. Online base maps are a choice: ``"osm"``, 天地图 ``"tianditu"`` /
+``"tianditu_img"`` (CGCS2000; ``keys={"tianditu": …}``, the setting
+``TIANYA_TIANDITU_KEY``) and 高德 ``"amap"`` / ``"amap_img"`` (GCJ-02: every overlay is
+converted first; ``TIANYA_AMAP_KEY`` for a template with ``{key}``); ``tiles={id: url}``
+(``TIANYA_TILES_<ID>``) points one at another tile server, e.g. on the intranet.
 
 The maps are built in :mod:`analytics.map_layers`, :mod:`analytics.map_hotspots` and
 :mod:`analytics.map_choropleth` from the shared folium parts of :mod:`analytics.map_parts`
-(base map, legend, layer control, popups, output); their colours are
+(base map, legend, layer control, popups, output) and :mod:`analytics.map_basemap` (our
+base map in the file); their colours are
 :mod:`analytics.palettes`. This module is the one to import.
 
 This module builds HTML strings; it never imports a web framework.

@@ -133,7 +133,8 @@ def test_layers_map_in_browser(browser, sample_data, tmp_path):
     try:
         overlays = p.texts(".leaflet-control-layers-overlays label")
         expected = [f"{LAYERS[i].zh} {LAYERS[i].en}" for i in THEMATIC]
-        assert overlays == [f"{LAYERS['communities'].zh} {LAYERS['communities'].en}", *expected]
+        assert overlays == expected  # communities and their names: in the base map
+        assert p.texts(".leaflet-control-layers-base label") == ["天涯区底图 Tianya base map"]
         groups = p.texts(".tianya-legend-group")
         for title in expected:
             assert any(g.startswith(title) for g in groups), title
@@ -154,12 +155,7 @@ def layers_page(browser, sample_data, tmp_path_factory):
     """The default layers map, opened once: (page, map variable name)."""
     m = maps.layers_map(sample_data)
     url = _save(m, tmp_path_factory.mktemp("layers"), "layers.html")
-    p = Page(browser, url)
-    # no base map: each tile the tests' zooming would ask for is refused one by one (slow)
-    p.page.evaluate(
-        "(map) => { window[map].eachLayer(l => { if (l instanceof L.TileLayer) l.remove(); }); }",
-        m.get_name(),
-    )
+    p = Page(browser, url)  # on the default base map: ours, embedded, under the points
     yield p, m.get_name()
     p.close()
 
@@ -316,15 +312,17 @@ def test_community_names_are_permanent_labels(layers_page, sample_data):
             return {text: e.textContent, visible: getComputedStyle(e).visibility !== 'hidden'
                     && r.width > 0, box: [r.left, r.top, r.right, r.bottom]}; })""",
     )
-    assert sorted(x["text"] for x in labels) == sorted(sample_data["communities"]["name"])
+    names = set(sample_data["communities"]["name"])
+    mine = [x for x in labels if x["text"] in names]  # the base map also names rivers
+    assert sorted(x["text"] for x in mine) == sorted(names)  # each once: no duplicates
     visible = [x for x in labels if x["visible"]]
-    assert len(visible) >= len(labels) // 2
+    assert len([x for x in mine if x["visible"]]) >= len(mine) // 2
     for i, a in enumerate(visible):  # the labels that would collide are the ones left out
         for b in visible[i + 1 :]:
             l1, t1, r1, b1 = a["box"]
             l2, t2, r2, b2 = b["box"]
             assert not (l1 < r2 and r1 > l2 and t1 < b2 and b1 > t2), (a, b)
-    hidden = [x["text"] for x in labels if not x["visible"]]
+    hidden = [x["text"] for x in mine if not x["visible"]]
     if hidden:  # zooming in on a crowded one shows it
         comm = sample_data["communities"].to_crs(4326).set_index("name")
         c = comm.loc[hidden[0]].geometry.representative_point()
@@ -471,14 +469,16 @@ def test_tianditu_needs_a_key(sample_data, monkeypatch):
     )
     assert "tk=k123" in html and "cva_w" in html
     tiles = {"osm": "http://tiles.example/{z}/{x}/{y}.png"}
-    html = maps.render_html(maps.layers_map(sample_data, layers=("rivers",), tiles=tiles))
+    html = maps.render_html(
+        maps.layers_map(sample_data, layers=("rivers",), basemap_id="osm", tiles=tiles)
+    )
     assert "tiles.example" in html
     # the environment is not read: the settings object passes tiles and keys
     monkeypatch.setenv("TIANYA_TIANDITU_KEY", "k123")
     monkeypatch.setenv("TIANYA_TILES_OSM", "http://env.example/{z}/{x}/{y}.png")
     with pytest.raises(AnalyticsError, match="TIANYA_TIANDITU_KEY"):
         maps.hotspot_map(sample_data["incidents"], basemap_id="tianditu_img")
-    html = maps.render_html(maps.layers_map(sample_data, layers=("rivers",)))
+    html = maps.render_html(maps.layers_map(sample_data, layers=("rivers",), basemap_id="osm"))
     assert "env.example" not in html and "tile.openstreetmap.org" in html
 
 
@@ -490,7 +490,7 @@ def test_hot_and_choropleth_maps_take_tiles_and_keys(sample_data):
     )
     assert "tk=kk9" in html and "img_w" in html
     tiles = {"osm": "http://tiles.example/{z}/{x}/{y}.png"}
-    html = maps.render_html(maps.choropleth_map(inc, comm, tiles=tiles))
+    html = maps.render_html(maps.choropleth_map(inc, comm, basemap_id="osm", tiles=tiles))
     assert "tiles.example" in html
 
 
@@ -535,8 +535,7 @@ def test_choropleth_map_in_browser(browser, sample_data, tmp_path):
             "案件密度(件/平方公里) Case density (cases/km²)",
             "办结率 Completion rate",
             "超期占比 Overdue share",
-            "社区(村) Communities and villages",
-        ]
+        ]  # the communities' names are the base map's labels
         assert len(p.texts(".tianya-legend-item")) >= 9
         # the legend names the classification; its class counts add up to the communities
         groups = p.texts(".tianya-legend-section:not([style*='none']) .tianya-legend-group")

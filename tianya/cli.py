@@ -395,10 +395,15 @@ def _write_openapi(settings: Settings, config_path: str) -> None:
 @click.option(
     "--basemap",
     "basemap_id",
-    default="osm",
+    default="tianya",
     show_default=True,
-    type=click.Choice(["osm", "tianditu", "tianditu_img", "amap", "amap_img"]),
-    help="Tianditu needs $TIANYA_TIANDITU_KEY; Amap overlays are moved to GCJ-02.",
+    type=click.Choice(["tianya", "osm", "tianditu", "tianditu_img", "amap", "amap_img"]),
+    help="tianya: our own base map (district, sea, communities, rivers, buildings, names) "
+    "drawn from the data into the file: the map works offline and asks no other host. "
+    "The others are online tile services: osm; tianditu, tianditu_img (need "
+    "$TIANYA_TIANDITU_KEY); amap, amap_img (overlays moved to GCJ-02; $TIANYA_AMAP_KEY if "
+    "the tile URL has {key}). $TIANYA_TILES_<ID> replaces a base map's tile URL (e.g. an "
+    "intranet tile server).",
 )
 @click.option("--lang", default="both", show_default=True, type=click.Choice(["both", "zh", "en"]))
 @click.option(
@@ -429,10 +434,15 @@ def _write_openapi(settings: Settings, config_path: str) -> None:
     "--assets",
     default="inline",
     show_default=True,
-    help="inline (offline, one file), cdn, or a URL prefix serving the vendor files.",
+    help="inline (Leaflet in the file: offline), cdn (Leaflet from the internet), or a URL "
+    "prefix serving the vendor files.",
 )
 def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, restricted, assets):
-    """Write a static folium map: the seven layers, hot spots or community choropleths."""
+    """Write a static folium map: the seven layers, hot spots or community choropleths.
+
+    With the default options the file is self-contained: our base map and Leaflet are in
+    it, and opening it makes no request to any other host.
+    """
     import pandas as pd
 
     from analytics import maps
@@ -450,7 +460,8 @@ def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, rest
     output = writable(output or f"tianya-{kind}.html")
     _check_assets(assets, output)
     store = open_store(existing_data(settings))
-    base = {"tiles": settings.tiles, "keys": settings.basemap_keys()}
+    # the base map ("tianya") is drawn from the store; tiles and keys are the online ones
+    base = {"tiles": settings.tiles, "keys": settings.basemap_keys(), "base": store}
     t0 = time.perf_counter()
     frames = {}
     with progress(len(layers) + 2, f"map {kind}") as bar:
