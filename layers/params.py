@@ -336,8 +336,10 @@ def body_filter(body: bytes) -> ast.Node:
 
 # --- Coverages ------------------------------------------------------------------------------------
 
-#: Parameters of a coverage request that pygeoapi's rasterio provider acts on.
-COVERAGE_PARAMS = ("bbox", "bbox-crs", "subset", "properties", "datetime", "f", "lang")
+#: Parameters of a coverage request that pygeoapi's rasterio provider acts on, and the scaling
+#: ours adds (``scaleSize`` is GDAL's name of ``scale-size``).
+COVERAGE_PARAMS: tuple[str, ...] = ("bbox", "bbox-crs", "subset", "properties", "datetime", "f")
+COVERAGE_PARAMS += ("lang", "scale-size", "scaleSize")
 
 
 def check_coverage_params(params: Mapping[str, str]) -> dict[str, str]:

@@ -49,6 +49,17 @@ _QUERY_TYPES = ("application/json", "application/query-cql-json")
 _OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 #: An items page above this many features is a heavy read, limited per caller.
 HEAVY_LIMIT = 1000
+#: A coverage answer is a heavy read unless scaled (``scale-size``) to at most this many cells:
+#: GDAL reads a coverage in blocks of 256 x 256 cells, five requests at a time.
+LIGHT_SCALED_CELLS = 1024 * 1024
+_SCALE = re.compile(r"\(\s*(\d+)\s*\)")
+
+
+def _heavy_coverage(environ) -> bool:
+    """Whether a coverage request is a heavy read (:data:`LIGHT_SCALED_CELLS`)."""
+    params = web.query(environ)
+    sizes = _SCALE.findall(params.get("scale-size") or params.get("scaleSize") or "")
+    return len(sizes) != 2 or int(sizes[0]) * int(sizes[1]) > LIGHT_SCALED_CELLS
 
 
 def _retry_after(start_response):
@@ -196,7 +207,8 @@ class Shell:
             return self._items(environ, start_response, who)
         if _COVERAGE.match(path) and method in ("GET", "HEAD"):
             # a GeoTIFF window is built in memory (~200 MB for the whole district)
-            with self.heavy.hold(_caller(environ, who, self.proxies)):
+            heavy = _heavy_coverage(environ)
+            with self.heavy.hold(_caller(environ, who, self.proxies) if heavy else None):
                 return self.app(environ, start_response)
         if environ.get("tianya.heavy"):  # a POST query with a geometry
             with self.heavy.hold(_caller(environ, who, self.proxies)):

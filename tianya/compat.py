@@ -16,7 +16,9 @@ The replacements:
 ``pygeoapi.api.itemtypes.transform_bbox``
     An items ``bbox`` already in the storage CRS is not transformed (12 ms a request).
 ``pygeoapi.api.itemtypes.to_json``
-    Items are encoded with orjson, ``<`` and ``>`` kept as JSON escapes, not ``&lt;``.
+    Items are encoded with orjson, ``<`` and ``>`` kept as JSON escapes, not ``&lt;``; the
+    ``next`` link of a GeoJSON page asks for at least 1000 features (:func:`grow_next_page`:
+    GDAL before 3.8 pages by 10 and follows next links as given).
 ``BaseManager.execute_process`` / ``_execute_handler_sync`` / ``_execute_handler_async``
     Overridden by :class:`tianya.plugins.jobs.JobManager` (inputs checked first, the run in a
     bounded child process, compact result files, a failed synchronous run's own status).
@@ -27,7 +29,12 @@ The replacements:
 ``pygeoapi.api.gen_collection``
     Each collection document says what the collection is (a coverage: ``dataType`` and the
     ``layerDataType`` GDAL reads, so OGC API Features clients skip it) and how its items page
-    (:func:`tianya.config.describe_collection`).
+    (:func:`tianya.config.describe_collection`); a coverage's also gives its ``domainSet``
+    and ``rangeType`` and types its GeoTIFF link ``image/tiff; application=geotiff``, what
+    GDAL's OGCAPI raster driver needs to open it (:func:`describe_coverage`).
+``pygeoapi.api.coverages.get_collection_coverage``
+    Answers ``scale-size`` (and GDAL's ``scaleSize``): the provider resamples to exactly
+    the asked cells (:data:`tianya.plugins.raster_provider.SCALE_SIZE`); pygeoapi ignores it.
 ``pygeoapi.api.itemtypes.render_j2_template``
     Items and item HTML show the catalogue's labels of code-list values in the page's
     language (:func:`tianya.config.html_labels`); JSON keeps the codes.
@@ -60,6 +67,7 @@ import importlib
 import inspect
 import logging
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -133,6 +141,12 @@ TARGETS: tuple[Target, ...] = (
         "replaced: a collection document says what the collection is and how it pages",
         params=("api", "request", "dataset", "locale_"),
         used_by=("pygeoapi.api.describe_collections",),
+    ),
+    Target(
+        "pygeoapi.api.coverages.get_collection_coverage",
+        "replaced: sets the request's scale-size for the coverage provider, which resamples",
+        params=("api", "request", "dataset"),
+        mentions=("p.query(**query_args)", "load_plugin('provider', collection_def)"),
     ),
     Target(
         "pygeoapi.api.itemtypes.render_j2_template",
@@ -544,6 +558,7 @@ def install() -> None:
     _skip_identity_bbox_transform()
     _list_readable_collections_only()
     _describe_collections()
+    _scale_coverages()
     _label_codes_in_html()
 
 
@@ -676,12 +691,58 @@ def _use_orjson_for_items() -> None:
     from pygeoapi.util import json_serial
 
     def to_json(dict_, pretty=False):
+        if isinstance(dict_, dict) and dict_.get("type") == "FeatureCollection":
+            grow_next_page(dict_)
         opts = orjson.OPT_SERIALIZE_NUMPY | (orjson.OPT_INDENT_2 if pretty else 0)
         text = orjson.dumps(dict_, default=json_serial, option=opts).decode("utf-8")
         return text.replace("<", "\\u003c").replace(">", "\\u003e")
 
     to_json.__wrapped__ = inspect.unwrap(itemtypes.to_json)
     itemtypes.to_json = to_json
+
+
+#: The smallest page a ``next`` link of a GeoJSON items page asks for: GDAL's default page
+#: since 3.8, ten times our default (:data:`tianya.config.DEFAULT_ITEMS`).
+NEXT_PAGE_ITEMS = 1000
+_LIMIT_PARAM = re.compile(r"([?&])limit=(\d+)(?=&|$)")
+
+
+def grow_next_page(collection: dict, at_least: int = NEXT_PAGE_ITEMS) -> dict:
+    """Make the ``next`` link of an items page ask for at least ``at_least`` features.
+
+    GDAL before 3.8 (3.6 is Debian 12's, under QGIS 3.22-3.28) asks for pages of 10 unless
+    told ``-oo PAGE_SIZE``, reads nothing the server documents to size them (neither the
+    OpenAPI document nor the collection's), and then follows the ``next`` links as given:
+    a 4,000-feature export was 400 requests. The next link is the server's to write (OGC
+    API Features: clients follow it and make no assumption about its query), so the pages
+    after the first one grow to ``at_least`` (never above the layer's maximum,
+    :data:`layers.query.MAX_LIMIT`): every page still holds no more than its own ``limit``,
+    nothing is skipped or repeated, and a client asking for pages of 1000 or more (GDAL
+    3.8+, pyogrio, QGIS's own provider) sees its link unchanged. The rest of the link
+    (filters, ``offset``, ``f``) is kept byte for byte.
+
+    >>> fc = {"type": "FeatureCollection", "links": [
+    ...     {"rel": "next", "href": "http://h/collections/x/items?f=json&offset=10&limit=10&bbox=1,2,3,4"},
+    ...     {"rel": "self", "href": "http://h/collections/x/items?f=json&limit=10"}]}
+    >>> [link["href"] for link in grow_next_page(fc)["links"]]  # doctest: +NORMALIZE_WHITESPACE
+    ['http://h/collections/x/items?f=json&offset=10&limit=1000&bbox=1,2,3,4',
+     'http://h/collections/x/items?f=json&limit=10']
+    >>> grow_next_page({"links": [{"rel": "next", "href": "/items?offset=100"}]})["links"]
+    [{'rel': 'next', 'href': '/items?offset=100&limit=1000'}]
+    """
+    from layers.query import MAX_LIMIT
+
+    size = min(at_least, MAX_LIMIT)
+    for link in collection.get("links") or ():
+        href = link.get("href")
+        if link.get("rel") != "next" or not isinstance(href, str):
+            continue
+        found = _LIMIT_PARAM.search(href)
+        if found is None:
+            link["href"] = f"{href}{'&' if '?' in href else '?'}limit={size}"
+        elif int(found.group(2)) < size:
+            link["href"] = _LIMIT_PARAM.sub(rf"\g<1>limit={size}", href, count=1)
+    return collection
 
 
 def _describe_collections() -> None:
@@ -700,10 +761,73 @@ def _describe_collections() -> None:
 
     def gen_collection(api, request, dataset, locale_):
         doc = original(api, request, dataset, locale_)
-        return describe_collection(api.config["resources"][dataset], doc)
+        resource = api.config["resources"][dataset]
+        return describe_coverage(resource, describe_collection(resource, doc))
 
     gen_collection.__wrapped__ = original
     api_module.gen_collection = gen_collection
+
+
+#: The media type of GeoTIFF in OGC API links (GDAL's OGCAPI driver takes a coverage link of
+#: this type, or of none: not plain ``image/tiff``).
+GEOTIFF = "image/tiff; application=geotiff"
+_COVERAGE_REL = "http://www.opengis.net/def/rel/ogc/1.0/coverage"
+
+
+def describe_coverage(resource: dict, doc: dict) -> dict:
+    """A coverage collection's document, with what a raster client needs to open it.
+
+    GDAL's OGCAPI driver (3.6 and later) opens ``OGCAPI:<collection URL>`` as a raster from
+    the collection document alone: the grid's axis names, bounds and resolution from a
+    ``domainSet`` and its bands from a ``rangeType`` (members pygeoapi 0.24 does not write;
+    without them it guesses the grid from the ``bbox`` at 1e-8 degrees), and the coverage
+    URL from a ``coverage`` link typed ``image/tiff; application=geotiff`` (pygeoapi types
+    it ``image/tiff``, so the driver answered "API AUTO requested, but not available"). It
+    then asks blocks of 256 x 256 cells with ``subset`` and ``scaleSize``
+    (:func:`_scale_coverages`). A feature collection's document is returned unchanged.
+    """
+    from pygeoapi.plugin import load_plugin
+
+    providers = resource.get("providers") or ()
+    provider_def = next((p for p in providers if p.get("type") == "coverage"), None)
+    if provider_def is None:
+        return doc
+    for link in doc.get("links") or ():
+        if link.get("rel") == _COVERAGE_REL and link.get("type") == "image/tiff":
+            link["type"] = GEOTIFF
+    provider = load_plugin("provider", provider_def)
+    describe = getattr(provider, "describe", None)
+    if describe is not None:
+        doc.update(describe())
+    return doc
+
+
+def _scale_coverages() -> None:
+    """Coverage requests with ``scale-size`` (or GDAL's ``scaleSize``) are resampled.
+
+    pygeoapi 0.24's coverage handler passes its provider only ``bbox``, ``subset``,
+    ``properties``, ``datetime`` and the format: a ``scale-size`` is dropped, so GDAL, which
+    asks every 256 x 256 block with ``scaleSize``, got the native cells (257 x 257) and
+    refused them. The request's value is set in
+    :data:`tianya.plugins.raster_provider.SCALE_SIZE` while pygeoapi's handler runs (it
+    loads the provider and calls its ``query`` within); the provider parses and applies it.
+    """
+    import pygeoapi.api.coverages as coverages
+
+    from tianya.plugins.raster_provider import SCALE_SIZE
+
+    original = inspect.unwrap(coverages.get_collection_coverage)
+
+    def get_collection_coverage(api, request, dataset):
+        size = request.params.get("scale-size") or request.params.get("scaleSize")
+        token = SCALE_SIZE.set(size or None)
+        try:
+            return original(api, request, dataset)
+        finally:
+            SCALE_SIZE.reset(token)
+
+    get_collection_coverage.__wrapped__ = original  # type: ignore[attr-defined]
+    coverages.get_collection_coverage = get_collection_coverage
 
 
 def _label_codes_in_html() -> None:

@@ -11,19 +11,76 @@ pygeoapi's own (``rasterio.mask`` with ``crop=True``): the answer holds the
 pixels whose centres fall inside the requested box, in the window that covers it.
 A subset on one axis only (which the parent silently ignores) is completed with
 the full extent of the other axis.
+
+Scaling (OGC API Coverages' ``scale-size``, which pygeoapi 0.24 ignores, and ``scaleSize``,
+the name GDAL's OGCAPI driver sends): with :data:`SCALE_SIZE` set for the request
+(:mod:`tianya.compat` sets it from the query), the answer is exactly the asked number of
+cells over exactly the requested box, cells outside the grid being no-data; a cell takes
+the value of the grid cell under its centre (so a box on the grid's own lines at its own
+resolution gives the stored values), or the mean of the cells it covers when coarser.
+:meth:`TianyaRasterProvider.describe` gives the ``domainSet`` and ``rangeType`` a client
+needs to size the grid and name the axes of its requests.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from contextvars import ContextVar
 from functools import cached_property
 
+import numpy as np
 import rasterio
 from pygeoapi.provider.base import ProviderInvalidQueryError, ProviderRequestEntityTooLargeError
 from pygeoapi.provider.rasterio_ import RasterioProvider
+from rasterio.enums import Resampling
+from rasterio.io import MemoryFile
+from rasterio.transform import from_bounds
+from rasterio.warp import reproject
 
 #: Largest CoverageJSON answer, in cells.
 MAX_JSON_CELLS = 1_000_000
+#: Largest scaled answer (``scale-size``), in cells: the whole grid at its own resolution.
+MAX_SCALED_CELLS = 4096 * 4096
+#: The request's ``scale-size`` (or ``scaleSize``) text, set by :mod:`tianya.compat` around
+#: pygeoapi's coverage handler (which passes the provider no other parameters); ``None``:
+#: no scaling.
+SCALE_SIZE: ContextVar[str | None] = ContextVar("scale_size", default=None)
+#: CRS84, the axis order (longitude, latitude) of our subsets' ``Long`` and ``Lat``.
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+_SCALE_ITEM = re.compile(r"^\s*([A-Za-z_][\w-]*)\(\s*(\d+)\s*\)\s*$")
+
+
+def parse_scale_size(text: str, axes: tuple[str, str]) -> tuple[int, int]:
+    """The (width, height) a ``scale-size`` value asks for, ``axes`` being (x, y) names.
+
+    Raises
+    ------
+    ProviderInvalidQueryError
+        Naming the problem: not ``axis(cells)`` items, an unknown or repeated axis, a size
+        below 1, or not both axes.
+
+    Examples
+    --------
+    >>> parse_scale_size("Long(256),Lat(128)", ("Long", "Lat"))
+    (256, 128)
+    >>> parse_scale_size("Lat(10), Long(20)", ("Long", "Lat"))
+    (20, 10)
+    """
+    sizes: dict[str, int] = {}
+    for item in text.split(","):
+        m = _SCALE_ITEM.match(item)
+        if m is None or m.group(1) not in axes or m.group(1) in sizes or int(m.group(2)) < 1:
+            raise ProviderInvalidQueryError(
+                user_msg=f"scale-size must be {axes[0]}(cells),{axes[1]}(cells) with whole "
+                f"numbers of cells of at least 1, got {text!r}"
+            )
+        sizes[m.group(1)] = int(m.group(2))
+    if set(sizes) != set(axes):
+        raise ProviderInvalidQueryError(
+            user_msg=f"scale-size must give both axes, {axes[0]} and {axes[1]}, got {text!r}"
+        )
+    return sizes[axes[0]], sizes[axes[1]]
 
 
 class TianyaRasterProvider(RasterioProvider):
@@ -84,6 +141,10 @@ class TianyaRasterProvider(RasterioProvider):
             subsets.setdefault(x, [w, e])
             subsets.setdefault(y, [s, n])
         area = self._area(subsets, bbox or [])
+        scale = kwargs.pop("scale_size", None) or SCALE_SIZE.get()
+        if scale:
+            size = parse_scale_size(scale, self.axis_labels)
+            return self._scaled(area, size, properties or [], format_)
         if format_ != self.native_format:
             cells = self._cells(area)
             if cells > MAX_JSON_CELLS:
@@ -145,6 +206,129 @@ class TianyaRasterProvider(RasterioProvider):
                 f"this coverage, whose extent is ({w:g}, {s:g}, {e:g}, {n:g}) in CRS84"
             )
         return qw, qs, qe, qn
+
+    def describe(self) -> dict:
+        """The ``domainSet`` and ``rangeType`` of the coverage (OGC API Coverages, CIS 1.1 JSON).
+
+        The grid's axes (``Long``/``Lat`` in CRS84, or ``x``/``y``), bounds and resolution,
+        and one field per band with its type, unit and no-data value: what GDAL's OGCAPI
+        driver reads from a collection document to open it as a raster.
+        """
+        ds = self.dataset
+        (w, s, e, n), (rx, ry) = ds.bounds, ds.res
+        x, y = self.axis_labels
+        srs = CRS84 if x == "Long" else (ds.crs.to_string() if ds.crs else None)
+        unit = "deg" if x == "Long" else "m"
+        axes = [
+            {"type": "RegularAxis", "axisLabel": x, "lowerBound": w, "upperBound": e,
+             "uomLabel": unit, "resolution": rx},
+            {"type": "RegularAxis", "axisLabel": y, "lowerBound": s, "upperBound": n,
+             "uomLabel": unit, "resolution": ry},
+        ]  # fmt: skip
+        limits = [
+            {"type": "IndexAxis", "axisLabel": "i", "lowerBound": 0, "upperBound": ds.width - 1},
+            {"type": "IndexAxis", "axisLabel": "j", "lowerBound": 0, "upperBound": ds.height - 1},
+        ]
+        fields = []
+        for i, dtype in zip(ds.indexes, ds.dtypes, strict=True):
+            name, band_unit = self._band(i)
+            field = {
+                "type": "Quantity",
+                "name": name,
+                "definition": f"http://www.opengis.net/def/dataType/OGC/0/{dtype}",
+            }
+            if band_unit:
+                field["uom"] = {"type": "UnitReference", "code": band_unit}
+            if ds.nodata is not None:
+                nil = "NaN" if math.isnan(ds.nodata) else f"{ds.nodata:g}"
+                field["nilValues"] = [{"reason": "no data", "value": nil}]
+            fields.append(field)
+        return {
+            "domainSet": {
+                "type": "DomainSet",
+                "generalGrid": {
+                    "type": "GeneralGridCoverage",
+                    "srsName": srs,
+                    "axisLabels": [x, y],
+                    "axis": axes,
+                    "gridLimits": {
+                        "type": "GridLimits",
+                        "srsName": "http://www.opengis.net/def/crs/OGC/0/Index2D",
+                        "axisLabels": ["i", "j"],
+                        "axis": limits,
+                    },
+                },
+            },
+            "rangeType": {"type": "DataRecord", "field": fields},
+        }
+
+    def _scaled(self, area, size: tuple[int, int], properties: list, format_: str):
+        """``size`` (width, height) cells over exactly ``area`` (see the module docstring)."""
+        width, height = size
+        if width * height > MAX_SCALED_CELLS:
+            raise ProviderRequestEntityTooLargeError(
+                f"a scaled answer of {width} x {height} cells is over the limit of "
+                f"{MAX_SCALED_CELLS:,} cells: ask for a smaller scale-size"
+            )
+        if format_ != self.native_format and width * height > MAX_JSON_CELLS:
+            raise ProviderRequestEntityTooLargeError(
+                f"a CoverageJSON answer of {width * height:,} cells is over the limit of "
+                f"{MAX_JSON_CELLS:,}: ask for a smaller scale-size, or for f=GTiff"
+            )
+        ds = self.dataset
+        try:
+            bands = [int(b) for b in properties] or list(ds.indexes)
+        except ValueError:
+            bands = []
+        if not bands or not set(bands) <= set(ds.indexes):
+            raise ProviderInvalidQueryError(
+                user_msg=f"properties must be band numbers of {list(ds.indexes)}"
+            )
+        w, s, e, n = area
+        transform = from_bounds(w, s, e, n, width, height)
+        # coarser than the grid: the mean of the covered cells, from the nearest overview
+        coarser = min(abs(transform.a) / ds.res[0], abs(transform.e) / ds.res[1])
+        level = max((i for i, f in enumerate(ds.overviews(1)) if f <= coarser), default=None)
+        nodata = ds.nodata if ds.nodata is not None else np.nan
+        out = np.full((len(bands), height, width), nodata, dtype=ds.dtypes[0])
+        opened = ds if level is None else rasterio.open(self.data, overview_level=level)
+        try:
+            for k, band in enumerate(bands):
+                reproject(
+                    source=rasterio.band(opened, band),
+                    destination=out[k],
+                    src_nodata=ds.nodata,
+                    dst_transform=transform,
+                    dst_crs=ds.crs,
+                    dst_nodata=nodata,
+                    resampling=Resampling.average if coarser > 1.001 else Resampling.nearest,
+                )
+        finally:
+            if opened is not ds:
+                opened.close()
+        if format_ != self.native_format:
+            missing = np.isnan(out) if math.isnan(nodata) else out == nodata
+            meta = {"bbox": [w, s, e, n], "width": width, "height": height, "bands": bands}
+            return self.gen_covjson(meta, np.ma.masked_array(out, mask=missing))
+        profile = {
+            "driver": "GTiff",
+            "width": width,
+            "height": height,
+            "count": len(bands),
+            "dtype": ds.dtypes[0],
+            "crs": ds.crs,
+            "transform": transform,
+            "nodata": ds.nodata,
+        }
+        with MemoryFile() as memfile:
+            with memfile.open(**profile) as dst:
+                dst.write(out)
+                for k, band in enumerate(bands, start=1):
+                    name, unit = self._band(band)
+                    dst.set_band_description(k, name)
+                    if unit:
+                        dst.set_band_unit(k, unit)
+            return memfile.read()
 
     def _cells(self, area: tuple[float, float, float, float]) -> int:
         """Cells an area covers (an upper bound), within the grid's bounds."""
