@@ -359,7 +359,7 @@ var {{ this.get_name() }} = (function () {
       layers = rows.filter(function (r) { return r[1] !== "P"; }).map(function (r) {
         return shape(r, opts); });
     }
-    return {layer: L.layerGroup(layers), min: s.min, max: s.max};
+    return {id: s.id, layer: L.layerGroup(layers), min: s.min, max: s.max};
   });
   var Base = L.Layer.extend({
     options: {attribution: spec.attribution},
@@ -375,6 +375,9 @@ var {{ this.get_name() }} = (function () {
       this._shown.forEach(function (e) { map.removeLayer(e.layer); });
       this._shown = [];
       map.getContainer().style.background = this._background;
+    },
+    shown: function () {  // ids of the style layers drawn at this zoom
+      return this._shown.map(function (e) { return e.id; });
     },
     _sync: function () {
       var map = this._map, z = map.getZoom(), on = this._shown;

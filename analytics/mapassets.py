@@ -8,8 +8,11 @@ rewrites the page:
 ``assets="inline"`` (default)
     Leaflet and the plugins the page uses are copied into the HTML (CSS images as data
     URIs): one self-contained file that works offline and can be mailed around (~200 KB).
+    An asset folium links that is neither vendored nor dropped is an error, never a silent
+    link to a CDN (a new plugin must be vendored first).
 ``assets="cdn"``
-    folium's CDN links for Leaflet and the plugins (smaller; needs internet).
+    folium's CDN links for Leaflet and the plugins (smaller; needs internet: an explicit
+    online choice).
 ``assets="<url prefix>"``
     Links to a server that serves ``analytics/vendor`` (``/assets/vendor`` of our shell).
 
@@ -75,14 +78,29 @@ def _dropped(url: str) -> bool:
     return any(d in url.lower() for d in _DROP)
 
 
+def _unvendored(url: str) -> ValueError:
+    return ValueError(
+        f"the map links {url}, which is not vendored: an inline map must not load it from "
+        f"another host (add it to {VENDOR} and to analytics.mapassets._KEEP)"
+    )
+
+
 def finish(html: str, assets: str = "inline") -> str:
-    """Rewrite folium's asset links in ``html`` (see the module docstring)."""
+    """Rewrite folium's asset links in ``html`` (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        ``assets="inline"`` and the page links an asset that is not vendored.
+    """
 
     def script(m):
         url = m.group(1)
         if _dropped(url):
             return ""
         rel = _vendored(url)
+        if rel is None and assets == "inline":
+            raise _unvendored(url)
         if rel is None or assets == "cdn":
             return m.group(0)
         if assets == "inline":
@@ -94,6 +112,8 @@ def finish(html: str, assets: str = "inline") -> str:
         if _dropped(url):
             return ""
         rel = _vendored(url)
+        if rel is None and assets == "inline":
+            raise _unvendored(url)
         if rel is None or assets == "cdn":
             return m.group(0)
         if assets == "inline":
