@@ -158,8 +158,9 @@ def _render_gpkg(store, layer: Layer, z: int, y: int, x: int, fields: Sequence[s
     """:func:`render` on the GeoPackage: R-tree candidates, encoded in Python."""
     store.require_layer(layer)
     names = [n for n in fields if n != layer.key]
+    # candidates in the tile itself, not its buffer (as the PostGIS statement's envelope)
     rows = gpkg_candidates(
-        store, layer, [layer.key, *names], tile_lonlat_bounds(z, x, y, BUFFER), MAX_FEATURES + 1
+        store, layer, [layer.key, *names], tile_lonlat_bounds(z, x, y), MAX_FEATURES + 1
     )
     truncated = len(rows) > MAX_FEATURES
     rows = rows[:MAX_FEATURES]

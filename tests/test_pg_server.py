@@ -187,11 +187,6 @@ def test_tiles_metadata_and_errors(live_server_pg):
     )
 
 
-def test_tiles_need_postgis(live_server_gpkg):
-    r = live_server_gpkg.get("/collections/incidents/tiles/WebMercatorQuad/0/0/0")
-    assert r.status_code == 404 and "PostGIS" in r.json()["description"]
-
-
 # --- resilience ----------------------------------------------------------------------------------
 
 

@@ -129,10 +129,7 @@ def test_public_pages_carry_no_personal_value(live_server, gpkg_store, fmt):
         assert value not in r.text, (layer_id, field)
 
 
-def test_public_tiles_carry_no_personal_value(live_server, gpkg_store, store_kind):
-    if store_kind != "postgis":
-        assert live_server.get(f"/collections/incidents/tiles/{TILE}").status_code == 404
-        return  # vector tiles are rendered by PostGIS only
+def test_public_tiles_carry_no_personal_value(live_server, gpkg_store):
     for layer_id, field in SENSITIVE:
         if layer_id not in POINT_LAYERS:
             continue

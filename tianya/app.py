@@ -8,8 +8,8 @@
   (unknown names, bad values, malformed filters → 400 with a message naming the
   problem) and normalises a GET CQL2 JSON filter to CQL2 text;
 * refuses pygeoapi's admin API;
-* serves OGC API Tiles (Mapbox vector tiles of the point layers, from PostGIS:
-  :mod:`tianya.tiles`), and the routes beside pygeoapi (:mod:`tianya.api`,
+* serves OGC API Tiles and Styles (the base map and the point layers' Mapbox vector
+  tiles, from either store: :mod:`tianya.tiles`), and the routes beside pygeoapi (:mod:`tianya.api`,
   :mod:`tianya.open311`, :mod:`tianya.screen`);
 * answers every refusal and every unexpected fault of its own through :mod:`tianya.web`
   (one mapping of our errors to HTTP), with the settings it was given
