@@ -35,9 +35,19 @@ The replacements:
 ``pygeoapi.api.coverages.get_collection_coverage``
     Answers ``scale-size`` (and GDAL's ``scaleSize``): the provider resamples to exactly
     the asked cells (:data:`tianya.plugins.raster_provider.SCALE_SIZE`); pygeoapi ignores it.
+``pygeoapi.api.tiles.render_j2_template``
+    The ``/TileMatrixSets`` pages are rendered with the configured templates: pygeoapi passes
+    its whole configuration where the templates' configuration goes, so those two pages
+    ignored ``tianya/templates`` and loaded Bootstrap from a CDN.
 ``pygeoapi.api.itemtypes.render_j2_template``
     Items and item HTML show the catalogue's labels of code-list values in the page's
     language (:func:`tianya.config.html_labels`); JSON keeps the codes.
+pygeoapi's HTML templates
+    ``tianya/templates`` (:data:`TEMPLATES`, the configuration's ``server.templates.path``) is
+    searched before pygeoapi's own: our copies of the pages that loaded CSS and JavaScript from
+    CDNs or drew OpenStreetMap tiles (:data:`OVERRIDDEN_TEMPLATES`) load the files vendored
+    under ``/assets/vendor/`` and draw the server's own base map, so that no page loads
+    anything from another host (the folder's README.md says what each copy changes).
 The generated OpenAPI document
     Each items path's ``limit`` is a ``$ref`` to a component
     (:func:`tianya.config.reference_limits`): GDAL sizes its pages from a referenced
@@ -56,8 +66,8 @@ Configuration through the environment
     is imported (module-level ``CONFIG = get_config()``: there is no app factory taking a
     path or a dict), and resolves the ``${TIANYA_…}`` placeholders of ``server_config.yml``
     with ``os.getenv`` while loading it. :func:`configure` writes exactly those variables,
-    from the :class:`~tianya.settings.Settings` object, just before that import; nothing
-    else of ours reads them back.
+    from the :class:`~tianya.settings.Settings` object (and ``TIANYA_TEMPLATES``, where our
+    templates are installed), just before that import; nothing else of ours reads them back.
 """
 
 from __future__ import annotations
@@ -113,6 +123,9 @@ class Target:
     mentions : tuple of str
         Text the target's source must contain (an environment variable it reads, an
         attribute of an exception it answers with).
+    templates : tuple of str
+        HTML templates pygeoapi's ``templates`` folder must hold: ours replace them
+        (``tianya/templates``, searched first).
     """
 
     name: str
@@ -121,9 +134,23 @@ class Target:
     attributes: tuple[str, ...] = ()
     used_by: tuple[str, ...] = ()
     mentions: tuple[str, ...] = ()
+    templates: tuple[str, ...] = ()
 
 
 _ITEMS = "pygeoapi.api.itemtypes.get_collection_items"
+#: Our copy of pygeoapi's HTML templates (``server.templates.path``; see its README.md).
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+#: pygeoapi's templates that ``TEMPLATES`` overrides (each loaded CSS or JavaScript from a CDN
+#: or drew OpenStreetMap tiles; the server's pages load nothing from another host).
+OVERRIDDEN_TEMPLATES = (
+    "_base.html",
+    "collections/collection.html",
+    "collections/coverage/index.html",
+    "collections/items/index.html",
+    "collections/items/item.html",
+    "openapi/redoc.html",
+    "openapi/swagger.html",
+)
 _MANAGER = "pygeoapi.process.manager.base.BaseManager"
 _RASTER = "pygeoapi.provider.rasterio_.RasterioProvider"
 _HANDLER = ("subscriber", "requested_response")
@@ -305,6 +332,21 @@ TARGETS: tuple[Target, ...] = (
         "resolves the ${TIANYA_…} placeholders configure() sets",
         mentions=("os.getenv",),
     ),
+    Target(
+        "pygeoapi.api.tiles.render_j2_template",
+        "replaced: the TileMatrixSets pages are rendered with the configured templates "
+        "(pygeoapi passes the whole configuration as their template configuration)",
+        params=("config", "tpl_config", "template", "data", "locale_"),
+        used_by=("pygeoapi.api.tiles.tilematrixsets", "pygeoapi.api.tiles.tilematrixset"),
+    ),
+    Target(
+        "pygeoapi.util.render_j2_template",
+        "searches server.templates.path (tianya/templates, set by configure()) before its own "
+        "templates: our overrides of the pages that loaded assets from other hosts",
+        params=("config", "tpl_config", "template", "data", "locale_"),
+        mentions=("tpl_config['path']", "template_paths.insert(0, templates)"),
+        templates=OVERRIDDEN_TEMPLATES,
+    ),
 )
 
 
@@ -361,6 +403,14 @@ def _problems(target: Target) -> list[str]:
                 f"{user}: no longer looks up {short} in {module}, so our "
                 f"replacement of {target.name} would not apply"
             )
+    if target.templates:
+        from pygeoapi.util import TEMPLATESDIR
+
+        found += [
+            f"pygeoapi's template {name} is gone: tianya/templates/{name} overrides it"
+            for name in target.templates
+            if not os.path.isfile(os.path.join(TEMPLATESDIR, name))
+        ]
     if target.mentions:
         try:
             source = inspect.getsource(inspect.unwrap(obj))
@@ -426,6 +476,8 @@ PLACEHOLDERS = {
     "TIANYA_JOB_LIMIT_ANONYMOUS": "job_limit_anonymous",
     "TIANYA_LOG_LEVEL": "log_level",
     "TIANYA_RASTERS": "rasters",
+    "TIANYA_MAP_URL": "map_url",
+    "TIANYA_MAP_ATTRIBUTION": "map_attribution",
 }
 
 
@@ -449,6 +501,7 @@ def configure(settings, config_path: str) -> dict[str, str]:
     Call it before importing ``pygeoapi.flask_app``. Returns the variables set.
     """
     env = placeholder_environment(settings)
+    env["TIANYA_TEMPLATES"] = TEMPLATES  # not a setting: where our templates are installed
     env["PYGEOAPI_CONFIG"] = os.path.abspath(config_path)
     os.environ.update(env)  # the OpenAPI document is generated from the resolved config
     env["PYGEOAPI_OPENAPI"] = openapi_path(env["PYGEOAPI_CONFIG"], settings)
@@ -560,6 +613,7 @@ def install() -> None:
     _describe_collections()
     _scale_coverages()
     _label_codes_in_html()
+    _our_templates_for_tile_matrix_sets()
 
 
 class ClientErrorLog(logging.Filter):
@@ -851,3 +905,24 @@ def _label_codes_in_html() -> None:
 
     render_j2_template.__wrapped__ = original
     itemtypes.render_j2_template = render_j2_template
+
+
+def _our_templates_for_tile_matrix_sets() -> None:
+    """The ``/TileMatrixSets`` pages use the configured templates too.
+
+    pygeoapi 0.24's ``tilematrixsets`` and ``tilematrixset`` call ``render_j2_template`` with
+    the whole configuration as ``tpl_config``, which has no ``path``: those pages were
+    rendered from pygeoapi's own templates only (Bootstrap from unpkg.com). The
+    configuration's ``server.templates`` is passed instead.
+    """
+    import pygeoapi.api.tiles as tiles
+
+    original = inspect.unwrap(tiles.render_j2_template)
+
+    def render_j2_template(config, tpl_config, template, data, locale_=None):
+        if isinstance(tpl_config, dict) and "path" not in tpl_config and "server" in tpl_config:
+            tpl_config = tpl_config["server"].get("templates")
+        return original(config, tpl_config, template, data, locale_)
+
+    render_j2_template.__wrapped__ = original  # type: ignore[attr-defined]
+    tiles.render_j2_template = render_j2_template

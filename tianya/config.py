@@ -164,10 +164,12 @@ def build_config() -> dict:
             "pretty_print": False,
             "admin": False,
             "limits": dict(LIMITS),
-            "map": {
-                "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-                "attribution": "&copy; OpenStreetMap contributors",
-            },
+            # our overrides of pygeoapi's HTML templates (tianya/templates: no other host), an
+            # absolute path set by tianya.compat.configure; pygeoapi keeps /static/
+            "templates": {"path": "${TIANYA_TEMPLATES:-tianya/templates}"},
+            # the pages' Leaflet base map: empty, the server's own (/styles/basemap, offline);
+            # TIANYA_MAP_URL names an online tile template instead (tianya/templates/README.md)
+            "map": {"url": "${TIANYA_MAP_URL:-}", "attribution": "${TIANYA_MAP_ATTRIBUTION:-}"},
             # tianya.plugins.jobs.JobManager: jobs owned by their caller in SQLite (or beside the
             # PostGIS data), input checks, retention, limits (see its module docstring)
             "manager": {

@@ -206,6 +206,16 @@ class Settings:
         shown="none",
         env="TIANYA_TILES_<ID>",
     )
+    # --- base map of the server's HTML pages
+    map_url: str | None = _setting(
+        None,
+        "tile URL template (`{z}`, `{x}`, `{y}`) of an online base map for the maps of the "
+        "server's HTML pages, instead of its own",
+        shown="none: the server's own base map (`/styles/basemap`, offline)",
+    )
+    map_attribution: str | None = _setting(
+        None, "attribution of `TIANYA_MAP_URL`'s tiles (HTML)", shown="none"
+    )
 
     def __post_init__(self):
         problems = [
@@ -299,9 +309,9 @@ class Settings:
 
 
 #: Variables with the prefix that are not the server's: the tests', benchmarks' and notebooks'
-#: (prefixes), and the notebooks' API key.
+#: (prefixes), the notebooks' API key, and where our templates are (set by tianya.compat).
 NOT_SETTINGS = ("TIANYA_TEST_", "TIANYA_FUZZ_", "TIANYA_BENCH_")
-NOT_SETTING_NAMES = frozenset({"TIANYA_KEY"})
+NOT_SETTING_NAMES = frozenset({"TIANYA_KEY", "TIANYA_TEMPLATES"})
 TILES = PREFIX + "TILES_"
 
 FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(Settings)
