@@ -19,9 +19,11 @@ How the style is read (the subset the contract allows):
   label point; labels that would overlap one already placed are hidden, in the style's
   ``rank`` (1 first: district, then communities, villages, rivers), as MapLibre's and
   QGIS's labelling drop colliding labels;
-- ``minzoom`` (inclusive) / ``maxzoom`` (exclusive), in Leaflet's zoom levels (256-pixel
-  Web Mercator tiles, the zoom levels of the ``WebMercatorQuad`` tiles), and a filter of the
-  form ``["==", ["get", "kind"], value]``.
+- ``minzoom`` (inclusive) / ``maxzoom`` (exclusive) are style zoom levels, as in MapLibre
+  and in the server's renderer (``/assets/basemap.js``): style zoom z is Leaflet's zoom
+  z + 1 (:data:`ZOOM_OFFSET`; a 512-pixel world at zoom 0, Leaflet's is 256 pixels), so a
+  layer appears at the same scale in a saved map and on the server's pages; a filter is of
+  the form ``["==", ["get", "kind"], value]``.
 
 Fills and lines are drawn on one canvas in the pane ``tianya-base`` below every data pane
 (:data:`analytics.map_parts.PANES`); the labels in ``tianya-base-labels``, above the data
@@ -54,12 +56,17 @@ from layers.district import UTM
 
 __all__ = [
     "BASE_PANES",
+    "ZOOM_OFFSET",
     "SIMPLIFY_M",
     "FrameSource",
     "TianyaBaseLayer",
     "base_frames",
     "embedded_style",
 ]
+
+#: Leaflet's zoom minus the style's zoom at the same scale (MapLibre's zoom levels are those
+#: of a 512-pixel world, Leaflet's of a 256-pixel one).
+ZOOM_OFFSET = 1
 
 #: Panes of the embedded base map: fills and lines under the data, labels above (no clicks).
 BASE_PANES: dict[str, int] = {"tianya-base": 250, "tianya-base-labels": 450}
@@ -168,7 +175,8 @@ def embedded_style(style: Mapping) -> dict:
     Returns
     -------
     dict
-        ``background`` (colour or None), ``attribution`` and ``layers``: one entry per
+        ``background`` (colour or None), ``attribution``, ``zoom_offset``
+        (:data:`ZOOM_OFFSET`) and ``layers``: one entry per
         ``fill`` / ``line`` / ``symbol`` layer, in order, with ``source`` (the source
         layer), ``type``, ``min``/``max`` zoom, ``filter`` (``[property, value]`` or
         None) and Leaflet options (``path``) or label CSS (``css``).
@@ -228,7 +236,12 @@ def embedded_style(style: Mapping) -> dict:
         out.append(entry)
     sources = style.get("sources") or {}
     attribution = next((s.get("attribution") for s in sources.values() if s.get("attribution")), "")
-    return {"background": background, "attribution": attribution, "layers": out}
+    return {
+        "background": background,
+        "attribution": attribution,
+        "zoom_offset": ZOOM_OFFSET,
+        "layers": out,
+    }
 
 
 def encode_line(coords) -> str:
@@ -376,11 +389,11 @@ var {{ this.get_name() }} = (function () {
       this._shown = [];
       map.getContainer().style.background = this._background;
     },
-    shown: function () {  // ids of the style layers drawn at this zoom
+    shown: function () {  // ids of the style layers drawn at this zoom (tests)
       return this._shown.map(function (e) { return e.id; });
     },
     _sync: function () {
-      var map = this._map, z = map.getZoom(), on = this._shown;
+      var map = this._map, z = map.getZoom() - spec.zoom_offset, on = this._shown;
       var want = entries.filter(function (e) { return z >= e.min && z < e.max; });
       if (want.length === on.length && want.every(function (e, i) { return e === on[i]; }))
         return;

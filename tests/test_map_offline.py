@@ -252,10 +252,7 @@ def test_default_map_offline_in_browser(browser, written, base_frames, kind):  #
         )
         assert z["tianya-base"][0] < min(z[k][0] for k in ("tianya-areas", "overlayPane"))
         assert z["tianya-base"][1] == z["tianya-base-labels"][1] == "none"
-        # the communities' names, each once (the base map's labels, no second set)
-        labels = p.texts(".tianya-label")
         comm = base_frames["communities"]
-        assert sorted(x for x in labels if x in set(comm["name"])) == sorted(comm["name"])
         # the sea and the communities in the style's colours, the boundary drawn
         p.page.evaluate(
             "() => document.querySelectorAll('.leaflet-control-layers-overlays input')"
@@ -293,7 +290,16 @@ def test_default_map_offline_in_browser(browser, written, base_frames, kind):  #
         )
         edge = _rgb(line["paint"]["line-color"])
         assert int((np.abs(img - edge).max(axis=2) <= 24).sum()) > 300, "no district boundary"
-        # what is drawn follows the style's zoom ranges (grid cells and buildings zoomed in)
+        # the communities' names, each once (the base map's labels, no second set), from
+        # the style's zoom of community labels on
+        p.page.evaluate(
+            "(m) => { window[m].setView([18.35, 109.40], 12, {animate: false}); }", name
+        )
+        p.page.wait_for_timeout(200)
+        labels = p.texts(".tianya-label")
+        assert sorted(x for x in labels if x in set(comm["name"])) == sorted(comm["name"])
+        # what is drawn follows the style's zoom ranges (grid cells and buildings zoomed in),
+        # style zoom z at Leaflet's z + 1 as in MapLibre and the server's basemap.js
         for zoom in (11, 16):
             p.page.evaluate(
                 "([m, z]) => { window[m].setView([18.30, 109.50], z, {animate: false}); }",
@@ -304,9 +310,11 @@ def test_default_map_offline_in_browser(browser, written, base_frames, kind):  #
             want_ids = [
                 x["id"]
                 for x in style["layers"]
-                if x["type"] != "background" and x.get("minzoom", 0) <= zoom < x.get("maxzoom", 99)
+                if x["type"] != "background"
+                and x.get("minzoom", 0) <= zoom - 1 < x.get("maxzoom", 99)
             ]
             assert shown == want_ids, zoom
+            assert ("buildings" in shown) == (zoom == 16)
         assert p.errors == [], p.errors
     finally:
         p.close()
