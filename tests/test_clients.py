@@ -300,6 +300,13 @@ def test_scale_size_gives_exactly_the_cells_asked(live_server):
         assert r.status_code == 400 and "scale-size" in r.json()["description"], bad
     huge = live_server.get("/collections/dem/coverage?f=GTiff&scale-size=Long(5000),Lat(5000)")
     assert huge.status_code == 413 and "scale-size" in huge.json()["description"]
+    openapi = live_server.get("/openapi?f=json").json()
+    param = openapi["components"]["parameters"]["scale-size"]
+    assert (param["name"], param["in"]) == ("scale-size", "query")
+    assert re.match(param["schema"]["pattern"], "Long(256),Lat(256)")
+    for cid in COVERAGES:
+        params = openapi["paths"][f"/collections/{cid}/coverage"]["get"]["parameters"]
+        assert {"$ref": "#/components/parameters/scale-size"} in params, cid
 
 
 def test_scaled_blocks_are_not_heavy_reads(live_server):

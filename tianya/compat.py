@@ -51,7 +51,7 @@ pygeoapi's HTML templates
 The generated OpenAPI document
     Each items path's ``limit`` is a ``$ref`` to a component
     (:func:`tianya.config.reference_limits`): GDAL sizes its pages from a referenced
-    ``limit`` only.
+    ``limit`` only. Each coverage path lists ``scale-size`` (:func:`document_scaling`).
 ``http_status_code`` / ``ogc_exception_code`` of pygeoapi's exceptions
     Set by :func:`pygeoapi_error` (our errors' status and OGC code); pygeoapi's items and
     processes handlers answer with them.
@@ -535,17 +535,51 @@ def openapi_path(config_path: str, settings=None) -> str:
 
 
 #: What :func:`_edited_openapi` changes (part of the cached document's name).
-_OPENAPI_EDITS = "limit-ref-1"
+_OPENAPI_EDITS = "limit-ref-1,scale-size-1"
 
 
 def _edited_openapi(text: str) -> str:
-    """pygeoapi's OpenAPI YAML with each items ``limit`` referenced (see the docstring)."""
+    """pygeoapi's OpenAPI YAML with each items ``limit`` referenced and each coverage's
+    ``scale-size`` documented (see the docstring)."""
     import yaml
 
     from tianya.config import reference_limits
 
-    doc = reference_limits(yaml.safe_load(text))
+    doc = document_scaling(reference_limits(yaml.safe_load(text)))
     return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+
+
+#: The ``scale-size`` parameter of a coverage (OGC API Coverages, scaling), as documented.
+SCALE_SIZE_PARAMETER = {
+    "name": "scale-size",
+    "in": "query",
+    "required": False,
+    "style": "form",
+    "explode": False,
+    "description": (
+        "The answer's size in cells per axis, as `Long(width),Lat(height)`: exactly that many "
+        "cells over exactly the requested bbox or subset (the cell under each centre, or the "
+        "mean of the cells covered when coarser than the grid). `scaleSize` is taken as well."
+    ),
+    "schema": {"type": "string", "pattern": r"^\w+\(\d+\),\w+\(\d+\)$"},
+}
+
+
+def document_scaling(doc: dict) -> dict:
+    """The OpenAPI document with ``scale-size`` among each coverage path's parameters.
+
+    >>> doc = {"paths": {"/collections/dem/coverage": {"get": {"parameters": []}}}}
+    >>> document_scaling(doc)["paths"]["/collections/dem/coverage"]["get"]["parameters"]
+    [{'$ref': '#/components/parameters/scale-size'}]
+    """
+    components = doc.setdefault("components", {}).setdefault("parameters", {})
+    components["scale-size"] = SCALE_SIZE_PARAMETER
+    ref = {"$ref": "#/components/parameters/scale-size"}
+    for path, item in (doc.get("paths") or {}).items():
+        get = item.get("get") if path.endswith("/coverage") else None
+        if get is not None and ref not in get.setdefault("parameters", []):
+            get["parameters"].append(dict(ref))
+    return doc
 
 
 def load_app(settings, config_path: str):
