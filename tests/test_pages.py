@@ -275,6 +275,15 @@ def test_an_online_base_map_is_used_when_the_settings_name_one():
     assert "TIANYA_MAP_URL" not in compat.placeholder_environment(Settings.from_env({}))
 
 
+def test_a_map_url_that_is_no_tile_template_is_refused():
+    """A typo (a base map's name, a style URL) would draw no map at all: refused at start."""
+    from tianya.settings import Settings, SettingsError
+
+    for bad in ("osm", "https://tile.openstreetmap.org/", "tile.openstreetmap.org/{z}/{x}/{y}.png"):
+        with pytest.raises(SettingsError, match="TIANYA_MAP_URL must be an http"):
+            Settings.from_env({"TIANYA_MAP_URL": bad})
+
+
 # --- in Chromium, against a live server ---------------------------------------------------------
 
 

@@ -74,6 +74,8 @@ def test_every_setting_parses_its_variable(f, tmp_path):
         want = raw
     elif f.metadata.get("choices"):
         raw = want = f.metadata["choices"][-1]
+    elif f.metadata.get("tile_url"):
+        raw = want = "https://tiles.example/{z}/{x}/{y}.png"
     elif isinstance(default, tuple):
         raw, want = " 10.0.0.1 , 10.0.0.2,", ("10.0.0.1", "10.0.0.2")
     elif str(f.type) == "int":

@@ -62,10 +62,12 @@ def _setting(
     choices: tuple[str, ...] | None = None,
     secret: bool = False,
     file: bool = False,
+    tile_url: bool = False,
 ):
     """A settings field: its default, its README text, its lower bound, its shown default.
 
-    ``secret`` values are masked by :meth:`Settings.masked`; a ``file`` must exist.
+    ``secret`` values are masked by :meth:`Settings.masked`; a ``file`` must exist; a
+    ``tile_url`` is an http(s) URL template with ``{z}``, ``{x}`` and ``{y}``.
     """
     meta = {
         "doc": doc,
@@ -75,6 +77,7 @@ def _setting(
         "choices": choices,
         "secret": secret,
         "file": file,
+        "tile_url": tile_url,
     }
     if isinstance(default, dict | tuple) or callable(default):
         factory = default if callable(default) else (lambda d=default: type(d)(d))
@@ -212,6 +215,7 @@ class Settings:
         "tile URL template (`{z}`, `{x}`, `{y}`) of an online base map for the maps of the "
         "server's HTML pages, instead of its own",
         shown="none: the server's own base map (`/styles/basemap`, offline)",
+        tile_url=True,
     )
     map_attribution: str | None = _setting(
         None, "attribution of `TIANYA_MAP_URL`'s tiles (HTML)", shown="none"
@@ -349,6 +353,10 @@ def _problem(f: dataclasses.Field, value) -> str | None:
         return f"must be one of {', '.join(valid)}"
     if f.metadata.get("file") and not os.path.isfile(value):
         return "must name an existing file"
+    if f.metadata.get("tile_url") and not (
+        value.startswith(("http://", "https://")) and all(k in value for k in ("{z}", "{x}", "{y}"))
+    ):
+        return "must be an http(s) tile URL template with {z}, {x} and {y}"
     return None
 
 
