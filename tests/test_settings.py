@@ -424,6 +424,6 @@ def test_map_takes_the_base_map_keys_and_tiles_from_the_settings(
     assert r.exit_code == 0, r.output
     assert "tdt-key-4711" in out.read_text(encoding="utf-8")
     osm = tmp_path / "osm.html"
-    r = CliRunner().invoke(cli.main, [*argv, "-o", str(osm)])
+    r = CliRunner().invoke(cli.main, [*argv, "--basemap", "osm", "-o", str(osm)])
     assert r.exit_code == 0, r.output
     assert "tiles.intranet.example" in osm.read_text(encoding="utf-8")
