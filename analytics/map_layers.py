@@ -287,8 +287,8 @@ def layers_map(
         Base map keys by id: ``"tianditu"`` (``TIANYA_TIANDITU_KEY``), ``"amap"``
         (``TIANYA_AMAP_KEY``). A base map that needs a missing key is refused.
     base : Store, str or dict of GeoDataFrame, optional
-        What the ``tianya`` base map is drawn from (default: ``source``; see
-        :func:`analytics.map_basemap.base_frames`).
+        What the ``tianya`` base map is drawn from (default: ``source``, or the frames read
+        from the default store; see :func:`analytics.map_basemap.base_frames`).
 
     Returns
     -------
@@ -303,7 +303,9 @@ def layers_map(
     need = list(dict.fromkeys([*layers, "communities"]))
     frames = read_frames(source, need)
     title = _title("天涯区联合指挥中心 专题图层", "Tianya command center: thematic layers", lang)
-    m = base_map(bm, lang, title, tiles, keys, base=source if base is None else base)
+    if base is None:  # the store (or frames) the layers come from
+        base = frames if source is None else source
+    m = base_map(bm, lang, title, tiles, keys, base=base)
     groups = []
     total = None
     communities = prepare(frames["communities"], bm) if "communities" in frames else None

@@ -385,3 +385,30 @@ def test_embedded_base_map_stays_small(store_url):
     layer = TianyaBaseLayer(frames, lb.style("", "light"), "x")
     assert len(layer.data["buildings"]) == n_buildings > 1000
     assert layer.size < 600_000, layer.size
+
+
+def _base_layer(m):
+    from analytics.map_basemap import TianyaBaseLayer
+
+    found = [c for c in m._children.values() if isinstance(c, TianyaBaseLayer)]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_library_maps_draw_the_base_map_from_what_they_are_given(sample_data):
+    """Frames by layer id (in any CRS) give the base map what they hold; nothing else
+    gives the district and the sea alone."""
+    from analytics import maps
+    from layers.district import UTM
+
+    data = _base_layer(maps.layers_map(sample_data, layers=("party_building",))).data
+    assert {"sea", "district", "communities", "rivers", "grid_cells", "buildings"} <= set(data)
+    assert len(data["buildings"]) == len(sample_data["building_population"])
+    comm = sample_data["communities"]
+    inc = sample_data["incidents"]
+    plain = _base_layer(maps.hotspot_map(inc, kde=False, emerging=False)).data
+    assert len(plain["district"]) == 1 and len(plain["communities"]) == 0
+    assert [r[0]["name"] for r in plain["labels"]] == ["天涯区"]
+    a = _base_layer(maps.choropleth_map(inc, comm)).data["labels"]
+    b = _base_layer(maps.choropleth_map(inc, comm.to_crs(UTM))).data["labels"]
+    assert len(a) == len(comm) + 1 and a == b  # label points in degrees either way
