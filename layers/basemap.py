@@ -136,8 +136,8 @@ SOURCE_LAYERS: dict[str, SourceLayer] = {
 #: Label kinds: rank (1 the most important) and the first zoom level whose tiles carry them.
 LABEL_KINDS: dict[str, tuple[int, int]] = {
     "district": (1, 0),
-    "community": (2, 11),
-    "village": (3, 11),
+    "community": (2, 10),
+    "village": (3, 10),
     "river": (4, 12),
 }
 #: Where the label points come from: ``(catalogue layer, name field)`` by label source.
