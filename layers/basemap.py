@@ -559,9 +559,11 @@ def _facts(z: int, x: int, y: int) -> tuple[list[tuple[str, list[dict]]], int]:
     """The district-fact layers (sea, boundary) of a tile, made in Python on both stores."""
     out, n = [], 0
     here = {s.id for s in layers_at(z)}
+    w, s, e, nn = tiles.tile_lonlat_bounds(z, x, y, tiles.BUFFER)
     for lid, geom, props in (("sea", sea(), {}), ("district", district_boundary(), {"name": NAME})):
-        if lid not in here:
-            continue
+        gw, gs, ge, gn = geom.bounds
+        if lid not in here or gw > e or ge < w or gs > nn or gn < s:
+            continue  # (a tile away from the district costs no projection)
         g = tiles.tile_geometries(np.array([geom]), z, x, y, "polygon")[0]
         feats = [] if g is None else [{"geometry": g, "properties": props}]
         n += len(feats)

@@ -370,6 +370,18 @@ def test_tile_and_style_errors(live_server, path, status, words):
     assert words in r.json()["description"]
 
 
+def test_landing_page_links_tiles_and_styles(live_server):
+    links = live_server.get("/?f=json").json()["links"]
+    href = {ln["href"]: ln for ln in links}
+    assert href[f"{live_server.url}/tiles"]["rel"].endswith("/tilesets-vector")
+    assert href[f"{live_server.url}/styles"]["type"] == "application/json"
+    for ln in links:  # pygeoapi's own links are still there
+        if ln["href"].endswith("/collections"):
+            break
+    else:
+        raise AssertionError("the landing page lost pygeoapi's links")
+
+
 def test_tiles_take_only_get_and_head(live_server):
     import requests
 

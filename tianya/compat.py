@@ -13,6 +13,8 @@ The replacements:
 
 ``pygeoapi.api.filter_dict_by_key_value``
     ``/collections`` lists only what the caller's role may read.
+``pygeoapi.api.landing_page``
+    The JSON landing page links the base map's tiles and styles (``/tiles``, ``/styles``).
 ``pygeoapi.api.itemtypes.transform_bbox``
     An items ``bbox`` already in the storage CRS is not transformed (12 ms a request).
 ``pygeoapi.api.itemtypes.to_json``
@@ -162,6 +164,14 @@ TARGETS: tuple[Target, ...] = (
         "replaced: /collections lists only the layers the caller may read",
         params=("dict_", "key", "value"),
         used_by=("pygeoapi.api.describe_collections",),
+    ),
+    Target(
+        "pygeoapi.api.landing_page",
+        "wrapped: the JSON landing page links the base map's tiles and styles (pygeoapi's "
+        "Flask route looks it up at call time, as core_api.landing_page: tested, since "
+        "pygeoapi.flask_app cannot be imported before the configuration is written); "
+        "called as (api, request) through pygeoapi's jsonldify decorator, whose (*args, "
+        "**kwargs) hides the parameters",
     ),
     Target(
         "pygeoapi.api.gen_collection",
@@ -648,6 +658,44 @@ def install() -> None:
     _scale_coverages()
     _label_codes_in_html()
     _our_templates_for_tile_matrix_sets()
+    _link_base_map_from_landing_page()
+
+
+def _link_base_map_from_landing_page() -> None:
+    """The JSON landing page links ``/tiles`` and ``/styles`` (the base map, served by the
+    shell: :mod:`tianya.tiles`), which pygeoapi does not know of."""
+    import orjson
+    import pygeoapi.api as core
+
+    original = inspect.unwrap(core.landing_page)
+
+    def landing_page(api, request):
+        headers, status, content = original(api, request)
+        kind = str(headers.get("Content-Type", ""))
+        if int(status) != 200 or not kind.startswith("application/json"):
+            return headers, status, content
+        doc = orjson.loads(content)
+        base = api.base_url.rstrip("/")
+        doc.setdefault("links", []).extend(
+            [
+                {
+                    "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+                    "type": "application/json",
+                    "title": "Base map (vector tiles)",
+                    "href": f"{base}/tiles",
+                },
+                {
+                    "rel": "http://www.opengis.net/def/rel/ogc/1.0/styles",
+                    "type": "application/json",
+                    "title": "Base map styles",
+                    "href": f"{base}/styles",
+                },
+            ]
+        )
+        return headers, status, orjson.dumps(doc).decode()
+
+    landing_page.__wrapped__ = original  # type: ignore[attr-defined]
+    core.landing_page = landing_page
 
 
 class ClientErrorLog(logging.Filter):
