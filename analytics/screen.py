@@ -21,6 +21,7 @@ from analytics.palettes import MUTED, OVERDUE
 from layers import supervision
 from layers.catalogue import LAYERS
 from layers.district import TZ_NAME as TZ
+from layers.district import district_boundary
 
 __all__ = ["screen_summary"]
 
@@ -66,7 +67,12 @@ def screen_summary(
     Returns
     -------
     dict
-        ``day``, ``now``, ``today`` (received, closed, open, by_category), ``overdue`` (count),
+        ``day`` and how it was chosen, ``day_kind``: ``"today"`` (today's Beijing day),
+        ``"latest"`` (no case today: the latest day with cases) or ``"requested"`` (``day``
+        given); ``latest_day`` (the latest Beijing day with cases, or None); ``day_start``
+        and ``day_end`` (the day's bounds as UTC instants); ``tz`` (the time zone every time
+        on the screen is shown in); ``bounds`` (the district's lon/lat bounds, for the first
+        view); ``now``, ``today`` (received, closed, open, by_category), ``overdue`` (count),
         ``overdue_cases`` (list), ``week`` (supervision figures of the last 7 days),
         ``hotspots`` (GeoJSON FeatureCollection of hot cells) and ``styles``: every colour the
         page draws with (``category`` code → colour and label, ``hot_bins``: Gi* bin, colour
@@ -74,11 +80,14 @@ def screen_summary(
     """
     reported = pd.to_datetime(incidents["reported_at"], utc=True, format="ISO8601")
     real_now = pd.Timestamp.now(tz="UTC")
+    latest = reported.max().tz_convert(TZ).date() if reported.notna().any() else None
+    kind = "requested"
     if day is None:
         today = real_now.tz_convert(TZ).date()
         start, end = _day_bounds(today)
-        if not ((reported >= start) & (reported < end)).any() and len(reported):
-            today = reported.max().tz_convert(TZ).date()
+        kind = "today"
+        if not ((reported >= start) & (reported < end)).any() and latest is not None:
+            today, kind = latest, "latest"
         day = today
     try:
         start, end = _day_bounds(pd.Timestamp(day).date())
@@ -120,6 +129,12 @@ def screen_summary(
     by_cat = todays["category"].value_counts()
     return {
         "day": str(pd.Timestamp(day).date()),
+        "day_kind": kind,
+        "latest_day": None if latest is None else str(latest),
+        "day_start": start.isoformat(),
+        "day_end": end.isoformat(),
+        "tz": TZ,
+        "bounds": [round(float(v), 5) for v in district_boundary().bounds],
         "now": now.isoformat(),
         "today": {
             "received": int(len(todays)),

@@ -1,4 +1,4 @@
-"""Maps, the weekly report and the command-center screen, checked in headless Chromium.
+"""Maps and the weekly report, checked in headless Chromium (the screen: ``test_screen.py``).
 
 Debian's ``/usr/bin/chromium`` is driven by playwright-python (never ``playwright install``).
 There is no internet here: every request that leaves the machine (map tiles) is aborted and
@@ -742,47 +742,3 @@ def test_cli_map_and_report(sample_gpkg, tmp_path):
     assert "2026-W47" in res.output and rep.exists()
     res = runner.invoke(main, ["report", "--week", "nonsense", "--data", sample_gpkg])
     assert res.exit_code != 0 and "2026-W47" in res.output
-
-
-# --- Command-center screen ----------------------------------------------------------------------
-
-
-def test_screen_live(browser, live_server, sample_data):
-    day = "2026-11-22"
-    p = Page(browser, f"{live_server.url}/screen?date={day}&refresh=2", ready="#map")
-    try:
-        p.page.wait_for_function(
-            "() => Number(document.getElementById('updated').dataset.refreshes) >= 2",
-            timeout=60_000,
-        )
-        inc = sample_data["incidents"]
-        start = pd.Timestamp(day).tz_localize(TZ).tz_convert("UTC")
-        end = start + pd.Timedelta(days=1)
-        today = int(((inc["reported_at"] >= start) & (inc["reported_at"] < end)).sum())
-        assert p.texts("#k-received") == [str(today)]
-        done = inc["status"].isin(["closed", "evaluated"])
-        overdue = int((~done & (inc["reported_at"] < end) & (inc["deadline"] < end)).sum())
-        assert p.texts("#k-overdue") == [str(overdue)]
-        week = int(
-            ((inc["reported_at"] >= end - pd.Timedelta(days=7)) & (inc["reported_at"] < end)).sum()
-        )
-        assert p.page.evaluate("() => window.tianyaScreen.incidents") == week
-        assert len(p.texts("#overdue li")) == min(overdue, 30)
-        overlays = p.texts(".leaflet-control-layers-overlays label")
-        assert len(overlays) == 3
-        # the legend's colours come from the summary (analytics.palettes), not the script
-        swatches = p.page.eval_on_selector_all(
-            ".screen-legend i", "els => els.map(e => e.style.backgroundColor)"
-        )
-        want = [*(palettes.GI_BIN_COLORS[b] for b in (3, 2, 1)), palettes.OVERDUE]
-        assert swatches == [
-            "rgb({}, {}, {})".format(*(int(c[i : i + 2], 16) for i in (1, 3, 5))) for c in want
-        ]
-        assert p.errors == [], p.errors
-        p.screenshot_not_blank()
-    finally:
-        p.close()
-    r = live_server.get("/screen/summary.json?date=bad")
-    assert r.status_code == 400
-    assert live_server.get("/assets/vendor/leaflet/LICENSE").ok
-    assert live_server.get("/assets/../tianya/app.py").status_code == 404

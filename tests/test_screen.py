@@ -1,0 +1,311 @@
+"""The command-center screen (``/screen``) in Chromium, offline, on both stores.
+
+Every request to a host other than the server is refused and recorded (``browserkit``): the
+screen must load with none refused and none failed, draw the district from the server's own
+base map (``/styles/basemap-dark``), label the day its figures are for, show every time in
+Beijing time whatever the browser's zone, say so on a day without cases, fly to an overdue
+case clicked in the list and show the hot-spot cells at the first view. Expected values are
+computed here from the sample with pandas, not read from the page's summary.
+
+One browser for the module and one page on the default view per store (``screen``); the
+tests that need another day or time zone open their own page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from browserkit import OfflinePage, launch, not_blank, playwright_or_skip
+
+from analytics import palettes
+from layers import basemap
+from layers.district import TZ_NAME as TZ
+from layers.district import district_boundary
+
+pytestmark = pytest.mark.both_stores
+
+VIEW = (1920, 1080)  # the hall's screen
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    sync_playwright = playwright_or_skip()
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+def _open(chromium, url: str, refreshes: int = 1, **kw) -> OfflinePage:
+    """The screen at ``url``, after ``refreshes`` summaries and its base map's tiles."""
+    p = OfflinePage(chromium, viewport=VIEW, **kw).goto(url, "#map")
+    p.page.wait_for_function(
+        f"() => Number(document.getElementById('updated').dataset.refreshes) >= {refreshes}",
+        timeout=60_000,
+    )
+    # the base map's tiles drawn and faded in (Leaflet fades a new tile in over 200 ms)
+    p.page.wait_for_function(
+        """() => { const b = window.tianyaScreen.basemap;
+            return b.style && !b.isLoading() && Array.from(b.getContainer()
+                .querySelectorAll('.leaflet-tile')).every(t => Number(t.style.opacity) === 1); }""",
+        timeout=60_000,
+    )
+    return p
+
+
+@pytest.fixture(scope="module")
+def screen(chromium, live_server):
+    """The screen on its default day (no ``?date=``), opened once per store."""
+    p = _open(chromium, f"{live_server.url}/screen?refresh=600")
+    yield p
+    p.close()
+
+
+def _beijing_days(sample_data) -> pd.Series:
+    reported = pd.to_datetime(sample_data["incidents"]["reported_at"], utc=True)
+    return reported.dt.tz_convert(TZ).dt.date
+
+
+def _rgb(hex_: str) -> np.ndarray:
+    return np.array([int(hex_[i : i + 2], 16) for i in (1, 3, 5)])
+
+
+def _points(p, lonlats) -> list[tuple[int, int]]:
+    """Page pixels of (lon, lat) pairs on the screen's map."""
+    return [
+        tuple(xy)
+        for xy in p.page.evaluate(
+            """(pts) => { const m = window.tianyaScreen.map;
+                const r = m.getContainer().getBoundingClientRect();
+                return pts.map(([lon, lat]) => { const q = m.latLngToContainerPoint([lat, lon]);
+                    return [Math.round(r.left + q.x), Math.round(r.top + q.y)]; }); }""",
+            [list(map(float, ll)) for ll in lonlats],
+        )
+    ]
+
+
+def _near(img, x: int, y: int, colour: str, r: int, tol: int) -> int:
+    win = img[max(y - r, 0) : y + r + 1, max(x - r, 0) : x + r + 1].astype(int)
+    return int((np.abs(win - _rgb(colour)).sum(axis=2) <= tol).sum())
+
+
+# --- offline, with the district drawn ------------------------------------------------------
+
+
+def test_screen_offline_draws_the_district(screen):
+    """Without base tiles the cases floated on a dark void (and OpenStreetMap was asked)."""
+    p = screen
+    p.assert_clean()
+    base = p.page.evaluate(
+        """() => { const b = window.tianyaScreen.basemap; return {stats: b.stats,
+            error: b.error, tiles: Array.from(document.querySelectorAll('.leaflet-tile'))
+            .map(t => [t.tagName, t.dataset.status])}; }"""
+    )
+    assert base["error"] is None
+    assert ["CANVAS", "drawn"] in base["tiles"]
+    assert all(s in ("drawn", "empty") for _, s in base["tiles"]), base["tiles"]
+    assert base["stats"]["labels"] > 10  # the district's and its communities' names
+    img = p.screenshot()
+    not_blank(img)
+    # the whole district is in the first view, and its boundary is drawn where it runs
+    inside = p.page.evaluate(
+        """(b) => window.tianyaScreen.map.getBounds().contains([[b[1], b[0]], [b[3], b[2]]])""",
+        list(district_boundary().bounds),
+    )
+    assert inside
+    line = basemap.THEMES["dark"]["district_line"]
+    ring = max(district_boundary().geoms, key=lambda g: g.area).exterior
+    pts = [ring.interpolate(f, normalized=True) for f in np.linspace(0, 1, 60, endpoint=False)]
+    hits = [
+        _near(img, x, y, line, r=3, tol=60) > 0 for x, y in _points(p, [(q.x, q.y) for q in pts])
+    ]
+    assert sum(hits) >= 0.6 * len(hits), f"boundary seen at {sum(hits)} of {len(hits)} points"
+
+
+def test_hot_spot_cells_visible_at_the_first_view(screen):
+    """The cells were too small and faint to see at the initial view."""
+    p = screen
+    cells = p.page.evaluate("() => window.tianyaScreen.summary.hotspots.features")
+    assert cells, "the sample's last day has hot cells"
+    img = p.screenshot()
+    seen = 0
+    for f in cells:
+        ring = f["geometry"]["coordinates"][0]
+        (x0, y0), (x1, y1) = _points(p, [ring[0], ring[2]])
+        xs, ys = sorted((x0, x1)), sorted((y0, y1))
+        assert xs[1] - xs[0] >= 5 and ys[1] - ys[0] >= 5  # a cell is a few pixels at least
+        cx, cy = (xs[0] + xs[1]) // 2, (ys[0] + ys[1]) // 2
+        r = (xs[1] - xs[0]) // 2 + 1
+        if _near(img, cx, cy, f["properties"]["color"], r=r, tol=60) >= 6:
+            seen += 1
+    assert seen >= 0.8 * len(cells), f"{seen} of {len(cells)} hot cells visible"
+
+
+# --- the day the figures are for -----------------------------------------------------------
+
+
+def test_data_day_is_shown_beside_the_clock(screen, sample_data):
+    """The clock showed the wall-clock day while the figures were for the last data day,
+    shown only in small footer text."""
+    p = screen
+    days = _beijing_days(sample_data)
+    last = max(days)  # the last day with cases in the sample
+    today = pd.Timestamp.now(tz=TZ).date()
+    want_kind = "today" if today == last else "latest"
+    assert p.page.get_attribute("#dayinfo", "data-kind") == want_kind
+    assert p.texts("#day-value") == [str(last)]
+    assert p.texts("#day-label") == ["数据日 Data day" if want_kind == "latest" else "今日 Today"]
+    # next to the clock, in the header, large
+    box = p.page.eval_on_selector(
+        "#dayinfo",
+        """e => { const r = e.getBoundingClientRect(), c = document.getElementById('clock')
+            .getBoundingClientRect(); return {top: r.top, bottom: r.bottom, right: r.right,
+            clock: c.left, font: parseFloat(getComputedStyle(e.querySelector('b')).fontSize)}; }""",
+    )
+    assert box["bottom"] <= 70 and box["right"] <= box["clock"] and box["font"] >= 24
+    received = int((days == last).sum())
+    assert p.texts("#k-received") == [str(received)]
+
+
+def test_screen_live(chromium, live_server, sample_data):
+    """A given day's figures, refreshed (moved whole from test_maps.py)."""
+    day = "2026-11-22"
+    p = _open(chromium, f"{live_server.url}/screen?date={day}&refresh=2", refreshes=2)
+    try:
+        inc = sample_data["incidents"]
+        start = pd.Timestamp(day).tz_localize(TZ).tz_convert("UTC")
+        end = start + pd.Timedelta(days=1)
+        today = int(((inc["reported_at"] >= start) & (inc["reported_at"] < end)).sum())
+        assert p.texts("#k-received") == [str(today)]
+        done = inc["status"].isin(["closed", "evaluated"])
+        overdue = int((~done & (inc["reported_at"] < end) & (inc["deadline"] < end)).sum())
+        assert p.texts("#k-overdue") == [str(overdue)]
+        week = int(
+            ((inc["reported_at"] >= end - pd.Timedelta(days=7)) & (inc["reported_at"] < end)).sum()
+        )
+        assert p.page.evaluate("() => window.tianyaScreen.incidents") == week
+        assert len(p.texts("#overdue li")) == min(overdue, 30)
+        overlays = p.texts(".leaflet-control-layers-overlays label")
+        assert len(overlays) == 3
+        # the legend's colours come from the summary (analytics.palettes), not the script
+        swatches = p.page.eval_on_selector_all(
+            ".screen-legend i", "els => els.map(e => e.style.backgroundColor)"
+        )
+        want = [*(palettes.GI_BIN_COLORS[b] for b in (3, 2, 1)), palettes.OVERDUE]
+        assert swatches == [
+            "rgb({}, {}, {})".format(*(int(c[i : i + 2], 16) for i in (1, 3, 5))) for c in want
+        ]
+        # a day asked for is labelled as history
+        assert p.page.get_attribute("#dayinfo", "data-kind") == "requested"
+        assert p.texts("#day-label") == ["历史回看 History"] and p.texts("#day-value") == [day]
+        p.assert_clean()
+        not_blank(p.screenshot())
+    finally:
+        p.close()
+    r = live_server.get("/screen/summary.json?date=bad")
+    assert r.status_code == 400
+    assert live_server.get("/assets/vendor/leaflet/LICENSE").ok
+    assert live_server.get("/assets/../tianya/app.py").status_code == 404
+
+
+def test_screen_parameters_are_checked(live_server):
+    assert live_server.get("/screen?basemap=osm").ok
+    assert live_server.get("/screen?basemap=tianya&date=2026-11-10").ok
+    r = live_server.get("/screen?basemap=google")
+    assert r.status_code == 400 and "tianya, osm" in r.text
+    assert live_server.get("/screen?date=2026-13-01").status_code == 400
+    assert live_server.get("/screen?zoom=3").status_code == 400
+
+
+def test_an_empty_day_says_so(chromium, live_server, sample_data):
+    """A day without cases showed zeros that looked like a failure."""
+    day = max(_beijing_days(sample_data)) + dt.timedelta(days=1)  # after the sample ends
+    assert (_beijing_days(sample_data) == day).sum() == 0
+    p = _open(chromium, f"{live_server.url}/screen?date={day}&refresh=600")
+    try:
+        assert p.page.is_visible("#empty-day")
+        assert "该日无受理" in p.texts("#empty-day")[0]
+        assert p.texts("#categories li") == ["该日无受理 · No cases on this day"]
+        assert p.texts("#day-label") == ["历史回看 History"] and p.texts("#day-value") == [str(day)]
+        drawn = p.page.evaluate("() => window.tianyaScreen.basemap.stats.drawn")
+        assert drawn > 0  # the map is not blank either
+        p.assert_clean()
+    finally:
+        p.close()
+
+
+# --- one time zone -------------------------------------------------------------------------
+
+
+def _parse(text: str, fmt: str) -> dt.datetime:
+    return dt.datetime.strptime(text, fmt)
+
+
+def test_beijing_time_whatever_the_browser_zone(chromium, live_server, sample_data):
+    """The clock and "Updated" were in different time zones."""
+    day = "2026-11-22"
+    p = _open(
+        chromium, f"{live_server.url}/screen?date={day}&refresh=600", timezone_id="America/New_York"
+    )
+    try:
+        zone = p.page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone")
+        assert zone == "America/New_York"
+        now = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8)))
+        now = now.replace(tzinfo=None)
+        clock = _parse(p.texts("#clock")[0].split(" 北京")[0], "%Y-%m-%d %H:%M:%S")
+        assert abs((clock - now).total_seconds()) < 30, (clock, now)
+        updated = p.texts("#updated")[0].removeprefix("更新 Updated ")
+        upd = dt.datetime.combine(now.date(), dt.time.fromisoformat(updated))
+        assert abs((upd - now).total_seconds()) % 86400 < 60 or (
+            abs((upd - now).total_seconds()) > 86400 - 60
+        ), (updated, now)
+        # a case's time in its popup
+        shown = p.page.evaluate(
+            """() => { let out = null; window.tianyaScreen.layers.incidents.eachLayer(l => {
+                if (!out) { l.openPopup(); out = l.getPopup().getContent(); l.closePopup(); } });
+                return out; }"""
+        )
+        inc = sample_data["incidents"].set_index("case_no")
+        case = next(c for c in inc.index if c in shown)
+        reported = pd.Timestamp(inc.loc[case, "reported_at"]).tz_convert(TZ)
+        assert "受理 " + reported.strftime("%m-%d %H:%M") in shown, shown
+        # an overdue case's deadline in the list
+        first = p.texts("#overdue li small")[0]
+        case = first.split(" ")[0]
+        deadline = pd.Timestamp(inc.loc[case, "deadline"]).tz_convert(TZ)
+        assert "时限 " + deadline.strftime("%m-%d %H:%M") in first
+        assert p.texts("#tz") == [TZ]
+        p.assert_clean()
+    finally:
+        p.close()
+
+
+# --- overdue cases -------------------------------------------------------------------------
+
+
+def test_click_an_overdue_case_flies_to_it_and_opens_its_popup(screen, sample_data):
+    """A click on a listed case only recentred the map: no popup said which case it was."""
+    p = screen
+    items = p.page.query_selector_all("#overdue li")
+    assert len(items) >= 2
+    li = items[1]
+    case = li.get_attribute("data-case")
+    start = p.page.evaluate("() => window.tianyaScreen.map.getCenter()")
+    li.click()
+    p.page.wait_for_selector(".leaflet-popup-content", timeout=10_000)
+    assert case in p.texts(".leaflet-popup-content")[0]
+    pt = sample_data["incidents"].set_index("case_no").geometry[case]
+    centre = p.page.evaluate(
+        "() => { const m = window.tianyaScreen.map; return [m.getCenter(), m.getZoom()]; }"
+    )
+    c, zoom = centre
+    metres = math.hypot(
+        (c["lng"] - pt.x) * 111_320 * math.cos(math.radians(pt.y)), (c["lat"] - pt.y) * 110_574
+    )
+    assert metres < 150 and zoom >= 16, (metres, zoom)
+    assert math.hypot(start["lng"] - pt.x, start["lat"] - pt.y) > 0.002  # it did move
+    p.assert_clean()
