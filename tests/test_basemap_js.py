@@ -173,6 +173,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, PAGE.encode(), "text/html; charset=utf-8")
         if path == "/style.json":
             return self._send(200, json.dumps(STYLE).encode(), "application/json")
+        if path == "/broken-style.json":  # the same style, its tiles failing
+            broken = {**STYLE, "sources": {"tianya": {**STYLE["sources"]["tianya"]}}}
+            broken["sources"]["tianya"]["tiles"] = ["/broken/{z}/{y}/{x}"]
+            return self._send(200, json.dumps(broken).encode(), "application/json")
+        if path.startswith("/broken/"):
+            return self._send(500, b"tile failed")
         if path.startswith("/tiles/"):
             z, y, x = (int(v) for v in path.split("/")[2:5])
             body = encode_tile(z, x, y)
@@ -319,3 +325,24 @@ def test_chinese_labels_have_glyphs(fixture_page):
           return draw("天") !== draw("涯") && draw("涯") !== draw("村"); }"""
     )
     assert differ
+
+
+def test_failing_tiles_draw_the_background_and_raise_nothing(fixture_page):
+    p, url = fixture_page
+    _view(p, 18.30, 109.50, 12)
+    stats = p.page.evaluate(
+        """() => new Promise(ok => { base.remove();
+            window.broken = L.tianyaBasemap("/broken-style.json");
+            broken.once("load", () => ok(broken.stats)); broken.addTo(map); })"""
+    )
+    try:
+        assert stats["failed"] > 0 and stats["drawn"] == 0
+        img = p.screenshot()
+        assert _near(img, *_at(p, 18.32, 109.56), BACKGROUND) == 1  # no district: background
+        # the browser's own network line for each failed request, nothing from the renderer
+        assert all(e.startswith("Failed to load resource") and "/broken/" in e for e in p.errors)
+        assert all("/broken/" in f for f in p.failed) and p.failed
+    finally:
+        p.page.evaluate("() => { broken.remove(); base.addTo(map); }")
+        p.errors.clear()
+        p.failed.clear()

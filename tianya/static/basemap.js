@@ -493,7 +493,11 @@
           return { tile: vt, status: "drawn" };
         });
       }).catch(function () { return { tile: null, status: "failed" }; });
-      this._cache.set(key, p);
+      var cache = this._cache;
+      p.then(function (res) {  // a failed tile is asked for again next time it is shown
+        if (res.status === "failed" && cache.get(key) === p) { cache.delete(key); }
+      });
+      cache.set(key, p);
       while (this._cache.size > 128) { this._cache.delete(this._cache.keys().next().value); }
       return p;
     },
