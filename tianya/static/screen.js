@@ -11,7 +11,7 @@
   var refreshSeconds = Math.max(2, Number(params.get("refresh")) || 60);
   var day = params.get("date");
   var state = {
-    refreshes: 0, styles: {}, incidents: 0, day: null, tz: "Asia/Shanghai",
+    refreshes: 0, styles: {}, incidents: 0, day: null, tz: null,  // tz: from the summary
     overdueMarkers: {}, fitted: false
   };
   window.tianyaScreen = state;
@@ -138,7 +138,9 @@
 
   function drawSummary(s) {
     state.day = s.day;
-    state.tz = s.tz || state.tz;
+    var first = !state.tz;
+    state.tz = s.tz;
+    if (first) { tick(); }
     state.summary = s;
     state.palette = s.styles;
     state.styles = s.styles.category;
@@ -245,8 +247,8 @@
     });
   }
 
-  function tick() {
-    text("clock", beijing(new Date()) + " 北京时间");
+  function tick() {  // the district's time (its zone comes with the first summary)
+    if (state.tz) { text("clock", beijing(new Date()) + " 北京时间"); }
   }
   tick();
   setInterval(tick, 1000);
