@@ -15,13 +15,12 @@ import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import mapbox_vector_tile as mvt
 import numpy as np
 import pytest
 from browserkit import OfflinePage, launch, playwright_or_skip
 
 from analytics.mapassets import VENDOR
-
-mvt = pytest.importorskip("mapbox_vector_tile")
 
 STATIC = os.path.join(os.path.dirname(__file__), os.pardir, "tianya", "static")
 EXTENT, BUFFER, LABEL_BUFFER = 4096, 64, 2048
