@@ -54,6 +54,9 @@ The generated OpenAPI document
     Each items path's ``limit`` is a ``$ref`` to a component
     (:func:`tianya.config.reference_limits`): GDAL sizes its pages from a referenced
     ``limit`` only. Each coverage path lists ``scale-size`` (:func:`document_scaling`).
+    Every ``$ref`` is local (:func:`localise_references`): pygeoapi's refer to OGC documents
+    on other hosts, which the API docs then fetch; ``tianya/openapi_components.yml`` defines
+    each component instead, and an unknown external ``$ref`` stops the server.
 ``http_status_code`` / ``ogc_exception_code`` of pygeoapi's exceptions
     Set by :func:`pygeoapi_error` (our errors' status and OGC code); pygeoapi's items and
     processes handlers answer with them.
@@ -533,7 +536,7 @@ def openapi_path(config_path: str, settings=None) -> str:
     h = hashlib.sha256()
     with open(config_path, "rb") as fh:
         h.update(fh.read())
-    for value in (settings.store_location(), settings.url, _OPENAPI_EDITS):
+    for value in (settings.store_location(), settings.url, _openapi_edits()):
         h.update(value.encode() + b"\0")
     out = os.path.join(tempfile.gettempdir(), f"tianya-openapi-{h.hexdigest()[:16]}.yml")
     if not os.path.exists(out):
@@ -544,19 +547,187 @@ def openapi_path(config_path: str, settings=None) -> str:
     return out
 
 
-#: What :func:`_edited_openapi` changes (part of the cached document's name).
-_OPENAPI_EDITS = "limit-ref-1,scale-size-1"
+#: What :func:`_edited_openapi` changes (part of the cached document's name, with the
+#: content of :data:`OPENAPI_COMPONENTS`).
+_OPENAPI_EDITS = "limit-ref-1,scale-size-1,local-refs-1,binary-format-1,no-free-form-1"
+
+#: Our definitions of the components pygeoapi's document refers to on other hosts, and which
+#: external ``$ref`` each replaces (:func:`localise_references`).
+OPENAPI_COMPONENTS = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "openapi_components.yml"
+)
 
 
 def _edited_openapi(text: str) -> str:
-    """pygeoapi's OpenAPI YAML with each items ``limit`` referenced and each coverage's
-    ``scale-size`` documented (see the docstring)."""
+    """pygeoapi's OpenAPI YAML with each items ``limit`` referenced, each coverage's
+    ``scale-size`` documented and every ``$ref`` local (see the docstring)."""
     import yaml
 
     from tianya.config import reference_limits
 
-    doc = document_scaling(reference_limits(yaml.safe_load(text)))
+    doc = yaml.safe_load(text)
+    doc = localise_references(document_scaling(reference_limits(doc)))
     return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+
+
+def _openapi_edits() -> str:
+    """:data:`_OPENAPI_EDITS` and a digest of :data:`OPENAPI_COMPONENTS` (a changed
+    definition is a new document)."""
+    with open(OPENAPI_COMPONENTS, "rb") as fh:
+        return f"{_OPENAPI_EDITS},{hashlib.sha256(fh.read()).hexdigest()[:16]}"
+
+
+#: Where pygeoapi refers to a response written for another answer: (path, the component it
+#: names once localised) -> the one that describes what the path answers.
+_ANSWERED_AS = (
+    (r"/collections", "#/components/responses/LandingPage", "#/components/responses/Collections"),
+    (
+        r"/conformance",
+        "#/components/responses/LandingPage",
+        "#/components/responses/ConformanceDeclaration",
+    ),
+    (
+        r"/collections/[^/]+/coverage",
+        "#/components/responses/Features",
+        "#/components/responses/Coverage",
+    ),
+)
+
+
+def localise_references(doc: dict, definitions: str | None = None) -> dict:
+    """The OpenAPI document with every ``$ref`` to another host's document replaced by a
+    ``$ref`` to a component of its own.
+
+    pygeoapi 0.24 refers to OGC API responses, parameters and schemas on
+    schemas.opengis.net and GitHub: offline, Swagger UI cannot show an operation and
+    ReDoc shows nothing. ``definitions`` (default :data:`OPENAPI_COMPONENTS`) defines each
+    component, written from the OGC standards and from what this server answers, and says
+    which external reference it replaces; ``/collections``, ``/conformance`` and coverages,
+    to which pygeoapi gives the landing page's and the features' response, get their own.
+    Also, for the document to be valid OpenAPI 3.0 and say what the server does: a string
+    schema's ``contentEncoding`` (JSON Schema 2019-09, a process's binary output) becomes
+    the ``format`` OpenAPI 3.0 uses (``binary``, ``byte``), and the free-form
+    ``vendorSpecificParameters`` are dropped (items answers 400 to a parameter it does not
+    list).
+
+    Parameters
+    ----------
+    doc : dict
+        The OpenAPI 3.0 document (changed in place).
+    definitions : str, optional
+        The YAML file of ``components`` and ``replaces``.
+
+    Returns
+    -------
+    dict
+        ``doc``.
+
+    Raises
+    ------
+    IncompatiblePygeoapi
+        A ``$ref`` to another host that ``definitions`` does not replace, a local ``$ref``
+        that resolves to nothing, or a component of ours whose name pygeoapi's document
+        already uses for something else (each named).
+    """
+    import yaml
+
+    where = definitions or OPENAPI_COMPONENTS
+    with open(where, encoding="utf-8") as fh:
+        ours = yaml.safe_load(fh)
+    replaces: dict[str, str] = ours["replaces"]
+    components = doc.setdefault("components", {})
+    problems = []
+    for kind, defined in ours["components"].items():
+        have = components.setdefault(kind, {})
+        for name, value in defined.items():
+            if have.get(name, value) != value:
+                problems.append(f"pygeoapi's document defines components/{kind}/{name} itself")
+            have[name] = value
+
+    def local(node, path: str | None):
+        if isinstance(node, list):
+            for v in node:
+                local(v, path)
+        elif isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and not ref.startswith("#"):
+                if ref in replaces:
+                    node["$ref"] = ref = replaces[ref]
+                else:
+                    problems.append(f"unknown $ref {ref}: {where} does not define it")
+            for pattern, was, now in _ANSWERED_AS:
+                if ref == was and path is not None and re.fullmatch(pattern, path):
+                    node["$ref"] = now
+            encoding = node.get("contentEncoding")
+            if node.get("type") == "string" and encoding in ("binary", "base64"):
+                del node["contentEncoding"]
+                node["format"] = "binary" if encoding == "binary" else "byte"
+            for v in node.values():
+                local(v, path)
+
+    for path, item in (doc.get("paths") or {}).items():
+        local(item, path)
+        for op in item.values():
+            if isinstance(op, dict) and isinstance(op.get("parameters"), list):
+                op["parameters"] = [p for p in op["parameters"] if p != _FREE_FORM]
+    local(components, None)
+    params = components.get("parameters") or {}
+    if "vendorSpecificParameters" in params and not _refers_to(doc, _FREE_FORM["$ref"]):
+        del params["vendorSpecificParameters"]
+    problems += reference_problems(doc)
+    if problems:
+        raise IncompatiblePygeoapi(
+            "the OpenAPI document pygeoapi generated is not the one our edit knows: "
+            + "; ".join(dict.fromkeys(problems))
+            + " (see tianya/compat.py localise_references)"
+        )
+    return doc
+
+
+_FREE_FORM = {"$ref": "#/components/parameters/vendorSpecificParameters"}
+
+
+def _refs(doc: dict):
+    """Every ``$ref`` value of ``doc``."""
+    todo: list = [doc]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                yield node["$ref"]
+            todo += node.values()
+        elif isinstance(node, list):
+            todo += node
+
+
+def _refers_to(doc: dict, ref: str) -> bool:
+    return any(r == ref for r in _refs(doc))
+
+
+def reference_problems(doc: dict) -> list[str]:
+    """Each ``$ref`` of an OpenAPI document that leaves it or resolves to nothing in it.
+
+    >>> for p in reference_problems({"components": {"schemas": {"a": {}}}, "paths": {"/": {
+    ...     "get": {"responses": {"200": {"$ref": "#/components/schemas/a"},
+    ...                           "400": {"$ref": "#/components/schemas/b"},
+    ...                           "500": {"$ref": "https://example.org/x.yaml"}}}}}}):
+    ...     print(p)
+    $ref #/components/schemas/b resolves to nothing
+    $ref https://example.org/x.yaml leaves the document
+    """
+    found = []
+    for ref in sorted(set(_refs(doc))):
+        if not ref.startswith("#/"):
+            found.append(f"$ref {ref} leaves the document")
+            continue
+        node: object = doc
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            if not isinstance(node, dict) or part not in node:
+                found.append(f"$ref {ref} resolves to nothing")
+                break
+            node = node[part]
+    return found
 
 
 #: The ``scale-size`` parameter of a coverage (OGC API Coverages, scaling), as documented.
