@@ -374,3 +374,36 @@ def test_pygeoapi_keeps_its_static_files_and_ours_are_assets(shell):
     assert answer.code == 200
     answer, _ = call(shell, request("/assets/vendor/nosuch/x.js"))
     assert answer.code == 404
+
+
+def test_every_answer_may_be_read_by_a_page_of_another_origin(shell):
+    # pages whose links name the server as localhost are often opened as 127.0.0.1 (or the
+    # other way round): the styles, tiles, OpenAPI document and errors our routes answer
+    # must be readable there, as pygeoapi's answers are (flask-cors, server.cors: true)
+    for path, query in (
+        ("/styles/basemap", ""),
+        ("/tiles/WebMercatorQuad", ""),
+        ("/assets/screen.js", ""),
+        ("/assets/nosuch.js", ""),
+        ("/collections/incidents/items", "colour=red"),
+    ):
+        answer, _ = call(shell, request(path, query=query, HTTP_ORIGIN="http://127.0.0.1:5000"))
+        assert answer.headers.get("Access-Control-Allow-Origin") == "*", (path, answer.status)
+
+
+def test_an_answer_with_its_own_cors_header_keeps_it_alone(tmp_path):
+    def cors_stub(environ, start_response):
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/json"), ("Access-Control-Allow-Origin", "http://a")],
+        )
+        return [b"{}"]
+
+    shell = Shell(cors_stub, Settings.from_env({"TIANYA_DATA": str(tmp_path / "none.gpkg")}))
+    seen: list = []
+
+    def start(status, headers, exc_info=None):
+        seen.extend(headers)
+
+    b"".join(shell(request("/collections"), start))
+    assert [v for k, v in seen if k.lower() == "access-control-allow-origin"] == ["http://a"]

@@ -96,9 +96,17 @@ def _geojson_type(start_response):
     return start
 
 
-def _utf8_html(start_response):
-    """``start_response`` that names the charset of an HTML answer (pygeoapi sends
-    ``text/html`` alone, and clients such as ``requests`` then read Chinese as Latin-1)."""
+def _answer_headers(start_response):
+    """``start_response`` that completes every answer's headers the same way, ours and
+    pygeoapi's:
+
+    - an HTML answer names its charset (pygeoapi sends ``text/html`` alone, and clients such
+      as ``requests`` then read Chinese as Latin-1);
+    - every answer may be read by a page of another origin (CORS, ``server.cors``: pygeoapi
+      adds it to its own answers through flask-cors, our routes did not, so a page opened as
+      ``127.0.0.1`` could not read the styles, tiles or OpenAPI document its links name as
+      ``localhost``). Keys are bearer tokens, never cookies, so no credential rides along.
+    """
 
     def start(status, headers, exc_info=None):
         headers = [
@@ -107,6 +115,11 @@ def _utf8_html(start_response):
             else (k, v)
             for k, v in headers
         ]
+        if not any(k.lower() == "access-control-allow-origin" for k, _ in headers):
+            headers += [
+                ("Access-Control-Allow-Origin", "*"),
+                ("Access-Control-Expose-Headers", "*"),
+            ]
         return start_response(status, headers, exc_info)
 
     return start
@@ -152,7 +165,7 @@ class Shell:
 
     def __call__(self, environ, start_response):
         edge.headers_received(environ)  # the request's headers are in: stop their clock
-        start_response = _utf8_html(start_response)
+        start_response = _answer_headers(start_response)
         environ["tianya.settings"] = self.settings
         render = web.ogc_body
         try:
