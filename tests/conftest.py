@@ -3,7 +3,8 @@
 The sample GeoPackage is generated once per test session into a temporary
 folder (never the user's ``geodata/tianya.gpkg``). ``live_server`` runs the real
 ``tianya serve`` (gunicorn) on a free port against it, with API keys for each
-role from ``tests/keys.yml``.
+role from ``tests/keys.yml``. ``browser`` is headless Chromium for the browser tests
+(``tests/browserkit.py``).
 """
 
 from __future__ import annotations
@@ -165,3 +166,12 @@ def live_server(store_kind, request):
     """The live server on the session sample: the GeoPackage one, or in a ``both_stores``
     module also the PostGIS one (see ``tests/stores.py``)."""
     return request.getfixturevalue(f"live_server_{'pg' if store_kind == 'postgis' else 'gpkg'}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through playwright-python, one a module (``tests/browserkit.py``)."""
+    from browserkit import chromium
+
+    with chromium() as b:
+        yield b

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import mapbox_vector_tile as mvt
 import numpy as np
 import pytest
-from browserkit import OfflinePage, launch, playwright_or_skip
+from browserkit import OfflinePage
 
 from analytics.mapassets import VENDOR
 
@@ -200,21 +200,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def fixture_page():
+def fixture_page(browser):
     """The fixture page, open in Chromium with other hosts refused: (OfflinePage, base URL)."""
-    sync_playwright = playwright_or_skip()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    with sync_playwright() as p:
-        browser = launch(p)
-        page = OfflinePage(browser, viewport=(1024, 768))
+    page = OfflinePage(browser, viewport=(1024, 768))
+    try:
         page.goto(url + "/page.html", "#map")
         page.page.wait_for_function("() => window.ready === true", timeout=30_000)
         yield page, url
+    finally:
         page.close()
-        browser.close()
-    server.shutdown()
+        server.shutdown()
 
 
 def _rgb(hex_: str) -> np.ndarray:

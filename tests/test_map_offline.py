@@ -1,24 +1,23 @@
 """Offline by default: what ``tianya map`` and ``tianya report`` write asks no other host.
 
 Every map kind the CLI has is written by the CLI with its default options from each store
-and opened from ``file://`` in Chromium with **every** request that is not ``file:`` or
-``data:`` blocked and recorded: none may be made, none may fail, the console stays clean,
-and the screenshot shows our base map — the sea and the communities in the colours of the
-style the server publishes (:func:`layers.basemap.style`, ``light``), the district's
-boundary drawn — under the data.
+and opened from ``file://`` in Chromium with **every** request to a host (anything but
+``file:``, ``data:``, ``blob:``; ``browserkit``) blocked and recorded: none may be made,
+none may fail, the console stays clean, and the screenshot shows our base map — the sea and
+the communities in the colours of the style the server publishes
+(:func:`layers.basemap.style`, ``light``), the district's boundary drawn — under the data.
 """
 
 from __future__ import annotations
 
-import io
 import re
 import socket
 
 import numpy as np
 import pytest
 import shapely
+from browserkit import OfflinePage, not_blank
 from click.testing import CliRunner
-from test_maps import browser  # noqa: F401 - the shared Chromium fixture
 
 from analytics.basemaps import BASEMAPS, DEFAULT
 from layers import basemap as lb
@@ -31,37 +30,6 @@ pytestmark = pytest.mark.both_stores
 
 #: Every kind ``tianya map`` writes (read from the command, so a new kind is tested too).
 KINDS = tuple(next(p for p in main.commands["map"].params if p.name == "kind").type.choices)
-
-
-class OfflinePage:
-    """A page opened with every request but ``file:`` and ``data:`` blocked and recorded."""
-
-    def __init__(self, chromium, url: str):
-        self.page = chromium.new_page(viewport={"width": 1280, "height": 860})
-        self.blocked: list[str] = []
-        self.failed: list[str] = []
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        self.page.on("requestfailed", lambda r: self.failed.append(r.url))
-        self.page.route("**/*", self._route)
-        self.page.goto(url)
-        self.page.wait_for_selector(".leaflet-control-layers", state="attached", timeout=30_000)
-        self.page.wait_for_timeout(500)
-
-    def _route(self, route):
-        url = route.request.url
-        if url.startswith(("file:", "data:")):
-            route.continue_()
-        else:
-            self.blocked.append(url)
-            route.abort()
-
-    def texts(self, selector: str) -> list[str]:
-        return self.page.eval_on_selector_all(selector, "els => els.map(e => e.textContent.trim())")
-
-    def close(self):
-        self.page.close()
 
 
 @pytest.fixture(scope="module")
@@ -223,24 +191,17 @@ def _pixel(p, name: str, img: np.ndarray, point) -> np.ndarray:
     return img[y, x].astype(float)
 
 
-def _screenshot(p) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(p.page.screenshot())).convert("RGB"))
-
-
 @pytest.mark.parametrize("kind", KINDS)
-def test_default_map_offline_in_browser(browser, written, base_frames, kind):  # noqa: F811
+def test_default_map_offline_in_browser(browser, written, base_frames, kind):
     html = written[kind].read_text(encoding="utf-8")
     name, base = _map_name(html), _base_name(html)
     style = lb.style("", "light")
-    p = OfflinePage(browser, written[kind].as_uri())
+    # no host at all (file:, data:, blob:): nothing blocked, failed or in the console
+    p = OfflinePage(browser, allow=()).goto(
+        written[kind].as_uri(), ".leaflet-control-layers", pause=500
+    )
     try:
-        assert p.blocked == [] and p.failed == [] and p.errors == [], (
-            p.blocked,
-            p.failed,
-            p.errors,
-        )
+        p.assert_clean()
         assert p.texts(".leaflet-control-layers-base label") == ["天涯区底图 Tianya base map"]
         # the base map is under every data pane and takes no clicks
         z = p.page.evaluate(
@@ -263,8 +224,8 @@ def test_default_map_offline_in_browser(browser, written, base_frames, kind):  #
             ".tianya-base-label{visibility:hidden!important}"
         )
         p.page.wait_for_timeout(300)
-        img = _screenshot(p)
-        assert len(np.unique(img.reshape(-1, 3), axis=0)) > 30 and img.std() > 10
+        img = p.screenshot()
+        not_blank(img)
         district = district_boundary()
         rivers = base_frames["rivers"].geometry.union_all().buffer(0.003)
         sea = lb.sea().difference(district.buffer(0.01)).buffer(-0.005)
@@ -323,7 +284,7 @@ def test_default_map_offline_in_browser(browser, written, base_frames, kind):  #
 # --- The weekly report --------------------------------------------------------------------------
 
 
-def test_report_asks_no_other_host(store_url, browser, tmp_path, monkeypatch):  # noqa: F811
+def test_report_asks_no_other_host(store_url, browser, tmp_path, monkeypatch):
     """``tianya report`` (HTML, PDF, JSON) refers to no remote URL and fetches none."""
     attempts: list[object] = []
 
@@ -346,23 +307,10 @@ def test_report_asks_no_other_host(store_url, browser, tmp_path, monkeypatch):  
     assert not re.search(r"https?://", js.read_text(encoding="utf-8"))
     if have_pdf:
         assert pdf.read_bytes()[:5] == b"%PDF-"
-    p = browser.new_page()
-    blocked: list[str] = []
-    failed: list[str] = []
-    p.on("requestfailed", lambda r: failed.append(r.url))
-    p.route(
-        "**/*",
-        lambda r: (
-            r.continue_()
-            if r.request.url.startswith(("file:", "data:"))
-            else (blocked.append(r.request.url), r.abort())
-        ),
-    )
+    p = OfflinePage(browser, allow=())  # no host at all (file:, data:, blob:)
     try:
-        p.goto(html.as_uri())
-        p.wait_for_selector("#kpi", timeout=30_000)
-        p.wait_for_timeout(300)
-        assert blocked == [] and failed == []
+        p.goto(html.as_uri(), "#kpi", pause=300)
+        assert p.blocked == [] and p.failed == []
     finally:
         p.close()
 

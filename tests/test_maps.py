@@ -1,19 +1,18 @@
 """Maps and the weekly report, checked in headless Chromium (the screen: ``test_screen.py``).
 
-Debian's ``/usr/bin/chromium`` is driven by playwright-python (never ``playwright install``).
-There is no internet here: every request that leaves the machine (map tiles) is aborted and
-only the console errors those aborted requests cause are ignored.
+Debian's ``/usr/bin/chromium`` is driven by playwright-python (``browserkit``, never
+``playwright install``). There is no internet here: every request that leaves the machine
+(map tiles) is aborted and only the console errors those aborted requests cause are ignored.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import os
 
 import numpy as np
 import pandas as pd
 import pytest
+from browserkit import OfflinePage, not_blank
 
 from analytics import maps, palettes
 from analytics.basemaps import to_gcj02, wgs_to_gcj
@@ -21,86 +20,11 @@ from analytics.report import weekly_report
 from layers.catalogue import LAYERS, THEMATIC
 from layers.district import TZ_NAME as TZ
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM) or not _has_playwright():
-        if os.environ.get("CI"):
-            pytest.fail("CI must have Debian's chromium and playwright-python")
-        pytest.skip("needs /usr/bin/chromium and playwright-python")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-def _has_playwright() -> bool:
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-class Page:
-    """A page with external requests blocked and its console errors collected."""
-
-    def __init__(self, browser, url: str, ready: str = ".leaflet-control-layers"):
-        self.page = browser.new_page(viewport={"width": 1280, "height": 860})
-        self.blocked: set[str] = set()
-        self.errors: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        self.page.route("**/*", self._route)
-        self.page.goto(url)
-        self.page.wait_for_selector(ready, state="attached", timeout=30_000)
-        self.page.wait_for_timeout(300)
-
-    def _route(self, route):
-        url = route.request.url
-        if url.startswith(("file:", "data:", "http://127.0.0.1", "http://localhost")):
-            route.continue_()
-        else:
-            self.blocked.add(url)
-            route.abort()
-
-    def _console(self, msg):
-        if msg.type != "error":
-            return
-        where = (msg.location or {}).get("url", "")
-        if where in self.blocked or (
-            where.startswith("http") and "127.0.0.1" not in where and "localhost" not in where
-        ):
-            return  # a tile we refused to fetch
-        self.errors.append(f"{msg.text} @ {where}")
-
-    def texts(self, selector: str) -> list[str]:
-        return self.page.eval_on_selector_all(selector, "els => els.map(e => e.textContent.trim())")
-
-    def screenshot_not_blank(self):
-        from PIL import Image
-
-        img = Image.open(io.BytesIO(self.page.screenshot())).convert("RGB")
-        arr = np.asarray(img)
-        colours = len(np.unique(arr.reshape(-1, 3), axis=0))
-        assert colours > 30, f"screenshot looks blank ({colours} colours)"
-        assert arr.std() > 10
-
-    def close(self):
-        self.page.close()
+def _open(browser, url: str, ready: str = ".leaflet-control-layers") -> OfflinePage:
+    """A map or report at ``url`` with every request to another host refused (the online
+    tiles a map offers), ignoring only the console errors those refusals cause."""
+    return OfflinePage(browser, ignore_blocked_errors=True).goto(url, ready, pause=300)
 
 
 def _save(m, tmp_path, name) -> str:
@@ -129,7 +53,7 @@ def test_layers_map_in_browser(browser, sample_data, tmp_path):
     assert "cdn.jsdelivr" not in text and "jquery" not in text.lower()
     for v in _sensitive_values(sample_data):
         assert v not in text, "a sensitive value reached the map"
-    p = Page(browser, url)
+    p = _open(browser, url)
     try:
         overlays = p.texts(".leaflet-control-layers-overlays label")
         expected = [f"{LAYERS[i].zh} {LAYERS[i].en}" for i in THEMATIC]
@@ -145,7 +69,7 @@ def test_layers_map_in_browser(browser, sample_data, tmp_path):
         assert p.page.query_selector(".leaflet-control-fullscreen, .fullscreen-icon")
         # a popup shows planner fields and no personal ones
         assert p.errors == [], p.errors
-        p.screenshot_not_blank()
+        not_blank(p.screenshot())
     finally:
         p.close()
 
@@ -155,7 +79,7 @@ def layers_page(browser, sample_data, tmp_path_factory):
     """The default layers map, opened once: (page, map variable name)."""
     m = maps.layers_map(sample_data)
     url = _save(m, tmp_path_factory.mktemp("layers"), "layers.html")
-    p = Page(browser, url)  # on the default base map: ours, embedded, under the points
+    p = _open(browser, url)  # on the default base map: ours, embedded, under the points
     yield p, m.get_name()
     p.close()
 
@@ -433,7 +357,7 @@ def test_gcj_overlay_lands_on_the_converted_spot(browser, sample_data, tmp_path)
                   out.push([l.getLatLng().lat, l.getLatLng().lng]); }); return out; }"""
     for bm, (lat, lon) in (("amap", (elat, elon)), ("osm", (wgs.y, wgs.x))):
         m = maps.layers_map(sample_data, layers=("party_building",), basemap_id=bm)
-        p = Page(browser, _save(m, tmp_path, f"pb-{bm}.html"))
+        p = _open(browser, _save(m, tmp_path, f"pb-{bm}.html"))
         try:
             got = p.page.evaluate(js, [name, m.get_name()])
             assert len(got) == 1
@@ -499,7 +423,7 @@ def test_hot_and_choropleth_maps_take_tiles_and_keys(sample_data):
 
 def test_hotspot_map_in_browser(browser, sample_data, tmp_path):
     m = maps.hotspot_map(sample_data["incidents"], communities=sample_data["communities"])
-    p = Page(browser, _save(m, tmp_path, "hot.html"))
+    p = _open(browser, _save(m, tmp_path, "hot.html"))
     try:
         overlays = p.texts(".leaflet-control-layers-overlays label")
         assert "Gi*热点冷点 Gi* hot and cold spots" in overlays
@@ -520,7 +444,7 @@ def test_hotspot_map_in_browser(browser, sample_data, tmp_path):
         _toggle(p, "Emerging hot spots")
         assert p.page.is_visible(sel)
         assert p.errors == [], p.errors
-        p.screenshot_not_blank()
+        not_blank(p.screenshot())
     finally:
         p.close()
 
@@ -528,7 +452,7 @@ def test_hotspot_map_in_browser(browser, sample_data, tmp_path):
 def test_choropleth_map_in_browser(browser, sample_data, tmp_path):
     inc, comm = sample_data["incidents"], sample_data["communities"]
     m = maps.choropleth_map(inc, comm)
-    p = Page(browser, _save(m, tmp_path, "choro.html"))
+    p = _open(browser, _save(m, tmp_path, "choro.html"))
     try:
         overlays = p.texts(".leaflet-control-layers-overlays label")
         assert overlays == [
@@ -554,7 +478,7 @@ def test_choropleth_map_in_browser(browser, sample_data, tmp_path):
         assert len(fills) == len(comm)
         assert len(set(fills)) == len(counts) and palettes.ORANGES_5[-1] in fills
         assert p.errors == [], p.errors
-        p.screenshot_not_blank()
+        not_blank(p.screenshot())
     finally:
         p.close()
 
@@ -660,13 +584,13 @@ def test_weekly_report_in_browser(browser, sample_data, tmp_path):
     r = weekly_report(sample_data["incidents"], sample_data["communities"], "2026-W47")
     path = tmp_path / "report.html"
     path.write_text(r.html, encoding="utf-8")
-    p = Page(browser, f"file://{path}", ready="#kpi")
+    p = _open(browser, f"file://{path}", ready="#kpi")
     try:
         imgs = p.page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
         assert len(imgs) == 5 and all(w > 100 for w in imgs)
         assert p.texts("#received") == [str(r.figures["received"])]
         assert p.errors == [], p.errors
-        p.screenshot_not_blank()
+        not_blank(p.screenshot())
     finally:
         p.close()
     for v in _sensitive_values(sample_data):

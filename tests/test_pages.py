@@ -8,7 +8,7 @@ map. Checked two ways:
 * plainly: every template the server can render, ours or pygeoapi's, with whatever it extends,
   includes or imports, has no ``http(s)://`` asset URL (``src``/``href`` of ``script``,
   ``link``, ``img`` …); a template pygeoapi adds must be classed as rendered or not;
-* in Debian's Chromium (playwright-python, never ``playwright install``): each page of a live
+* in Debian's Chromium (``browserkit``, never ``playwright install``): each page of a live
   server with every request to another host aborted and recorded, every failed request and
   every error answer recorded, and the console's errors: none of them, and a screenshot that is
   not blank.
@@ -17,30 +17,18 @@ map. Checked two ways:
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 from urllib.parse import urlsplit
 
-import numpy as np
 import pytest
 import requests
+from browserkit import OfflinePage, not_blank
 
 from tianya import compat
 from tianya.config import build_config
 
 pytestmark = [pytest.mark.both_stores, pytest.mark.timeout(600)]
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _pygeoapi_templates() -> str:
@@ -287,93 +275,14 @@ def test_a_map_url_that_is_no_tile_template_is_refused():
 # --- in Chromium, against a live server ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("CI must have Debian's chromium and playwright-python")
-        pytest.skip("needs /usr/bin/chromium and playwright-python")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("CI must have Debian's chromium and playwright-python")
-        pytest.skip("needs /usr/bin/chromium and playwright-python")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-class OfflinePage:
-    """A page of ``server`` with every request to another host aborted.
-
-    Records the requests aborted (``blocked``), the requests that failed or were answered
-    with an error status (``failed``) and the console's errors and uncaught exceptions
-    (``errors``).
-    """
-
-    def __init__(self, browser, server, path: str, ready: str):
-        self.host = urlsplit(server.url).netloc
-        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
-        self.blocked: list[str] = []
-        self.failed: list[str] = []
-        self.errors: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        self.page.on(
-            "requestfailed", lambda r: self.failed.append(f"{r.url}: {r.failure or 'failed'}")
-        )
-        self.page.on(
-            "response", lambda r: r.status >= 400 and self.failed.append(f"{r.url}: {r.status}")
-        )
-        self.page.route("**/*", self._route)
-        self.page.goto(server.url + path, wait_until="load")
-        self.page.wait_for_selector(ready, state="attached", timeout=60_000)
-
-    def _route(self, route):
-        url = route.request.url
-        if url.startswith(("data:", "blob:")) or urlsplit(url).netloc == self.host:
-            route.continue_()
-        else:
-            self.blocked.append(url)
-            route.abort()
-
-    def _console(self, msg):
-        if msg.type == "error":
-            self.errors.append(f"{msg.text} @ {(msg.location or {}).get('url', '')}")
-
-    def settle(self, ms: int = 500):
-        """Wait until the network is idle, then ``ms`` more."""
-        self.page.wait_for_load_state("networkidle", timeout=60_000)
-        self.page.wait_for_timeout(ms)
-
-    def assert_offline_and_clean(self):
-        assert self.blocked == [], f"requests to other hosts: {self.blocked}"
-        # aborted ones are in blocked; every other failure counts
-        assert [f for f in self.failed if f.split(": ")[0] not in self.blocked] == []
-        assert self.errors == [], self.errors
-
-    def assert_screenshot_not_blank(self):
-        from PIL import Image
-
-        arr = np.asarray(Image.open(io.BytesIO(self.page.screenshot())).convert("RGB"))
-        colours = len(np.unique(arr.reshape(-1, 3), axis=0))
-        assert colours > 30 and arr.std() > 10, f"screenshot looks blank ({colours} colours)"
-
-    def count(self, selector: str) -> int:
-        return self.page.eval_on_selector_all(selector, "els => els.length")
-
-    def close(self):
-        self.page.close()
-
-
 @pytest.fixture
 def page(browser):
     opened = []
 
     def open_(server, path, ready="main"):
-        p = OfflinePage(browser, server, path, ready)
+        host = urlsplit(server.url).netloc  # this server only, not every local port
+        p = OfflinePage(browser, allow=(host,), viewport=(1280, 900))
+        p.goto(server.url + path, ready, timeout=60_000)
         opened.append(p)
         return p
 
@@ -397,6 +306,16 @@ def _basemap_drawn(p: OfflinePage) -> int:
     return p.count("canvas[data-status=drawn]")
 
 
+def _map_page(page, server, path: str, map_id: str = "items-map") -> OfflinePage:
+    """A page with a Leaflet map (``#map_id``), once its base map has drawn and the network
+    is idle, checked offline and clean."""
+    p = page(server, path, f"#{map_id}.leaflet-container")
+    assert _basemap_drawn(p) > 0
+    p.settle()
+    p.assert_clean()
+    return p
+
+
 @pytest.mark.parametrize(
     "path,ready",
     [
@@ -415,74 +334,50 @@ def _basemap_drawn(p: OfflinePage) -> int:
 def test_pages_without_a_map_load_offline(page, live_server_gpkg, path, ready):
     p = page(live_server_gpkg, path, ready)
     p.settle()
-    p.assert_offline_and_clean()
+    p.assert_clean()
     # Bootstrap and pygeoapi's own CSS applied: the header bar is styled
     bg = p.page.eval_on_selector(".bg-light", "e => getComputedStyle(e).backgroundColor")
     assert bg == "rgb(248, 249, 250)"  # Bootstrap 5.1's --bs-light
-    p.assert_screenshot_not_blank()
+    not_blank(p.screenshot())
 
 
 def test_a_collection_page_loads_offline_with_its_map(page, live_server_gpkg):
-    p = page(
-        live_server_gpkg, "/collections/communities?f=html", "#collection-map.leaflet-container"
-    )
-    assert _basemap_drawn(p) > 0
-    p.settle()
-    p.assert_offline_and_clean()
+    p = _map_page(page, live_server_gpkg, "/collections/communities?f=html", "collection-map")
     assert p.count("#collection-map path.leaflet-interactive") == 1  # the extent
-    p.assert_screenshot_not_blank()
+    not_blank(p.screenshot())
 
 
 def test_an_items_page_loads_offline_with_the_base_map_and_its_features(page, live_server):
     """On both stores: the Leaflet map, the base map drawn, a marker per feature."""
-    p = page(
-        live_server, "/collections/incidents/items?f=html&limit=50", "#items-map.leaflet-container"
-    )
-    assert _basemap_drawn(p) > 0
-    p.settle()
-    p.assert_offline_and_clean()
+    p = _map_page(page, live_server, "/collections/incidents/items?f=html&limit=50")
     expected = len(
         live_server.get("/collections/incidents/items?f=json&limit=50").json()["features"]
     )
     assert expected == 50
     assert p.count("#items-map .leaflet-marker-pane img.leaflet-marker-icon") == expected
     assert p.count("#items-map .leaflet-tile-pane canvas[data-status=failed]") == 0
-    p.assert_screenshot_not_blank()
+    not_blank(p.screenshot())
 
 
 def test_a_polygon_items_page_draws_its_features(page, live_server_gpkg):
-    p = page(
-        live_server_gpkg,
-        "/collections/communities/items?f=html&limit=10",
-        "#items-map.leaflet-container",
-    )
-    assert _basemap_drawn(p) > 0
-    p.settle()
-    p.assert_offline_and_clean()
+    p = _map_page(page, live_server_gpkg, "/collections/communities/items?f=html&limit=10")
     assert p.count("#items-map path.leaflet-interactive") == 10
 
 
 def test_an_item_page_loads_offline(page, live_server_gpkg):
     fid = _first_id(live_server_gpkg, "incidents")
-    p = page(
-        live_server_gpkg,
-        f"/collections/incidents/items/{fid}?f=html",
-        "#items-map.leaflet-container",
-    )
-    assert _basemap_drawn(p) > 0
-    p.settle()
-    p.assert_offline_and_clean()
+    p = _map_page(page, live_server_gpkg, f"/collections/incidents/items/{fid}?f=html")
     assert p.count("#items-map img.leaflet-marker-icon") == 1
-    p.assert_screenshot_not_blank()
+    not_blank(p.screenshot())
 
 
 def test_swagger_ui_renders_every_operation_offline(page, live_server_gpkg):
     doc = live_server_gpkg.get("/openapi?f=json").json()
     p = page(live_server_gpkg, "/openapi?f=html", ".swagger-ui .opblock")
     p.settle()
-    p.assert_offline_and_clean()
+    p.assert_clean()
     assert p.count(".swagger-ui .opblock") == _operations(doc)
-    p.assert_screenshot_not_blank()
+    not_blank(p.screenshot())
 
 
 def _external_refs(doc) -> set[str]:
@@ -533,14 +428,14 @@ def test_the_api_docs_ask_no_other_host_with_an_operation_opened(page, live_serv
     assert statuses == ["200", "400", "404", "500"]
     assert "numberMatched" in p.page.inner_text(f"{opened} .responses-table")
     assert p.count(f"{opened} .errors-wrapper") == 0
-    p.assert_offline_and_clean()
+    p.assert_clean()
     # ReDoc: every operation drawn, nothing from another host (Redocly's logo left out)
     p = page(live_server_gpkg, "/openapi?f=html&ui=redoc", "[data-section-id^='operation/']")
     p.settle()
-    p.assert_offline_and_clean()
+    p.assert_clean()
     assert p.count("[data-section-id^='operation/']") == _operations(doc)
     assert "Something went wrong" not in p.page.inner_text("body")
-    p.assert_screenshot_not_blank()
+    not_blank(p.screenshot())
 
 
 def test_a_coverage_page_draws_its_grid_offline(page, live_server_gpkg):
@@ -554,8 +449,8 @@ def test_a_coverage_page_draws_its_grid_offline(page, live_server_gpkg):
     assert _basemap_drawn(p) > 0
     p.page.wait_for_function("() => window.api && window.api.layers.size > 0", timeout=60_000)
     p.settle()
-    p.assert_offline_and_clean()
-    p.assert_screenshot_not_blank()
+    p.assert_clean()
+    not_blank(p.screenshot())
 
 
 def test_the_vendored_files_are_served_with_their_licences(live_server_gpkg):

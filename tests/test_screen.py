@@ -7,8 +7,8 @@ Beijing time whatever the browser's zone, say so on a day without cases, fly to 
 case clicked in the list and show the hot-spot cells at the first view. Expected values are
 computed here from the sample with pandas, not read from the page's summary.
 
-One browser for the module and one page on the default view per store (``screen``); the
-tests that need another day or time zone open their own page.
+One browser for the module (the ``browser`` fixture) and one page on the default view per
+store (``screen``); the tests that need another day or time zone open their own page.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from browserkit import OfflinePage, launch, not_blank, playwright_or_skip
+from browserkit import OfflinePage, not_blank
 
 from analytics import palettes
 from layers import basemap
@@ -31,18 +31,9 @@ pytestmark = pytest.mark.both_stores
 VIEW = (1920, 1080)  # the hall's screen
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    sync_playwright = playwright_or_skip()
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
-
-
-def _open(chromium, url: str, refreshes: int = 1, **kw) -> OfflinePage:
+def _open(browser, url: str, refreshes: int = 1, **kw) -> OfflinePage:
     """The screen at ``url``, after ``refreshes`` summaries and its base map's tiles."""
-    p = OfflinePage(chromium, viewport=VIEW, **kw).goto(url, "#map")
+    p = OfflinePage(browser, viewport=VIEW, **kw).goto(url, "#map")
     p.page.wait_for_function(
         f"() => Number(document.getElementById('updated').dataset.refreshes) >= {refreshes}",
         timeout=60_000,
@@ -58,9 +49,9 @@ def _open(chromium, url: str, refreshes: int = 1, **kw) -> OfflinePage:
 
 
 @pytest.fixture(scope="module")
-def screen(chromium, live_server):
+def screen(browser, live_server):
     """The screen on its default day (no ``?date=``), opened once per store."""
-    p = _open(chromium, f"{live_server.url}/screen?refresh=600")
+    p = _open(browser, f"{live_server.url}/screen?refresh=600")
     yield p
     p.close()
 
@@ -171,10 +162,10 @@ def test_data_day_is_shown_beside_the_clock(screen, sample_data):
     assert p.texts("#k-received") == [str(received)]
 
 
-def test_screen_live(chromium, live_server, sample_data):
+def test_screen_live(browser, live_server, sample_data):
     """A given day's figures, refreshed (moved whole from test_maps.py)."""
     day = "2026-11-22"
-    p = _open(chromium, f"{live_server.url}/screen?date={day}&refresh=2", refreshes=2)
+    p = _open(browser, f"{live_server.url}/screen?date={day}&refresh=2", refreshes=2)
     try:
         inc = sample_data["incidents"]
         start = pd.Timestamp(day).tz_localize(TZ).tz_convert("UTC")
@@ -221,11 +212,11 @@ def test_screen_parameters_are_checked(live_server):
     assert live_server.get("/screen?zoom=3").status_code == 400
 
 
-def test_an_empty_day_says_so(chromium, live_server, sample_data):
+def test_an_empty_day_says_so(browser, live_server, sample_data):
     """A day without cases showed zeros that looked like a failure."""
     day = max(_beijing_days(sample_data)) + dt.timedelta(days=1)  # after the sample ends
     assert (_beijing_days(sample_data) == day).sum() == 0
-    p = _open(chromium, f"{live_server.url}/screen?date={day}&refresh=600")
+    p = _open(browser, f"{live_server.url}/screen?date={day}&refresh=600")
     try:
         assert p.page.is_visible("#empty-day")
         assert "该日无受理" in p.texts("#empty-day")[0]
@@ -245,11 +236,11 @@ def _parse(text: str, fmt: str) -> dt.datetime:
     return dt.datetime.strptime(text, fmt)
 
 
-def test_beijing_time_whatever_the_browser_zone(chromium, live_server, sample_data):
+def test_beijing_time_whatever_the_browser_zone(browser, live_server, sample_data):
     """The clock and "Updated" were in different time zones."""
     day = "2026-11-22"
     p = _open(
-        chromium, f"{live_server.url}/screen?date={day}&refresh=600", timezone_id="America/New_York"
+        browser, f"{live_server.url}/screen?date={day}&refresh=600", timezone_id="America/New_York"
     )
     try:
         zone = p.page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone")
