@@ -21,7 +21,6 @@ import argparse
 import os
 import platform
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.loadkit import free_port, tianya_serve  # noqa: E402
 from geodata.sample import write_sample  # noqa: E402
 from layers import access, cases  # noqa: E402
 from layers.catalogue import CATEGORIES, get_layer  # noqa: E402
@@ -89,34 +89,15 @@ def bench_library(path: str, n: int, concurrency: int) -> dict:
     return _row("library", concurrency, n, wall, lat)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_http(path: str, n: int, levels) -> list[dict]:
     keys = Path(path).with_name("keys.yml")
     keys.write_text(f"keys:\n  - {{key: {KEY}, role: reporter, name: bench}}\n")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, TIANYA_DATA=path, TIANYA_URL=url, TIANYA_KEYS=str(keys))
     log = open(Path(path).with_name("server.log"), "w")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tianya.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "3",
-            "--threads",
-            "4",
-            "--data",
-            path,
-        ],
+        tianya_serve(port, path, workers=3, threads=4),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -33,12 +33,9 @@ import psutil
 import requests
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench.loadkit import free_port, tianya_serve  # noqa: E402
 
 
 def sample_data(folder: Path) -> str:
@@ -114,18 +111,7 @@ def main() -> None:
     slots = int(env.get("TIANYA_PROCESS_WORKERS", 2))
     log = open(folder / f"server-{port}.log", "w")
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tianya.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--data",
-            gpkg,
-        ],
+        tianya_serve(port, gpkg, args.workers),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

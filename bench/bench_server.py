@@ -23,25 +23,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from urllib.parse import urlsplit
 
 import psycopg
 import requests
-import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from bench import loadkit  # noqa: E402
 from layers.catalogue import LAYERS  # noqa: E402
 from layers.postgis import split_url  # noqa: E402
 
@@ -65,12 +61,6 @@ REQUESTS = {
     ),
 }
 COLLECTIONS = "/collections"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -144,47 +134,8 @@ def floor_ms(pg: str, repeat: int = 30) -> dict[str, float]:
 # --- servers ------------------------------------------------------------------------------------
 
 
-class Server:
-    """One server process; ``items`` is the incidents items path."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict, items: str, port: int, log: str):
-        self.name, self.items, self.port = name, items, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(log, "w")
-        self.proc = subprocess.Popen(
-            cmd,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=os.path.dirname(log),
-        )
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited: {open(log).read()[-2000:]}")
-            try:
-                if requests.get(self.url + COLLECTIONS, timeout=5).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"{name} did not start")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-
-
-def start_tianya(pg: str, workers: int, threads: int, tmp: str) -> Server:
-    port = free_port()
+def start_tianya(pg: str, workers: int, threads: int, tmp: str) -> loadkit.Server:
+    port = loadkit.free_port()
     url = f"{pg}?schema={SCHEMA}"
     env = dict(
         os.environ,
@@ -192,133 +143,45 @@ def start_tianya(pg: str, workers: int, threads: int, tmp: str) -> Server:
         TIANYA_URL=f"http://127.0.0.1:{port}",
         TIANYA_RASTERS=os.path.join(tmp, "rasters"),
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "tianya.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--data",
-        url,
-    ]
-    return Server(
-        "tianya",
-        cmd,
-        env,
-        "/collections/incidents/items?f=json",
-        port,
-        os.path.join(tmp, "tianya.log"),
+    cmd = loadkit.tianya_serve(port, url, workers, threads)
+    return _server("tianya", cmd, env, "/collections/incidents/items?f=json", port, tmp)
+
+
+def _server(
+    name: str, cmd: list[str], env: dict, items: str, port: int, tmp: str
+) -> loadkit.Server:
+    log = os.path.join(tmp, f"{name}.log")
+    return loadkit.Server(
+        name, cmd, env, port, log, ready=COLLECTIONS, wait=120, items=items, cwd=tmp
     )
 
 
-def start_pygeoapi(pg: str, workers: int, threads: int, tmp: str) -> Server:
+def start_pygeoapi(pg: str, workers: int, threads: int, tmp: str) -> loadkit.Server:
     """Stock pygeoapi 0.24, PostgreSQL provider on psycopg 3 (``postgresql+psycopg://``)."""
-    port = free_port()
-    p = urlsplit(split_url(pg)[0])
-    data = f"postgresql+psycopg://{p.username}:{p.password}@{p.hostname}:{p.port or 5432}{p.path}"
-    cfg = {
-        "server": {
-            "bind": {"host": "127.0.0.1", "port": port},
-            "url": f"http://127.0.0.1:{port}",
-            "mimetype": "application/json; charset=UTF-8",
-            "encoding": "utf-8",
-            "languages": ["en-US"],
-            "limits": {"default_items": 100, "max_items": 10000},
-            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "attribution": "OSM"},
-        },
-        "logging": {"level": "ERROR"},
-        "metadata": {
-            "identification": {
-                "title": "bench",
-                "description": "bench",
-                "keywords": ["bench"],
-                "terms_of_service": "",
-                "url": "http://example.org",
-            },
-            "license": {"name": "CC-BY 4.0", "url": "http://example.org"},
-            "provider": {"name": "bench", "url": "http://example.org"},
-            "contact": {"name": "bench"},
-        },
-        # every table with a geometry, as tipg lists them (the same /collections work)
-        "resources": {
-            lay.id: {
-                "type": "collection",
-                "title": lay.en,
-                "description": lay.en,
-                "keywords": [lay.id],
-                "extents": {
-                    "spatial": {
-                        "bbox": [109.18, 18.19, 109.54, 18.63],
-                        "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-                    }
-                },
-                "providers": [
-                    {
-                        "type": "feature",
-                        "name": "PostgreSQL",
-                        "data": data,
-                        "options": {"search_path": [SCHEMA]},
-                        "id_field": lay.key,
-                        "table": lay.id,
-                        "geom_field": "geom",
-                    }
-                ],
-            }
-            for lay in LAYERS.values()
-            if lay.geometry_type
-        },
+    port = loadkit.free_port()
+    data = loadkit.pygeoapi_data(pg)
+    # every table with a geometry, as tipg lists them (the same /collections work)
+    resources = {
+        lay.id: loadkit.pygeoapi_pg_collection(
+            lay.id, lay.en, lay.key, data, SCHEMA, [109.18, 18.19, 109.54, 18.63]
+        )
+        for lay in LAYERS.values()
+        if lay.geometry_type
     }
-    path = os.path.join(tmp, "pygeoapi.yml")
-    with open(path, "w") as fh:
-        yaml.safe_dump(cfg, fh, allow_unicode=True)
-    openapi = os.path.join(tmp, "pygeoapi-openapi.yml")
-    env = dict(os.environ, PYGEOAPI_CONFIG=path, PYGEOAPI_OPENAPI=openapi)
-    subprocess.run(
-        [
-            os.path.join(os.path.dirname(sys.executable), "pygeoapi"),
-            "openapi",
-            "generate",
-            path,
-            "--output-file",
-            openapi,
-        ],
-        check=True,
-        env=env,
-        capture_output=True,
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--worker-class",
-        "gthread",
-        "--timeout",
-        "300",
-        "pygeoapi.flask_app:APP",
-    ]
-    return Server(
-        "pygeoapi",
-        cmd,
-        env,
-        "/collections/incidents/items?f=json",
-        port,
-        os.path.join(tmp, "pygeoapi.log"),
+    return loadkit.start_pygeoapi(
+        loadkit.pygeoapi_config(port, resources),
+        tmp,
+        workers,
+        threads,
+        items="/collections/incidents/items?f=json",
+        ready=COLLECTIONS,
+        wait=120,
+        cwd=tmp,
     )
 
 
-def start_tipg(pg: str, workers: int, venv: str, tmp: str) -> Server:
-    port = free_port()
+def start_tipg(pg: str, workers: int, venv: str, tmp: str) -> loadkit.Server:
+    port = loadkit.free_port()
     env = dict(
         os.environ,
         DATABASE_URL=split_url(pg)[0],
@@ -337,20 +200,13 @@ def start_tipg(pg: str, workers: int, venv: str, tmp: str) -> Server:
         "--log-level",
         "warning",
     ]
-    return Server(
-        "tipg",
-        cmd,
-        env,
-        f"/collections/{SCHEMA}.incidents/items?f=geojson",
-        port,
-        os.path.join(tmp, "tipg.log"),
-    )
+    return _server("tipg", cmd, env, f"/collections/{SCHEMA}.incidents/items?f=geojson", port, tmp)
 
 
 # --- load ---------------------------------------------------------------------------------------
 
 
-def check(server: Server, path: str) -> dict:
+def check(server: loadkit.Server, path: str) -> dict:
     """One request before the load: status, size and what came back."""
     t0 = time.perf_counter()
     r = requests.get(server.url + path, timeout=300)
@@ -364,37 +220,6 @@ def check(server: Server, path: str) -> dict:
     elif r.ok:
         info["collections"] = len(r.json().get("collections", []))
     return info
-
-
-def wrk(url: str, conc: int, duration: float) -> dict:
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{min(conc, 2)}",
-            f"-c{conc}",
-            f"-d{duration:g}s",
-            "--timeout",
-            "120s",
-            "--latency",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    reqs = int(re.search(r"(\d+) requests in", out).group(1))
-    lat = re.search(r"Latency\s+([\d.]+)(us|ms|s)\s", out)
-    scale = {"us": 1e-3, "ms": 1.0, "s": 1000.0}[lat.group(2)]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errs = re.search(r"Socket errors: (.*)", out)
-    return {
-        "rps": rps,
-        "requests": reqs,
-        "latency_ms": float(lat.group(1)) * scale,
-        "non2xx": int(bad.group(1)) if bad else 0,
-        "socket_errors": errs.group(1) if errs else "",
-    }
 
 
 def run(args) -> dict:
@@ -422,7 +247,7 @@ def run(args) -> dict:
                 if info["status"] != 200:
                     continue
                 for c in args.concurrency:
-                    cell[f"c{c}"] = w = wrk(srv.url + path, c, args.duration)
+                    cell[f"c{c}"] = w = loadkit.wrk(srv.url + path, c, args.duration)
                     print(
                         f"    c={c}: {w['rps']:.1f} req/s, {w['latency_ms']:.1f} ms "
                         f"({w['requests']} requests, non-2xx {w['non2xx']})",
@@ -504,15 +329,7 @@ def report(res: dict, args) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--pg",
-        default=os.environ.get("TIANYA_TEST_PG"),
-        help="postgresql:// URL of the database [$TIANYA_TEST_PG]",
-    )
-    ap.add_argument("--duration", type=float, default=10)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8])
+    loadkit.load_arguments(ap)
     ap.add_argument(
         "--servers", type=lambda s: s.split(","), default=["tianya", "pygeoapi", "tipg"]
     )
@@ -523,13 +340,7 @@ def main(argv=None) -> int:
     if not args.pg:
         ap.error("--pg or $TIANYA_TEST_PG is required")
     res = run(args)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(res, fh, indent=1)
-    text = report(res, args)
-    with open(args.output, "w") as fh:
-        fh.write(text)
-    print(text)
+    loadkit.save(res, report(res, args), args.output, args.json)
     return 0
 
 

@@ -39,24 +39,19 @@ import json
 import math
 import os
 import random
-import re
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
-from urllib.parse import urlsplit
 
 import psycopg
 import requests
 import shapely
-import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from bench import loadkit  # noqa: E402
 from layers.district import BOUNDS, district_boundary  # noqa: E402
 from layers.postgis import split_url  # noqa: E402
 
@@ -71,12 +66,6 @@ TARGETS = {
     "c": "ours, base map on PostGIS",
     "d": "ours, base map on GeoPackage",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the tiles -----------------------------------------------------------------------------------
@@ -157,42 +146,8 @@ def ensure_data(pg: str, work: str) -> str:
 # --- servers -------------------------------------------------------------------------------------
 
 
-class Server:
-    """One gunicorn server process (its own process group)."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict, port: int, log: str):
-        self.name, self.port = name, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(log, "w")
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited: {open(log).read()[-2000:]}")
-            try:
-                if requests.get(self.url + "/collections?f=json", timeout=5).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"{name} did not start: {open(log).read()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-
-
-def start_tianya(data: str, args, name: str) -> Server:
-    port = free_port()
+def start_tianya(data: str, args, name: str) -> loadkit.Server:
+    port = loadkit.free_port()
     env = dict(
         os.environ,
         TIANYA_DATA=data,
@@ -200,126 +155,36 @@ def start_tianya(data: str, args, name: str) -> Server:
         TIANYA_RASTERS=os.path.join(args.work, "rasters"),
         TIANYA_KEYS=os.path.join(ROOT, "tests", "keys.yml"),
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "tianya.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--workers",
-        str(args.workers),
-        "--threads",
-        str(args.threads),
-        "--data",
-        data,
-    ]
-    return Server(name, cmd, env, port, os.path.join(args.work, f"{name}.log"))
+    cmd = loadkit.tianya_serve(port, data, args.workers, args.threads)
+    return loadkit.Server(name, cmd, env, port, os.path.join(args.work, f"{name}.log"))
 
 
-#: pygeoapi's console script, run by the peer venv's interpreter.
-_CLI = "import sys; from pygeoapi import cli; sys.exit(cli())"
-
-
-def start_pygeoapi(pg: str, args) -> Server:
+def start_pygeoapi(pg: str, args) -> loadkit.Server:
     """Stock pygeoapi 0.24 from ``--peer-venv``: the table with a PostgreSQL feature
     provider and an ``MVT-postgresql`` tile provider."""
-    port = free_port()
-    p = urlsplit(split_url(pg)[0])
-    data = f"postgresql+psycopg://{p.username}:{p.password}@{p.hostname}:{p.port or 5432}{p.path}"
-    w, s, e, n = BOUNDS
-    cfg = {
-        "server": {
-            "bind": {"host": "127.0.0.1", "port": port},
-            "url": f"http://127.0.0.1:{port}",
-            "mimetype": "application/json; charset=UTF-8",
-            "encoding": "utf-8",
-            "languages": ["en-US"],
-            "limits": {"default_items": 100, "max_items": 10000},
-            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "attribution": "OSM"},
-        },
-        "logging": {"level": "ERROR"},
-        "metadata": {
-            "identification": {
-                "title": "bench",
-                "description": "bench",
-                "keywords": ["bench"],
-                "terms_of_service": "",
-                "url": "http://example.org",
-            },
-            "license": {"name": "CC-BY 4.0", "url": "http://example.org"},
-            "provider": {"name": "bench", "url": "http://example.org"},
-            "contact": {"name": "bench"},
-        },
-        "resources": {
-            TABLE: {
-                "type": "collection",
-                "title": TABLE,
-                "description": TABLE,
-                "keywords": [TABLE],
-                "extents": {
-                    "spatial": {
-                        "bbox": [w, s, e, n],
-                        "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-                    }
-                },
-                "providers": [
-                    {
-                        "type": "feature",
-                        "name": "PostgreSQL",
-                        "data": data,
-                        "options": {"search_path": [SCHEMA]},
-                        "id_field": KEY,
-                        "table": TABLE,
-                        "geom_field": "geom",
-                    },
-                    {
-                        "type": "tile",
-                        "name": "MVT-postgresql",
-                        "data": data,
-                        # pygeoapi 0.24 hands every option but dicts to SQLAlchemy's
-                        # engine (cached by its arguments): a ``schemes`` list fails with
-                        # "unhashable type", so no ``schemes`` (it offers WebMercatorQuad
-                        # and WorldCRS84Quad then)
-                        "options": {"search_path": [SCHEMA], "zoom": {"min": 0, "max": 22}},
-                        "id_field": KEY,
-                        "table": TABLE,
-                        "geom_field": "geom",
-                        "format": {"name": "pbf", "mimetype": "application/vnd.mapbox-vector-tile"},
-                    },
-                ],
-            }
-        },
-    }
-    path = os.path.join(args.work, "pygeoapi.yml")
-    with open(path, "w") as fh:
-        yaml.safe_dump(cfg, fh, allow_unicode=True)
-    openapi = os.path.join(args.work, "pygeoapi-openapi.yml")
-    env = dict(os.environ, PYGEOAPI_CONFIG=path, PYGEOAPI_OPENAPI=openapi)
-    py = os.path.join(args.peer_venv, "bin", "python")
-    subprocess.run(
-        [py, "-c", _CLI, "openapi", "generate", path, "--output-file", openapi],
-        check=True,
-        env=env,
-        capture_output=True,
+    port = loadkit.free_port()
+    data = loadkit.pygeoapi_data(pg)
+    collection = loadkit.pygeoapi_pg_collection(TABLE, TABLE, KEY, data, SCHEMA, list(BOUNDS))
+    collection["providers"].append(
+        {
+            "type": "tile",
+            "name": "MVT-postgresql",
+            "data": data,
+            # pygeoapi 0.24 hands every option but dicts to SQLAlchemy's
+            # engine (cached by its arguments): a ``schemes`` list fails with
+            # "unhashable type", so no ``schemes`` (it offers WebMercatorQuad
+            # and WorldCRS84Quad then)
+            "options": {"search_path": [SCHEMA], "zoom": {"min": 0, "max": 22}},
+            "id_field": KEY,
+            "table": TABLE,
+            "geom_field": "geom",
+            "format": {"name": "pbf", "mimetype": "application/vnd.mapbox-vector-tile"},
+        }
     )
-    cmd = [
-        py,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(args.workers),
-        "--threads",
-        str(args.threads),
-        "--worker-class",
-        "gthread",
-        "--timeout",
-        "300",
-        "pygeoapi.flask_app:APP",
-    ]
-    return Server("pygeoapi", cmd, env, port, os.path.join(args.work, "pygeoapi.log"))
+    resources = {TABLE: collection}
+    cfg = loadkit.pygeoapi_config(port, resources)
+    py = os.path.join(args.peer_venv, "bin", "python")
+    return loadkit.start_pygeoapi(cfg, args.work, args.workers, args.threads, python=py)
 
 
 # --- load ----------------------------------------------------------------------------------------
@@ -376,40 +241,14 @@ def check(url: str, paths: list[str], headers: dict) -> dict:
 
 
 def wrk(url: str, paths: list[str], auth: str, conc: int, duration: float, work: str) -> dict:
+    """``wrk`` over ``paths`` in turn (:data:`_LUA`), with ``auth`` as the Authorization."""
     listing = os.path.join(work, f"paths-{abs(hash(tuple(paths)))}.txt")
     with open(listing, "w") as fh:
         fh.write("\n".join(paths) + "\n")
     script = os.path.join(work, f"wrk-{conc}.lua")
     with open(script, "w") as fh:
         fh.write(_LUA % {"file": listing, "auth": auth})
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{min(conc, 2)}",
-            f"-c{conc}",
-            f"-d{duration:g}s",
-            "--timeout",
-            "120s",
-            "--latency",
-            "-s",
-            script,
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    reqs = int(re.search(r"(\d+) requests in", out).group(1))
-    lat = re.search(r"Latency\s+([\d.]+)(us|ms|s)\s", out)
-    scale = {"us": 1e-3, "ms": 1.0, "s": 1000.0}[lat.group(2)]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": rps,
-        "requests": reqs,
-        "latency_ms": float(lat.group(1)) * scale,
-        "non2xx": int(bad.group(1)) if bad else 0,
-    }
+    return loadkit.wrk(url, conc, duration, script)
 
 
 def transform_cost(pg: str, rows: int = 100) -> dict[str, float]:
@@ -566,16 +405,8 @@ def report(res: dict, args) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--pg",
-        default=os.environ.get("TIANYA_TEST_PG"),
-        help="postgresql:// URL of the database [$TIANYA_TEST_PG]",
-    )
-    ap.add_argument("--duration", type=float, default=10)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=4)
+    loadkit.load_arguments(ap)
     ap.add_argument("--per-zoom", type=int, default=50)
-    ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8])
     ap.add_argument("--peer-venv", default="/work/mvt-venv")
     ap.add_argument("--work", default="/tmp/bench-tiles")
     ap.add_argument("--output", default=os.path.join(HERE, "results", "tiles.md"))
@@ -594,12 +425,7 @@ def main(argv=None) -> int:
     else:
         res = run(args)
     res.setdefault("transform_ms_per_row", transform_cost(args.pg))
-    with open(saved, "w") as fh:
-        json.dump(res, fh, indent=1)
-    text = report(res, args)
-    with open(args.output, "w") as fh:
-        fh.write(text)
-    print(text)
+    loadkit.save(res, report(res, args), args.output, saved)
     return 0
 
 
