@@ -208,6 +208,14 @@ def test_budgets_allow_the_existing_runs(sample_gpkg, monkeypatch):
         ({"inputs": INCIDENTS, "subscriber": "x"}, "'subscriber' must be a JSON object"),
         ({"inputs": INCIDENTS, "outputs": "x"}, "'outputs' of the execute request must be"),
         ({"inputs": INCIDENTS, "subscriber": {"successUri": 5}}, "must be a URL string"),
+        (
+            {"inputs": INCIDENTS, "subscriber": {"successUri": "file:///etc/passwd"}},
+            "must be an http(s) URL with a host",
+        ),
+        (
+            {"inputs": INCIDENTS, "subscriber": {"successUri": "http://[::1/cb"}},
+            "must be an http(s) URL with a host",
+        ),
         ({"inputs": INCIDENTS, "response": "everything"}, "'raw' or 'document'"),
         (["not", "an", "object"], "must be a JSON object"),
     ],
@@ -216,6 +224,52 @@ def test_malformed_execute_requests_are_400(server, body, words):
     r = execute(server, "hot-spots", None, body=body, timeout=60)
     assert r.status_code == 400, r.text
     assert words in r.json()["description"]
+
+
+#: A subscriber whose host does not resolve (what schemathesis sent: a 500 before).
+UNRESOLVABLE = {"successUri": "https://0.com", "inProgressUri": "https://0.com"}
+
+
+def test_a_subscriber_that_cannot_be_notified_does_not_fail_a_synchronous_run(server):
+    body = {"inputs": {**INCIDENTS, "cell_size": 500}, "subscriber": UNRESOLVABLE}
+    r = execute(server, "hot-spots", None, body=body, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["type"] == "FeatureCollection"
+
+
+def test_a_subscriber_that_cannot_be_notified_does_not_stall_an_asynchronous_job(server):
+    body = {"inputs": {**INCIDENTS, "cell_size": 500}, "subscriber": UNRESOLVABLE}
+    r = execute(server, "hot-spots", None, body=body, asynchronous=True, timeout=60)
+    assert r.status_code == 201, r.text
+    job = r.headers["Location"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = requests.get(job, params={"f": "json"}, timeout=10).json()["status"]
+        if status not in ("accepted", "running"):
+            break
+        time.sleep(0.5)
+    assert status == "successful"
+
+
+def test_a_silent_subscriber_holds_a_notification_for_the_timeout_only(monkeypatch, caplog):
+    """A subscriber that accepts the connection and never answers held pygeoapi's
+    notification (no timeout) and with it the run's thread, for ever."""
+    import types
+
+    from tianya.plugins import jobs
+
+    tarpit = socket.socket()
+    tarpit.bind(("127.0.0.1", 0))
+    tarpit.listen(1)
+    monkeypatch.setattr(jobs, "is_request_allowed", lambda url, allow_internal: True)
+    url = f"http://127.0.0.1:{tarpit.getsockname()[1]}/callback"
+    t0 = time.monotonic()
+    with caplog.at_level("WARNING", logger=jobs.LOGGER.name):
+        jobs.JobManager._notify(types.SimpleNamespace(processor=None), url, {})
+    elapsed = time.monotonic() - t0
+    tarpit.close()
+    assert elapsed < sum(jobs.NOTIFY_TIMEOUT) + 1
+    assert "subscriber 127.0.0.1 not notified: ReadTimeout" in caplog.text
 
 
 # --- concurrency -----------------------------------------------------------------------------

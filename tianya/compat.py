@@ -234,17 +234,17 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         f"{_MANAGER}._send_in_progress_notification",
-        "called by JobManager's run",
+        "overridden by JobManager: best effort, bounded by a timeout, never the run's outcome",
         params=("subscriber",),
     ),
     Target(
         f"{_MANAGER}._send_success_notification",
-        "called by JobManager's run",
+        "overridden by JobManager: best effort, bounded by a timeout, never the run's outcome",
         params=("subscriber", "outputs"),
     ),
     Target(
         f"{_MANAGER}._send_failed_notification",
-        "called by JobManager's run",
+        "overridden by JobManager: best effort, bounded by a timeout, never the run's outcome",
         params=("subscriber",),
     ),
     Target(

@@ -89,6 +89,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pygeoapi.formats import F_JSON, F_JSONLD, FORMAT_TYPES
 from pygeoapi.process.base import JobNotFoundError, JobResultNotFoundError
@@ -98,6 +99,7 @@ from pygeoapi.util import (
     ProcessExecutionMode,
     RequestedProcessExecutionMode,
     get_current_datetime,
+    is_request_allowed,
 )
 
 from layers import access
@@ -147,6 +149,10 @@ def run_error(process_id: str, err: Exception, message: str | None = None):
     if not isinstance(err, TianyaError):
         err = TianyaError(message or internal_failure(process_id, err))
     return pygeoapi_error(err, "process")
+
+
+#: Seconds a subscriber's callback may take to connect and to answer.
+NOTIFY_TIMEOUT = (2.0, 3.0)
 
 
 def internal_failure(process_id: str, err: BaseException, job_id: str | None = None) -> str:
@@ -659,6 +665,43 @@ class JobManager(BaseManager):
             )
             self._send_failed_notification(subscriber)
         return jfmt, outputs, current_status
+
+    # --- subscriber callbacks: best effort, bounded, never the run's outcome -----------------
+
+    def _send_in_progress_notification(self, subscriber):
+        if subscriber and subscriber.in_progress_uri:
+            self._notify(subscriber.in_progress_uri, {})
+
+    def _send_success_notification(self, subscriber, outputs):
+        if subscriber and subscriber.success_uri:
+            self._notify(subscriber.success_uri, outputs if isinstance(outputs, dict) else {})
+
+    def _send_failed_notification(self, subscriber):
+        if subscriber and subscriber.failed_uri:
+            self._notify(subscriber.failed_uri, {})
+
+    def _notify(self, url: str, data: dict) -> None:
+        """POST ``data`` to a subscriber's ``url``, as pygeoapi does, but never failing the run.
+
+        pygeoapi's notification raised out of the run when the host did not resolve (a 500
+        for a synchronous run, a job left ``accepted`` for ever for an asynchronous one) and
+        waited without a timeout for the subscriber's answer (a silent host held the run's
+        thread for ever). Here an unresolvable, internal or silent subscriber costs at most
+        :data:`NOTIFY_TIMEOUT` and one WARNING line naming its host.
+        """
+        import requests
+
+        allow_internal = bool(
+            getattr(getattr(self, "processor", None), "allow_internal_requests", False)
+        )
+        host = urlsplit(url).hostname
+        try:
+            if not is_request_allowed(url, allow_internal):
+                LOGGER.warning("subscriber %s not notified: an internal address", host)
+                return
+            requests.post(url, json=data, allow_redirects=False, timeout=NOTIFY_TIMEOUT)
+        except Exception as err:  # the subscriber's trouble, not the run's
+            LOGGER.warning("subscriber %s not notified: %s", host, type(err).__name__)
 
     def _check_quota(self) -> None:
         """429 if the current caller's stored results are at their quota already."""

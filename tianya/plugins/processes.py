@@ -52,6 +52,7 @@ in :mod:`tianya.plugins.runner`'s bounded pool of child processes (memory and ti
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from layers.errors import InvalidParameter
 from tianya.plugins.analysis import AnalysisProcessor
@@ -135,6 +136,20 @@ def check_execute_request(body: bytes | str) -> None:
                 sub.get(key), str
             ):
                 raise InvalidParameter(f"subscriber {key!r} must be a URL string")
+            url = sub.get(key)
+            if url is not None and not _callback_url(url):
+                raise InvalidParameter(
+                    f"subscriber {key!r} must be an http(s) URL with a host, got {url!r}"[:300]
+                )
+
+
+def _callback_url(url: str) -> bool:
+    """Whether ``url`` is an absolute http(s) URL with a host (a subscriber's callback)."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
 
 
 #: The processors by process id.
