@@ -303,6 +303,9 @@ def serve(host, port, workers, threads, data, config_path, generate_missing=Fals
     config_path = os.path.abspath(config_path or CONFIG_PATH)
     _openapi_once(settings, config_path)
     click.echo(f"serving {settings.url} from {data}")
+    notice = url_notice(host, settings.url)
+    if notice:
+        click.echo(notice, err=True)
     # each worker builds the app from this settings object, which it has by fork
     Server(
         functools.partial(_create_app, config_path, settings),
@@ -335,6 +338,32 @@ def _check_assets(assets: str, output: str) -> None:
             f"({folder} does not exist)",
             param_hint="'--assets'",
         )
+
+
+def url_notice(host: str, url: str) -> str | None:
+    """A warning when the server listens beyond this machine but its links name this one.
+
+    Every link and every page's base map names ``url`` (``TIANYA_URL``): opened from another
+    machine of the intranet, ``localhost`` is that machine, so the pages would have no base
+    map and their links would lead nowhere.
+
+    >>> url_notice("127.0.0.1", "http://localhost:5000") is None
+    True
+    >>> url_notice("0.0.0.0", "http://10.1.2.3:5000") is None
+    True
+    >>> url_notice("0.0.0.0", "http://localhost:5000").startswith("Note:")
+    True
+    """
+    from urllib.parse import urlsplit
+
+    loopback = ("localhost", "127.0.0.1", "::1")
+    if host in loopback or urlsplit(url).hostname not in loopback:
+        return None
+    return (
+        f"Note: listening on {host}, but links and the pages' base map name {url}: other "
+        "machines must be given the address they reach this one by, e.g. "
+        "TIANYA_URL=http://10.1.2.3:5000"
+    )
 
 
 def _check_store(url: str) -> None:
