@@ -41,6 +41,10 @@ The replacements:
     The ``/TileMatrixSets`` pages are rendered with the configured templates: pygeoapi passes
     its whole configuration where the templates' configuration goes, so those two pages
     ignored ``tianya/templates`` and loaded Bootstrap from a CDN.
+``pygeoapi.api.itemtypes.get_collection_queryables`` / ``pygeoapi.api.get_collection_schema``
+    Queryables and schemas declare JSON Schema 2020-12 and an ``$id`` without the request's
+    query (OGC API Features Part 3 /req/queryables/get-queryables-response; pygeoapi writes
+    draft 2019-09 and appends ``?f=json``): :func:`json_schema_2020_12`.
 ``pygeoapi.api.itemtypes.render_j2_template``
     Items and item HTML show the catalogue's labels of code-list values in the page's
     language (:func:`tianya.config.html_labels`); JSON keeps the codes.
@@ -193,6 +197,20 @@ TARGETS: tuple[Target, ...] = (
         "replaced: items and item HTML show code-list labels",
         params=("config", "tpl_config", "template", "data", "locale_"),
         used_by=(_ITEMS, "pygeoapi.api.itemtypes.get_collection_item"),
+    ),
+    Target(
+        "pygeoapi.api.itemtypes.get_collection_queryables",
+        "wrapped: JSON Schema 2020-12 and an $id without the query (pygeoapi's Flask route "
+        "looks it up at call time, as itemtypes_api.get_collection_queryables)",
+        params=("api", "request", "dataset"),
+        mentions=("'$schema'", "'$id'", "headers['Content-Type'] = 'application/schema+json'"),
+    ),
+    Target(
+        "pygeoapi.api.get_collection_schema",
+        "wrapped: JSON Schema 2020-12 (pygeoapi's Flask route looks it up at call time, as "
+        "core_api.get_collection_schema)",
+        params=("api", "request", "dataset"),
+        mentions=("'$schema'", "'$id'", "headers['Content-Type'] = 'application/schema+json'"),
     ),
     Target(
         "pygeoapi.openapi.generate_openapi_document",
@@ -830,6 +848,7 @@ def install() -> None:
     _label_codes_in_html()
     _our_templates_for_tile_matrix_sets()
     _link_base_map_from_landing_page()
+    _declare_json_schema_2020_12()
 
 
 def _link_base_map_from_landing_page() -> None:
@@ -867,6 +886,60 @@ def _link_base_map_from_landing_page() -> None:
 
     landing_page.__wrapped__ = original  # type: ignore[attr-defined]
     core.landing_page = landing_page
+
+
+#: The JSON Schema dialect of queryables and schemas (OGC API Features Part 3
+#: /req/queryables/get-queryables-response; Part 5 for ``/schema``).
+JSON_SCHEMA_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schema_2020_12(doc: dict, uri: str) -> dict:
+    """A queryables or schema document of pygeoapi's as JSON Schema 2020-12 naming ``uri``.
+
+    OGC API Features Part 3 (/req/queryables/get-queryables-response): ``$schema`` is
+    :data:`JSON_SCHEMA_2020_12` and ``$id`` the resource's URI without query parameters.
+    pygeoapi 0.24 writes draft 2019-09 and appends the request's query to the queryables'
+    ``$id`` (``…/queryables?f=json``). The rest of the document is kept: its keywords mean
+    the same in 2020-12.
+
+    >>> json_schema_2020_12({"$schema": "http://json-schema.org/draft/2019-09/schema",
+    ...     "$id": "http://h/collections/a/queryables?f=json", "type": "object"},
+    ...     "http://h/collections/a/queryables")  # doctest: +NORMALIZE_WHITESPACE
+    {'$schema': 'https://json-schema.org/draft/2020-12/schema',
+     '$id': 'http://h/collections/a/queryables', 'type': 'object'}
+    """
+    doc["$schema"] = JSON_SCHEMA_2020_12
+    doc["$id"] = uri
+    return doc
+
+
+def _declare_json_schema_2020_12() -> None:
+    """``/collections/{id}/queryables`` and ``/schema`` as JSON Schema 2020-12 documents whose
+    ``$id`` has no query (:func:`json_schema_2020_12`); HTML pages and errors pass unchanged.
+
+    The document is encoded again with the items encoder (:func:`_use_orjson_for_items`).
+    """
+    import orjson
+    import pygeoapi.api as core
+    import pygeoapi.api.itemtypes as itemtypes
+
+    def wrap(module, name: str, resource: str) -> None:
+        original = inspect.unwrap(getattr(module, name))
+
+        def handler(api, request, dataset=None):
+            headers, status, content = original(api, request, dataset)
+            kind = str(headers.get("Content-Type", ""))
+            if int(status) != 200 or not kind.startswith("application/schema+json"):
+                return headers, status, content
+            uri = f"{api.get_collections_url()}/{dataset}/{resource}"
+            doc = json_schema_2020_12(orjson.loads(content), uri)
+            return headers, status, itemtypes.to_json(doc, api.pretty_print)
+
+        handler.__wrapped__ = original  # type: ignore[attr-defined]
+        setattr(module, name, handler)
+
+    wrap(itemtypes, "get_collection_queryables", "queryables")
+    wrap(core, "get_collection_schema", "schema")
 
 
 class ClientErrorLog(logging.Filter):
