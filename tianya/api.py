@@ -18,6 +18,7 @@ shell turns into JSON refusals.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import orjson
@@ -28,7 +29,7 @@ from layers.errors import InvalidParameter, NotFound, choices
 from layers.query import Query, parse_interval
 from layers.store import Store
 from tianya import request
-from tianya.web import allow, json_body, query, respond, settings_of
+from tianya.web import PreconditionFailed, allow, json_body, query, respond, settings_of
 
 INCIDENTS = get_layer("incidents")
 _PATCH = re.compile(r"^/collections/incidents/items/([^/]+)/?$")
@@ -53,6 +54,63 @@ def visible(feature: dict) -> dict:
     return feature
 
 
+#: The roles each conditional write needs: checked before its preconditions (RFC 9110 §13.2.1).
+_WRITE_ROLES = {
+    "PUT": ("replace a case", lifecycle.EDIT_ROLES),
+    "PATCH": ("change a case", ("dispatcher", "department", "admin")),
+    "DELETE": ("delete a case", lifecycle.DELETE_ROLES),
+}
+
+
+def item_etag(feature: dict) -> str:
+    """The strong ETag of a stored case: a hash of the whole stored feature (every field,
+    whoever asks), so any change to the case changes it.
+
+    Examples
+    --------
+    >>> a = {"id": "1", "properties": {"title": "x"}, "geometry": None}
+    >>> item_etag(a) == item_etag(dict(a)) != item_etag(dict(a, properties={"title": "y"}))
+    True
+    """
+    data = orjson.dumps(feature, option=orjson.OPT_SORT_KEYS, default=str)
+    return '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+
+
+def current_etag(environ, case_no: str) -> str | None:
+    """The ETag of case ``case_no`` as stored now, ``None`` when there is no such case."""
+    try:
+        return item_etag(store(environ).get(INCIDENTS, case_no))
+    except NotFound:
+        return None
+
+
+def check_if_match(environ) -> None:
+    """Honour ``If-Match`` on a write to one case (``PUT``/``PATCH``/``DELETE``).
+
+    RFC 9110 §13.1.1: ``*`` holds when the case exists; a list of entity tags holds when
+    one of them is, by strong comparison, the case's current ETag; on a case that does not
+    exist the condition fails. A failed condition is a 412 and nothing is written. The
+    caller's role is checked first (a 401/403 comes before a 412, §13.2.1).
+    """
+    method = environ.get("REQUEST_METHOD", "")
+    header = environ.get("HTTP_IF_MATCH")
+    m = _PATCH.match(environ.get("PATH_INFO", ""))
+    if header is None or m is None or method not in _WRITE_ROLES:
+        return
+    lifecycle.require_role(request.principal(), *_WRITE_ROLES[method])
+    case_no = m.group(1)
+    etag = current_etag(environ, case_no)
+    if etag is None:
+        raise PreconditionFailed(f"If-Match: there is no case {case_no!r}")
+    tags = [t.strip() for t in header.split(",") if t.strip()]
+    if "*" in tags or etag in tags:  # a weak tag (W/"...") never matches strongly
+        return
+    raise PreconditionFailed(
+        f"If-Match: case {case_no!r} has changed; its current ETag is {etag} "
+        "(GET it again and resend)"
+    )
+
+
 def handles(path: str) -> bool:
     """Whether :func:`app` serves ``path`` (for the methods it serves)."""
     return path.startswith(("/cases/", "/supervision")) or bool(_PATCH.match(path))
@@ -65,6 +123,7 @@ def app(environ, start_response):
     if m := _PATCH.match(path):
         allow(environ, "PATCH")
         query(environ, ("f",))
+        check_if_match(environ)
         feat = cases.patch_case(
             store(environ), m.group(1), json_body(environ), who, content_crs=request.content_crs()
         )

@@ -115,6 +115,10 @@ def _answer_headers(start_response):
             else (k, v)
             for k, v in headers
         ]
+        if status.startswith("401") and not any(
+            k.lower() == "www-authenticate" for k, _ in headers
+        ):
+            headers.append(("WWW-Authenticate", web.CHALLENGE))  # pygeoapi's 401s (RFC 9110)
         if not any(k.lower() == "access-control-allow-origin" for k, _ in headers):
             headers += [
                 ("Access-Control-Allow-Origin", "*"),
@@ -209,6 +213,7 @@ class Shell:
         if tiles.handles(path):
             return tiles.app(environ, start_response)
         self._check(environ)
+        api.check_if_match(environ)  # PUT/DELETE of a case: pygeoapi ignores If-Match
         method = environ.get("REQUEST_METHOD")
         if path.rstrip("/") == "/collections" and method == "GET":
             return _COLLECTIONS_CACHE(self.app, environ, start_response)
@@ -255,9 +260,15 @@ class Shell:
         )
         with self.heavy.hold(_caller(environ, who, self.proxies) if heavy else None):
             seen: dict = {}
+            m = _ITEMS.match(environ["PATH_INFO"])
+            etag_of = m.group(2) if m and m.group(1) == "incidents" else None  # a case: ETag
 
             def start(status, headers, exc_info=None):
                 seen["type"] = next((v for k, v in headers if k.lower() == "content-type"), "")
+                ok = status.startswith("200") and etag_of
+                etag = api.current_etag(environ, etag_of) if ok else None
+                if etag:
+                    headers = [*headers, ("ETag", etag)]
                 if seen["type"].startswith("text/csv"):
                     seen["status"], seen["headers"] = status, headers
                     return lambda _: None  # written below, once escaped

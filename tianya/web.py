@@ -36,10 +36,12 @@ from tianya import edge
 from tianya import settings as tianya_settings
 
 __all__ = [
+    "CHALLENGE",
     "GEOJSON",
     "JSON",
     "TEXT",
     "MethodNotAllowed",
+    "PreconditionFailed",
     "allow",
     "check_params",
     "error_headers",
@@ -61,6 +63,8 @@ GEOJSON = "application/geo+json"
 TEXT = "text/plain; charset=utf-8"
 #: Statuses whose answer has no body, hence no Content-Type or Content-Length (RFC 9110).
 _NO_BODY = (204, 304)
+#: The challenge of a 401 (RFC 9110 §11.6.1): keys are bearer tokens (RFC 6750).
+CHALLENGE = 'Bearer realm="tianya"'
 
 
 class MethodNotAllowed(TianyaError, ValueError):
@@ -72,6 +76,13 @@ class MethodNotAllowed(TianyaError, ValueError):
     def __init__(self, message: str, allowed: Iterable[str] = ()):
         super().__init__(message)
         self.allowed = tuple(allowed)
+
+
+class PreconditionFailed(TianyaError, RuntimeError):
+    """A condition of the request (``If-Match``) does not hold (HTTP 412, RFC 9110 §15.5.13)."""
+
+    status = 412
+    ogc_code = "PreconditionFailed"
 
 
 def status_line(code: int) -> str:
@@ -107,7 +118,7 @@ def error_headers(err: TianyaError, environ=None) -> list[tuple[str, str]]:
     """The headers ``err``'s status calls for (besides the body's type and length)."""
     headers = []
     if err.status == 401:
-        headers.append(("WWW-Authenticate", 'Bearer realm="tianya"'))
+        headers.append(("WWW-Authenticate", CHALLENGE))
     if err.status == 405 and getattr(err, "allowed", ()):
         headers.append(("Allow", ", ".join(err.allowed)))
     retry = getattr(err, "retry_after", None)
