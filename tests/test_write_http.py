@@ -1,6 +1,6 @@
 """HTTP semantics of the writes (issue 17, "HTTP"): RFC 9110 on OGC API Features Part 4.
 
-Part 4 (/req/create-replace-delete/...) is built on HTTP; these are the HTTP rules the writes
+Part 4 (class /req/create-replace-delete) is built on HTTP; these are the HTTP rules the writes
 must keep: a 401 names its scheme, and ``If-Match`` preconditions are honoured.
 """
 
@@ -43,8 +43,8 @@ def _put(client, case_no, doc, role="dispatcher", **extra):
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 def test_req_create_replace_delete_anonymous_write_401_has_www_authenticate(client, method):
-    """/req/create-replace-delete/... over RFC 9110 §15.5.2: a 401 SHALL carry
-    ``WWW-Authenticate`` with a challenge (Bearer, realm "tianya")."""
+    """Class /req/create-replace-delete (its writes are HTTP) and RFC 9110 §15.5.2: a 401
+    SHALL carry ``WWW-Authenticate`` with a challenge (Bearer, realm "tianya")."""
     case_no = client.create_ok()
     url = client.url + "/collections/incidents/items"
     if method != "POST":
@@ -59,8 +59,9 @@ def test_req_create_replace_delete_anonymous_write_401_has_www_authenticate(clie
 
 
 def test_req_create_replace_delete_put_if_match_mismatch_412(client):
-    """/req/create-replace-delete/update-put over RFC 9110 §13.1.1: a PUT whose ``If-Match``
-    does not match the item's current ETag is 412 and changes nothing."""
+    """Class /req/create-replace-delete, its optimistic locking by ETag (replace with
+    ``If-Match``), and RFC 9110 §13.1.1: a PUT whose ``If-Match`` does not match the item's
+    current ETag is 412 and changes nothing."""
     case_no = client.create_ok()
     r = client.item(case_no)
     etag = r.headers.get("ETag")
@@ -89,7 +90,7 @@ def test_req_create_replace_delete_put_if_match_mismatch_412(client):
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
 def test_req_create_replace_delete_if_match_on_missing_id_412(client, method):
     """RFC 9110 §13.1.1: ``If-Match`` on a resource that does not exist SHALL fail (412),
-    for ``PUT`` (/req/create-replace-delete/update-put), ``PATCH`` and ``DELETE``."""
+    for ``PUT``, ``DELETE`` (class /req/create-replace-delete) and ``PATCH``."""
     body = json.dumps(feature())
     for tag in ('"abc"', "*"):
         r = client.session.request(
