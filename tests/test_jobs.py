@@ -583,6 +583,86 @@ def test_http_too_many_unfinished_jobs_is_429(server):
             store.delete(job_id)
 
 
+# --- OGC API - Processes 1.0: exception types, results document, monitor link ---------------
+
+PROCESSES_EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
+
+
+def test_http_req_core_exception_types_are_the_spec_uris(server):
+    """/req/core/process-exception/no-such-process, /req/core/job-exception-no-such-job,
+    /req/core/job-results-exception/no-such-job, /req/core/job-results-exception/results-not-ready:
+    404 with the spec's exception ``type`` URI (pygeoapi answered its code names as the type);
+    ``code`` and ``description`` stay."""
+    missing = str(uuid.uuid4())
+    cases = [
+        ("/processes/no-such-thing", None, "NoSuchProcess", "no-such-process"),
+        (f"/jobs/{missing}", None, "NoSuchJob", "no-such-job"),
+        (f"/jobs/{missing}/results", None, "NoSuchJob", "no-such-job"),
+    ]
+    store = open_job_store(server.jobs, server.data)  # the server's job store
+    running = _job(f"running-{uuid.uuid4()}", "running")
+    store.add(
+        running,
+        (DISPATCHER.name, DISPATCHER.role),
+        restricted=False,
+        host="test-host",
+        pid=os.getpid(),
+    )
+    cases.append(
+        (
+            f"/jobs/{running['identifier']}/results",
+            "dispatcher",
+            "ResultNotReady",
+            "result-not-ready",
+        )
+    )
+    try:
+        for path, role, code, name in cases:
+            r = requests.get(f"{server.url}{path}?f=json", headers=_auth(role), timeout=30)
+            assert r.status_code == 404, (path, r.text)
+            body = r.json()
+            assert body["type"] == PROCESSES_EXCEPTIONS + name, (path, body)
+            assert body["code"] == code and body["description"], (path, body)
+    finally:
+        store.delete(running["identifier"])
+
+
+def test_http_req_core_process_execute_sync_document_is_the_results_document(server):
+    """/req/core/process-execute-sync-document: ``response: document`` answers the results
+    document, ``{"<output id>": value}`` (it was ``{"outputs": [...]}``); the GeoJSON result
+    is the qualified value of the process's one output, ``result``."""
+    url = f"{server.url}/processes/hot-spots/execution"
+    raw = requests.post(url, json={"inputs": INPUTS}, timeout=120)
+    assert raw.status_code == 200, raw.text
+    r = requests.post(url, json={"inputs": INPUTS, "response": "document"}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    body = r.json()
+    assert set(body) == {"result"}, list(body)
+    assert body["result"]["mediaType"] == raw.headers["Content-Type"].split(";")[0]
+    assert body["result"]["value"]["features"] == raw.json()["features"]
+
+
+def test_http_req_core_job_results_success_sync_links_its_job_as_monitor(server):
+    """/req/core/job-results-success-sync: the job created for a synchronous run is linked
+    from the response with ``Link: <.../jobs/{id}>; rel="monitor"``, and that job is the
+    successful run."""
+    r = requests.post(
+        f"{server.url}/processes/hot-spots/execution",
+        json={"inputs": INPUTS},
+        headers=_auth("dispatcher"),
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    monitor = r.links.get("monitor")
+    assert monitor, r.headers.get("Link")
+    assert monitor["url"] == r.headers["Location"]
+    job = requests.get(f"{monitor['url']}?f=json", headers=_auth("dispatcher"), timeout=30)
+    assert job.status_code == 200, job.text
+    assert job.json()["status"] == "successful"
+    assert monitor["url"].endswith(f"/jobs/{job.json()['jobID']}")
+
+
 # --- robustness review: dismissal and the result quota -------------------------------------
 
 

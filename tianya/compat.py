@@ -333,15 +333,24 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "pygeoapi.api.processes.execute_process",
-        "answers a processor error with its status and code",
-        mentions=("err.http_status_code", "err.ogc_exception_code"),
+        "answers a processor error with its status and code; wrapped: a synchronous "
+        "result's job URL (its Location) is also its Link rel=monitor",
+        params=("api", "request", "process_id"),
+        mentions=("err.http_status_code", "err.ogc_exception_code", "headers['Location']"),
+    ),
+    Target(
+        "pygeoapi.api.processes.get_jobs",
+        "wrapped: its 404 for a job id that is no job becomes NoSuchJob (the spec's type)",
+        params=("api", "request", "job_id"),
+        mentions=("except JobNotFoundError:", "'InvalidParameterValue', job_id)"),
     ),
     Target(
         "pygeoapi.api.API.get_exception",
         "replaced: a client error (4xx) is logged as one INFO line, a server fault (5xx) at "
-        "ERROR with its traceback (pygeoapi logs each at ERROR with the traceback)",
+        "ERROR with its traceback (pygeoapi logs each at ERROR with the traceback); a "
+        "Processes exception's type is the spec's URI (pygeoapi's is its code)",
         params=("status", "headers", "format_", "code", "description"),
-        mentions=("LOGGER.error(",),
+        mentions=("LOGGER.error(", "'type': code"),
     ),
     Target(
         "pygeoapi.api.itemtypes.get_collection_items",
@@ -849,6 +858,43 @@ def install() -> None:
     _our_templates_for_tile_matrix_sets()
     _link_base_map_from_landing_page()
     _declare_json_schema_2020_12()
+    _monitor_link_on_sync_results()
+
+
+def _monitor_link_on_sync_results() -> None:
+    """A synchronous result links its job: ``Link: <.../jobs/{id}>; rel="monitor"``.
+
+    OGC API - Processes 1.0, /req/core/job-results-success-sync: a job created for a
+    synchronous execution is linked from the response (our manager records every run; pygeoapi
+    gives its URL as ``Location`` only).
+    """
+    import pygeoapi.api.processes as processes
+
+    original = inspect.unwrap(processes.execute_process)
+
+    def execute_process(api, request, process_id):
+        headers, status, content = original(api, request, process_id)
+        job = headers.get("Location")
+        if int(status) == 200 and job:
+            link = f'<{job}>; rel="monitor"'
+            headers["Link"] = f"{headers['Link']}, {link}" if headers.get("Link") else link
+        return headers, status, content
+
+    execute_process.__wrapped__ = original  # type: ignore[attr-defined]
+    processes.execute_process = execute_process
+
+    get_jobs_original = inspect.unwrap(processes.get_jobs)
+
+    def get_jobs(api, request, job_id=None):
+        """``/jobs/{id}`` of no job: pygeoapi's 404 says ``InvalidParameterValue``; the spec's
+        (/req/core/job-exception-no-such-job) is ``no-such-job``, as for its results."""
+        headers, status, content = get_jobs_original(api, request, job_id)
+        if job_id is not None and int(status) == 404:
+            content = _with_exception_type(content, "NoSuchJob", api.pretty_print)
+        return headers, status, content
+
+    get_jobs.__wrapped__ = get_jobs_original  # type: ignore[attr-defined]
+    processes.get_jobs = get_jobs
 
 
 def _link_base_map_from_landing_page() -> None:
@@ -977,7 +1023,8 @@ def _log_errors_by_status() -> None:
 
     def get_exception(self, status, headers, format_, code, description):
         _log_answer(logger, int(status), code, description)
-        return original(self, status, headers, format_, code, description)
+        headers, status, content = original(self, status, headers, format_, code, description)
+        return headers, status, _with_exception_type(content, code, self.pretty_print)
 
     get_exception.__wrapped__ = original  # type: ignore[attr-defined]
     API.get_exception = get_exception
@@ -985,6 +1032,39 @@ def _log_errors_by_status() -> None:
         log = logging.getLogger(name)
         if not any(isinstance(f, ClientErrorLog) for f in log.filters):
             log.addFilter(ClientErrorLog())
+
+
+#: OGC API - Processes 1.0 exception types (/req/core/process-exception/no-such-process,
+#: /req/core/job-exception-no-such-job, /req/core/job-results-exception/results-not-ready)
+#: by pygeoapi's code (kept as ``code``; pygeoapi answers the code as the type too).
+PROCESS_EXCEPTION_TYPES = {
+    code: f"http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/{name}"
+    for code, name in (
+        ("NoSuchProcess", "no-such-process"),
+        ("NoSuchJob", "no-such-job"),
+        ("ResultNotReady", "result-not-ready"),
+    )
+}
+
+
+def _with_exception_type(content, code: str, pretty: bool):
+    """pygeoapi's JSON exception ``content`` as ``code``, with the spec's ``type`` URI for it.
+
+    Examples
+    --------
+    >>> _with_exception_type('{"code": "NoSuchJob", "type": "NoSuchJob"}', "NoSuchJob", False)
+    '{"code":"NoSuchJob","type":"http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/no-such-job"}'
+    """
+    kind = PROCESS_EXCEPTION_TYPES.get(code)
+    if kind is None or not isinstance(content, str) or not content.lstrip().startswith("{"):
+        return content  # HTML, or no type of its own
+    import json
+
+    from pygeoapi.util import to_json
+
+    body = json.loads(content)
+    body["code"], body["type"] = code, kind
+    return to_json(body, pretty)
 
 
 def _log_answer(logger: logging.Logger, status: int, code: str, description: str) -> None:

@@ -80,6 +80,7 @@ job of a host that never comes back stays unfinished (and counts against its own
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import logging
@@ -110,7 +111,7 @@ from tianya.compat import pygeoapi_error
 from tianya.plugins import runner
 from tianya.plugins.jobstore import LimitReached, open_job_store
 
-__all__ = ["RETRY_AFTER", "JobManager", "new_job_id", "run_error"]
+__all__ = ["RETRY_AFTER", "JobManager", "new_job_id", "results_document", "run_error"]
 
 LOGGER = logging.getLogger(__name__)
 #: Per-thread note from execute_process to add_job: is the job being added restricted?
@@ -604,7 +605,7 @@ class JobManager(BaseManager):
             if isinstance(outputs, bytes) and outputs.isascii():
                 outputs = outputs.decode("utf-8")
             if requested_response == "document":
-                outputs = {"outputs": [outputs]}
+                jfmt, outputs = "application/json", results_document(p.metadata, jfmt, outputs)
             self.update_job(
                 job_id,
                 {
@@ -799,6 +800,37 @@ class _Run:
         except Exception as err:
             self.failure = err
             raise
+
+
+def results_document(metadata: dict, media_type: str, value) -> dict:
+    """A run's result as the results document of ``response: document``.
+
+    OGC API - Processes 1.0, /req/core/process-execute-sync-document: an object whose keys
+    are the output ids (each of our processes has one output).  A JSON object, bytes or
+    non-JSON text is a qualified value (``value`` with its ``mediaType``; bytes base64).
+
+    Examples
+    --------
+    >>> results_document({"outputs": {"result": {}}}, "application/json", {"n": 1})
+    {'result': {'value': {'n': 1}, 'mediaType': 'application/json'}}
+    >>> results_document({"outputs": {"result": {}}}, "image/tiff", b"II*")
+    {'result': {'value': 'SUkq', 'mediaType': 'image/tiff', 'encoding': 'base64'}}
+    """
+    output_id = next(iter(metadata.get("outputs") or {}), "result")
+    if isinstance(value, str) and "json" in (media_type or ""):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+    if isinstance(value, (bytes, bytearray)):
+        value = {
+            "value": base64.b64encode(value).decode("ascii"),
+            "mediaType": media_type,
+            "encoding": "base64",
+        }
+    elif isinstance(value, (dict, str)):
+        value = {"value": value, "mediaType": media_type}
+    return {output_id: value}
 
 
 def _check_request(outputs, response) -> None:
