@@ -483,7 +483,7 @@ def patch_case(
     """
     from layers import lifecycle
 
-    lifecycle.require_role(who, "change a case", ("dispatcher", "department", "admin"))
+    lifecycle.require_role(who, "change a case", lifecycle.PATCH_ROLES)
     note = doc.get("note")
     props, point = read_feature(
         doc, partial=True, allowed=edit_fields(who) + ("status",), content_crs=content_crs

@@ -65,6 +65,8 @@ HISTORY = Layer(
 SYSTEM = access.Principal("automatic dispatch", "admin")
 CREATE_ROLES = ("reporter", "dispatcher", "admin")
 EDIT_ROLES = ("dispatcher", "admin")
+#: Who may change a case's stage or fields by PATCH (a department only on its own cases).
+PATCH_ROLES = ("dispatcher", "department", "admin")
 DELETE_ROLES = ("admin",)
 
 _D, _DEP, _A, _R = "dispatcher", "department", "admin", "reporter"

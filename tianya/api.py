@@ -57,7 +57,7 @@ def visible(feature: dict) -> dict:
 #: The roles each conditional write needs: checked before its preconditions (RFC 9110 §13.2.1).
 _WRITE_ROLES = {
     "PUT": ("replace a case", lifecycle.EDIT_ROLES),
-    "PATCH": ("change a case", ("dispatcher", "department", "admin")),
+    "PATCH": ("change a case", lifecycle.PATCH_ROLES),
     "DELETE": ("delete a case", lifecycle.DELETE_ROLES),
 }
 
