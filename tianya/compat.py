@@ -45,6 +45,9 @@ The replacements:
     Queryables and schemas declare JSON Schema 2020-12 and an ``$id`` without the request's
     query (OGC API Features Part 3 /req/queryables/get-queryables-response; pygeoapi writes
     draft 2019-09 and appends ``?f=json``): :func:`json_schema_2020_12`.
+``pygeoapi.api.conformance``
+    ``/conformance`` declares exactly :data:`tianya.conformance.DECLARED`, the classes the
+    server is tested to meet (pygeoapi derives its list from the providers configured).
 ``pygeoapi.api.itemtypes.render_j2_template``
     Items and item HTML show the catalogue's labels of code-list values in the page's
     language (:func:`tianya.config.html_labels`); JSON keeps the codes.
@@ -179,6 +182,13 @@ TARGETS: tuple[Target, ...] = (
         "pygeoapi.flask_app cannot be imported before the configuration is written); "
         "called as (api, request) through pygeoapi's jsonldify decorator, whose (*args, "
         "**kwargs) hides the parameters",
+    ),
+    Target(
+        "pygeoapi.api.conformance",
+        "wrapped: declares exactly tianya.conformance.DECLARED (pygeoapi's Flask route looks it "
+        "up at call time, as core_api.conformance)",
+        params=("api", "request"),
+        mentions=("'conformance.html'", "'conformsTo'"),
     ),
     Target(
         "pygeoapi.api.gen_collection",
@@ -859,6 +869,33 @@ def install() -> None:
     _link_base_map_from_landing_page()
     _declare_json_schema_2020_12()
     _monitor_link_on_sync_results()
+    _declare_conformance()
+
+
+def _declare_conformance() -> None:
+    """``/conformance`` lists :data:`tianya.conformance.DECLARED`, in JSON and HTML."""
+    import pygeoapi.api as core
+
+    from tianya.conformance import DECLARED
+
+    original = inspect.unwrap(core.conformance)
+
+    def conformance(api, request):
+        headers, status, content = original(api, request)
+        if int(status) != 200:
+            return headers, status, content
+        doc = {"conformsTo": list(DECLARED)}
+        if request.format == core.F_HTML:
+            templates = api.config["server"]["templates"]
+            content = core.render_j2_template(
+                api.tpl_config, templates, "conformance.html", doc, request.locale
+            )
+        else:
+            content = core.to_json(doc, api.pretty_print)
+        return headers, status, content
+
+    conformance.__wrapped__ = original  # type: ignore[attr-defined]
+    core.conformance = conformance
 
 
 def _monitor_link_on_sync_results() -> None:
