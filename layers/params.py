@@ -127,8 +127,8 @@ def check_items_params(
             raise InvalidParameter(choices(params[key], SUPPORTED_CRS, key))
     _check_bbox_params(params)
     if "datetime" in params:
-        if not layer.temporal:
-            raise InvalidParameter(f"collection {layer.id!r} has no temporal field for datetime")
+        # checked everywhere; on a collection without a temporal field it matches every
+        # feature (Features Part 1 /req/core/fc-time-response C)
         parse_interval(params["datetime"])
     if "sortby" in params:
         for item in params["sortby"].split(","):
@@ -171,9 +171,16 @@ def _projected_bbox_as_filter(params: dict[str, str]) -> dict[str, str]:
     lo, hi = (nums[:2], nums[2:]) if len(nums) == 4 else (nums[:2], nums[3:5])
     crs = pyproj.CRS.from_user_input("EPSG:" + params["bbox-crs"].rsplit("/", 1)[-1])
     t = pyproj.Transformer.from_crs(crs, "OGC:CRS84")  # both in authority axis order
-    ring = shapely.box(lo[0], lo[1], hi[0], hi[1])
-    step = max(hi[0] - lo[0], hi[1] - lo[1]) / 64
-    ring = shapely.segmentize(ring, step) if step > 0 else ring
+    if lo[1] > hi[1]:  # latitude, longitude across the antimeridian: the box either side
+        boxes = [(lo[0], lo[1], hi[0], 180.0), (lo[0], -180.0, hi[0], hi[1])]
+    else:
+        boxes = [(lo[0], lo[1], hi[0], hi[1])]
+    rings = []
+    for x0, y0, x1, y1 in boxes:
+        ring = shapely.box(x0, y0, x1, y1)
+        step = max(x1 - x0, y1 - y0) / 64
+        rings.append(shapely.segmentize(ring, step) if step > 0 else ring)
+    ring = rings[0] if len(rings) == 1 else shapely.MultiPolygon(rings)
     poly = shapely.transform(ring, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
     if not np.isfinite(shapely.get_coordinates(poly)).all():
         raise InvalidParameter(
@@ -216,11 +223,12 @@ def _check_bbox(raw: str, crs: str | None) -> list[float]:
     if not all(math.isfinite(v) for v in nums):  # float() takes nan and inf
         raise InvalidParameter(f"bbox must be finite numbers, got {raw!r}")
     lo, hi = (nums[:2], nums[2:]) if len(nums) == 4 else (nums[:2], nums[3:5])
-    if lo[0] > hi[0] or lo[1] > hi[1]:
-        raise InvalidParameter(f"bbox {raw!r} has a minimum greater than its maximum")
     geographic = crs is None or crs.endswith(("/CRS84", "/4326", "/4490"))
     if geographic and crs is not None and crs.endswith(("/4326", "/4490")):
         lo, hi = lo[::-1], hi[::-1]  # lat, lon order
+    # a longitude range with min > max crosses the antimeridian (Features §7.15.3)
+    if (lo[0] > hi[0] and not geographic) or lo[1] > hi[1]:
+        raise InvalidParameter(f"bbox {raw!r} has a minimum greater than its maximum")
     if geographic and (abs(lo[1]) > 90 or abs(hi[1]) > 90 or abs(lo[0]) > 180 or abs(hi[0]) > 180):
         raise InvalidParameter(f"bbox {raw!r} is outside the valid longitude/latitude range")
     if not geographic:
@@ -368,6 +376,12 @@ def check_coverage_params(params: Mapping[str, str]) -> dict[str, str]:
     if len(nums) != 4:
         raise InvalidParameter(
             f"a coverage bbox has 4 numbers (no heights), got {params['bbox']!r}"
+        )
+    lon = 1 if crs is not None and crs.endswith(("/4326", "/4490")) else 0  # lat, lon order
+    if nums[lon] > nums[lon + 2]:
+        raise InvalidParameter(
+            f"bbox {params['bbox']!r} has a minimum greater than its maximum (a coverage "
+            "bbox cannot cross the antimeridian)"
         )
     out = dict(params)
     if crs is None or crs == SUPPORTED_CRS[0]:

@@ -89,8 +89,8 @@ class Query:
         if not 0 <= self.limit <= MAX_LIMIT:
             raise InvalidParameter(f"limit must be between 0 and {MAX_LIMIT}, got {self.limit}")
         if self.bbox is not None:
-            minx, miny, maxx, maxy = self.bbox
-            if minx > maxx or miny > maxy:
+            miny, maxy = self.bbox[1], self.bbox[3]
+            if miny > maxy:  # minx > maxx is a box across the antimeridian (Features §7.15.3)
                 raise InvalidParameter(f"bbox {list(self.bbox)} has min greater than max")
 
     def named_fields(self) -> set[str]:
@@ -522,18 +522,34 @@ def literal_geometry(v) -> shapely.Geometry:
     """A pygeofilter geometry, envelope or ``BBOX(...)`` value as a shapely geometry."""
     if _is_bbox(v):
         args = v.arguments
-        if len(args) == 4 and all(isinstance(a, int | float) for a in args):
-            return shapely.box(*args)
-        if len(args) == 6 and all(isinstance(a, int | float) for a in args):
-            return shapely.box(args[0], args[1], args[3], args[4])
+        if len(args) in (4, 6) and all(isinstance(a, int | float) for a in args):
+            return box_geometry(*(args if len(args) == 4 else (*args[:2], *args[3:5])))
         raise InvalidParameter(f"BBOX needs 4 (or 6) numbers, got {args!r}")
     if isinstance(v, values.Geometry):
         return shapely.geometry.shape(v.geometry)
     if isinstance(v, values.Envelope):
         # pygeofilter's CQL2 JSON parser fills Envelope(x1, x2, y1, y2) positionally from
         # [minx, miny, maxx, maxy], so x2 holds miny and y1 holds maxx.
-        return shapely.box(v.x1, v.x2, v.y1, v.y2)
+        return box_geometry(v.x1, v.x2, v.y1, v.y2)
     raise InvalidParameter(f"spatial predicate needs a geometry literal, got {v!r}")
+
+
+def box_geometry(minx: float, miny: float, maxx: float, maxy: float) -> shapely.Geometry:
+    """A bounding box as a geometry; ``minx > maxx`` is the box across the antimeridian
+    (OGC API Features §7.15.3), the two boxes either side of it.
+
+    Examples
+    --------
+    >>> box_geometry(170, -10, -170, 10).geom_type
+    'MultiPolygon'
+    >>> box_geometry(170, -10, -170, 10).bounds
+    (-180.0, -10.0, 180.0, 10.0)
+    """
+    if minx > maxx:
+        return shapely.MultiPolygon(
+            [shapely.box(minx, miny, 180.0, maxy), shapely.box(-180.0, miny, maxx, maxy)]
+        )
+    return shapely.box(minx, miny, maxx, maxy)
 
 
 def compile_where(

@@ -198,9 +198,16 @@ class Store(abc.ABC):
         parts: list[str] = []
         params: list = []
         if q.bbox is not None and layer.geometry_type:
-            conds, ps = self._bbox_sql(layer, q.bbox)
-            parts += conds
-            params += ps
+            minx, miny, maxx, maxy = q.bbox
+            if minx > maxx:  # across the antimeridian (Features §7.15.3): the box either side
+                west, wps = self._bbox_sql(layer, (minx, miny, 180.0, maxy))
+                east, eps = self._bbox_sql(layer, (-180.0, miny, maxx, maxy))
+                parts.append(f"(({' AND '.join(west)}) OR ({' AND '.join(east)}))")
+                params += wps + eps
+            else:
+                conds, ps = self._bbox_sql(layer, q.bbox)
+                parts += conds
+                params += ps
         if q.interval is not None and layer.temporal:
             col = quote(layer.temporal)
             for op, bound in zip((">=", "<="), q.interval, strict=True):

@@ -44,6 +44,10 @@ _KNOWN = re.compile(
     r"^/collections(?:/([^/]+)(?:/(?:items(?:/[^/]+)?|queryables|schema|coverage"
     r"|tiles(?:/[^/]+)*))?)?/?$"
 )
+#: The resources of OGC API Common whose only parameters are pygeoapi's ``f`` and ``lang``:
+#: the landing page, /conformance, /collections and one collection.
+_PAGES = re.compile(r"^(?:/|/conformance|/collections(?:/[^/]+)?)/?$")
+PAGE_PARAMS = ("f", "lang")
 #: Media types of a CQL2 JSON query sent with POST to items.
 _QUERY_TYPES = ("application/json", "application/query-cql-json")
 _OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
@@ -322,6 +326,9 @@ class Shell:
         layer_id = known.group(1) if known else None
         if layer_id in LAYERS:
             access.require_read(LAYERS[layer_id], request.principal())
+        if method in ("GET", "HEAD") and _PAGES.match(path or "/"):
+            # pygeoapi ignores what it does not know (Features /req/core/query-param-unknown)
+            web.query(environ, PAGE_PARAMS)
         if _COVERAGE.match(path) and method in ("GET", "HEAD"):
             params = web.query(environ)
             checked = check_coverage_params(params)

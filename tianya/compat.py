@@ -951,6 +951,13 @@ def _link_base_map_from_landing_page() -> None:
         base = api.base_url.rstrip("/")
         doc.setdefault("links", []).extend(
             [
+                {  # OGC API Common Part 1 /req/landing-page/root-success names this relation
+                    # (Features Part 1's "conformance" link is pygeoapi's, kept)
+                    "rel": "http://www.opengis.net/def/rel/ogc/1.0/conformance",
+                    "type": "application/json",
+                    "title": "Conformance declaration as JSON",
+                    "href": f"{base}/conformance",
+                },
                 {
                     "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
                     "type": "application/json",
