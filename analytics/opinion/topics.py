@@ -1,0 +1,206 @@
+"""Topics: near-duplicate posts and same-issue grouping over a sliding window.
+
+Two posts are one topic when
+
+- one is a near-duplicate of the other (a repost, a copy with an @mention or "！！"
+  added): MinHash signatures of character 3-shingles, banded for locality-sensitive
+  lookup, each candidate checked by the exact Jaccard similarity of the shingle sets, and
+  never across two different known places; or
+- they report the same category at the same place (community, or the river/landmark when
+  no community is known) within ``window`` of the topic's last post: a topic stays open
+  while posts keep coming, so a street light out for a week stays one topic, and the same
+  light out again next month is a new one.
+
+Only actionable posts get a topic.  :func:`group_topics` takes plain sequences, so a
+poller can run it on a batch and keep :class:`TopicState` between batches.
+
+Examples
+--------
+>>> import pandas as pd
+>>> t = pd.to_datetime(["2026-01-01 08:00", "2026-01-01 09:00", "2026-01-05 09:00"])
+>>> group_topics(["红塘村路灯坏了", "转发//@a: 红塘村路灯坏了", "红塘村路灯又坏了"], t,
+...              ["C1", "C1", "C1"], ["street_light"] * 3)
+[0, 0, 1]
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analytics.opinion.category import normalize
+
+__all__ = ["TopicState", "group_topics", "minhash", "shingles"]
+
+_K = 32  # hash functions
+_BANDS = 16  # bands of _K // _BANDS rows
+_RNG = np.random.default_rng(14)
+_A = _RNG.integers(1, 2**63 - 1, _K, dtype=np.uint64) | np.uint64(1)
+_B = _RNG.integers(0, 2**63 - 1, _K, dtype=np.uint64)
+_PUNCT = re.compile(r"[\s，。！？、：；,.!?:;…~～\"'“”‘’（）()【】]+")
+#: Jaccard similarity of shingle sets from which two posts are near-duplicates.
+NEAR_DUP = 0.6
+
+
+def shingles(text: str, k: int = 3) -> frozenset[str]:
+    """Character ``k``-shingles of the normalized text (no punctuation, no repost handles).
+
+    >>> sorted(shingles("路灯坏了！"))
+    ['灯坏了', '路灯坏']
+    """
+    t = _PUNCT.sub("", normalize(text))
+    if len(t) <= k:
+        return frozenset([t]) if t else frozenset()
+    return frozenset(t[i : i + k] for i in range(len(t) - k + 1))
+
+
+def minhash(sh: frozenset[str]) -> np.ndarray:
+    """A MinHash signature (``uint64[32]``) of a shingle set."""
+    if not sh:
+        return np.zeros(_K, dtype=np.uint64)
+    h = np.fromiter((zlib.crc32(s.encode()) for s in sh), dtype=np.uint64, count=len(sh))
+    with np.errstate(over="ignore"):
+        v = h[:, None] * _A[None, :] + _B[None, :]
+    return v.min(axis=0)
+
+
+@dataclass
+class TopicState:
+    """What :func:`group_topics` remembers between batches (posts within the window)."""
+
+    window: pd.Timedelta = pd.Timedelta(hours=72)
+    next_topic: int = 0
+    #: key (place, category) -> (topic, time of its last post)
+    open: dict[tuple[str, str], tuple[int, pd.Timestamp]] = field(default_factory=dict)
+    #: LSH bucket -> recent posts [(time, shingles, place, category, topic)]
+    buckets: dict[tuple[int, bytes], list] = field(default_factory=dict)
+    #: post id -> topic, for replies and reposts that name their parent
+    by_post: dict[str, int] = field(default_factory=dict)
+    #: topic -> time of its last post
+    last: dict[int, pd.Timestamp] = field(default_factory=dict)
+
+    def expire(self, now: pd.Timestamp) -> None:
+        """Forget posts and topics older than the window before ``now``."""
+        cut = now - self.window
+        self.open = {k: v for k, v in self.open.items() if v[1] >= cut}
+        for key in list(self.buckets):
+            kept = [e for e in self.buckets[key] if e[0] >= cut]
+            if kept:
+                self.buckets[key] = kept
+            else:
+                del self.buckets[key]
+        self.last = {k: v for k, v in self.last.items() if v >= cut}
+        self.by_post = {k: v for k, v in self.by_post.items() if v in self.last}
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+def group_topics(
+    texts: Sequence[str],
+    times: Sequence[pd.Timestamp] | pd.DatetimeIndex,
+    places: Sequence[str | None],
+    categories: Sequence[str | None],
+    state: TopicState | None = None,
+    window_hours: float = 72.0,
+    ids: Sequence[str] | None = None,
+    parents: Sequence[str | None] | None = None,
+    candidates: Sequence[Sequence[str]] | None = None,
+) -> list[int | None]:
+    """Topic id of each post (None for a post that is not actionable).
+
+    Parameters
+    ----------
+    texts, times : sequences
+        The posts and their times, in time order.
+    places : sequence of str or None
+        Where each post is about (community code, or another place id; None unknown).
+    categories : sequence of str or None
+        Category code, None for not actionable.
+    state : TopicState, optional
+        Carried between batches; a fresh one by default.
+    window_hours : float
+        A topic stays open this long after its last post (used for a fresh state).
+    ids, parents : sequences of str, optional
+        Post ids and the id of the post each replies to or reposts (None): a reply in a
+        thread ("还是没修好，第3天了") names no place, but joins its parent's topic.
+    candidates : sequence of sequences of str, optional
+        For a post whose place is unknown, the places it may mean (a typo close to two
+        names): it joins an open topic of its category at one of them when exactly one
+        such topic is open.
+
+    Returns
+    -------
+    list of int or None
+    """
+    st = state or TopicState(window=pd.Timedelta(hours=window_hours))
+    rows = _K // _BANDS
+    out: list[int | None] = []
+    last_expire: pd.Timestamp | None = None
+    n = len(texts)
+    ids_ = list(ids) if ids is not None else [None] * n
+    parents_ = list(parents) if parents is not None else [None] * n
+    cands_ = list(candidates) if candidates is not None else [()] * n
+    for text, t, place, cat, pid, parent, cands in zip(
+        texts, times, places, categories, ids_, parents_, cands_, strict=True
+    ):
+        t = pd.Timestamp(t)
+        if last_expire is None or t - last_expire > st.window / 4:
+            st.expire(t)
+            last_expire = t
+        if cat is None:
+            out.append(None)
+            continue
+        sh = shingles(text)
+        sig = minhash(sh)
+        keys = [(b, sig[b * rows : (b + 1) * rows].tobytes()) for b in range(_BANDS)]
+        topic = st.by_post.get(parent) if parent is not None else None
+        best = NEAR_DUP if topic is None else 2.0
+        cut = t - st.window
+        seen: set[int] = set()
+        for key in keys:
+            for e in st.buckets.get(key, ()):
+                if id(e) in seen or e[0] < cut:
+                    continue
+                seen.add(id(e))
+                if place is not None and e[2] is not None and e[2] != place:
+                    continue
+                if e[3] != cat:
+                    continue
+                j = _jaccard(sh, e[1])
+                if j >= best:
+                    best, topic = j, e[4]
+        okey = (place, cat) if place is not None else None
+        if topic is None and okey is not None:
+            hit = st.open.get(okey)
+            if hit is not None and t - hit[1] <= st.window:
+                topic = hit[0]
+        if topic is None and place is None and cands:
+            hits = {
+                h[0]
+                for c in cands
+                if (h := st.open.get((c, cat))) is not None and t - h[1] <= st.window
+            }
+            if len(hits) == 1:
+                topic = hits.pop()
+        if topic is None:
+            topic = st.next_topic
+            st.next_topic += 1
+        if okey is not None:
+            st.open[okey] = (topic, t)
+        st.last[topic] = t
+        if pid is not None:
+            st.by_post[pid] = topic
+        entry = (t, sh, place, cat, topic)
+        for key in keys:
+            st.buckets.setdefault(key, []).append(entry)
+        out.append(topic)
+    return out
