@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import json
 import math
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -348,6 +349,21 @@ def body_filter(body: bytes) -> ast.Node:
 #: ours adds (``scaleSize`` is GDAL's name of ``scale-size``).
 COVERAGE_PARAMS: tuple[str, ...] = ("bbox", "bbox-crs", "subset", "properties", "datetime", "f")
 COVERAGE_PARAMS += ("lang", "scale-size", "scaleSize")
+#: Other names clients give the axes of our grids' ``subset``: OGC API Coverages names a
+#: geographic CRS's axes ``Lat`` and ``Lon``; pygeoapi (and the ``domainSet``) ``Long``.
+SUBSET_AXIS_ALIASES = {"Lon": "Long"}
+_SUBSET_AXIS = re.compile(r"(^|,)\s*([A-Za-z_][\w.-]*)\s*\(")
+
+
+def subset_axes_named(subset: str) -> str:
+    """``subset`` with each axis alias (:data:`SUBSET_AXIS_ALIASES`) replaced by its name.
+
+    >>> subset_axes_named("Lon(109.3:109.4),Lat(18.3:18.4)")
+    'Long(109.3:109.4),Lat(18.3:18.4)'
+    """
+    return _SUBSET_AXIS.sub(
+        lambda m: f"{m.group(1)}{SUBSET_AXIS_ALIASES.get(m.group(2), m.group(2))}(", subset
+    )
 
 
 def check_coverage_params(params: Mapping[str, str]) -> dict[str, str]:
@@ -369,6 +385,8 @@ def check_coverage_params(params: Mapping[str, str]) -> dict[str, str]:
         raise InvalidParameter(
             f"unknown parameter {unknown[0]!r} for a coverage; valid: " + ", ".join(COVERAGE_PARAMS)
         )
+    if "subset" in params and subset_axes_named(params["subset"]) != params["subset"]:
+        params = {**params, "subset": subset_axes_named(params["subset"])}
     nums = _check_bbox_params(params)
     if nums is None:
         return dict(params)

@@ -37,6 +37,8 @@ The replacements:
 ``pygeoapi.api.coverages.get_collection_coverage``
     Answers ``scale-size`` (and GDAL's ``scaleSize``): the provider resamples to exactly
     the asked cells (:data:`tianya.plugins.raster_provider.SCALE_SIZE`); pygeoapi ignores it.
+    An answer carries ``Content-Bbox`` (the cells answered) and ``Content-Crs``; an area
+    beside the grid is a 204, no content (OGC API Coverages; pygeoapi answers 400).
 ``pygeoapi.api.tiles.render_j2_template``
     The ``/TileMatrixSets`` pages are rendered with the configured templates: pygeoapi passes
     its whole configuration where the templates' configuration goes, so those two pages
@@ -1266,7 +1268,8 @@ def _describe_collections() -> None:
     def gen_collection(api, request, dataset, locale_):
         doc = original(api, request, dataset, locale_)
         resource = api.config["resources"][dataset]
-        return describe_coverage(resource, describe_collection(resource, doc))
+        doc = describe_coverage(resource, describe_collection(resource, doc))
+        return link_tilesets(dataset, doc, api.base_url)
 
     gen_collection.__wrapped__ = original
     api_module.gen_collection = gen_collection
@@ -1276,6 +1279,54 @@ def _describe_collections() -> None:
 #: this type, or of none: not plain ``image/tiff``).
 GEOTIFF = "image/tiff; application=geotiff"
 _COVERAGE_REL = "http://www.opengis.net/def/rel/ogc/1.0/coverage"
+
+
+_TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+
+
+def link_tilesets(dataset: str, doc: dict, base_url: str) -> dict:
+    """A point layer's collection document links its vector tilesets (``/tiles``).
+
+    OGC API Tiles /req/geodata-tilesets/desc-links: a collection served as tiles
+    (:mod:`tianya.tiles`, which pygeoapi does not know of) links its tilesets list with the
+    ``tilesets-vector`` relation. Other collections' documents are returned unchanged.
+
+    >>> link_tilesets("incidents", {"links": []}, "http://h")["links"][0]["href"]
+    'http://h/collections/incidents/tiles'
+    >>> link_tilesets("rivers", {"links": []}, "http://h")["links"]
+    []
+    """
+    from layers.tiles import point_layers
+
+    if dataset in {lay.id for lay in point_layers()}:
+        doc.setdefault("links", []).append(
+            {
+                "rel": _TILESETS_VECTOR,
+                "type": "application/json",
+                "title": "Vector tilesets",
+                "href": f"{base_url.rstrip('/')}/collections/{dataset}/tiles",
+            }
+        )
+    return doc
+
+
+#: Largest side, in cells, of the whole coverage that a collection's CoverageJSON and HTML
+#: coverage links ask for (a ``scale-size`` of the grid's shape).
+WHOLE_COVERAGE_SIDE = 512
+_DOMAINSET_REL = "http://www.opengis.net/def/rel/ogc/1.0/coverage-domainset"
+_RANGETYPE_REL = "http://www.opengis.net/def/rel/ogc/1.0/coverage-rangetype"
+
+
+def whole_coverage_size(width: int, height: int, side: int = WHOLE_COVERAGE_SIDE) -> tuple:
+    """The (width, height) in cells of a grid scaled to at most ``side`` on its longer axis.
+
+    >>> whole_coverage_size(3600, 4400)
+    (419, 512)
+    >>> whole_coverage_size(100, 50)
+    (100, 50)
+    """
+    factor = min(1.0, side / max(width, height))
+    return max(1, round(width * factor)), max(1, round(height * factor))
 
 
 def describe_coverage(resource: dict, doc: dict) -> dict:
@@ -1289,6 +1340,13 @@ def describe_coverage(resource: dict, doc: dict) -> dict:
     it ``image/tiff``, so the driver answered "API AUTO requested, but not available"). It
     then asks blocks of 256 x 256 cells with ``subset`` and ``scaleSize``
     (:func:`_scale_coverages`). A feature collection's document is returned unchanged.
+
+    OGC API Coverages (/req/coverage/collection-links, /req/geodata-coverage/domainset-op and
+    rangetype-op): the document links its own ``domainSet`` and ``rangeType`` by JSON pointer
+    (``coverage-domainset``, ``coverage-rangetype``). The CoverageJSON and HTML coverage links
+    ask for the whole coverage scaled to at most :data:`WHOLE_COVERAGE_SIDE` cells a side
+    (the grid at its own resolution is over the CoverageJSON limit: those links answered 413);
+    the GeoTIFF link stays the whole grid.
     """
     from pygeoapi.plugin import load_plugin
 
@@ -1301,8 +1359,28 @@ def describe_coverage(resource: dict, doc: dict) -> dict:
             link["type"] = GEOTIFF
     provider = load_plugin("provider", provider_def)
     describe = getattr(provider, "describe", None)
-    if describe is not None:
-        doc.update(describe())
+    if describe is None:
+        return doc
+    doc.update(describe())
+    ds = provider.dataset
+    x, y = provider.axis_labels
+    width, height = whole_coverage_size(ds.width, ds.height)
+    self_href = next((lk["href"] for lk in doc.get("links") or () if lk.get("rel") == "self"), None)
+    for link in doc.get("links") or ():
+        if link.get("rel") == _COVERAGE_REL and link.get("type") != GEOTIFF:
+            if (width, height) != (ds.width, ds.height):
+                link["href"] += f"&scale-size={x}({width}),{y}({height})"
+                link["title"] = f"The whole coverage at {width} x {height} cells"
+    if self_href:
+        here = self_href.split("?")[0] + "?f=json"
+        doc["links"].extend(
+            [
+                {"rel": _DOMAINSET_REL, "type": "application/json",
+                 "title": "Domain set (CIS JSON)", "href": f"{here}#/domainSet"},
+                {"rel": _RANGETYPE_REL, "type": "application/json",
+                 "title": "Range type (CIS JSON)", "href": f"{here}#/rangeType"},
+            ]
+        )  # fmt: skip
     return doc
 
 
@@ -1318,20 +1396,46 @@ def _scale_coverages() -> None:
     """
     import pygeoapi.api.coverages as coverages
 
-    from tianya.plugins.raster_provider import SCALE_SIZE
+    from tianya.plugins.raster_provider import ANSWER, CRS84, SCALE_SIZE
 
     original = inspect.unwrap(coverages.get_collection_coverage)
 
     def get_collection_coverage(api, request, dataset):
         size = request.params.get("scale-size") or request.params.get("scaleSize")
         token = SCALE_SIZE.set(size or None)
+        answer: dict = {}
+        answer_token = ANSWER.set(answer)
         try:
-            return original(api, request, dataset)
+            headers, status, content = original(api, request, dataset)
         finally:
+            ANSWER.reset(answer_token)
             SCALE_SIZE.reset(token)
+        return coverage_answer(headers, status, content, answer, CRS84)
 
     get_collection_coverage.__wrapped__ = original  # type: ignore[attr-defined]
     coverages.get_collection_coverage = get_collection_coverage
+
+
+def coverage_answer(headers: dict, status, content, answer: dict, crs: str):
+    """A coverage answer with what the provider recorded of it (:data:`ANSWER`).
+
+    OGC API Coverages: ``Content-Bbox`` gives the extent of the cells answered and
+    ``Content-Crs`` their CRS (core, /req/core/response-headers); an area that holds no cell
+    of the grid is a 204 without content (/req/coverage-subset/definition C), which pygeoapi
+    answered 400.
+
+    >>> coverage_answer({}, 200, b"x", {"bbox": (1, 2, 3.5, 4)}, "urn:crs")[0]
+    {'Content-Bbox': '1,2,3.5,4', 'Content-Crs': '<urn:crs>'}
+    >>> coverage_answer({"Content-Type": "a"}, 400, b"x", {"empty": True}, "urn:crs")[1:]
+    (204, '')
+    """
+    if int(status) == 400 and answer.get("empty"):
+        headers.pop("Content-Type", None)
+        return headers, 204, ""
+    if int(status) == 200 and answer.get("bbox"):
+        headers["Content-Bbox"] = ",".join(f"{float(v):.10g}" for v in answer["bbox"])
+        headers["Content-Crs"] = f"<{crs}>"
+    return headers, status, content
 
 
 def _label_codes_in_html() -> None:

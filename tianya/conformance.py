@@ -50,9 +50,6 @@ DECLARED: tuple[str, ...] = (
     _COVERAGES.format(name="core"),
     _COVERAGES.format(name="coverage-subset"),
     _COVERAGES.format(name="coverage-bbox"),
-    _COVERAGES.format(name="coverage-datetime"),
-    _COVERAGES.format(name="coverage-rangesubset"),
     _COVERAGES.format(name="geodata-coverage"),
-    _COVERAGES.format(name="html"),
     _COVERAGES.format(name="oas30"),
 )

@@ -10,7 +10,13 @@ make a worker serialise the whole 16-million-cell grid as JSON. Subsetting is
 pygeoapi's own (``rasterio.mask`` with ``crop=True``): the answer holds the
 pixels whose centres fall inside the requested box, in the window that covers it.
 A subset on one axis only (which the parent silently ignores) is completed with
-the full extent of the other axis.
+the full extent of the other axis; a ``*`` bound is the grid's own bound on that axis, and a
+single coordinate (a slice) selects the one row or column of cells holding it.
+
+Each answer records its extent in :data:`ANSWER` (``bbox``: the bounds of the cells
+returned), which :mod:`tianya.compat` sends as ``Content-Bbox``; an area holding no cell of
+the grid records ``empty`` (answered 204, OGC API Coverages /req/coverage-subset/definition C)
+before the provider raises.
 
 Scaling (OGC API Coverages' ``scale-size``, which pygeoapi 0.24 ignores, and ``scaleSize``,
 the name GDAL's OGCAPI driver sends): with :data:`SCALE_SIZE` set for the request
@@ -34,6 +40,7 @@ import rasterio
 from pygeoapi.provider.base import ProviderInvalidQueryError, ProviderRequestEntityTooLargeError
 from pygeoapi.provider.rasterio_ import RasterioProvider
 from rasterio.enums import Resampling
+from rasterio.features import geometry_window
 from rasterio.io import MemoryFile
 from rasterio.transform import from_bounds
 from rasterio.warp import reproject
@@ -48,6 +55,10 @@ MAX_SCALED_CELLS = 4096 * 4096
 SCALE_SIZE: ContextVar[str | None] = ContextVar("scale_size", default=None)
 #: CRS84, the axis order (longitude, latitude) of our subsets' ``Long`` and ``Lat``.
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+#: What the answer holds, for the response headers: set to a fresh dict by :mod:`tianya.compat`
+#: around pygeoapi's coverage handler; the provider fills ``bbox`` (west, south, east, north
+#: of the cells answered, in CRS84) or ``empty`` (the request holds no cell).
+ANSWER: ContextVar[dict | None] = ContextVar("coverage_answer", default=None)
 _SCALE_ITEM = re.compile(r"^\s*([A-Za-z_][\w-]*)\(\s*(\d+)\s*\)\s*$")
 
 
@@ -134,17 +145,14 @@ class TianyaRasterProvider(RasterioProvider):
         format_="json",
         **kwargs,
     ):
-        subsets = dict(subsets or {})
-        x, y = self.axis_labels
-        if (x in subsets) != (y in subsets):  # the parent ignores a one-axis subset: complete it
-            w, s, e, n = self.dataset.bounds
-            subsets.setdefault(x, [w, e])
-            subsets.setdefault(y, [s, n])
+        subsets = self._subsets(subsets or {})
         area = self._area(subsets, bbox or [])
         scale = kwargs.pop("scale_size", None) or SCALE_SIZE.get()
         if scale:
             size = parse_scale_size(scale, self.axis_labels)
+            self._record(bbox=area)
             return self._scaled(area, size, properties or [], format_)
+        self._record(bbox=self._answered(area))
         if format_ != self.native_format:
             cells = self._cells(area)
             if cells > MAX_JSON_CELLS:
@@ -162,6 +170,54 @@ class TianyaRasterProvider(RasterioProvider):
             format_=format_,
             **kwargs,
         )
+
+    def _subsets(self, subsets: dict) -> dict:
+        """``subsets`` with both axes, ``*`` bounds and slices resolved to numbers."""
+        subsets = dict(subsets)
+        x, y = self.axis_labels
+        w, s, e, n = self.dataset.bounds
+        rx, ry = self.dataset.res
+        # the parent ignores a one-axis subset: complete it
+        if (x in subsets) != (y in subsets):
+            subsets.setdefault(x, [w, e])
+            subsets.setdefault(y, [s, n])
+        for axis, (lo, hi), half in ((x, (w, e), rx / 2), (y, (s, n), ry / 2)):
+            if axis not in subsets:
+                continue
+            values = list(subsets[axis])
+            if len(values) == 1 and values[0] != "*":  # a slice: the cells holding the point
+                try:
+                    v = float(values[0])
+                except (TypeError, ValueError):
+                    raise ProviderInvalidQueryError(
+                        user_msg=f"subset {axis}({values[0]}) is not a number"
+                    ) from None
+                values = [v - half * 0.999, v + half * 0.999]
+            if len(values) == 2:
+                values = [
+                    lo if values[0] == "*" else values[0],
+                    hi if values[1] == "*" else values[1],
+                ]
+            subsets[axis] = values
+        return subsets
+
+    @staticmethod
+    def _record(**facts) -> None:
+        answer = ANSWER.get()
+        if answer is not None:
+            answer.update(facts)
+
+    def _answered(self, area) -> tuple[float, float, float, float]:
+        """The bounds of the cells the parent's crop returns for ``area``: the window of
+        ``rasterio.mask`` (``geometry_window`` of the box), or the whole grid."""
+        ds = self.dataset
+        if tuple(area) == tuple(ds.bounds):
+            return tuple(ds.bounds)
+        qw, qs, qe, qn = area
+        ring = [[qw, qs], [qw, qn], [qe, qn], [qe, qs], [qw, qs]]
+        box = {"type": "Polygon", "coordinates": [ring]}
+        left, bottom, right, top = ds.window_bounds(geometry_window(ds, [box]))
+        return left, bottom, right, top
 
     def _area(self, subsets: dict, bbox: list) -> tuple[float, float, float, float]:
         """The requested (west, south, east, north): the grid's bounds narrowed by the request.
@@ -201,6 +257,8 @@ class TianyaRasterProvider(RasterioProvider):
             or qe - qw < 0
             or qn - qs < 0
         ):
+            if qe - qw >= 0 and qn - qs >= 0:  # a valid area beside the grid: no content
+                self._record(empty=True)
             raise ProviderInvalidQueryError(
                 user_msg=f"the requested area ({qw:g}, {qs:g}, {qe:g}, {qn:g}) holds no cell of "
                 f"this coverage, whose extent is ({w:g}, {s:g}, {e:g}, {n:g}) in CRS84"
