@@ -294,7 +294,7 @@ def to_cql2_text(node) -> str:
         if isinstance(v, int | float):
             return repr(v)
         if isinstance(v, str):
-            return "'" + v.replace("'", "''") + "'"
+            return "'" + v.replace("\\", "\\\\").replace("'", "''") + "'"  # CQL2 escapes
         if isinstance(v, dt.datetime):
             return f"TIMESTAMP('{v.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}')"
         if isinstance(v, dt.date):
@@ -315,6 +315,8 @@ def to_cql2_text(node) -> str:
             return f"({enc(n.lhs)} {op} {enc(n.rhs)})"
         if isinstance(n, ast.Not):
             return f"NOT ({enc(n.sub_node)})"
+        if isinstance(n, ast.Include):  # a boolean literal as a predicate
+            return "FALSE" if n.not_ else "TRUE"
         if type(n) in _OPS:
             return f"{lit(n.lhs)} {_OPS[type(n)]} {lit(n.rhs)}"
         if isinstance(n, ast.Like):

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 from pygeofilter import ast, values
-from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
-from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 
 from layers.catalogue import Layer
+from layers.cql2 import parse_json, parse_text
 from layers.errors import InvalidParameter, choices
 
 #: Largest page a store returns in one request.
@@ -137,10 +136,9 @@ def parse_filter(text: str, lang: str | None = None) -> ast.Node:
     if lang is None:
         lang = "cql2-json" if text.lstrip().startswith("{") else "cql2-text"
     try:
-        if lang == "cql2-json":
-            node = parse_cql2_json(json.loads(text))
-        else:
-            node = parse_cql2_text(text)
+        # our parsers of the standard's grammar and schema: pygeofilter's refuse valid CQL2
+        # (docs/upstream/pygeofilter-cql2-text-grammar.md)
+        node = parse_json(json.loads(text)) if lang == "cql2-json" else parse_text(text)
     except RecursionError:
         raise InvalidParameter(
             f"{lang} filter is nested too deeply; at most {FILTER_MAX_DEPTH} levels are accepted"
@@ -323,6 +321,73 @@ def check_filter(layer: Layer, node: ast.Node, allowed: set[str] | None = None) 
                 + f"; queryables are: {', '.join(sorted(valid))}"
             )
     _check_date_strings(layer, node)
+    _check_types(layer, node)
+
+
+#: The kind of value each field type holds, for CQL2's "same type" rules.
+_KINDS = {
+    "string": "string",
+    "integer": "number",
+    "number": "number",
+    "boolean": "boolean",
+    "date": "temporal",
+    "datetime": "temporal",
+}
+
+
+def _kind(n, fields) -> str | None:
+    """The kind of value an operand evaluates to (None: not known here)."""
+    if isinstance(n, ast.Attribute):
+        return _KINDS.get(fields[n.name].type) if n.name in fields else None
+    if isinstance(n, bool):
+        return "boolean"
+    if isinstance(n, int | float):
+        return "number"
+    if isinstance(n, str):
+        return "string"
+    if isinstance(n, dt.date):
+        return "temporal"
+    if isinstance(n, ast.Function) and n.name.lower() in _CASE_FUNCTIONS:
+        return "string"
+    return None
+
+
+def _check_types(layer: Layer, node: ast.Node) -> None:
+    """Both sides of a comparison, BETWEEN, IN or LIKE are of one type (CQL2
+    /req/basic-cql2/binary-comparison-predicate D, /req/advanced-comparison-operators/...).
+
+    ``status = 5`` or ``satisfaction = 'five'`` selected nothing (SQLite compares across
+    types) or failed in PostgreSQL; it is refused, naming the property and both types.
+    Text compared with a date or datetime field is allowed (:func:`_check_date_strings`
+    checks that it is one).
+    """
+    fields = layer.field_map
+    for n in _walk(node):
+        if type(n) in _COMPARISONS:
+            operands = [n.lhs, n.rhs]
+        elif isinstance(n, ast.Between):
+            operands = [n.lhs, n.low, n.high]
+        elif isinstance(n, ast.In) and isinstance(n.sub_nodes, list | tuple):
+            operands = [n.lhs, *n.sub_nodes]
+        elif isinstance(n, ast.Like):
+            operands = [n.lhs, n.pattern]
+        else:
+            continue
+        kinds = {k for k in (_kind(o, fields) for o in operands) if k is not None}
+        if isinstance(n, ast.Like):
+            kinds.add("string")  # LIKE matches strings
+        if kinds == {"temporal", "string"} and not isinstance(n, ast.Like):
+            continue  # a date written as text: checked by _check_date_strings
+        between = isinstance(n, ast.Between) and kinds & {"string", "boolean"}
+        if len(kinds) > 1 or between:
+            names = [o.name for o in operands if isinstance(o, ast.Attribute)]
+            what = f"property {names[0]!r}" if names else "values"
+            raise InvalidParameter(
+                f"filter compares {what} of types {' and '.join(sorted(kinds))} with "
+                f"{type(n).__name__.upper()}, which needs "
+                + ("numbers or dates" if isinstance(n, ast.Between) else "values of one type")
+                + (" (LIKE matches strings)" if isinstance(n, ast.Like) else "")
+            )
 
 
 def _check_date_strings(layer: Layer, node: ast.Node) -> None:
@@ -669,6 +734,8 @@ def compile_where(
             if layer.geometry_type is None:
                 raise InvalidParameter(f"collection {layer.id!r} has no geometry to filter on")
             return dialect.spatial(op, dialect.column(geom_column), literal_geometry(rhs))
+        if isinstance(n, ast.Include):  # a boolean literal as a predicate (TRUE, NOT FALSE)
+            return ("(1 = 0)" if n.not_ else "(1 = 1)"), []
         if isinstance(n, ast.Attribute | bool):
             s, ps = operand(n)
             return f"({s})", ps

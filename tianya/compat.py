@@ -17,6 +17,10 @@ The replacements:
     The JSON landing page links the base map's tiles and styles (``/tiles``, ``/styles``).
 ``pygeoapi.api.itemtypes.transform_bbox``
     An items ``bbox`` already in the storage CRS is not transformed (12 ms a request).
+``pygeoapi.api.itemtypes.parse_cql2_text`` / ``parse_cql2_json``
+    The items handler parses ``filter`` and a CQL2 JSON body with :mod:`layers.cql2` (through
+    :func:`layers.query.parse_filter`): pygeofilter's parsers refuse valid CQL2 such as
+    ``NOT (a OR b)``, ``TRUE`` or ``'it''s'`` (``docs/upstream/pygeofilter-cql2-text-grammar.md``).
 ``pygeoapi.api.itemtypes.to_json``
     Items are encoded with orjson, ``<`` and ``>`` kept as JSON escapes, not ``&lt;``; the
     ``next`` link of a GeoJSON page asks for at least 1000 features (:func:`grow_next_page`:
@@ -233,6 +237,18 @@ TARGETS: tuple[Target, ...] = (
         "pygeoapi.api.itemtypes.transform_bbox",
         "replaced: a bbox in the storage CRS is passed through untransformed",
         params=("bbox", "from_crs", "to_crs", "always_xy"),
+        used_by=(_ITEMS,),
+    ),
+    Target(
+        "pygeoapi.api.itemtypes.parse_cql2_text",
+        "replaced: filters are parsed by layers.cql2 (CQL2's own grammar)",
+        params=("cql_text",),
+        used_by=(_ITEMS,),
+    ),
+    Target(
+        "pygeoapi.api.itemtypes.parse_cql2_json",
+        "replaced: CQL2 JSON bodies are parsed by layers.cql2 (CQL2's own schema)",
+        params=("cql",),
         used_by=(_ITEMS,),
     ),
     Target(
@@ -863,6 +879,7 @@ def install() -> None:
     _redact_logs()
     _log_errors_by_status()
     _skip_identity_bbox_transform()
+    _parse_filters_as_cql2()
     _list_readable_collections_only()
     _describe_collections()
     _scale_coverages()
@@ -1161,6 +1178,31 @@ def _list_readable_collections_only() -> None:
 
     filter_dict_by_key_value.__wrapped__ = original
     api_module.filter_dict_by_key_value = filter_dict_by_key_value
+
+
+def _parse_filters_as_cql2() -> None:
+    """pygeoapi's items handler parses ``filter`` and a CQL2 JSON body with ours.
+
+    pygeofilter's CQL2 text grammar refuses ``NOT (a OR b)``, boolean literals and quotes in
+    strings, and reads ``a OR b AND c`` as ``(a OR b) AND c``; its JSON parser refuses
+    ``between`` with three arguments and GeometryCollections. :mod:`layers.cql2` follows
+    the standard and builds the same node classes.
+    """
+    import json
+
+    import pygeoapi.api.itemtypes as itemtypes
+
+    from layers.query import parse_filter
+
+    def parse_cql2_text(cql_text):
+        # a JSON filter in the query string was re-encoded as text by check_items_params
+        return parse_filter(cql_text, "cql2-text")
+
+    def parse_cql2_json(cql):
+        return parse_filter(cql if isinstance(cql, str) else json.dumps(cql), "cql2-json")
+
+    itemtypes.parse_cql2_text = parse_cql2_text
+    itemtypes.parse_cql2_json = parse_cql2_json
 
 
 def _skip_identity_bbox_transform() -> None:

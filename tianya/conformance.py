@@ -38,6 +38,11 @@ DECLARED: tuple[str, ...] = (
     _FEATURES.format(part=3, name="queryables-query-parameters"),
     _CQL2.format(name="basic-cql2"),
     _CQL2.format(name="cql2-text"),
+    _CQL2.format(name="cql2-json"),
+    _CQL2.format(name="advanced-comparison-operators"),
+    _CQL2.format(name="basic-spatial-functions"),
+    _CQL2.format(name="basic-spatial-functions-plus"),
+    _CQL2.format(name="spatial-functions"),
     # Features Part 4 (create, replace, delete)
     _FEATURES.format(part=4, name="create-replace-delete"),
     # OGC API - Processes Part 1
