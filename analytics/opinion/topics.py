@@ -38,11 +38,13 @@ from analytics.opinion.category import normalize
 __all__ = ["TopicState", "group_topics", "minhash", "shingles"]
 
 _K = 32  # hash functions
-_BANDS = 16  # bands of _K // _BANDS rows
+_BANDS = 8  # bands of _K // _BANDS rows
 _RNG = np.random.default_rng(14)
 _A = _RNG.integers(1, 2**63 - 1, _K, dtype=np.uint64) | np.uint64(1)
 _B = _RNG.integers(0, 2**63 - 1, _K, dtype=np.uint64)
 _PUNCT = re.compile(r"[\s，。！？、：；,.!?:;…~～\"'“”‘’（）()【】]+")
+#: Posts kept per LSH bucket (the most recent): bounds the work per post on a busy day.
+_BUCKET_CAP = 16
 #: Jaccard similarity of shingle sets from which two posts are near-duplicates.
 NEAR_DUP = 0.6
 
@@ -77,8 +79,10 @@ class TopicState:
     next_topic: int = 0
     #: key (place, category) -> (topic, time of its last post)
     open: dict[tuple[str, str], tuple[int, pd.Timestamp]] = field(default_factory=dict)
-    #: LSH bucket -> recent posts [(time, shingles, place, category, topic)]
-    buckets: dict[tuple[int, bytes], list] = field(default_factory=dict)
+    #: LSH bucket (band, category, band hash) -> recent posts
+    #: [(time, shingles, place, category, topic, serial)]
+    buckets: dict[tuple[int, str, bytes], list] = field(default_factory=dict)
+    serial: int = 0
     #: post id -> topic, for replies and reposts that name their parent
     by_post: dict[str, int] = field(default_factory=dict)
     #: topic -> time of its last post
@@ -161,23 +165,23 @@ def group_topics(
             continue
         sh = shingles(text)
         sig = minhash(sh)
-        keys = [(b, sig[b * rows : (b + 1) * rows].tobytes()) for b in range(_BANDS)]
+        keys = [(b, cat, sig[b * rows : (b + 1) * rows].tobytes()) for b in range(_BANDS)]
         topic = st.by_post.get(parent) if parent is not None else None
         best = NEAR_DUP if topic is None else 2.0
         cut = t - st.window
         seen: set[int] = set()
         for key in keys:
             for e in st.buckets.get(key, ()):
-                if id(e) in seen or e[0] < cut:
+                if e[0] < cut or (place is not None and e[2] is not None and e[2] != place):
                     continue
-                seen.add(id(e))
-                if place is not None and e[2] is not None and e[2] != place:
+                if e[5] in seen:
                     continue
-                if e[3] != cat:
-                    continue
+                seen.add(e[5])
                 j = _jaccard(sh, e[1])
                 if j >= best:
                     best, topic = j, e[4]
+            if best >= 0.9:  # a repost or a copy: look no further
+                break
         okey = (place, cat) if place is not None else None
         if topic is None and okey is not None:
             hit = st.open.get(okey)
@@ -199,8 +203,12 @@ def group_topics(
         st.last[topic] = t
         if pid is not None:
             st.by_post[pid] = topic
-        entry = (t, sh, place, cat, topic)
+        entry = (t, sh, place, cat, topic, st.serial)
+        st.serial += 1
         for key in keys:
-            st.buckets.setdefault(key, []).append(entry)
+            bucket = st.buckets.setdefault(key, [])
+            bucket.append(entry)
+            if len(bucket) > _BUCKET_CAP:  # a busy bucket keeps its most recent posts
+                del bucket[0]
         out.append(topic)
     return out
