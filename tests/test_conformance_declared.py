@@ -24,7 +24,7 @@ from tianya.conformance import DECLARED
 pytestmark = pytest.mark.both_stores
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-_REQUIREMENT = re.compile(r"^/req/[a-z0-9-]+(/[a-z0-9-]+)+$")
+_REQUIREMENT = re.compile(r"^/req/[a-z0-9-]+(/[a-zA-Z0-9-]+)+$")  # fc-timeStamp, fc-md-storageCrs
 
 
 def _modules() -> dict[str, object]:
