@@ -1042,6 +1042,11 @@ def _declare_json_schema_2020_12() -> None:
                 return headers, status, content
             uri = f"{api.get_collections_url()}/{dataset}/{resource}"
             doc = json_schema_2020_12(orjson.loads(content), uri)
+            layer = LAYERS.get(dataset)
+            if resource == "queryables" and layer is not None and layer.geometry_type is None:
+                # pygeoapi lists `geometry` for every collection, and a filter on it is refused
+                # where there is none (Part 3 /req/queryables/get-queryables-response B)
+                doc.get("properties", {}).pop("geometry", None)
             return headers, status, itemtypes.to_json(doc, api.pretty_print)
 
         handler.__wrapped__ = original  # type: ignore[attr-defined]

@@ -36,6 +36,8 @@ DECLARED: tuple[str, ...] = (
     # Features Part 3 (filtering) and CQL2
     _FEATURES.format(part=3, name="queryables"),
     _FEATURES.format(part=3, name="queryables-query-parameters"),
+    _FEATURES.format(part=3, name="filter"),
+    _FEATURES.format(part=3, name="features-filter"),
     _CQL2.format(name="basic-cql2"),
     _CQL2.format(name="cql2-text"),
     _CQL2.format(name="cql2-json"),
