@@ -57,6 +57,7 @@ import shapely
 
 from geodata.sample import YEAR_END, YEAR_START
 from layers.district import UTM
+from layers.errors import InvalidParameter
 
 __all__ = ["PLATFORMS", "generate_posts", "held_out"]
 
@@ -414,6 +415,11 @@ def generate_posts(
     gps_share : float
         Share of Weibo posts that carry the poster's GPS point.
 
+    Raises
+    ------
+    layers.errors.InvalidParameter
+        ``n_posts`` < 1, or a period shorter than 7 days.
+
     Returns
     -------
     pandas.DataFrame
@@ -423,6 +429,12 @@ def generate_posts(
         (the parent's ``post_id`` or None) and the truth columns ``true_place``, ``true_community``,
         ``true_category``, ``true_topic``, ``true_actionable``.
     """
+    if n_posts < 1:
+        raise InvalidParameter(f"n_posts must be a positive integer (got {n_posts})")
+    if (end - start).days < 7:
+        raise InvalidParameter(
+            f"the period must span at least 7 days (got {start} .. {end}): topics last days"
+        )
     rng = np.random.default_rng([seed, 14])
     comm, cxy, grid_rows, lm, rv = _places(sample_frames)
     pop = comm["population"].to_numpy(float)

@@ -21,7 +21,7 @@ from analytics.opinion.category import (
 )
 from analytics.opinion.evaluate import pairwise_f1, score
 from analytics.opinion.gazetteer import build_gazetteer, exact_name_baseline
-from analytics.opinion.pipeline import understand
+from analytics.opinion.pipeline import summarize_topics, understand
 from analytics.opinion.topics import TopicState, group_topics
 from geodata.opinion import generate_posts, held_out
 from geodata.sample import DEFAULT_SEED
@@ -253,3 +253,32 @@ def test_understand_columns_and_errors(gaz, feed):
     assert out.loc[~out["actionable"], "topic_id"].isna().all()
     with pytest.raises(AnalyticsError, match="posted_at"):
         understand(pd.DataFrame({"text": ["x"]}), gaz)
+
+
+def test_generate_posts_refuses_bad_arguments(sample_data):
+    import datetime as dt
+
+    from layers.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter, match="n_posts"):
+        generate_posts(sample_data, n_posts=0)
+    with pytest.raises(InvalidParameter, match="7 days"):
+        generate_posts(sample_data, start=dt.date(2026, 1, 1), end=dt.date(2026, 1, 3))
+
+
+def test_summarize_topics_hot_first(measured):
+    result, _ = measured
+    now = result["posted_at"].iloc[len(result) // 2]
+    top = summarize_topics(result, now=now)
+    seen = result[(result["posted_at"] <= now) & result["topic_id"].notna()]
+    assert len(top) == seen["topic_id"].nunique()
+    assert top["posts"].sum() == len(seen)
+    assert top["posts_recent"].is_monotonic_decreasing
+    first = top.iloc[0]
+    posts = seen[seen["topic_id"] == first["topic_id"]]
+    assert first["posts"] == len(posts) and set(first["post_ids"]) == set(posts["post_id"])
+    assert first["posts_recent"] == (posts["posted_at"] > now - pd.Timedelta(hours=24)).sum()
+    assert first["category"] == posts["category"].mode().iloc[0]
+    # placed topics have a point to map
+    placed = top[top["place_id"].notna()]
+    assert len(placed) > 0.8 * len(top) and placed["lon"].notna().all()

@@ -25,7 +25,7 @@ from analytics.opinion.category import CategoryModel, classify_rules
 from analytics.opinion.gazetteer import Gazetteer
 from analytics.opinion.topics import TopicState, group_topics
 
-__all__ = ["understand"]
+__all__ = ["summarize_topics", "understand"]
 
 #: Columns :func:`understand` adds.
 COLUMNS = (
@@ -136,3 +136,91 @@ def _categories(
     if isinstance(classifier, CategoryModel):
         return classifier.predict(texts)
     return [classifier(t) for t in texts]
+
+
+def summarize_topics(
+    result: pd.DataFrame,
+    now: pd.Timestamp | str | None = None,
+    recent_hours: float = 24.0,
+) -> pd.DataFrame:
+    """One row per topic: what, where, how many posts, and how fast it grows.
+
+    Parameters
+    ----------
+    result : pandas.DataFrame
+        Output of :func:`understand`.
+    now : Timestamp or str, optional
+        The moment of the summary (default the last post's time); later posts are left out.
+    recent_hours : float
+        Growth is the posts of the last ``recent_hours`` over those of the
+        ``recent_hours`` before (``posts_recent`` / max(1, ``posts_before``)).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``topic_id``, ``category``, ``place_id``, ``community_code``, ``lon``/``lat``
+        (the place's point, or the mean GPS point), ``posts``, ``first_at``,
+        ``last_at``, ``posts_recent``, ``posts_before``, ``growth``, ``post_ids`` (when
+        the posts have ids), ordered by ``posts_recent`` then ``posts`` (descending): the
+        hot topics first.
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"topic_id": pd.array([0, 0, None, 1], dtype="Int64"),
+    ...     "category": ["street_light", "street_light", None, "waterlogging"],
+    ...     "place_id": ["C1", None, None, "C2"], "community_code": ["C1", None, None, "C2"],
+    ...     "place_lon": [109.3, None, None, 109.4], "place_lat": [18.3, None, None, 18.2],
+    ...     "posted_at": pd.to_datetime(["2026-01-01 08:00", "2026-01-02 09:00",
+    ...                                  "2026-01-02 10:00", "2026-01-02 11:00"], utc=True)})
+    >>> summarize_topics(r)[["topic_id", "place_id", "posts", "posts_recent"]].values.tolist()
+    [[0, 'C1', 2, 1], [1, 'C2', 1, 1]]
+    """
+    if "topic_id" not in result.columns:
+        raise AnalyticsError("summarize_topics needs the output of understand() (no topic_id)")
+    df = result[result["topic_id"].notna()]
+    t_now = pd.Timestamp(now) if now is not None else df["posted_at"].max()
+    if t_now is not pd.NaT and t_now.tzinfo is None and df["posted_at"].dt.tz is not None:
+        t_now = t_now.tz_localize("UTC")
+    df = df[df["posted_at"] <= t_now]
+    cols = [
+        "topic_id", "category", "place_id", "community_code", "lon", "lat", "posts",
+        "first_at", "last_at", "posts_recent", "posts_before", "growth", "post_ids",
+    ]  # fmt: skip
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    recent = pd.Timedelta(hours=recent_hours)
+    rows = []
+    for _, g in df.groupby("topic_id", sort=True):
+        placed = g[g["place_id"].notna()]
+        if len(placed):
+            first = placed.iloc[0]
+            place, comm = first["place_id"], first["community_code"]
+            lon, lat = placed["place_lon"].mean(), placed["place_lat"].mean()
+        else:
+            place = comm = None
+            lon = g["lon"].mean() if "lon" in g.columns else np.nan
+            lat = g["lat"].mean() if "lat" in g.columns else np.nan
+        n_recent = int((g["posted_at"] > t_now - recent).sum())
+        n_before = int(
+            ((g["posted_at"] > t_now - 2 * recent) & (g["posted_at"] <= t_now - recent)).sum()
+        )
+        rows.append(
+            {
+                "topic_id": int(g["topic_id"].iloc[0]),
+                "category": g["category"].mode().iloc[0],
+                "place_id": place,
+                "community_code": comm,
+                "lon": lon,
+                "lat": lat,
+                "posts": len(g),
+                "first_at": g["posted_at"].min(),
+                "last_at": g["posted_at"].max(),
+                "posts_recent": n_recent,
+                "posts_before": n_before,
+                "growth": n_recent / max(1, n_before),
+                "post_ids": list(g["post_id"]) if "post_id" in g.columns else None,
+            }
+        )
+    out = pd.DataFrame(rows, columns=cols)
+    out = out.sort_values(["posts_recent", "posts", "topic_id"], ascending=[False, False, True])
+    return out.reset_index(drop=True)
