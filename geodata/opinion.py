@@ -257,6 +257,9 @@ _NOISE_TEXT = (
     "{p}的夕阳，随手一拍就是大片",
     "去{p}看望外婆，外婆做的鸡饭还是那个味",
 )
+# a second place before the issue's: the poster's home or route (the truth is the issue's)
+_FROM = ("我住{o}，每天上班路过，", "从{o}过来的路上看到，", "{o}的朋友说，")
+_TWO_PLACES = 0.05
 _VAGUE = ("我们小区", "我家楼下", "公司门口", "海边那条路", "天涯区这边", "市区", "学校旁边")
 
 # one-character homophones people type by mistake (pinyin input)
@@ -506,6 +509,10 @@ def generate_posts(
                     mention = _community_mention(rng, comm.iloc[ci])
                     tp = tc = place.community
                 text = str(rng.choice(_CAT_TEXT[cat])).format(p=mention)
+                if rng.random() < _TWO_PLACES:  # where the poster comes from, then the issue
+                    other = comm.iloc[int(rng.integers(len(comm)))]
+                    if other["code"] != place.community:
+                        text = str(rng.choice(_FROM)).format(o=other["name"]) + text
             if platform == "wechat":
                 text = f"【{rng.choice(['天涯生活圈', '鹿城新鲜事', '三亚身边事'])}】" + text
             rows.append(

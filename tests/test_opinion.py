@@ -282,3 +282,38 @@ def test_summarize_topics_hot_first(measured):
     # placed topics have a point to map
     placed = top[top["place_id"].notna()]
     assert len(placed) > 0.8 * len(top) and placed["lon"].notna().all()
+
+
+def test_a_typo_beside_an_exact_name_is_a_second_place(gaz):
+    # the poster's home exactly, the place with a typo: not the home
+    m = gaz.geoparse("我住水蛟社区，每天上班路过，红堂村的路灯坏了")
+    assert m.place_id is None and m.method == "conflict"
+    # the same place twice, once misspelt, is still that place
+    assert gaz.geoparse("红塘村的路灯坏了，红堂村晚上一片黑").place_id is not None
+
+
+def test_same_words_elsewhere_are_not_a_copy():
+    t = pd.to_datetime(["2026-01-01 08:00", "2026-01-01 09:00", "2026-01-01 10:00"])
+    texts = [
+        "槟榔村旁边积了很多垃圾和渣土，下雨就冲到路上",
+        "海宾社区旁边积了很多垃圾和渣土，下雨就冲到路上",  # a place we could not read
+        "@天涯区政府 槟榔村旁边积了很多垃圾和渣土，下雨就冲到路上",  # a copy
+    ]
+    got = group_topics(texts, t, ["C1", None, None], ["garbage_pile"] * 3)
+    assert got[0] == got[2] and got[1] != got[0]
+
+
+def test_a_reply_takes_its_threads_topic_and_category(gaz):
+    posts = pd.DataFrame(
+        {
+            "post_id": ["a", "b", "c"],
+            "text": ["红塘村一下雨就积水，车都熄火了", "水越来越深了，求排水", "水越来越深了"],
+            "posted_at": pd.to_datetime(
+                ["2026-07-01 08:00", "2026-07-01 09:00", "2026-07-01 10:00"], utc=True
+            ),
+            "reply_to": [None, "a", None],
+        }
+    )
+    out = understand(posts, gaz)
+    assert out["category"].tolist() == ["waterlogging", "waterlogging", None]
+    assert out["topic_id"].tolist()[:2] == [0, 0] and pd.isna(out["topic_id"].iloc[2])

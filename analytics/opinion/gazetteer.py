@@ -239,11 +239,20 @@ class Gazetteer:
             conf_of[(s, e)] = self.aliases[text[s:e]][1]
         real = [h for h in hits if self.places[h[2]].kind != "admin"]
         ambiguous: set[str] = set()
+        fuzzy = self._fuzzy(text, hits, ambiguous)
         if not real:
-            real = self._fuzzy(text, hits, ambiguous)
+            real = fuzzy
             for s, e, _ in real:
                 conf_of[(s, e)] = CONF_FUZZY
             method = "fuzzy"
+        elif fuzzy or ambiguous:
+            # a name spelt with a typo beside an exact one: another place, unless it may be
+            # the same one
+            exact = {c for _, _, p in real if (c := self.places[p].community_code) is not None}
+            typo = {c for _, _, p in fuzzy if (c := self.places[p].community_code) is not None}
+            if (typo - exact) or (ambiguous and not ambiguous & exact):
+                cands = tuple(sorted(exact | typo | ambiguous))
+                return Match(None, None, None, CONF_CONFLICT, "conflict", "", cands)
         if not real:
             m = self._gps(lon, lat)
             if m.place_id is None and ambiguous:

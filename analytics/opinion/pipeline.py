@@ -113,6 +113,7 @@ def understand(
             a if isinstance(a, str) else b if isinstance(b, str) else None
             for a, b in zip(reply, repost, strict=True)
         ]
+    state = state or TopicState(window=pd.Timedelta(hours=window_hours))
     topics = group_topics(
         texts,
         list(df["posted_at"]),
@@ -124,6 +125,13 @@ def understand(
         parents=parents,
         candidates=[m.candidates for m in matches],
     )
+    # a reply joined its thread's topic: it reports the topic's category
+    cats = [
+        state.category.get(tp) if c is None and tp is not None else c
+        for c, tp in zip(cats, topics, strict=True)
+    ]
+    out["category"] = pd.Series(cats, dtype=object)
+    out["actionable"] = [c is not None for c in cats]
     out["topic_id"] = pd.array(topics, dtype="Int64")
     return out
 

@@ -1,18 +1,25 @@
 """Topics: near-duplicate posts and same-issue grouping over a sliding window.
 
-Two posts are one topic when
+A post joins, in this order,
 
-- one is a near-duplicate of the other (a repost, a copy with an @mention or "！！"
-  added): MinHash signatures of character 3-shingles, banded for locality-sensitive
-  lookup, each candidate checked by the exact Jaccard similarity of the shingle sets, and
-  never across two different known places; or
-- they report the same category at the same place (community, or the river/landmark when
-  no community is known) within ``window`` of the topic's last post: a topic stays open
-  while posts keep coming, so a street light out for a week stays one topic, and the same
-  light out again next month is a new one.
+- its parent's topic when it replies to or reposts a post (``parents``) -- also when it
+  says too little to be categorised on its own ("水越来越深了"): it is part of the thread;
+- the open topic of its category at its place (community, or the river/landmark when no
+  community is known): same place, same category within ``window`` of the topic's last
+  post is one issue, so a street light out for a week stays one topic, and the same light
+  out again next month is a new one;
+- the topic of a near-duplicate (a copy with an @mention or "！！" added): MinHash
+  signatures of character 3-shingles, banded for locality-sensitive lookup (buckets per
+  category, each keeping its most recent posts), each candidate checked by the exact
+  Jaccard similarity of the shingle sets (:data:`NEAR_DUP`, or :data:`NEAR_COPY` when a
+  place is unknown), never across two different known places;
+- for a post whose place is unknown but has candidates (a typo close to two names, two
+  names), the one open topic of its category at a candidate;
+- else a new topic.
 
-Only actionable posts get a topic.  :func:`group_topics` takes plain sequences, so a
-poller can run it on a batch and keep :class:`TopicState` between batches.
+Only actionable posts (and replies in their threads) get a topic.  :func:`group_topics`
+takes plain sequences, so a poller can run it on a batch and keep :class:`TopicState`
+between batches.
 
 Examples
 --------
@@ -47,6 +54,9 @@ _PUNCT = re.compile(r"[\s，。！？、：；,.!?:;…~～\"'“”‘’（）
 _BUCKET_CAP = 16
 #: Jaccard similarity of shingle sets from which two posts are near-duplicates.
 NEAR_DUP = 0.6
+#: ... when one of them has no known place: the same words about another place are as
+#: similar as a copy with an @mention added, so only a copy counts.
+NEAR_COPY = 0.85
 
 
 def shingles(text: str, k: int = 3) -> frozenset[str]:
@@ -87,6 +97,9 @@ class TopicState:
     by_post: dict[str, int] = field(default_factory=dict)
     #: topic -> time of its last post
     last: dict[int, pd.Timestamp] = field(default_factory=dict)
+    #: topic -> category of its first post (not expired: one entry per topic, read after a
+    #: batch to give replies their topic's category)
+    category: dict[int, str] = field(default_factory=dict)
 
     def expire(self, now: pd.Timestamp) -> None:
         """Forget posts and topics older than the window before ``now``."""
@@ -144,6 +157,8 @@ def group_topics(
     Returns
     -------
     list of int or None
+        A post without a category gets its parent's topic (a reply in the thread) or
+        None; ``state.category`` gives each open topic's category.
     """
     st = state or TopicState(window=pd.Timedelta(hours=window_hours))
     rows = _K // _BANDS
@@ -161,16 +176,30 @@ def group_topics(
             st.expire(t)
             last_expire = t
         if cat is None:
-            out.append(None)
+            # a reply in an actionable thread ("水越来越深了") is part of its topic even when
+            # it says too little to be categorised on its own
+            inherited = st.by_post.get(parent) if parent is not None else None
+            if inherited is not None:
+                st.last[inherited] = t
+                if pid is not None:
+                    st.by_post[pid] = inherited
+            out.append(inherited)
             continue
         sh = shingles(text)
         sig = minhash(sh)
         keys = [(b, cat, sig[b * rows : (b + 1) * rows].tobytes()) for b in range(_BANDS)]
+        # a reply or repost: its parent's topic; then the open topic of this place and
+        # category; then a near-duplicate; then a topic open at one of the candidates
         topic = st.by_post.get(parent) if parent is not None else None
-        best = NEAR_DUP if topic is None else 2.0
+        okey = (place, cat) if place is not None else None
+        if topic is None and okey is not None:
+            hit = st.open.get(okey)
+            if hit is not None and t - hit[1] <= st.window:
+                topic = hit[0]
+        best = NEAR_DUP
         cut = t - st.window
         seen: set[int] = set()
-        for key in keys:
+        for key in keys if topic is None else ():
             for e in st.buckets.get(key, ()):
                 if e[0] < cut or (place is not None and e[2] is not None and e[2] != place):
                     continue
@@ -178,15 +207,12 @@ def group_topics(
                     continue
                 seen.add(e[5])
                 j = _jaccard(sh, e[1])
+                if (place is None or e[2] is None) and j < NEAR_COPY:
+                    continue  # one side's place unknown: only a copy tells it is the same
                 if j >= best:
                     best, topic = j, e[4]
             if best >= 0.9:  # a repost or a copy: look no further
                 break
-        okey = (place, cat) if place is not None else None
-        if topic is None and okey is not None:
-            hit = st.open.get(okey)
-            if hit is not None and t - hit[1] <= st.window:
-                topic = hit[0]
         if topic is None and place is None and cands:
             hits = {
                 h[0]
@@ -201,6 +227,7 @@ def group_topics(
         if okey is not None:
             st.open[okey] = (topic, t)
         st.last[topic] = t
+        st.category.setdefault(topic, cat)
         if pid is not None:
             st.by_post[pid] = topic
         entry = (t, sh, place, cat, topic, st.serial)
