@@ -332,6 +332,8 @@ def test_req_coverage_subset_definition(live_server, doc, dem):
     assert bad.status_code == 400
     outside = _subset(live_server, f"{x}(120:121),{y}({BOX[1]}:{BOX[3]})")
     assert outside.status_code == 204 and outside.content == b""
+    api = live_server.get("/openapi?f=json", headers={"Accept": "application/json"}).json()
+    assert "204" in api["paths"]["/collections/dem/coverage"]["get"]["responses"]
     below = _subset(live_server, f"{x}({BOX[0]}:{BOX[2]}),{y}(10:11)", f="json")
     assert below.status_code == 204 and below.content == b""
     star = _subset(live_server, f"{x}(*:109.181),{y}({BOX[1]}:{BOX[3]})")

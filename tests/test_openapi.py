@@ -201,7 +201,7 @@ ANSWERS = [
     ),
     (
         "/collections/dem/coverage",
-        "/collections/dem/coverage?f=json&subset=Lat(1:2),Long(109.4:109.5)",
+        "/collections/dem/coverage?f=json&subset=Height(1:2),Long(109.4:109.5)",
         400,
     ),
     ("/processes", "/processes?f=json", 200),

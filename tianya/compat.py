@@ -604,7 +604,7 @@ def openapi_path(config_path: str, settings=None) -> str:
 
 #: What :func:`_edited_openapi` changes (part of the cached document's name, with the
 #: content of :data:`OPENAPI_COMPONENTS`).
-_OPENAPI_EDITS = "limit-ref-1,scale-size-1,local-refs-1,binary-format-1,no-free-form-1"
+_OPENAPI_EDITS = "limit-ref-1,scale-size-2,local-refs-1,binary-format-1,no-free-form-1"
 
 #: Our definitions of the components pygeoapi's document refers to on other hosts, and which
 #: external ``$ref`` each replaces (:func:`localise_references`).
@@ -802,7 +802,8 @@ SCALE_SIZE_PARAMETER = {
 
 
 def document_scaling(doc: dict) -> dict:
-    """The OpenAPI document with ``scale-size`` among each coverage path's parameters.
+    """The OpenAPI document with ``scale-size`` among each coverage path's parameters, and
+    its 204 answer (an area holding no cell of the grid).
 
     >>> doc = {"paths": {"/collections/dem/coverage": {"get": {"parameters": []}}}}
     >>> document_scaling(doc)["paths"]["/collections/dem/coverage"]["get"]["parameters"]
@@ -815,6 +816,10 @@ def document_scaling(doc: dict) -> dict:
         get = item.get("get") if path.endswith("/coverage") else None
         if get is not None and ref not in get.setdefault("parameters", []):
             get["parameters"].append(dict(ref))
+        if get is not None:
+            get.setdefault("responses", {}).setdefault(
+                "204", {"description": "The requested area holds no cell of the coverage."}
+            )
     return doc
 
 

@@ -59,4 +59,11 @@ DECLARED: tuple[str, ...] = (
     _COVERAGES.format(name="coverage-bbox"),
     _COVERAGES.format(name="geodata-coverage"),
     _COVERAGES.format(name="oas30"),
+    # OGC API - Tiles 1.0 (the base map's /tiles and the point layers' vector tiles)
+    _TILES.format(name="core"),
+    _TILES.format(name="tileset"),
+    _TILES.format(name="tilesets-list"),
+    _TILES.format(name="dataset-tilesets"),
+    _TILES.format(name="geodata-tilesets"),
+    _TILES.format(name="mvt"),
 )

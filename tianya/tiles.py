@@ -56,10 +56,6 @@ _STYLES = re.compile(r"^/styles(?:/([^/]+))?/?$")
 STYLE_TYPE = "application/vnd.mapbox.style+json"
 #: How long clients and proxies may keep a tile or a style, seconds.
 MAX_AGE = 60
-_TMS_DEF = (
-    "https://raw.githubusercontent.com/opengeospatial/2D-Tile-Matrix-Set/"
-    "master/registry/json/WebMercatorQuad.json"
-)
 _TILING_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
 _TILESETS_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 _STYLESHEET = "stylesheet"
@@ -98,10 +94,16 @@ def _tile_answer(environ, start_response, tile: Tile):
     return respond(environ, start_response, tile.data, content_type=MVT, headers=headers)
 
 
-def _links_tms(href: str) -> list[dict]:
+def _links_tms(base: str, href: str) -> list[dict]:
+    """A tileset's links: itself, its tile matrix set as this server serves it (OGC API Tiles
+    /req/tileset/description: the definition, offline too) and the templated tile."""
     return [
         {"rel": "self", "type": "application/json", "href": href},
-        {"rel": _TILING_SCHEME, "type": "application/json", "href": _TMS_DEF},
+        {
+            "rel": _TILING_SCHEME,
+            "type": "application/json",
+            "href": f"{base}/TileMatrixSets/{TMS}?f=json",
+        },
         {
             "rel": "item",
             "type": MVT,
@@ -150,7 +152,7 @@ def _basemap_tileset(base: str) -> dict:
             for s in basemap.SOURCE_LAYERS.values()
         ],
         "links": [
-            *_links_tms(href),
+            *_links_tms(base, href),
             *(
                 {
                     "rel": _STYLESHEET,
@@ -244,7 +246,7 @@ def _tileset(base: str, lid: str) -> dict:
         "minZoom": 0,
         "maxZoom": MAX_ZOOM,
         "layers": [{"id": lid, "dataType": "vector", "geometryDimension": 0}],
-        "links": _links_tms(href),
+        "links": _links_tms(base, href),
     }
 
 
