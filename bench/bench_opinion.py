@@ -82,8 +82,22 @@ def accuracy(frames) -> list[str]:
     methods = res.loc[res["place_id"].notna(), "place_method"].value_counts()
     names = dict(zip(frames["communities"]["code"], frames["communities"]["name"], strict=True))
     pc = s["place_confusion"]
-    for col in ("truth", "predicted"):
-        pc[col] = [f"{names[v]} ({v})" if v in names else v for v in pc[col]]
+    wrong = res[
+        res["community_code"].notna()
+        & res["true_community"].notna()
+        & (res["community_code"] != res["true_community"])
+    ]
+    wc = pd.DataFrame(
+        {
+            "text": wrong["text"],
+            "truth": wrong["true_community"],
+            "predicted": wrong["community_code"],
+            "how": wrong["place_method"],
+        }
+    )
+    for df in (pc, wc):
+        for col in ("truth", "predicted"):
+            df[col] = [f"{names[v]} ({v})" if v in names else v for v in df[col]]
     lines = [
         "## Accuracy on the held-out weeks",
         "",
@@ -116,6 +130,10 @@ def accuracy(frames) -> list[str]:
         "Where the place fails (truth community, predicted; — = unknown):",
         "",
         _md(s["place_confusion"]),
+        "",
+        f"The {len(wc)} posts placed in a wrong community:",
+        "",
+        _md(wc),
         "",
         "Where the category fails (truth, predicted; — = not actionable):",
         "",
