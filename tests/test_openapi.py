@@ -101,6 +101,59 @@ def test_each_ogc_component_pygeoapi_refers_to_is_ours(live_server):
     }
 
 
+def test_our_routes_and_their_components_are_in_the_document(live_server):
+    """Issue 17, /req/oas30/completeness: the routes our shell serves beside pygeoapi's are
+    in the document (each point layer's tiles from one template), with the components they
+    and the error answers use, each of them used."""
+    from layers.tiles import point_layers
+
+    doc = _document(live_server, "dispatcher")
+    with open(compat.OPENAPI_ROUTES, encoding="utf-8") as fh:
+        ours = yaml.safe_load(fh)
+    for kind, defined in ours["components"].items():
+        for name, value in defined.items():
+            assert doc["components"][kind][name] == value, f"{kind}/{name}"
+    for path, item in ours["paths"].items():
+        concrete = (
+            [path.replace("{collectionId}", lay.id) for lay in point_layers()]
+            if "{collectionId}" in path
+            else [path]
+        )
+        for p in concrete:
+            assert set(item) <= set(doc["paths"][p]), p
+    assert not any("{collectionId}" in p for p in doc["paths"])
+    used = set(_refs(doc["paths"])) | set(_refs(doc["components"]))
+    unused = [
+        f"#/components/{kind}/{name}"
+        for kind, defined in ours["components"].items()
+        if kind != "securitySchemes"
+        for name in defined
+        if f"#/components/{kind}/{name}" not in used
+    ]
+    assert unused == []
+    assert set(ours["components"]["securitySchemes"]) <= {k for s in doc["security"] for k in s}
+
+
+def test_a_route_of_ours_pygeoapi_documents_itself_fails_the_edit():
+    doc = _pygeoapi_like("#/components/responses/x")
+    doc["paths"]["/tiles"] = {"get": {"responses": {}}}
+    with pytest.raises(compat.IncompatiblePygeoapi, match="has GET /tiles itself"):
+        compat.document_routes(doc)
+
+
+def test_every_operation_lists_the_errors_any_request_may_get():
+    """400 (a bad parameter, a body on a GET), 401 (an unknown key) and 500 on every
+    operation; Open311's as GeoReport errors."""
+    doc = compat.document_routes(
+        {"paths": {"/x": {"get": {"responses": {"200": {"description": "ok"}}}}}}
+    )
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            assert {"400", "401", "500"} <= set(op["responses"]), (method, path)
+    post = doc["paths"]["/open311/v2/requests.{format}"]["post"]["responses"]
+    assert post["400"] == {"$ref": "#/components/responses/Open311Error"}
+
+
 def _pygeoapi_like(ref: str) -> dict:
     return {
         "openapi": "3.0.2",
@@ -206,6 +259,19 @@ ANSWERS = [
     ),
     ("/processes", "/processes?f=json", 200),
     ("/jobs/{jobId}", "/jobs/nope?f=json", 404),
+    # our routes beside pygeoapi's (tianya/openapi_routes.yml)
+    ("/openapi", "/openapi?f=json", 200),
+    ("/collections/incidents/queryables", "/collections/incidents/queryables?f=json", 200),
+    ("/tiles", "/tiles", 200),
+    ("/tiles/{tileMatrixSetId}", "/tiles/Nope", 404),
+    ("/styles/{styleId}", "/styles/basemap", 200),
+    ("/collections/incidents/tiles", "/collections/incidents/tiles?f=xml", 400),
+    ("/cases/transitions", "/cases/transitions", 200),
+    ("/cases/{caseNo}/history", "/cases/{id}/history", 200),
+    ("/supervision/overdue", "/supervision/overdue", 200),
+    ("/screen/summary.json", "/screen/summary.json?date=x", 400),
+    ("/open311/v2/services.{format}", "/open311/v2/services.json", 200),
+    ("/open311/v2/requests/{service_request_id}.{format}", "/open311/v2/requests/x.json", 404),
 ]
 
 
@@ -221,6 +287,8 @@ def test_the_answer_validates_against_the_schema_the_document_gives(live_server,
     response = responses.get(str(status)) or responses["default"]
     response = _walk(doc, response["$ref"]) if "$ref" in response else response
     media = r.headers["Content-Type"].split(";")[0].strip()
+    if media not in response["content"]:  # a media type with its parameters (OpenAPI's)
+        media = r.headers["Content-Type"].replace(" ", "")
     assert media in response["content"], (media, list(response["content"]))
     schema = response["content"][media]["schema"]
     assert schema, "an empty schema checks nothing"

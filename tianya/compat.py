@@ -604,7 +604,7 @@ def openapi_path(config_path: str, settings=None) -> str:
 
 #: What :func:`_edited_openapi` changes (part of the cached document's name, with the
 #: content of :data:`OPENAPI_COMPONENTS`).
-_OPENAPI_EDITS = "limit-ref-1,scale-size-2,local-refs-1,binary-format-1,no-free-form-1"
+_OPENAPI_EDITS = "limit-ref-1,scale-size-3,local-refs-1,binary-format-1,no-free-form-1,routes-1"
 
 #: Our definitions of the components pygeoapi's document refers to on other hosts, and which
 #: external ``$ref`` each replaces (:func:`localise_references`).
@@ -621,15 +621,221 @@ def _edited_openapi(text: str) -> str:
     from tianya.config import reference_limits
 
     doc = yaml.safe_load(text)
-    doc = localise_references(document_scaling(reference_limits(doc)))
+    doc = localise_references(document_routes(document_scaling(reference_limits(doc))))
     return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
 
 
 def _openapi_edits() -> str:
-    """:data:`_OPENAPI_EDITS` and a digest of :data:`OPENAPI_COMPONENTS` (a changed
-    definition is a new document)."""
-    with open(OPENAPI_COMPONENTS, "rb") as fh:
-        return f"{_OPENAPI_EDITS},{hashlib.sha256(fh.read()).hexdigest()[:16]}"
+    """:data:`_OPENAPI_EDITS` and a digest of :data:`OPENAPI_COMPONENTS` and
+    :data:`OPENAPI_ROUTES` (a changed definition is a new document)."""
+    h = hashlib.sha256()
+    for path in (OPENAPI_COMPONENTS, OPENAPI_ROUTES):
+        with open(path, "rb") as fh:
+            h.update(fh.read())
+    return f"{_OPENAPI_EDITS},{h.hexdigest()[:16]}"
+
+
+#: Our routes beside pygeoapi's and the components they and the error answers use
+#: (:func:`document_routes`).
+OPENAPI_ROUTES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "openapi_routes.yml")
+
+#: The response component of each error status (an OGC API exception document; Open311's
+#: paths answer GeoReport's ``Open311Error`` instead).
+ERROR_RESPONSES = {
+    400: "InvalidParameter",
+    401: "NotAuthenticated",
+    403: "Forbidden",
+    404: "NotFound",
+    408: "RequestTimeout",
+    409: "Conflict",
+    412: "PreconditionFailed",
+    413: "PayloadTooLarge",
+    429: "TooManyRequests",
+    500: "ServerError",
+    503: "ServiceUnavailable",
+}
+_ANY = "get head options post put patch delete"
+_WRITABLE = "|".join(lid for lid, layer in LAYERS.items() if layer.editable)
+_PRIVATE = "|".join(
+    lid for lid, layer in LAYERS.items() if not access.can_read(layer, access.PUBLIC)
+)
+#: The error statuses each operation answers, beside what pygeoapi documents: ``(methods,
+#: path pattern, statuses)``; every rule whose methods and pattern match an operation applies.
+ERROR_ANSWERS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
+    # any request: a malformed or unknown parameter, or a body on a GET (400); an unknown API
+    # key (401); a fault (500)
+    (_ANY, r".*", (400, 401, 500)),
+    # a request body too large (413) or too slow to arrive (408)
+    ("post put patch", r".*", (408, 413)),
+    # what reads the store: it is down, or a statement took too long
+    (
+        _ANY,
+        r"/collections/[^/]+/(items.*|tiles/[^/]+/.+)|/cases/\{caseNo\}/.+|/supervision.*"
+        r"|/screen/.*|/tiles/[^/]+/.+|/open311/.*|/processes/[^/]+/execution",
+        (503,),
+    ),
+    # a collection, feature, process, job, tileset, tile, style or case that does not exist
+    (
+        _ANY,
+        r"/collections/.+|/processes/.+|/jobs/.+|/tiles/.+|/styles/.+|/cases/\{caseNo\}/.+"
+        r"|/open311/v2/(services|requests)/.+",
+        (404,),
+    ),
+    # a collection of personal data the caller's role may not read
+    (_ANY, rf"/collections/({_PRIVATE})(/.*)?", (403,)),
+    # a heavy read (a big page, CSV, a coverage, a query with a geometry) over the caller's
+    # limit, and a whole coverage over the answer's limit
+    ("get post", r"/collections/[^/]+/(items|coverage)", (429,)),
+    ("get", r"/collections/[^/]+/coverage", (413,)),
+    # writes: the caller's role, If-Match, the stage machine
+    ("post put patch delete", rf"/collections/({_WRITABLE})/items(/\{{featureId\}})?", (403,)),
+    ("put patch delete", rf"/collections/({_WRITABLE})/items/\{{featureId\}}", (412,)),
+    ("patch", rf"/collections/({_WRITABLE})/items/\{{featureId\}}", (409,)),
+    ("post", r"/cases/\{caseNo\}/transitions", (403, 409)),
+    ("get", r"/cases/\{caseNo\}/history|/supervision/overdue", (403,)),
+    ("post", r"/open311/v2/requests\.\{format\}", (403,)),
+    # a process on data the caller may not read; too many jobs of the caller's
+    ("post", r"/processes/[^/]+/execution", (403, 429)),
+)
+#: Success responses pygeoapi describes with another answer's media types, or none: (path
+#: pattern, method, status) -> ours.
+_RESPONSES_OF = {
+    (r"/openapi", "get", "200"): "OpenAPI",
+    (r"/collections/[^/]+/(queryables|schema)", "get", "200"): "JSONSchema",
+    (r"/collections/[^/]+/items", "post", "200"): "FeaturesQuery",
+    (rf"/collections/({_WRITABLE})/items", "post", "201"): "Created",
+    (r"/processes/[^/]+", "get", "200"): "ProcessDescription",
+    (r"/jobs", "get", "200"): "JobList",
+    (r"/jobs/\{jobId\}", "get", "200"): "JobStatus",
+    (r"/jobs/\{jobId\}/results", "get", "200"): "JobResults",
+    (r"/jobs/\{jobId\}", "delete", "200"): "JobDismissed",
+}
+#: Statuses pygeoapi documents that the server never answers: (path pattern, method, status).
+_NOT_ANSWERED = ((r"/jobs/\{jobId\}", "delete", "204"),)
+_SECURED = {"bearerKey": []}, {"apiKeyHeader": []}
+_FILTER_PARAMETERS = ("filter", "filter-lang", "filter-crs")
+_TILE_TEMPLATE = "/collections/{collectionId}/tiles"
+
+
+def document_routes(doc: dict, definitions: str | None = None) -> dict:
+    """The OpenAPI document with our routes and every error answer of each operation.
+
+    OGC API - Common - Part 1 and Features - Part 1, /req/oas30/completeness: the document
+    names every status and response the server answers. pygeoapi 0.24 documents its own
+    paths with a few of their errors; this adds, from ``definitions`` (default
+    :data:`OPENAPI_ROUTES`), the paths our shell serves (tiles and styles, each point layer's
+    tiles, the case workflow and a case's ``PATCH``, supervision, the screen's data, Open311)
+    and their components; to every operation the error statuses :data:`ERROR_ANSWERS` says it
+    answers (:data:`ERROR_RESPONSES`); to each items ``GET`` the ``filter``, ``filter-lang`` and
+    ``filter-crs`` parameters (Part 3, which the shell checks); and the API keys as security
+    schemes (optional for the whole API, required for the writes of a case, its history and
+    the overdue list: /req/oas30/security).
+
+    >>> doc = document_routes({"paths": {"/collections/incidents/items": {"get": {
+    ...     "responses": {"200": {"description": "ok"}}}}}})
+    >>> ops = doc["paths"]["/collections/incidents/items"]["get"]
+    >>> sorted(ops["responses"])
+    ['200', '400', '401', '404', '429', '500', '503']
+    >>> [p["$ref"].rsplit("/", 1)[1] for p in ops["parameters"]]
+    ['filter', 'filter-lang', 'filter-crs']
+    >>> doc["paths"]["/open311/v2/requests.{format}"]["post"]["responses"]["403"]
+    {'$ref': '#/components/responses/Open311Error'}
+
+    Parameters
+    ----------
+    doc : dict
+        The OpenAPI 3.0 document (changed in place).
+    definitions : str, optional
+        The YAML file of ``components`` and ``paths``.
+
+    Returns
+    -------
+    dict
+        ``doc``.
+
+    Raises
+    ------
+    IncompatiblePygeoapi
+        pygeoapi's document already has one of our operations or components (each named).
+    """
+    import copy
+
+    import yaml
+
+    from layers.tiles import point_layers
+
+    with open(definitions or OPENAPI_ROUTES, encoding="utf-8") as fh:
+        ours = yaml.safe_load(fh)
+    problems = []
+    components = doc.setdefault("components", {})
+    for kind, defined in ours["components"].items():
+        have = components.setdefault(kind, {})
+        for name, value in defined.items():
+            if have.get(name, value) != value:
+                problems.append(f"pygeoapi's document defines components/{kind}/{name} itself")
+            have[name] = value
+    paths = doc.setdefault("paths", {})
+    routes = dict(ours["paths"])
+    for template in [p for p in routes if p.startswith(_TILE_TEMPLATE)]:
+        item = routes.pop(template)
+        kind = template.count("/") - 3  # the tilesets, a tileset, a tile
+        for layer in point_layers():
+            path = template.replace("{collectionId}", layer.id)
+            routes[path] = copy.deepcopy(item)
+            name = "".join(w.title() for w in layer.id.split("_"))
+            for op in routes[path].values():
+                op["tags"] = [layer.id]
+                op["operationId"] = f"get{name}{('TileSets', 'TileSet', 'Tile')[min(kind, 2)]}"
+    for path, item in routes.items():
+        have = paths.setdefault(path, {})
+        for method, op in item.items():
+            if method in have:
+                problems.append(f"pygeoapi's document has {method.upper()} {path} itself")
+            have[method] = op
+    if problems:
+        raise IncompatiblePygeoapi(
+            "the OpenAPI document pygeoapi generated is not the one our edit knows: "
+            + "; ".join(problems)
+            + " (see tianya/compat.py document_routes)"
+        )
+    doc["security"] = [{}, *_SECURED]
+    for path, item in paths.items():
+        for method, op in item.items():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            statuses = sorted(
+                {
+                    s
+                    for methods, pattern, codes in ERROR_ANSWERS
+                    if method in methods.split() and re.fullmatch(pattern, path)
+                    for s in codes
+                }
+            )
+            for (where, how, status), name in _RESPONSES_OF.items():
+                if how == method and re.fullmatch(where, path):
+                    op["responses"][status] = {"$ref": f"#/components/responses/{name}"}
+            for where, how, status in _NOT_ANSWERED:
+                if how == method and re.fullmatch(where, path):
+                    op["responses"].pop(status, None)
+            for status in statuses:
+                name = "Open311Error" if path.startswith("/open311/") else ERROR_RESPONSES[status]
+                op["responses"].setdefault(str(status), {"$ref": f"#/components/responses/{name}"})
+            op["responses"] = dict(sorted(op["responses"].items()))
+            if method in ("put", "delete") and re.fullmatch(
+                rf"/collections/({_WRITABLE})/items/\{{featureId\}}", path
+            ):
+                op["security"] = list(_SECURED)
+                params = op.setdefault("parameters", [])
+                if_match = {"$ref": "#/components/parameters/If-Match"}
+                if if_match not in params:
+                    params.append(if_match)
+            if method == "get" and path.endswith("/items"):
+                params = op.setdefault("parameters", [])
+                for name in _FILTER_PARAMETERS:
+                    ref = {"$ref": f"#/components/parameters/{name}"}
+                    if ref not in params:
+                        params.append(ref)
+    return doc
 
 
 #: Where pygeoapi refers to a response written for another answer: (path, the component it

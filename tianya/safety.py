@@ -93,16 +93,23 @@ def _without(node, hidden: frozenset):
         return {
             k: _without(v, hidden)
             for k, v in node.items()
-            if k not in hidden and not (isinstance(v, dict) and v.get("name") in hidden)
+            if k not in hidden and not (isinstance(v, dict) and _named(v) in hidden)
         }
     if isinstance(node, list):
         return [
             _without(v, hidden)
             for v in node
             if not (isinstance(v, str) and v in hidden)
-            and not (isinstance(v, dict) and v.get("name") in hidden)
+            and not (isinstance(v, dict) and _named(v) in hidden)
         ]
     return node
+
+
+def _named(node: dict) -> str | None:
+    """The ``name`` of a parameter or tag (a schema's ``properties`` may have a property
+    called ``name``, whose value is a schema)."""
+    name = node.get("name")
+    return name if isinstance(name, str) else None
 
 
 def public_openapi(environ, load) -> dict | None:
