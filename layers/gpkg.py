@@ -24,7 +24,7 @@ import shapely
 
 from layers.catalogue import Layer
 from layers.errors import InvalidFeature, NotFound, StoreUnavailable, TianyaError
-from layers.query import Dialect, Query
+from layers.query import Dialect, Query, casefold
 from layers.store import (
     Page,
     Store,
@@ -164,6 +164,9 @@ class SQLiteDialect(Dialect):
     def geometry_literal(self, geom):
         return "?", [shapely.to_wkb(geom)]
 
+    def casefold(self, sql):
+        return f"casefold({sql})"  # SQLite's lower() folds ASCII only
+
     def spatial(self, op, column, geom):
         sql = f"ST_{op.capitalize()}({column}, ?)"
         params = [shapely.to_wkb(geom)]
@@ -217,6 +220,7 @@ class GeoPackageStore(Store):
         for i, name in enumerate(("ST_MinX", "ST_MinY", "ST_MaxX", "ST_MaxY")):
             con.create_function(name, 1, _st(i), deterministic=True)
         con.create_function("ST_IsEmpty", 1, _st_isempty, deterministic=True)
+        con.create_function("casefold", 1, casefold, deterministic=True)  # CQL2 CASEI
         for op in (
             "intersects",
             "disjoint",

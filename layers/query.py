@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -363,6 +364,12 @@ def _check_types(layer: Layer, node: ast.Node) -> None:
     """
     fields = layer.field_map
     for n in _walk(node):
+        if isinstance(n, ast.Function) and n.name.lower() in _CASE_FUNCTIONS:
+            kinds = {_kind(a, fields) for a in n.arguments} - {None, "string"}
+            if kinds:
+                raise InvalidParameter(
+                    f"{n.name.upper()} takes a string, not a {' or '.join(sorted(kinds))}"
+                )
         if type(n) in _COMPARISONS:
             operands = [n.lhs, n.rhs]
         elif isinstance(n, ast.Between):
@@ -544,6 +551,14 @@ class Dialect:
     def spatial(self, op: str, column: str, geom) -> tuple[str, list]:
         raise NotImplementedError
 
+    def casefold(self, sql: str) -> str:
+        """CQL2's CASEI of an SQL expression: Unicode full case folding.
+
+        This default is PostgreSQL's (:func:`casefold_sql`); an engine whose ``lower`` is
+        ASCII only (SQLite) overrides it with a registered function (:func:`casefold`).
+        """
+        return casefold_sql(sql)
+
     def like(self, column: str, nocase: bool) -> str:
         if nocase:
             return f"lower({column}) LIKE lower({self.param}) ESCAPE '\\'"
@@ -556,6 +571,56 @@ class Dialect:
         if isinstance(v, dt.date):
             return v.isoformat()
         return v
+
+
+def casefold(value):
+    """Unicode full case folding (CQL2 CASEI) of a value, ``None`` kept: the SQL function.
+
+    >>> casefold("STRAẞE"), casefold(None)
+    ('strasse', None)
+    """
+    return value.casefold() if isinstance(value, str) else value
+
+
+@functools.cache
+def _folds() -> tuple[tuple[tuple[str, str], ...], str, str, tuple[tuple[str, str], ...]]:
+    """What ``lower()`` does not do of full case folding: the characters whose lowercase is
+    several (``İ``: folded before ``lower()``, which would drop its dot); then those
+    ``lower()`` leaves that fold to one character (``from``, ``to``, for SQL ``translate``)
+    and those that fold to several."""
+    before, src, dst, many = [], [], [], []
+    for i in range(0x110000):
+        if 0xD800 <= i <= 0xDFFF:
+            continue
+        c = chr(i)
+        f = c.casefold()
+        if len(c.lower()) > 1:
+            before.append((c, f))
+        if c.lower() != c or f == c:
+            continue
+        if len(f) == 1:
+            src.append(c)
+            dst.append(f)
+        else:
+            many.append((c, f))
+    return tuple(before), "".join(src), "".join(dst), tuple(many)
+
+
+def casefold_sql(sql: str) -> str:
+    """Unicode full case folding of an SQL expression in PostgreSQL.
+
+    ``lower()`` (Unicode-aware under a UTF-8 locale), then ``translate`` of the characters
+    that fold to another one (``ς`` → ``σ``, ``ſ`` → ``s``, Cherokee small letters) and a
+    ``replace`` of each that folds to several (``ß`` → ``ss``, ``ﬁ`` → ``fi``); ``İ`` is
+    folded first. None of them is a quote, a backslash or ``%``.
+    """
+    before, src, dst, many = _folds()
+    for c, f in before:
+        sql = f"replace({sql}, '{c}', '{f}')"
+    out = f"translate(lower({sql}), '{src}', '{dst}')"
+    for c, f in many:
+        out = f"replace({out}, '{c}', '{f}')"
+    return out
 
 
 _COMPARISONS = {
@@ -643,7 +708,12 @@ def compile_where(
         if isinstance(n, ast.Function):
             fn = n.name.lower()
             if fn in _CASE_FUNCTIONS and len(n.arguments) == 1:
-                s, ps = operand(n.arguments[0])
+                arg = n.arguments[0]
+                if fn == "casei" and isinstance(arg, str):  # folded here, exactly
+                    return p, [casefold(arg)]
+                s, ps = operand(arg)
+                if fn == "casei":
+                    return dialect.casefold(s), ps
                 return f"{'upper' if fn == 'upper' else 'lower'}({s})", ps
             raise InvalidParameter(
                 f"filter function {n.name!r} is not supported; supported: CASEI, LOWER, UPPER, BBOX"

@@ -38,6 +38,7 @@ CONFORMANCE = {
         "/req/advanced-comparison-operators/between-predicate",
         "/req/advanced-comparison-operators/in-predicate",
     ),
+    _CQL2 + "case-insensitive-comparison": ("/req/case-insensitive-comparison/casei-function",),
     _CQL2 + "basic-spatial-functions": (
         "/req/basic-spatial-functions/spatial-functions",
         "/req/basic-spatial-functions/spatial-predicate",
@@ -52,6 +53,7 @@ CONFORMANCE = {
     _CQL2 + "cql2-text": (
         "/req/cql2-text/basic-cql2",
         "/req/cql2-text/advanced-comparison-operators",
+        "/req/cql2-text/case-insensitive-comparison",
         "/req/cql2-text/basic-spatial-functions",
         "/req/cql2-text/basic-spatial-functions-plus",
         "/req/cql2-text/spatial-functions",
@@ -60,6 +62,7 @@ CONFORMANCE = {
     _CQL2 + "cql2-json": (
         "/req/cql2-json/basic-cql2",
         "/req/cql2-json/advanced-comparison-operators",
+        "/req/cql2-json/case-insensitive-comparison",
         "/req/cql2-json/basic-spatial-functions",
         "/req/cql2-json/basic-spatial-functions-plus",
         "/req/cql2-json/spatial-functions",
@@ -537,6 +540,115 @@ def test_req_advanced_comparison_operators_in_predicate(live_server, inc):
     )
 
 
+# --- Case-insensitive comparison ----------------------------------------------------------------
+
+
+def casei(x):
+    return op("casei", x)
+
+
+def test_req_case_insensitive_comparison_casei_function(live_server, sample_data):
+    """/req/case-insensitive-comparison/casei-function A, B, C: CASEI takes a string literal,
+    a string property or a function giving a string, and gives a string compared with ``=``
+    and LIKE; on any other type it is refused."""
+    d = sample_data["departments"]
+    folded = d["name_en"].str.casefold()
+    name = d["name_en"].iloc[0]
+    check(
+        live_server,
+        d,
+        "departments",
+        folded == name.casefold(),
+        f"CASEI(name_en) = CASEI('{name.upper()}')",
+        op("=", casei(P("name_en")), casei(name.upper())),
+    )
+    check(
+        live_server,
+        d,
+        "departments",
+        folded.str.contains("bureau"),
+        "CASEI(name_en) LIKE CASEI('%BUREAU%')",
+        op("like", casei(P("name_en")), casei("%BUREAU%")),
+    )
+    check(
+        live_server,
+        d,
+        "departments",
+        folded == name.casefold(),
+        f"CASEI(CASEI(name_en)) = '{name.casefold()}'",
+        op("=", casei(casei(P("name_en"))), name.casefold()),
+    )
+    refused(
+        live_server,
+        "building_population",
+        "CASEI(floors) = CASEI('1')",
+        op("=", casei(P("floors")), casei("1")),
+    )
+
+
+def test_req_case_insensitive_comparison_casei_function_full_case_folding(live_server, inc):
+    """/req/case-insensitive-comparison/casei-function E: Unicode full case folding (ß and
+    ẞ are ss, final sigma is sigma, ligatures open), not a lowercase: literals compared."""
+    everything = pd.Series(True, index=inc.index)
+    for a, b in (
+        ("STRAẞE", "strasse"),
+        ("Straße", "STRASSE"),
+        ("ΣΊΣΥΦΟΣ", "σίσυφος"),
+        ("ﬁle", "FILE"),
+        ("ǅ", "ǆ"),
+    ):
+        check(
+            live_server,
+            inc,
+            "incidents",
+            everything,
+            f"CASEI('{a}') = CASEI('{b}')",
+            op("=", casei(a), casei(b)),
+        )
+    check(
+        live_server,
+        inc,
+        "incidents",
+        ~everything,
+        "CASEI('Straße') = CASEI('strase')",
+        op("=", casei("Straße"), casei("strase")),
+        nonempty=False,
+    )
+
+
+def test_req_case_insensitive_comparison_casei_function_in_each_store(store_kind, store_url):
+    """/req/case-insensitive-comparison/casei-function D, E on a property: the SQL each store
+    runs for CASEI of a column folds every cased character of Unicode exactly as Python's
+    ``str.casefold`` (full case folding) and keeps NULL (the sample holds no such text)."""
+    from layers.query import casefold_sql
+
+    chars = [
+        chr(i)
+        for i in range(0x110000)
+        if not 0xD800 <= i <= 0xDFFF and (chr(i).casefold() != chr(i) or chr(i).upper() != chr(i))
+    ]
+    text = "".join(chars)
+    if store_kind == "gpkg":
+        from layers.gpkg import GeoPackageStore, SQLiteDialect
+
+        con = GeoPackageStore(store_url)._connect()
+        sql = SQLiteDialect("incidents").casefold("?")
+        got, null = con.execute(f"SELECT {sql}, {sql.replace('?', 'NULL')}", [text]).fetchone()
+        con.close()
+    else:
+        import psycopg
+
+        from layers.postgis import PostgresDialect, split_url
+
+        assert PostgresDialect().casefold("%s") == casefold_sql("%s")
+        with psycopg.connect(split_url(store_url)[0]) as con:
+            got, null = con.execute(
+                f"SELECT {casefold_sql('%s')}, {casefold_sql('NULL')}", [text]
+            ).fetchone()
+    assert got == text.casefold()
+    assert null is None
+
+
 # --- Spatial functions ---------------------------------------------------------------------------
 
 #: A box over part of the district (CRS84) and literals of every type inside it.
@@ -721,6 +833,55 @@ def test_req_cql2_json_advanced_comparison_operators(live_server, inc):
         op("not", op("in", P("channel"), ["wechat"])),
     )
     check(live_server, inc, "incidents", want & sat.notna(), None, js)
+
+
+def test_req_cql2_text_case_insensitive_comparison(live_server, sample_data):
+    """/req/cql2-text/case-insensitive-comparison: CASEI in text, in any case, in a
+    comparison, a LIKE and an IN."""
+    d = sample_data["departments"]
+    folded = d["name_en"].str.casefold()
+    names = d["name_en"].iloc[:2].tolist()
+    check(
+        live_server,
+        d,
+        "departments",
+        folded.isin([n.casefold() for n in names]),
+        "casei(name_en) IN ({})".format(", ".join(f"CaseI('{n.upper()}')" for n in names)),
+    )
+    check(
+        live_server,
+        d,
+        "departments",
+        folded.str.startswith("S"),
+        "CASEI(name_en) LIKE 'S%'",
+        nonempty=False,
+    )
+    check(
+        live_server, d, "departments", folded.str.startswith("s"), "CASEI(name_en) LIKE casei('S%')"
+    )
+
+
+def test_req_cql2_json_case_insensitive_comparison(live_server, sample_data):
+    """/req/cql2-json/case-insensitive-comparison: ``{"op": "casei", ...}`` in JSON."""
+    d = sample_data["departments"]
+    folded = d["name_en"].str.casefold()
+    names = d["name_en"].iloc[:2].tolist()
+    check(
+        live_server,
+        d,
+        "departments",
+        folded.isin([n.casefold() for n in names]),
+        None,
+        op("in", casei(P("name_en")), [casei(n.upper()) for n in names]),
+    )
+    check(
+        live_server,
+        d,
+        "departments",
+        folded.str.startswith("s"),
+        None,
+        op("like", casei(P("name_en")), casei("S%")),
+    )
 
 
 def test_req_cql2_text_basic_spatial_functions(live_server, sample_data):
