@@ -365,10 +365,10 @@ def _check_types(layer: Layer, node: ast.Node) -> None:
     fields = layer.field_map
     for n in _walk(node):
         if isinstance(n, ast.Function) and n.name.lower() in _CASE_FUNCTIONS:
-            kinds = {_kind(a, fields) for a in n.arguments} - {None, "string"}
-            if kinds:
+            other = {k for a in n.arguments if (k := _kind(a, fields)) not in (None, "string")}
+            if other:
                 raise InvalidParameter(
-                    f"{n.name.upper()} takes a string, not a {' or '.join(sorted(kinds))}"
+                    f"{n.name.upper()} takes a string, not a {' or '.join(sorted(other))}"
                 )
         if type(n) in _COMPARISONS:
             operands = [n.lhs, n.rhs]
@@ -380,7 +380,7 @@ def _check_types(layer: Layer, node: ast.Node) -> None:
             operands = [n.lhs, n.pattern]
         else:
             continue
-        kinds = {k for k in (_kind(o, fields) for o in operands) if k is not None}
+        kinds: set[str] = {k for o in operands if (k := _kind(o, fields)) is not None}
         if isinstance(n, ast.Like):
             kinds.add("string")  # LIKE matches strings
         if kinds == {"temporal", "string"} and not isinstance(n, ast.Like):
