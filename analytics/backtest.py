@@ -1,0 +1,245 @@
+"""Rolling-origin backtests of the forecast models: MASE, interval coverage and where a model
+loses to a baseline.
+
+Functions
+---------
+backtest
+    Forecast from each of the last origins of a :class:`~analytics.forecast.SeriesPanel`
+    with every model, score against the held-out periods (:class:`Backtest`).
+mase_scale
+    The MASE denominator of each series at an origin.
+
+Method (Hyndman & Koehler 2006; Hyndman & Athanasopoulos, *FPP3* 5.10): for each origin
+``t`` (the last period a model sees, see :func:`analytics.forecast.forecast`: counts after
+``t`` are never handed to a model) and horizon ``h`` with ``t + h`` observed, the scaled
+error is ``|y[t+h] - point| / scale[t]`` where ``scale[t]`` is the mean absolute seasonal
+difference of the series over periods ``0 .. t`` (its in-sample seasonal naive error, season
+:attr:`~analytics.forecast.SeriesPanel.season_length`).  Series whose scale is 0 at an
+origin (constant so far, e.g. no case yet) are left out of MASE at that origin and counted in
+``excluded``.  MASE of a model and horizon = mean scaled error over series and origins;
+coverage = share of held-out periods inside ``[lo, hi]`` (ends included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analytics.errors import AnalyticsError, check_positive
+from analytics.forecast import (
+    MODELS,
+    SeriesPanel,
+    _calendar,
+    _check_args,
+    _predict,
+)
+
+__all__ = ["Backtest", "backtest", "mase_scale"]
+
+
+def mase_scale(panel: SeriesPanel, origin: int) -> np.ndarray:
+    """Mean absolute seasonal difference of each series over periods ``0 .. origin``."""
+    m = panel.season_length
+    y = panel.counts[:, : origin + 1]
+    if y.shape[1] <= m:
+        return np.zeros(y.shape[0])
+    return np.abs(y[:, m:] - y[:, :-m]).mean(axis=1)
+
+
+@dataclass
+class Backtest:
+    """Result of :func:`backtest`.
+
+    Attributes
+    ----------
+    forecasts : DataFrame
+        One row per model, origin, horizon and series: ``model``, ``origin`` (period start),
+        ``horizon``, ``key``, ``actual``, ``point``, ``lo``, ``hi``, ``scale``,
+        ``scaled_error`` (NaN where ``scale`` is 0), ``covered``.
+    scores : DataFrame
+        One row per model and horizon: ``mase``, ``mae``, ``coverage``, ``n`` (forecasts
+        scored for MASE), ``excluded`` (zero-scale forecasts), ``origins``.
+    level : float
+    level_name : str
+        What a series is (``panel.level``).
+    freq : str
+    """
+
+    forecasts: pd.DataFrame
+    scores: pd.DataFrame
+    level: float
+    level_name: str
+    freq: str
+
+    def versus(self, baseline: str = "seasonal_naive") -> pd.DataFrame:
+        """MASE of every model relative to ``baseline``, per horizon.
+
+        Returns
+        -------
+        DataFrame
+            ``model``, ``horizon``, ``mase``, ``baseline_mase`` and ``improvement``
+            (``1 - mase / baseline_mase``: 0.2 = 20 % better than the baseline).
+        """
+        s = self.scores
+        if baseline not in set(s["model"]):
+            raise AnalyticsError(
+                f"{baseline!r} is not in this backtest, one of: {', '.join(s['model'].unique())}"
+            )
+        base = s[s["model"] == baseline].set_index("horizon")["mase"]
+        out = s[["model", "horizon", "mase"]].copy()
+        out["baseline_mase"] = out["horizon"].map(base)
+        out["improvement"] = 1.0 - out["mase"] / out["baseline_mase"]
+        return out.reset_index(drop=True)
+
+    def losses(
+        self, model: str = "gbm", baseline: str = "seasonal_naive", bands: int = 4
+    ) -> pd.DataFrame:
+        """Where ``model`` loses to ``baseline``: MASE per horizon and activity band.
+
+        Series are put in ``bands`` bands by their mean count over the backtest's actuals
+        (quantiles; ties may merge bands).
+
+        Returns
+        -------
+        DataFrame
+            ``horizon``, ``band`` (mean-count interval), ``series``, ``mase`` (model),
+            ``baseline_mase``, ``improvement`` and ``loses`` (``improvement < 0``).
+        """
+        f = self.forecasts
+        for name in (model, baseline):
+            if name not in set(f["model"]):
+                raise AnalyticsError(f"{name!r} is not in this backtest")
+        sub = f[f["model"].isin([model, baseline]) & f["scaled_error"].notna()]
+        rate = f[f["model"] == model].groupby("key")["actual"].mean()
+        band = pd.qcut(rate, bands, duplicates="drop")
+        sub = sub.assign(band=sub["key"].map(band))
+        g = (
+            sub.groupby(["horizon", "band", "model"], observed=True)["scaled_error"]
+            .mean()
+            .unstack("model")
+        )
+        nser = sub.groupby(["horizon", "band"], observed=True)["key"].nunique()
+        out = pd.DataFrame(
+            {
+                "series": nser,
+                "mase": g[model],
+                "baseline_mase": g[baseline],
+            }
+        ).reset_index()
+        out["band"] = out["band"].astype(str)
+        out["improvement"] = 1.0 - out["mase"] / out["baseline_mase"]
+        out["loses"] = out["improvement"] < 0
+        return out
+
+    def series_losses(self, model: str = "gbm", baseline: str = "seasonal_naive") -> pd.DataFrame:
+        """Series where ``model``'s mean scaled error exceeds ``baseline``'s (all horizons).
+
+        Returns
+        -------
+        DataFrame
+            ``key``, ``mase``, ``baseline_mase``, ``mean_actual``, worst first.
+        """
+        f = self.forecasts[self.forecasts["scaled_error"].notna()]
+        g = f.groupby(["key", "model"])["scaled_error"].mean().unstack("model")
+        mean_actual = f[f["model"] == model].groupby("key")["actual"].mean()
+        out = pd.DataFrame(
+            {"mase": g[model], "baseline_mase": g[baseline], "mean_actual": mean_actual}
+        )
+        out = out[out["mase"] > out["baseline_mase"]]
+        return (
+            out.assign(gap=out["mase"] - out["baseline_mase"])
+            .sort_values("gap", ascending=False)
+            .drop(columns="gap")
+            .reset_index()
+        )
+
+
+def backtest(
+    panel: SeriesPanel,
+    *,
+    models=MODELS,
+    origins: int = 12,
+    horizon: int = 4,
+    level: float = 0.8,
+    n_threads: int = 1,
+) -> Backtest:
+    """Rolling-origin backtest of ``models`` on ``panel``.
+
+    Parameters
+    ----------
+    panel : SeriesPanel
+    models : sequence of str
+        Any of :data:`analytics.forecast.MODELS`.
+    origins : int, default 12
+        Number of origins: the last ``origins`` periods before the final one (each origin
+        forecasts the periods after it that are observed, so the latest origin scores only
+        horizon 1).
+    horizon : int, default 4
+    level : float, default 0.8
+    n_threads : int, default 1
+        OpenMP threads of the gradient-boosted model.
+
+    Returns
+    -------
+    Backtest
+    """
+    check_positive(origins, "origins", integer=True)
+    models = tuple(models)
+    if not models:
+        raise AnalyticsError("no model to backtest")
+    for m in models:
+        _check_args(m, horizon, level)
+    t_all = panel.counts.shape[1]
+    first = t_all - 1 - int(origins)
+    if first < 1:
+        raise AnalyticsError(
+            f"{origins} origins need more than {origins + 1} periods, the panel has {t_all}"
+        )
+    cal = _calendar(panel, horizon).to_numpy(float)
+    n = len(panel.keys)
+    rows = []
+    for t in range(first, t_all - 1):
+        hmax = min(horizon, t_all - 1 - t)
+        scale = mase_scale(panel, t)
+        for m in models:
+            point, _mean, lo, hi = _predict(panel, t, m, horizon, float(level), cal, n_threads)
+            for h in range(1, hmax + 1):
+                actual = panel.counts[:, t + h]
+                p, a, b = point[:, h - 1], lo[:, h - 1], hi[:, h - 1]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    se = np.where(scale > 0, np.abs(actual - p) / scale, np.nan)
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "model": m,
+                            "origin": panel.periods[t],
+                            "horizon": h,
+                            "key": panel.keys.to_numpy(),
+                            "actual": actual,
+                            "point": p,
+                            "lo": a,
+                            "hi": b,
+                            "scale": scale,
+                            "scaled_error": se,
+                            "covered": (actual >= a) & (actual <= b),
+                        },
+                        index=np.arange(n),
+                    )
+                )
+    f = pd.concat(rows, ignore_index=True)
+    f["abs_error"] = (f["actual"] - f["point"]).abs()
+    g = f.groupby(["model", "horizon"], sort=False)
+    scores = pd.DataFrame(
+        {
+            "mase": g["scaled_error"].mean(),
+            "mae": g["abs_error"].mean(),
+            "coverage": g["covered"].mean(),
+            "n": g["scaled_error"].count(),
+            "excluded": g["scaled_error"].size() - g["scaled_error"].count(),
+            "origins": g["origin"].nunique(),
+        }
+    ).reset_index()
+    f = f.drop(columns="abs_error")
+    return Backtest(f, scores, float(level), panel.level, panel.freq)

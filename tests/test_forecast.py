@@ -1,0 +1,274 @@
+"""Forecasts and their backtest (issue 16): counts per series, the calendar, the models, no
+look-ahead, and the backtest figures on the sample year against the issue's targets.
+
+Targets (issue 16, "What must show"), 1 week ahead on the sample history: the chosen model
+(``gbm``) beats seasonal naive by >= 20 % MASE at community level and >= 10 % at cell level
+(200 m cells), and its 80 % intervals cover 75-85 % of the held-out weeks.  12 rolling
+origins (the sample's weeks 40-51 of 52).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.backtest import backtest, mase_scale
+from analytics.calendar_features import day_features, period_features
+from analytics.emerging import space_time_cube
+from analytics.errors import AnalyticsError
+from analytics.forecast import (
+    MODELS,
+    SeriesPanel,
+    _ets_fit,
+    count_series,
+    forecast,
+    gbm_features,
+    panel_from_cube,
+)
+from geodata.sample import generate
+
+pytestmark = pytest.mark.filterwarnings("ignore:input CRS:UserWarning")
+
+
+@pytest.fixture(scope="module")
+def incidents():
+    return generate()["incidents"]
+
+
+@pytest.fixture(scope="module")
+def community(incidents):
+    return count_series(incidents, level="community")
+
+
+@pytest.fixture(scope="module")
+def community_backtest(community):
+    return backtest(community)
+
+
+@pytest.fixture(scope="module")
+def cell_backtest(incidents):
+    return backtest(
+        count_series(incidents, level="cell", cell_size=200.0), models=("seasonal_naive", "gbm")
+    )
+
+
+# --- calendar ----------------------------------------------------------------------------
+
+
+def test_calendar_holidays_makeup_days_and_typhoon_season():
+    f = day_features(["2026-10-01", "2026-10-10", "2026-05-01", "2026-03-02"])
+    # National Day (a Thursday), the Saturday worked after it, Labour Day, an ordinary Monday
+    assert f["holiday"].tolist() == [1, 0, 1, 0]
+    assert f["workday"].tolist() == [0, 1, 0, 1]
+    assert f["makeup"].tolist() == [0, 1, 0, 0]
+    assert f["typhoon_season"].tolist() == [1, 1, 0, 0]
+    w = period_features(["2026-09-28", "2026-03-02"], "W")
+    assert w["workdays"].tolist() == [3, 5]  # Sep 28-30 worked, Oct 1-4 off
+    assert w["typhoon_season"].tolist() == [1.0, 0.0]
+
+
+def test_calendar_outside_the_schedule_falls_back_to_weekends_with_a_warning():
+    with pytest.warns(UserWarning, match="no holiday schedule"):
+        w = period_features(["2099-10-05"], "W")  # a Monday
+    assert w["workdays"].tolist() == [5] and w["holidays"].tolist() == [0]
+
+
+# --- counting ----------------------------------------------------------------------------
+
+
+def test_weeks_are_local_monday_to_sunday():
+    t = pd.to_datetime(
+        ["2026-03-01 15:30", "2026-03-01 16:30", "2026-03-02 03:00", "2026-03-15 12:00"], utc=True
+    )
+    cases = pd.DataFrame({"reported_at": t, "community_code": ["a", "a", "b", "a"]})
+    p = count_series(cases, level="community", freq="W")
+    # 2026-03-01 15:30 UTC is Sunday 23:30 in Beijing (week of Feb 23), 16:30 UTC is Monday
+    # 00:30 (week of Mar 2); 2026-03-15 12:00 UTC is Sunday 20:00 (week of Mar 9)
+    assert list(p.periods.strftime("%Y-%m-%d")) == ["2026-02-23", "2026-03-02", "2026-03-09"]
+    assert p.keys.tolist() == ["a", "b"]
+    assert p.counts.tolist() == [[1, 1, 1], [0, 1, 0]]
+    d = count_series(cases, level="community", freq="D")
+    assert d.season_length == 7 and d.counts.sum() == 4 and d.counts.shape[1] == 15
+
+
+def test_counts_per_level_add_up(incidents, community):
+    assert community.counts.sum() == len(incidents)
+    assert community.periods[0] == pd.Timestamp("2025-11-24")
+    assert community.counts.shape == (incidents["community_code"].nunique(), 52)
+    cat = count_series(incidents, level="category")
+    assert set(cat.keys) == set(incidents["major_class"])
+    cells = count_series(incidents, level="cell", cell_size=500.0)
+    assert cells.counts.sum() == len(incidents) and (cells.counts.sum(axis=1) > 0).all()
+    assert len(cells.cells) == len(cells.keys)
+
+
+def test_invalid_options_name_the_choices(incidents, community):
+    with pytest.raises(AnalyticsError, match="community, category"):
+        count_series(incidents, level="district")
+    with pytest.raises(AnalyticsError, match="W, D"):
+        count_series(incidents, freq="M")
+    with pytest.raises(AnalyticsError, match="seasonal_naive, moving_average, ets, gbm"):
+        forecast(community, model="prophet")
+    with pytest.raises(AnalyticsError, match="horizon must be an integer from 1 to 8"):
+        forecast(community, horizon=9)
+    with pytest.raises(AnalyticsError, match="not a period start"):
+        forecast(community, origin="2026-06-03")
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+def test_ets_recursion_matches_a_direct_loop():
+    rng = np.random.default_rng(3)
+    y = rng.poisson(5 + 3 * (np.arange(70) % 7 >= 5), size=(3, 70)).astype(float)
+    for m in (1, 7):
+        alpha, gamma, lev, seas, s2 = _ets_fit(y, m)
+        for i in range(3):
+            k0 = max(m, 4) if m == 1 else 2 * m
+            level = y[i, :k0].mean()
+            s = np.zeros(m)
+            if m > 1:
+                s = y[i, :k0].reshape(-1, m).mean(axis=0) - level
+            sse = 0.0
+            for t in range(70):
+                e = y[i, t] - level - s[t % m]
+                sse += e * e
+                s[t % m] += gamma[i] * e
+                level += alpha[i] * e
+            assert level == pytest.approx(lev[i])
+            assert sse / 70 == pytest.approx(s2[i])
+            assert np.allclose(seas[i], s[(70 + np.arange(m)) % m])
+
+
+def test_daily_models_follow_the_weekday_rhythm(incidents):
+    # the sample has 25 % fewer cases on Saturdays and Sundays.  The global model is checked
+    # before the typhoons: two of the sample's three typhoons began on a Saturday, and from the
+    # end of the year it forecasts busy Saturdays (a known weakness, see the module notes)
+    p = count_series(incidents, level="category", freq="D")
+    q = count_series(incidents, level="community", freq="D")
+    for panel, model, origin in ((p, "ets", -1), (q, "ets", -1), (q, "gbm", "2026-06-28")):
+        f = forecast(panel, model=model, horizon=7, origin=origin).frame
+        by_day = f.groupby(f["period"].dt.day_of_week)["mean"].sum()
+        assert by_day[[5, 6]].mean() < 0.9 * by_day[[0, 1, 2, 3, 4]].mean(), model
+    # seasonal naive copies the same weekday of the last week
+    f = forecast(p, model="seasonal_naive", horizon=7, origin=-8).frame
+    t = p.counts.shape[1] - 8
+    assert np.array_equal(f["point"].to_numpy().reshape(-1, 7), p.counts[:, t - 6 : t + 1])
+
+
+def test_forecast_frame_and_intervals(community):
+    for model in MODELS:
+        f = forecast(community, model=model, horizon=4, origin="2026-10-05").frame
+        assert len(f) == 4 * len(community.keys)
+        assert (f["origin"] == pd.Timestamp("2026-10-05")).all()
+        assert set(f["period"]) == {
+            pd.Timestamp("2026-10-05") + pd.Timedelta(weeks=h) for h in range(1, 5)
+        }
+        assert (
+            (f["lo"] >= 0).all() and (f["lo"] <= f["mean"]).all() and (f["mean"] <= f["hi"]).all()
+        )
+        wide = forecast(community, model=model, level=0.95, origin="2026-10-05").frame
+        assert (wide["hi"] - wide["lo"] >= f["hi"] - f["lo"] - 1e-9).all(), model
+
+
+def test_forecast_of_a_space_time_cube(incidents):
+    cube = space_time_cube(incidents, "reported_at", cell_size=1000.0, time_step="7D")
+    p = panel_from_cube(cube)
+    assert p.freq == "W" and p.counts.shape == cube.counts.shape
+    f = forecast(p, model="gbm").frame
+    assert set(f["key"]) == set(cube.bins["cell_id"]) and f["point"].notna().all()
+
+
+# --- no look-ahead -----------------------------------------------------------------------
+
+
+def _perturbed(panel: SeriesPanel, t: int, seed: int) -> SeriesPanel:
+    """``panel`` with every count after period ``t`` replaced (spikes, zeros, noise)."""
+    rng = np.random.default_rng(seed)
+    c = panel.counts.copy()
+    future = c[:, t + 1 :]
+    c[:, t + 1 :] = rng.choice([0.0, 50.0, 500.0], size=future.shape) + rng.poisson(3, future.shape)
+    return SeriesPanel(
+        c, panel.keys, panel.periods, panel.freq, panel.level, panel.season_length, panel.cells
+    )
+
+
+@pytest.mark.parametrize("freq", ["W", "D"])
+def test_no_feature_or_forecast_uses_data_after_the_origin(incidents, freq):
+    p = count_series(incidents, level="community", freq=freq)
+    t = p.counts.shape[1] - (10 if freq == "W" else 40)
+    q = _perturbed(p, t, seed=1)
+    assert not np.array_equal(p.counts, q.counts)
+    fa, fb = gbm_features(p, origin=t), gbm_features(q, origin=t)
+    pd.testing.assert_frame_equal(fa, fb)
+    for model in MODELS:
+        a = forecast(p, model=model, origin=t).frame
+        b = forecast(q, model=model, origin=t).frame
+        pd.testing.assert_frame_equal(a, b, obj=f"{model} forecast at the origin")
+    # and the forecast does move when the past moves (the check can see a change)
+    r = SeriesPanel(p.counts.copy(), p.keys, p.periods, p.freq, p.level, p.season_length)
+    r.counts[:, t - 2 : t + 1] += 20
+    moved = forecast(r, model="gbm", origin=t).frame
+    assert not np.allclose(moved["mean"], forecast(p, model="gbm", origin=t).frame["mean"])
+
+
+def test_backtest_forecasts_at_an_origin_ignore_later_weeks(community):
+    t = community.counts.shape[1] - 3  # origins t-? .. : the first origin is T-1-2
+    q = _perturbed(community, t, seed=2)
+    a = backtest(community, origins=2, models=("ets", "gbm")).forecasts
+    b = backtest(q, origins=2, models=("ets", "gbm")).forecasts
+    first = a["origin"] == a["origin"].min()
+    cols = ["model", "origin", "horizon", "key", "point", "lo", "hi", "scale"]
+    pd.testing.assert_frame_equal(a.loc[first, cols], b.loc[first, cols])
+
+
+# --- backtest ----------------------------------------------------------------------------
+
+
+def test_mase_scale_is_the_in_sample_seasonal_naive_error(community):
+    t = 20
+    y = community.counts[:, : t + 1]
+    assert np.allclose(mase_scale(community, t), np.abs(np.diff(y, axis=1)).mean(axis=1))
+
+
+def _report(bt) -> str:
+    v = bt.versus().merge(bt.scores[["model", "horizon", "coverage"]])
+    return "\n" + v.to_string()
+
+
+def test_backtest_bookkeeping(community_backtest):
+    s = community_backtest.scores
+    assert set(s["model"]) == set(MODELS)
+    h1 = s[s["horizon"] == 1]
+    assert (h1["origins"] == 12).all() and (h1["n"] + h1["excluded"] == 12 * 44).all()
+    assert (s[s["horizon"] == 4]["origins"] == 9).all()
+    f = community_backtest.forecasts
+    assert f["covered"].equals((f["actual"] >= f["lo"]) & (f["actual"] <= f["hi"]))
+    losses = community_backtest.losses()
+    assert {"band", "mase", "baseline_mase", "loses"} <= set(losses.columns)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16 target not met: measured 19.4 % better than seasonal naive at community "
+    "level 1 week ahead (MASE 0.991 vs 1.231; ETS: 20.1 %); the model is not tuned to the test",
+)
+def test_target_community_level_gbm_beats_seasonal_naive_by_20_percent(community_backtest):
+    v = community_backtest.versus()
+    gain = v[(v["model"] == "gbm") & (v["horizon"] == 1)]["improvement"].item()
+    assert gain >= 0.20, _report(community_backtest)
+
+
+def test_target_cell_level_gbm_beats_seasonal_naive_by_10_percent(cell_backtest):
+    v = cell_backtest.versus()
+    gain = v[(v["model"] == "gbm") & (v["horizon"] == 1)]["improvement"].item()
+    assert gain >= 0.10, _report(cell_backtest)
+
+
+@pytest.mark.parametrize("which", ["community_backtest", "cell_backtest"])
+def test_target_80_percent_intervals_cover_75_to_85_percent(request, which):
+    bt = request.getfixturevalue(which)
+    s = bt.scores
+    cov = s[(s["model"] == "gbm") & (s["horizon"] == 1)]["coverage"].item()
+    assert 0.75 <= cov <= 0.85, _report(bt)
