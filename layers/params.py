@@ -350,7 +350,7 @@ def body_filter(body: bytes) -> ast.Node:
 #: Parameters of a coverage request that pygeoapi's rasterio provider acts on, and the scaling
 #: ours adds (``scaleSize`` is GDAL's name of ``scale-size``).
 COVERAGE_PARAMS: tuple[str, ...] = ("bbox", "bbox-crs", "subset", "properties", "datetime", "f")
-COVERAGE_PARAMS += ("lang", "scale-size", "scaleSize")
+COVERAGE_PARAMS += ("lang", "scale-size", "scaleSize", "range-subset")
 #: Other names clients give the axes of our grids' ``subset``: OGC API Coverages names a
 #: geographic CRS's axes ``Lat`` and ``Lon``; pygeoapi (and the ``domainSet``) ``Long``.
 SUBSET_AXIS_ALIASES = {"Lon": "Long"}

@@ -10,9 +10,7 @@ draft renamed the classes (``subsetting-spatial``, ...) under ``https://`` URIs;
 as well, since clients read those headers.
 
 Not declared (see tianya/conformance.py): ``coverage-datetime`` (our DEM and flood grids have
-no time axis), ``coverage-rangesubset`` (/req/coverage-rangesubset/definition A: the
-``range-subset`` parameter, which we do not take; pygeoapi selects bands with
-``properties``), ``html`` (/req/html/domainset-success, rangetype-success: the domain set
+no time axis), ``html`` (/req/html/domainset-success, rangetype-success: the domain set
 and range type have no HTML representation, they are members of the JSON collection
 document). ``oas30`` is tested with the OpenAPI document.
 
@@ -60,6 +58,10 @@ CONFORMANCE = {
     "http://www.opengis.net/spec/ogcapi-coverages-1/1.0/conf/coverage-bbox": (
         "/req/coverage-bbox/definition",
         "/req/coverage-bbox/success",
+    ),
+    "http://www.opengis.net/spec/ogcapi-coverages-1/1.0/conf/coverage-rangesubset": (
+        "/req/coverage-rangesubset/definition",
+        "/req/coverage-rangesubset/success",
     ),
 }
 
@@ -382,3 +384,42 @@ def test_req_coverage_bbox_success(live_server, dem):
     assert BOX[0] - w <= rx + tol and e - BOX[2] <= rx + tol
     assert BOX[1] - s <= ry + tol and n - BOX[3] <= ry + tol
     assert w <= BOX[0] and e >= BOX[2] and s <= BOX[1] and n >= BOX[3]
+
+
+# --- coverage-rangesubset -------------------------------------------------------------------
+
+
+def _bands(live_server, text: str, f: str = "GTiff", extra: str = ""):
+    box = "{},{},{},{}".format(*BOX)
+    return live_server.get(f"/collections/dem/coverage?bbox={box}&range-subset={text}&f={f}{extra}")
+
+
+def test_req_coverage_rangesubset_definition(live_server, doc, dem):
+    """Bands by the range type's field names or by index from 0, ``*`` for the others; an
+    unknown name or an index out of range is a 400. (Part D, a name that spells an index,
+    cannot arise: our bands are named ``elevation`` and ``flood_depth``.)"""
+    names = [f["name"] for f in doc["rangeType"]["field"]]
+    whole = live_server.get("/collections/dem/coverage?bbox={},{},{},{}&f=GTiff".format(*BOX))
+    for text in (names[0], "0", "*", f"*,{names[0]}"):
+        r = _bands(live_server, text)
+        assert r.status_code == 200, (text, r.text[:200])
+        assert r.content == whole.content, text
+    for text in ("height", str(len(names)), "-1", "*,*", f"{names[0]},,{names[0]}"):
+        r = _bands(live_server, text)
+        assert r.status_code == 400, text
+        assert "range-subset" in r.json()["description"]
+
+
+def test_req_coverage_rangesubset_success(live_server, dem):
+    """The answer holds the selected bands only, and its range type (CoverageJSON
+    parameters) says so; the values are the stored ones."""
+    r = _bands(live_server, "elevation", f="json")
+    assert r.status_code == 200
+    cov = r.json()
+    assert set(cov["parameters"]) == set(cov["ranges"]) == {"elevation"}
+    tif = _bands(live_server, "0")
+    with MemoryFile(tif.content) as mem, mem.open() as ds:
+        assert ds.count == 1
+    _same_cells(tif.content, dem, BOX)
+    both = _bands(live_server, "elevation", extra="&properties=1")
+    assert both.status_code == 400

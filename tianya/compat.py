@@ -1007,21 +1007,40 @@ SCALE_SIZE_PARAMETER = {
 }
 
 
+#: The ``range-subset`` parameter of a coverage (OGC API Coverages, coverage-rangesubset).
+RANGE_SUBSET_PARAMETER = {
+    "name": "range-subset",
+    "in": "query",
+    "required": False,
+    "style": "form",
+    "explode": False,
+    "description": (
+        "The bands to answer, in that order: band names (the `rangeType` fields' names) or "
+        "indexes from 0, with `*` first or last for every other band before or after them."
+    ),
+    "schema": {"type": "string"},
+}
+
+
 def document_scaling(doc: dict) -> dict:
-    """The OpenAPI document with ``scale-size`` among each coverage path's parameters, and
-    its 204 answer (an area holding no cell of the grid).
+    """The OpenAPI document with ``scale-size`` and ``range-subset`` among each coverage
+    path's parameters, and its 204 answer (an area holding no cell of the grid).
 
     >>> doc = {"paths": {"/collections/dem/coverage": {"get": {"parameters": []}}}}
     >>> document_scaling(doc)["paths"]["/collections/dem/coverage"]["get"]["parameters"]
-    [{'$ref': '#/components/parameters/scale-size'}]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [{'$ref': '#/components/parameters/scale-size'},
+     {'$ref': '#/components/parameters/range-subset'}]
     """
     components = doc.setdefault("components", {}).setdefault("parameters", {})
     components["scale-size"] = SCALE_SIZE_PARAMETER
-    ref = {"$ref": "#/components/parameters/scale-size"}
+    components["range-subset"] = RANGE_SUBSET_PARAMETER
+    refs = [{"$ref": f"#/components/parameters/{n}"} for n in ("scale-size", "range-subset")]
     for path, item in (doc.get("paths") or {}).items():
         get = item.get("get") if path.endswith("/coverage") else None
-        if get is not None and ref not in get.setdefault("parameters", []):
-            get["parameters"].append(dict(ref))
+        for ref in refs if get is not None else ():
+            if ref not in get.setdefault("parameters", []):
+                get["parameters"].append(dict(ref))
         if get is not None:
             get.setdefault("responses", {}).setdefault(
                 "204", {"description": "The requested area holds no cell of the coverage."}
@@ -1654,19 +1673,21 @@ def _scale_coverages() -> None:
     """
     import pygeoapi.api.coverages as coverages
 
-    from tianya.plugins.raster_provider import ANSWER, CRS84, SCALE_SIZE
+    from tianya.plugins.raster_provider import ANSWER, CRS84, RANGE_SUBSET, SCALE_SIZE
 
     original = inspect.unwrap(coverages.get_collection_coverage)
 
     def get_collection_coverage(api, request, dataset):
         size = request.params.get("scale-size") or request.params.get("scaleSize")
         token = SCALE_SIZE.set(size or None)
+        bands_token = RANGE_SUBSET.set(request.params.get("range-subset"))
         answer: dict = {}
         answer_token = ANSWER.set(answer)
         try:
             headers, status, content = original(api, request, dataset)
         finally:
             ANSWER.reset(answer_token)
+            RANGE_SUBSET.reset(bands_token)
             SCALE_SIZE.reset(token)
         return coverage_answer(headers, status, content, answer, CRS84)
 

@@ -58,6 +58,7 @@ DECLARED: tuple[str, ...] = (
     _COVERAGES.format(name="core"),
     _COVERAGES.format(name="coverage-subset"),
     _COVERAGES.format(name="coverage-bbox"),
+    _COVERAGES.format(name="coverage-rangesubset"),
     _COVERAGES.format(name="geodata-coverage"),
     _COVERAGES.format(name="oas30"),
     # OGC API - Tiles 1.0 (the base map's /tiles and the point layers' vector tiles)

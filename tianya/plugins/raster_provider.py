@@ -55,11 +55,59 @@ MAX_SCALED_CELLS = 4096 * 4096
 SCALE_SIZE: ContextVar[str | None] = ContextVar("scale_size", default=None)
 #: CRS84, the axis order (longitude, latitude) of our subsets' ``Long`` and ``Lat``.
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+#: The request's ``range-subset`` text (OGC API Coverages, coverage-rangesubset), set by
+#: :mod:`tianya.compat` as :data:`SCALE_SIZE`; ``None``: every band, or ``properties``.
+RANGE_SUBSET: ContextVar[str | None] = ContextVar("range_subset", default=None)
 #: What the answer holds, for the response headers: set to a fresh dict by :mod:`tianya.compat`
 #: around pygeoapi's coverage handler; the provider fills ``bbox`` (west, south, east, north
 #: of the cells answered, in CRS84) or ``empty`` (the request holds no cell).
 ANSWER: ContextVar[dict | None] = ContextVar("coverage_answer", default=None)
 _SCALE_ITEM = re.compile(r"^\s*([A-Za-z_][\w-]*)\(\s*(\d+)\s*\)\s*$")
+
+
+def range_subset_bands(text: str, names: list[str]) -> list[int]:
+    """The band numbers (1-based, in answer order) a ``range-subset`` value selects.
+
+    Each item is a band name (a ``rangeType`` field's name), a band index (0 to the number
+    of bands - 1; a name wins over an index that spells the same) or ``*`` first or last:
+    every other band, before or after those listed (OGC API Coverages
+    /req/coverage-rangesubset/definition and success).
+
+    Raises
+    ------
+    ProviderInvalidQueryError
+        An empty item, an unknown name, an index out of range, or ``*`` elsewhere.
+
+    Examples
+    --------
+    >>> range_subset_bands("b,0", ["a", "b", "c"])
+    [2, 1]
+    >>> range_subset_bands("*,a", ["a", "b", "c"]), range_subset_bands("c,*", ["a", "b", "c"])
+    ([2, 3, 1], [3, 1, 2])
+    >>> range_subset_bands("*", ["a"])
+    [1]
+    """
+    items = [t.strip() for t in text.split(",")]
+    lead = items[0] == "*"
+    trail = len(items) > 1 and items[-1] == "*"
+    if lead and trail:
+        raise ProviderInvalidQueryError(
+            user_msg=f"range-subset {text!r}: * stands first or last, not both"
+        )
+    listed = items[int(lead) : len(items) - int(trail)]
+    chosen: list[int] = []
+    for item in listed:
+        if item in names:
+            chosen.append(names.index(item) + 1)
+        elif item.isdigit() and int(item) < len(names):
+            chosen.append(int(item) + 1)
+        else:
+            raise ProviderInvalidQueryError(
+                user_msg=f"range-subset {text!r}: {item!r} is no band; the bands are "
+                f"{', '.join(names)} (or their indexes 0-{len(names) - 1}, and * first or last)"
+            )
+    rest = [b for b in range(1, len(names) + 1) if b not in chosen]
+    return (rest if lead else []) + chosen + (rest if trail else [])
 
 
 def parse_scale_size(text: str, axes: tuple[str, str]) -> tuple[int, int]:
@@ -147,6 +195,14 @@ class TianyaRasterProvider(RasterioProvider):
     ):
         subsets = self._subsets(subsets or {})
         area = self._area(subsets, bbox or [])
+        wanted = RANGE_SUBSET.get()
+        if wanted is not None:
+            if properties:
+                raise ProviderInvalidQueryError(
+                    user_msg="range-subset and properties both select bands: send one of them"
+                )
+            names = [self._band(i)[0] for i in self.dataset.indexes]
+            properties = [str(b) for b in range_subset_bands(wanted, names)]
         scale = kwargs.pop("scale_size", None) or SCALE_SIZE.get()
         if scale:
             size = parse_scale_size(scale, self.axis_labels)
