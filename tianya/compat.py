@@ -373,6 +373,20 @@ TARGETS: tuple[Target, ...] = (
         mentions=("except JobNotFoundError:", "'InvalidParameterValue', job_id)"),
     ),
     Target(
+        "pygeoapi.api.processes.get_job_result",
+        "wrapped: a failed job's results answer the failure's status and code (pygeoapi "
+        "answers every failed job 400 InvalidParameterValue)",
+        params=("api", "request", "job_id"),
+        mentions=("JobStatus.failed", "'job failed'"),
+    ),
+    Target(
+        "pygeoapi.api.processes.delete_job",
+        "wrapped: its statusInfo answer gets type: process and Content-Type application/json "
+        "(pygeoapi sent no headers: text/html)",
+        params=("api", "request", "job_id"),
+        mentions=("return {}, http_status, to_json(response, api.pretty_print)",),
+    ),
+    Target(
         "pygeoapi.api.API.get_exception",
         "replaced: a client error (4xx) is logged as one INFO line, a server fault (5xx) at "
         "ERROR with its traceback (pygeoapi logs each at ERROR with the traceback); a "
@@ -1118,6 +1132,8 @@ def install() -> None:
     _link_base_map_from_landing_page()
     _declare_json_schema_2020_12()
     _monitor_link_on_sync_results()
+    _failed_job_results()
+    _dismissed_job_status()
     _declare_conformance()
 
 
@@ -1181,6 +1197,66 @@ def _monitor_link_on_sync_results() -> None:
 
     get_jobs.__wrapped__ = get_jobs_original  # type: ignore[attr-defined]
     processes.get_jobs = get_jobs
+
+
+def _failed_job_results() -> None:
+    """``/jobs/{id}/results`` of a failed job answers the failure's exception.
+
+    OGC API - Processes 1.0, /req/core/job-results-failed: the status and ``type`` correspond
+    to the reason of the failure (pygeoapi answers every failed job with a generic 400
+    ``InvalidParameterValue``, "job failed"); the job manager keeps the reason
+    (:meth:`tianya.plugins.jobs.JobManager.failure`).
+    """
+    import pygeoapi.api.processes as processes
+    from pygeoapi.process.base import JobNotFoundError
+
+    original = inspect.unwrap(processes.get_job_result)
+
+    def get_job_result(api, request, job_id):
+        failure = getattr(api.manager, "failure", None)
+        try:
+            failed = failure(job_id) if failure is not None else None
+        except JobNotFoundError:
+            failed = None  # pygeoapi's own 404 (no-such-job)
+        if failed is None:
+            return original(api, request, job_id)
+        headers = request.get_response_headers(processes.SYSTEM_LOCALE, **api.api_headers)
+        return api.get_exception(
+            int(failed.get("status") or 500),
+            headers,
+            request.format,
+            failed["code"],
+            failed.get("description") or "the job failed",
+        )
+
+    get_job_result.__wrapped__ = original  # type: ignore[attr-defined]
+    processes.get_job_result = get_job_result
+
+
+def _dismissed_job_status() -> None:
+    """``DELETE /jobs/{id}`` answers a statusInfo document as JSON.
+
+    OGC API - Processes 1.0, /req/dismiss/job-dismiss-success: a 200 whose content follows
+    statusInfo.yaml (``jobID``, ``status: dismissed`` and the required ``type: process``).
+    pygeoapi's answer had no ``type`` and no headers at all, so it went out as ``text/html``.
+    """
+    import json
+
+    import pygeoapi.api.processes as processes
+
+    original = inspect.unwrap(processes.delete_job)
+
+    def delete_job(api, request, job_id):
+        headers, status, content = original(api, request, job_id)
+        if int(status) != 200 or not isinstance(content, str):
+            return headers, status, content
+        body = json.loads(content)
+        body.setdefault("type", "process")
+        headers = {**(headers or {}), "Content-Type": "application/json"}
+        return headers, status, processes.to_json(body, api.pretty_print)
+
+    delete_job.__wrapped__ = original  # type: ignore[attr-defined]
+    processes.delete_job = delete_job
 
 
 def _link_base_map_from_landing_page() -> None:

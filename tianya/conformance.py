@@ -54,6 +54,7 @@ DECLARED: tuple[str, ...] = (
     _PROCESSES.format(name="oas30"),
     _PROCESSES.format(name="ogc-process-description"),
     _PROCESSES.format(name="callback"),
+    _PROCESSES.format(name="dismiss"),
     # OGC API - Coverages Part 1
     _COVERAGES.format(name="core"),
     _COVERAGES.format(name="coverage-subset"),

@@ -104,7 +104,7 @@ from pygeoapi.util import (
 )
 
 from layers import access
-from layers.errors import TianyaError, TooManyRequests
+from layers.errors import TianyaError, TooManyRequests, choices
 from tianya import request
 from tianya import settings as tianya_settings
 from tianya.compat import pygeoapi_error
@@ -386,6 +386,24 @@ class JobManager(BaseManager):
     def get_job(self, job_id: str) -> dict:
         return self._visible(job_id)
 
+    def failure(self, job_id: str) -> dict | None:
+        """The exception a failed job's results answer (OGC API - Processes 1.0,
+        /req/core/job-results-failed: the status and type of the failure's reason), ``None``
+        unless the job (visible to the caller) has failed.
+
+        A run that raised one of our errors recorded its status and OGC code; a failure
+        without a recorded reason (an interrupted job, a result too large to keep) is a
+        server fault (500, ``NoApplicableCode``) described by the job's message.
+        """
+        job = self.get_job(job_id)
+        if job.get("status") != JobStatus.failed.value:
+            return None
+        recorded = job.get("exception")
+        if isinstance(recorded, dict) and recorded.get("code"):
+            return recorded
+        message = job.get("message") or "the job failed"
+        return {"status": 500, "code": "NoApplicableCode", "description": message}
+
     def get_job_result(self, job_id: str):
         """pygeoapi's TinyDB manager's: the mimetype and the result file's content."""
         job = self.get_job(job_id)
@@ -499,7 +517,7 @@ class JobManager(BaseManager):
         check = getattr(processor, "check_inputs", None)
         restricted = False
         try:
-            _check_request(requested_outputs, requested_response)
+            _check_request(requested_outputs, requested_response, processor.metadata)
             if check is not None:
                 restricted = processor.restricted(check(data_dict))
         except TianyaError as err:
@@ -644,12 +662,12 @@ class JobManager(BaseManager):
             self._send_success_notification(subscriber, outputs=outputs)
         except Exception as err:
             current_status = JobStatus.failed
-            code = "InvalidParameterValue"
             if isinstance(err, TianyaError):
                 LOGGER.exception(err)
+                code, status = err.ogc_code, err.status
                 text = f"Error executing process: {err}"
             else:  # a fault of ours: the detail goes to the log only
-                code = "NoApplicableCode"
+                code, status = "NoApplicableCode", 500
                 text = p.failure_message = internal_failure(p.metadata["id"], err, job_id)
             outputs = {"type": code, "code": code, "description": text}
             jfmt = "application/json"
@@ -662,9 +680,11 @@ class JobManager(BaseManager):
                     "location": None,
                     "mimetype": "application/octet-stream",
                     "message": f"{code}: {outputs['description']}",
+                    # what /jobs/{id}/results answers (/req/core/job-results-failed)
+                    "exception": {"status": status, **outputs},
                 },
             )
-            self._send_failed_notification(subscriber)
+            self._send_failed_notification(subscriber, outputs)
         return jfmt, outputs, current_status
 
     # --- subscriber callbacks: best effort, bounded, never the run's outcome -----------------
@@ -677,9 +697,11 @@ class JobManager(BaseManager):
         if subscriber and subscriber.success_uri:
             self._notify(subscriber.success_uri, outputs if isinstance(outputs, dict) else {})
 
-    def _send_failed_notification(self, subscriber):
+    def _send_failed_notification(self, subscriber, exception: dict | None = None):
+        """POST the failure's exception document (what the job's results answer) to the
+        subscriber's ``failedUri`` (pygeoapi posted ``{}``)."""
         if subscriber and subscriber.failed_uri:
-            self._notify(subscriber.failed_uri, {})
+            self._notify(subscriber.failed_uri, exception or {})
 
     def _notify(self, url: str, data: dict) -> None:
         """POST ``data`` to a subscriber's ``url``, as pygeoapi does, but never failing the run.
@@ -833,8 +855,23 @@ def results_document(metadata: dict, media_type: str, value) -> dict:
     return {output_id: value}
 
 
-def _check_request(outputs, response) -> None:
-    """The execute request's ``outputs`` (an object) and ``response`` (raw or document)."""
+def _check_request(outputs, response, metadata: dict | None = None) -> None:
+    """The execute request's ``outputs`` (an object naming outputs of the process, each by a
+    transmission mode it offers) and ``response`` (raw or document).
+
+    ``metadata`` is the process description: an output it does not describe, or a
+    ``transmissionMode`` outside its ``outputTransmission`` (``reference`` when only
+    ``value`` is offered), is refused rather than answered by value.
+
+    Examples
+    --------
+    >>> meta = {"outputs": {"result": {}}, "outputTransmission": ["value"]}
+    >>> _check_request({"result": {"transmissionMode": "value"}}, "raw", meta)
+    >>> _check_request({"result": {"transmissionMode": "reference"}}, "raw", meta)
+    Traceback (most recent call last):
+    ...
+    layers.errors.InvalidParameter: output 'result': transmissionMode 'reference' is not offered ...
+    """
     from layers.errors import InvalidParameter
 
     if outputs is not None and not isinstance(outputs, dict):
@@ -843,6 +880,19 @@ def _check_request(outputs, response) -> None:
         )
     if response not in ("raw", "document"):
         raise InvalidParameter(f"'response' must be 'raw' or 'document', got {response!r}")
+    if not outputs or metadata is None:
+        return
+    described = list(metadata.get("outputs") or {})
+    offered = list(metadata.get("outputTransmission") or ["value"])
+    for name, spec in outputs.items():
+        if name not in described:
+            raise InvalidParameter(choices(name, described, "output of this process"))
+        mode = spec.get("transmissionMode") if isinstance(spec, dict) else None
+        if mode is not None and mode not in offered:
+            raise InvalidParameter(
+                f"output {name!r}: transmissionMode {mode!r} is not offered by this process; "
+                f"its outputTransmission: {', '.join(offered)}"[:300]
+            )
 
 
 def _public(owner: tuple[str, str]) -> bool:
