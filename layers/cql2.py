@@ -10,7 +10,8 @@ the standard's BNF and JSON Schema and build the same pygeofilter node classes, 
 
 A boolean literal standing as a predicate (``TRUE``, ``NOT false``) becomes
 ``ast.Include`` (``not_`` set for FALSE), pygeofilter's node for a constant predicate.
-``BBOX(...)`` stays the function ``bbox`` with its numbers, as pygeofilter writes it.
+``BBOX(...)`` is the polygon it covers (a geometry literal, transformed from ``filter-crs``
+like the others).
 """
 
 from __future__ import annotations
@@ -176,10 +177,32 @@ def _call(name: str, args: list):
     if low in ("date", "timestamp"):
         return _temporal(low, args)
     if low == "bbox":
-        return ast.Function("bbox", list(args))
+        return _bbox(args)
     if low in _SPATIAL:
         return _spatial(low, args)
     return ast.Function(low, list(args))
+
+
+def _bbox(args: list) -> values.Geometry:
+    """``BBOX(minx, miny, maxx, maxy)`` (or with two heights) as the polygon it covers.
+
+    A geometry literal, so that pygeoapi transforms it from ``filter-crs`` as it does the
+    others (a ``bbox`` function it left in the filter's CRS). A box whose west edge is east
+    of its east edge crosses the antimeridian: the two boxes either side of it.
+    """
+    if len(args) not in (4, 6) or not all(
+        isinstance(a, int | float) and not isinstance(a, bool) for a in args
+    ):
+        raise ValueError(f"BBOX takes 4 or 6 numbers, got {args!r}")
+    x0, y0, x1, y1 = args if len(args) == 4 else (args[0], args[1], args[3], args[4])
+
+    def ring(a, b):
+        return [[a, y0], [b, y0], [b, y1], [a, y1], [a, y0]]
+
+    if x0 > x1:
+        coords = [[ring(x0, 180.0)], [ring(-180.0, x1)]]
+        return values.Geometry({"type": "MultiPolygon", "coordinates": coords})
+    return values.Geometry({"type": "Polygon", "coordinates": [ring(x0, x1)]})
 
 
 def _spatial(name: str, args: list):
@@ -334,7 +357,7 @@ def _json(node):  # noqa: C901 (one branch per member of the CQL2 JSON schema)
     if "timestamp" in node:
         return _temporal("timestamp", [node["timestamp"]])
     if "bbox" in node:
-        return ast.Function("bbox", list(node["bbox"]))
+        return _bbox(list(node["bbox"]) if isinstance(node["bbox"], list) else [node["bbox"]])
     if node.get("type") in _GEOJSON and "coordinates" in node:
         return values.Geometry(node)
     if node.get("type") == "GeometryCollection" and isinstance(node.get("geometries"), list):

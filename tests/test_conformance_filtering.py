@@ -287,6 +287,19 @@ def test_req_filter_filter_crs_param(live_server, sample_data, code):
         **{"filter-crs": EPSG + code},
     )
     assert got == want
+    # a BBOX is a geometry of the filter too: its corners are in filter-crs
+    lo, hi = there.bounds[:2], there.bounds[2:]
+    box_back = shapely.transform(
+        shapely.box(*lo, *hi),
+        lambda xy: shapely.get_coordinates(shapely.points(*back.transform(xy[:, 0], xy[:, 1]))),
+    )
+    got = _ids(
+        live_server,
+        "communities",
+        filter="S_INTERSECTS(geometry, BBOX({}, {}, {}, {}))".format(*lo, *hi),
+        **{"filter-crs": EPSG + code},
+    )
+    assert got == _want(c, "communities", c.intersects(box_back)) and got
     assert (
         _status(live_server, "communities", filter="TRUE", **{"filter-crs": EPSG + "27700"}) == 400
     )
