@@ -63,6 +63,10 @@ SUCCESSES = [
     Probe("GET", "/collections?f=json", "/collections", 200),
     Probe("GET", "/openapi?f=json", "/openapi", 200, "admin"),
     Probe("GET", "/openapi?f=html", "/openapi", 200),
+    Probe("GET", "/TileMatrixSets?f=json", "/TileMatrixSets", 200),
+    Probe(
+        "GET", "/TileMatrixSets/WebMercatorQuad?f=json", "/TileMatrixSets/{tileMatrixSetId}", 200
+    ),
     Probe("GET", "/tiles", "/tiles", 200),
     Probe("GET", "/tiles/WebMercatorQuad", "/tiles/{tileMatrixSetId}", 200),
     Probe("GET", "/tiles/WebMercatorQuad/0/0/0", _TILE, 200),
@@ -100,6 +104,8 @@ ERRORS = [
     Probe("GET", "/collections?f=xml", "/collections", 400),
     Probe("GET", "/collections?f=json", "/collections", 401, "nope"),
     Probe("GET", "/openapi?f=json", "/openapi", 401, "nope"),
+    Probe("GET", "/TileMatrixSets?f=xml", "/TileMatrixSets", 400),
+    Probe("GET", "/TileMatrixSets/Nope?f=json", "/TileMatrixSets/{tileMatrixSetId}", 400),
     Probe("GET", "/tiles?f=xml", "/tiles", 400),
     Probe("GET", "/tiles", "/tiles", 401, "nope"),
     Probe("GET", "/tiles/Nope", "/tiles/{tileMatrixSetId}", 404),
@@ -144,7 +150,7 @@ ERRORS = [
     Probe("POST", "/open311/v2/requests.json", _REQUESTS, 413, "reporter", _TOO_BIG),
 ]
 
-_OURS = ("/tiles", "/styles", "/cases", "/supervision", "/screen", "/open311")
+_OURS = ("/TileMatrixSets", "/tiles", "/styles", "/cases", "/supervision", "/screen", "/open311")
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,8 @@ _BOX = "bbox=109.40,18.30,109.402,18.302"
 
 SUCCESSES = [
     Probe("GET", "/collections/dem?f=json", "/collections/dem", 200),
+    Probe("GET", "/collections/dem/schema?f=json", "/collections/dem/schema", 200),
+    Probe("GET", "/collections/dem/queryables?f=json", "/collections/dem/queryables", 200),
     Probe("GET", f"{_COV}?f=json&{_BOX}", _COV, 200),
     Probe("GET", f"{_COV}?f=GTiff&{_BOX}", _COV, 200),
     Probe("GET", f"{_COV}?f=json&subset=Lat(18.30:18.302),Long(109.40:109.402)", _COV, 200),
@@ -112,6 +114,10 @@ def test_req_oas30_oas_impl(live_server, doc):
     for path in _coverages(doc):
         probe = Probe("GET", f"{path}?f=json&{_BOX}", path, 200)
         found += problems(doc, probe, probe.send(live_server))
+        collection = path.removesuffix("/coverage")
+        for resource in ("", "/schema", "/queryables"):  # the collection links each
+            probe = Probe("GET", f"{collection}{resource}?f=json", collection + resource, 200)
+            found += problems(doc, probe, probe.send(live_server))
         for param in doc["paths"][path]["get"].get("parameters", []):
             param = resolve(doc, param)
             name = param["name"]

@@ -796,10 +796,11 @@ def document_routes(doc: dict, definitions: str | None = None) -> dict:
         for layer in point_layers():
             path = template.replace("{collectionId}", layer.id)
             routes[path] = copy.deepcopy(item)
-            name = "".join(w.title() for w in layer.id.split("_"))
             for op in routes[path].values():
                 op["tags"] = [layer.id]
-                op["operationId"] = f"get{name}{('TileSets', 'TileSet', 'Tile')[min(kind, 2)]}"
+                # OGC API - Tiles' operationId suffixes (/req/oas30/operation-id)
+                what = ("getTileSetsList", "getTileSet", "getTile")[min(kind, 2)]
+                op["operationId"] = f"{layer.id}.collection.vector.{what}"
     for path, item in routes.items():
         have = paths.setdefault(path, {})
         for method, op in item.items():
@@ -812,6 +813,27 @@ def document_routes(doc: dict, definitions: str | None = None) -> dict:
             + "; ".join(problems)
             + " (see tianya/compat.py document_routes)"
         )
+    for path in [p for p in paths if re.fullmatch(r"/collections/[^/]+/coverage", p)]:
+        # pygeoapi serves a coverage's schema and queryables (its collection links them)
+        # without documenting them
+        cid = path.split("/")[2]
+        name = "".join(w.title() for w in cid.split("_"))
+        for what in ("schema", "queryables"):
+            paths.setdefault(
+                f"/collections/{cid}/{what}",
+                {
+                    "get": {
+                        "tags": [cid],
+                        "summary": f"The {what} of {cid} (its range's fields)",
+                        "operationId": f"get{name}{what.title()}",
+                        "parameters": [
+                            {"$ref": "#/components/parameters/f"},
+                            {"$ref": "#/components/parameters/lang"},
+                        ],
+                        "responses": {"200": {"$ref": "#/components/responses/JSONSchema"}},
+                    }
+                },
+            )
     doc["security"] = [{}, *_SECURED]
     for path, item in paths.items():
         for method, op in item.items():

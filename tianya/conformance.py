@@ -69,4 +69,5 @@ DECLARED: tuple[str, ...] = (
     _TILES.format(name="dataset-tilesets"),
     _TILES.format(name="geodata-tilesets"),
     _TILES.format(name="mvt"),
+    _TILES.format(name="oas30"),
 )
