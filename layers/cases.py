@@ -474,12 +474,19 @@ def edit_fields(who: access.Principal) -> tuple[str, ...]:
 
 
 def patch_case(
-    store: Store, case_no: str, doc: dict, who: access.Principal, *, content_crs: str | None = None
+    store: Store,
+    case_no: str,
+    doc: dict,
+    who: access.Principal,
+    *,
+    content_crs: str | None = None,
+    if_match: str | None = None,
 ) -> dict:
     """PATCH: change some properties and/or the location; ``status`` makes a transition.
 
     ``doc`` is a partial GeoJSON Feature or a bare properties object; a
-    top-level ``note`` is the transition's reason.
+    top-level ``note`` is the transition's reason. ``if_match``: the request's ``If-Match``,
+    checked in the write transaction (:func:`layers.lifecycle.locked_case`).
     """
     from layers import lifecycle
 
@@ -490,24 +497,36 @@ def patch_case(
     )
     if not props and point is None:
         raise InvalidFeature("nothing to change: give properties or a geometry")
-    return lifecycle.edit(store, case_no, props, point, who=who, note=note)
+    return lifecycle.edit(store, case_no, props, point, who=who, note=note, if_match=if_match)
 
 
 def replace_case(
-    store: Store, case_no: str, doc: dict, who: access.Principal, *, content_crs: str | None = None
+    store: Store,
+    case_no: str,
+    doc: dict,
+    who: access.Principal,
+    *,
+    content_crs: str | None = None,
+    if_match: str | None = None,
 ) -> dict:
     """PUT: replace the descriptive fields and the location of a case.
 
     Fields set by dispatch and the workflow may be echoed back unchanged (as a
     GET returned them); a different ``status`` makes a transition, any other
     difference in them is refused. Descriptive fields left out are cleared.
+    ``if_match``: the request's ``If-Match``, checked in the write transaction
+    (:func:`layers.lifecycle.locked_case`). Returns the case as stored.
     """
     from layers import lifecycle
 
     lifecycle.require_role(who, "replace a case", lifecycle.EDIT_ROLES)
     if doc.get("type") != "Feature":
         raise InvalidFeature(f"body must be a GeoJSON Feature, got type {doc.get('type')!r}")
-    stored = store.get(INCIDENTS, case_no)["properties"]
+    try:
+        stored = store.get(INCIDENTS, case_no)["properties"]
+    except NotFound:
+        lifecycle.require_match(None, if_match, case_no)  # If-Match on no case: 412
+        raise
     props = dict(doc.get("properties") or {})
     if not isinstance(doc.get("properties") or {}, dict):
         raise InvalidFeature("properties must be a JSON object")
@@ -528,4 +547,6 @@ def replace_case(
         full.pop("reported_at", None)
     if status is not None and status != stored.get("status"):
         full["status"] = status
-    return lifecycle.edit(store, case_no, full, point, who=who, note=doc.get("note"))
+    return lifecycle.edit(
+        store, case_no, full, point, who=who, note=doc.get("note"), if_match=if_match
+    )

@@ -28,12 +28,23 @@ the published catalogue, so every store keeps it through the ordinary
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
+
+import orjson
 
 from layers import access
 from layers.catalogue import STAGES, Field, Layer, get_layer
 from layers.dispatch import Placement, dispatch, locator_for
-from layers.errors import Conflict, Forbidden, InvalidFeature, NotAuthenticated, choices
+from layers.errors import (
+    Conflict,
+    Forbidden,
+    InvalidFeature,
+    NotAuthenticated,
+    NotFound,
+    TianyaError,
+    choices,
+)
 from layers.query import Query
 from layers.store import Store
 
@@ -97,6 +108,78 @@ STAMPS = {
     "evaluated": "evaluated_at",
 }
 STAGE_CODES = tuple(c.code for c in STAGES)
+
+
+class PreconditionFailed(TianyaError, RuntimeError):
+    """A condition of the request (``If-Match``) does not hold (HTTP 412, RFC 9110 §15.5.13)."""
+
+    status = 412
+    ogc_code = "PreconditionFailed"
+
+
+def etag(feature: dict) -> str:
+    """The strong ETag of a stored case: a hash of the whole stored feature (every field,
+    whoever asks), so any change to the case changes it.
+
+    Examples
+    --------
+    >>> a = {"id": "1", "properties": {"title": "x"}, "geometry": None}
+    >>> etag(a) == etag(dict(a)) != etag(dict(a, properties={"title": "y"}))
+    True
+    """
+    data = orjson.dumps(feature, option=orjson.OPT_SORT_KEYS, default=str)
+    return '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+
+
+def require_match(case: dict | None, if_match: str | None, case_no: str) -> None:
+    """Honour an ``If-Match`` header (its raw value; ``None``: no condition) against ``case``,
+    the case as stored now (``None``: there is no such case).
+
+    RFC 9110 §13.1.1: ``*`` holds when the case exists; a list of entity tags holds when one
+    of them is, by strong comparison, the case's current :func:`etag`; on a case that does not
+    exist the condition fails.
+
+    Raises
+    ------
+    PreconditionFailed
+        When the condition does not hold (nothing is to be written).
+
+    Examples
+    --------
+    >>> case = {"id": "1", "properties": {}, "geometry": None}
+    >>> require_match(case, "*", "1")
+    >>> require_match(case, etag(case) + ', "x"', "1")
+    >>> require_match(case, '"x"', "1")
+    Traceback (most recent call last):
+    ...
+    layers.lifecycle.PreconditionFailed: If-Match: case '1' has changed; its current ETag is ...
+    """
+    if if_match is None:
+        return
+    if case is None:
+        raise PreconditionFailed(f"If-Match: there is no case {case_no!r}")
+    tags = [t.strip() for t in if_match.split(",") if t.strip()]
+    current = etag(case)
+    if "*" in tags or current in tags:  # a weak tag (W/"...") never matches strongly
+        return
+    raise PreconditionFailed(
+        f"If-Match: case {case_no!r} has changed; its current ETag is {current} "
+        "(GET it again and resend)"
+    )
+
+
+def locked_case(store: Store, case_no: str, if_match: str | None = None) -> dict:
+    """The case, its row locked for the caller's write transaction, once ``if_match`` holds
+    (:func:`require_match`, checked against the locked row: two writers holding the same
+    ETag cannot both pass)."""
+    try:
+        case = store.get_for_update(INCIDENTS, case_no)
+    except NotFound:
+        if if_match is not None:
+            require_match(None, if_match, case_no)
+        raise
+    require_match(case, if_match, case_no)
+    return case
 
 
 def next_stages(status: str) -> list[str]:
@@ -293,11 +376,14 @@ def edit(
     who: access.Principal,
     note: str | None = None,
     now: dt.datetime | None = None,
+    if_match: str | None = None,
 ) -> dict:
     """Change descriptive fields (and the location) of a case, with a history row.
 
     A new location is placed again (community, grid, worker); ``status`` in
-    ``props`` is made as a :func:`transition` in the same transaction.
+    ``props`` is made as a :func:`transition` in the same transaction. ``if_match`` (an
+    ``If-Match`` value) is checked against the locked row (:func:`locked_case`). Returns the
+    case as stored by this transaction (its :func:`etag` is the new ETag).
     """
     props = dict(props)
     to = props.pop("status", None)
@@ -306,7 +392,7 @@ def edit(
     ensure_tables(store)
     now = now or _now()
     with store.transaction():
-        case = store.get_for_update(INCIDENTS, case_no)
+        case = locked_case(store, case_no, if_match)
         if geometry is not None:
             loc = locator_for(store)
             if not loc.inside(geometry):
@@ -334,14 +420,17 @@ def edit(
             )
         if to is not None:
             transition(store, case_no, to, who, note=note, now=now)
-    return store.get(INCIDENTS, case_no)
+        return store.get(INCIDENTS, case_no)
 
 
-def delete_case(store: Store, case_no: str, who: access.Principal) -> None:
-    """Delete a case (admin only); its history is kept with a ``delete`` row."""
+def delete_case(
+    store: Store, case_no: str, who: access.Principal, *, if_match: str | None = None
+) -> None:
+    """Delete a case (admin only); its history is kept with a ``delete`` row. ``if_match``
+    (an ``If-Match`` value) is checked against the locked row (:func:`locked_case`)."""
     require_role(who, "delete a case", DELETE_ROLES)
     ensure_tables(store)
     with store.transaction():
-        case = store.get_for_update(INCIDENTS, case_no)
+        case = locked_case(store, case_no, if_match)
         store.delete(INCIDENTS, case_no)
         record(store, case_no, case["properties"]["status"], None, who, at=_now(), action="delete")

@@ -3,6 +3,9 @@
 =========================================  ==================================================
 ``PATCH /collections/incidents/items/{id}`` change properties / location; ``status`` is a
                                            transition (pygeoapi does not route PATCH)
+``PUT``, ``DELETE`` of the same            replace, delete a case (here, not in pygeoapi:
+                                           ``If-Match`` checked in the write, new ``ETag``)
+``OPTIONS`` of any items resource          the methods this caller may use (``Allow``)
 ``POST  /cases/{case_no}/transitions``     ``{"to": "handling", "note": "...",
                                            "department": ..., "satisfaction": ...}``
 ``GET   /cases/{case_no}/history``         the audit trail of one case (needs a role; a
@@ -18,7 +21,6 @@ shell turns into JSON refusals.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 import orjson
@@ -29,7 +31,7 @@ from layers.errors import InvalidParameter, NotFound, choices
 from layers.query import Query, parse_interval
 from layers.store import Store
 from tianya import request
-from tianya.web import PreconditionFailed, allow, json_body, query, respond, settings_of
+from tianya.web import allow, json_body, query, respond, settings_of
 
 INCIDENTS = get_layer("incidents")
 _PATCH = re.compile(r"^/collections/incidents/items/([^/]+)/?$")
@@ -63,17 +65,8 @@ _WRITE_ROLES = {
 
 
 def item_etag(feature: dict) -> str:
-    """The strong ETag of a stored case: a hash of the whole stored feature (every field,
-    whoever asks), so any change to the case changes it.
-
-    Examples
-    --------
-    >>> a = {"id": "1", "properties": {"title": "x"}, "geometry": None}
-    >>> item_etag(a) == item_etag(dict(a)) != item_etag(dict(a, properties={"title": "y"}))
-    True
-    """
-    data = orjson.dumps(feature, option=orjson.OPT_SORT_KEYS, default=str)
-    return '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+    """The strong ETag of a stored case (:func:`layers.lifecycle.etag`)."""
+    return lifecycle.etag(feature)
 
 
 def current_etag(environ, case_no: str) -> str | None:
@@ -85,12 +78,13 @@ def current_etag(environ, case_no: str) -> str | None:
 
 
 def check_if_match(environ) -> None:
-    """Honour ``If-Match`` on a write to one case (``PUT``/``PATCH``/``DELETE``).
+    """Honour ``If-Match`` on a write to one case (``PUT``/``PATCH``/``DELETE``) before its
+    body is read: a quick refusal (412) of a stale or missing case.
 
-    RFC 9110 §13.1.1: ``*`` holds when the case exists; a list of entity tags holds when
-    one of them is, by strong comparison, the case's current ETag; on a case that does not
-    exist the condition fails. A failed condition is a 412 and nothing is written. The
-    caller's role is checked first (a 401/403 comes before a 412, §13.2.1).
+    RFC 9110 §13.1.1 (:func:`layers.lifecycle.require_match`). The caller's role is checked
+    first (a 401/403 comes before a 412, §13.2.1). The write checks the condition again
+    against the row it locks (:func:`layers.lifecycle.locked_case`), so of two writers
+    holding the same ETag only the first writes.
     """
     method = environ.get("REQUEST_METHOD", "")
     header = environ.get("HTTP_IF_MATCH")
@@ -99,15 +93,69 @@ def check_if_match(environ) -> None:
         return
     lifecycle.require_role(request.principal(), *_WRITE_ROLES[method])
     case_no = m.group(1)
-    etag = current_etag(environ, case_no)
-    if etag is None:
-        raise PreconditionFailed(f"If-Match: there is no case {case_no!r}")
-    tags = [t.strip() for t in header.split(",") if t.strip()]
-    if "*" in tags or etag in tags:  # a weak tag (W/"...") never matches strongly
+    try:
+        case = store(environ).get(INCIDENTS, case_no)
+    except NotFound:
+        case = None
+    lifecycle.require_match(case, header, case_no)
+
+
+#: Media types of a request body that creates a case, and of a CQL2 JSON query (POST items).
+CREATE_TYPES = ("application/geo+json",)
+QUERY_TYPES = ("application/query-cql-json", "application/json")
+
+
+def allowed_methods(environ, layer_id: str, item: str | None) -> tuple[list[str], list]:
+    """The methods the current caller may use on an items resource (``item`` ``None``: the
+    collection's items), and the headers describing their bodies (``Accept-Post``,
+    ``Accept-Patch``).
+
+    OGC API - Features Part 4, /req/create-replace-delete/options-response: the ``Allow``
+    header lists the methods allowed "at the time and within the context of the request": a
+    POST to items is a CQL2 JSON query for anyone who may read the layer and, on
+    ``incidents``, an intake for the roles that create cases; ``PUT``, ``PATCH`` and
+    ``DELETE`` of a case need the roles of :data:`_WRITE_ROLES` (a department patches only
+    the cases dispatched to it).
+    """
+    who = request.principal()
+    methods, headers = ["GET", "HEAD"], []
+    if item is None:
+        methods.append("POST")
+        accept = list(QUERY_TYPES)
+        if layer_id == INCIDENTS.id and who.role in lifecycle.CREATE_ROLES:
+            accept = [*CREATE_TYPES, *accept]
+        headers.append(("Accept-Post", ", ".join(accept)))
+    elif layer_id == INCIDENTS.id:
+        case = store(environ).get(INCIDENTS, item)  # 404 for no such case
+        for method, (_, roles) in _WRITE_ROLES.items():
+            own = who.role != "department" or (
+                case["properties"].get("department") == who.department
+            )
+            if who.role in roles and own:
+                methods.append(method)
+        if "PATCH" in methods:
+            headers.append(("Accept-Patch", "application/json, application/geo+json"))
+    methods.append("OPTIONS")
+    return methods, headers
+
+
+def options(environ, start_response, layer_id: str, item: str | None):
+    """``OPTIONS`` of an items resource: 200 with ``Allow`` (:func:`allowed_methods`)."""
+    methods, headers = allowed_methods(environ, layer_id, item)
+    return respond(
+        environ, start_response, b"", 200, headers=[("Allow", ", ".join(methods)), *headers]
+    )
+
+
+def _body_type(environ, method: str) -> None:
+    """A PUT body must say it is JSON (OGC API Features Part 4,
+    /req/create-replace-delete/put-content-type: no ``Content-Type`` is a 400)."""
+    kind = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if kind in ("application/geo+json", "application/json", "application/merge-patch+json"):
         return
-    raise PreconditionFailed(
-        f"If-Match: case {case_no!r} has changed; its current ETag is {etag} "
-        "(GET it again and resend)"
+    raise InvalidParameter(
+        f"{method} of a case needs a Content-Type: application/geo+json (a GeoJSON Feature) "
+        "or application/json" + (f"; got {kind!r}" if kind else "")
     )
 
 
@@ -121,13 +169,25 @@ def app(environ, start_response):
     path = environ.get("PATH_INFO", "") or "/"
     who = request.principal()
     if m := _PATCH.match(path):
-        allow(environ, "PATCH")
+        method = allow(environ, "PUT", "PATCH", "DELETE")
         query(environ, ("f",))
+        case_no, tags = m.group(1), environ.get("HTTP_IF_MATCH")
         check_if_match(environ)
-        feat = cases.patch_case(
-            store(environ), m.group(1), json_body(environ), who, content_crs=request.content_crs()
+        s = store(environ)
+        if method == "DELETE":
+            lifecycle.delete_case(s, case_no, who, if_match=tags)
+            return respond(environ, start_response, b"", 200)  # as pygeoapi answered
+        lifecycle.require_role(who, *_WRITE_ROLES[method])
+        if method == "PUT":  # PATCH kept as it was: a body without a type is read as JSON
+            _body_type(environ, method)
+        write = cases.replace_case if method == "PUT" else cases.patch_case
+        feat = write(
+            s, case_no, json_body(environ), who, content_crs=request.content_crs(), if_match=tags
         )
-        return respond(environ, start_response, visible(feat))
+        etag = [("ETag", item_etag(feat))]
+        if method == "PUT":
+            return respond(environ, start_response, b"", 204, headers=etag)
+        return respond(environ, start_response, visible(feat), headers=etag)
     if m := _TRANSITIONS.match(path):
         allow(environ, "POST")
         query(environ, ("f",))

@@ -211,14 +211,16 @@ class Shell:
             return assets.app(environ, start_response)
         self._check_body(environ)
         if api.handles(path) and (
-            environ.get("REQUEST_METHOD") == "PATCH" or not path.startswith("/collections/")
+            environ.get("REQUEST_METHOD") in ("PUT", "PATCH", "DELETE")
+            or not path.startswith("/collections/")
         ):
-            return api.app(environ, start_response)
+            return api.app(environ, start_response)  # a case's writes: If-Match, ETag
         if tiles.handles(path):
             return tiles.app(environ, start_response)
         self._check(environ)
-        api.check_if_match(environ)  # PUT/DELETE of a case: pygeoapi ignores If-Match
         method = environ.get("REQUEST_METHOD")
+        if method == "OPTIONS" and (m := _ITEMS.match(path)) and m.group(1) in LAYERS:
+            return api.options(environ, start_response, m.group(1), m.group(2))
         if path.rstrip("/") == "/collections" and method == "GET":
             return _COLLECTIONS_CACHE(self.app, environ, start_response)
         if path.rstrip("/") == "/openapi" and method in ("GET", "HEAD"):

@@ -32,6 +32,7 @@ import orjson
 
 from layers import cases
 from layers.errors import InvalidParameter, TianyaError, choices
+from layers.lifecycle import PreconditionFailed  # a 412 (If-Match), raised in the write too
 from tianya import edge
 from tianya import settings as tianya_settings
 
@@ -76,13 +77,6 @@ class MethodNotAllowed(TianyaError, ValueError):
     def __init__(self, message: str, allowed: Iterable[str] = ()):
         super().__init__(message)
         self.allowed = tuple(allowed)
-
-
-class PreconditionFailed(TianyaError, RuntimeError):
-    """A condition of the request (``If-Match``) does not hold (HTTP 412, RFC 9110 §15.5.13)."""
-
-    status = 412
-    ogc_code = "PreconditionFailed"
 
 
 def status_line(code: int) -> str:
