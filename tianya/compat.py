@@ -25,6 +25,11 @@ The replacements:
     Items are encoded with orjson, ``<`` and ``>`` kept as JSON escapes, not ``&lt;``; the
     ``next`` link of a GeoJSON page asks for at least 1000 features (:func:`grow_next_page`:
     GDAL before 3.8 pages by 10 and follows next links as given).
+``pygeoapi.api.processes.get_job_result`` / ``delete_job``
+    A failed job's results answer the failure's exception, with its status and code
+    (:meth:`tianya.plugins.jobs.JobManager.failure`; pygeoapi: a generic 400 "job failed");
+    a dismissal's statusInfo is JSON with ``type: process`` (pygeoapi's went out as
+    ``text/html``): ``docs/upstream/pygeoapi-processes-jobs-and-options.md``.
 ``BaseManager.execute_process`` / ``_execute_handler_sync`` / ``_execute_handler_async``
     Overridden by :class:`tianya.plugins.jobs.JobManager` (inputs checked first, the run in a
     bounded child process, compact result files, a failed synchronous run's own status).
