@@ -626,6 +626,29 @@ def test_req_core_job_results_failed(srv, failed_job):
     assert body["description"] in status["message"]
 
 
+def test_req_core_job_results_failed_without_a_recorded_reason(srv):
+    """A job that failed with no reason recorded (interrupted by a restart, its result too
+    large to keep) is a fault of the server: 500 ``NoApplicableCode`` with the job's message."""
+    from tianya.plugins.jobstore import open_job_store
+
+    store = open_job_store(os.environ["TIANYA_JOBS"], srv.data)
+    job_id = f"failed-{uuid.uuid4()}"
+    now = "2026-01-01T00:00:00Z"
+    message = "the server stopped while the job ran; submit it again"
+    job = {
+        "type": "process", "identifier": job_id, "process_id": "hot-spots",
+        "created": now, "started": now, "updated": now, "finished": now,
+        "status": "failed", "location": None, "mimetype": "application/octet-stream",
+        "message": message, "progress": 5,
+    }  # fmt: skip
+    store.add(job, ("admin", "admin"), restricted=False, host="test-host", pid=os.getpid())
+    try:
+        body = _is_exception(_get(srv, f"/jobs/{job_id}/results", "admin", f="json"), 500)
+        assert body["type"] == "NoApplicableCode" and body["description"] == message
+    finally:
+        store.delete(job_id)
+
+
 def test_req_core_job_results_success_sync(srv, sync_raw):
     """A synchronous run's job is linked (``rel=monitor``) and holds a successful run."""
     monitor = sync_raw.links["monitor"]["url"]
