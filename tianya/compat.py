@@ -727,7 +727,7 @@ _RESPONSES_OF = {
     (r"/jobs", "get", "200"): "JobList",
     (r"/jobs/\{jobId\}", "get", "200"): "JobStatus",
     (r"/jobs/\{jobId\}/results", "get", "200"): "JobResults",
-    (r"/jobs/\{jobId\}", "delete", "200"): "JobDismissed",
+    (r"/jobs/\{jobId\}", "delete", "200"): "JobStatus",
 }
 #: Statuses pygeoapi documents that the server never answers: (path pattern, method, status).
 _NOT_ANSWERED = ((r"/jobs/\{jobId\}", "delete", "204"),)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from layers import access
 from layers.catalogue import LAYERS
-from layers.errors import TooManyRequests
+from layers.errors import InvalidParameter, TooManyRequests, choices
 from tianya import request
 
 
@@ -112,6 +112,10 @@ def _named(node: dict) -> str | None:
     return name if isinstance(name, str) else None
 
 
+#: The ``f`` values of the JSON OpenAPI document (pygeoapi answers another ``f`` with a 400).
+_OPENAPI_FORMATS = ("json", "jsonld")
+
+
 def public_openapi(environ, load) -> dict | None:
     """The OpenAPI document for a caller who may not read every collection.
 
@@ -128,6 +132,12 @@ def public_openapi(environ, load) -> dict | None:
     dict or None
         The document without the paths, tags and choices of the collections the
         caller may not read; ``None`` when there is nothing to hide or HTML is asked.
+
+    Raises
+    ------
+    InvalidParameter
+        ``f`` is none of the document's formats (400, as pygeoapi answers a caller who may
+        read everything; the public's document was answered for any ``f``).
     """
     from tianya.web import query_pairs
 
@@ -135,6 +145,8 @@ def public_openapi(environ, load) -> dict | None:
     f = next((v for k, v in query_pairs(environ.get("QUERY_STRING", "")) if k == "f"), "")
     if f == "html" or (not f and "text/html" in environ.get("HTTP_ACCEPT", "")):
         return None
+    if f not in ("", *_OPENAPI_FORMATS):  # pygeoapi's answer to a caller who sees it all
+        raise InvalidParameter(choices(f, ("html", *_OPENAPI_FORMATS), "f"))
     who = request.principal()
     hidden = frozenset(lid for lid, layer in LAYERS.items() if not access.can_read(layer, who))
     if not hidden:
