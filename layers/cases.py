@@ -527,9 +527,9 @@ def replace_case(
     except NotFound:
         lifecycle.require_match(None, if_match, case_no)  # If-Match on no case: 412
         raise
-    props = dict(doc.get("properties") or {})
-    if not isinstance(doc.get("properties") or {}, dict):
+    if not isinstance(doc.get("properties") or {}, dict):  # before dict(): 5 or "ab"
         raise InvalidFeature("properties must be a JSON object")
+    props = dict(doc.get("properties") or {})
     status = props.pop("status", None)
     for name in MANAGED_FIELDS:
         if name in props and name != "status":

@@ -233,6 +233,11 @@ def test_req_create_replace_delete_put_body(client):
     before = _props(client, case_no)
     r = _send(client, "PUT", f"{ITEMS}/{case_no}", body={"type": "Point", "coordinates": [0, 0]})
     assert r.status_code == 400, r.text
+    for props in (5, "ab"):  # a 500 once PUT was the shell's (dict() of them raised)
+        r = _send(
+            client, "PUT", f"{ITEMS}/{case_no}", body={"type": "Feature", "properties": props}
+        )
+        assert r.status_code == 400, r.text
     assert _props(client, case_no) == before
 
 
