@@ -56,11 +56,15 @@ class Backtest:
     ----------
     forecasts : DataFrame
         One row per model, origin, horizon and series: ``model``, ``origin`` (period start),
-        ``horizon``, ``key``, ``actual``, ``point``, ``lo``, ``hi``, ``scale``,
-        ``scaled_error`` (NaN where ``scale`` is 0), ``covered``.
+        ``horizon``, ``key``, ``actual``, ``point``, ``mean``, ``lo``, ``hi``, ``scale``,
+        ``scaled_error`` (of ``point``; NaN where ``scale`` is 0), ``scaled_error_mean`` (of
+        ``mean``), ``scaled_error_zero`` (of forecasting 0), ``covered``.
     scores : DataFrame
-        One row per model and horizon: ``mase``, ``mae``, ``coverage``, ``n`` (forecasts
-        scored for MASE), ``excluded`` (zero-scale forecasts), ``origins``.
+        One row per model and horizon: ``mase`` (of the point forecast), ``mase_mean`` (of
+        the mean forecast), ``mase_zero`` (of forecasting 0 everywhere: the reference that
+        shows when MASE rewards forecasting nothing, as it does for sparse series), ``mae``,
+        ``coverage``, ``n`` (forecasts scored for MASE), ``excluded`` (zero-scale
+        forecasts), ``origins``.
     level : float
     level_name : str
         What a series is (``panel.level``).
@@ -105,7 +109,8 @@ class Backtest:
         -------
         DataFrame
             ``horizon``, ``band`` (mean-count interval), ``series``, ``mase`` (model),
-            ``baseline_mase``, ``improvement`` and ``loses`` (``improvement < 0``).
+            ``baseline_mase``, ``zero_mase`` (forecasting 0), ``improvement`` and ``loses``
+            (``improvement < 0``).
         """
         f = self.forecasts
         for name in (model, baseline):
@@ -120,12 +125,18 @@ class Backtest:
             .mean()
             .unstack("model")
         )
+        zero = (
+            sub[sub["model"] == model]
+            .groupby(["horizon", "band"], observed=True)["scaled_error_zero"]
+            .mean()
+        )
         nser = sub.groupby(["horizon", "band"], observed=True)["key"].nunique()
         out = pd.DataFrame(
             {
                 "series": nser,
                 "mase": g[model],
                 "baseline_mase": g[baseline],
+                "zero_mase": zero,
             }
         ).reset_index()
         out["band"] = out["band"].astype(str)
@@ -204,12 +215,15 @@ def backtest(
         hmax = min(horizon, t_all - 1 - t)
         scale = mase_scale(panel, t)
         for m in models:
-            point, _mean, lo, hi = _predict(panel, t, m, horizon, float(level), cal, n_threads)
+            point, mean, lo, hi = _predict(panel, t, m, horizon, float(level), cal, n_threads)
             for h in range(1, hmax + 1):
                 actual = panel.counts[:, t + h]
                 p, a, b = point[:, h - 1], lo[:, h - 1], hi[:, h - 1]
+                mu = np.asarray(mean, float)[:, h - 1]
                 with np.errstate(divide="ignore", invalid="ignore"):
                     se = np.where(scale > 0, np.abs(actual - p) / scale, np.nan)
+                    se_mean = np.where(scale > 0, np.abs(actual - mu) / scale, np.nan)
+                    se_zero = np.where(scale > 0, actual / scale, np.nan)
                 rows.append(
                     pd.DataFrame(
                         {
@@ -219,10 +233,13 @@ def backtest(
                             "key": panel.keys.to_numpy(),
                             "actual": actual,
                             "point": p,
+                            "mean": mu,
                             "lo": a,
                             "hi": b,
                             "scale": scale,
                             "scaled_error": se,
+                            "scaled_error_mean": se_mean,
+                            "scaled_error_zero": se_zero,
                             "covered": (actual >= a) & (actual <= b),
                         },
                         index=np.arange(n),
@@ -234,6 +251,8 @@ def backtest(
     scores = pd.DataFrame(
         {
             "mase": g["scaled_error"].mean(),
+            "mase_mean": g["scaled_error_mean"].mean(),
+            "mase_zero": g["scaled_error_zero"].mean(),
             "mae": g["abs_error"].mean(),
             "coverage": g["covered"].mean(),
             "n": g["scaled_error"].count(),

@@ -20,7 +20,9 @@ from analytics.errors import AnalyticsError
 from analytics.forecast import (
     MODELS,
     SeriesPanel,
+    _calendar,
     _ets_fit,
+    _features,
     count_series,
     forecast,
     gbm_features,
@@ -213,6 +215,21 @@ def test_no_feature_or_forecast_uses_data_after_the_origin(incidents, freq):
     assert not np.allclose(moved["mean"], forecast(p, model="gbm", origin=t).frame["mean"])
 
 
+@pytest.mark.parametrize("freq", ["W", "D"])
+def test_training_rows_use_nothing_after_their_own_origin(incidents, freq):
+    # the gbm trains on feature rows at every earlier origin o with target o + h: a feature
+    # reading past o would leak the target.  Here the features see the whole year.
+    p = count_series(incidents, level="community", freq=freq)
+    cal = _calendar(p, 4).to_numpy(float)
+    n_periods = p.counts.shape[1]
+    for o in (5, n_periods // 2, n_periods - 6):
+        q = _perturbed(p, o, seed=o)
+        for h in range(1, 5):
+            a = _features(p.counts, np.array([o]), h, cal, freq)
+            b = _features(q.counts, np.array([o]), h, cal, freq)
+            np.testing.assert_array_equal(a, b, err_msg=f"origin {o}, horizon {h}")
+
+
 def test_backtest_forecasts_at_an_origin_ignore_later_weeks(community):
     t = community.counts.shape[1] - 3  # origins t-? .. : the first origin is T-1-2
     q = _perturbed(community, t, seed=2)
@@ -245,6 +262,12 @@ def test_backtest_bookkeeping(community_backtest):
     assert (s[s["horizon"] == 4]["origins"] == 9).all()
     f = community_backtest.forecasts
     assert f["covered"].equals((f["actual"] >= f["lo"]) & (f["actual"] <= f["hi"]))
+    one = f[(f["model"] == "ets") & (f["horizon"] == 2)]
+    row = s[(s["model"] == "ets") & (s["horizon"] == 2)]
+    assert row["mase"].item() == pytest.approx(
+        (one["actual"] - one["point"]).abs().div(one["scale"]).mean()
+    )
+    assert row["mase_zero"].item() == pytest.approx(one["actual"].div(one["scale"]).mean())
     losses = community_backtest.losses()
     assert {"band", "mase", "baseline_mase", "loses"} <= set(losses.columns)
 
@@ -261,6 +284,8 @@ def test_target_community_level_gbm_beats_seasonal_naive_by_20_percent(community
 
 
 def test_target_cell_level_gbm_beats_seasonal_naive_by_10_percent(cell_backtest):
+    # met (measured +60.6 %), but read bench/results/forecast_backtest.md: on 200 m cells of the
+    # sample (0.07 cases a cell-week) forecasting 0 everywhere scores the same MASE
     v = cell_backtest.versus()
     gain = v[(v["model"] == "gbm") & (v["horizon"] == 1)]["improvement"].item()
     assert gain >= 0.10, _report(cell_backtest)
