@@ -29,7 +29,7 @@ OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
 _DOC = "urn:tianya:openapi"
 _JSON_TYPES = re.compile(r"^application/([a-z.+-]*\+)?json$|^application/schema\+json$")
 #: Headers a response documents that are not sent on every answer (only when known).
-_SOMETIMES = {"retry-after"}
+_SOMETIMES = {"retry-after", "accept-patch"}
 _DOCS: dict[tuple[str, str | None], dict] = {}
 
 

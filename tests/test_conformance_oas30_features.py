@@ -25,6 +25,7 @@ from oas30kit import (
     landing_links,
     operations,
     problems,
+    resolve,
     spec_errors,
     unknown_parameter,
 )
@@ -80,6 +81,9 @@ SUCCESSES = [
         body={"op": "=", "args": [{"property": "status"}, "closed"]},
         content_type=_CQL,
     ),
+    Probe("OPTIONS", _ITEMS, _ITEMS, 200),
+    Probe("OPTIONS", f"{_ITEMS}/{{case}}", _ITEM, 200, "dispatcher"),
+    Probe("OPTIONS", f"{_ITEMS}/{{case}}", _ITEM, 200),
     Probe(
         "GET",
         "/collections/poverty_relief/items?f=json&limit=1",
@@ -263,6 +267,27 @@ def test_req_oas30_oas_impl_every_documented_parameter(live_server, doc):
             if unknown_parameter(r, param["name"]) or r.status_code >= 500:
                 refused.append(f"{path} {param['name']}={value}: {r.status_code} {r.text[:150]}")
     assert refused == []
+
+
+def test_req_oas30_oas_impl_every_documented_format(live_server, doc, values):
+    """Each format a features GET documents (``f``'s enum) is answered, with one of the
+    media types its 200 response lists."""
+    failed = []
+    for path, _, op in operations(doc, r"/collections/incidents(/items(/\{featureId\})?)?"):
+        url = path.replace("{featureId}", values["case"])
+        for param in op["parameters"]:
+            param = resolve(doc, param)
+            if param["name"] != "f":
+                continue
+            for f in resolve(doc, param["schema"])["enum"]:
+                probe = Probe(
+                    "GET",
+                    f"{url}?f={f}&limit=1" if url.endswith("/items") else f"{url}?f={f}",
+                    path,
+                    200,
+                )
+                failed += problems(doc, probe, probe.send(live_server))
+    assert failed == []
 
 
 def test_req_oas30_oas_impl_filter_parameters_are_documented_on_items(doc):

@@ -728,6 +728,8 @@ _RESPONSES_OF = {
     (r"/jobs/\{jobId\}", "get", "200"): "JobStatus",
     (r"/jobs/\{jobId\}/results", "get", "200"): "JobResults",
     (r"/jobs/\{jobId\}", "delete", "200"): "JobStatus",
+    (r"/collections/[^/]+/items", "options", "200"): "ItemsOptions",
+    (r"/collections/[^/]+/items/\{featureId\}", "options", "200"): "ItemOptions",
 }
 #: Statuses pygeoapi documents that the server never answers: (path pattern, method, status).
 _NOT_ANSWERED = ((r"/jobs/\{jobId\}", "delete", "204"),)
