@@ -286,7 +286,10 @@ def _seasonal_naive(y, panel, horizon, level):
     k = (h - 1) // m + 1  # seasons ahead
     src = t - 1 + h - k * m
     if t <= m:
-        raise AnalyticsError(f"the seasonal naive forecast needs more than {m} periods")
+        raise AnalyticsError(
+            f"the seasonal naive forecast needs at least {m + 1} periods up to the origin, "
+            f"there are {t}"
+        )
     point = y[:, src]
     diff = y[:, m:] - y[:, :-m]
     sd = np.sqrt((diff**2).mean(axis=1))[:, None] * np.sqrt(k)[None, :]
@@ -462,19 +465,17 @@ def _gbm_fit_predict(regressor, y, panel, horizon, level, cal):
         xs.append(_features(y, origins, h, cal, f))
         ys.append(y[:, origins + h].T.ravel())
         target_at.append(np.repeat(origins + h, n))
+    too_short = AnalyticsError(
+        f"too short a history for the gbm model: {t1} periods up to the origin, it needs at "
+        f"least {_MIN_HISTORY[f] + c + 1} (more with few series); use another model"
+    )
     if not xs:
-        raise AnalyticsError(
-            f"the gbm model needs at least {_MIN_HISTORY[f] + horizon + 1} periods before the "
-            f"origin, there are {t1}"
-        )
+        raise too_short
     x, yy, when = np.vstack(xs), np.concatenate(ys), np.concatenate(target_at)
     fit = when <= t - c
     calib = ~fit
     if fit.sum() < 50 or calib.sum() < 20:
-        raise AnalyticsError(
-            f"too short a history for the gbm model: {t1} periods, need at least "
-            f"{_MIN_HISTORY[f] + c + horizon + 2}"
-        )
+        raise too_short
     model = regressor(**_GBM_PARAMS)
     model.fit(x[fit], yy[fit])
     # split-conformal quantile per horizon on the held-back targets

@@ -116,6 +116,10 @@ def test_invalid_options_name_the_choices(incidents, community):
         forecast(community, horizon=9)
     with pytest.raises(AnalyticsError, match="not a period start"):
         forecast(community, origin="2026-06-03")
+    with pytest.raises(AnalyticsError, match="9 periods up to the origin, it needs at least 13"):
+        forecast(community, model="gbm", origin=8)
+    with pytest.raises(AnalyticsError, match="at least 2 periods up to the origin, there are 1"):
+        forecast(community, model="seasonal_naive", origin=0)
 
 
 # --- models ------------------------------------------------------------------------------
