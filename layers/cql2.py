@@ -171,11 +171,41 @@ def _temporal(name: str, args: list):
     return dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
 
 
+#: CQL2's temporal functions (/req/temporal-functions/temporal-functions), kept as the
+#: function of that name (pygeofilter has no T_DISJOINT and reads T_INTERSECTS as overlaps).
+TEMPORAL_FUNCTIONS = frozenset(
+    "t_after t_before t_contains t_disjoint t_during t_equals t_finishedby t_finishes "
+    "t_intersects t_meets t_metby t_overlappedby t_overlaps t_startedby t_starts".split()
+)
+
+
+def _instant_parameter(v):
+    """An end of ``INTERVAL(...)``: ``'..'`` (open), a date or timestamp string, a
+    DATE/TIMESTAMP literal, or a property."""
+    if v == "..":
+        return None
+    if isinstance(v, str):
+        return _temporal("date" if len(v) == 10 else "timestamp", [v])
+    if isinstance(v, dt.date | ast.Attribute):
+        return v
+    raise ValueError(f"an end of INTERVAL is a date, a timestamp, '..' or a property, not {v!r}")
+
+
+def _interval(args: list) -> values.Interval:
+    if len(args) != 2:
+        raise ValueError(f"INTERVAL takes two ends, got {len(args)}")
+    return values.Interval(*(_instant_parameter(a) for a in args))
+
+
 def _call(name: str, args: list):
     """A function call in a scalar position: a literal constructor or a function."""
     low = name.lower()
     if low in ("date", "timestamp"):
         return _temporal(low, args)
+    if low == "interval":
+        return _interval(args)
+    if low in TEMPORAL_FUNCTIONS and len(args) != 2:
+        raise ValueError(f"{name.upper()} takes two temporal expressions, got {len(args)}")
     if low == "bbox":
         return _bbox(args)
     if low in _SPATIAL:
@@ -226,7 +256,7 @@ class _ToAst(Transformer):
         return ast.Include(not value)
 
     def bool_call(self, node):
-        if isinstance(node, ast.Function) and node.name != "bbox":
+        if isinstance(node, ast.Function) and node.name not in TEMPORAL_FUNCTIONS:
             raise ValueError(f"function {node.name.upper()} does not give a predicate here")
         return node
 
@@ -356,6 +386,9 @@ def _json(node):  # noqa: C901 (one branch per member of the CQL2 JSON schema)
         return _temporal("date", [node["date"]])
     if "timestamp" in node:
         return _temporal("timestamp", [node["timestamp"]])
+    if "interval" in node:
+        ends = node["interval"] if isinstance(node["interval"], list) else []
+        return _interval([_json(e) for e in ends])
     if "bbox" in node:
         return _bbox(list(node["bbox"]) if isinstance(node["bbox"], list) else [node["bbox"]])
     if node.get("type") in _GEOJSON and "coordinates" in node:
@@ -401,6 +434,8 @@ def _json(node):  # noqa: C901 (one branch per member of the CQL2 JSON schema)
         return ast.IsNull(args[0], False)
     if op in _SPATIAL:
         return _spatial(op, args)
+    if op in TEMPORAL_FUNCTIONS:
+        arity(2)
     return ast.Function(op, args)
 
 

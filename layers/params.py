@@ -295,8 +295,14 @@ def to_cql2_text(node) -> str:
             return repr(v)
         if isinstance(v, str):
             return "'" + v.replace("\\", "\\\\").replace("'", "''") + "'"  # CQL2 escapes
-        if isinstance(v, dt.datetime):
-            return f"TIMESTAMP('{v.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}')"
+        if isinstance(v, dt.datetime):  # fractions of a second kept
+            return f"TIMESTAMP('{v.astimezone(dt.UTC).isoformat().replace('+00:00', 'Z')}')"
+        if isinstance(v, values.Interval):  # CQL2's ends: quoted instants, '..' or properties
+            ends = [
+                "'..'" if e is None else lit(e).split("(", 1)[-1].removesuffix(")")
+                for e in (v.start, v.end)
+            ]
+            return f"INTERVAL({ends[0]}, {ends[1]})"
         if isinstance(v, dt.date):
             return f"DATE('{v.isoformat()}')"
         if isinstance(v, values.Geometry):
@@ -317,6 +323,8 @@ def to_cql2_text(node) -> str:
             return f"NOT ({enc(n.sub_node)})"
         if isinstance(n, ast.Include):  # a boolean literal as a predicate
             return "FALSE" if n.not_ else "TRUE"
+        if isinstance(n, ast.Function) and n.name.lower().startswith("t_"):  # temporal
+            return lit(n)
         if type(n) in _OPS:
             return f"{lit(n.lhs)} {_OPS[type(n)]} {lit(n.rhs)}"
         if isinstance(n, ast.Like):

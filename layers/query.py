@@ -20,7 +20,7 @@ import shapely
 from pygeofilter import ast, values
 
 from layers.catalogue import Layer
-from layers.cql2 import parse_json, parse_text
+from layers.cql2 import TEMPORAL_FUNCTIONS, parse_json, parse_text
 from layers.errors import InvalidParameter, choices
 
 #: Largest page a store returns in one request.
@@ -724,7 +724,95 @@ def compile_where(
             return p, [dialect.value(n)]
         raise InvalidParameter(f"unsupported filter operand {n!r}")
 
+    def instant(v, open_at: int) -> tuple[str, list] | int:
+        """One end of a temporal operand as SQL, or ``open_at`` (-1: -inf, 1: +inf) for '..'."""
+        if v is None:
+            return open_at
+        if isinstance(v, ast.Attribute) and v.name in fields:
+            if fields[v.name].type not in ("date", "datetime"):
+                raise InvalidParameter(
+                    f"temporal functions compare dates and times; {v.name!r} is a "
+                    f"{fields[v.name].type}"
+                )
+            return operand(v)
+        if isinstance(v, dt.date | ast.Attribute):
+            return operand(v)  # a literal, or the refusal of an unknown property
+        raise InvalidParameter(
+            "temporal functions take dates, timestamps, intervals or date/time properties, "
+            f"not {v!r}"[:200]
+        )
+
+    def temporal(fn: str, args: list) -> tuple[str, list]:
+        """CQL2's temporal functions (OGC 21-065r2, Allen's relations) on [start, end]: an
+        instant is its own start and end; an open end ('..') is -inf or +inf."""
+        if len(args) != 2:
+            raise InvalidParameter(f"{fn.upper()} takes two temporal expressions")
+
+        def ends(v):
+            if isinstance(v, values.Interval):
+                return instant(v.start, -1), instant(v.end, 1)
+            if v is None:
+                raise InvalidParameter("'..' is an end of an INTERVAL, not an instant")
+            one = instant(v, 0)
+            return one, one
+
+        (xs, xe), (ys, ye) = ends(args[0]), ends(args[1])
+        # a property that is NULL makes the operand, and so the predicate, NULL (an
+        # INTERVAL(reported_at, closed_at) of a case not closed is no interval)
+        columns = [
+            operand(e)[0]
+            for v in args
+            for e in ((v.start, v.end) if isinstance(v, values.Interval) else (v,))
+            if isinstance(e, ast.Attribute)
+        ]
+
+        def cmp(a, op: str, b) -> tuple[str, list]:
+            if not isinstance(a, int) and not isinstance(b, int):
+                return f"({a[0]} {op} {b[0]})", a[1] + b[1]
+            # an open end: its place decides, and a NULL on the other side stays NULL
+            ra, rb = (a if isinstance(a, int) else 0), (b if isinstance(b, int) else 0)
+            holds = {"<": ra < rb, ">": ra > rb, "=": ra == rb, "<=": ra <= rb, ">=": ra >= rb}
+            other = b if isinstance(a, int) else a
+            if isinstance(other, int):
+                return ("(1 = 1)" if holds[op] else "(1 = 0)"), []
+            same = "=" if holds[op] else "<>"
+            return f"({other[0]} {same} {other[0]})", other[1] + other[1]
+
+        def all_of(*parts) -> tuple[str, list]:
+            sql = "(" + " AND ".join(q for q, _ in parts) + ")"
+            return sql, [v for _, ps in parts for v in ps]
+
+        relations = {
+            "t_after": lambda: cmp(xs, ">", ye),
+            "t_before": lambda: cmp(xe, "<", ys),
+            "t_contains": lambda: all_of(cmp(xs, "<", ys), cmp(xe, ">", ye)),
+            "t_during": lambda: all_of(cmp(xs, ">", ys), cmp(xe, "<", ye)),
+            "t_equals": lambda: all_of(cmp(xs, "=", ys), cmp(xe, "=", ye)),
+            "t_finishedby": lambda: all_of(cmp(xs, "<", ys), cmp(xe, "=", ye)),
+            "t_finishes": lambda: all_of(cmp(xs, ">", ys), cmp(xe, "=", ye)),
+            "t_intersects": lambda: all_of(cmp(xs, "<=", ye), cmp(xe, ">=", ys)),
+            "t_meets": lambda: cmp(xe, "=", ys),
+            "t_metby": lambda: cmp(xs, "=", ye),
+            "t_overlappedby": lambda: all_of(
+                cmp(xs, ">", ys), cmp(xs, "<", ye), cmp(xe, ">", ye)
+            ),
+            "t_overlaps": lambda: all_of(cmp(xs, "<", ys), cmp(xe, ">", ys), cmp(xe, "<", ye)),
+            "t_startedby": lambda: all_of(cmp(xs, "=", ys), cmp(xe, ">", ye)),
+            "t_starts": lambda: all_of(cmp(xs, "=", ys), cmp(xe, "<", ye)),
+        }
+        if fn == "t_disjoint":
+            q, ps = relations["t_intersects"]()
+            q = f"(NOT {q})"
+        else:
+            q, ps = relations[fn]()
+        if columns:
+            nulls = " OR ".join(f"{c} IS NULL" for c in dict.fromkeys(columns))
+            q = f"(CASE WHEN {nulls} THEN NULL ELSE {q} END)"
+        return q, ps
+
     def visit(n) -> tuple[str, list]:
+        if isinstance(n, ast.Function) and n.name.lower() in TEMPORAL_FUNCTIONS:
+            return temporal(n.name.lower(), list(n.arguments))
         if isinstance(n, ast.And | ast.Or):
             # a chain of ANDs (or ORs) as one flat list: SQLite's parser overflows on
             # about 100 nested parentheses, and the chain's terms keep their order

@@ -39,6 +39,10 @@ CONFORMANCE = {
         "/req/advanced-comparison-operators/in-predicate",
     ),
     _CQL2 + "case-insensitive-comparison": ("/req/case-insensitive-comparison/casei-function",),
+    _CQL2 + "temporal-functions": (
+        "/req/temporal-functions/temporal-functions",
+        "/req/temporal-functions/temporal-predicates",
+    ),
     _CQL2 + "basic-spatial-functions": (
         "/req/basic-spatial-functions/spatial-functions",
         "/req/basic-spatial-functions/spatial-predicate",
@@ -57,6 +61,7 @@ CONFORMANCE = {
         "/req/cql2-text/basic-spatial-functions",
         "/req/cql2-text/basic-spatial-functions-plus",
         "/req/cql2-text/spatial-functions",
+        "/req/cql2-text/temporal-functions",
         "/req/cql2-text/escaping",
     ),
     _CQL2 + "cql2-json": (
@@ -66,6 +71,7 @@ CONFORMANCE = {
         "/req/cql2-json/basic-spatial-functions",
         "/req/cql2-json/basic-spatial-functions-plus",
         "/req/cql2-json/spatial-functions",
+        "/req/cql2-json/temporal-functions",
     ),
 }
 
@@ -647,6 +653,154 @@ def test_req_case_insensitive_comparison_casei_function_in_each_store(store_kind
             ).fetchone()
     assert got == text.casefold()
     assert null is None
+
+
+# --- Temporal functions ---------------------------------------------------------------------------
+
+#: CQL2's temporal functions on [start, end] (OGC 21-065r2, the tables of
+#: /req/temporal-functions/temporal-functions B), written out again for pandas.
+RELATIONS = {
+    "T_AFTER": lambda xs, xe, ys, ye: xs > ye,
+    "T_BEFORE": lambda xs, xe, ys, ye: xe < ys,
+    "T_CONTAINS": lambda xs, xe, ys, ye: (xs < ys) & (xe > ye),
+    "T_DISJOINT": lambda xs, xe, ys, ye: ~((xs <= ye) & (xe >= ys)),
+    "T_DURING": lambda xs, xe, ys, ye: (xs > ys) & (xe < ye),
+    "T_EQUALS": lambda xs, xe, ys, ye: (xs == ys) & (xe == ye),
+    "T_FINISHEDBY": lambda xs, xe, ys, ye: (xs < ys) & (xe == ye),
+    "T_FINISHES": lambda xs, xe, ys, ye: (xs > ys) & (xe == ye),
+    "T_INTERSECTS": lambda xs, xe, ys, ye: (xs <= ye) & (xe >= ys),
+    "T_MEETS": lambda xs, xe, ys, ye: xe == ys,
+    "T_METBY": lambda xs, xe, ys, ye: xs == ye,
+    "T_OVERLAPPEDBY": lambda xs, xe, ys, ye: (xs > ys) & (xs < ye) & (xe > ye),
+    "T_OVERLAPS": lambda xs, xe, ys, ye: (xs < ys) & (xe > ys) & (xe < ye),
+    "T_STARTEDBY": lambda xs, xe, ys, ye: (xs == ys) & (xe > ye),
+    "T_STARTS": lambda xs, xe, ys, ye: (xs == ys) & (xe < ye),
+}
+#: The open ends of an interval ('..'), for pandas.
+_EARLIEST = pd.Timestamp("1678-01-01", tz="UTC")
+_LATEST = pd.Timestamp("2261-12-31", tz="UTC")
+
+
+def _ts(t) -> str:
+    assert t.microsecond == 0
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize("fn", list(RELATIONS))
+def test_req_temporal_functions_temporal_functions(live_server, inc, fn):
+    """/req/temporal-functions/temporal-functions A, B: every temporal function, on an
+    instant property and on an interval of two properties (NULL where a case is not
+    closed), against an interval literal, an instant, and intervals open at either end."""
+    rep, closed = inc["reported_at"], inc["closed_at"]
+    times = rep.sort_values().reset_index(drop=True)
+    a, b = times.iloc[1500], times.iloc[3500]  # instants some cases were reported at
+    relation = RELATIONS[fn]
+    literals = [  # (text, JSON, start, end)
+        (f"INTERVAL('{_ts(a)}', '{_ts(b)}')", {"interval": [_ts(a), _ts(b)]}, a, b),
+        (f"TIMESTAMP('{_ts(a)}')", {"timestamp": _ts(a)}, a, a),
+        (f"INTERVAL('..', '{_ts(b)}')", {"interval": ["..", _ts(b)]}, _EARLIEST, b),
+        (f"INTERVAL('{_ts(a)}', '..')", {"interval": [_ts(a), ".."]}, a, _LATEST),
+    ]
+    operands = [  # (text, JSON, start, end)
+        ("reported_at", P("reported_at"), rep, rep),
+        (
+            "INTERVAL(reported_at, closed_at)",
+            {"interval": [P("reported_at"), P("closed_at")]},
+            rep,
+            closed,
+        ),
+    ]
+    for xt, xj, xs, xe in operands:
+        for yt, yj, ys, ye in literals:
+            mask = relation(xs, xe, ys, ye) & xs.notna() & xe.notna()  # NULL: in neither
+            check(
+                live_server,
+                inc,
+                "incidents",
+                mask,
+                f"{fn}({xt}, {yt})",
+                op(fn.lower(), xj, yj),
+                nonempty=False,
+            )
+
+
+def test_req_temporal_functions_temporal_predicates(live_server, sample_data):
+    """/req/temporal-functions/temporal-predicates: TRUE where the relation holds, FALSE
+    elsewhere (NOT selects the rest, a NULL in neither); dates on a date property; the
+    literal first; a non-temporal property is refused."""
+    inc = sample_data["incidents"]
+    rep = inc["reported_at"]
+    t = rep.sort_values().iloc[2800]
+    after = rep > t
+    check(
+        live_server,
+        inc,
+        "incidents",
+        after,
+        f"T_AFTER(reported_at, TIMESTAMP('{_ts(t)}'))",
+        op("t_after", P("reported_at"), {"timestamp": _ts(t)}),
+    )
+    check(
+        live_server,
+        inc,
+        "incidents",
+        ~after,
+        f"NOT T_AFTER(reported_at, TIMESTAMP('{_ts(t)}'))",
+        op("not", op("t_after", P("reported_at"), {"timestamp": _ts(t)})),
+    )
+    check(
+        live_server,
+        inc,
+        "incidents",
+        after,
+        f"T_BEFORE(TIMESTAMP('{_ts(t)}'), reported_at)",
+        op("t_before", {"timestamp": _ts(t)}, P("reported_at")),
+    )
+    u = sample_data["urban_fixtures"]
+    day = pd.to_datetime(u["installed_on"])
+    lo, hi = pd.Timestamp("2020-01-01"), pd.Timestamp("2021-06-30")
+    check(
+        live_server,
+        u,
+        "urban_fixtures",
+        (day > lo) & (day < hi) & day.notna(),
+        "T_DURING(installed_on, INTERVAL('2020-01-01', '2021-06-30'))",
+        op("t_during", P("installed_on"), {"interval": ["2020-01-01", "2021-06-30"]}),
+    )
+    refused(
+        live_server,
+        "incidents",
+        "T_AFTER(satisfaction, TIMESTAMP('2026-01-01T00:00:00Z'))",
+        op("t_after", P("satisfaction"), {"timestamp": "2026-01-01T00:00:00Z"}),
+    )
+
+
+def test_req_cql2_text_temporal_functions(live_server, inc):
+    """/req/cql2-text/temporal-functions: T_* names in any case, INTERVAL with dates,
+    timestamps, '..' and properties, in text."""
+    rep, closed = inc["reported_at"], inc["closed_at"]
+    lo = pd.Timestamp("2026-06-01", tz="UTC")
+    mask = (rep <= _LATEST) & (closed >= lo) & closed.notna()
+    check(
+        live_server,
+        inc,
+        "incidents",
+        mask,
+        "t_Intersects(INTERVAL(reported_at, closed_at), interval('2026-06-01', '..'))",
+    )
+
+
+def test_req_cql2_json_temporal_functions(live_server, inc):
+    """/req/cql2-json/temporal-functions: ``t_*`` operators and ``interval`` objects in JSON."""
+    rep, closed = inc["reported_at"], inc["closed_at"]
+    lo = pd.Timestamp("2026-06-01", tz="UTC")
+    mask = (closed >= lo) & closed.notna()
+    js = op(
+        "t_intersects",
+        {"interval": [P("reported_at"), P("closed_at")]},
+        {"interval": ["2026-06-01", ".."]},
+    )
+    check(live_server, inc, "incidents", mask & rep.notna(), None, js)
 
 
 # --- Spatial functions ---------------------------------------------------------------------------

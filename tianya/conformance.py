@@ -46,6 +46,7 @@ DECLARED: tuple[str, ...] = (
     _CQL2.format(name="basic-spatial-functions"),
     _CQL2.format(name="basic-spatial-functions-plus"),
     _CQL2.format(name="spatial-functions"),
+    _CQL2.format(name="temporal-functions"),
     # Features Part 4 (create, replace, delete)
     _FEATURES.format(part=4, name="create-replace-delete"),
     # OGC API - Processes Part 1
