@@ -121,6 +121,8 @@ def backtests(out: str) -> None:
         ("community", "W", {}),
         ("category", "W", {}),
         ("cell", "W", {"cell_size": 200.0}),
+        ("cell", "W", {"cell_size": 500.0}),  # for reference: denser cells (no target)
+        ("cell", "W", {"cell_size": 1000.0}),
         ("community", "D", {}),
     ]
     lines = [
