@@ -24,7 +24,7 @@ import shapely
 
 from layers.catalogue import Layer
 from layers.errors import InvalidFeature, NotFound, StoreUnavailable, TianyaError
-from layers.query import Dialect, Query, casefold
+from layers.query import Dialect, Query, accenti, casefold
 from layers.store import (
     Page,
     Store,
@@ -167,6 +167,9 @@ class SQLiteDialect(Dialect):
     def casefold(self, sql):
         return f"casefold({sql})"  # SQLite's lower() folds ASCII only
 
+    def accenti(self, sql):
+        return f"accenti({sql})"
+
     def spatial(self, op, column, geom):
         sql = f"ST_{op.capitalize()}({column}, ?)"
         params = [shapely.to_wkb(geom)]
@@ -221,6 +224,7 @@ class GeoPackageStore(Store):
             con.create_function(name, 1, _st(i), deterministic=True)
         con.create_function("ST_IsEmpty", 1, _st_isempty, deterministic=True)
         con.create_function("casefold", 1, casefold, deterministic=True)  # CQL2 CASEI
+        con.create_function("accenti", 1, accenti, deterministic=True)  # CQL2 ACCENTI
         for op in (
             "intersects",
             "disjoint",

@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import json
 import math
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,7 +155,7 @@ def parse_filter(text: str, lang: str | None = None) -> ast.Node:
 
 
 #: Functions of one argument that change case (CASEI is CQL2's; LOWER and UPPER SQL's).
-_CASE_FUNCTIONS = ("lower", "casei", "upper")
+_CASE_FUNCTIONS = ("lower", "casei", "upper", "accenti")
 
 
 def has_geometry_literal(node: ast.Node) -> bool:
@@ -559,6 +560,11 @@ class Dialect:
         """
         return casefold_sql(sql)
 
+    def accenti(self, sql: str) -> str:
+        """CQL2's ACCENTI of an SQL expression (:func:`accenti`); PostgreSQL's by default
+        (:func:`accenti_sql`), SQLite's a registered function."""
+        return accenti_sql(sql)
+
     def like(self, column: str, nocase: bool) -> str:
         if nocase:
             return f"lower({column}) LIKE lower({self.param}) ESCAPE '\\'"
@@ -580,6 +586,54 @@ def casefold(value):
     ('strasse', None)
     """
     return value.casefold() if isinstance(value, str) else value
+
+
+def accenti(value):
+    """CQL2 ACCENTI of a value, ``None`` kept: the SQL function.
+
+    Unicode normalization without the accents: decomposed (NFD), its nonspacing marks
+    (category Mn) dropped, composed again (NFC, so Hangul syllables stay whole).
+
+    >>> accenti("Crème Brûlée"), accenti(None)
+    ('Creme Brulee', None)
+    """
+    if not isinstance(value, str):
+        return value
+    nfd = unicodedata.normalize("NFD", value)
+    bare = "".join(c for c in nfd if unicodedata.category(c) != "Mn")
+    return unicodedata.normalize("NFC", bare)
+
+
+@functools.cache
+def _accents() -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """For SQL ``translate``: every character :func:`accenti` changes to one other character
+    (``from`` and ``to``), then every nonspacing mark (in ``from`` only: removed); and the
+    few it changes to several (musical symbols, Kannada OO), for ``replace``."""
+    src, dst, marks, many = [], [], [], []
+    for i in range(0x110000):
+        if 0xD800 <= i <= 0xDFFF:
+            continue
+        c = chr(i)
+        if unicodedata.category(c) == "Mn":
+            marks.append(c)
+            continue
+        bare = accenti(c)
+        if bare != c and len(bare) == 1:
+            src.append(c)
+            dst.append(bare)
+        elif bare != c:
+            many.append((c, bare))
+    return "".join(src) + "".join(marks), "".join(dst), tuple(many)
+
+
+def accenti_sql(sql: str) -> str:
+    """CQL2 ACCENTI of an SQL expression in PostgreSQL: ``translate`` of each accented
+    character to its base letter, nonspacing marks removed (:func:`_accents`). None of them
+    is a quote, a backslash or ``%``."""
+    src, dst, many = _accents()
+    for c, bare in many:
+        sql = f"replace({sql}, '{c}', '{bare}')"
+    return f"translate({sql}, '{src}', '{dst}')"
 
 
 @functools.cache
@@ -709,14 +763,17 @@ def compile_where(
             fn = n.name.lower()
             if fn in _CASE_FUNCTIONS and len(n.arguments) == 1:
                 arg = n.arguments[0]
-                if fn == "casei" and isinstance(arg, str):  # folded here, exactly
-                    return p, [casefold(arg)]
+                if fn in ("casei", "accenti") and isinstance(arg, str):  # here, exactly
+                    return p, [casefold(arg) if fn == "casei" else accenti(arg)]
                 s, ps = operand(arg)
                 if fn == "casei":
                     return dialect.casefold(s), ps
+                if fn == "accenti":
+                    return dialect.accenti(s), ps
                 return f"{'upper' if fn == 'upper' else 'lower'}({s})", ps
             raise InvalidParameter(
-                f"filter function {n.name!r} is not supported; supported: CASEI, LOWER, UPPER, BBOX"
+                f"filter function {n.name!r} is not supported; supported: CASEI, ACCENTI, LOWER, "
+                "UPPER, BBOX, DATE, TIMESTAMP, INTERVAL"
             )
         if isinstance(n, ast.Node):
             return visit(n)

@@ -39,6 +39,9 @@ CONFORMANCE = {
         "/req/advanced-comparison-operators/in-predicate",
     ),
     _CQL2 + "case-insensitive-comparison": ("/req/case-insensitive-comparison/casei-function",),
+    _CQL2 + "accent-insensitive-comparison": (
+        "/req/accent-insensitive-comparison/accenti-function",
+    ),
     _CQL2 + "temporal-functions": (
         "/req/temporal-functions/temporal-functions",
         "/req/temporal-functions/temporal-predicates",
@@ -62,6 +65,7 @@ CONFORMANCE = {
         "/req/cql2-text/basic-spatial-functions-plus",
         "/req/cql2-text/spatial-functions",
         "/req/cql2-text/temporal-functions",
+        "/req/cql2-text/accent-insensitive-comparison",
         "/req/cql2-text/escaping",
     ),
     _CQL2 + "cql2-json": (
@@ -72,6 +76,7 @@ CONFORMANCE = {
         "/req/cql2-json/basic-spatial-functions-plus",
         "/req/cql2-json/spatial-functions",
         "/req/cql2-json/temporal-functions",
+        "/req/cql2-json/accent-insensitive-comparison",
     ),
 }
 
@@ -655,6 +660,115 @@ def test_req_case_insensitive_comparison_casei_function_in_each_store(store_kind
     assert null is None
 
 
+# --- Accent-insensitive comparison --------------------------------------------------------------
+
+
+def accenti(x):
+    return op("accenti", x)
+
+
+def _accented(text: str) -> str:
+    """The text with an accent on each a, e, u and o (``bureau`` -> ``bürëäü``)."""
+    return text.translate(str.maketrans("aeuoAEUO", "áëüôÁËÜÔ"))
+
+
+def test_req_accent_insensitive_comparison_accenti_function(live_server, sample_data):
+    """/req/accent-insensitive-comparison/accenti-function A, B, C: ACCENTI takes a string
+    literal, a string property or a function giving a string (with CASEI either way round),
+    gives a string compared with ``=`` and LIKE; on any other type it is refused."""
+    d = sample_data["departments"]
+    names = d["name_en"]
+    name = names.iloc[0]
+    assert _accented(name) != name
+    check(
+        live_server,
+        d,
+        "departments",
+        names == name,
+        f"ACCENTI(name_en) = ACCENTI('{_accented(name)}')",
+        op("=", accenti(P("name_en")), accenti(_accented(name))),
+    )
+    check(
+        live_server,
+        d,
+        "departments",
+        names.str.contains("bureau"),
+        "ACCENTI(name_en) LIKE ACCENTI('%büreäu%')",
+        op("like", accenti(P("name_en")), accenti("%büreäu%")),
+    )
+    folded = names.str.casefold()
+    check(
+        live_server,
+        d,
+        "departments",
+        folded == name.casefold(),
+        f"CASEI(ACCENTI(name_en)) = ACCENTI(CASEI('{_accented(name).upper()}'))",
+        op("=", casei(accenti(P("name_en"))), accenti(casei(_accented(name).upper()))),
+    )
+    refused(
+        live_server,
+        "building_population",
+        "ACCENTI(floors) = ACCENTI('1')",
+        op("=", accenti(P("floors")), accenti("1")),
+    )
+
+
+def test_req_accent_insensitive_comparison_accenti_function_normalization(live_server, inc):
+    """/req/accent-insensitive-comparison/accenti-function E: Unicode normalization: composed
+    and decomposed accents alike are dropped (NFD, marks removed, NFC); literals compared."""
+    everything = pd.Series(True, index=inc.index)
+    for a, b in (("Crème Brûlée", "Creme Brulee"), ("e\u0301", "é"), ("Ångström", "Angstrom")):
+        check(
+            live_server,
+            inc,
+            "incidents",
+            everything,
+            f"ACCENTI('{a}') = ACCENTI('{b}')",
+            op("=", accenti(a), accenti(b)),
+        )
+    check(
+        live_server,
+        inc,
+        "incidents",
+        ~everything,
+        "ACCENTI('Crème') = 'Creme '",
+        op("=", accenti("Crème"), "Creme "),
+        nonempty=False,
+    )
+
+
+def test_req_accent_insensitive_comparison_accenti_function_in_each_store(store_kind, store_url):
+    """/req/accent-insensitive-comparison/accenti-function D, E on a property: the SQL each
+    store runs for ACCENTI of a column gives what :func:`layers.query.accenti` gives for every
+    character it changes, and keeps NULL (the sample holds no accented text)."""
+    from layers.query import accenti as reference
+    from layers.query import accenti_sql
+
+    chars = [
+        chr(i) for i in range(0x110000) if not 0xD800 <= i <= 0xDFFF and reference(chr(i)) != chr(i)
+    ]
+    text = "".join(chars) + " Crème Brûlée"
+    if store_kind == "gpkg":
+        from layers.gpkg import GeoPackageStore, SQLiteDialect
+
+        con = GeoPackageStore(store_url)._connect()
+        sql = SQLiteDialect("incidents").accenti("?")
+        got, null = con.execute(f"SELECT {sql}, {sql.replace('?', 'NULL')}", [text]).fetchone()
+        con.close()
+    else:
+        import psycopg
+
+        from layers.postgis import PostgresDialect, split_url
+
+        assert PostgresDialect().accenti("%s") == accenti_sql("%s")
+        with psycopg.connect(split_url(store_url)[0]) as con:
+            got, null = con.execute(
+                f"SELECT {accenti_sql('%s')}, {accenti_sql('NULL')}", [text]
+            ).fetchone()
+    assert got == reference(text) and "Creme Brulee" in got
+    assert null is None
+
+
 # --- Temporal functions ---------------------------------------------------------------------------
 
 #: CQL2's temporal functions on [start, end] (OGC 21-065r2, the tables of
@@ -1035,6 +1149,33 @@ def test_req_cql2_json_case_insensitive_comparison(live_server, sample_data):
         folded.str.startswith("s"),
         None,
         op("like", casei(P("name_en")), casei("S%")),
+    )
+
+
+def test_req_cql2_text_accent_insensitive_comparison(live_server, sample_data):
+    """/req/cql2-text/accent-insensitive-comparison: ACCENTI in text, in any case."""
+    d = sample_data["departments"]
+    name = d["name_en"].iloc[1]
+    check(
+        live_server,
+        d,
+        "departments",
+        d["name_en"] == name,
+        f"accentI(name_en) IN (AccentI('{_accented(name)}'))",
+    )
+
+
+def test_req_cql2_json_accent_insensitive_comparison(live_server, sample_data):
+    """/req/cql2-json/accent-insensitive-comparison: ``{"op": "accenti", ...}`` in JSON."""
+    d = sample_data["departments"]
+    name = d["name_en"].iloc[1]
+    check(
+        live_server,
+        d,
+        "departments",
+        d["name_en"] == name,
+        None,
+        op("=", accenti(P("name_en")), accenti(_accented(name))),
     )
 
 

@@ -43,6 +43,7 @@ DECLARED: tuple[str, ...] = (
     _CQL2.format(name="cql2-json"),
     _CQL2.format(name="advanced-comparison-operators"),
     _CQL2.format(name="case-insensitive-comparison"),
+    _CQL2.format(name="accent-insensitive-comparison"),
     _CQL2.format(name="basic-spatial-functions"),
     _CQL2.format(name="basic-spatial-functions-plus"),
     _CQL2.format(name="spatial-functions"),
