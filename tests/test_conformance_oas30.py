@@ -337,3 +337,27 @@ def test_every_operation_of_our_routes_is_probed(doc):
         if not p.startswith("/collections/") or p.startswith("/collections/incidents/")
     }
     assert sorted(ours - probed) == []
+
+
+def test_every_documented_format_of_every_plain_path_is_answered(live_server, doc):
+    """/req/oas30/oas-impl of the Features and Processes classes, over the whole API: each
+    value of ``f`` a GET without path parameters documents is answered with its 200 and one
+    of the media types the 200 lists (a coverage over a small box)."""
+    failed = []
+    for path, item in doc["paths"].items():
+        op = item.get("get")
+        if op is None or "{" in path:
+            continue
+        for param in op.get("parameters", []):
+            param = resolve(doc, param)
+            if param["name"] != "f" or param["in"] != "query":
+                continue
+            for f in resolve(doc, param["schema"]).get("enum", []):
+                query = f"f={f}"
+                if path.endswith("/coverage"):
+                    query += "&bbox=109.40,18.30,109.402,18.302"
+                elif path.endswith("/items"):
+                    query += "&limit=1"
+                probe = Probe("GET", f"{path}?{query}", path, 200, "admin")
+                failed += problems(doc, probe, probe.send(live_server))
+    assert failed == []

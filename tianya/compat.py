@@ -872,6 +872,15 @@ def document_routes(doc: dict, definitions: str | None = None) -> dict:
                 if_match = {"$ref": "#/components/parameters/If-Match"}
                 if if_match not in params:
                     params.append(if_match)
+            if method == "get" and path.endswith("/coverage"):
+                # pygeoapi gives a coverage the features' f (json, html, jsonld)
+                params = op.get("parameters") or []
+                op["parameters"] = [
+                    {"$ref": "#/components/parameters/f-coverage"}
+                    if p == {"$ref": "#/components/parameters/f"}
+                    else p
+                    for p in params
+                ]
             if method == "get" and path.endswith("/items"):
                 params = op.setdefault("parameters", [])
                 for name in _FILTER_PARAMETERS:
