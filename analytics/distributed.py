@@ -36,6 +36,10 @@ aggregate_points, space_time_cube
     Counts per cell / cube, ``engine="single"`` or ``"dask"``.
 emerging_hot_spots, optimized_hot_spots
     The analyses on the aggregated table.
+count_series, forecast
+    Case counts per cell / community / category and period (the forecasting panel of
+    :mod:`analytics.forecast`), binned per file; the models run on the assembled panel, so
+    the forecasts are bit-identical to the single process.
 dask_client
     Context manager: a client on a LocalCluster, an address, or an existing client.
 """
@@ -65,8 +69,10 @@ from analytics.parquet import parquet_files
 __all__ = [
     "ENGINES",
     "aggregate_points",
+    "count_series",
     "dask_client",
     "emerging_hot_spots",
+    "forecast",
     "optimized_hot_spots",
     "space_time_cube",
 ]
@@ -349,7 +355,7 @@ def _bin_task(path: str, spec: _Spec) -> pd.DataFrame:
     return pd.DataFrame({"key": k.astype(np.int64), "n": n.astype(np.int64)})
 
 
-def _map(func, src: _Source, spec: _Spec, meta: pd.DataFrame, label: str):
+def _map(func, src: _Source, spec: _Spec | _SeriesSpec, meta: pd.DataFrame, label: str):
     import dask.dataframe as dd
 
     return dd.from_map(func, src.files, spec=spec, meta=meta, label=label, enforce_metadata=False)
@@ -755,3 +761,248 @@ def optimized_hot_spots(
     return _ohsa.optimized_hot_spots_cells(
         cells, cell_size=size, distance_band=distance_band, n_outliers=None
     )
+
+
+# --- forecasting (issue 16) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SeriesSpec:
+    """What a binning task of :func:`count_series` needs (small, pickled once per task)."""
+
+    base: _Spec
+    level: str
+    key_field: str | None  # community / category levels
+    freq: str
+    tz: str
+    first: pd.Timestamp | None = None  # first period start (local, naive)
+    n_periods: int = 0
+
+
+def _local_periods(times: pd.Series, freq: str, tz: str) -> pd.Series:
+    """Start (local naive day) of each time's period, as :func:`analytics.forecast.count_series`."""
+    times = pd.to_datetime(times)
+    if times.dt.tz is None:
+        times = times.dt.tz_localize("UTC")
+    day = times.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+    if freq == "W":
+        day = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
+    return day
+
+
+def _series_extent_task(path: str, spec: _SeriesSpec) -> pd.DataFrame:
+    """Projected extent (cells), time range and missing values of one file."""
+    b = spec.base
+    if spec.level == "cell":
+        xy, times = _read(path, b)
+    else:
+        table = pq.read_table(path, columns=[cast(str, b.time_field), spec.key_field])
+        frame = table.to_pandas()
+        times, xy = pd.to_datetime(frame[b.time_field]), None
+    row: dict = {"n": len(times), "nat": int(times.isna().sum())}
+    if spec.level != "cell":
+        row["nak"] = int(frame[spec.key_field].isna().sum())
+    if len(times):
+        days = _local_periods(times.dropna(), spec.freq, spec.tz)
+        if len(days):
+            row.update(pmin=days.min(), pmax=days.max())
+    if xy is not None and len(xy):
+        row.update(
+            xmin=xy[:, 0].min(), ymin=xy[:, 1].min(), xmax=xy[:, 0].max(), ymax=xy[:, 1].max()
+        )
+    return pd.DataFrame([row])
+
+
+def _series_bin_task(path: str, spec: _SeriesSpec) -> pd.DataFrame:
+    """``(key, period, n)`` of one file: cell code (or series name) and period index."""
+    b = spec.base
+    step = pd.Timedelta(days=7 if spec.freq == "W" else 1)
+    if spec.level == "cell":
+        xy, times = _read(path, b)
+        row, col = _agg.fishnet_cells(xy, b.bounds, b.cell_size)
+        ok = (col >= 0) & (col < b.ncol) & (row >= 0) & (row < b.nrow)
+        _check_inside(ok, "outside the extent")
+        key = pd.Series(row * b.ncol + col, dtype="int64")
+    else:
+        frame = pq.read_table(path, columns=[cast(str, b.time_field), spec.key_field]).to_pandas()
+        times, key = frame[b.time_field], frame[spec.key_field].astype(str)
+    day = _local_periods(times, spec.freq, spec.tz)
+    tidx = ((day - cast(pd.Timestamp, spec.first)) / step).to_numpy().astype(np.int64)
+    _check_inside((tidx >= 0) & (tidx < spec.n_periods), "outside the time range")
+    out = pd.DataFrame({"key": key.to_numpy(), "period": tidx})
+    return out.groupby(["key", "period"], sort=False).size().rename("n").reset_index()
+
+
+def count_series(
+    source,
+    time_field: str = "reported_at",
+    *,
+    level: str = "cell",
+    freq: str = "W",
+    key_field: str | None = None,
+    cell_size: float = 200.0,
+    tz: str = "Asia/Shanghai",
+    engine: str = "dask",
+    scheduler=None,
+):
+    """Counts per series and period: :func:`analytics.forecast.count_series` on either engine.
+
+    With ``engine="dask"`` each GeoParquet file is binned by a task (first pass: projected
+    extent and the local periods' range; second pass: ``(series, period) -> count``); the
+    caller assembles the panel.  The grid, each case's cell and period are computed as the
+    single-process function computes them, and counts are integers, so the panel is equal
+    (``counts``, ``keys``, ``periods`` and ``cells``).
+
+    Parameters
+    ----------
+    source : str or GeoDataFrame
+        A GeoParquet export (directory or file); a GeoDataFrame for ``engine="single"``.
+    time_field, level, freq, key_field, cell_size, tz
+        As in :func:`analytics.forecast.count_series`.
+    engine : {"single", "dask"}
+    scheduler : None, str or distributed.Client
+        See :func:`dask_client`.
+
+    Returns
+    -------
+    analytics.forecast.SeriesPanel
+    """
+    from analytics import forecast as _fc
+    from analytics.calendar_features import FREQS
+
+    _check_engine(engine, source)
+    if engine == "single":
+        return _fc.count_series(
+            _single_source(source),
+            time_field,
+            level=level,
+            freq=freq,
+            key_field=key_field,
+            cell_size=cell_size,
+            tz=tz,
+        )
+    check_choice(level, "level", _fc.LEVELS)
+    check_choice(freq, "freq", FREQS)
+    if level == "cell":
+        check_positive(cell_size, "cell_size")
+    src = _open(str(source))
+    names = pq.read_schema(src.files[0]).names
+    if time_field not in names:
+        raise AnalyticsError(
+            f"{time_field!r} is not a column, must be one of: "
+            f"{', '.join(n for n in names if n not in (src.geometry, 'bbox'))}"
+        )
+    kf = None if level == "cell" else (key_field or _fc._KEY_FIELD[level])
+    if kf is not None and kf not in names:
+        raise AnalyticsError(f"{kf!r} is not a column (the series key of level {level!r})")
+    if src.rows == 0:
+        raise AnalyticsError("there are no cases to count (the selection is empty)")
+    if level == "cell":
+        base, crs = _base_spec(src, time_field)
+    else:
+        base, crs = _replace(_Spec(src.geometry, None, None, None), time_field=time_field), None
+    spec = _SeriesSpec(base, level, kf, freq, tz)
+    with dask_client(scheduler) as runner:
+        meta = pd.DataFrame({"n": pd.Series(dtype="int64")})
+        ext = _compute(_map(_series_extent_task, src, spec, meta, "tianya-series-extent"), runner)
+        if ext["nat"].sum():
+            raise AnalyticsError(
+                f"column {time_field!r} has {int(ext['nat'].sum())} missing values"
+            )
+        if kf is not None and ext["nak"].sum():
+            raise AnalyticsError(f"column {kf!r} has {int(ext['nak'].sum())} missing values")
+        ext = ext[ext["n"] > 0]
+        step = np.timedelta64(7 if freq == "W" else 1, "D")
+        first, last = ext["pmin"].min(), ext["pmax"].max()
+        n_periods = int((last - first) / step) + 1
+        periods = pd.DatetimeIndex(first + np.arange(n_periods) * step)
+        grid = None
+        if level == "cell":
+            bounds = np.r_[
+                ext["xmin"].min(), ext["ymin"].min(), ext["xmax"].max(), ext["ymax"].max()
+            ]
+            grid = _agg.fishnet_grid(bounds, cell_size, crs)
+            nrow, ncol = _agg.fishnet_shape(bounds, cell_size)
+            base = _replace(
+                base, bounds=tuple(bounds), cell_size=float(cell_size), ncol=ncol, nrow=nrow
+            )
+        from dataclasses import replace
+
+        spec = replace(spec, base=base, first=pd.Timestamp(first), n_periods=n_periods)
+        key_dtype = "int64" if level == "cell" else "object"
+        meta = pd.DataFrame(
+            {
+                "key": pd.Series(dtype=key_dtype),
+                "period": pd.Series(dtype="int64"),
+                "n": pd.Series(dtype="int64"),
+            }
+        )
+        ddf = _map(_series_bin_task, src, spec, meta, "tianya-series-bin")
+        parts = _compute(ddf.groupby(["key", "period"])["n"].sum(split_out=1), runner)
+    keys_col = parts.index.get_level_values("key")
+    codes, sidx = np.unique(keys_col.to_numpy(), return_inverse=True)
+    counts = np.zeros((len(codes), n_periods))
+    tidx = parts.index.get_level_values("period").to_numpy(dtype=np.int64)
+    counts[sidx, tidx] = parts.to_numpy(dtype=float)
+    if level == "cell":
+        keys = pd.Index(codes.astype(np.int64), name="cell_id")
+        cells = cast(gpd.GeoDataFrame, grid).iloc[keys.to_numpy()].reset_index(drop=True)
+    else:
+        keys, cells = pd.Index(codes.astype(str), name=kf), None
+    return _fc.SeriesPanel(counts, keys, periods, freq, level, _fc._season(freq), cells)
+
+
+def forecast(
+    source,
+    time_field: str = "reported_at",
+    *,
+    level: str = "cell",
+    freq: str = "W",
+    key_field: str | None = None,
+    cell_size: float = 200.0,
+    model: str = "gbm",
+    horizon: int = 4,
+    interval: float = 0.8,
+    origin=-1,
+    engine: str = "dask",
+    scheduler=None,
+):
+    """Forecast every series of a case history: binning on either engine, then the model.
+
+    :func:`count_series` builds the panel (over partitions with ``engine="dask"``);
+    :func:`analytics.forecast.forecast` forecasts it in the calling process.  The panel is equal
+    on both engines and the models are deterministic (the gradient-boosted model with one
+    thread and a fixed seed), so the forecasts are bit-identical.
+
+    Parameters
+    ----------
+    source : str or GeoDataFrame
+    time_field, level, freq, key_field, cell_size
+        As in :func:`count_series`.
+    model, horizon, origin
+        As in :func:`analytics.forecast.forecast`.
+    interval : float, default 0.8
+        Nominal coverage of the prediction intervals (``level`` of
+        :func:`analytics.forecast.forecast`).
+    engine : {"single", "dask"}
+    scheduler : None, str or distributed.Client
+
+    Returns
+    -------
+    tuple of (SeriesPanel, Forecast)
+    """
+    from analytics import forecast as _fc
+
+    _fc._check_args(model, horizon, interval)
+    panel = count_series(
+        source,
+        time_field,
+        level=level,
+        freq=freq,
+        key_field=key_field,
+        cell_size=cell_size,
+        engine=engine,
+        scheduler=scheduler,
+    )
+    fc = _fc.forecast(panel, model=model, horizon=horizon, level=interval, origin=origin)
+    return panel, fc
