@@ -11,7 +11,9 @@ the standard's BNF and JSON Schema and build the same pygeofilter node classes, 
 A boolean literal standing as a predicate (``TRUE``, ``NOT false``) becomes
 ``ast.Include`` (``not_`` set for FALSE), pygeofilter's node for a constant predicate.
 ``BBOX(...)`` is the polygon it covers (a geometry literal, transformed from ``filter-crs``
-like the others).
+like the others). Functions (``CASEI``, ``ACCENTI``, the temporal ``T_*``) are
+``ast.Function`` of their lower-case name; ``INTERVAL(a, b)`` is a ``values.Interval`` whose
+ends are dates, datetimes, properties or ``None`` for ``'..'``.
 """
 
 from __future__ import annotations
