@@ -33,6 +33,26 @@ _SOMETIMES = {"retry-after", "accept-patch"}
 _DOCS: dict[tuple[str, str | None], dict] = {}
 
 
+_LIMITED: dict[str, object] = {}
+
+
+def no_heavy_reads_server(store_kind: str, request):
+    """A live server on the session sample (GeoPackage or PostGIS) that refuses every heavy
+    read (``TIANYA_HEAVY_READS=0``): its 429 answers, as documented, without racing clients.
+    Started once a store, stopped when the test process exits."""
+    if store_kind not in _LIMITED:
+        import atexit
+
+        from conftest import LiveServer
+
+        data = request.getfixturevalue(
+            "pg_sample_url" if store_kind == "postgis" else "sample_gpkg"
+        )
+        server = _LIMITED[store_kind] = LiveServer(data, extra_env={"TIANYA_HEAVY_READS": "0"})
+        atexit.register(server.stop)
+    return _LIMITED[store_kind]
+
+
 def headers(role: str | None = None, **extra: str) -> dict[str, str]:
     """Request headers with the API key of ``role`` (``"nope"``: an unknown key)."""
     h = dict(extra)

@@ -21,6 +21,7 @@ from oas30kit import (
     document,
     example,
     landing_links,
+    no_heavy_reads_server,
     operations,
     problems,
     resolve,
@@ -144,6 +145,17 @@ def test_req_oas30_exceptions_codes(live_server, doc, probe):
     """A coverage's errors (a malformed or unknown parameter, a subset without both axes, an
     unknown key, an answer over the size limit) are documented."""
     assert problems(doc, probe, probe.send(live_server)) == []
+
+
+def test_req_oas30_exceptions_codes_429(store_kind, request):
+    """An unscaled coverage is a heavy read: over the caller's limit (a server allowing none)
+    it is the documented 429 with ``Retry-After``."""
+    server = no_heavy_reads_server(store_kind, request)
+    doc = document(server, "admin")
+    probe = Probe("GET", f"{_COV}?f=json&{_BOX}", _COV, 429)
+    r = probe.send(server)
+    assert problems(doc, probe, r) == []
+    assert int(r.headers["Retry-After"]) > 0
 
 
 def test_req_oas30_exceptions_codes_every_coverage_operation(doc):

@@ -23,6 +23,7 @@ from oas30kit import (
     example,
     headers,
     landing_links,
+    no_heavy_reads_server,
     operations,
     problems,
     resolve,
@@ -357,6 +358,24 @@ def test_req_oas30_exceptions_codes(live_server, doc, values, probe):
     """Each error a features path answers has its own documented response (an exception;
     ``WWW-Authenticate`` on a 401)."""
     assert problems(doc, probe, probe.send(live_server, values)) == []
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        Probe("GET", f"{_ITEMS}?f=json&limit=1001", _ITEMS, 429),
+        Probe("GET", f"{_ITEMS}?f=csv&limit=1", _ITEMS, 429),
+    ],
+    ids=str,
+)
+def test_req_oas30_exceptions_codes_429(store_kind, request, probe):
+    """A heavy read over the caller's limit (here a server allowing none) is the documented
+    429 with ``Retry-After``."""
+    server = no_heavy_reads_server(store_kind, request)
+    doc = document(server, "admin")
+    r = probe.send(server)
+    assert problems(doc, probe, r) == []
+    assert int(r.headers["Retry-After"]) > 0
 
 
 def test_req_oas30_exceptions_codes_on_every_features_operation(doc):
