@@ -3,6 +3,7 @@ before a planted growing cluster peaks while the unplanted history stays quiet."
 
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,7 +32,8 @@ def test_threshold_warning_explains_itself(community):
     f = ew.frame
     # an absolute threshold: exactly the series whose upper bound exceeds it
     expect = fc.frame[fc.frame["hi"] > 5.0]
-    assert sorted(zip(f["key"], f["horizon"])) == sorted(zip(expect["key"], expect["horizon"]))
+    pairs = sorted(f[["key", "horizon"]].itertuples(index=False, name=None))
+    assert pairs == sorted(expect[["key", "horizon"]].itertuples(index=False, name=None))
     assert set(f["kind"]) <= set(KINDS) and (f["alarm"] == 5.0).all()
     row = f.iloc[0]
     usual = community.counts[community.keys.get_loc(row["key"]), -13:].mean()
@@ -60,3 +62,99 @@ def test_a_forecast_of_another_panel_is_refused(incidents, community):
     days = count_series(incidents, level="community", freq="D")
     with pytest.raises(AnalyticsError, match="the forecast is of 'W' periods"):
         early_warnings(days, forecast(community, model="moving_average"))
+
+
+# --- planted future pattern ---------------------------------------------------------------
+#: extra cases a week of the planted cluster, weeks PEAK - 5 .. PEAK + 2 (grows, peaks, fades)
+PLANT = (1, 2, 3, 5, 7, 10, 6, 3)
+PEAK = 40  # the sample's weeks run 0 .. 51 (2025-11-24 .. 2026-11-16)
+
+
+def _plant(incidents, weeks, *, community=None, point=None, seed=0):
+    """A copy of ``incidents`` with the planted cluster's cases added: copies of random rows
+    moved into the planted weeks (uniform in each local week) and, with ``community``, into
+    that community; with ``point`` (lon, lat), within ~60 m of it."""
+    rng = np.random.default_rng(seed)
+    pool = incidents if community is None else incidents[incidents["community_code"] == community]
+    added = []
+    for i, n in enumerate(PLANT):
+        start = weeks[PEAK - 5 + i].tz_localize("Asia/Shanghai")
+        rows = pool.sample(n, replace=True, random_state=seed + i).copy()
+        rows["reported_at"] = (start + pd.to_timedelta(rng.uniform(0, 7, n), unit="D")).tz_convert(
+            "UTC"
+        )
+        if point is not None:
+            d = rng.uniform(-0.0006, 0.0006, (n, 2))
+            rows["geometry"] = gpd.points_from_xy(point[0] + d[:, 0], point[1] + d[:, 1])
+        added.append(rows)
+    out = pd.concat([incidents, *added], ignore_index=True)
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=incidents.crs)
+
+
+def _first_warning(panel, near, origins, **kw):
+    """Origins (in order) at which a warning names a series for which ``near(key)`` holds,
+    and the number of the other warnings."""
+    hits, others = [], 0
+    for o in origins:
+        ew = early_warnings(panel, forecast(panel, model="ets", horizon=1, origin=o), **kw)
+        mine = ew.frame["key"].map(near).astype(bool)
+        if mine.any():
+            hits.append(o)
+        others += int((~mine).sum())
+    return hits, others
+
+
+def test_warning_fires_before_a_planted_community_cluster_peaks(incidents, community):
+    # a community of middling activity (about 2 cases a week)
+    target = community.keys[np.argsort(community.counts.mean(axis=1))[len(community.keys) // 2]]
+    planted = count_series(_plant(incidents, community.periods, community=target))
+    j = planted.keys.get_loc(target)
+    assert planted.counts[j, PEAK] == community.counts[j, PEAK] + max(PLANT)
+    origins = range(PEAK - 6, PEAK)  # origins before the peak week
+    hits, _ = _first_warning(planted, lambda k: k == target, origins, explain=False)
+    assert hits and hits[0] < PEAK, "no warning before the planted cluster peaked"
+    clean_hits, _ = _first_warning(community, lambda k: k == target, origins, explain=False)
+    assert clean_hits == []  # the warning is the plant's, not the community's own
+    # false alarms on the unplanted history: 31 origins x 44 communities
+    _, false_alarms = _first_warning(community, lambda k: False, range(20, 51), explain=False)
+    assert false_alarms <= 0.01 * 31 * len(community.keys)
+
+
+def test_hot_spot_warning_fires_before_a_planted_cell_cluster_peaks(incidents):
+    cells = count_series(incidents, level="cell")
+    # the centre of a quiet cell (70th percentile of activity, about 0.06 cases a week)
+    i0 = np.argsort(cells.counts.mean(axis=1))[int(len(cells.keys) * 0.7)]
+    centre = gpd.GeoSeries([cells.cells.geometry.iloc[i0].centroid], crs=cells.cells.crs)
+    lonlat = centre.to_crs(4326).iloc[0]
+    planted = count_series(
+        _plant(incidents, cells.periods, point=(lonlat.x, lonlat.y)), level="cell"
+    )
+
+    def near(panel):
+        dist = panel.cells.geometry.distance(centre.iloc[0])
+        close = set(panel.keys[(dist < 300).to_numpy()])
+        return lambda k: k in close
+
+    origins = range(PEAK - 6, PEAK)
+    hits, _ = _first_warning(planted, near(planted), origins, explain=False)
+    assert hits and hits[0] <= PEAK - 2, f"warned only at {hits}"
+    clean_hits, false_alarms = _first_warning(cells, near(cells), origins, explain=False)
+    assert clean_hits == []
+    assert false_alarms <= 0.002 * len(origins) * len(cells.keys)
+
+
+def test_gbm_drivers_are_of_the_model_that_made_the_forecast(community):
+    from analytics.early_warning import GROUPS, _gbm_model
+    from analytics.forecast import _features
+
+    fc = forecast(community, model="gbm", horizon=2)
+    t = len(community.periods) - 1
+    model, cal = _gbm_model(community, t, 2, fc.level)
+    mean = model.predict(_features(community.counts, np.array([t]), 1, cal, "W"))
+    h1 = fc.frame[fc.frame["horizon"] == 1]
+    np.testing.assert_allclose(mean, h1["mean"].to_numpy(), rtol=1e-9)
+    ew = early_warnings(community, fc, threshold=float(h1["hi"].median()))
+    assert len(ew) and all(set(d) == set(GROUPS) for d in ew.frame["drivers"])
+    assert all("drivers: " in r and "主要因素" in z for r, z in zip(
+        ew.frame["reason"], ew.frame["reason_zh"], strict=True
+    ))
