@@ -165,6 +165,9 @@ class Settings:
     )
     max_time_steps: int = _setting(1_000, "time steps of a space-time cube", least=1)
     max_cube_cells: int = _setting(10_000_000, "bins of a space-time cube", least=1)
+    max_forecast_rows: int = _setting(
+        3_000_000, "training rows of a forecast (series x origins x horizons)", least=1
+    )
     max_draws_per_unit: int = _setting(200_000, "permutations per unit", least=1)
     max_permutation_draws: int = _setting(1_000_000_000, "permutation draws of a run", least=1)
     max_neighbours_per_unit: int = _setting(5_000, "neighbours per unit", least=1)

@@ -10,7 +10,9 @@ analytics library and returns GeoJSON (CRS84) or, for kernel density, a GeoTIFF.
 - ``kernel-density``: quartic kernel density (:func:`analytics.density.kernel_density`),
   GeoTIFF (``image/tiff``);
 - ``density-clusters``: DBSCAN / HDBSCAN clusters with hull polygons, GeoJSON;
-- ``emerging-hot-spots``: Emerging Hot Spot Analysis (:mod:`analytics.emerging`), GeoJSON.
+- ``emerging-hot-spots``: Emerging Hot Spot Analysis (:mod:`analytics.emerging`), GeoJSON;
+- ``forecast``: case counts per cell, community or major class forecast 1-4 periods ahead
+  (:mod:`analytics.forecast`, :mod:`tianya.plugins.forecast_process`), GeoJSON.
 
 The code is in modules named for what they do; this one is the registry pygeoapi loads by
 name (``server_config.yml`` names ``tianya.plugins.processes.<Class>``, see
@@ -57,6 +59,7 @@ from urllib.parse import urlsplit
 from layers.errors import InvalidParameter
 from tianya.plugins.analysis import AnalysisProcessor
 from tianya.plugins.density import DensityClustersProcessor, KernelDensityProcessor
+from tianya.plugins.forecast_process import ForecastProcessor
 from tianya.plugins.hotspots import (
     EmergingHotSpotsProcessor,
     HotSpotsProcessor,
@@ -70,6 +73,7 @@ __all__ = [
     "AnalysisProcessor",
     "DensityClustersProcessor",
     "EmergingHotSpotsProcessor",
+    "ForecastProcessor",
     "HotSpotsProcessor",
     "KernelDensityProcessor",
     "LocalMoranProcessor",
@@ -162,6 +166,7 @@ PROCESSORS: dict[str, type[AnalysisProcessor]] = {
         KernelDensityProcessor,
         DensityClustersProcessor,
         EmergingHotSpotsProcessor,
+        ForecastProcessor,
     )
 }
 
