@@ -317,5 +317,7 @@ def test_the_schemas_refuse_what_the_server_does_not_answer(live_server):
     assert not valid("featureCollectionGeoJSON", feature)
     assert not valid("featureCollectionGeoJSON", {"type": "FeatureCollection", "features": {}})
     assert not valid("exception", {"description": "no type"})
+    assert not valid("exception", {"type": "NotFound"})  # every answer has code, description
+    assert valid("exception", {"type": "NotFound", "code": "NotFound", "description": "x"})
     assert not valid("collectionInfo", {"id": "incidents"})  # no links
     assert not valid("statusInfo", {"jobID": "1", "type": "process", "status": "done"})
