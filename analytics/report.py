@@ -34,7 +34,14 @@ timestamp) if the data stop earlier; a week entirely after the data day is refus
 
 Hot spots: Gi* (:func:`analytics.hotcells.gi_cells`, 500 m fishnet, FDR) over the four weeks
 ending with the report week — one week of cases is too thin for a stable pattern. Public
-opinion: cases from online channels (:data:`ONLINE_CHANNELS`). No sensitive field is read.
+opinion: cases from online channels (:data:`ONLINE_CHANNELS`). Outlook (预判, ``outlook=True``):
+next week's expected cases per major category and in all, with 80 % intervals, and the
+communities that warn (:func:`analytics.early_warning.early_warnings`), from per-series ETS
+forecasts (:mod:`analytics.forecast`; ETS: the best or level with the best at category level
+in the backtests, and the model that warns of a rising series, see
+:mod:`analytics.early_warning`) of the snapshot's weekly counts up to the report week -- a
+partial report week is not used as an origin: the forecast is then made from the week before,
+two weeks ahead. No sensitive field is read.
 Codes of the catalogue's code lists appear only in ``figures`` (data); the document and the
 charts print their zh/en labels.
 """
@@ -363,6 +370,7 @@ def weekly_report(
     max_overdue: int = 50,
     charts: bool = True,
     keep_charts: bool = False,
+    outlook: bool = True,
 ) -> WeeklyReport:
     """Build the weekly report of ``week`` (see the module docstring).
 
@@ -384,6 +392,9 @@ def weekly_report(
         Draw the matplotlib charts.
     keep_charts : bool, default False
         Also return the matplotlib figures (``WeeklyReport.charts``) for inspection.
+    outlook : bool, default True
+        Add the outlook section (next week's forecast and the warnings; ``figures["outlook"]``,
+        ``None`` when False).
 
     Returns
     -------
@@ -502,6 +513,7 @@ def weekly_report(
         "hotspots": hotspots,
         "hotspot_window": [_local(hs_start), _local(end)],
         "hotspot_days": list(_days(hs_start, end)),
+        "outlook": _outlook(snap, start, end, as_of, names) if outlook else None,
     }
     figs = _draw_charts(snap, by, figures, hot_cells, hs_frame, communities) if charts else {}
     images = {k: _png(v, close=not keep_charts) for k, v in figs.items()}
@@ -515,6 +527,90 @@ def weekly_report(
         md=lambda day: day[5:],
     )
     return WeeklyReport(week, figures, doc, figs if keep_charts else {})
+
+
+#: the outlook's model and interval level (see the module docstring)
+OUTLOOK_MODEL, OUTLOOK_LEVEL = "ets", 0.8
+#: weeks of history the outlook needs (fewer: the section says so instead)
+OUTLOOK_MIN_WEEKS = 8
+
+
+def _outlook(snap: pd.DataFrame, start, end, as_of, names: dict) -> dict:
+    """Next week's forecast by major category and in all, and the communities that warn.
+
+    Only ``snap`` (the cases as they stood at ``as_of``) reported before ``end`` is counted.
+    """
+    from analytics.early_warning import early_warnings
+    from analytics.forecast import count_series, forecast
+
+    partial = bool(as_of < end)
+    origin_start = start - pd.Timedelta(days=7) if partial else start
+    h = 2 if partial else 1
+    target = end  # the week after the report week
+    out: dict[str, Any] = {
+        "model": OUTLOOK_MODEL,
+        "level": OUTLOOK_LEVEL,
+        "week": _week_label(target),
+        "first_day": _days(target, target + pd.Timedelta(days=7))[0],
+        "last_day": _days(target, target + pd.Timedelta(days=7))[1],
+        "origin_week": _week_label(origin_start),
+        "horizon": h,
+        "categories": [],
+        "total": None,
+        "warnings": [],
+        "note": None,
+    }
+    frame = snap[_in(snap["reported_at"], snap["reported_at"].min(), origin_start + 7 * _DAY)]
+    frame = frame.assign(_all="all")
+    origin = pd.Timestamp(origin_start.tz_convert(TZ).date())
+
+    def run(level, key_field=None):
+        panel = count_series(frame, level=level, key_field=key_field)
+        if len(panel.periods) < OUTLOOK_MIN_WEEKS:
+            raise AnalyticsError(
+                f"the outlook needs at least {OUTLOOK_MIN_WEEKS} weeks of cases up to "
+                f"{out['origin_week']}, there are {len(panel.periods)}"
+            )
+        fc = forecast(panel, model=OUTLOOK_MODEL, horizon=h, level=OUTLOOK_LEVEL, origin=origin)
+        rows = fc.frame[fc.frame["horizon"] == h]
+        usual = panel.counts[:, -13:].mean(axis=1)  # the origin is the panel's last period
+        return panel, fc, rows, usual
+
+    try:
+        _, _, rows, usual = run("category", "_all")
+        r = rows.iloc[0]
+        out["total"] = {k: round(float(r[c]), 1) for k, c in _OUTLOOK_COLS} | {
+            "usual": round(float(usual[0]), 1)
+        }
+        panel, _, rows, usual = run("category")
+        for (_, r), u in zip(rows.iterrows(), usual, strict=True):
+            zh, en = _labels("major_class", r["key"])
+            out["categories"].append(
+                {"major_class": r["key"], "label": zh, "label_en": en}
+                | {k: round(float(r[c]), 1) for k, c in _OUTLOOK_COLS}
+                | {"usual": round(float(u), 1)}
+            )
+        out["categories"].sort(key=lambda c: -c["expected"])
+        panel, fc, _, _ = run("community")
+        ew = early_warnings(panel, fc, horizon=h, explain=False)
+        for w in ew.frame[ew.frame["horizon"] == h].to_dict("records"):
+            out["warnings"].append(
+                {
+                    "community_code": w["key"],
+                    "community": names.get(w["key"], w["key"]),
+                    "kind": w["kind"],
+                    **{k: round(float(w[k]), 1) for k in ("expected", "lo", "hi", "usual")},
+                    "alarm": None if pd.isna(w["alarm"]) else round(float(w["alarm"]), 1),
+                    "reason": w["reason"],
+                    "reason_zh": w["reason_zh"],
+                }
+            )
+    except AnalyticsError as err:  # too short a history: the section says so
+        out["note"] = str(err)
+    return out
+
+
+_OUTLOOK_COLS = (("expected", "mean"), ("lo", "lo"), ("hi", "hi"))
 
 
 def _bj(ts) -> str:
@@ -864,5 +960,35 @@ img{max-width:100%}
 <td>{{ lab(r.channel, r.channel_en) }}</td><td>{{ lab(r.status, r.status_en) }}</td>
 <td>{{ e(r.community) }}</td></tr>{% endfor %}
 </table>
+{% if f.outlook %}{% set o = f.outlook %}
+<h2>九、预判 Outlook: {{ o.week }} ({{ o.first_day }} – {{ o.last_day }})</h2>
+<p class="small" id="outlook-method">逐序列指数平滑(ETS)预测，{{ (o.level * 100) | round | int }}%
+ 预测区间；数据截至 {{ f.as_of_text }}{% if o.horizon > 1 %}，本周不完整，自 {{ o.origin_week }}
+ 起预测 {{ o.horizon }} 周{% endif %}。预警：区间上限超过该社区按近13周平均水平
+ 百分之一概率才会达到的件数(至少3件)。Per-series exponential smoothing (ETS),
+ {{ (o.level * 100) | round | int }} % intervals, data as of {{ f.as_of_text }}{%
+ if o.horizon > 1 %} (the report week is not complete: forecast from {{ o.origin_week }},
+ {{ o.horizon }} weeks ahead){% endif %}. A
+ community warns when the upper end of its interval exceeds the count it would reach one week
+ in a hundred at its usual level (mean of 13 weeks; at least 3 cases).</p>
+{% if o.note %}<p id="outlook-note">暂无预判 No outlook: {{ e(o.note) }}</p>{% else %}
+<table id="outlook"><tr><th>类别 Category</th><th>预计 Expected</th>
+<th>区间 Interval</th><th>近13周平均 Usual</th></tr>
+{% for r in o.categories %}<tr><td>{{ lab(r.label, r.label_en) }}</td><td>{{ r.expected }}</td>
+<td>{{ r.lo }} – {{ r.hi }}</td><td>{{ r.usual }}</td></tr>{% endfor %}
+<tr id="outlook-total"><td>合计 All cases</td><td>{{ o.total.expected }}</td>
+<td>{{ o.total.lo }} – {{ o.total.hi }}</td><td>{{ o.total.usual }}</td></tr></table>
+<p class="small">合计为全区总件数的单独预测，不等于各类之和的区间。The total is its own forecast
+ of all cases; its interval is not the sum of the categories' intervals.</p>
+<h3>预警 Warnings ({{ o.warnings | length }})</h3>
+{% if o.warnings %}<table id="outlook-warnings"><tr><th>社区(村) Community</th>
+<th>预计 Expected</th><th>区间 Interval</th><th>平时 Usual</th><th>预警线 Alarm</th>
+<th>说明 Why</th></tr>
+{% for w in o.warnings %}<tr><td>{{ e(w.community) }}</td><td>{{ w.expected }}</td>
+<td>{{ w.lo }} – {{ w.hi }}</td><td>{{ w.usual }}</td><td>{{ w.alarm if w.alarm is not none
+ else '—' }}</td><td style="text-align:left">{{ e(w.reason_zh) }}<span class="en">{{
+ e(w.reason) }}</span></td></tr>{% endfor %}</table>
+{% else %}<p id="outlook-no-warnings">下周无社区预警。No community warns for next week.</p>
+{% endif %}{% endif %}{% endif %}
 </body></html>
 """)

@@ -355,3 +355,88 @@ def test_summary_line_names_definition_and_as_of(inc, w47):
     assert line.startswith("2026-W47 (2026-11-16 – 2026-11-22): ")
     assert f"received {len(wk)}," in line
     assert f"completion by week end {_done_by(wk, end).mean():.1%} as of 2026-11-22 24:00" in line
+
+
+# --- Outlook (issue 16) -------------------------------------------------------------------------
+
+
+def _cut(inc: pd.DataFrame, cut: pd.Timestamp) -> pd.DataFrame:
+    """The incidents as they stood at ``cut``: later cases dropped, later stamps cleared."""
+    df = inc[inc["reported_at"] < cut].copy()
+    for c in ("registered_at", "dispatched_at", "handled_at", "closed_at", "evaluated_at"):
+        df[c] = df[c].where(df[c] <= cut)
+    df.loc[df["status"].eq("evaluated") & df["evaluated_at"].isna(), "status"] = "closed"
+    df.loc[df["status"].eq("closed") & df["closed_at"].isna(), "status"] = "handling"
+    return df
+
+
+def _weekly(inc: pd.DataFrame, by: str | None, end: pd.Timestamp, weeks: int) -> pd.DataFrame:
+    """Cases per Beijing week (rows, the ``weeks`` before ``end``) and ``by`` (columns)."""
+    df = inc[inc["reported_at"] < end]
+    week = ((end - df["reported_at"]) // pd.Timedelta(days=7)).rename("ago")
+    key = df[by] if by else pd.Series("all", index=df.index, name="key")
+    t = df.groupby([week, key]).size().unstack(fill_value=0)
+    return t.reindex(range(weeks), fill_value=0)
+
+
+def test_outlook_next_week_by_category_with_warnings(inc, w47, sample_data):
+    o = w47.figures["outlook"]
+    _, _, end = _week("2026-W47")
+    assert (o["week"], o["first_day"], o["last_day"]) == ("2026-W48", "2026-11-23", "2026-11-29")
+    assert o["horizon"] == 1 and o["origin_week"] == "2026-W47" and o["note"] is None
+    # the usual level: mean of the 13 weeks up to the report week's end (pandas, here)
+    cat = _weekly(inc, "major_class", end, 13).mean()
+    assert {c["major_class"]: c["usual"] for c in o["categories"]} == pytest.approx(
+        cat.round(1).to_dict(), abs=0.051
+    )
+    total = _weekly(inc, None, end, 13).mean()["all"]
+    assert o["total"]["usual"] == pytest.approx(total, abs=0.051)
+    for c in [*o["categories"], o["total"]]:
+        assert 0 <= c["lo"] <= c["expected"] <= c["hi"]
+    # the categories' expected loads roughly add up to the total's own forecast
+    assert sum(c["expected"] for c in o["categories"]) == pytest.approx(
+        o["total"]["expected"], rel=0.15
+    )
+    # the sample's emerging cluster shows in its final week: that community warns
+    com = _weekly(inc, "community_code", end, 13)
+    jumped = com.columns[(com.loc[0] > 3 * com.mean()) & (com.loc[0] >= 10)]
+    warned = {w["community_code"] for w in o["warnings"]}
+    assert set(jumped) <= warned and warned
+    names = sample_data["communities"].set_index("code")["name"].to_dict()
+    soup = _text(w47.html)
+    table = soup.find(id="outlook-warnings").get_text(" ")
+    assert all(names[c] in table for c in warned)
+    rows = soup.find(id="outlook").find_all("tr")[1:]
+    assert [r.find("td").get_text(" ").split()[0] for r in rows[:-1]] == [
+        c["label"] for c in o["categories"]
+    ]
+    assert "ETS" in soup.find(id="outlook-method").get_text()
+
+
+def test_outlook_reads_nothing_after_the_report_week(inc, sample_data):
+    """The W40 outlook is the same from all the data and from the data as they stood then."""
+    _, _, end = _week("2026-W40")
+    full = weekly_report(inc, sample_data["communities"], "2026-W40", charts=False)
+    then = weekly_report(_cut(inc, end), sample_data["communities"], "2026-W40", charts=False)
+    assert full.figures["outlook"] == then.figures["outlook"]
+    assert full.figures["outlook"]["week"] == "2026-W41"
+
+
+def test_outlook_of_a_partial_week_starts_from_the_week_before(inc, sample_data):
+    cut = pd.Timestamp("2026-11-19 00:00", tz=BJ).tz_convert("UTC")
+    o = weekly_report(_cut(inc, cut), sample_data["communities"], "2026-W47", charts=False)
+    o = o.figures["outlook"]
+    assert (o["origin_week"], o["horizon"], o["week"]) == ("2026-W46", 2, "2026-W48")
+    _, start, _ = _week("2026-W47")
+    usual = _weekly(inc, "major_class", start, 13).mean()  # the partial week is not read
+    assert {c["major_class"]: c["usual"] for c in o["categories"]} == pytest.approx(
+        usual.round(1).to_dict(), abs=0.051
+    )
+
+
+def test_outlook_needs_weeks_of_history_and_can_be_left_out(inc, sample_data):
+    short = weekly_report(inc, sample_data["communities"], "2025-W50", charts=False)
+    assert "at least 8 weeks" in short.figures["outlook"]["note"]
+    assert "暂无预判" in short.html
+    off = weekly_report(inc, sample_data["communities"], "2026-W47", charts=False, outlook=False)
+    assert off.figures["outlook"] is None and "九、预判" not in off.html
