@@ -21,7 +21,13 @@ from pygeofilter import ast, values
 
 from layers.catalogue import Layer
 from layers.errors import InvalidParameter, choices
-from layers.query import check_filter, coerce_value, parse_filter, parse_interval
+from layers.query import (
+    check_filter,
+    check_geographic_literals,
+    coerce_value,
+    parse_filter,
+    parse_interval,
+)
 
 #: Parameters of OGC API Features Parts 1-3 that the items resource takes.
 ITEMS_PARAMS = (
@@ -151,6 +157,9 @@ def check_items_params(
     if "filter" in params:
         node = parse_filter(params["filter"], params.get("filter-lang"))
         check_filter(layer, node, fields)
+        filter_crs = params.get("filter-crs", SUPPORTED_CRS[0])
+        if filter_crs.endswith(("/CRS84", "/4326", "/4490")):
+            check_geographic_literals(node, lat_first=not filter_crs.endswith("/CRS84"))
         if params.get("filter-lang") == "cql2-json" or params["filter"].lstrip().startswith("{"):
             out["filter"] = to_cql2_text(node)
             out["filter-lang"] = "cql2-text"

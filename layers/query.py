@@ -292,6 +292,31 @@ def check_filter_values(node: ast.Node) -> None:
             stack.extend((c, depth + 1, None) for c in _children(n))
 
 
+def check_geographic_literals(node: ast.Node, lat_first: bool = False) -> None:
+    """Refuse geometry literals outside the longitude/latitude range of a geographic CRS.
+
+    A filter without ``filter-crs`` is in CRS84 (Features Part 3 /req/filter/filter-crs-wgs84);
+    ``POINT(1000000 1000000)`` there is no place, and a 400 says so rather than an empty page
+    (the standard's abstract test expects the error). ``lat_first`` for EPSG:4326 and 4490.
+
+    Raises
+    ------
+    InvalidParameter
+        Naming the range.
+    """
+    for n in _walk(node):
+        if not (isinstance(n, values.Geometry | values.Envelope) or _is_bbox(n)):
+            continue
+        xy = shapely.get_coordinates(literal_geometry(n))
+        lon, lat = (xy[:, 1], xy[:, 0]) if lat_first else (xy[:, 0], xy[:, 1])
+        if len(xy) and (np.abs(lon).max() > 180 or np.abs(lat).max() > 90):
+            order = "latitude, longitude" if lat_first else "longitude, latitude"
+            raise InvalidParameter(
+                f"a geometry in the filter is outside {order} -180..180, -90..90 of its CRS "
+                "(without filter-crs: CRS84); give filter-crs for projected coordinates"
+            )
+
+
 def _check_literal_geometry(v) -> int:
     """Refuse an invalid or non-finite geometry literal; its number of vertices."""
     try:

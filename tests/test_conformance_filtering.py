@@ -244,15 +244,26 @@ def test_req_filter_filter_lang_param(live_server, sample_data):
 
 def test_req_filter_filter_crs_wgs84(live_server, sample_data):
     """/req/filter/filter-crs-wgs84: without ``filter-crs`` a geometry literal is CRS84
-    (longitude, latitude): the point is in one community, and the same numbers read as
-    latitude, longitude are in none."""
+    (longitude, latitude): the point is in one community; coordinates beyond CRS84's range
+    (the same numbers as latitude, longitude; the abstract test's 1000000) are a 400."""
     c = sample_data["communities"]
     pt = shapely.Point(*POINT)
     want = _want(c, "communities", c.intersects(pt))
     assert len(want) == 1
     assert _ids(live_server, "communities", filter=f"S_INTERSECTS(geometry, {pt.wkt})") == want
+    # the same numbers read as latitude, longitude: latitude 109 is no place in CRS84
     swapped = f"S_INTERSECTS(geometry, POINT({POINT[1]} {POINT[0]}))"
-    assert _ids(live_server, "communities", filter=swapped) == []
+    assert _status(live_server, "communities", filter=swapped) == 400
+    # no place in CRS84 (the abstract test's second step): a 400, also as a BBOX and in JSON
+    huge = "S_INTERSECTS(geometry, BBOX(1000000, 1000000, 2000000, 2000000))"
+    assert _status(live_server, "communities", filter=huge) == 400
+    js = {"op": "s_intersects", "args": [{"property": "geometry"}, {"bbox": [1e6, 1e6, 2e6, 2e6]}]}
+    assert (
+        _status(live_server, "communities", filter=json.dumps(js), **{"filter-lang": "cql2-json"})
+        == 400
+    )
+    # the same numbers in a projected filter-crs are a place (here: none of ours)
+    assert _ids(live_server, "communities", filter=huge, **{"filter-crs": EPSG + "3857"}) == []
     box = shapely.box(*BOX)
     inc = sample_data["incidents"]
     got = _ids(
