@@ -608,6 +608,11 @@ from tianya.history_cli import export_parquet, history_hotspots  # noqa: E402
 main.add_command(export_parquet)
 main.add_command(history_hotspots)
 
+# forecasts of case counts (tianya/forecast_cli.py)
+from tianya.forecast_cli import forecast_command  # noqa: E402
+
+main.add_command(forecast_command)
+
 
 if __name__ == "__main__":
     main()
