@@ -10,6 +10,9 @@ choropleth_map
     Communities shaded by case density, completion rate and overdue share.
 community_measures
     The figures behind :func:`choropleth_map` (from :mod:`layers.supervision`).
+forecast_map
+    Communities and grid cells that warn for the coming weeks
+    (:mod:`analytics.early_warning`), each with its explanation.
 save_map
     Write a map as one HTML file (Leaflet and the base map inlined by default: works
     offline).
@@ -54,6 +57,7 @@ This module builds HTML strings; it never imports a web framework.
 from __future__ import annotations
 
 from analytics.map_choropleth import MEASURES, choropleth_map, community_measures
+from analytics.map_forecast import WARNING_KINDS, forecast_map
 from analytics.map_hotspots import EMERGING_COLORS, GI_BINS, hotspot_map
 from analytics.map_layers import POPUP_FIELDS, layers_map
 from analytics.map_parts import CENTRE, Legend, MapFile, render_html, save_map
@@ -66,8 +70,10 @@ __all__ = [
     "MEASURES",
     "MapFile",
     "POPUP_FIELDS",
+    "WARNING_KINDS",
     "choropleth_map",
     "community_measures",
+    "forecast_map",
     "hotspot_map",
     "layers_map",
     "render_html",

@@ -25,6 +25,8 @@ CHART_COLORS
     The weekly report's chart series (Material Design palette).
 OVERDUE
     Overdue cases on the command-center screen (Material Design red A400).
+WARNING_COLORS
+    Early warning kind → colour (the warnings map, the screen's forecast panel).
 
 The screen's page (``tianya/static/screen.js``) has no colour of its own: it reads them from
 the summary's ``styles`` (:func:`analytics.screen.screen_summary`).
@@ -134,3 +136,12 @@ CHART_COLORS: dict[str, str] = {
 
 #: Overdue cases on the command-center screen: Material red A400, bright on its dark page.
 OVERDUE = "#ff1744"
+
+#: Early warning kind (:data:`analytics.early_warning.KINDS`) → colour on the warnings map and
+#: the screen: an upper bound over its alarm level in Material orange 900; a forecast hot spot
+#: in its emerging category's colour (new, intensifying).
+WARNING_COLORS: dict[str, str] = {
+    "threshold": "#e65100",
+    "new_hot_spot": EMERGING_COLORS["New Hot Spot"],
+    "intensifying_hot_spot": EMERGING_COLORS["Intensifying Hot Spot"],
+}
