@@ -5,6 +5,9 @@ Functions
 early_warnings
     Warnings of one :class:`~analytics.forecast.Forecast` of a
     :class:`~analytics.forecast.SeriesPanel` (:class:`EarlyWarnings`).
+weekly_outlook
+    One coming week's expected cases per major category and in all, and the communities
+    that warn, as a JSON-ready dict (the weekly report's outlook, the screen's panel).
 
 Rules
 -----
@@ -82,7 +85,7 @@ from scipy import stats
 from analytics.errors import AnalyticsError, check_positive
 from analytics.forecast import Forecast, SeriesPanel
 
-__all__ = ["KINDS", "EarlyWarnings", "early_warnings"]
+__all__ = ["KINDS", "OUTLOOK_MIN_WEEKS", "EarlyWarnings", "early_warnings", "weekly_outlook"]
 
 #: what a warning is about
 KINDS = ("threshold", "new_hot_spot", "intensifying_hot_spot")
@@ -461,3 +464,121 @@ def _reasons(rows, level: float, freq: str) -> tuple[list[str], list[str]]:
         en.append(head[0].upper() + head[1:] + why + ".")
         zh.append(head_zh + why_zh + "。")
     return en, zh
+
+
+#: the outlook's defaults: per-series ETS (see "Which forecast"), 80 % intervals, and the weeks
+#: of history it needs
+OUTLOOK_MODEL, OUTLOOK_LEVEL, OUTLOOK_MIN_WEEKS = "ets", 0.8, 8
+_OUTLOOK_COLS = (("expected", "mean"), ("lo", "lo"), ("hi", "hi"))
+
+
+def weekly_outlook(
+    cases: pd.DataFrame,
+    origin,
+    *,
+    horizon: int = 1,
+    model: str = OUTLOOK_MODEL,
+    level: float = OUTLOOK_LEVEL,
+    names: dict | None = None,
+    tz: str = "Asia/Shanghai",
+) -> dict:
+    """The expected cases of one coming week per major category and in all, and the warnings.
+
+    What the weekly report's outlook and the screen's forecast panel show.
+
+    Parameters
+    ----------
+    cases : DataFrame
+        Incidents (``reported_at``, ``major_class``, ``community_code``); only those reported
+        before the end of the ``origin`` week (local time) are read.
+    origin : date-like
+        Monday of the last week treated as observed (local).
+    horizon : int, default 1
+        Which week after ``origin`` (1: the next one).
+    model : str, default "ets"
+        Forecast model (:data:`analytics.forecast.MODELS`).
+    level : float, default 0.8
+        Interval coverage.
+    names : dict, optional
+        Community code -> name, for the warnings.
+    tz : str, default "Asia/Shanghai"
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``week_start`` (ISO date), ``categories`` (``major_class``, ``label``,
+        ``label_en``, ``color``, ``expected``, ``lo``, ``hi``, ``usual``; busiest first),
+        ``total`` (its own forecast of all cases, not a sum), ``warnings`` (communities:
+        ``community_code``, ``community``, ``kind``, ``expected``, ``lo``, ``hi``, ``usual``,
+        ``alarm``, ``reason``, ``reason_zh``).  Figures rounded to 0.1.
+
+    Raises
+    ------
+    AnalyticsError
+        With fewer than :data:`OUTLOOK_MIN_WEEKS` weeks of cases up to the origin.
+    """
+    from analytics.forecast import count_series, forecast
+    from layers.catalogue import LAYERS
+
+    start = pd.Timestamp(origin).normalize()
+    if start.tzinfo is not None:
+        start = start.tz_localize(None)
+    cut = (start + pd.Timedelta(days=7)).tz_localize(tz).tz_convert("UTC")
+    times = pd.to_datetime(cases["reported_at"], utc=True, format="ISO8601")
+    frame = cases[times < cut].assign(_all="all")
+    if not len(frame):
+        raise AnalyticsError(f"there are no cases up to the week of {start.date()}")
+    names = names or {}
+    field_ = LAYERS["incidents"].field("major_class")
+    colors = {c.code: c.color for c in field_.codes or ()}
+
+    def run(lvl, key_field=None):
+        panel = count_series(frame, level=lvl, key_field=key_field, tz=tz)
+        if panel.periods[-1] != start:
+            raise AnalyticsError(f"there are no cases in the week of {start.date()}")
+        if len(panel.periods) < OUTLOOK_MIN_WEEKS:
+            raise AnalyticsError(
+                f"the outlook needs at least {OUTLOOK_MIN_WEEKS} weeks of cases up to the week "
+                f"of {start.date()}, there are {len(panel.periods)}"
+            )
+        fc = forecast(panel, model=model, horizon=horizon, level=level, origin=start)
+        rows = fc.frame[fc.frame["horizon"] == horizon]
+        return panel, fc, rows, _usual(panel, len(panel.periods) - 1, 13)
+
+    def figures(r, u) -> dict:
+        return {k: round(float(r[c]), 1) for k, c in _OUTLOOK_COLS} | {"usual": round(float(u), 1)}
+
+    _, _, rows, usual = run("category", "_all")
+    out: dict = {
+        "week_start": (start + pd.Timedelta(days=7 * horizon)).date().isoformat(),
+        "total": figures(rows.iloc[0], usual[0]),
+        "categories": [],
+        "warnings": [],
+    }
+    _, _, rows, usual = run("category")
+    rows = rows.assign(_usual=usual).sort_values("mean", ascending=False, kind="stable")
+    for _, r in rows.iterrows():
+        out["categories"].append(
+            {
+                "major_class": r["key"],
+                "label": field_.label(r["key"], "zh"),
+                "label_en": field_.label(r["key"], "en"),
+                "color": colors.get(r["key"]),
+            }
+            | figures(r, r["_usual"])
+        )
+    panel, fc, _, _ = run("community")
+    ew = early_warnings(panel, fc, horizon=horizon, explain=False)
+    for w in ew.frame[ew.frame["horizon"] == horizon].to_dict("records"):
+        out["warnings"].append(
+            {
+                "community_code": w["key"],
+                "community": names.get(w["key"], w["key"]),
+                "kind": w["kind"],
+                **{k: round(float(w[k]), 1) for k in ("expected", "lo", "hi", "usual")},
+                "alarm": None if pd.isna(w["alarm"]) else round(float(w["alarm"]), 1),
+                "reason": w["reason"],
+                "reason_zh": w["reason_zh"],
+            }
+        )
+    return out

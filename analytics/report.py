@@ -531,8 +531,6 @@ def weekly_report(
 
 #: the outlook's model and interval level (see the module docstring)
 OUTLOOK_MODEL, OUTLOOK_LEVEL = "ets", 0.8
-#: weeks of history the outlook needs (fewer: the section says so instead)
-OUTLOOK_MIN_WEEKS = 8
 
 
 def _outlook(snap: pd.DataFrame, start, end, as_of, names: dict) -> dict:
@@ -540,8 +538,7 @@ def _outlook(snap: pd.DataFrame, start, end, as_of, names: dict) -> dict:
 
     Only ``snap`` (the cases as they stood at ``as_of``) reported before ``end`` is counted.
     """
-    from analytics.early_warning import early_warnings
-    from analytics.forecast import count_series, forecast
+    from analytics.early_warning import weekly_outlook
 
     partial = bool(as_of < end)
     origin_start = start - pd.Timedelta(days=7) if partial else start
@@ -560,57 +557,16 @@ def _outlook(snap: pd.DataFrame, start, end, as_of, names: dict) -> dict:
         "warnings": [],
         "note": None,
     }
-    frame = snap[_in(snap["reported_at"], snap["reported_at"].min(), origin_start + 7 * _DAY)]
-    frame = frame.assign(_all="all")
     origin = pd.Timestamp(origin_start.tz_convert(TZ).date())
-
-    def run(level, key_field=None):
-        panel = count_series(frame, level=level, key_field=key_field)
-        if len(panel.periods) < OUTLOOK_MIN_WEEKS:
-            raise AnalyticsError(
-                f"the outlook needs at least {OUTLOOK_MIN_WEEKS} weeks of cases up to "
-                f"{out['origin_week']}, there are {len(panel.periods)}"
-            )
-        fc = forecast(panel, model=OUTLOOK_MODEL, horizon=h, level=OUTLOOK_LEVEL, origin=origin)
-        rows = fc.frame[fc.frame["horizon"] == h]
-        usual = panel.counts[:, -13:].mean(axis=1)  # the origin is the panel's last period
-        return panel, fc, rows, usual
-
     try:
-        _, _, rows, usual = run("category", "_all")
-        r = rows.iloc[0]
-        out["total"] = {k: round(float(r[c]), 1) for k, c in _OUTLOOK_COLS} | {
-            "usual": round(float(usual[0]), 1)
-        }
-        panel, _, rows, usual = run("category")
-        for (_, r), u in zip(rows.iterrows(), usual, strict=True):
-            zh, en = _labels("major_class", r["key"])
-            out["categories"].append(
-                {"major_class": r["key"], "label": zh, "label_en": en}
-                | {k: round(float(r[c]), 1) for k, c in _OUTLOOK_COLS}
-                | {"usual": round(float(u), 1)}
-            )
-        out["categories"].sort(key=lambda c: -c["expected"])
-        panel, fc, _, _ = run("community")
-        ew = early_warnings(panel, fc, horizon=h, explain=False)
-        for w in ew.frame[ew.frame["horizon"] == h].to_dict("records"):
-            out["warnings"].append(
-                {
-                    "community_code": w["key"],
-                    "community": names.get(w["key"], w["key"]),
-                    "kind": w["kind"],
-                    **{k: round(float(w[k]), 1) for k in ("expected", "lo", "hi", "usual")},
-                    "alarm": None if pd.isna(w["alarm"]) else round(float(w["alarm"]), 1),
-                    "reason": w["reason"],
-                    "reason_zh": w["reason_zh"],
-                }
-            )
+        found = weekly_outlook(
+            snap, origin, horizon=h, model=OUTLOOK_MODEL, level=OUTLOOK_LEVEL, names=names
+        )
     except AnalyticsError as err:  # too short a history: the section says so
         out["note"] = str(err)
+    else:
+        out.update({k: found[k] for k in ("categories", "total", "warnings")})
     return out
-
-
-_OUTLOOK_COLS = (("expected", "mean"), ("lo", "lo"), ("hi", "hi"))
 
 
 def _bj(ts) -> str:

@@ -158,3 +158,18 @@ def test_gbm_drivers_are_of_the_model_that_made_the_forecast(community):
     assert all("drivers: " in r and "主要因素" in z for r, z in zip(
         ew.frame["reason"], ew.frame["reason_zh"], strict=True
     ))
+
+
+def test_weekly_outlook_reads_up_to_its_origin_and_needs_history(incidents, community):
+    from analytics.early_warning import weekly_outlook
+
+    origin = community.periods[40]
+    o = weekly_outlook(incidents, origin)
+    cut = (origin + pd.Timedelta(days=7)).tz_localize("Asia/Shanghai").tz_convert("UTC")
+    assert weekly_outlook(incidents[incidents["reported_at"] < cut], origin) == o
+    assert o["week_start"] == str((origin + pd.Timedelta(days=7)).date())
+    assert [c["expected"] for c in o["categories"]] == sorted(
+        (c["expected"] for c in o["categories"]), reverse=True
+    )
+    with pytest.raises(AnalyticsError, match="at least 8 weeks"):
+        weekly_outlook(incidents, community.periods[3])
