@@ -42,8 +42,9 @@ def screen_summary(
     hotspot_days: int = 28,
     max_overdue: int = 30,
     lang: str = "zh",
+    outlook: bool = True,
 ) -> dict:
-    """Today's counts, overdue cases and hot spots for the screen.
+    """Today's counts, overdue cases, hot spots and next week's outlook for the screen.
 
     Parameters
     ----------
@@ -63,6 +64,8 @@ def screen_summary(
         Overdue cases listed (oldest deadline first); ``overdue`` always counts all.
     lang : {"zh", "en"}
         Language of the labels.
+    outlook : bool, default True
+        Forecast next week (cases reported up to the end of ``day`` only).
 
     Returns
     -------
@@ -74,9 +77,12 @@ def screen_summary(
         on the screen is shown in); ``bounds`` (the district's lon/lat bounds, for the first
         view); ``now``, ``today`` (received, closed, open, by_category), ``overdue`` (count),
         ``overdue_cases`` (list), ``week`` (supervision figures of the last 7 days),
-        ``hotspots`` (GeoJSON FeatureCollection of hot cells) and ``styles``: every colour the
-        page draws with (``category`` code → colour and label, ``hot_bins``: Gi* bin, colour
-        and label of the hot bins, ``overdue``, ``incident``, ``muted``).
+        ``hotspots`` (GeoJSON FeatureCollection of hot cells), ``outlook`` (next week's
+        expected cases by major class and in all with 80 % intervals, and the communities
+        that warn: :func:`_outlook`; None with ``outlook=False``) and ``styles``: every colour
+        the page draws with (``category`` code → colour and label, ``major_class`` likewise,
+        ``hot_bins``: Gi* bin, colour and label of the hot bins, ``overdue``, ``incident``,
+        ``muted``).
     """
     reported = pd.to_datetime(incidents["reported_at"], utc=True, format="ISO8601")
     real_now = pd.Timestamp.now(tz="UTC")
@@ -153,8 +159,27 @@ def screen_summary(
         "hotspots": _hotspots(
             incidents[(reported >= end - pd.Timedelta(days=hotspot_days)) & (reported < end)]
         ),
+        "outlook": _outlook(incidents, pd.Timestamp(day).date(), end, names) if outlook else None,
         "styles": _styles(cat, lang),
     }
+
+
+def _outlook(incidents, day, end, names: dict) -> dict:
+    """Next week's expected load by major class and the communities that warn.
+
+    The weekly report's outlook (:func:`analytics.report._outlook`: ETS of the weekly counts,
+    80 % intervals, :func:`analytics.early_warning.early_warnings` per community) for the
+    Monday-Sunday week holding ``day``: "next week" is the week after it; while that week is
+    still running (``day`` before its Sunday) the forecast starts from the week before, two
+    weeks ahead.  Only cases reported before ``end`` (the end of ``day``) are read.
+    """
+    from analytics.report import _outlook as report_outlook
+
+    monday = pd.Timestamp(day) - pd.Timedelta(days=pd.Timestamp(day).day_of_week)
+    start = monday.tz_localize(TZ).tz_convert("UTC")
+    reported = pd.to_datetime(incidents["reported_at"], utc=True, format="ISO8601")
+    snap = incidents[reported < end]
+    return report_outlook(snap, start, start + pd.Timedelta(days=7), end, names)
 
 
 def _styles(cat, lang: str) -> dict:
@@ -164,6 +189,10 @@ def _styles(cat, lang: str) -> dict:
         "category": {
             c.code: {"color": c.color, "label": c.zh if lang == "zh" else c.en}
             for c in cat.codes or ()
+        },
+        "major_class": {
+            c.code: {"color": c.color, "label": c.zh if lang == "zh" else c.en}
+            for c in _INC.field("major_class").codes or ()
         },
         # the hot bins the page draws, strongest first, as the legend lists them
         "hot_bins": [

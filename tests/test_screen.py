@@ -300,3 +300,67 @@ def test_click_an_overdue_case_flies_to_it_and_opens_its_popup(screen, sample_da
     assert metres < 150 and zoom >= 16, (metres, zoom)
     assert math.hypot(start["lng"] - pt.x, start["lat"] - pt.y) > 0.002  # it did move
     p.assert_clean()
+
+
+# --- next week's outlook (issue 16) --------------------------------------------------------
+
+
+def _expected_outlook(sample_data, day: str):
+    """ETS of the weekly counts per major class, from the library on the sample cut at ``day``'s
+    end: (rows of the forecast week, warnings per community), not read from the summary."""
+    from analytics.early_warning import early_warnings
+    from analytics.forecast import count_series, forecast
+
+    inc = sample_data["incidents"]
+    d = pd.Timestamp(day)
+    monday = d - pd.Timedelta(days=d.day_of_week)
+    full = d.day_of_week == 6  # the week of ``day`` is over on its Sunday
+    origin = monday if full else monday - pd.Timedelta(days=7)
+    h = 1 if full else 2
+    cut = (origin + pd.Timedelta(days=7)).tz_localize(TZ).tz_convert("UTC")
+    cases = inc[pd.to_datetime(inc["reported_at"], utc=True) < cut]
+    panel = count_series(cases, level="category")
+    fc = forecast(panel, model="ets", horizon=h, level=0.8, origin=origin)
+    rows = fc.frame[fc.frame["horizon"] == h].sort_values("mean", ascending=False)
+    com = count_series(cases, level="community")
+    cfc = forecast(com, model="ets", horizon=h, level=0.8, origin=origin)
+    warn = early_warnings(com, cfc, horizon=h, explain=False).frame
+    every = count_series(cases.assign(_all="all"), level="category", key_field="_all")
+    tot = forecast(every, model="ets", horizon=h, level=0.8, origin=origin).frame
+    return rows, warn[warn["horizon"] == h], tot[tot["horizon"] == h].iloc[0]
+
+
+def test_next_weeks_expected_load_by_class(screen, sample_data):
+    """The panel lists next week's expected cases per major class with 80 % intervals, most
+    first, the total (its own series), and one line per community that warns (offline, in
+    the browser)."""
+    p = screen
+    day = p.texts("#day-value")[0]
+    rows, warn, tot = _expected_outlook(sample_data, day)
+    classes = p.page.eval_on_selector_all(
+        "#outlook li[data-class]", "els => els.map(e => [e.dataset.class, e.textContent])"
+    )
+    assert [c for c, _ in classes] == list(rows["key"])
+    for (_, text), r in zip(classes, rows.itertuples(), strict=True):
+        assert f"{r.mean:.1f} [{r.lo:.1f}–{r.hi:.1f}]" in text, text
+    total = p.texts("#outlook li.total")[0]
+    assert f"Total {tot['mean']:.1f} [{tot['lo']:.1f}–{tot['hi']:.1f}]" in total
+    listed = p.page.eval_on_selector_all(
+        "#warnings li[data-community]", "els => els.map(e => e.dataset.community)"
+    )
+    assert sorted(listed) == sorted(warn["key"])
+    assert listed, "the sample's last week has a community that warns"
+    p.assert_clean()
+
+
+def test_outlook_mid_week_reads_no_later_case(live_server, sample_data):
+    """On a Wednesday the week is not over: the forecast starts from the week before, two
+    weeks ahead, from cases up to that week only (the summary's figures, checked in pandas)."""
+    day = "2026-11-18"
+    o = live_server.get(f"/screen/summary.json?date={day}").json()["outlook"]
+    rows, _, tot = _expected_outlook(sample_data, day)
+    assert (o["horizon"], o["model"]) == (2, "ets")
+    got = {c["major_class"]: (c["expected"], c["lo"], c["hi"]) for c in o["categories"]}
+    want = {r.key: (round(r.mean, 1), round(r.lo, 1), round(r.hi, 1)) for r in rows.itertuples()}
+    assert got == want
+    assert o["total"]["expected"] == round(tot["mean"], 1)

@@ -136,6 +136,33 @@
   }
   state.focusCase = focusCase;
 
+  function range(r) { return "[" + r.lo.toFixed(1) + "–" + r.hi.toFixed(1) + "]"; }
+
+  // next week's expected cases by major class (80 % interval) and the communities that warn
+  function drawOutlook(o, st) {
+    var ul = document.getElementById("outlook"), ol = document.getElementById("warnings");
+    if (!o || !o.total) {
+      text("outlook-week", "");
+      ul.innerHTML = '<li class="none">' + esc(o ? o.note : "—") + "</li>";
+      ol.innerHTML = "";
+      return;
+    }
+    text("outlook-week", o.week + " · " + o.first_day + "–" + o.last_day);
+    ul.innerHTML = '<li class="total">合计 Total ' + o.total.expected.toFixed(1) + " <small>" +
+      range(o.total) + " 平时 usual " + o.total.usual.toFixed(1) + "</small></li>" +
+      o.categories.map(function (c) {
+        var color = ((st.major_class || {})[c.major_class] || {}).color || st.muted;
+        return '<li data-class="' + esc(c.major_class) + '"><i style="background:' +
+          esc(color) + '"></i>' + esc(c.label) + " " + c.expected.toFixed(1) + " <small>" +
+          range(c) + "</small></li>";
+      }).join("");
+    ol.innerHTML = o.warnings.length ? o.warnings.map(function (w) {
+      return '<li data-community="' + esc(w.community_code) + '" title="' + esc(w.reason) +
+        '">' + esc(w.community) + " " + w.expected.toFixed(1) + " <small>" + range(w) +
+        " 平时 usual " + w.usual.toFixed(1) + "</small></li>";
+    }).join("") : '<li class="none">无预警 · No warnings</li>';
+  }
+
   function drawSummary(s) {
     state.day = s.day;
     var first = !state.tz;
@@ -165,6 +192,7 @@
         return '<li><i style="background:' + esc(color) + '"></i>' + esc(c.label) +
           " " + c.cases + "</li>";
       }).join("");
+    drawOutlook(s.outlook, s.styles);
     var list = document.getElementById("overdue");
     list.innerHTML = s.overdue_cases.map(function (c, i) {
       return '<li data-i="' + i + '" data-case="' + esc(c.case_no) + '">' +
