@@ -18,6 +18,7 @@ single-process for the chosen model (``gbm``), binning included.  Results go to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -86,6 +87,98 @@ def child(cases: int, model: str, threads: int) -> None:
             }
         )
     )
+
+
+def _write_history(cases: int, path: str) -> str:
+    """The same synthetic history written as a GeoParquet export (not timed)."""
+    from analytics.parquet import write_months
+    from geodata.history import base_locations, history_bounds, synthetic_history
+
+    if not os.path.isdir(path):
+        base = base_locations()
+        write_months(
+            path,
+            synthetic_history(cases, seed=0, base=base),
+            total_bounds=history_bounds(base),
+            rows_per_file=250_000,
+        )
+    return path
+
+
+def child_parquet(path: str, model: str, engine: str) -> None:
+    """Forecast every 200 m cell of the GeoParquet history on one engine (a child process).
+
+    ``single``: read the export into one GeoDataFrame, then bin and forecast (time includes
+    the read); ``dask``: a 2-worker ``LocalCluster`` (1 thread each; started before the timer)
+    bins the files, the forecast runs in this process.  Peak memory: this process's and, for
+    Dask, each worker's (``VmHWM``, reset before the timed part).
+    """
+    warnings.simplefilter("ignore")
+    from analytics import distributed as D
+    from analytics.forecast import forecast
+
+    with contextlib.ExitStack() as stack:
+        client = None
+        if engine == "dask":
+            client = stack.enter_context(D.dask_client(None, n_workers=2, memory_limit="3GiB"))
+            client.run(_reset_hwm)
+        rss_before = _rss_mib()
+        _reset_hwm()
+        t0 = time.perf_counter()
+        if engine == "dask":
+            panel = D.count_series(path, level="cell", cell_size=200.0, scheduler=client)
+        else:
+            panel = D.count_series(path, level="cell", cell_size=200.0, engine="single")
+        t1 = time.perf_counter()
+        fc = forecast(panel, model=model, horizon=4)
+        t2 = time.perf_counter()
+        workers = list(client.run(_hwm_mib).values()) if client is not None else []
+    print(
+        json.dumps(
+            {
+                "engine": engine,
+                "model": model,
+                "cases": int(panel.counts.sum()),
+                "cells": int(panel.counts.shape[0]),
+                "weeks": int(panel.counts.shape[1]),
+                "bin_s": t1 - t0,
+                "forecast_s": t2 - t1,
+                "total_s": t2 - t0,
+                "rss_before_mib": rss_before,
+                "peak_mib": _hwm_mib(),
+                "worker_peaks_mib": workers,
+                "rows": len(fc.frame),
+                "digest": _digest(fc.frame),
+            }
+        )
+    )
+
+
+def _reset_hwm() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _digest(frame) -> str:
+    """A hash of the forecast table (equal digests: bit-identical forecasts)."""
+    import hashlib
+
+    import pandas as pd
+
+    return hashlib.sha256(
+        pd.util.hash_pandas_object(frame, index=True).values.tobytes()
+    ).hexdigest()[:16]
+
+
+def run_parquet(path: str, model: str, engine: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child-parquet", path, "--model", model, "--engine", engine],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run(cases: int, model: str, threads: int) -> dict:
@@ -190,6 +283,55 @@ def backtests(out: str) -> None:
     print(f"wrote {out}")
 
 
+DASK_HEADING = "## Single process and the 2-worker Dask cluster, from GeoParquet"
+
+
+def dask_section(cases: int, path: str, model: str, out: str) -> None:
+    """Time and peak memory of both engines on the GeoParquet history; appended to ``out``."""
+    _write_history(cases, path)
+    rows = []
+    for engine in ("single", "dask", "single", "dask"):
+        r = run_parquet(path, model, engine)
+        r["load"] = os.getloadavg()[0]
+        print(json.dumps(r), flush=True)
+        rows.append(r)
+    same = len({r["digest"] for r in rows}) == 1
+    lines = [
+        DASK_HEADING,
+        "",
+        f"`python bench/bench_forecast.py --dask DIR --cases {cases}`: the same synthetic "
+        "history written as a GeoParquet export (`analytics.parquet.write_months`, 250,000 rows "
+        "a file, one folder a month; not timed), every 200 m cell forecast 1-4 weeks ahead with "
+        f"`{model}`.  `single`: `analytics.distributed.count_series(engine='single')` reads the "
+        "export into one GeoDataFrame and bins it (the read is timed), then the forecast; "
+        "`dask`: a `LocalCluster` of 2 worker processes x 1 thread (started before the timer) "
+        "bins file by file, the forecast runs in the calling process on the assembled panel.  "
+        "Peak = `VmHWM` of the calling process (reset before the timed part); workers = each "
+        "worker's peak.  Each engine ran twice, alternating.",
+        "",
+        "| engine | cells x weeks | bin s | forecast s | total s | peak MiB | worker peaks MiB "
+        "| forecast digest | load |",
+        "|---|---|---:|---:|---:|---:|---|---|---:|",
+    ]
+    for r in rows:
+        wp = " + ".join(f"{w:.0f}" for w in r["worker_peaks_mib"]) or "-"
+        lines.append(
+            f"| {r['engine']} | {r['cells']:,} x {r['weeks']} | {r['bin_s']:.1f} | "
+            f"{r['forecast_s']:.1f} | {r['total_s']:.1f} | {r['peak_mib']:.0f} | {wp} | "
+            f"`{r['digest']}` | {r['load']:.1f} |"
+        )
+    lines += [
+        "",
+        "Forecasts bit-identical on both engines (equal SHA-256 digests of the forecast table): "
+        + ("yes." if same else "**NO**."),
+    ]
+    text = open(out).read() if os.path.exists(out) else ""
+    text = text.split("\n" + DASK_HEADING)[0].rstrip("\n") + "\n\n"
+    with open(out, "w") as f:
+        f.write(text + "\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=1_000_000)
@@ -198,9 +340,23 @@ def main() -> None:
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--backtest", action="store_true", help="backtests on the sample year instead")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "forecast.md"))
+    ap.add_argument(
+        "--dask",
+        metavar="DIR",
+        help="the history as GeoParquet in DIR (written if absent): single process vs the "
+        "2-worker Dask cluster, appended to --out",
+    )
+    ap.add_argument("--child-parquet", metavar="DIR")
+    ap.add_argument("--engine", default="single")
     a = ap.parse_args()
     if a.child:
         child(a.cases, a.model, a.threads[0])
+        return
+    if a.child_parquet:
+        child_parquet(a.child_parquet, a.model, a.engine)
+        return
+    if a.dask:
+        dask_section(a.cases, a.dask, a.model or "gbm", a.out)
         return
     if a.backtest:
         backtests(os.path.join(HERE, "results", "forecast_backtest.md"))
