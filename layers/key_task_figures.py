@@ -1,0 +1,354 @@
+"""Supervision figures of key tasks (重点工作督办): pure functions on the raw tables.
+
+The inputs are frames with the columns of the ``key_tasks`` layer (``task_no``, ``title``,
+``kind``, ``lead_department``, ``start_date``, ``deadline``, ``status``, ``progress``,
+``escalation``, geometry) and of its child table ``key_task_milestones`` (``task_no``,
+``seq``, ``due_date``, ``done_date``), as :meth:`layers.store.Store.read_frame` returns
+them (dates as ``date``, ISO strings or datetimes: each is read as its Beijing calendar
+day). Definitions, all as of a reference instant ``now`` (passed in, never read from a
+clock):
+
+milestone due (应完成节点)
+    Done, or not done with its due day before ``now``'s Beijing day.
+on time (按期完成)
+    Done on or before its due day.
+on_time_rate (节点按期完成率)
+    on time / due, per lead department of the milestone's task (``NaN`` if none is due).
+overdue milestone (超期节点)
+    Not done, due day before ``now``'s day.
+overdue task (超期任务)
+    Not ``accepted``, deadline before ``now``'s day.
+escalations (督办升级)
+    Tasks by ``escalation`` level (``warning`` 预警, ``accountability`` 问责).
+ranking (部门排名)
+    Departments leading tasks, best first: higher on-time rate, then fewer overdue tasks,
+    then fewer accountability entries, then fewer warnings, then the code (no tie is left
+    to chance); a department with no milestone due ranks after those with one.
+
+:func:`area_counts` counts the points (cases, placed opinion posts) inside each task's area
+in equal windows before and after its start (投诉前后对比).
+
+Examples
+--------
+>>> import pandas as pd
+>>> tasks = pd.DataFrame({"task_no": ["T1", "T2"], "lead_department": ["water", "urban"],
+...     "status": ["in_progress", "accepted"], "deadline": ["2026-03-01", "2026-03-31"],
+...     "escalation": ["warning", "none"]})
+>>> ms = pd.DataFrame({"task_no": ["T1", "T1", "T2"], "seq": [1, 2, 1],
+...     "due_date": ["2026-02-01", "2026-02-20", "2026-02-10"],
+...     "done_date": ["2026-02-01", None, "2026-02-12"]})
+>>> t = department_figures(tasks, ms, now="2026-03-05T00:00:00Z")
+>>> t.loc["water", ["due", "on_time", "overdue_milestones", "overdue_tasks"]].tolist()
+[2, 1, 1, 1]
+>>> float(t.loc["urban", "on_time_rate"])
+0.0
+>>> [r["department"] for r in ranking(tasks, ms, now="2026-03-05T00:00:00Z")]
+['water', 'urban']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from layers.district import TZ_NAME
+from layers.errors import InvalidParameter
+
+#: Task statuses: a task is finished only once accepted (验收通过).
+FINISHED = ("accepted",)
+ESCALATIONS = ("none", "warning", "accountability")
+#: Columns of :func:`department_figures`.
+COLUMNS = (
+    "tasks",
+    "open_tasks",
+    "overdue_tasks",
+    "milestones",
+    "due",
+    "on_time",
+    "late",
+    "overdue_milestones",
+    "on_time_rate",
+    "warnings",
+    "accountability",
+    "mean_progress",
+)
+_INTS = COLUMNS[:8] + ("warnings", "accountability")
+
+
+def _need(frame: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
+    missing = [c for c in cols if c not in frame]
+    if missing:
+        raise InvalidParameter(f"{what} frame lacks columns: {', '.join(missing)}")
+
+
+def _day(values) -> pd.Series:
+    """Beijing calendar days (naive midnight timestamps) of dates, ISO strings or instants."""
+    s = pd.Series(values)
+    out: list[Any] = []
+    for v in s:
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            out.append(pd.NaT)
+            continue
+        ts = pd.Timestamp(v)
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert(TZ_NAME).tz_localize(None)
+        out.append(ts.normalize())
+    return pd.Series(pd.to_datetime(out), index=s.index, dtype="datetime64[ns]")
+
+
+def today(now) -> pd.Timestamp:
+    """``now``'s Beijing calendar day (``now`` is required: the figures never read a clock)."""
+    if now is None:
+        raise InvalidParameter("now is required: the instant the figures are taken at")
+    ts = pd.Timestamp(now)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
+    return ts.tz_convert(TZ_NAME).tz_localize(None).normalize()
+
+
+def milestone_flags(milestones: pd.DataFrame, tasks: pd.DataFrame, now) -> pd.DataFrame:
+    """Per-milestone flags: ``done``, ``due``, ``on_time``, ``late`` (done after its due
+    day), ``overdue`` (not done, past due) and the task's ``lead_department``."""
+    _need(milestones, ("task_no", "due_date", "done_date"), "milestones")
+    _need(tasks, ("task_no", "lead_department"), "tasks")
+    day = today(now)
+    due_day, done_day = _day(milestones["due_date"]), _day(milestones["done_date"])
+    # a milestone reported after ``now`` was not done then
+    done = done_day.notna() & (done_day <= day)
+    out = pd.DataFrame(index=milestones.index)
+    out["task_no"] = milestones["task_no"].to_numpy()
+    out["done"] = done
+    out["overdue"] = ~done & due_day.notna() & (due_day < day)
+    out["due"] = done | out["overdue"]
+    out["on_time"] = done & due_day.notna() & (done_day <= due_day)
+    out["late"] = done & ~out["on_time"]
+    lead = tasks.drop_duplicates("task_no").set_index("task_no")["lead_department"]
+    out["lead_department"] = out["task_no"].map(lead).to_numpy()
+    return out
+
+
+def task_flags(tasks: pd.DataFrame, now) -> pd.DataFrame:
+    """Per-task flags: ``open`` (not accepted), ``overdue`` (open past its deadline day),
+    ``warning``/``accountability`` (its escalation level) and ``lead_department``."""
+    _need(tasks, ("task_no", "lead_department", "status", "deadline"), "tasks")
+    day = today(now)
+    out = pd.DataFrame(index=tasks.index)
+    out["task_no"] = tasks["task_no"].to_numpy()
+    out["lead_department"] = tasks["lead_department"].to_numpy()
+    out["open"] = ~tasks["status"].isin(FINISHED)
+    dl = _day(tasks["deadline"])
+    out["overdue"] = out["open"] & dl.notna() & (dl < day)
+    esc = tasks["escalation"] if "escalation" in tasks else pd.Series("none", index=tasks.index)
+    out["warning"] = esc == "warning"
+    out["accountability"] = esc == "accountability"
+    out["progress"] = (
+        pd.to_numeric(tasks["progress"], errors="coerce") if "progress" in tasks else np.nan
+    )
+    return out
+
+
+def department_figures(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> pd.DataFrame:
+    """The figures per lead department (:data:`COLUMNS`), indexed by department code."""
+    tf = task_flags(tasks, now)
+    mf = milestone_flags(milestones, tasks, now)
+    g = tf.groupby("lead_department", dropna=False)
+    t = pd.DataFrame(
+        {
+            "tasks": g.size(),
+            "open_tasks": g["open"].sum(),
+            "overdue_tasks": g["overdue"].sum(),
+            "warnings": g["warning"].sum(),
+            "accountability": g["accountability"].sum(),
+            "mean_progress": g["progress"].mean(),
+        }
+    )
+    h = mf.groupby("lead_department", dropna=False)
+    m = pd.DataFrame(
+        {
+            "milestones": h.size(),
+            "due": h["due"].sum(),
+            "on_time": h["on_time"].sum(),
+            "late": h["late"].sum(),
+            "overdue_milestones": h["overdue"].sum(),
+        }
+    )
+    out = t.join(m, how="outer").fillna({c: 0 for c in _INTS})
+    out["on_time_rate"] = (out["on_time"] / out["due"]).where(out["due"] > 0)
+    out[list(_INTS)] = out[list(_INTS)].astype(int)
+    out.index.name = "department"
+    return out[list(COLUMNS)].sort_index()
+
+
+def ranking(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> list[dict]:
+    """Departments best first (see the module docstring), each with its figures and rank."""
+    t = department_figures(tasks, milestones, now).reset_index()
+    t["_none"] = t["on_time_rate"].isna()
+    t = t.sort_values(
+        ["_none", "on_time_rate", "overdue_tasks", "accountability", "warnings", "department"],
+        ascending=[True, False, True, True, True, True],
+        kind="stable",
+    )
+    recs = to_records(t.drop(columns="_none").set_index("department"))
+    for i, r in enumerate(recs, 1):
+        r["rank"] = i
+    return recs
+
+
+def overdue_tasks(tasks: pd.DataFrame, now) -> pd.DataFrame:
+    """Open tasks past their deadline day, the longest overdue first."""
+    tf = task_flags(tasks, now)
+    out = tasks[tf["overdue"].to_numpy()].copy()
+    out["overdue_days"] = (today(now) - _day(out["deadline"])).dt.days
+    return out.sort_values(["overdue_days", "task_no"], ascending=[False, True])
+
+
+def escalations(tasks: pd.DataFrame) -> dict[str, int]:
+    """Tasks per escalation level (every level of :data:`ESCALATIONS`, zeros included)."""
+    esc = tasks["escalation"] if "escalation" in tasks else pd.Series([], dtype=object)
+    counts = esc.fillna("none").value_counts()
+    return {k: int(counts.get(k, 0)) for k in ESCALATIONS}
+
+
+def to_records(table: pd.DataFrame) -> list[dict]:
+    """A figures table as JSON-ready records (``NaN`` → ``None``, rates rounded)."""
+    out = []
+    key: Any
+    for key, row in table.iterrows():
+        rec: dict[Any, Any] = {table.index.name or "group": None if pd.isna(key) else str(key)}
+        for c in table.columns:
+            v: Any = row[c]
+            if pd.isna(v):
+                rec[c] = None
+            elif c in _INTS:
+                rec[c] = int(v)
+            else:
+                rec[c] = round(float(v), 4)
+        out.append(rec)
+    return out
+
+
+def summary(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> dict:
+    """All the key-task figures as one JSON-ready dict: ``now``, ``all`` (the totals),
+    ``by_department``, ``ranking``, ``escalations``, ``overdue_tasks`` (task_no, title,
+    lead department, deadline, status, progress, escalation, days overdue)."""
+    day = today(now)
+    by = department_figures(tasks, milestones, now)
+    tot = by[list(_INTS)].sum()
+    due, on_time = int(tot["due"]), int(tot["on_time"])
+    all_: dict[str, Any] = {c: int(tot[c]) for c in _INTS}
+    all_["on_time_rate"] = round(on_time / due, 4) if due else None
+    od = overdue_tasks(tasks, now)
+    cols = [
+        c
+        for c in ("task_no", "title", "kind", "lead_department", "status", "progress", "escalation")
+        if c in od
+    ]
+    rows = []
+    for _, r in od.iterrows():
+        rec = {c: (None if not isinstance(r[c], str) and pd.isna(r[c]) else r[c]) for c in cols}
+        if "progress" in rec and rec["progress"] is not None:
+            rec["progress"] = float(rec["progress"])
+        rec["deadline"] = str(_day(pd.Series([r["deadline"]])).iloc[0].date())
+        rec["overdue_days"] = int(r["overdue_days"])
+        rows.append(rec)
+    return {
+        "now": pd.Timestamp(now).isoformat(),
+        "day": str(day.date()),
+        "all": all_,
+        "by_department": to_records(by),
+        "ranking": ranking(tasks, milestones, now),
+        "escalations": escalations(tasks),
+        "overdue_tasks": rows,
+    }
+
+
+def _points(points: pd.DataFrame):
+    """Point geometries (lon/lat) of a GeoDataFrame, or of ``lon``/``lat`` or
+    ``place_lon``/``place_lat`` columns (opinion posts)."""
+    import shapely
+
+    if "geometry" in points and hasattr(points, "crs"):
+        g = points.geometry
+        return g.to_crs(4326).to_numpy() if g.crs is not None else g.to_numpy()
+    for x, y in (("lon", "lat"), ("place_lon", "place_lat")):
+        if x in points and y in points:
+            return shapely.points(points[x].to_numpy(float), points[y].to_numpy(float))
+    raise InvalidParameter(
+        "points need a geometry, or lon/lat or place_lon/place_lat columns "
+        f"(have: {', '.join(map(str, points.columns))})"
+    )
+
+
+def area_counts(
+    tasks,
+    points: pd.DataFrame,
+    *,
+    time: str = "reported_at",
+    days: int = 90,
+    buffer_m: float = 50.0,
+    distinct: str | None = None,
+) -> pd.DataFrame:
+    """Points inside each key task's area in the ``days`` before and after its start.
+
+    Parameters
+    ----------
+    tasks : GeoDataFrame
+        Key tasks (``task_no``, ``start_date``, geometry in EPSG:4326): a polygon is its
+        area; a point or a line (a river section) is buffered by ``buffer_m`` metres.
+    points : GeoDataFrame or DataFrame
+        Cases (``reported_at``), or opinion posts placed by
+        :func:`analytics.opinion.pipeline.understand` (``time="posted_at"``,
+        ``place_lon``/``place_lat``; unplaced posts are not counted).
+    time : str, default "reported_at"
+        The column of the points' instants.
+    days : int, default 90
+        Window length; both windows are ``days`` long, split at the start day's
+        Beijing midnight (before: ``[start - days, start)``, after: ``[start, start + days)``).
+    buffer_m : float, default 50
+        Buffer of point and line tasks, in metres.
+    distinct : str, optional
+        Count distinct values of this column (e.g. ``topic_id``: opinion topics) instead of
+        rows.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``task_no``: ``before``, ``after``, ``change`` (after - before) and
+        ``window_days``.
+    """
+    import geopandas as gpd
+
+    from layers.district import UTM
+
+    if days <= 0:
+        raise InvalidParameter(f"days must be a positive number of days, got {days}")
+    _need(tasks, ("task_no", "start_date"), "tasks")
+    _need(points, (time,), "points")
+    areas = gpd.GeoSeries(tasks.geometry.to_numpy(), crs=tasks.crs or 4326).to_crs(UTM)
+    areas = areas.where(areas.geom_type.isin(["Polygon", "MultiPolygon"]), areas.buffer(buffer_m))
+    pts = gpd.GeoSeries(_points(points), crs=4326).to_crs(UTM)
+    keep = ~(pts.is_empty | pts.isna()).to_numpy()
+    at = pd.to_datetime(points[time], utc=True, format="ISO8601").to_numpy()[keep]
+    pts = pts[keep]
+    extra = points[distinct].to_numpy()[keep] if distinct else None
+    start = _day(tasks["start_date"]).dt.tz_localize(TZ_NAME).dt.tz_convert("UTC").to_numpy()
+    span = np.timedelta64(days, "D")
+    rows = []
+    tree_idx = areas.sindex.query(pts.to_numpy(), predicate="within") if len(pts) else None
+    for i, task_no in enumerate(tasks["task_no"]):
+        hit = tree_idx[0][tree_idx[1] == i] if tree_idx is not None else np.array([], int)
+        t = at[hit]
+        s = start[i]
+        before = (t >= s - span) & (t < s)
+        after = (t >= s) & (t < s + span)
+        if extra is not None:
+            e = extra[hit]
+            nb = len(pd.unique(pd.Series(e[before]).dropna()))
+            na = len(pd.unique(pd.Series(e[after]).dropna()))
+        else:
+            nb, na = int(before.sum()), int(after.sum())
+        rows.append((task_no, nb, na, na - nb, days))
+    return pd.DataFrame(
+        rows, columns=["task_no", "before", "after", "change", "window_days"]
+    ).set_index("task_no")

@@ -1,0 +1,234 @@
+"""Key-task supervision figures (issue 15 item 3) against an independent computation.
+
+The figures of :mod:`layers.key_task_figures` are recomputed here in plain SQL (SQLite, from
+the raw rows as text) on random tables and on hand-made ones; the counts inside a task's area
+with plain shapely loops.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from layers import key_task_figures as ktf
+from layers.errors import InvalidParameter
+
+DEPTS = ("water", "urban", "housing", "emergency", "transport")
+STATUSES = ("assigned", "in_progress", "submitted", "accepted", "returned")
+NOW = "2026-06-15T03:00:00Z"  # 2026-06-15 11:00 Beijing
+
+
+def _random_tables(seed: int, n: int = 60):
+    rng = np.random.default_rng(seed)
+    base = pd.Timestamp("2026-01-01")
+    tasks, ms = [], []
+    for i in range(n):
+        start = base + pd.Timedelta(days=int(rng.integers(0, 120)))
+        deadline = start + pd.Timedelta(days=int(rng.integers(20, 200)))
+        tasks.append(
+            {
+                "task_no": f"KT{i:03d}",
+                "title": f"task {i}",
+                "lead_department": DEPTS[int(rng.integers(0, len(DEPTS)))],
+                "status": STATUSES[int(rng.integers(0, len(STATUSES)))],
+                "start_date": start.date().isoformat(),
+                "deadline": deadline.date().isoformat(),
+                "progress": int(rng.integers(0, 101)),
+                "escalation": ("none", "warning", "accountability")[int(rng.integers(0, 3))],
+            }
+        )
+        for seq in range(1, int(rng.integers(0, 5)) + 1):
+            due = start + pd.Timedelta(days=int(rng.integers(5, 200)))
+            r = rng.random()
+            done = None
+            if r < 0.7:
+                done = (due + pd.Timedelta(days=int(rng.integers(-10, 8)))).date().isoformat()
+            ms.append(
+                {
+                    "task_no": f"KT{i:03d}",
+                    "seq": seq,
+                    "due_date": due.date().isoformat(),
+                    "done_date": done,
+                }
+            )
+    return pd.DataFrame(tasks), pd.DataFrame(ms)
+
+
+_SQL = """
+WITH m AS (
+  SELECT t.lead_department AS dep,
+         (m.done_date IS NOT NULL AND m.done_date <= :day) AS done,
+         m.due_date, m.done_date
+  FROM milestones m JOIN tasks t USING (task_no)
+), md AS (
+  SELECT dep, COUNT(*) AS milestones,
+         SUM(done OR due_date < :day) AS due,
+         SUM(done AND done_date <= due_date) AS on_time,
+         SUM(done AND done_date > due_date) AS late,
+         SUM(NOT done AND due_date < :day) AS overdue_milestones
+  FROM m GROUP BY dep
+), td AS (
+  SELECT lead_department AS dep, COUNT(*) AS tasks,
+         SUM(status <> 'accepted') AS open_tasks,
+         SUM(status <> 'accepted' AND deadline < :day) AS overdue_tasks,
+         SUM(escalation = 'warning') AS warnings,
+         SUM(escalation = 'accountability') AS accountability
+  FROM tasks GROUP BY lead_department
+)
+SELECT td.dep, tasks, open_tasks, overdue_tasks, COALESCE(milestones, 0),
+       COALESCE(due, 0), COALESCE(on_time, 0), COALESCE(late, 0),
+       COALESCE(overdue_milestones, 0), warnings, accountability
+FROM td LEFT JOIN md USING (dep) ORDER BY td.dep
+"""
+
+
+def _by_sql(tasks: pd.DataFrame, ms: pd.DataFrame, day: str) -> dict[str, tuple]:
+    con = sqlite3.connect(":memory:")
+    tasks.to_sql("tasks", con)
+    ms.to_sql("milestones", con)
+    rows = con.execute(_SQL, {"day": day}).fetchall()
+    con.close()
+    return {r[0]: tuple(int(v) for v in r[1:]) for r in rows}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_department_figures_match_sql(seed):
+    tasks, ms = _random_tables(seed)
+    got = ktf.department_figures(tasks, ms, now=NOW)
+    want = _by_sql(tasks, ms, "2026-06-15")
+    assert set(got.index) == set(want)
+    cols = [
+        "tasks",
+        "open_tasks",
+        "overdue_tasks",
+        "milestones",
+        "due",
+        "on_time",
+        "late",
+        "overdue_milestones",
+        "warnings",
+        "accountability",
+    ]
+    for dep, row in want.items():
+        assert tuple(int(v) for v in got.loc[dep, cols]) == row, dep
+        due, on_time = row[4], row[5]
+        rate = got.loc[dep, "on_time_rate"]
+        assert (np.isnan(rate) and due == 0) or rate == pytest.approx(on_time / due)
+    # mean progress as pandas' own groupby of the raw column
+    assert got["mean_progress"].to_dict() == pytest.approx(
+        tasks.groupby("lead_department")["progress"].mean().to_dict()
+    )
+
+
+def test_ranking_order_and_totals():
+    tasks, ms = _random_tables(7)
+    want = _by_sql(tasks, ms, "2026-06-15")
+    rank = ktf.ranking(tasks, ms, now=NOW)
+    assert [r["rank"] for r in rank] == list(range(1, len(want) + 1))
+
+    def key(dep):
+        r = want[dep]
+        rate = r[5] / r[4] if r[4] else None
+        return (rate is None, -(rate or 0), r[2], r[9], r[8], dep)
+
+    assert [r["department"] for r in rank] == sorted(want, key=key)
+    s = ktf.summary(tasks, ms, now=NOW)
+    assert s["all"]["due"] == sum(r[4] for r in want.values())
+    assert s["all"]["on_time"] == sum(r[5] for r in want.values())
+    assert (
+        s["escalations"]
+        == tasks["escalation"].value_counts().reindex(ktf.ESCALATIONS, fill_value=0).to_dict()
+    )
+    od = tasks[(tasks["status"] != "accepted") & (tasks["deadline"] < "2026-06-15")]
+    assert sorted(r["task_no"] for r in s["overdue_tasks"]) == sorted(od["task_no"])
+    days = [r["overdue_days"] for r in s["overdue_tasks"]]
+    assert days == sorted(days, reverse=True) and all(d > 0 for d in days)
+
+
+def test_days_are_beijing_days_and_reports_after_now_do_not_count():
+    tasks = pd.DataFrame(
+        {"task_no": ["A"], "lead_department": ["water"], "status": ["in_progress"],
+         "deadline": ["2026-06-14"], "escalation": ["none"]}
+    )  # fmt: skip
+    ms = pd.DataFrame(
+        {"task_no": ["A", "A"], "seq": [1, 2], "due_date": ["2026-06-14", "2026-06-14"],
+         # done at 23:30 Beijing on the due day (15:30 UTC): on time; the other after now
+         "done_date": [pd.Timestamp("2026-06-14T15:30:00Z"), "2026-06-20"]}
+    )  # fmt: skip
+    # 2026-06-14 20:00 UTC is 2026-06-15 04:00 Beijing: the due day is over
+    f = ktf.department_figures(tasks, ms, now="2026-06-14T20:00:00Z").loc["water"]
+    assert (f["on_time"], f["overdue_milestones"], f["overdue_tasks"]) == (1, 1, 1)
+    # 2026-06-14 15:00 UTC is 23:00 Beijing on the due day: nothing overdue yet (days are
+    # the unit: the milestone done that day counts as done)
+    f = ktf.department_figures(tasks, ms, now="2026-06-14T15:00:00Z").loc["water"]
+    assert (f["due"], f["on_time"], f["overdue_milestones"], f["overdue_tasks"]) == (1, 1, 0, 0)
+    assert f["on_time_rate"] == 1.0
+    # the day before: neither is done, nothing due
+    f = ktf.department_figures(tasks, ms, now="2026-06-13T03:00:00Z").loc["water"]
+    assert (f["due"], f["overdue_milestones"]) == (0, 0) and np.isnan(f["on_time_rate"])
+
+
+def test_refusals():
+    tasks, ms = _random_tables(1, 3)
+    with pytest.raises(InvalidParameter, match="now is required"):
+        ktf.department_figures(tasks, ms, now=None)
+    with pytest.raises(InvalidParameter, match="lacks columns: lead_department"):
+        ktf.department_figures(tasks.drop(columns="lead_department"), ms, now=NOW)
+    with pytest.raises(InvalidParameter, match="days must be"):
+        ktf.area_counts(gpd.GeoDataFrame(tasks, geometry=[None] * 3), ms, days=0)
+
+
+def test_area_counts_against_shapely_loops():
+    rng = np.random.default_rng(5)
+    area = shapely.box(109.40, 18.28, 109.42, 18.30)
+    river = shapely.LineString([(109.45, 18.30), (109.47, 18.31)])
+    tasks = gpd.GeoDataFrame(
+        {"task_no": ["P", "L"], "start_date": ["2026-03-01", "2026-04-01"]},
+        geometry=[area, river],
+        crs=4326,
+    )
+    n = 8000
+    lon = rng.uniform(109.38, 109.48, n)
+    lat = rng.uniform(18.26, 18.33, n)
+    at = pd.Timestamp("2025-12-01T00:00:00Z") + pd.to_timedelta(rng.uniform(0, 220, n), unit="D")
+    cases = gpd.GeoDataFrame(
+        {"reported_at": at, "topic_id": rng.integers(0, 40, n)},
+        geometry=shapely.points(lon, lat),
+        crs=4326,
+    )
+    got = ktf.area_counts(tasks, cases, days=60, buffer_m=200)
+    # independent: every point tested one by one, the river buffered 200 m in UTM 49N
+    utm = gpd.GeoSeries([area, river], crs=4326).to_crs(32649)
+    shapes = [utm.iloc[0], utm.iloc[1].buffer(200)]
+    pts = gpd.GeoSeries(cases.geometry, crs=4326).to_crs(32649)
+    for shape, (task_no, start) in zip(
+        shapes, [("P", "2026-03-01"), ("L", "2026-04-01")], strict=True
+    ):
+        s = pd.Timestamp(start).tz_localize("Asia/Shanghai").tz_convert("UTC")
+        inside = np.array([shape.contains(p) for p in pts])
+        t = cases["reported_at"]
+        before = inside & (t >= s - pd.Timedelta(days=60)).to_numpy() & (t < s).to_numpy()
+        after = inside & (t >= s).to_numpy() & (t < s + pd.Timedelta(days=60)).to_numpy()
+        assert got.loc[task_no, "before"] == before.sum() > 0
+        assert got.loc[task_no, "after"] == after.sum() > 0
+        assert got.loc[task_no, "change"] == after.sum() - before.sum()
+    # opinion posts: placed by lon/lat columns, topics counted once, unplaced ones left out
+    posts = pd.DataFrame(
+        {
+            "posted_at": cases["reported_at"],
+            "place_lon": np.where(np.arange(n) % 10 == 0, np.nan, lon),
+            "place_lat": lat,
+            "topic_id": cases["topic_id"],
+        }
+    )
+    topics = ktf.area_counts(tasks, posts, time="posted_at", days=60, distinct="topic_id")
+    inside = np.array([shapes[0].contains(p) for p in pts]) & (np.arange(n) % 10 != 0)
+    s = pd.Timestamp("2026-03-01").tz_localize("Asia/Shanghai").tz_convert("UTC")
+    t = cases["reported_at"]
+    win = inside & (t >= s - pd.Timedelta(days=60)).to_numpy() & (t < s).to_numpy()
+    assert topics.loc["P", "before"] == len(set(cases["topic_id"][win]))
