@@ -167,19 +167,42 @@ def screen_summary(
 def _outlook(incidents, day, end, names: dict) -> dict:
     """Next week's expected load by major class and the communities that warn.
 
-    The weekly report's outlook (:func:`analytics.report._outlook`: ETS of the weekly counts,
-    80 % intervals, :func:`analytics.early_warning.early_warnings` per community) for the
-    Monday-Sunday week holding ``day``: "next week" is the week after it; while that week is
-    still running (``day`` before its Sunday) the forecast starts from the week before, two
-    weeks ahead.  Only cases reported before ``end`` (the end of ``day``) are read.
+    :func:`analytics.early_warning.weekly_outlook` (ETS of the weekly counts, 80 % intervals,
+    warnings per community) for the week after the Monday-Sunday week holding ``day``; while
+    that week is still running (``day`` before its Sunday) the forecast starts from the week
+    before, two weeks ahead.  Only cases reported before ``end`` (the end of ``day``) are
+    read.  ``note`` says why there is no forecast (too short a history).
     """
-    from analytics.report import _outlook as report_outlook
+    from analytics.early_warning import OUTLOOK_LEVEL, OUTLOOK_MODEL, weekly_outlook
 
-    monday = pd.Timestamp(day) - pd.Timedelta(days=pd.Timestamp(day).day_of_week)
-    start = monday.tz_localize(TZ).tz_convert("UTC")
+    d = pd.Timestamp(day)
+    monday = d - pd.Timedelta(days=d.day_of_week)
+    full = d.day_of_week == 6  # the week is over on its Sunday
+    origin = monday if full else monday - pd.Timedelta(days=7)
+    h = 1 if full else 2
+    target = monday + pd.Timedelta(days=7)
+    iso = target.isocalendar()
+    out: dict = {
+        "model": OUTLOOK_MODEL,
+        "level": OUTLOOK_LEVEL,
+        "horizon": h,
+        "origin_week": str(origin.date()),
+        "week": f"{iso[0]}-W{iso[1]:02d}",
+        "first_day": str(target.date()),
+        "last_day": str((target + pd.Timedelta(days=6)).date()),
+        "categories": [],
+        "total": None,
+        "warnings": [],
+        "note": None,
+    }
     reported = pd.to_datetime(incidents["reported_at"], utc=True, format="ISO8601")
-    snap = incidents[reported < end]
-    return report_outlook(snap, start, start + pd.Timedelta(days=7), end, names)
+    try:
+        found = weekly_outlook(incidents[reported < end], origin, horizon=h, names=names)
+    except AnalyticsError as err:  # too short a history: the panel says so
+        out["note"] = str(err)
+    else:
+        out.update({k: found[k] for k in ("categories", "total", "warnings")})
+    return out
 
 
 def _styles(cat, lang: str) -> dict:

@@ -321,7 +321,7 @@ def _expected_outlook(sample_data, day: str):
     cases = inc[pd.to_datetime(inc["reported_at"], utc=True) < cut]
     panel = count_series(cases, level="category")
     fc = forecast(panel, model="ets", horizon=h, level=0.8, origin=origin)
-    rows = fc.frame[fc.frame["horizon"] == h].sort_values("mean", ascending=False)
+    rows = fc.frame[fc.frame["horizon"] == h].sort_values("mean", ascending=False, kind="stable")
     com = count_series(cases, level="community")
     cfc = forecast(com, model="ets", horizon=h, level=0.8, origin=origin)
     warn = early_warnings(com, cfc, horizon=h, explain=False).frame

@@ -151,7 +151,7 @@
     ul.innerHTML = '<li class="total">合计 Total ' + o.total.expected.toFixed(1) + " <small>" +
       range(o.total) + " 平时 usual " + o.total.usual.toFixed(1) + "</small></li>" +
       o.categories.map(function (c) {
-        var color = ((st.major_class || {})[c.major_class] || {}).color || st.muted;
+        var color = c.color || ((st.major_class || {})[c.major_class] || {}).color || st.muted;
         return '<li data-class="' + esc(c.major_class) + '"><i style="background:' +
           esc(color) + '"></i>' + esc(c.label) + " " + c.expected.toFixed(1) + " <small>" +
           range(c) + "</small></li>";
