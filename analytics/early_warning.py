@@ -218,8 +218,9 @@ def early_warnings(
         If the forecast is not of this panel, or a parameter is out of range (the message
         says which and its range).
     """
-    t, fc = _check(panel, forecast, horizon, threshold, usual_window, exceedance, min_count,
-                   recent, k, alpha)
+    t, fc = _check(
+        panel, forecast, horizon, threshold, usual_window, exceedance, min_count, recent, k, alpha
+    )
     usual = _usual(panel, t, int(usual_window))
     if threshold is None:
         alarm = _alarm_level(usual, float(exceedance), float(min_count))
@@ -230,9 +231,9 @@ def early_warnings(
     rows = [fc[fc["hi"] > fc["alarm"]].assign(kind="threshold", gi_z=np.nan)]
     cells = panel.cells is not None and panel.level in ("cell", "cube")
     if hotspots and cells and len(panel.keys) > k:
-        rows.append(_hotspot_rows(
-            panel, fc, t, int(recent), int(usual_window), int(k), float(alpha)
-        ))
+        rows.append(
+            _hotspot_rows(panel, fc, t, int(recent), int(usual_window), int(k), float(alpha))
+        )
     out = pd.concat(rows, ignore_index=True)
     out.loc[out["kind"] != "threshold", "alarm"] = np.nan
     out = out.rename(columns={"mean": "expected"})
@@ -261,13 +262,20 @@ def early_warnings(
         "alpha": float(alpha),
     }
     return EarlyWarnings(
-        frame, forecast.model, forecast.level, panel.freq, panel.level, params, areas,
+        frame,
+        forecast.model,
+        forecast.level,
+        panel.freq,
+        panel.level,
+        params,
+        areas,
         len(panel.keys),
     )
 
 
-def _check(panel, forecast, horizon, threshold, usual_window, exceedance, min_count, recent,
-           k, alpha):
+def _check(
+    panel, forecast, horizon, threshold, usual_window, exceedance, min_count, recent, k, alpha
+):
     """The origin index and the forecast rows of horizons ``1 .. horizon``, or an error."""
     if not isinstance(panel, SeriesPanel) or not isinstance(forecast, Forecast):
         raise AnalyticsError("early_warnings needs a SeriesPanel and a Forecast of it")
@@ -332,8 +340,8 @@ def _hotspot_rows(panel, fc, t, recent, window, k, alpha):
         zi = z_f[g["_pos"].to_numpy()]
         kinds = []
         for row, i in enumerate(g["_pos"].to_numpy()):
-            pattern = "" if not hot[i, -1] else classify_pattern(
-                hot[i], cold[i], mk_z[i], mk_p[i], alpha
+            pattern = (
+                "" if not hot[i, -1] else classify_pattern(hot[i], cold[i], mk_z[i], mk_p[i], alpha)
             )
             u = g["usual"].iat[row]
             up = g["mean"].iat[row] - u > z_crit * np.sqrt(max(u, 1.0 / window) / window)
@@ -457,9 +465,7 @@ def _reasons(rows, level: float, freq: str) -> tuple[list[str], list[str]]:
         drivers = r.drivers or {}
         if drivers:
             parts = sorted(drivers.items(), key=lambda kv: -abs(kv[1]))
-            why += "; drivers: " + ", ".join(
-                f"{g.replace('_', ' ')} {v:+.1f}" for g, v in parts
-            )
+            why += "; drivers: " + ", ".join(f"{g.replace('_', ' ')} {v:+.1f}" for g, v in parts)
             why_zh += "；主要因素：" + "，".join(f"{_GROUP_ZH[g]} {v:+.1f}" for g, v in parts)
         en.append(head[0].upper() + head[1:] + why + ".")
         zh.append(head_zh + why_zh + "。")

@@ -155,9 +155,10 @@ def test_gbm_drivers_are_of_the_model_that_made_the_forecast(community):
     np.testing.assert_allclose(mean, h1["mean"].to_numpy(), rtol=1e-9)
     ew = early_warnings(community, fc, threshold=float(h1["hi"].median()))
     assert len(ew) and all(set(d) == set(GROUPS) for d in ew.frame["drivers"])
-    assert all("drivers: " in r and "主要因素" in z for r, z in zip(
-        ew.frame["reason"], ew.frame["reason_zh"], strict=True
-    ))
+    assert all(
+        "drivers: " in r and "主要因素" in z
+        for r, z in zip(ew.frame["reason"], ew.frame["reason_zh"], strict=True)
+    )
 
 
 def test_weekly_outlook_reads_up_to_its_origin_and_needs_history(incidents, community):
