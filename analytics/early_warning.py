@@ -63,11 +63,13 @@ global model (``gbm``) this is a **group ablation** on the model fitted at the o
 same fit as :func:`analytics.forecast.forecast`, refitted here: a :class:`Forecast` does not
 keep its model): the forecast mean with the features of one group set to their value in a
 *usual period* (recent counts -- the lags -- and the rolling means and the mean to date all
-at ``usual``; the calendar at its average over the history) is subtracted from the full
-forecast mean.  Groups: ``recent_counts`` (``lag_*``), ``rolling_means`` (``mean_*``),
-``calendar`` (working days, holidays, typhoon season of the target and origin periods).  The
-contributions are not additive in a tree model (interactions); their sum is reported beside
-``expected - usual``.  For the per-series models (``ets``, ``moving_average``,
+at ``usual``; the calendar at its median over the history: an ordinary period, for weeks five
+working days, no holiday) is subtracted from the full forecast mean.  Groups:
+``recent_counts`` (``lag_*``), ``rolling_means`` (``mean_*``), ``calendar`` (working days,
+holidays, typhoon season of the target and origin periods; the median week is half in
+typhoon season, June to November, so weeks in it get a calendar push).  The contributions are
+not additive in a tree model (interactions): their sum need not equal ``expected - usual``.
+For the per-series models (``ets``, ``moving_average``,
 ``seasonal_naive``) the whole move comes from the series' own recent counts, so
 ``drivers = {"recent_counts": expected - usual}``.  ``reason`` and ``reason_zh`` say it in
 one sentence.
@@ -404,7 +406,7 @@ def _drivers(panel, forecast, t, rows, usual) -> list[dict]:
     h_max = int(forecast.frame["horizon"].max())
     model, cal = _gbm_model(panel, t, h_max, forecast.level)
     names = _feature_names(panel.freq, _calendar_columns(panel))
-    usual_cal = cal[: t + 1].mean(axis=0)
+    usual_cal = np.median(cal[: t + 1], axis=0)  # an ordinary period
     y = panel.counts[:, : t + 1]
     out: list[dict] = [{}] * len(rows)
     for h, idx in rows.groupby("horizon").indices.items():
