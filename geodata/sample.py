@@ -891,7 +891,16 @@ def generate(
     out["incidents"] = _incidents(
         inc_rng, n_incidents or CASES_PER_YEAR, units, grids, buildings, land
     )
+    out.update(_key_work(out, seed))
     return dict(sorted(out.items()))
+
+
+def _key_work(frames: dict, seed: int) -> dict[str, gpd.GeoDataFrame]:
+    """The key tasks and their milestones (:mod:`geodata.key_tasks`; history left out)."""
+    from geodata.key_tasks import generate_key_tasks
+
+    made = generate_key_tasks(frames, seed)
+    return {lid: made[lid] for lid in ("key_tasks", "key_task_milestones")}
 
 
 def write_sample(
@@ -906,6 +915,12 @@ def write_sample(
     data = generate(seed, n_incidents)
     store = store or GeoPackageStore(path)
     counts = {lid: store.write_frame(LAYERS[lid], frame) for lid, frame in data.items()}
+    # the key tasks' audit trail: a table outside the catalogue, as the case history is
+    from geodata.key_tasks import generate_key_tasks
+    from layers.key_tasks import HISTORY
+
+    hist = generate_key_tasks(data, seed)["key_task_history"]
+    counts[HISTORY.id] = store.write_frame(HISTORY, hist)
     if isinstance(store, GeoPackageStore):
         _write_truth(store)
     return counts

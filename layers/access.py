@@ -22,9 +22,10 @@ import yaml
 from layers.catalogue import Layer
 from layers.errors import Forbidden, InvalidParameter, NotAuthenticated, choices
 
-ROLES = ("public", "reporter", "dispatcher", "department", "admin")
-#: Roles that may see sensitive (personal) fields and non-public layers.
-TRUSTED = ("dispatcher", "department", "admin")
+ROLES = ("public", "reporter", "dispatcher", "department", "leadership", "admin")
+#: Roles that may see sensitive (personal) fields and non-public layers. ``leadership``
+#: (the district's leaders) issues and accepts key tasks (:mod:`layers.key_tasks`).
+TRUSTED = ("dispatcher", "department", "leadership", "admin")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,14 @@ def require_read(layer: Layer, who: Principal) -> None:
 def visible_fields(layer: Layer, who: Principal) -> tuple[str, ...]:
     """The fields ``who`` may see: all for trusted roles, the non-sensitive ones otherwise."""
     return tuple(f.name for f in layer.fields) if who.trusted else layer.public_fields
+
+
+#: The public subset of key tasks (issue 15) is field-level, as for cases: every task and
+#: milestone is public (the center publishes the supervision results weekly) without their
+#: sensitive fields (:func:`visible_fields`: responsible person and phone, evidence links,
+#: who reported); the audit trail (``key_task_history``) is read by trusted roles only
+#: (:func:`layers.key_tasks.history`).
+KEY_TASK_HISTORY_ROLES = ("dispatcher", "department", "leadership", "admin")
 
 
 def _digest(key: str) -> str:

@@ -23,7 +23,9 @@ DISTRICT_CODE = "460204"
 STORAGE_CRS = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
 FIELD_TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
-GEOMETRY_TYPES = ("Point", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
+#: ``Geometry``: any of the others in one layer (``key_tasks``: an area, a river section or a
+#: point); stored as the generic type (GeoPackage ``GEOMETRY``, PostGIS ``geometry(Geometry)``).
+GEOMETRY_TYPES = ("Point", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "Geometry")
 
 
 @dataclass(frozen=True)
@@ -395,6 +397,39 @@ BUILDING_USES = _codes(
 )
 
 UNIT_KINDS = _codes(("community", "社区", "Community"), ("village", "村", "Village"))
+
+#: Kinds of supervised key task (重点工作督办, issue 15).
+KEY_TASK_KINDS = _codes(
+    ("renovation_area", "棚户区改造", "Shantytown renovation area", "#8d6e63"),
+    ("river_section", "河道整治", "River section clean-up", "#1e88e5"),
+    ("typhoon_preparation", "防台风准备", "Typhoon preparation", "#00838f"),
+    ("rectification", "专项整治", "Rectification campaign", "#8e24aa"),
+    ("road_works", "道路提升", "Road improvement", "#f57c00"),
+    ("greening", "园林绿化提升", "Greening", "#43a047"),
+)
+
+#: Stages of a key task: assigned → in progress → submitted → accepted, or returned.
+KEY_TASK_STATUSES = _codes(
+    ("assigned", "已交办", "Assigned", "#9e9e9e"),
+    ("in_progress", "推进中", "In progress", "#ff9800"),
+    ("submitted", "待验收", "Submitted for acceptance", "#03a9f4"),
+    ("accepted", "已验收", "Accepted", "#4caf50"),
+    ("returned", "退回整改", "Returned", "#e91e63"),
+)
+
+#: Escalation of an overdue milestone or task: a warning, then the accountability list (问责).
+ESCALATIONS = _codes(
+    ("none", "正常", "None", "#4caf50"),
+    ("warning", "预警", "Warning", "#ffc107"),
+    ("accountability", "问责", "Accountability", "#d32f2f"),
+)
+
+ISSUERS = _codes(
+    ("district_committee", "区委", "District party committee"),
+    ("district_government", "区政府", "District government"),
+    ("command_center", "区指挥中心", "District command center"),
+    ("leading_group", "专项领导小组", "Leading group"),
+)
 
 
 def _f(name, type_, zh, en, **kw) -> Field:
@@ -799,6 +834,108 @@ _register(
         ),
     )
 )
+
+_register(
+    Layer(
+        id="key_tasks",
+        zh="重点工作督办",
+        en="Key tasks",
+        description_zh="区领导交办的重点工作：牵头部门、配合部门、时限、进度、节点与预警问责。"
+        "几何为点、线或面（片区、河段、点位）。" + SYNTHETIC_ZH,
+        description_en="Key tasks the district leadership assigns and the center supervises: "
+        "lead and co-operating departments, deadline, progress, milestones, escalation. "
+        "Geometry is a point, line or polygon (an area, a river section, a site). " + SYNTHETIC_EN,
+        geometry_type="Geometry",
+        key="task_no",
+        temporal="issued_at",
+        editable=True,
+        style=Style(color="#6d4c41", icon="tasks", by="status"),
+        keywords=("重点工作", "督办", "key task", "supervision"),
+        fields=(
+            _f("task_no", "string", "任务编号", "Task number", indexed=True),
+            _f("title", "string", "任务名称", "Title", required=True),
+            _f("description", "string", "任务内容", "Description"),
+            _f(
+                "kind",
+                "string",
+                "任务类型",
+                "Kind",
+                required=True,
+                codes=KEY_TASK_KINDS,
+                indexed=True,
+            ),
+            _f(
+                "lead_department",
+                "string",
+                "牵头部门",
+                "Lead department",
+                required=True,
+                codes=DEPARTMENTS,
+                indexed=True,
+            ),
+            _f(
+                "co_departments",
+                "string",
+                "配合部门",
+                "Co-operating departments",
+                description="comma-separated department codes",
+            ),
+            _f("issuing_authority", "string", "交办单位", "Issuing authority", codes=ISSUERS),
+            _f("priority", "string", "紧急程度", "Priority", codes=PRIORITIES),
+            _f("start_date", "date", "开始日期", "Start date", required=True),
+            _f("deadline", "date", "完成时限", "Deadline", required=True, indexed=True),
+            _f("status", "string", "办理状态", "Status", codes=KEY_TASK_STATUSES, indexed=True),
+            _f("progress", "integer", "进度(%)", "Progress (%)"),
+            _f("escalation", "string", "督办等级", "Escalation", codes=ESCALATIONS, indexed=True),
+            _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
+            _f("issued_at", "datetime", "交办时间", "Issued at", indexed=True),
+            _f("submitted_at", "datetime", "提交验收时间", "Submitted at"),
+            _f("accepted_at", "datetime", "验收时间", "Accepted at"),
+            _f("updated_at", "datetime", "更新时间", "Updated at"),
+            _f("responsible_person", "string", "责任人", "Responsible person", sensitive=True),
+            _f("responsible_phone", "string", "责任人电话", "Responsible phone", sensitive=True),
+        ),
+    )
+)
+
+_register(
+    Layer(
+        id="key_task_milestones",
+        zh="重点工作节点",
+        en="Key task milestones",
+        description_zh="重点工作的时间节点：计划日期、完成日期、佐证材料与逾期说明（无几何）。"
+        + SYNTHETIC_ZH,
+        description_en="Milestones of the key tasks: due date, done date, evidence and the "
+        "reason when late (no geometry). " + SYNTHETIC_EN,
+        geometry_type=None,
+        key="milestone_id",
+        temporal="due_date",
+        editable=True,
+        fields=(
+            _f(
+                "milestone_id",
+                "string",
+                "节点编号",
+                "Milestone ID",
+                description="task number, '-', two-digit sequence",
+            ),
+            _f("task_no", "string", "任务编号", "Task number", required=True, indexed=True),
+            _f("seq", "integer", "序号", "Sequence", required=True),
+            _f("title", "string", "节点名称", "Title", required=True),
+            _f("due_date", "date", "计划完成日期", "Due date", required=True, indexed=True),
+            _f("done_date", "date", "实际完成日期", "Done date"),
+            _f("evidence_note", "string", "佐证说明", "Evidence note"),
+            _f("evidence_link", "string", "佐证材料链接", "Evidence link", sensitive=True),
+            _f("late_reason", "string", "逾期原因", "Reason when late"),
+            _f("escalation", "string", "督办等级", "Escalation", codes=ESCALATIONS),
+            _f("reported_by", "string", "报送人", "Reported by", sensitive=True),
+            _f("reported_at", "datetime", "报送时间", "Reported at"),
+        ),
+    )
+)
+
+#: The supervised key tasks and their milestones (issue 15).
+KEY_WORK = ("key_tasks", "key_task_milestones")
 
 #: The seven thematic layers, in map order.
 THEMATIC = (

@@ -22,7 +22,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from layers.catalogue import Layer
+from layers.catalogue import GEOMETRY_TYPES, Layer
 from layers.errors import InvalidFeature, NotFound, StoreUnavailable, TianyaError
 from layers.query import Dialect, Query, accenti, casefold
 from layers.store import (
@@ -51,6 +51,7 @@ _GPKG_GEOM = {
     "MultiLineString": "MULTILINESTRING",
     "Polygon": "POLYGON",
     "MultiPolygon": "MULTIPOLYGON",
+    "Geometry": "GEOMETRY",
 }
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 
@@ -286,7 +287,9 @@ class GeoPackageStore(Store):
         """A write's geometry as a blob, refusing a type the layer does not hold."""
         if geom is None:
             return None
-        if geom.geom_type != layer.geometry_type:
+        if geom.geom_type != layer.geometry_type and not (
+            layer.geometry_type == "Geometry" and geom.geom_type in GEOMETRY_TYPES
+        ):
             raise InvalidFeature(
                 f"{layer.id} holds {layer.geometry_type} geometries, got {geom.geom_type}"
             )
