@@ -125,6 +125,7 @@ def test_sync_community_gbm_matches_the_library(live_server, gpkg_store):
         "lo",
         "hi",
         "recent_mean",
+        "warning",
     }
 
 
@@ -229,3 +230,30 @@ def test_training_rows_budget(sample_gpkg, monkeypatch):
     assert "training rows of the gbm model" in str(info.value)
     # ETS has no training rows
     proc.execute({**INCIDENTS, "level": "cell", "horizon": 4, "model": "ets"})
+
+
+def test_warnings_match_the_library(live_server, gpkg_store):
+    """ETS per community: the answer's warnings are the library's early warnings of the same
+    forecast, explained; each warned series' feature says so; warnings=false leaves them out."""
+    from analytics.early_warning import early_warnings
+
+    r = execute(live_server, {**INCIDENTS, "level": "community", "model": "ets", "horizon": 2})
+    assert r.status_code == 200, r.text
+    fc = r.json()
+    panel, _ = library(gpkg_store, "community", "ets", 2)
+    lib = early_warnings(panel, forecast(panel, model="ets", horizon=2), horizon=2).frame
+    got = [(w["key"], w["kind"], w["horizon"]) for w in fc["warnings"]]
+    assert got == list(zip(lib["key"], lib["kind"], lib["horizon"], strict=True))
+    assert got, "the sample's last weeks have a community that warns"
+    for w, (_, row) in zip(fc["warnings"], lib.iterrows(), strict=True):
+        assert w["reason"] == row["reason"] and w["drivers"] == row["drivers"]
+        np.testing.assert_allclose(w["expected"], row["expected"], rtol=1e-12)
+    flagged = {
+        (f["properties"]["key"], f["properties"]["horizon"])
+        for f in fc["features"]
+        if f["properties"]["warning"]
+    }
+    assert flagged == {(k, h) for k, _, h in got}
+    r = execute(live_server, {**INCIDENTS, "model": "ets", "warnings": False})
+    assert r.status_code == 200 and r.json()["warnings"] is None
+    assert all(f["properties"]["warning"] is None for f in r.json()["features"])

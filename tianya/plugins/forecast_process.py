@@ -32,7 +32,12 @@ The run itself executes in :mod:`tianya.plugins.runner`'s bounded pool (memory, 
 Output: GeoJSON, one feature per series and horizon (``key`` and, for communities,
 ``name``; ``horizon``, ``period``, ``point``, ``mean``, ``lo``, ``hi``, ``recent_mean`` = the
 mean of the last four periods up to the origin), cells and communities with their polygon,
-major classes without geometry; the run's ``model``, ``origin`` ... under ``forecast``.
+major classes without geometry, and ``warning`` (the kind of the series' early warning at
+that horizon, or null); the run's ``model``, ``origin`` ... under ``forecast``; with
+``warnings`` (default true) the member ``warnings`` lists them, most urgent first, each
+explained (:func:`analytics.early_warning.early_warnings`: ``expected`` vs ``usual``, the
+``alarm`` level, ``drivers``, ``reason``/``reason_zh``; for ``gbm`` the drivers refit the
+model once more).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from typing import cast
 
 from layers.catalogue import LAYERS, MAJOR_CLASSES
 from layers.errors import InvalidParameter, choices
-from tianya.plugins.analysis import GEOJSON, AnalysisProcessor, feature_collection
+from tianya.plugins.analysis import GEOJSON, AnalysisProcessor, feature_collection, json_scalar
 from tianya.plugins.budgets import check_cells, require_within, time_span
 from tianya.plugins.options import Option
 
@@ -166,6 +171,13 @@ class ForecastProcessor(AnalysisProcessor):
             choices=tuple(c.code for c in MAJOR_CLASSES),
         ),
         Option("community", "string", "Only cases of this community (its code)."),
+        Option(
+            "warnings",
+            "boolean",
+            "Also warn of series whose forecast is unusually high or that become hot spots "
+            "(analytics.early_warning; best from model 'ets').",
+            True,
+        ),
     )
     EXAMPLE = {"collection": "incidents", "level": "community", "model": "gbm", "horizon": 1}
 
@@ -288,7 +300,15 @@ class ForecastProcessor(AnalysisProcessor):
             origin=out["origin"].dt.strftime("%Y-%m-%d"),
             period=out["period"].dt.strftime("%Y-%m-%d"),
         )
-        cols = ["key", "horizon", "period", "point", "mean", "lo", "hi", "recent_mean"]
+        warned = self._warnings(panel, fc, opts) if opts["warnings"] else None
+        kinds: dict[tuple[str, int], str] = {}
+        if warned is not None:
+            for w in warned:
+                kinds.setdefault((str(w["key"]), w["horizon"]), w["kind"])
+        out["warning"] = [
+            kinds.get((str(k), int(h))) for k, h in zip(out["key"], out["horizon"], strict=True)
+        ]
+        cols = ["key", "horizon", "period", "point", "mean", "lo", "hi", "recent_mean", "warning"]
         if level == "cell":
             import geopandas as gpd
 
@@ -321,4 +341,42 @@ class ForecastProcessor(AnalysisProcessor):
                 "periods": int(panel.counts.shape[1]),
                 "first_period": str(panel.periods[0].date()),
             },
+            warnings=warned,
         )
+
+    @staticmethod
+    def _warnings(panel, fc, opts) -> list[dict]:
+        """The forecast's early warnings (every horizon), JSON-ready, most urgent first."""
+        from analytics.early_warning import early_warnings
+
+        ew = early_warnings(panel, fc, horizon=int(opts["horizon"]))
+        out = []
+        for w in ew.frame.to_dict("records"):
+            out.append(
+                {
+                    "key": json_scalar(w["key"]),
+                    "kind": w["kind"],
+                    "horizon": int(w["horizon"]),
+                    "period": pd_date(w["period"]),
+                    **{k: _finite(w[k]) for k in ("expected", "lo", "hi", "usual", "ratio")},
+                    "alarm": _finite(w["alarm"]),
+                    "gi_z": _finite(w["gi_z"]),
+                    "drivers": {g: _finite(v) for g, v in (w["drivers"] or {}).items()},
+                    "reason": w["reason"],
+                    "reason_zh": w["reason_zh"],
+                }
+            )
+        return out
+
+
+def pd_date(ts) -> str:
+    """``YYYY-MM-DD`` of a period start."""
+    import pandas as pd
+
+    return pd.Timestamp(ts).strftime("%Y-%m-%d")
+
+
+def _finite(v):
+    """A float for JSON: NaN and infinities (a ratio to a usual level of 0) become None."""
+    v = json_scalar(v)
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
