@@ -749,8 +749,8 @@ def document_routes(doc: dict, definitions: str | None = None) -> dict:
     and their components; to every operation the error statuses :data:`ERROR_ANSWERS` says it
     answers (:data:`ERROR_RESPONSES`); to each items ``GET`` the ``filter``, ``filter-lang`` and
     ``filter-crs`` parameters (Part 3, which the shell checks); and the API keys as security
-    schemes (optional for the whole API, required for the writes of a case, its history and
-    the overdue list: /req/oas30/security).
+    schemes (optional for the whole API, required for the collections of personal data, the
+    writes of a case, its history and the overdue list: /req/oas30/security).
 
     >>> doc = document_routes({"paths": {"/collections/incidents/items": {"get": {
     ...     "responses": {"200": {"description": "ok"}}}}}})
@@ -864,6 +864,8 @@ def document_routes(doc: dict, definitions: str | None = None) -> dict:
                 name = "Open311Error" if path.startswith("/open311/") else ERROR_RESPONSES[status]
                 op["responses"].setdefault(str(status), {"$ref": f"#/components/responses/{name}"})
             op["responses"] = dict(sorted(op["responses"].items()))
+            if _PRIVATE and re.fullmatch(rf"/collections/({_PRIVATE})(/.*)?", path):
+                op["security"] = list(_SECURED)  # personal data: a key of a role reading it
             if method in ("put", "delete") and re.fullmatch(
                 rf"/collections/({_WRITABLE})/items/\{{featureId\}}", path
             ):
