@@ -321,7 +321,8 @@ def test_a_tile_the_client_has_is_the_documented_304(live_server, doc):
 
 def test_every_operation_of_our_routes_is_probed(doc):
     """The tables above cover each operation the document gives our routes (PATCH of a case
-    is in the Features module)."""
+    is in the Features module): a route added to ``tianya/openapi_routes.yml`` needs its
+    answers in :data:`SUCCESSES` and :data:`ERRORS`."""
     probed = {(p.method.lower(), p.path) for p in SUCCESSES + ERRORS}
     ours = {
         (method, path)
