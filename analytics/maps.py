@@ -13,6 +13,9 @@ community_measures
 forecast_map
     Communities and grid cells that warn for the coming weeks
     (:mod:`analytics.early_warning`), each with its explanation.
+key_tasks_map
+    Supervised key tasks (areas, river sections, sites) coloured by status, with their
+    milestones and the cases inside each area before and after its start.
 save_map
     Write a map as one HTML file (Leaflet and the base map inlined by default: works
     offline).
@@ -59,6 +62,7 @@ from __future__ import annotations
 from analytics.map_choropleth import MEASURES, choropleth_map, community_measures
 from analytics.map_forecast import WARNING_KINDS, forecast_map
 from analytics.map_hotspots import EMERGING_COLORS, GI_BINS, hotspot_map
+from analytics.map_key_tasks import KEY_TASK_FIELDS, key_tasks_map
 from analytics.map_layers import POPUP_FIELDS, layers_map
 from analytics.map_parts import CENTRE, Legend, MapFile, render_html, save_map
 
@@ -66,6 +70,7 @@ __all__ = [
     "CENTRE",
     "GI_BINS",
     "EMERGING_COLORS",
+    "KEY_TASK_FIELDS",
     "Legend",
     "MEASURES",
     "MapFile",
@@ -75,6 +80,7 @@ __all__ = [
     "community_measures",
     "forecast_map",
     "hotspot_map",
+    "key_tasks_map",
     "layers_map",
     "render_html",
     "save_map",

@@ -9,7 +9,8 @@ day). Definitions, all as of a reference instant ``now`` (passed in, never read 
 clock):
 
 milestone due (应完成节点)
-    Done, or not done with its due day before ``now``'s Beijing day.
+    Done, or not done with its due day before ``now``'s Beijing day. Done means a done
+    date on a day begun before ``now`` (:func:`last_day`).
 on time (按期完成)
     Done on or before its due day.
 on_time_rate (节点按期完成率)
@@ -83,7 +84,7 @@ def _need(frame: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
         raise InvalidParameter(f"{what} frame lacks columns: {', '.join(missing)}")
 
 
-def _day(values) -> pd.Series:
+def local_days(values) -> pd.Series:
     """Beijing calendar days (naive midnight timestamps) of dates, ISO strings or instants."""
     s = pd.Series(values)
     out: list[Any] = []
@@ -107,15 +108,22 @@ def today(now) -> pd.Timestamp:
     return ts.tz_convert(TZ_NAME).tz_localize(None).normalize()
 
 
+def last_day(now) -> pd.Timestamp:
+    """The last Beijing day that has begun before ``now`` (``now``'s day, or the day before
+    when ``now`` is a midnight): a date on it counts as reached by ``now``."""
+    return today(pd.Timestamp(now) - pd.Timedelta(1, "ns"))
+
+
 def milestone_flags(milestones: pd.DataFrame, tasks: pd.DataFrame, now) -> pd.DataFrame:
     """Per-milestone flags: ``done``, ``due``, ``on_time``, ``late`` (done after its due
     day), ``overdue`` (not done, past due) and the task's ``lead_department``."""
     _need(milestones, ("task_no", "due_date", "done_date"), "milestones")
     _need(tasks, ("task_no", "lead_department"), "tasks")
     day = today(now)
-    due_day, done_day = _day(milestones["due_date"]), _day(milestones["done_date"])
-    # a milestone reported after ``now`` was not done then
-    done = done_day.notna() & (done_day <= day)
+    due_day, done_day = local_days(milestones["due_date"]), local_days(milestones["done_date"])
+    # a milestone done after ``now`` was not done then (at a midnight, the day before is the
+    # last day that counts)
+    done = done_day.notna() & (done_day <= last_day(now))
     out = pd.DataFrame(index=milestones.index)
     out["task_no"] = milestones["task_no"].to_numpy()
     out["done"] = done
@@ -137,7 +145,7 @@ def task_flags(tasks: pd.DataFrame, now) -> pd.DataFrame:
     out["task_no"] = tasks["task_no"].to_numpy()
     out["lead_department"] = tasks["lead_department"].to_numpy()
     out["open"] = ~tasks["status"].isin(FINISHED)
-    dl = _day(tasks["deadline"])
+    dl = local_days(tasks["deadline"])
     out["overdue"] = out["open"] & dl.notna() & (dl < day)
     esc = tasks["escalation"] if "escalation" in tasks else pd.Series("none", index=tasks.index)
     out["warning"] = esc == "warning"
@@ -199,7 +207,7 @@ def overdue_tasks(tasks: pd.DataFrame, now) -> pd.DataFrame:
     """Open tasks past their deadline day, the longest overdue first."""
     tf = task_flags(tasks, now)
     out = tasks[tf["overdue"].to_numpy()].copy()
-    out["overdue_days"] = (today(now) - _day(out["deadline"])).dt.days
+    out["overdue_days"] = (today(now) - local_days(out["deadline"])).dt.days
     return out.sort_values(["overdue_days", "task_no"], ascending=[False, True])
 
 
@@ -249,7 +257,7 @@ def summary(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> dict:
         rec = {c: (None if not isinstance(r[c], str) and pd.isna(r[c]) else r[c]) for c in cols}
         if "progress" in rec and rec["progress"] is not None:
             rec["progress"] = float(rec["progress"])
-        rec["deadline"] = str(_day(pd.Series([r["deadline"]])).iloc[0].date())
+        rec["deadline"] = str(local_days(pd.Series([r["deadline"]])).iloc[0].date())
         rec["overdue_days"] = int(r["overdue_days"])
         rows.append(rec)
     return {
@@ -261,6 +269,27 @@ def summary(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> dict:
         "escalations": escalations(tasks),
         "overdue_tasks": rows,
     }
+
+
+def tables(store) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The raw ``key_tasks`` (a GeoDataFrame) and ``key_task_milestones`` rows of ``store``;
+    empty frames with the layers' columns when the store has no such table yet."""
+    import geopandas as gpd
+
+    from layers.catalogue import get_layer
+
+    out = []
+    for layer_id in ("key_tasks", "key_task_milestones"):
+        layer = get_layer(layer_id)
+        if store.has_layer(layer):
+            out.append(store.read_frame(layer))
+        else:
+            cols = [f.name for f in layer.fields]
+            frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
+            out.append(
+                gpd.GeoDataFrame(frame, geometry=[], crs=4326) if layer.geometry_type else frame
+            )
+    return out[0], out[1]
 
 
 def _points(points: pd.DataFrame):
@@ -332,7 +361,7 @@ def area_counts(
     at = pd.to_datetime(points[time], utc=True, format="ISO8601").to_numpy()[keep]
     pts = pts[keep]
     extra = points[distinct].to_numpy()[keep] if distinct else None
-    start = _day(tasks["start_date"]).dt.tz_localize(TZ_NAME).dt.tz_convert("UTC").to_numpy()
+    start = local_days(tasks["start_date"]).dt.tz_localize(TZ_NAME).dt.tz_convert("UTC").to_numpy()
     span = np.timedelta64(days, "D")
     rows = []
     tree_idx = areas.sindex.query(pts.to_numpy(), predicate="within") if len(pts) else None

@@ -232,3 +232,89 @@ def test_area_counts_against_shapely_loops():
     t = cases["reported_at"]
     win = inside & (t >= s - pd.Timedelta(days=60)).to_numpy() & (t < s).to_numpy()
     assert topics.loc["P", "before"] == len(set(cases["topic_id"][win]))
+
+
+# --- the map ---------------------------------------------------------------------------------
+
+
+def _map_tasks():
+    """Three tasks: an area (in progress, warned), a river section (accepted), a site
+    (returned, on the accountability list)."""
+    return gpd.GeoDataFrame(
+        {
+            "task_no": ["KT-A", "KT-L", "KT-P"],
+            "title": ["片区改造 <b>A</b>", "三亚河河段整治", "防台风物资点"],
+            "kind": ["renovation_area", "river_section", "typhoon_preparation"],
+            "lead_department": ["housing", "water", "emergency"],
+            "start_date": ["2026-03-01", "2026-04-01", "2026-05-01"],
+            "deadline": ["2026-06-01", "2026-09-30", "2026-06-10"],
+            "status": ["in_progress", "accepted", "returned"],
+            "progress": [40, 100, 70],
+            "escalation": ["warning", "none", "accountability"],
+            "responsible_phone": ["13800000000"] * 3,
+        },
+        geometry=[
+            shapely.box(109.40, 18.28, 109.42, 18.30),
+            shapely.LineString([(109.45, 18.30), (109.47, 18.31)]),
+            shapely.Point(109.50, 18.25),
+        ],
+        crs=4326,
+    )
+
+
+def test_key_tasks_map_colours_by_status_offline(sample_data):
+    from test_map_forecast import _features
+    from test_map_offline import remote_references
+
+    from analytics.maps import key_tasks_map, render_html
+    from layers.catalogue import LAYERS
+
+    tasks = _map_tasks()
+    ms = pd.DataFrame(
+        {"task_no": ["KT-A", "KT-A", "KT-P"], "seq": [1, 2, 1],
+         "due_date": ["2026-04-01", "2026-05-01", "2026-05-20"],
+         "done_date": ["2026-03-30", None, None]}
+    )  # fmt: skip
+    counts = ktf.area_counts(tasks, sample_data["incidents"], days=60)
+    m = key_tasks_map(tasks, ms, now=NOW, counts=counts, communities=sample_data["communities"])
+    html = render_html(m)
+    feats = [f for f in _features(html) if "_status" in f["properties"]]
+    assert sorted(f["properties"]["task_no"] for f in feats) == ["KT-A", "KT-L", "KT-P"]
+    colors = {c.code: c.color for c in LAYERS["key_tasks"].field("status").codes}
+    for f in feats:
+        p = f["properties"]
+        assert p["_color"] == colors[p["_status"]]
+        assert "responsible_phone" not in p and "13800000000" not in html  # public fields only
+    by = {f["properties"]["task_no"]: f for f in feats}
+    assert by["KT-L"]["geometry"]["type"] == "LineString"
+    assert by["KT-P"]["geometry"]["type"] == "Point"
+    assert by["KT-A"]["properties"]["status"] == "推进中 In progress"  # labels, not codes
+    assert by["KT-A"]["properties"]["milestones"].startswith("1/2")  # 1 on time of 2 due
+    c = counts.loc["KT-A"]
+    assert by["KT-A"]["properties"]["area_counts"] == f"{c['before']} → {c['after']}"
+    # folium writes popup values into innerHTML: a title is escaped, shown as text
+    assert by["KT-A"]["properties"]["title"] == "片区改造 &lt;b&gt;A&lt;/b&gt;"
+    assert remote_references(html) == []
+
+
+def test_key_tasks_map_refuses_nothing_to_map():
+    from analytics.errors import AnalyticsError
+    from analytics.maps import key_tasks_map
+
+    empty = _map_tasks().iloc[:0]
+    with pytest.raises(AnalyticsError, match="no key tasks"):
+        key_tasks_map(empty)
+
+
+def test_a_midnight_counts_the_day_before():
+    tasks = pd.DataFrame(
+        {"task_no": ["A"], "lead_department": ["water"], "status": ["in_progress"],
+         "deadline": ["2026-12-31"], "escalation": ["none"]}
+    )  # fmt: skip
+    ms = pd.DataFrame({"task_no": ["A"], "due_date": ["2026-11-22"], "done_date": ["2026-11-23"]})
+    # Monday 2026-11-23 00:00 Beijing: Sunday is over, Monday's report is not in yet
+    monday = pd.Timestamp("2026-11-23", tz="Asia/Shanghai")
+    f = ktf.department_figures(tasks, ms, now=monday).loc["water"]
+    assert (f["due"], f["on_time"], f["late"], f["overdue_milestones"]) == (1, 0, 0, 1)
+    f = ktf.department_figures(tasks, ms, now=monday + pd.Timedelta(hours=1)).loc["water"]
+    assert (f["due"], f["on_time"], f["late"], f["overdue_milestones"]) == (1, 0, 1, 0)
