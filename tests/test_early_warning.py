@@ -104,9 +104,11 @@ def _first_warning(panel, near, origins, **kw):
     return hits, others
 
 
-def test_warning_fires_before_a_planted_community_cluster_peaks(incidents, community):
-    # a community of middling activity (about 2 cases a week)
-    target = community.keys[np.argsort(community.counts.mean(axis=1))[len(community.keys) // 2]]
+@pytest.mark.parametrize("quantile", [0.1, 0.5, 0.9])
+def test_warning_fires_before_a_planted_community_cluster_peaks(incidents, community, quantile):
+    # a quiet, a middling and a busy community (about 1.4, 2 and 3.2 cases a week)
+    order = np.argsort(community.counts.mean(axis=1))
+    target = community.keys[order[int(quantile * (len(order) - 1))]]
     planted = count_series(_plant(incidents, community.periods, community=target))
     j = planted.keys.get_loc(target)
     assert planted.counts[j, PEAK] == community.counts[j, PEAK] + max(PLANT)
@@ -115,7 +117,10 @@ def test_warning_fires_before_a_planted_community_cluster_peaks(incidents, commu
     assert hits and hits[0] < PEAK, "no warning before the planted cluster peaked"
     clean_hits, _ = _first_warning(community, lambda k: k == target, origins, explain=False)
     assert clean_hits == []  # the warning is the plant's, not the community's own
-    # false alarms on the unplanted history: 31 origins x 44 communities
+
+
+def test_few_false_alarms_on_the_unplanted_history(community):
+    """31 origins (weeks 20-50) x 44 communities: at most 1 % warn (measured: 1 of 1,364)."""
     _, false_alarms = _first_warning(community, lambda k: False, range(20, 51), explain=False)
     assert false_alarms <= 0.01 * 31 * len(community.keys)
 
