@@ -371,6 +371,7 @@ def weekly_report(
     charts: bool = True,
     keep_charts: bool = False,
     outlook: bool = True,
+    key_tasks: tuple[Any, Any] | None = None,
 ) -> WeeklyReport:
     """Build the weekly report of ``week`` (see the module docstring).
 
@@ -395,6 +396,10 @@ def weekly_report(
     outlook : bool, default True
         Add the outlook section (next week's forecast and the warnings; ``figures["outlook"]``,
         ``None`` when False).
+    key_tasks : (GeoDataFrame, DataFrame), optional
+        The ``key_tasks`` and ``key_task_milestones`` rows: adds the key-work section
+        (``figures["key_tasks"]``: :func:`layers.key_task_figures.summary` as of ``as_of``,
+        tasks issued after it left out; ``None`` without them).
 
     Returns
     -------
@@ -514,6 +519,7 @@ def weekly_report(
         "hotspot_window": [_local(hs_start), _local(end)],
         "hotspot_days": list(_days(hs_start, end)),
         "outlook": _outlook(snap, start, end, as_of, names) if outlook else None,
+        "key_tasks": None if key_tasks is None else _key_tasks(key_tasks[0], key_tasks[1], as_of),
     }
     figs = _draw_charts(snap, by, figures, hot_cells, hs_frame, communities) if charts else {}
     images = {k: _png(v, close=not keep_charts) for k, v in figs.items()}
@@ -567,6 +573,35 @@ def _outlook(snap: pd.DataFrame, start, end, as_of, names: dict) -> dict:
     else:
         out.update({k: found[k] for k in ("categories", "total", "warnings")})
     return out
+
+
+def _key_tasks(tasks, milestones, as_of) -> dict:
+    """The key-work section: :func:`layers.key_task_figures.summary` at ``as_of``, of the
+    tasks issued (started) by then, with zh/en labels of the departments and codes.
+
+    Milestones count as done only if done by ``as_of``'s day; a task's status and
+    escalation are the stored ones (the current state: for the latest week, the report's).
+    """
+    from layers import key_task_figures as ktf
+
+    tasks = tasks[(ktf.local_days(tasks["start_date"]) <= ktf.last_day(as_of)).to_numpy()]
+    milestones = milestones[milestones["task_no"].isin(tasks["task_no"])]
+    out = ktf.summary(tasks, milestones, now=as_of)
+    for r in out["ranking"]:
+        r["label"], r["label_en"] = _labels("department", r["department"])
+    for r in out["overdue_tasks"]:
+        r["department"], r["department_en"] = _labels("department", r["lead_department"])
+        r["status_label"], r["status_en"] = _key_label("status", r["status"])
+        r["escalation_label"], r["escalation_en"] = _key_label("escalation", r.get("escalation"))
+    return out
+
+
+def _key_label(field_name: str, code) -> tuple[str, str]:
+    f = LAYERS["key_tasks"].field(field_name)
+    for c in f.codes or ():
+        if c.code == code:
+            return c.zh, c.en
+    return ("—", "") if code is None else (str(code), "")
 
 
 def _bj(ts) -> str:
@@ -946,5 +981,38 @@ img{max-width:100%}
  e(w.reason) }}</span></td></tr>{% endfor %}</table>
 {% else %}<p id="outlook-no-warnings">下周无社区预警。No community warns for next week.</p>
 {% endif %}{% endif %}{% endif %}
+{% if f.key_tasks %}{% set k = f.key_tasks %}
+<h2>十、重点工作督办 Key tasks (截至 as of {{ f.as_of_text }})</h2>
+<div class="kpi" id="key-kpi">
+<div>在办任务 Open tasks<b id="key-open">{{ k.all.open_tasks }}</b></div>
+<div>超期任务 Overdue tasks<b id="key-overdue">{{ k.all.overdue_tasks }}</b></div>
+<div>节点按期完成率 Milestones on time<b id="key-on-time">{{ pct(k.all.on_time_rate) }}</b>
+<span class="en">{{ k.all.on_time }} / {{ k.all.due }}</span></div>
+<div>预警 Warnings<b id="key-warnings">{{ k.escalations.warning }}</b></div>
+<div>问责 Accountability<b id="key-accountability">{{ k.escalations.accountability }}</b></div>
+</div>
+<p class="small">节点按期完成率：截至统计日应完成(已完成或已过计划日期)的节点中，
+ 不晚于计划日期完成的占比；预警、问责为当前督办等级的任务数。
+ On time: among the milestones due by the day (done, or past their due date), the share
+ done by their due date; warnings and accountability count tasks at that escalation
+ level.</p>
+<table id="key-ranking"><caption>部门排名 Ranking of lead departments: 按期率高者在前，
+ 其次超期任务少、问责少。Higher on-time rate first, then fewer overdue tasks, fewer accountability
+ entries.</caption>
+<tr><th>名次 Rank</th><th>牵头部门 Lead department</th><th>任务 Tasks</th><th>超期任务 Overdue</th>
+<th>应完成节点 Due</th><th>按期 On time</th><th>节点按期完成率 Rate</th><th>超期节点 Overdue
+ milestones</th><th>预警 Warn.</th><th>问责 Acc.</th></tr>
+{% for r in k.ranking %}<tr><td>{{ r.rank }}</td><td>{{ lab(r.label, r.label_en) }}</td>
+<td>{{ r.tasks }}</td><td>{{ r.overdue_tasks }}</td><td>{{ r.due }}</td><td>{{ r.on_time }}</td>
+<td>{{ pct(r.on_time_rate) }}</td><td>{{ r.overdue_milestones }}</td><td>{{ r.warnings }}</td>
+<td>{{ r.accountability }}</td></tr>{% endfor %}</table>
+<table id="key-overdue-tasks"><tr><th>任务编号 Task</th><th>任务名称 Title</th>
+<th>牵头部门 Lead department</th><th>办理状态 Status</th><th>进度 Progress</th>
+<th>督办等级 Escalation</th><th>超期(天) Overdue (days)</th></tr>
+{% for r in k.overdue_tasks %}<tr><td>{{ r.task_no }}</td><td>{{ e(r.title) }}</td>
+<td>{{ lab(r.department, r.department_en) }}</td><td>{{ lab(r.status_label, r.status_en) }}</td>
+<td>{{ r.progress if r.progress is not none else '—' }}%</td>
+<td>{{ lab(r.escalation_label, r.escalation_en) }}</td><td>{{ r.overdue_days }}</td></tr>{%
+ endfor %}</table>{% endif %}
 </body></html>
 """)

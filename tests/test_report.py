@@ -440,3 +440,50 @@ def test_outlook_needs_weeks_of_history_and_can_be_left_out(inc, sample_data):
     assert "暂无预判" in short.html
     off = weekly_report(inc, sample_data["communities"], "2026-W47", charts=False, outlook=False)
     assert off.figures["outlook"] is None and "九、预判" not in off.html
+
+
+def test_key_task_section_against_pandas(sample_data):
+    """Issue 15 item 3: the report's key-work section, recomputed with pandas from raw rows."""
+    from test_key_task_figures import _random_tables
+
+    tasks, ms = _random_tables(11, 80)
+    tasks["start_date"] = (pd.to_datetime(tasks["start_date"]) + pd.Timedelta(days=280)).astype(
+        str
+    )  # some tasks start after the report week: they are left out
+    r = weekly_report(
+        sample_data["incidents"],
+        sample_data["communities"],
+        "2026-W47",
+        charts=False,
+        outlook=False,
+        key_tasks=(tasks, ms),
+    )
+    k = r.figures["key_tasks"]
+    last, day = "2026-11-22", "2026-11-23"  # the week's Sunday; as of Monday 00:00
+    t = tasks[tasks["start_date"] <= last]
+    assert 0 < len(t) < len(tasks)
+    m = ms[ms["task_no"].isin(t["task_no"])].merge(t[["task_no", "lead_department"]])
+    done = m["done_date"].notna() & (m["done_date"] <= last)
+    due = done | (m["due_date"] < day)
+    on_time = done & (m["done_date"] <= m["due_date"])
+    assert k["all"]["due"] == due.sum() > k["all"]["on_time"] == on_time.sum() > 0
+    overdue = t[(t["status"] != "accepted") & (t["deadline"] < day)]
+    assert k["all"]["overdue_tasks"] == len(overdue) > 0
+    assert sorted(x["task_no"] for x in k["overdue_tasks"]) == sorted(overdue["task_no"])
+    rate = on_time.groupby(m["lead_department"]).sum() / due.groupby(m["lead_department"]).sum()
+    ranked = [x["department"] for x in k["ranking"] if x["on_time_rate"] is not None]
+    assert [rate[d] for d in ranked] == sorted(rate.dropna(), reverse=True)
+    soup = BeautifulSoup(r.html, "html.parser")
+    rows = soup.select("#key-ranking tr")[1:]
+    assert len(rows) == len(k["ranking"])
+    first = rows[0].find_all("td")
+    dep = k["ranking"][0]["department"]
+    assert CODED["department"][dep][0] in first[1].get_text()  # labels, not codes
+    assert first[6].get_text().strip() == f"{rate[dep] * 100:.1f}%"
+    assert len(soup.select("#key-overdue-tasks tr")) == len(overdue) + 1
+    assert soup.select_one("#key-on-time").get_text().strip() == (
+        f"{on_time.sum() / due.sum() * 100:.1f}%"
+    )
+    # without key tasks there is no section
+    plain = weekly_report(sample_data["incidents"], week="2026-W47", charts=False, outlook=False)
+    assert plain.figures["key_tasks"] is None and "key-ranking" not in plain.html
