@@ -572,6 +572,12 @@ def patch_task(
             raise Forbidden(
                 f"role {who.role!r} may not move a key task; allowed: leadership, admin"
             )
+    barred = sorted((set(props) & set(TASK_FIELDS)) - set(allowed))
+    if barred:
+        raise Forbidden(
+            f"role {who.role!r} may not change {', '.join(barred)} of a key task; it may "
+            f"change: {', '.join(allowed) or 'nothing'} (leadership and admin change the rest)"
+        )
     changes = check_fields(TASKS, props, allowed, f"by role {who.role!r}")
     geom = read_geometry(geometry) if geometry is not None else None
     if "title" in changes:

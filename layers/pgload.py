@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 
 from layers.catalogue import LAYERS, Layer, get_layer
 from layers.gpkg import GeoPackageStore, decode
+from layers.key_tasks import HISTORY as KEY_TASK_HISTORY
 from layers.postgis import PostGISStore, ewkb_hex
 
 #: Rows read from SQLite and sent per batch.
@@ -110,7 +111,8 @@ def load_gpkg(
     url : str or PostGISStore
         The target database (``postgresql://…``, store options allowed) or an open store.
     layers : iterable of str, optional
-        Layer ids to copy; default every catalogue layer the GeoPackage holds.
+        Layer ids to copy; default every catalogue layer the GeoPackage holds, and the
+        key tasks' history (``key_task_history``) when it holds it.
     progress : bool
         Show a tqdm progress bar per layer when tqdm is installed.
 
@@ -129,6 +131,8 @@ def load_gpkg(
     try:
         if layers is None:
             todo = [lay for lay in LAYERS.values() if src.has_layer(lay)]
+            # the sample's key-task audit trail (outside the catalogue) goes with its tasks
+            todo += [lay for lay in (KEY_TASK_HISTORY,) if src.has_layer(lay)]
         else:
             todo = [get_layer(i) for i in layers]
             for lay in todo:
