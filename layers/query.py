@@ -806,6 +806,32 @@ def compile_where(
             return p, [dialect.value(n)]
         raise InvalidParameter(f"unsupported filter operand {n!r}")
 
+    def dated(*ops) -> list:
+        """Text compared with a date or datetime property as the value it names, which each
+        store compares as it stores it (the GeoPackage compared ``'…08:00:00Z'`` as text
+        with its stored ``'…08:00:00.000Z'``, and missed it)."""
+        types = {
+            fields[o.name].type for o in ops if isinstance(o, ast.Attribute) and o.name in fields
+        }
+        try:
+            if "datetime" in types:
+                return [parse_datetime(o) if isinstance(o, str) else o for o in ops]
+            if "date" in types:
+                return [
+                    dt.date.fromisoformat(o.strip())
+                    if isinstance(o, str) and len(o.strip()) == 10
+                    else o
+                    for o in ops
+                ]
+        except InvalidParameter:
+            raise
+        except ValueError:
+            raise InvalidParameter(
+                f"filter compares a {' or '.join(sorted(types))} property with text that is not "
+                "an RFC 3339 date or date-time (e.g. '2026-11-16' or '2026-11-16T08:00:00Z')"
+            ) from None
+        return list(ops)
+
     def instant(v, open_at: int) -> tuple[str, list] | int:
         """One end of a temporal operand as SQL, or ``open_at`` (-1: -inf, 1: +inf) for '..'."""
         if v is None:
@@ -875,9 +901,7 @@ def compile_where(
             "t_intersects": lambda: all_of(cmp(xs, "<=", ye), cmp(xe, ">=", ys)),
             "t_meets": lambda: cmp(xe, "=", ys),
             "t_metby": lambda: cmp(xs, "=", ye),
-            "t_overlappedby": lambda: all_of(
-                cmp(xs, ">", ys), cmp(xs, "<", ye), cmp(xe, ">", ye)
-            ),
+            "t_overlappedby": lambda: all_of(cmp(xs, ">", ys), cmp(xs, "<", ye), cmp(xe, ">", ye)),
             "t_overlaps": lambda: all_of(cmp(xs, "<", ys), cmp(xe, ">", ys), cmp(xe, "<", ye)),
             "t_startedby": lambda: all_of(cmp(xs, "=", ys), cmp(xe, ">", ye)),
             "t_starts": lambda: all_of(cmp(xs, "=", ys), cmp(xe, "<", ye)),
@@ -913,8 +937,9 @@ def compile_where(
             return f"(NOT {s})", ps
         if type(n) in _COMPARISONS:
             _not_geometry(n.lhs, n.rhs)
-            ls, lp = operand(n.lhs)
-            rs, rp = operand(n.rhs)
+            lhs, rhs = dated(n.lhs, n.rhs)
+            ls, lp = operand(lhs)
+            rs, rp = operand(rhs)
             return f"({ls} {_COMPARISONS[type(n)]} {rs})", lp + rp
         if isinstance(n, ast.Like):
             # CQL2 patterns use SQL's own wildcards (% and _) and a backslash escape.
@@ -944,9 +969,10 @@ def compile_where(
             if not isinstance(n.sub_nodes, list | tuple) or not n.sub_nodes:
                 raise InvalidParameter("IN needs a non-empty list of values")
             _not_geometry(n.lhs, *n.sub_nodes)
-            col, cp = operand(n.lhs)
+            lhs, *items = dated(n.lhs, *n.sub_nodes)
+            col, cp = operand(lhs)
             parts, ps = [], []
-            for item in n.sub_nodes:
+            for item in items:
                 s, sp = operand(item)
                 parts.append(s)
                 ps += sp
@@ -954,9 +980,10 @@ def compile_where(
             return f"({col} {neg}IN ({', '.join(parts)}))", cp + ps
         if isinstance(n, ast.Between):
             _not_geometry(n.lhs, n.low, n.high)
-            col, cp = operand(n.lhs)
-            lo, lp = operand(n.low)
-            hi, hp = operand(n.high)
+            lhs, low, high = dated(n.lhs, n.low, n.high)
+            col, cp = operand(lhs)
+            lo, lp = operand(low)
+            hi, hp = operand(high)
             neg = "NOT " if n.not_ else ""
             return f"({col} {neg}BETWEEN {lo} AND {hi})", cp + lp + hp
         if isinstance(n, ast.IsNull):

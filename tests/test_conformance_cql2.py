@@ -363,7 +363,9 @@ def test_req_basic_cql2_binary_comparison_predicate_every_queryable(live_server,
     for lid in sorted(LAYERS):
         if not LAYERS[lid].public or lid not in sample_data:
             continue
-        doc = live_server.get(f"/collections/{lid}/queryables?f=json").json()
+        r = live_server.get(f"/collections/{lid}/queryables?f=json")
+        assert r.status_code == 200, (lid, r.status_code, r.text[:300])
+        doc = r.json()
         frame = sample_data[lid]
         for name, schema in doc["properties"].items():
             kind = schema.get("format") if schema.get("format") in ("date", "date-time") else None
@@ -567,6 +569,42 @@ def test_req_advanced_comparison_operators_between_predicate(live_server, sample
         r["length_m"] == edge,
         f"length_m BETWEEN {edge!r} AND {edge!r}",
         op("between", P("length_m"), edge, edge),
+    )
+
+
+def test_req_advanced_comparison_operators_in_predicate_dates_as_text(live_server, sample_data):
+    """/req/advanced-comparison-operators/in-predicate on timestamps and dates written as text
+    (the abstract test's A.4.3 form): the same features as the sample. The GeoPackage
+    compared ``'…T08:00:00Z'`` with its stored ``'…T08:00:00.000Z'`` as text: none."""
+    inc = sample_data["incidents"]
+    times = inc["reported_at"].iloc[[10, 20]]
+    texts = [_ts(t) for t in times]
+    check(
+        live_server,
+        inc,
+        "incidents",
+        inc["reported_at"].isin(times),
+        "reported_at IN ('{}', '{}')".format(*texts),
+        op("in", P("reported_at"), texts),
+    )
+    check(
+        live_server,
+        inc,
+        "incidents",
+        inc["reported_at"] == times.iloc[0],
+        f"reported_at = '{texts[0]}'",
+        op("=", P("reported_at"), texts[0]),
+    )
+    u = sample_data["urban_fixtures"]
+    day = pd.to_datetime(u["installed_on"]).dt.date
+    first = day.dropna().iloc[0]
+    check(
+        live_server,
+        u,
+        "urban_fixtures",
+        day == first,
+        f"installed_on IN ('{first.isoformat()}', '1999-01-01')",
+        op("in", P("installed_on"), [first.isoformat(), "1999-01-01"]),
     )
 
 

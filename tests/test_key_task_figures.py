@@ -318,3 +318,66 @@ def test_a_midnight_counts_the_day_before():
     assert (f["due"], f["on_time"], f["late"], f["overdue_milestones"]) == (1, 0, 0, 1)
     f = ktf.department_figures(tasks, ms, now=monday + pd.Timedelta(hours=1)).loc["water"]
     assert (f["due"], f["on_time"], f["late"], f["overdue_milestones"]) == (1, 0, 1, 0)
+
+
+# --- the sample, in both stores and over HTTP ----------------------------------------------------
+
+SAMPLE_NOW = "2026-11-22T04:00:00Z"  # the sample's last day, noon in Beijing
+
+
+def _sample_sql(sample_data) -> dict[str, tuple]:
+    """The sample's figures by SQL over its raw generated rows (never through a store)."""
+    t = pd.DataFrame(sample_data["key_tasks"].drop(columns="geometry"))
+    m = pd.DataFrame(sample_data["key_task_milestones"])
+    cols = ["task_no", "lead_department", "status", "deadline", "escalation", "start_date"]
+    return _by_sql(t[cols], m[["task_no", "seq", "due_date", "done_date"]], "2026-11-22")
+
+
+@pytest.mark.both_stores
+def test_sample_figures_from_each_store_match_sql(store_url, sample_data):
+    from layers.stores import open_store
+
+    want = _sample_sql(sample_data)
+    assert sum(r[3] for r in want.values()) > 0 and sum(r[2] for r in want.values()) > 0
+    with open_store(store_url) as s:
+        tasks, ms = ktf.tables(s)
+    assert len(tasks) == len(sample_data["key_tasks"]) and len(ms) > len(tasks)
+    got = ktf.department_figures(tasks, ms, now=SAMPLE_NOW)
+    cols = list(ktf.COLUMNS[:8]) + ["warnings", "accountability"]
+    assert {d: tuple(int(v) for v in got.loc[d, cols]) for d in got.index} == want
+    # departments differ: the ranking separates them
+    rates = [r["on_time_rate"] for r in ktf.ranking(tasks, ms, now=SAMPLE_NOW)]
+    assert len(set(rates)) > 2
+
+
+@pytest.mark.both_stores
+def test_supervision_key_tasks_route(live_server, sample_data):
+    import requests
+
+    want = _sample_sql(sample_data)
+    r = requests.get(f"{live_server.url}/supervision/key-tasks?now={SAMPLE_NOW}", timeout=60)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["day"] == "2026-11-22" and "on_time_rate" in doc["definitions"]
+    got = {x["department"]: x for x in doc["by_department"]}
+    assert set(got) == set(want)
+    for dep, row in want.items():
+        assert (got[dep]["due"], got[dep]["on_time"], got[dep]["overdue_tasks"]) == (
+            row[4],
+            row[5],
+            row[2],
+        )
+    assert (
+        doc["all"]["overdue_tasks"] == len(doc["overdue_tasks"]) == sum(r[2] for r in want.values())
+    )
+    assert [x["rank"] for x in doc["ranking"]] == list(range(1, len(want) + 1))
+    t = sample_data["key_tasks"]
+    assert doc["escalations"] == {
+        k: int((t["escalation"] == k).sum()) for k in ("none", "warning", "accountability")
+    }
+    # public: no sensitive field of a task reaches the answer
+    assert "responsible" not in r.text
+    bad = requests.get(f"{live_server.url}/supervision/key-tasks?now=soon", timeout=60)
+    assert bad.status_code == 400
+    bad = requests.get(f"{live_server.url}/supervision/key-tasks?by=department", timeout=60)
+    assert bad.status_code == 400 and "now, f" in bad.json()["description"]

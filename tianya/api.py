@@ -13,6 +13,9 @@
 ``GET   /cases/transitions``               the state machine: moves and the roles allowed
 ``GET   /supervision``                     督办 figures; ``by``, ``datetime``, ``now``
 ``GET   /supervision/overdue``             open cases past their deadline (trusted roles)
+``GET   /supervision/key-tasks``           key-task figures (重点工作督办): on-time milestone
+                                           rate, overdue tasks, escalations, a ranking of
+                                           departments; ``now``
 =========================================  ==================================================
 
 Plain WSGI: no framework, errors are :class:`~layers.errors.TianyaError` s that the
@@ -21,6 +24,7 @@ shell turns into JSON refusals.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import orjson
@@ -243,6 +247,9 @@ def app(environ, start_response):
     if path.rstrip("/") == "/supervision/overdue":
         allow(environ, "GET", "HEAD")
         return respond(environ, start_response, overdue(environ))
+    if path.rstrip("/") == "/supervision/key-tasks":
+        allow(environ, "GET", "HEAD")
+        return respond(environ, start_response, key_task_supervision(environ))
     raise NotFound(f"no resource at {path}")
 
 
@@ -273,6 +280,23 @@ def supervision_figures(environ) -> dict:
         "definitions": supervision.__doc__.split("Examples")[0].strip(),
         "figures": supervision.to_records(table),
     }
+
+
+def key_task_supervision(environ) -> dict:
+    """``GET /supervision/key-tasks``: the key-task figures of
+    :func:`layers.key_task_figures.summary` as of ``now`` (default the time of the request).
+
+    Public, as the weekly published results are: figures, and of the overdue tasks their
+    public fields only.
+    """
+    from layers import key_task_figures
+
+    p = query(environ, ("now", "f"))
+    now = _now(p) or dt.datetime.now(dt.UTC)
+    tasks, milestones = key_task_figures.tables(store(environ))
+    out = key_task_figures.summary(tasks, milestones, now=now)
+    out["definitions"] = key_task_figures.__doc__.split("Examples")[0].strip()
+    return out
 
 
 def overdue(environ) -> dict:
