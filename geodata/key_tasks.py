@@ -117,6 +117,21 @@ ISSUERS_BY_KIND = {
 LEADERS = ("区委书记", "区长", "常务副区长", "分管副区长", "指挥中心主任")
 
 
+SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何林符吉邢云羊")
+GIVEN = list("明华强伟芳秀英丽军杰磊静敏燕平刚桂兰海亮新春")
+
+
+def _names(rng, n: int) -> list[str]:
+    s, g1 = rng.choice(SURNAMES, n), rng.choice(GIVEN, n)
+    g2 = rng.choice(GIVEN + [""] * 8, n)
+    return [a + b + c for a, b, c in zip(s, g1, g2, strict=True)]
+
+
+def _phones(rng, n: int) -> list[str]:
+    prefix = rng.choice(["138", "139", "136", "188", "150", "189"], n)
+    return [f"{p}{v:08d}" for p, v in zip(prefix, rng.integers(0, 10**8, n), strict=True)]
+
+
 def _at(day: dt.date, rng, lo_h: int = 9, hi_h: int = 18) -> pd.Timestamp:
     """A local working-hours instant of ``day``, as UTC."""
     minutes = int(rng.integers(lo_h * 60, hi_h * 60))
@@ -209,8 +224,6 @@ def generate_key_tasks(
     dict
         ``key_tasks`` (EPSG:4326), ``key_task_milestones`` and ``key_task_history``.
     """
-    from geodata.sample import _names, _phones
-
     rng = np.random.default_rng([seed, 15])
     kinds = _pick_kinds(rng, N_TASKS)
     issued = [_issue_day(k, rng) for k in kinds]
