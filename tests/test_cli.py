@@ -116,6 +116,12 @@ def _mistakes(gpkg: str, tmp: str):
             2,
             rf"GeoPackage {missing} does not exist",
         ),
+        # forecast
+        (["forecast", "--data", missing], 2, rf"GeoPackage {missing} does not exist"),
+        (["forecast", "--history", no_dir], 1, rf"{no_dir} does not exist"),
+        (["forecast", "--engine", "dask"], 2, r"read a GeoParquet --history"),
+        (["forecast", "--data", gpkg, "-o", f"{no_dir}/f.csv"], 1, r"folder .* does not exist"),
+        (["forecast", "--data", gpkg, "--horizon", "5"], 2, r"Invalid value for '--horizon'"),
         # serve (refused before gunicorn starts)
         (["serve", "--data", missing], 2, rf"GeoPackage {missing} does not exist.*--generate"),
         (["serve", "--data", gpkg, "--port", "99999"], 2, r"Invalid value for '--port'"),

@@ -102,3 +102,27 @@ def test_refusals(sample_gpkg, argv, words):
     res = CliRunner().invoke(cli.main, ["forecast", "--data", sample_gpkg, *argv])
     assert res.exit_code != 0
     assert words in res.output, res.output
+
+
+def test_warnings_column(gpkg_store, store_url, tmp_path):
+    """The warning column marks the library's early warnings; --no-warnings leaves it out."""
+    from analytics.early_warning import early_warnings
+
+    out = tmp_path / "w.csv"
+    args = ("--data", store_url, "--model", "ets", "--horizon", "2", "-o", str(out))
+    res = invoke(*args)
+    assert res.exit_code == 0, res.output
+    got = pd.read_csv(out, dtype={"key": str})
+    layer = LAYERS["incidents"]
+    frame = gpkg_store.read_frame(
+        layer, Query(properties=[layer.key, "reported_at", "community_code"], limit=0)
+    )
+    panel = count_series(frame, level="community")
+    ew = early_warnings(panel, forecast(panel, model="ets", horizon=2), horizon=2).frame
+    marked = got[got["warning"].notna()]
+    assert set(zip(marked["key"], marked["horizon"], marked["warning"], strict=True)) == set(
+        zip(ew["key"], ew["horizon"], ew["kind"], strict=True)
+    )
+    assert len(marked) > 0 and f"{len(ew):,} warnings" in res.output
+    res = invoke(*args, "--no-warnings")
+    assert res.exit_code == 0 and "warning" not in pd.read_csv(out).columns

@@ -115,6 +115,12 @@ def _with_geometry(frame, panel, level, store):
 @click.option("--major-class", default=None, help="Only cases of this major class (store).")
 @click.option("--community", default=None, help="Only cases of this community code (store).")
 @click.option(
+    "--warnings/--no-warnings",
+    default=True,
+    show_default=True,
+    help="Early warnings (analytics.early_warning): listed, and a warning column (its kind).",
+)
+@click.option(
     "--output", "-o", default=None, help="Write the forecasts (.csv or .geojson / .json)."
 )
 def forecast_command(
@@ -134,10 +140,13 @@ def forecast_command(
     key_field,
     major_class,
     community,
+    warnings,
     output,
 ):
     """Forecast next periods' cases per cell, community or major class; write CSV/GeoJSON."""
-    import warnings
+    import warnings as py_warnings
+
+    import pandas as pd
 
     from analytics import distributed as D
     from analytics.errors import AnalyticsError
@@ -156,7 +165,7 @@ def forecast_command(
     if history is not None and not os.path.exists(history):
         raise UserError(f"{history} does not exist (write it with `tianya export-parquet`)")
     writable(output)
-    warnings.filterwarnings("ignore", message="input CRS")
+    py_warnings.filterwarnings("ignore", message="input CRS")
     t0 = time.perf_counter()
     store = None
     try:
@@ -184,9 +193,21 @@ def forecast_command(
             level=interval_level,
             origin=origin if origin is not None else -1,
         )
+        ew = None
+        if warnings:
+            from analytics.early_warning import early_warnings
+
+            ew = early_warnings(panel, fc, horizon=horizon).frame
     except AnalyticsError as err:
         raise click.ClickException(str(err)) from None
     frame = fc.frame.assign(key=lambda f: f["key"].astype(str) if level != "cell" else f["key"])
+    if ew is not None:
+        kinds: dict = {}
+        for k, h, kind in zip(ew["key"].astype(str), ew["horizon"], ew["kind"], strict=True):
+            kinds.setdefault((k, int(h)), kind)  # most urgent first
+        idx = zip(frame["key"].astype(str), frame["horizon"], strict=True)
+        marks = pd.Series([kinds.get((k, int(h))) for k, h in idx], frame.index, dtype=object)
+        frame = frame.assign(warning=marks)
     first = frame[frame["horizon"] == 1]
     click.echo(
         f"{model} forecast of {len(panel.keys):,} {level} series ({freq}, "
@@ -196,6 +217,10 @@ def forecast_command(
     )
     for r in first.nlargest(5, "mean").itertuples():
         click.echo(f"  {r.key!s:<16} {r.mean:8.2f}  [{r.lo:.1f}, {r.hi:.1f}]")
+    if ew is not None:
+        click.echo(f"{len(ew):,} warnings in {horizon} period(s) ahead")
+        for w in ew.head(5).itertuples():
+            click.echo(f"  {w.key!s:<16} {w.kind}: {w.reason}")
     if output:
         frame = frame.assign(
             origin=frame["origin"].dt.strftime("%Y-%m-%d"),
