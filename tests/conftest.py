@@ -37,6 +37,7 @@ KEYS = {
     "dispatcher": "test-dispatcher-key",
     "department": "test-water-key",
     "admin": "test-admin-key",
+    "leadership": "test-leadership-key",
 }
 
 

@@ -30,7 +30,7 @@ from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, TianyaError
 from layers.params import check_coverage_params, check_items_params
 from layers.query import check_filter, has_geometry_literal, parse_filter
-from tianya import api, assets, compat, edge, open311, request, screen, tiles, web
+from tianya import api, assets, compat, edge, open311, request, screen, tasks_api, tiles, web
 from tianya import settings as tianya_settings
 from tianya.safety import CallerLimit, escape_csv, public_openapi
 from tianya.settings import Settings
@@ -215,10 +215,17 @@ class Shell:
             or not path.startswith("/collections/")
         ):
             return api.app(environ, start_response)  # a case's writes: If-Match, ETag
+        if tasks_api.handles(path) and (
+            environ.get("REQUEST_METHOD") in ("PUT", "PATCH", "DELETE")
+            or not path.startswith("/collections/")
+        ):
+            return tasks_api.app(environ, start_response)  # key tasks' writes, history
         if tiles.handles(path):
             return tiles.app(environ, start_response)
         self._check(environ)
         method = environ.get("REQUEST_METHOD")
+        if method == "OPTIONS" and (m := _ITEMS.match(path)) and m.group(1) in tasks_api.LAYER_IDS:
+            return tasks_api.options(environ, start_response, m.group(1), m.group(2))
         if method == "OPTIONS" and (m := _ITEMS.match(path)) and m.group(1) in LAYERS:
             return api.options(environ, start_response, m.group(1), m.group(2))
         if path.rstrip("/") == "/collections" and method == "GET":
@@ -268,11 +275,16 @@ class Shell:
             seen: dict = {}
             m = _ITEMS.match(environ["PATH_INFO"])
             etag_of = m.group(2) if m and m.group(1) == "incidents" else None  # a case: ETag
+            if m and m.group(1) in tasks_api.LAYER_IDS:  # a key task or milestone: ETag
+                etag_of = m.group(2)
 
             def start(status, headers, exc_info=None):
                 seen["type"] = next((v for k, v in headers if k.lower() == "content-type"), "")
                 ok = status.startswith("200") and etag_of
-                etag = api.current_etag(environ, etag_of) if ok else None
+                if ok and m.group(1) in tasks_api.LAYER_IDS:
+                    etag = tasks_api.current_etag(environ, m.group(1), etag_of)
+                else:
+                    etag = api.current_etag(environ, etag_of) if ok else None
                 if etag:
                     headers = [*headers, ("ETag", etag)]
                 if seen["type"].startswith("text/csv"):

@@ -690,6 +690,7 @@ ERROR_ANSWERS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     (
         _ANY,
         r"/collections/[^/]+/(items.*|tiles/[^/]+/.+)|/cases/\{caseNo\}/.+|/supervision.*"
+        r"|/key-tasks/.+"
         r"|/screen/.*|/tiles/[^/]+/.+|/open311/.*|/processes/[^/]+/execution",
         (503,),
     ),
@@ -697,6 +698,7 @@ ERROR_ANSWERS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     (
         _ANY,
         r"/collections/.+|/processes/.+|/jobs/.+|/tiles/.+|/styles/.+|/cases/\{caseNo\}/.+"
+        r"|/key-tasks/\{taskNo\}/.+"
         r"|/open311/v2/(services|requests)/.+",
         (404,),
     ),
@@ -712,6 +714,7 @@ ERROR_ANSWERS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     ("patch", rf"/collections/({_WRITABLE})/items/\{{featureId\}}", (409,)),
     ("post", r"/cases/\{caseNo\}/transitions", (403, 409)),
     ("get", r"/cases/\{caseNo\}/history|/supervision/overdue", (403,)),
+    ("get", r"/key-tasks/\{taskNo\}/history", (403,)),
     ("post", r"/open311/v2/requests\.\{format\}", (403,)),
     # a process on data the caller may not read; too many jobs of the caller's
     ("post", r"/processes/[^/]+/execution", (403, 429)),
@@ -733,6 +736,10 @@ _RESPONSES_OF = {
 }
 #: Statuses pygeoapi documents that the server never answers: (path pattern, method, status).
 _NOT_ANSWERED = ((r"/jobs/\{jobId\}", "delete", "204"),)
+#: Operations pygeoapi documents that the server does not offer (a 405): (path pattern,
+#: method). A milestone is added (POST) and reported (PATCH), never replaced or deleted
+#: (:mod:`tianya.tasks_api`).
+_NOT_SERVED = ((r"/collections/key_task_milestones/items/\{featureId\}", "put delete"),)
 _SECURED = {"bearerKey": []}, {"apiKeyHeader": []}
 _FILTER_PARAMETERS = ("filter", "filter-lang", "filter-crs")
 _TILE_TEMPLATE = "/collections/{collectionId}/tiles"
@@ -841,6 +848,10 @@ def document_routes(doc: dict, definitions: str | None = None) -> dict:
                     }
                 },
             )
+    for where, how in _NOT_SERVED:
+        for path in [p for p in paths if re.fullmatch(where, p)]:
+            for method in how.split():
+                paths[path].pop(method, None)
     doc["security"] = [{}, *_SECURED]
     for path, item in paths.items():
         for method, op in item.items():

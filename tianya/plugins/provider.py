@@ -149,9 +149,17 @@ class TianyaProvider(BaseProvider):
             raise pygeoapi_error(InvalidParameter(f"collection {self.layer.id!r} is read-only"))
 
     def create(self, item):
-        """Intake of a new case: validation, automatic dispatch, history (one transaction)."""
+        """Intake of a new case: validation, automatic dispatch, history (one transaction);
+        or a key task issued, a milestone added (:func:`tianya.tasks_api.create_item`)."""
         from layers import cases
 
+        if self.layer.id in ("key_tasks", "key_task_milestones"):
+            from tianya import tasks_api
+
+            try:
+                return tasks_api.create_item(self.store, self.layer.id, cases.parse_body(item))
+            except TianyaError as err:
+                raise pygeoapi_error(err) from None
         self._writable()
         try:
             feat = cases.create_case(

@@ -1,0 +1,407 @@
+"""OGC API - Features - Part 4 writes of key tasks and their milestones (issue 15 item 5).
+
+==========================================================  ================================
+``POST   /collections/key_tasks/items``                       issue a task (a GeoJSON Feature;
+                                                              a ``milestones`` member lists
+                                                              ``{title, due_date}``)
+``PUT    /collections/key_tasks/items/{taskNo}``              replace a task's fields
+``PATCH  /collections/key_tasks/items/{taskNo}``              change some; ``status`` moves
+``DELETE /collections/key_tasks/items/{taskNo}``              delete it and its milestones
+``POST   /collections/key_task_milestones/items``             add a milestone to a task
+``PATCH  /collections/key_task_milestones/items/{id}``        report it done (evidence, a
+                                                              reason when late)
+``OPTIONS`` of those resources                                ``Allow`` for this caller
+``GET    /key-tasks/{taskNo}/history``                        a task's audit trail
+``GET    /key-tasks/transitions``                             the task state machine
+==========================================================  ================================
+
+Milestones are the items of their own collection, ``key_task_milestones`` (id ``{taskNo}-NN``),
+not a sub-resource of a task: Part 4 defines its writes on ``/collections/{collectionId}/items``
+and ``/items/{featureId}`` only, and the clients that speak it (OWSLib's
+``collection_item_create``/``_update``/``_delete``, QGIS' OAPIF provider) can address nothing
+else; as a collection they are also read, filtered (``?task_no=``) and paged like any other.
+A milestone's PATCH is the lead department's report (``done_date``, ``evidence_note`` or
+``evidence_link``, ``late_reason``, ``progress``); re-planning a milestone and deleting one are
+not offered (a PUT or DELETE of one is a 405 naming what is).
+
+Every rule (roles, the lead department, stages, dates, evidence, reasons) is
+:mod:`layers.key_tasks`'; this module maps HTTP onto it: bodies, ``If-Match`` (checked against
+the locked row in the write's transaction, 412), ``ETag``, ``Allow``, the caller's visible
+fields.
+"""
+
+from __future__ import annotations
+
+import re
+
+from layers import access, key_tasks, lifecycle
+from layers.cases import check_crs, now_utc
+from layers.catalogue import get_layer
+from layers.errors import InvalidFeature, InvalidParameter, NotFound, choices
+from layers.store import Store
+from tianya import request
+from tianya.web import allow, json_body, query, respond
+
+TASKS = get_layer("key_tasks")
+MILESTONES = get_layer("key_task_milestones")
+LAYER_IDS = (TASKS.id, MILESTONES.id)
+_ITEM = re.compile(r"^/collections/(key_tasks|key_task_milestones)/items/([^/]+)/?$")
+_HISTORY = re.compile(r"^/key-tasks/([^/]+)/history/?$")
+_MILESTONE_ID = re.compile(r"^(.+)-(\d{2,})$")
+#: Members of a milestone's PATCH (a report: :func:`layers.key_tasks.report_milestone`).
+REPORT_MEMBERS = ("done_date", "evidence_note", "evidence_link", "late_reason", "progress")
+#: Members of a task's Feature besides ``properties`` and ``geometry``.
+_FEATURE_MEMBERS = {"type", "id", "geometry", "properties", "bbox", "links", "note"}
+#: Task fields the server sets (stage, progress, escalation, stamps): echoed unchanged in a
+#: PUT or left out.
+MANAGED = tuple(
+    f.name for f in TASKS.fields if f.name not in (*key_tasks.TASK_FIELDS, "status", "progress")
+)
+CREATE_TYPES = ("application/geo+json",)
+QUERY_TYPES = ("application/query-cql-json", "application/json")
+PATCH_TYPES = "application/json, application/geo+json, application/merge-patch+json"
+
+
+def store(environ=None) -> Store:
+    """The server's store (:func:`tianya.api.store`)."""
+    from tianya.api import store as server_store
+
+    return server_store(environ)
+
+
+def handles(path: str) -> bool:
+    """Whether :func:`app` serves ``path`` (an item's writes, the ``/key-tasks/`` routes)."""
+    return path.startswith("/key-tasks/") or bool(_ITEM.match(path))
+
+
+def visible(layer_id: str, feature: dict) -> dict:
+    """``feature`` without the fields the current caller may not see."""
+    fields = set(access.visible_fields(get_layer(layer_id), request.principal()))
+    return dict(feature, properties={k: v for k, v in feature["properties"].items() if k in fields})
+
+
+def task_of(milestone: str) -> str:
+    """The task number of milestone id ``milestone`` (400 when it is not ``{taskNo}-NN``).
+
+    Examples
+    --------
+    >>> task_of("KT2026-007-03")
+    'KT2026-007'
+    """
+    m = _MILESTONE_ID.match(milestone)
+    if m is None:
+        raise NotFound(f"no milestone {milestone!r}: a milestone id is the task number, '-', NN")
+    return m.group(1)
+
+
+def current_etag(environ, layer_id: str, key: str) -> str | None:
+    """The strong ETag of item ``key`` as stored now (:func:`layers.lifecycle.etag`, as for
+    cases); ``None`` when there is no such item."""
+    try:
+        return lifecycle.etag(store(environ).get(get_layer(layer_id), key))
+    except NotFound:
+        return None
+
+
+# --- create (the provider's POST) -------------------------------------------------------------
+
+
+def create_item(s: Store, layer_id: str, doc: dict) -> str:
+    """A POST to the items of ``layer_id``: a task issued or a milestone added; its id.
+
+    Called by the pygeoapi provider (:meth:`tianya.plugins.provider.TianyaProvider.create`),
+    which answers 201 with ``Location``.
+    """
+    who = request.principal()
+    if layer_id == TASKS.id:
+        _crs84()
+        extra = sorted(set(doc) - _FEATURE_MEMBERS - {"milestones"})
+        if extra:
+            raise InvalidFeature(f"unknown member {extra[0]!r} in the Feature")
+        rows = doc.get("milestones") or []
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise InvalidFeature("milestones must be a list of {title, due_date} objects")
+        feat = key_tasks.create_task(s, doc, who, now=now_utc(), milestones=rows)
+        return feat["id"]
+    if doc.get("type") != "Feature" or doc.get("geometry") is not None:
+        raise InvalidFeature(
+            "body must be a GeoJSON Feature with a null geometry and properties task_no, "
+            "title and due_date"
+        )
+    extra = sorted(set(doc) - _FEATURE_MEMBERS)
+    if extra:
+        raise InvalidFeature(f"unknown member {extra[0]!r} in the Feature")
+    props = doc.get("properties")
+    if not isinstance(props, dict):
+        raise InvalidFeature("properties must be a JSON object")
+    props = dict(props)
+    task_no = props.pop("task_no", None)
+    if not isinstance(task_no, str) or not task_no:
+        raise InvalidFeature("property 'task_no' is required: the task the milestone belongs to")
+    lifecycle.require_role(who, "add a milestone", key_tasks.EDIT_ROLES)
+    try:
+        s.get(TASKS, task_no)
+    except NotFound:
+        raise InvalidFeature(f"property 'task_no': there is no key task {task_no!r}") from None
+    row = key_tasks.add_milestone(s, task_no, props, who, now=now_utc())
+    return row["milestone_id"]
+
+
+def _crs84() -> None:
+    """Key-task geometries are taken in CRS84 only (``Content-Crs``)."""
+    crs = check_crs(request.content_crs())
+    if crs != "OGC:CRS84":
+        raise InvalidFeature(
+            f"Content-Crs {crs}: key task geometries are taken in OGC:CRS84 (longitude, "
+            "latitude) only"
+        )
+
+
+# --- OPTIONS ----------------------------------------------------------------------------------
+
+
+def allowed_methods(environ, layer_id: str, item: str | None) -> tuple[list[str], list]:
+    """The methods the current caller may use on a key-task items resource, and the headers
+    describing their bodies (as :func:`tianya.api.allowed_methods` for cases).
+
+    POST to items: a CQL2 JSON query for anyone, an issue (tasks) or a new milestone for
+    leadership and admin. A task: ``PUT`` for leadership and admin, ``PATCH`` for them and
+    its lead department, ``DELETE`` for admin. A milestone: ``PATCH`` (a report) for its
+    task's lead department and admin.
+    """
+    who = request.principal()
+    methods, headers = ["GET", "HEAD"], []
+    if item is None:
+        methods.append("POST")
+        accept = list(QUERY_TYPES)
+        if who.role in key_tasks.ISSUE_ROLES:
+            accept = [*CREATE_TYPES, *accept]
+        headers.append(("Accept-Post", ", ".join(accept)))
+    else:
+        s = store(environ)
+        if layer_id == TASKS.id:
+            task = s.get(TASKS, item)  # 404 for no such task
+            own = task["properties"].get("lead_department") == who.department
+            if who.role in key_tasks.EDIT_ROLES:
+                methods.append("PUT")
+            if who.role in key_tasks.EDIT_ROLES or (who.role == "department" and own):
+                methods.append("PATCH")
+            if who.role in key_tasks.DELETE_ROLES:
+                methods.append("DELETE")
+        else:
+            s.get(MILESTONES, item)  # 404 for no such milestone
+            task = s.get(TASKS, task_of(item))
+            own = task["properties"].get("lead_department") == who.department
+            if who.role == "admin" or (who.role in key_tasks.REPORT_ROLES and own):
+                methods.append("PATCH")
+        if "PATCH" in methods:
+            headers.append(("Accept-Patch", PATCH_TYPES))
+    methods.append("OPTIONS")
+    return methods, headers
+
+
+def options(environ, start_response, layer_id: str, item: str | None):
+    """``OPTIONS`` of a key-task items resource: 200 with ``Allow``."""
+    methods, headers = allowed_methods(environ, layer_id, item)
+    return respond(
+        environ, start_response, b"", 200, headers=[("Allow", ", ".join(methods)), *headers]
+    )
+
+
+# --- PUT, PATCH, DELETE -----------------------------------------------------------------------
+
+
+#: The roles each write of a task needs: checked before its preconditions (RFC 9110 §13.2.1).
+_TASK_ROLES = {
+    "PUT": ("replace a key task", key_tasks.EDIT_ROLES),
+    "PATCH": ("change a key task", (*key_tasks.EDIT_ROLES, "department")),
+    "DELETE": ("delete a key task", key_tasks.DELETE_ROLES),
+}
+
+
+def _body_type(environ, method: str) -> None:
+    """A PUT body must say it is JSON (Part 4, /req/create-replace-delete/put-content-type)."""
+    kind = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if kind in ("application/geo+json", "application/json", "application/merge-patch+json"):
+        return
+    raise InvalidParameter(
+        f"{method} of a key task needs a Content-Type: application/geo+json (a GeoJSON "
+        "Feature) or application/json" + (f"; got {kind!r}" if kind else "")
+    )
+
+
+def _patch_parts(doc: dict) -> tuple[dict, dict | None, str | None]:
+    """Properties, GeoJSON geometry and note of a task's PATCH body (a partial Feature or a
+    bare properties object; a top-level ``note`` is the move's reason)."""
+    note = doc.get("note")
+    if doc.get("type") == "Feature":
+        extra = sorted(set(doc) - _FEATURE_MEMBERS)
+        if extra:
+            raise InvalidFeature(f"unknown member {extra[0]!r} in the Feature")
+        props = doc.get("properties") or {}
+        if not isinstance(props, dict):
+            raise InvalidFeature("properties must be a JSON object")
+        geometry = doc.get("geometry")
+    else:
+        props, geometry = {k: v for k, v in doc.items() if k != "note"}, None
+    if note is not None and not isinstance(note, str):
+        raise InvalidFeature("note must be a text")
+    return dict(props), geometry, note
+
+
+def _replacement(stored: dict, doc: dict) -> tuple[dict, dict, str | None]:
+    """The changes a PUT of ``doc`` makes to the stored task: every field of
+    :data:`layers.key_tasks.TASK_FIELDS` (left out: cleared), a different ``status`` (a move),
+    a different ``progress``; server-set fields only echoed unchanged."""
+    if doc.get("type") != "Feature":
+        raise InvalidFeature(f"body must be a GeoJSON Feature, got type {doc.get('type')!r}")
+    props, geometry, note = _patch_parts(doc)
+    if geometry is None:
+        raise InvalidFeature("geometry is required in a PUT: the task's point, line or area")
+    old = stored["properties"]
+    for name in MANAGED:
+        if name in props:
+            if name != "task_no" and str(props[name]) != str(old.get(name)):
+                raise InvalidFeature(
+                    f"property {name!r} is set by the server; send it unchanged or leave it out"
+                )
+            props.pop(name)
+    status = props.pop("status", None)
+    full = {n: props.pop(n, None) for n in key_tasks.TASK_FIELDS}
+    if "progress" in props and props["progress"] == old.get("progress"):
+        props.pop("progress")  # echoed: a change of it is the library's to allow or refuse
+    full.update(props)  # unknown names: refused by the library, by name
+    if status is not None and status != old.get("status"):
+        full["status"] = status
+    return full, geometry, note
+
+
+def _locked(s: Store, layer, key: str, tags: str | None) -> dict:
+    """Item ``key`` of ``layer``, its row locked for the caller's transaction, once ``If-Match``
+    (``tags``) holds against it (:func:`layers.lifecycle.require_match`: 412 otherwise, also
+    for no such item)."""
+    try:
+        row = s.get_for_update(layer, key)
+    except NotFound:
+        if tags is not None:
+            lifecycle.require_match(None, tags, key)
+        raise
+    lifecycle.require_match(row, tags, key)
+    return row
+
+
+def _write_task(environ, s: Store, method: str, task_no: str, who, tags: str | None) -> dict:
+    now = now_utc()
+    if method == "DELETE":
+        with s.transaction():
+            _locked(s, TASKS, task_no, tags)
+            key_tasks.delete_task(s, task_no, who, now=now)
+        return {}
+    if method == "PUT":
+        _body_type(environ, method)
+    doc = json_body(environ)
+    _crs84()
+    with s.transaction():
+        stored = _locked(s, TASKS, task_no, tags)
+        if method == "PUT":
+            props, geometry, note = _replacement(stored, doc)
+        else:
+            props, geometry, note = _patch_parts(doc)
+            if not props and geometry is None:
+                raise InvalidFeature("nothing to change: give properties or a geometry")
+        return key_tasks.patch_task(
+            s, task_no, props, who, now=now, geometry=geometry, note=note, if_match=tags
+        )
+
+
+def _report(environ, s: Store, milestone: str, who, tags: str | None) -> dict:
+    """A milestone's PATCH: the report of :func:`layers.key_tasks.report_milestone`.
+
+    The caller's role, then ``If-Match`` (against the locked row), then the body: a 401/403
+    comes before a 412, and a 412 before a 400 (RFC 9110 §13.2.1).
+    """
+    lifecycle.require_role(who, "report a milestone", key_tasks.REPORT_ROLES)
+    doc = json_body(environ)
+    task_no = task_of(milestone)
+    with s.transaction():
+        try:
+            s.get_for_update(TASKS, task_no)  # the lock the report takes, taken first
+        except NotFound:
+            if tags is not None:
+                lifecycle.require_match(None, tags, milestone)
+            raise NotFound(f"no milestone {milestone!r}") from None
+        row = _locked(s, MILESTONES, milestone, tags)
+        if doc.get("type") == "Feature":
+            if doc.get("geometry") is not None:
+                raise InvalidFeature("a milestone has no geometry")
+            doc = doc.get("properties") or {}
+            if not isinstance(doc, dict):
+                raise InvalidFeature("properties must be a JSON object")
+        extra = sorted(set(doc) - set(REPORT_MEMBERS))
+        if extra:
+            raise InvalidFeature(
+                choices(extra[0], REPORT_MEMBERS, "member of a milestone report (its PATCH)")
+            )
+        key_tasks.report_milestone(
+            s,
+            task_no,
+            int(row["properties"]["seq"]),
+            who,
+            now=now_utc(),
+            done_date=doc.get("done_date"),  # type: ignore[arg-type]  # checked there
+            evidence_note=doc.get("evidence_note"),
+            evidence_link=doc.get("evidence_link"),
+            late_reason=doc.get("late_reason"),
+            progress=doc.get("progress"),
+        )
+        return s.get(MILESTONES, milestone)
+
+
+def app(environ, start_response):
+    """Dispatch one request to the resources in the module docstring."""
+    path = environ.get("PATH_INFO", "") or "/"
+    who = request.principal()
+    if m := _ITEM.match(path):
+        layer_id, key = m.group(1), m.group(2)
+        tags = environ.get("HTTP_IF_MATCH")
+        s = store(environ)
+        if layer_id == TASKS.id:
+            method = allow(environ, "PUT", "PATCH", "DELETE")
+            query(environ, ("f",))
+            lifecycle.require_role(who, *_TASK_ROLES[method])
+            feat = _write_task(environ, s, method, key, who, tags)
+            if method == "DELETE":
+                return respond(environ, start_response, b"", 200)  # as for a case
+        else:
+            allow(environ, "PATCH")
+            query(environ, ("f",))
+            method = "PATCH"
+            feat = _report(environ, s, key, who, tags)
+        etag = [("ETag", lifecycle.etag(feat))]
+        if method == "PUT":
+            return respond(environ, start_response, b"", 204, headers=etag)
+        return respond(environ, start_response, visible(layer_id, feat), headers=etag)
+    if m := _HISTORY.match(path):
+        allow(environ, "GET", "HEAD")
+        query(environ, ("f",))
+        rows = key_tasks.history(store(environ), m.group(1), who)
+        return respond(environ, start_response, {"task_no": m.group(1), "history": rows})
+    if path.rstrip("/") == "/key-tasks/transitions":
+        allow(environ, "GET", "HEAD")
+        query(environ, ("f",))
+        return respond(
+            environ,
+            start_response,
+            {
+                "transitions": [
+                    {
+                        "from": a,
+                        "to": b,
+                        "roles": list(r),
+                        "reason_required": (a, b) in key_tasks.NEEDS_REASON,
+                    }
+                    for (a, b), r in key_tasks.TRANSITIONS.items()
+                ]
+            },
+        )
+    raise NotFound(f"no resource at {path}")
