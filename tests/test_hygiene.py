@@ -221,6 +221,18 @@ def test_coverage_boxes_beyond_any_grid_are_refused(live_server, params, status,
     assert match in r.json()["description"]
 
 
+def test_a_subset_reaching_far_beyond_the_grid_answers_the_part_on_it(live_server):
+    # the crop of a subset whose bound is 1e308 was a NaN window in rasterio's mask: a 500
+    r = live_server.get(
+        "/collections/dem/coverage",
+        params={"subset": "Lat(18.3:1e308),Long(109.3:109.31)", "f": "json"},
+    )
+    assert r.status_code == 200, r.text[:300]
+    west, south, east, north = (float(v) for v in r.headers["Content-Bbox"].split(","))
+    assert south == pytest.approx(18.3) and north == pytest.approx(18.63)  # the grid's top
+    assert west == pytest.approx(109.3, abs=1e-3) and east == pytest.approx(109.31)
+
+
 def test_a_box_covering_the_whole_projection_still_works(client):
     world = "-20037508.342789244,-20037508.342789244,20037508.342789244,20037508.342789244"
     r = client.get(ITEMS, params={"bbox": world, "bbox-crs": EPSG3857, "resulttype": "hits"})

@@ -195,6 +195,11 @@ class TianyaRasterProvider(RasterioProvider):
     ):
         subsets = self._subsets(subsets or {})
         area = self._area(subsets, bbox or [])
+        x, y = self.axis_labels
+        if x in subsets:  # the parent crops to the area on the grid
+            subsets[x], subsets[y] = [area[0], area[2]], [area[1], area[3]]
+        elif bbox:
+            bbox = list(area)
         wanted = RANGE_SUBSET.get()
         if wanted is not None:
             if properties:
@@ -267,9 +272,11 @@ class TianyaRasterProvider(RasterioProvider):
         """The bounds of the cells the parent's crop returns for ``area``: the window of
         ``rasterio.mask`` (``geometry_window`` of the box), or the whole grid."""
         ds = self.dataset
-        if tuple(area) == tuple(ds.bounds):
-            return tuple(ds.bounds)
-        qw, qs, qe, qn = area
+        w, s, e, n = ds.bounds
+        # the part of the area on the grid (a box beyond it, up to 1e308, is a NaN window)
+        qw, qs, qe, qn = max(area[0], w), max(area[1], s), min(area[2], e), min(area[3], n)
+        if (qw, qs, qe, qn) == (w, s, e, n):
+            return w, s, e, n
         ring = [[qw, qs], [qw, qn], [qe, qn], [qe, qs], [qw, qs]]
         box = {"type": "Polygon", "coordinates": [ring]}
         left, bottom, right, top = ds.window_bounds(geometry_window(ds, [box]))
@@ -319,7 +326,8 @@ class TianyaRasterProvider(RasterioProvider):
                 user_msg=f"the requested area ({qw:g}, {qs:g}, {qe:g}, {qn:g}) holds no cell of "
                 f"this coverage, whose extent is ({w:g}, {s:g}, {e:g}, {n:g}) in CRS84"
             )
-        return qw, qs, qe, qn
+        # the part on the grid: the crop (rasterio's mask) of a box far beyond it is NaN
+        return max(qw, w), max(qs, s), min(qe, e), min(qn, n)
 
     def describe(self) -> dict:
         """The ``domainSet`` and ``rangeType`` of the coverage (OGC API Coverages, CIS 1.1 JSON).
