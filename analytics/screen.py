@@ -43,6 +43,7 @@ def screen_summary(
     max_overdue: int = 30,
     lang: str = "zh",
     outlook: bool = True,
+    key_tasks: tuple | None = None,
 ) -> dict:
     """Today's counts, overdue cases, hot spots and next week's outlook for the screen.
 
@@ -66,6 +67,9 @@ def screen_summary(
         Language of the labels.
     outlook : bool, default True
         Forecast next week (cases reported up to the end of ``day`` only).
+    key_tasks : (GeoDataFrame, DataFrame), optional
+        The ``key_tasks`` and ``key_task_milestones`` rows: adds the key-work panel's
+        figures as of ``now`` (:func:`_key_tasks`); ``None`` without them.
 
     Returns
     -------
@@ -160,6 +164,7 @@ def screen_summary(
             incidents[(reported >= end - pd.Timedelta(days=hotspot_days)) & (reported < end)]
         ),
         "outlook": _outlook(incidents, pd.Timestamp(day).date(), end, names) if outlook else None,
+        "key_tasks": None if key_tasks is None else _key_tasks(key_tasks, now, lang),
         "styles": _styles(cat, lang),
     }
 
@@ -203,6 +208,39 @@ def _outlook(incidents, day, end, names: dict) -> dict:
     else:
         out.update({k: found[k] for k in ("categories", "total", "warnings")})
     return out
+
+
+def _key_tasks(tables: tuple, now, lang: str) -> dict:
+    """The key-work panel (重点工作督办): :func:`layers.key_task_figures.summary` as of
+    ``now`` of the tasks started by then (public figures only), departments labelled, each
+    ranked department with its on-time milestone rate, overdue tasks and escalations, and
+    the catalogue's escalation colours."""
+    from layers import key_task_figures as ktf
+
+    tasks, milestones = tables
+    tasks = tasks[(ktf.local_days(tasks["start_date"]) <= ktf.last_day(now)).to_numpy()]
+    milestones = milestones[milestones["task_no"].isin(tasks["task_no"])]
+    f = ktf.summary(tasks, milestones, now=now)
+    dept = _INC.field("department")
+    esc = LAYERS["key_tasks"].field("escalation")
+    keep = ("department", "rank", "tasks", "overdue_tasks", "due", "on_time", "on_time_rate")
+    ranking = [
+        {
+            **{k: r[k] for k in keep},
+            "label": dept.label(r["department"], lang),
+            "warnings": r["warnings"],
+            "accountability": r["accountability"],
+        }
+        for r in f["ranking"]
+    ]
+    return {
+        "all": f["all"],
+        "escalations": f["escalations"],
+        "ranking": ranking,
+        "overdue_tasks": len(f["overdue_tasks"]),
+        "colors": {c.code: c.color for c in esc.codes or ()},
+        "labels": {c.code: esc.label(c.code, lang) for c in esc.codes or ()},
+    }
 
 
 def _styles(cat, lang: str) -> dict:

@@ -364,3 +364,37 @@ def test_outlook_mid_week_reads_no_later_case(live_server, sample_data):
     want = {r.key: (round(r.mean, 1), round(r.lo, 1), round(r.hi, 1)) for r in rows.itertuples()}
     assert got == want
     assert o["total"]["expected"] == round(tot["mean"], 1)
+
+
+def test_key_tasks_panel(screen, live_server, sample_data):
+    """Issue 15 item 3: the key-work panel, recomputed in pandas from the sample's raw rows
+    at the summary's instant: open and overdue tasks, the on-time milestone rate, the
+    escalations, and the departments ranked by their on-time rate (offline, in the browser)."""
+    p = screen
+    now = pd.Timestamp(live_server.get("/screen/summary.json").json()["now"]).tz_convert(TZ)
+    today = str(now.date())
+    last = str((now - pd.Timedelta(1, "ns")).date())
+    t = pd.DataFrame(sample_data["key_tasks"].drop(columns="geometry"))
+    t = t[t["start_date"] <= last]
+    m = sample_data["key_task_milestones"]
+    m = m[m["task_no"].isin(t["task_no"])].merge(t[["task_no", "lead_department"]])
+    done = m["done_date"].notna() & (m["done_date"] <= last)
+    due = done | (m["due_date"] < today)
+    on_time = done & (m["done_date"] <= m["due_date"])
+    overdue = (t["status"] != "accepted") & (t["deadline"] < today)
+    assert p.texts("#kt-open")[0].endswith(f" {int((t['status'] != 'accepted').sum())}")
+    assert p.texts("#kt-overdue")[0].endswith(f" {int(overdue.sum())}")
+    assert p.texts("#kt-ontime")[0].endswith(f"{on_time.sum() / due.sum() * 100:.1f}%")
+    acc = p.page.eval_on_selector("#key-tasks [data-level=accountability]", "e => e.textContent")
+    assert acc.endswith(f" {int((t['escalation'] == 'accountability').sum())}")
+    rate = on_time.groupby(m["lead_department"]).sum() / due.groupby(m["lead_department"]).sum()
+    listed = p.page.eval_on_selector_all(
+        "#key-ranking li", "els => els.map(e => [e.dataset.department, e.textContent])"
+    )
+    assert sorted(d for d, _ in listed) == sorted(t["lead_department"].unique())
+    rates = [rate[d] for d, _ in listed if d in rate.index and due[m["lead_department"] == d].any()]
+    assert rates == sorted(rates, reverse=True) and len(set(rates)) > 2
+    for d, text in listed:
+        if d in rate.index and not np.isnan(rate[d]):
+            assert f"{rate[d] * 100:.1f}%" in text, text
+    p.assert_clean()

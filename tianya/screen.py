@@ -23,6 +23,7 @@ import time
 
 import orjson
 
+from layers import key_task_figures
 from layers.catalogue import get_layer
 from layers.errors import InvalidParameter, NotFound, choices
 from layers.query import check_date
@@ -55,7 +56,8 @@ def summary(environ, day: str | None) -> bytes:
     incidents = s.read_frame(get_layer("incidents"))
     communities = s.read_frame(get_layer("communities"))
     body = orjson.dumps(
-        screen_summary(incidents, communities, day), option=orjson.OPT_SERIALIZE_NUMPY
+        screen_summary(incidents, communities, day, key_tasks=key_task_figures.tables(s)),
+        option=orjson.OPT_SERIALIZE_NUMPY,
     )
     with _lock:
         if len(_cache) >= 64:  # a few days are watched; a caller walking dates gets no hoard

@@ -163,6 +163,25 @@
     }).join("") : '<li class="none">无预警 · No warnings</li>';
   }
 
+  // key tasks (重点工作督办): open, overdue, milestones on time, escalations; the ranking
+  function drawKeyTasks(k) {
+    var box = document.getElementById("key-tasks"), ol = document.getElementById("key-ranking");
+    if (!k) { box.innerHTML = ""; ol.innerHTML = ""; return; }
+    var esc3 = function (level) {
+      return '<span data-level="' + esc(level) + '" style="color:' + esc(k.colors[level]) +
+        '">' + esc(k.labels[level]) + " " + k.escalations[level] + "</span>";
+    };
+    box.innerHTML = '<span id="kt-open">在办 Open ' + k.all.open_tasks + "</span> · " +
+      '<span id="kt-overdue">超期 Overdue ' + k.overdue_tasks + "</span> · " +
+      '<span id="kt-ontime">节点按期 On time ' + pct(k.all.on_time_rate) + "</span><br>" +
+      esc3("warning") + " · " + esc3("accountability");
+    ol.innerHTML = k.ranking.map(function (r) {
+      return '<li data-department="' + esc(r.department) + '">' + esc(r.label) + " " +
+        pct(r.on_time_rate) + " <small>" + r.on_time + "/" + r.due + " · 超期 " +
+        r.overdue_tasks + " · 问责 " + r.accountability + "</small></li>";
+    }).join("");
+  }
+
   function drawSummary(s) {
     state.day = s.day;
     var first = !state.tz;
@@ -193,6 +212,7 @@
           " " + c.cases + "</li>";
       }).join("");
     drawOutlook(s.outlook, s.styles);
+    drawKeyTasks(s.key_tasks);
     var list = document.getElementById("overdue");
     list.innerHTML = s.overdue_cases.map(function (c, i) {
       return '<li data-i="' + i + '" data-case="' + esc(c.case_no) + '">' +
