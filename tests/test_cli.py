@@ -313,3 +313,24 @@ def test_long_commands_show_progress(sample_gpkg, workdir, monkeypatch):
     assert _run(["map", "hotspots", "--data", sample_gpkg]).exit_code == 0
     assert _run(["report", "--data", sample_gpkg]).exit_code == 0
     assert seen == ["map hotspots", "report"]
+
+
+def test_key_tasks_map_and_report_section(sample_gpkg, workdir):
+    """Issue 15: ``tianya map key_tasks`` draws every task of the store; ``tianya report``
+    has the key-work section (its figures in the JSON, its ranking in the HTML)."""
+    import json
+
+    from layers import key_task_figures
+    from layers.stores import open_store
+
+    with open_store(sample_gpkg) as s:
+        tasks, _ = key_task_figures.tables(s)
+    r = _run(["map", "key_tasks", "--data", sample_gpkg, "-o", "kt.html"])
+    assert r.exit_code == 0, r.output
+    html = open("kt.html", encoding="utf-8").read()
+    assert all(t in html for t in tasks["task_no"]) and "重点工作督办" in html
+    r = _run(["report", "--data", sample_gpkg, "-o", "r.html", "--json", "r.json"])
+    assert r.exit_code == 0, r.output
+    figures = json.load(open("r.json", encoding="utf-8"))["key_tasks"]
+    assert figures["all"]["tasks"] > 0 and figures["ranking"][0]["rank"] == 1
+    assert 'id="key-ranking"' in open("r.html", encoding="utf-8").read()

@@ -414,7 +414,7 @@ def _write_openapi(settings: Settings, config_path: str) -> None:
 
 
 @main.command("map")
-@click.argument("kind", type=click.Choice(["layers", "hotspots", "choropleth"]))
+@click.argument("kind", type=click.Choice(["layers", "hotspots", "choropleth", "key_tasks"]))
 @click.option(
     "--data",
     default=None,
@@ -467,7 +467,9 @@ def _write_openapi(settings: Settings, config_path: str) -> None:
     "prefix serving the vendor files.",
 )
 def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, restricted, assets):
-    """Write a static folium map: the seven layers, hot spots or community choropleths.
+    """Write a static folium map: the seven layers, hot spots, community choropleths or the
+    key tasks (coloured by status, milestones as of now, cases inside each area in the 90
+    days before and after its start).
 
     With the default options the file is self-contained: our base map and Leaflet are in
     it, and opening it makes no request to any other host.
@@ -521,6 +523,22 @@ def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, rest
                 lang=lang,
                 **base,
             )
+        elif kind == "key_tasks":
+            import datetime as dt
+
+            from layers import key_task_figures
+
+            tasks, milestones = key_task_figures.tables(store)
+            m = maps.key_tasks_map(
+                tasks,
+                milestones,
+                now=dt.datetime.now(dt.UTC),
+                counts=key_task_figures.area_counts(tasks, frames["incidents"]),
+                communities=frames["communities"],
+                basemap_id=basemap_id,
+                lang=lang,
+                **base,
+            )
         else:
             m = maps.choropleth_map(
                 frames["incidents"], frames["communities"], basemap_id=basemap_id, lang=lang, **base
@@ -566,7 +584,14 @@ def report(week, data, output, pdf_path, json_path):
             frames[lid] = store.read_frame(get_layer(lid))
             bar.update()
         bar.set_postfix_str("figures and charts")
-        rep = weekly_report(frames["incidents"], frames["communities"], week)
+        from layers import key_task_figures
+
+        rep = weekly_report(
+            frames["incidents"],
+            frames["communities"],
+            week,
+            key_tasks=key_task_figures.tables(store),
+        )
         bar.update()
         path = output or f"tianya-report-{rep.week}.html"
         with open(path, "w", encoding="utf-8") as fh:
