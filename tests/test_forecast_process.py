@@ -234,7 +234,8 @@ def test_training_rows_budget(sample_gpkg, monkeypatch):
 
 def test_warnings_match_the_library(live_server, gpkg_store):
     """ETS per community: the answer's warnings are the library's early warnings of the same
-    forecast, explained; each warned series' feature says so; warnings=false leaves them out."""
+    forecast, explained; each warned series' feature says so; a gbm run warns from ETS too;
+    warnings=false leaves them out."""
     from analytics.early_warning import early_warnings
 
     r = execute(live_server, {**INCIDENTS, "level": "community", "model": "ets", "horizon": 2})
@@ -254,6 +255,11 @@ def test_warnings_match_the_library(live_server, gpkg_store):
         if f["properties"]["warning"]
     }
     assert flagged == {(k, h) for k, _, h in got}
+    assert fc["warnings_model"] == "ets"
+    # a gbm forecast warns from the ETS forecast of the same counts (analytics.early_warning)
+    r = execute(live_server, {**INCIDENTS, "level": "community", "model": "gbm", "horizon": 2})
+    assert r.status_code == 200, r.text
+    assert r.json()["warnings"] == fc["warnings"] and r.json()["warnings_model"] == "ets"
     r = execute(live_server, {**INCIDENTS, "model": "ets", "warnings": False})
     assert r.status_code == 200 and r.json()["warnings"] is None
     assert all(f["properties"]["warning"] is None for f in r.json()["features"])

@@ -9,9 +9,10 @@ AnalysisProcessor`: the layer's read rights, ``filter`` / ``datetime`` on the ca
 fields only, the job's restriction).
 
 Inputs beyond ``collection``, ``filter``, ``datetime``: ``level``, ``model``, ``horizon``
-(1-4), ``interval_level`` (nominal coverage, 0.5-0.99), ``freq`` (``W``/``D``), ``origin`` (the last
-observed period's first day, ``YYYY-MM-DD``), ``cell_size`` (cells), ``major_class`` and
-``community`` (restrict the cases), each checked with its choices or bounds.
+(1-4), ``interval_level`` (nominal coverage, 0.5-0.99), ``freq`` (``W``/``D``), ``origin``
+(the last observed period's first day, ``YYYY-MM-DD``), ``cell_size`` (cells),
+``major_class`` and ``community`` (restrict the cases), ``warnings`` (boolean), each checked
+with its choices or bounds.
 
 What it reads: the layer's key, its temporal field, ``community_code`` and ``major_class``
 (public fields; the process refuses a layer where the caller cannot see them), never a
@@ -36,8 +37,12 @@ major classes without geometry, and ``warning`` (the kind of the series' early w
 that horizon, or null); the run's ``model``, ``origin`` ... under ``forecast``; with
 ``warnings`` (default true) the member ``warnings`` lists them, most urgent first, each
 explained (:func:`analytics.early_warning.early_warnings`: ``expected`` vs ``usual``, the
-``alarm`` level, ``drivers``, ``reason``/``reason_zh``; for ``gbm`` the drivers refit the
-model once more).
+``alarm`` level, ``drivers``, ``reason``/``reason_zh``).  Warnings are always computed from
+the **ETS** forecast of the same counts (``warnings_model``), as
+:mod:`analytics.early_warning` advises: the global gbm forecasts the usual level after a
+rise and warns late, while its wider intervals cross the alarm level in ordinary weeks; so
+with ``model`` other than ``ets`` a warning's ``expected`` is ETS's, not the feature's
+``mean``.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from tianya.plugins.analysis import GEOJSON, AnalysisProcessor, feature_collecti
 from tianya.plugins.budgets import check_cells, require_within, time_span
 from tianya.plugins.options import Option
 
-__all__ = ["ForecastProcessor", "MAX_HORIZON", "forecast_budget"]
+__all__ = ["MAX_HORIZON", "WARNINGS_MODEL", "ForecastProcessor", "forecast_budget"]
 
 #: the process's longest horizon (the library's is longer; issue 16 asks 1-4)
 MAX_HORIZON = 4
@@ -62,6 +67,8 @@ _KEY_FIELD = {"community": "community_code", "category": "major_class"}
 #: training origins of the gradient-boosted model per frequency (analytics.forecast._TRAIN)
 _TRAIN = {"W": 52, "D": 182}
 _RECENT = 4
+#: the model the warnings are computed from, whatever ``model`` is
+WARNINGS_MODEL = "ets"
 
 
 def forecast_budget(
@@ -342,13 +349,24 @@ class ForecastProcessor(AnalysisProcessor):
                 "first_period": str(panel.periods[0].date()),
             },
             warnings=warned,
+            warnings_model=WARNINGS_MODEL if warned is not None else None,
         )
 
     @staticmethod
     def _warnings(panel, fc, opts) -> list[dict]:
-        """The forecast's early warnings (every horizon), JSON-ready, most urgent first."""
+        """The early warnings (every horizon) of the ETS forecast from the same origin,
+        JSON-ready, most urgent first."""
+        import pandas as pd
+
         from analytics.early_warning import early_warnings
 
+        if fc.model != WARNINGS_MODEL:  # warn from ETS (see the module docstring)
+            from analytics.forecast import forecast
+
+            t = int(panel.periods.get_indexer(pd.DatetimeIndex([fc.frame["origin"].iloc[0]]))[0])
+            fc = forecast(
+                panel, model=WARNINGS_MODEL, horizon=int(opts["horizon"]), level=fc.level, origin=t
+            )
         ew = early_warnings(panel, fc, horizon=int(opts["horizon"]))
         out = []
         for w in ew.frame.to_dict("records"):
@@ -357,7 +375,7 @@ class ForecastProcessor(AnalysisProcessor):
                     "key": json_scalar(w["key"]),
                     "kind": w["kind"],
                     "horizon": int(w["horizon"]),
-                    "period": pd_date(w["period"]),
+                    "period": _date(w["period"]),
                     **{k: _finite(w[k]) for k in ("expected", "lo", "hi", "usual", "ratio")},
                     "alarm": _finite(w["alarm"]),
                     "gi_z": _finite(w["gi_z"]),
@@ -369,7 +387,7 @@ class ForecastProcessor(AnalysisProcessor):
         return out
 
 
-def pd_date(ts) -> str:
+def _date(ts) -> str:
     """``YYYY-MM-DD`` of a period start."""
     import pandas as pd
 
