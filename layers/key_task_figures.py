@@ -293,14 +293,15 @@ def tables(store) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _points(points: pd.DataFrame):
-    """Point geometries (lon/lat) of a GeoDataFrame, or of ``lon``/``lat`` or
-    ``place_lon``/``place_lat`` columns (opinion posts)."""
+    """Point geometries (lon/lat) of a GeoDataFrame, or of ``place_lon``/``place_lat``
+    (opinion posts placed by the pipeline) or else ``lon``/``lat`` columns."""
     import shapely
 
     if "geometry" in points and hasattr(points, "crs"):
         g = points.geometry
         return g.to_crs(4326).to_numpy() if g.crs is not None else g.to_numpy()
-    for x, y in (("lon", "lat"), ("place_lon", "place_lat")):
+    # a placed post's place first: its own lon/lat are the poster's GPS (mostly NaN)
+    for x, y in (("place_lon", "place_lat"), ("lon", "lat")):
         if x in points and y in points:
             return shapely.points(points[x].to_numpy(float), points[y].to_numpy(float))
     raise InvalidParameter(

@@ -381,3 +381,37 @@ def test_supervision_key_tasks_route(live_server, sample_data):
     assert bad.status_code == 400
     bad = requests.get(f"{live_server.url}/supervision/key-tasks?by=department", timeout=60)
     assert bad.status_code == 400 and "now, f" in bad.json()["description"]
+
+
+def test_opinion_topics_inside_the_sample_tasks_areas(sample_data):
+    """Issue 15 item 4: opinion posts placed by the pipeline (analytics.opinion) counted
+    against each key task's area as distinct topics before and after its start; checked
+    with a shapely loop over the placed posts."""
+    from analytics.opinion.gazetteer import build_gazetteer
+    from analytics.opinion.pipeline import understand
+    from geodata.opinion import generate_posts
+
+    posts = understand(
+        generate_posts(sample_data, seed=5, n_posts=3000), build_gazetteer(sample_data)
+    )
+    placed = posts[posts["actionable"] & posts["place_lon"].notna()]
+    tasks = sample_data["key_tasks"]
+    got = ktf.area_counts(tasks, placed, time="posted_at", days=120, distinct="topic_id")
+    utm = tasks.to_crs(32649)
+    pts = gpd.GeoSeries(shapely.points(placed["place_lon"], placed["place_lat"]), crs=4326).to_crs(
+        32649
+    )
+    at = pd.to_datetime(placed["posted_at"], utc=True).dt.tz_convert(None).to_numpy()
+    for task_no, geom, start in zip(
+        tasks["task_no"], utm.geometry, tasks["start_date"], strict=True
+    ):
+        area = geom if geom.geom_type in ("Polygon", "MultiPolygon") else geom.buffer(50)
+        s = pd.Timestamp(start).tz_localize("Asia/Shanghai").tz_convert(None).to_datetime64()
+        inside = np.array([area.contains(p) for p in pts])
+        span = np.timedelta64(120, "D")
+        before = inside & (at >= s - span) & (at < s)
+        after = inside & (at >= s) & (at < s + span)
+        topic = placed["topic_id"].to_numpy()
+        assert got.loc[task_no, "before"] == len(set(topic[before]))
+        assert got.loc[task_no, "after"] == len(set(topic[after]))
+    assert got["before"].sum() + got["after"].sum() > 0
