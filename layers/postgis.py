@@ -116,6 +116,7 @@ from layers.store import (
     Page,
     Store,
     column_definitions,
+    empty_frame,
     frame_columns,
     geometries_to_geojson,
     needs_transform,
@@ -512,6 +513,23 @@ class PostGISStore(Store):
                     f"CREATE INDEX {_ident(f'idx_{layer.id}_{f.name}')} ON {t} ({_ident(f.name)})"
                 )
         return out
+
+    def ensure_layer(self, layer: Layer) -> None:
+        """Create ``layer`` empty if it does not exist yet, safe against concurrent callers in
+        any process: the check is made again under a transaction-scoped advisory lock on the
+        table's name (the base class's "write lock" is the GeoPackage's; here 8 writers of a
+        store without ``key_task_counters`` each created it, and the losers got
+        ``DuplicateTable``/unique-violation errors, or dropped the winner's table and rows)."""
+        if self.has_layer(layer):
+            return
+        with self.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self.table(layer)])
+            exists = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL", [self.table(layer)]
+            ).fetchone()[0]
+            if not exists:
+                self.write_frame(layer, empty_frame(layer))
+        self._tables.add(layer.id)
 
     def has_layer(self, layer: Layer) -> bool:
         if layer.id in self._tables:

@@ -562,7 +562,7 @@ def test_eight_concurrent_writers_lose_and_duplicate_nothing(store_kind, sample_
         # the race: one milestone reported by 8 at once, one task moved by 8 at once
         race = made[0]
         barrier = threading.Barrier(WRITERS)
-        body = {"done_date": day(0), "evidence_note": "抢报"}
+        body = {"done_date": day(0), "evidence_note": "抢报", "late_reason": "补报"}
 
         def report(_):
             barrier.wait()
@@ -594,11 +594,11 @@ def test_eight_concurrent_writers_lose_and_duplicate_nothing(store_kind, sample_
         assert len(mine) == len(made)
         assert all(p["responsible_phone"].startswith("1390000") for p in mine)
         assert {p["status"] for p in mine if p["task_no"] != race} == {"in_progress"}
-        ms = s.query(ML, Query(limit=100_000, skip_geometry=True), count=False).features
+        ms = s.query(ML, Query(limit=10_000, skip_geometry=True), count=False).features
         ms = [f["properties"] for f in ms if f["properties"]["task_no"] in set(made)]
         assert len(ms) == 2 * len(made) and len({m["milestone_id"] for m in ms}) == len(ms)
         assert sum(1 for m in ms if m["done_date"]) == len(made) + 1
-        hist = s.query(HISTORY, Query(limit=100_000, skip_geometry=True), count=False).features
+        hist = s.query(HISTORY, Query(limit=10_000, skip_geometry=True), count=False).features
         hist = [h["properties"] for h in hist if h["properties"]["task_no"] in set(made)]
         # per task: issue, start, report, edit; the raced task: one more report and a submit
         assert len(hist) == 4 * len(made) + 2
@@ -669,7 +669,7 @@ def test_sigkill_mid_writes_keeps_every_acknowledged_task(store_kind, sample_gpk
             con.close()
     s = open_store(data)
     try:
-        q = Query(limit=100_000, skip_geometry=True)
+        q = Query(limit=10_000, skip_geometry=True)
         stored = {f["properties"]["task_no"] for f in s.query(TL, q, count=False).features}
         ms = [f["properties"] for f in s.query(ML, q, count=False).features]
         issued = {
