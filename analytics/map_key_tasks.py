@@ -137,9 +137,12 @@ def key_tasks_map(
     if counts is not None:
         c = counts.reindex(frame["task_no"])
         w = int(c["window_days"].dropna().iloc[0]) if c["window_days"].notna().any() else 0
+        partial = _title("（数据未满窗口）", " (data end within the window)", lang)
         props["area_counts"] = [
-            "" if pd.isna(b) else f"{int(b)} → {int(a)}"
-            for b, a in zip(c["before"], c["after"], strict=True)
+            ""
+            if pd.isna(b)
+            else f"{int(b)} → {int(a)}" + ("" if not pd.isna(done) and bool(done) else partial)
+            for b, a, done in zip(c["before"], c["after"], c["after_complete"], strict=True)
         ]
         fields.append("area_counts")
         aliases.append(

@@ -344,8 +344,9 @@ def area_counts(
     Returns
     -------
     DataFrame
-        Indexed by ``task_no``: ``before``, ``after``, ``change`` (after - before) and
-        ``window_days``.
+        Indexed by ``task_no``: ``before``, ``after``, ``change`` (after - before),
+        ``window_days`` and ``after_complete`` (False when the latest point is earlier than
+        the after window's end: a task started near the data's end has a short ``after``).
     """
     import geopandas as gpd
 
@@ -364,6 +365,7 @@ def area_counts(
     extra = points[distinct].to_numpy()[keep] if distinct else None
     start = local_days(tasks["start_date"]).dt.tz_localize(TZ_NAME).dt.tz_convert("UTC").to_numpy()
     span = np.timedelta64(days, "D")
+    latest = at.max() if len(at) else None
     rows = []
     tree_idx = areas.sindex.query(pts.to_numpy(), predicate="within") if len(pts) else None
     for i, task_no in enumerate(tasks["task_no"]):
@@ -378,7 +380,10 @@ def area_counts(
             na = len(pd.unique(pd.Series(e[after]).dropna()))
         else:
             nb, na = int(before.sum()), int(after.sum())
-        rows.append((task_no, nb, na, na - nb, days))
+        # the points stop before the window's end (a task started near the data's end):
+        # ``after`` is not comparable with ``before``
+        complete = bool(latest is not None and s + span <= latest)
+        rows.append((task_no, nb, na, na - nb, days, complete))
     return pd.DataFrame(
-        rows, columns=["task_no", "before", "after", "change", "window_days"]
+        rows, columns=["task_no", "before", "after", "change", "window_days", "after_complete"]
     ).set_index("task_no")

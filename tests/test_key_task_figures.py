@@ -217,6 +217,12 @@ def test_area_counts_against_shapely_loops():
         assert got.loc[task_no, "before"] == before.sum() > 0
         assert got.loc[task_no, "after"] == after.sum() > 0
         assert got.loc[task_no, "change"] == after.sum() - before.sum()
+    assert got["after_complete"].all()  # the points run to July, the windows end by June
+    long = ktf.area_counts(tasks, cases, days=200, buffer_m=200)
+    latest = cases["reported_at"].max()
+    for task_no, start in [("P", "2026-03-01"), ("L", "2026-04-01")]:
+        end = pd.Timestamp(start).tz_localize("Asia/Shanghai") + pd.Timedelta(days=200)
+        assert long.loc[task_no, "after_complete"] == (end <= latest) == False  # noqa: E712
     # opinion posts: placed by lon/lat columns, topics counted once, unplaced ones left out
     posts = pd.DataFrame(
         {
