@@ -661,6 +661,14 @@ def test_http_req_core_job_results_success_sync_links_its_job_as_monitor(server)
     assert job.status_code == 200, job.text
     assert job.json()["status"] == "successful"
     assert monitor["url"].endswith(f"/jobs/{job.json()['jobID']}")
+    # its result was this answer and is not kept: no results link, and /results says so
+    # (pygeoapi linked them and answered 500 JobResultNotFound)
+    assert not [ln for ln in job.json()["links"] if ln["rel"].endswith("/results")]
+    results = requests.get(
+        f"{monitor['url']}/results?f=json", headers=_auth("dispatcher"), timeout=30
+    )
+    assert results.status_code == 404, results.text
+    assert "not kept" in results.json()["description"]
 
 
 # --- robustness review: dismissal and the result quota -------------------------------------

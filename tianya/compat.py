@@ -1240,14 +1240,45 @@ def _monitor_link_on_sync_results() -> None:
 
     def get_jobs(api, request, job_id=None):
         """``/jobs/{id}`` of no job: pygeoapi's 404 says ``InvalidParameterValue``; the spec's
-        (/req/core/job-exception-no-such-job) is ``no-such-job``, as for its results."""
+        (/req/core/job-exception-no-such-job) is ``no-such-job``, as for its results. A
+        synchronous run's job links no results: they were its response and are not kept."""
         headers, status, content = get_jobs_original(api, request, job_id)
         if job_id is not None and int(status) == 404:
             content = _with_exception_type(content, "NoSuchJob", api.pretty_print)
+        elif int(status) == 200 and str(headers.get("Content-Type", "")).endswith("json"):
+            content = _without_unkept_results(api, content)
         return headers, status, content
 
     get_jobs.__wrapped__ = get_jobs_original  # type: ignore[attr-defined]
     processes.get_jobs = get_jobs
+
+
+def _unkept_result(api, job_id: str) -> bool:
+    """Whether ``job_id`` is a successful job without a kept result (a synchronous run's)."""
+    try:
+        job = api.manager.get_job(job_id)
+    except Exception:  # no such job: pygeoapi answers it
+        return False
+    return job.get("status") == "successful" and not job.get("location")
+
+
+def _without_unkept_results(api, content):
+    """A job status document (or job list) without the results link of unkept results."""
+    import orjson
+
+    try:
+        doc = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return content
+    jobs = doc.get("jobs", [doc]) if isinstance(doc, dict) else []
+    changed = False
+    for job in jobs:
+        if isinstance(job, dict) and _unkept_result(api, str(job.get("jobID"))):
+            links = job.get("links") or []
+            kept = [ln for ln in links if not str(ln.get("rel", "")).endswith("/results")]
+            changed |= len(kept) != len(links)
+            job["links"] = kept
+    return orjson.dumps(doc).decode() if changed else content
 
 
 def _failed_job_results() -> None:
@@ -1269,9 +1300,18 @@ def _failed_job_results() -> None:
             failed = failure(job_id) if failure is not None else None
         except JobNotFoundError:
             failed = None  # pygeoapi's own 404 (no-such-job)
+        headers = request.get_response_headers(processes.SYSTEM_LOCALE, **api.api_headers)
+        if failed is None and _unkept_result(api, job_id):
+            return api.get_exception(
+                404,
+                headers,
+                request.format,
+                "NotFound",
+                f"job {job_id} ran synchronously: its result was the answer to its execution "
+                "and is not kept (execute with 'Prefer: respond-async' to keep a result)",
+            )
         if failed is None:
             return original(api, request, job_id)
-        headers = request.get_response_headers(processes.SYSTEM_LOCALE, **api.api_headers)
         return api.get_exception(
             int(failed.get("status") or 500),
             headers,
