@@ -98,6 +98,8 @@ TRANSITIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("returned", "registered"): (_D, _A),
 }
 #: Moves that need a reason in ``note``.
+#: The roles that may make some move (an anonymous caller is asked for a key first).
+MOVER_ROLES = tuple(sorted({role for roles in TRANSITIONS.values() for role in roles}))
 NEEDS_REASON = {(a, b) for a, b in TRANSITIONS if b == "returned"} | {("feedback", "handling")}
 #: Timestamp field stamped on entering a stage.
 STAMPS = {
@@ -271,6 +273,8 @@ def _now() -> dt.datetime:
 
 def check_transition(case: dict, to: str, who: access.Principal, note: str | None) -> None:
     """Raise unless ``who`` may move ``case`` (a stored feature) to ``to``."""
+    if who.role == "public":  # no case is the public's to move: 401 before what the move is
+        require_role(who, "moving a case", MOVER_ROLES)
     if to not in STAGE_CODES:
         raise InvalidFeature(choices(to, STAGE_CODES, "stage (to)"))
     props = case["properties"]

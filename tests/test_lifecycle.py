@@ -105,6 +105,10 @@ def test_roles_and_departments(store, case_no):
         lifecycle.transition(store, case_no, "handling", POWER)
     with pytest.raises(NotAuthenticated):
         lifecycle.transition(store, case_no, "handling", access.PUBLIC)
+    # an illegal move or unknown stage by an anonymous caller is a 401 too, not a 409/400
+    for to in ("evaluated", "done"):
+        with pytest.raises(NotAuthenticated, match="needs an API key"):
+            lifecycle.transition(store, case_no, to, access.PUBLIC)
     with pytest.raises(Forbidden):
         lifecycle.transition(store, case_no, "handling", REPORTER)
     lifecycle.transition(store, case_no, "handling", WATER)
