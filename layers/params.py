@@ -190,8 +190,8 @@ def _projected_bbox_as_filter(params: dict[str, str]) -> dict[str, str]:
         ring = shapely.box(x0, y0, x1, y1)
         step = max(x1 - x0, y1 - y0) / 64
         rings.append(shapely.segmentize(ring, step) if step > 0 else ring)
-    ring = rings[0] if len(rings) == 1 else shapely.MultiPolygon(rings)
-    poly = shapely.transform(ring, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+    area = rings[0] if len(rings) == 1 else shapely.MultiPolygon(rings)
+    poly = shapely.transform(area, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
     if not np.isfinite(shapely.get_coordinates(poly)).all():
         raise InvalidParameter(
             f"bbox {params['bbox']!r} in bbox-crs {params['bbox-crs']} "
