@@ -524,10 +524,8 @@ class PostGISStore(Store):
             return
         with self.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self.table(layer)])
-            exists = conn.execute(
-                "SELECT to_regclass(%s) IS NOT NULL", [self.table(layer)]
-            ).fetchone()[0]
-            if not exists:
+            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [self.table(layer)]).fetchone()
+            if not (row and row[0]):
                 self.write_frame(layer, empty_frame(layer))
         self._tables.add(layer.id)
 
