@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 
 from layers import access, key_tasks, lifecycle
-from layers.cases import check_crs, now_utc
+from layers.cases import now_utc
 from layers.catalogue import get_layer
 from layers.errors import InvalidFeature, InvalidParameter, NotFound, choices
 from layers.store import Store
@@ -52,6 +52,8 @@ _MILESTONE_ID = re.compile(r"^(.+)-(\d{2,})$")
 REPORT_MEMBERS = ("done_date", "evidence_note", "evidence_link", "late_reason", "progress")
 #: Members of a task's Feature besides ``properties`` and ``geometry``.
 _FEATURE_MEMBERS = {"type", "id", "geometry", "properties", "bbox", "links", "note"}
+#: The POSTs (a task issued, a milestone added) are pygeoapi's, through its provider:
+#: :func:`tianya.plugins.provider.create_key_work`.
 #: Task fields the server sets (stage, progress, escalation, stamps): echoed unchanged in a
 #: PUT or left out.
 MANAGED = tuple(
@@ -101,60 +103,6 @@ def current_etag(environ, layer_id: str, key: str) -> str | None:
         return lifecycle.etag(store(environ).get(get_layer(layer_id), key))
     except NotFound:
         return None
-
-
-# --- create (the provider's POST) -------------------------------------------------------------
-
-
-def create_item(s: Store, layer_id: str, doc: dict) -> str:
-    """A POST to the items of ``layer_id``: a task issued or a milestone added; its id.
-
-    Called by the pygeoapi provider (:meth:`tianya.plugins.provider.TianyaProvider.create`),
-    which answers 201 with ``Location``.
-    """
-    who = request.principal()
-    if layer_id == TASKS.id:
-        _crs84()
-        extra = sorted(set(doc) - _FEATURE_MEMBERS - {"milestones"})
-        if extra:
-            raise InvalidFeature(f"unknown member {extra[0]!r} in the Feature")
-        rows = doc.get("milestones") or []
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise InvalidFeature("milestones must be a list of {title, due_date} objects")
-        feat = key_tasks.create_task(s, doc, who, now=now_utc(), milestones=rows)
-        return feat["id"]
-    if doc.get("type") != "Feature" or doc.get("geometry") is not None:
-        raise InvalidFeature(
-            "body must be a GeoJSON Feature with a null geometry and properties task_no, "
-            "title and due_date"
-        )
-    extra = sorted(set(doc) - _FEATURE_MEMBERS)
-    if extra:
-        raise InvalidFeature(f"unknown member {extra[0]!r} in the Feature")
-    props = doc.get("properties")
-    if not isinstance(props, dict):
-        raise InvalidFeature("properties must be a JSON object")
-    props = dict(props)
-    task_no = props.pop("task_no", None)
-    if not isinstance(task_no, str) or not task_no:
-        raise InvalidFeature("property 'task_no' is required: the task the milestone belongs to")
-    lifecycle.require_role(who, "add a milestone", key_tasks.EDIT_ROLES)
-    try:
-        s.get(TASKS, task_no)
-    except NotFound:
-        raise InvalidFeature(f"property 'task_no': there is no key task {task_no!r}") from None
-    row = key_tasks.add_milestone(s, task_no, props, who, now=now_utc())
-    return row["milestone_id"]
-
-
-def _crs84() -> None:
-    """Key-task geometries are taken in CRS84 only (``Content-Crs``)."""
-    crs = check_crs(request.content_crs())
-    if crs != "OGC:CRS84":
-        raise InvalidFeature(
-            f"Content-Crs {crs}: key task geometries are taken in OGC:CRS84 (longitude, "
-            "latitude) only"
-        )
 
 
 # --- OPTIONS ----------------------------------------------------------------------------------
@@ -300,7 +248,9 @@ def _write_task(environ, s: Store, method: str, task_no: str, who, tags: str | N
     if method == "PUT":
         _body_type(environ, method)
     doc = json_body(environ)
-    _crs84()
+    from tianya.plugins.provider import crs84
+
+    crs84(request.content_crs())
     with s.transaction():
         stored = _locked(s, TASKS, task_no, tags)
         if method == "PUT":

@@ -150,14 +150,12 @@ class TianyaProvider(BaseProvider):
 
     def create(self, item):
         """Intake of a new case: validation, automatic dispatch, history (one transaction);
-        or a key task issued, a milestone added (:func:`tianya.tasks_api.create_item`)."""
+        or a key task issued, a milestone added (:func:`create_key_work`)."""
         from layers import cases
 
         if self.layer.id in ("key_tasks", "key_task_milestones"):
-            from tianya import tasks_api
-
             try:
-                return tasks_api.create_item(self.store, self.layer.id, cases.parse_body(item))
+                return create_key_work(self.store, self.layer.id, cases.parse_body(item))
             except TianyaError as err:
                 raise pygeoapi_error(err) from None
         self._writable()
@@ -198,3 +196,65 @@ class TianyaProvider(BaseProvider):
         except TianyaError as err:
             raise pygeoapi_error(err) from None
         return True
+
+
+#: Members of a key task's or milestone's Feature besides ``properties`` and ``geometry``.
+_FEATURE_MEMBERS = {"type", "id", "geometry", "properties", "bbox", "links", "note"}
+
+
+def crs84(content_crs: str | None) -> None:
+    """Key-task geometries are taken in CRS84 only: 400 for another ``Content-Crs``."""
+    from layers.cases import check_crs
+    from layers.errors import InvalidFeature
+
+    crs = check_crs(content_crs)
+    if crs != "OGC:CRS84":
+        raise InvalidFeature(
+            f"Content-Crs {crs}: key task geometries are taken in OGC:CRS84 (longitude, "
+            "latitude) only"
+        )
+
+
+def create_key_work(store: Store, layer_id: str, doc: dict) -> str:
+    """A POST to the items of ``key_tasks`` (a task issued, with a ``milestones`` member
+    listing ``{title, due_date}``) or of ``key_task_milestones`` (a milestone added: a Feature
+    with a null geometry and properties ``task_no``, ``title``, ``due_date``); its id.
+
+    The rules are :mod:`layers.key_tasks`' (:func:`~layers.key_tasks.create_task`,
+    :func:`~layers.key_tasks.add_milestone`); the other writes are :mod:`tianya.tasks_api`.
+    """
+    from layers import key_tasks, lifecycle
+    from layers.cases import now_utc
+    from layers.errors import InvalidFeature, NotFound
+
+    who = request.principal()
+    if layer_id == "key_tasks":
+        crs84(request.content_crs())
+        extra = sorted(set(doc) - _FEATURE_MEMBERS - {"milestones"})
+        if extra:
+            raise InvalidFeature(f"unknown member {extra[0]!r} in the Feature")
+        rows = doc.get("milestones") or []
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise InvalidFeature("milestones must be a list of {title, due_date} objects")
+        return key_tasks.create_task(store, doc, who, now=now_utc(), milestones=rows)["id"]
+    if doc.get("type") != "Feature" or doc.get("geometry") is not None:
+        raise InvalidFeature(
+            "body must be a GeoJSON Feature with a null geometry and properties task_no, "
+            "title and due_date"
+        )
+    extra = sorted(set(doc) - _FEATURE_MEMBERS)
+    if extra:
+        raise InvalidFeature(f"unknown member {extra[0]!r} in the Feature")
+    props = doc.get("properties")
+    if not isinstance(props, dict):
+        raise InvalidFeature("properties must be a JSON object")
+    props = dict(props)
+    task_no = props.pop("task_no", None)
+    if not isinstance(task_no, str) or not task_no:
+        raise InvalidFeature("property 'task_no' is required: the task the milestone belongs to")
+    lifecycle.require_role(who, "add a milestone", key_tasks.EDIT_ROLES)
+    try:
+        store.get(key_tasks.TASKS, task_no)
+    except NotFound:
+        raise InvalidFeature(f"property 'task_no': there is no key task {task_no!r}") from None
+    return key_tasks.add_milestone(store, task_no, props, who, now=now_utc())["milestone_id"]
