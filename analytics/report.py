@@ -584,8 +584,6 @@ def _key_tasks(tasks, milestones, as_of) -> dict:
     """
     from layers import key_task_figures as ktf
 
-    tasks = tasks[(ktf.local_days(tasks["start_date"]) <= ktf.last_day(as_of)).to_numpy()]
-    milestones = milestones[milestones["task_no"].isin(tasks["task_no"])]
     out = ktf.summary(tasks, milestones, now=as_of)
     for r in out["ranking"]:
         r["label"], r["label_en"] = _labels("department", r["department"])

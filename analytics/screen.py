@@ -218,8 +218,6 @@ def _key_tasks(tables: tuple, now, lang: str) -> dict:
     from layers import key_task_figures as ktf
 
     tasks, milestones = tables
-    tasks = tasks[(ktf.local_days(tasks["start_date"]) <= ktf.last_day(now)).to_numpy()]
-    milestones = milestones[milestones["task_no"].isin(tasks["task_no"])]
     f = ktf.summary(tasks, milestones, now=now)
     dept = _INC.field("department")
     esc = LAYERS["key_tasks"].field("escalation")

@@ -236,10 +236,23 @@ def to_records(table: pd.DataFrame) -> list[dict]:
     return out
 
 
+def started(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> tuple:
+    """The tasks whose ``start_date`` is a day begun before ``now`` (:func:`last_day`), and
+    their milestones."""
+    _need(tasks, ("task_no", "start_date"), "tasks")
+    tasks = tasks[(local_days(tasks["start_date"]) <= last_day(now)).to_numpy()]
+    return tasks, milestones[milestones["task_no"].isin(tasks["task_no"]).to_numpy()]
+
+
 def summary(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> dict:
     """All the key-task figures as one JSON-ready dict: ``now``, ``all`` (the totals),
     ``by_department``, ``ranking``, ``escalations``, ``overdue_tasks`` (task_no, title,
-    lead department, deadline, status, progress, escalation, days overdue)."""
+    lead department, deadline, status, progress, escalation, days overdue).
+
+    Only the tasks started by ``now`` (:func:`started`) and their milestones count: the API,
+    the weekly report and the screen give the same figures for the same instant.
+    """
+    tasks, milestones = started(tasks, milestones, now)
     day = today(now)
     by = department_figures(tasks, milestones, now)
     tot = by[list(_INTS)].sum()

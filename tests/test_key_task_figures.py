@@ -331,9 +331,12 @@ def test_a_midnight_counts_the_day_before():
 SAMPLE_NOW = "2026-11-22T04:00:00Z"  # the sample's last day, noon in Beijing
 
 
-def _sample_sql(sample_data) -> dict[str, tuple]:
-    """The sample's figures by SQL over its raw generated rows (never through a store)."""
+def _sample_sql(sample_data, started: bool = False) -> dict[str, tuple]:
+    """The sample's figures by SQL over its raw generated rows (never through a store); with
+    ``started`` of the tasks started by the sample's last day only."""
     t = pd.DataFrame(sample_data["key_tasks"].drop(columns="geometry"))
+    if started:
+        t = t[t["start_date"] <= "2026-11-22"]
     m = pd.DataFrame(sample_data["key_task_milestones"])
     cols = ["task_no", "lead_department", "status", "deadline", "escalation", "start_date"]
     return _by_sql(t[cols], m[["task_no", "seq", "due_date", "done_date"]], "2026-11-22")
@@ -360,7 +363,7 @@ def test_sample_figures_from_each_store_match_sql(store_url, sample_data):
 def test_supervision_key_tasks_route(live_server, sample_data):
     import requests
 
-    want = _sample_sql(sample_data)
+    want = _sample_sql(sample_data, started=True)
     r = requests.get(f"{live_server.url}/supervision/key-tasks?now={SAMPLE_NOW}", timeout=60)
     assert r.status_code == 200, r.text
     doc = r.json()
@@ -378,6 +381,8 @@ def test_supervision_key_tasks_route(live_server, sample_data):
     )
     assert [x["rank"] for x in doc["ranking"]] == list(range(1, len(want) + 1))
     t = sample_data["key_tasks"]
+    t = t[t["start_date"] <= "2026-11-22"]
+    assert len(t) < len(sample_data["key_tasks"])  # a task starting on 11-23 is left out
     assert doc["escalations"] == {
         k: int((t["escalation"] == k).sum()) for k in ("none", "warning", "accountability")
     }
