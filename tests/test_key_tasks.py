@@ -454,3 +454,31 @@ def test_concurrent_clocks_record_each_entry_once(store):
 def test_escalate_refuses_a_naive_clock(store):
     with pytest.raises(InvalidFeature, match="aware"):
         kt.escalate(store, dt.datetime(2027, 1, 1))
+
+
+def test_eight_concurrent_writers_lose_nothing(store):
+    """8 leaders issue at once: 8 distinct numbers, every task, milestone and issue row kept;
+    8 reports of one milestone at once: exactly one is taken, the others are 409s."""
+    with ThreadPoolExecutor(8) as pool:
+        nos = list(pool.map(lambda _: new_task(store), range(8)))
+    assert len(set(nos)) == 8
+    for no in nos:
+        assert [a[0] for a in actions(store, no)] == ["issue"]
+        assert [m["seq"] for m in kt.milestones(store, no, ADMIN)] == [1, 2]
+    no = nos[0]
+    kt.transition(store, no, "in_progress", HOUSING, now=at(1))
+
+    def report(i):
+        try:
+            kt.report_milestone(
+                store, no, 1, HOUSING, done_date="2026-12-02", evidence_note=f"w{i}", now=at(2)
+            )
+            return "ok"
+        except Conflict:
+            return "409"
+
+    with ThreadPoolExecutor(8) as pool:
+        got = sorted(pool.map(report, range(8)))
+    assert got == ["409"] * 7 + ["ok"]
+    assert [a[0] for a in actions(store, no)] == ["issue", "transition", "milestone"]
+    assert store.get(kt.TASKS, no)["properties"]["progress"] == 50
