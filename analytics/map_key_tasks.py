@@ -8,13 +8,12 @@ dashed. Popups show public fields only (labels, never codes), the milestone figu
 task as of ``now`` (:mod:`layers.key_task_figures`) and, when ``counts`` are given
 (:func:`layers.key_task_figures.area_counts`), the cases (or opinion topics) inside its area
 before and after its start. Re-exported by :mod:`analytics.maps`; offline like the other
-maps (our base map embedded by default). Popup values are HTML-escaped (folium writes them
-into ``innerHTML``).
+maps (our base map embedded by default); popup values are text, never markup
+(:class:`analytics.map_parts.TextPopup`).
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 
 import folium
@@ -148,9 +147,6 @@ def key_tasks_map(
         aliases.append(
             _title(f"区域内案件 开始前/后{w}天", f"Cases inside, {w} days before → after", lang)
         )
-    # folium's popup writes each value into innerHTML: a title is text, never markup
-    for f in fields:
-        props[f] = [html.escape(str(v)) for v in props[f]]
     colors = {c.code: c.color or layer.style.color for c in layer.field("status").codes or ()}
     status = frame["status"].astype(object)
     props["_color"] = status.map(colors).fillna(layer.style.color).to_numpy()

@@ -298,8 +298,9 @@ def test_key_tasks_map_colours_by_status_offline(sample_data):
     assert by["KT-A"]["properties"]["milestones"].startswith("1/2")  # 1 on time of 2 due
     c = counts.loc["KT-A"]
     assert by["KT-A"]["properties"]["area_counts"] == f"{c['before']} → {c['after']}"
-    # folium writes popup values into innerHTML: a title is escaped, shown as text
-    assert by["KT-A"]["properties"]["title"] == "片区改造 &lt;b&gt;A&lt;/b&gt;"
+    # the title is kept as data; the popup shows it as text (map_parts.TextPopup)
+    assert by["KT-A"]["properties"]["title"] == "片区改造 <b>A</b>"
+    assert "tianyaEscape(feature)" in html
     assert remote_references(html) == []
 
 

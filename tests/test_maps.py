@@ -290,6 +290,26 @@ def test_popups_show_labels_never_codes(layers_page, sample_data):
                     assert part.rsplit(" ", 1)[0] in labels, part
 
 
+def test_popup_values_are_text_never_markup(browser, sample_data, tmp_path):
+    """folium wrote popup values into innerHTML: a case title from the public (Open311, the
+    hotline) ran as script in every saved map showing it."""
+    data = dict(sample_data)
+    inc = data["incidents"].head(1).copy()
+    attack = '<img src=x onerror="window.tianyaOwned=1">&<b>井盖</b>'
+    inc["title"] = attack
+    data["incidents"] = inc
+    m = maps.layers_map(data, layers=["incidents"])
+    p = _open(browser, _save(m, tmp_path, "markup.html"))
+    try:
+        pt = inc.to_crs(4326).geometry.iloc[0]
+        text = _click_at(p, m.get_name(), pt.y, pt.x)
+        assert attack in text  # shown as the text it is
+        assert p.page.query_selector(".leaflet-popup-content img, .leaflet-popup-content b") is None
+        assert p.page.evaluate("window.tianyaOwned") is None
+    finally:
+        p.close()
+
+
 def test_layers_map_aggregates_large_layers(sample_data):
     small = maps.render_html(
         maps.layers_map(sample_data, layers=("incidents",), max_points=100_000)

@@ -359,6 +359,35 @@ def test_an_items_page_loads_offline_with_the_base_map_and_its_features(page, li
     not_blank(p.screenshot())
 
 
+def test_an_items_page_popup_is_text_never_markup(page, writable_gpkg):
+    """pygeoapi's items page concatenates the popup's title (``title_field``, else the id)
+    into HTML; ours sets it as text. With no ``title_field`` configured the id is shown, so a
+    title sent by the public with markup must neither show nor run."""
+    from conftest import LiveServer
+
+    from layers.catalogue import get_layer
+    from layers.gpkg import GeoPackageStore
+    from layers.query import Query
+
+    attack = '<img src=x onerror="window.tianyaOwned=1">&<b>井盖</b>'
+    store = GeoPackageStore(writable_gpkg)
+    fid = str(store.read_frame(get_layer("incidents"), Query(limit=1))["case_no"].iloc[0])
+    store.update(get_layer("incidents"), fid, {"title": attack})
+    store.close()
+    server = LiveServer(writable_gpkg, workers=1)
+    try:
+        p = _map_page(page, server, f"/collections/incidents/items?f=html&limit=1&case_no={fid}")
+        p.page.evaluate("() => items.eachLayer(l => l.openPopup())")
+        p.page.wait_for_selector(".leaflet-popup-content a", timeout=10_000)
+        assert p.texts(".leaflet-popup-content a") == [fid]
+        assert p.page.query_selector(".leaflet-popup-content img, .leaflet-popup-content b") is None
+        assert p.page.evaluate("window.tianyaOwned") is None
+        href = p.page.get_attribute(".leaflet-popup-content a", "href")
+        assert href.endswith(f"/collections/incidents/items/{fid}?f=html")
+    finally:
+        server.stop()
+
+
 def test_a_polygon_items_page_draws_its_features(page, live_server_gpkg):
     p = _map_page(page, live_server_gpkg, "/collections/communities/items?f=html&limit=10")
     assert p.count("#items-map path.leaflet-interactive") == 10
