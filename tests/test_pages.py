@@ -401,11 +401,27 @@ def test_an_item_page_loads_offline(page, live_server_gpkg):
 
 
 def test_swagger_ui_renders_every_operation_offline(page, live_server_gpkg):
+    """Every operation of the document is drawn. Swagger UI 5.35 virtualises a long list
+    (over about 120 operations it draws those in view), so the page is scrolled through."""
     doc = live_server_gpkg.get("/openapi?f=json").json()
     p = page(live_server_gpkg, "/openapi?f=html", ".swagger-ui .opblock")
     p.settle()
     p.assert_clean()
-    assert p.count(".swagger-ui .opblock") == _operations(doc)
+    seen: set[str] = set()
+    y = 0
+    while y <= p.page.evaluate("document.body.scrollHeight"):
+        p.page.evaluate(f"window.scrollTo(0, {y})")
+        p.page.wait_for_timeout(50)
+        seen |= set(
+            p.page.eval_on_selector_all(
+                ".swagger-ui .opblock",
+                """els => els.map(e => e.querySelector('.opblock-summary-method').textContent
+                    + ' ' + e.querySelector('.opblock-summary-path').dataset.path)""",
+            )
+        )
+        y += 400
+    p.page.evaluate("window.scrollTo(0, 0)")
+    assert seen == _operations(doc)
     not_blank(p.screenshot())
 
 
@@ -425,9 +441,12 @@ def _external_refs(doc) -> set[str]:
     return found
 
 
-def _operations(doc) -> int:
+def _operations(doc) -> set[str]:
+    """``METHOD path`` of every operation of an OpenAPI document."""
     methods = {"get", "put", "post", "delete", "patch", "options", "head"}
-    return sum(1 for item in doc["paths"].values() for m in item if m in methods)
+    return {
+        f"{m.upper()} {path}" for path, item in doc["paths"].items() for m in item if m in methods
+    }
 
 
 def test_the_api_docs_ask_no_other_host_with_an_operation_opened(page, live_server_gpkg):
@@ -454,7 +473,8 @@ def test_the_api_docs_ask_no_other_host_with_an_operation_opened(page, live_serv
     statuses = p.page.eval_on_selector_all(
         f"{opened} .responses-table tr.response", "els => els.map(e => e.dataset.code)"
     )
-    assert statuses == ["200", "400", "404", "500"]
+    items = doc["paths"]["/collections/incidents/items"]["get"]["responses"]
+    assert statuses == sorted(items) and {"200", "400", "404", "500"} <= set(statuses)
     assert "numberMatched" in p.page.inner_text(f"{opened} .responses-table")
     assert p.count(f"{opened} .errors-wrapper") == 0
     p.assert_clean()
@@ -462,7 +482,7 @@ def test_the_api_docs_ask_no_other_host_with_an_operation_opened(page, live_serv
     p = page(live_server_gpkg, "/openapi?f=html&ui=redoc", "[data-section-id^='operation/']")
     p.settle()
     p.assert_clean()
-    assert p.count("[data-section-id^='operation/']") == _operations(doc)
+    assert p.count("[data-section-id^='operation/']") == len(_operations(doc))
     assert "Something went wrong" not in p.page.inner_text("body")
     not_blank(p.screenshot())
 
