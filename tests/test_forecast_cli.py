@@ -70,10 +70,9 @@ def test_geojson_cells(gpkg_store, store_url, tmp_path):
     assert 100 < lon < 120 and 10 < lat < 30  # CRS84
 
 
-def test_history_on_dask_equals_the_store(gpkg_store, sample_gpkg, store_kind, tmp_path):
-    """The store's incidents exported to GeoParquet, forecast on Dask: the same numbers."""
-    if store_kind == "postgis":
-        pytest.skip("the export is read from the GeoPackage; the store run is the reference")
+def test_history_on_dask_equals_the_store(sample_gpkg, tmp_path):
+    """The store's incidents exported to GeoParquet, forecast on Dask: the same numbers (run
+    once: the export is read from the GeoPackage; a skipped PostGIS run fails under CI)."""
     hist = str(tmp_path / "hist")
     export_layer(sample_gpkg, "incidents", hist, rows_per_file=1000, progress=False)
     out_d, out_s = tmp_path / "d.csv", tmp_path / "s.csv"
