@@ -122,6 +122,10 @@ def _mistakes(gpkg: str, tmp: str):
         (["forecast", "--engine", "dask"], 2, r"read a GeoParquet --history"),
         (["forecast", "--data", gpkg, "-o", f"{no_dir}/f.csv"], 1, r"folder .* does not exist"),
         (["forecast", "--data", gpkg, "--horizon", "5"], 2, r"Invalid value for '--horizon'"),
+        # escalate
+        (["escalate", "--data", missing], 2, rf"GeoPackage {missing} does not exist"),
+        (["escalate", "--data", gpkg, "--now", "soon"], 2, r"'soon' is not an ISO 8601"),
+        (["escalate", "--data", gpkg, "--now", "2027-06-01"], 2, r"has no offset"),
         # serve (refused before gunicorn starts)
         (["serve", "--data", missing], 2, rf"GeoPackage {missing} does not exist.*--generate"),
         (["serve", "--data", gpkg, "--port", "99999"], 2, r"Invalid value for '--port'"),
@@ -334,3 +338,45 @@ def test_key_tasks_map_and_report_section(sample_gpkg, workdir):
     figures = json.load(open("r.json", encoding="utf-8"))["key_tasks"]
     assert figures["all"]["tasks"] > 0 and figures["ranking"][0]["rank"] == 1
     assert 'id="key-ranking"' in open("r.html", encoding="utf-8").read()
+
+
+def test_escalate_records_each_overdue_entry_once(writable_gpkg):
+    """Issue 15: ``tianya escalate`` runs the supervision clock. Far past every due date,
+    each open task's deadline and each of its open milestones gets its warning and its
+    accountability entry (those already recorded excepted), counted here from the raw
+    tables; a second run records nothing."""
+    import sqlite3
+
+    con = sqlite3.connect(writable_gpkg)
+    open_tasks = {
+        t
+        for (t,) in con.execute(
+            "SELECT task_no FROM key_tasks WHERE status IN ('assigned', 'in_progress', 'returned')"
+        )
+    }
+    items = {(t, 0) for t in open_tasks} | {
+        (t, int(seq))
+        for t, seq in con.execute(
+            "SELECT task_no, seq FROM key_task_milestones WHERE done_date IS NULL"
+        )
+        if t in open_tasks
+    }
+    recorded = {
+        (t, int(seq or 0), a)
+        for t, seq, a in con.execute(
+            "SELECT task_no, milestone_seq, action FROM key_task_history"
+            " WHERE action IN ('warning', 'accountability')"
+        )
+    }
+    con.close()
+    expected = {
+        (t, s, level) for t, s in items for level in ("warning", "accountability")
+    } - recorded  # fmt: skip
+    assert open_tasks and expected
+    r = _run(["escalate", "--data", writable_gpkg, "--now", "2027-06-01T09:00+08:00"])
+    assert r.exit_code == 0, r.output
+    lines = [ln.split() for ln in r.output.splitlines() if ln.startswith("  ")]
+    made = {(w[0], 0 if w[1] == "the" else int(w[2]), w[-1]) for w in lines}
+    assert made == expected and len(lines) == len(expected)
+    again = _run(["escalate", "--data", writable_gpkg, "--now", "2027-06-01T09:00+08:00"])
+    assert again.exit_code == 0 and "0 warning(s), 0 accountability" in again.output

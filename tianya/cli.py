@@ -612,6 +612,54 @@ def report(week, data, output, pdf_path, json_path):
     )
 
 
+@main.command()
+@click.option(
+    "--data",
+    default=None,
+    help="GeoPackage or postgresql:// URL [$TIANYA_DATA or geodata/tianya.gpkg].",
+)
+@click.option(
+    "--now",
+    default=None,
+    help="The instant to run the clock at, ISO 8601 with its offset, e.g. "
+    "2026-11-23T09:00+08:00 [now].",
+)
+def escalate(data, now):
+    """Run the key-task supervision clock: warnings and accountability entries, each once.
+
+    Run it every day (cron or a systemd timer); a second run at the same instant records
+    nothing new (layers.key_tasks.escalate).
+    """
+    import datetime as dt
+
+    from layers import key_tasks
+    from layers.stores import open_store
+
+    if now is None:
+        at = dt.datetime.now(dt.UTC)
+    else:
+        try:
+            at = dt.datetime.fromisoformat(now)
+        except ValueError:
+            raise click.BadParameter(
+                f"{now!r} is not an ISO 8601 instant", param_hint="--now"
+            ) from None
+        if at.tzinfo is None:
+            raise click.BadParameter(
+                f"{now!r} has no offset: give one, e.g. {now}+08:00", param_hint="--now"
+            )
+    store = open_store(existing_data(command_settings(data=data)))
+    made = key_tasks.escalate(store, at)
+    levels = [m["level"] for m in made]
+    click.echo(
+        f"{at.isoformat()}: {levels.count('warning')} warning(s), "
+        f"{levels.count('accountability')} accountability entr(y/ies) recorded"
+    )
+    for m in made:
+        what = "the task's deadline" if m["seq"] == 0 else f"milestone {m['seq']}"
+        click.echo(f"  {m['task_no']} {what} (due {m['due']}): {m['level']}")
+
+
 @main.command("settings")
 @click.option(
     "--markdown",
