@@ -82,6 +82,20 @@ def _int(name: str, raw: str, low: int) -> int:
     return v
 
 
+def check_filter_node(
+    layer: Layer, node, fields: set[str] | None = None, filter_crs: str | None = None
+) -> None:
+    """Refuse a parsed filter naming a field the caller may not see, or a geographic literal
+    outside longitude/latitude range in ``filter-crs`` (CRS84 when None).
+
+    One check for every route a filter arrives by: the query string and a CQL2 JSON POST body.
+    """
+    check_filter(layer, node, fields)
+    filter_crs = filter_crs or SUPPORTED_CRS[0]
+    if filter_crs.endswith(("/CRS84", "/4326", "/4490")):
+        check_geographic_literals(node, lat_first=not filter_crs.endswith("/CRS84"))
+
+
 def check_items_params(
     layer: Layer, params: Mapping[str, str], visible: set[str] | None = None, single: bool = False
 ) -> dict[str, str]:
@@ -156,10 +170,7 @@ def check_items_params(
         raise InvalidParameter("filter-lang was given without filter")
     if "filter" in params:
         node = parse_filter(params["filter"], params.get("filter-lang"))
-        check_filter(layer, node, fields)
-        filter_crs = params.get("filter-crs", SUPPORTED_CRS[0])
-        if filter_crs.endswith(("/CRS84", "/4326", "/4490")):
-            check_geographic_literals(node, lat_first=not filter_crs.endswith("/CRS84"))
+        check_filter_node(layer, node, fields, params.get("filter-crs"))
         if params.get("filter-lang") == "cql2-json" or params["filter"].lstrip().startswith("{"):
             out["filter"] = to_cql2_text(node)
             out["filter-lang"] = "cql2-text"

@@ -263,6 +263,14 @@ def test_req_filter_filter_crs_wgs84(live_server, sample_data):
         _status(live_server, "communities", filter=json.dumps(js), **{"filter-lang": "cql2-json"})
         == 400
     )
+    # and as a CQL2 JSON POST body (it was answered as an empty page)
+    r = requests.post(
+        f"{live_server.url}/collections/communities/items",
+        data=json.dumps(js),
+        headers={"Content-Type": "application/query-cql-json"},
+        timeout=30,
+    )
+    assert r.status_code == 400 and "-180..180" in r.json()["description"], r.text
     # the same numbers in a projected filter-crs are a place (here: none of ours)
     assert _ids(live_server, "communities", filter=huge, **{"filter-crs": EPSG + "3857"}) == []
     box = shapely.box(*BOX)

@@ -28,8 +28,8 @@ from urllib.parse import urlencode
 from layers import access, cases
 from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, TianyaError
-from layers.params import check_coverage_params, check_items_params
-from layers.query import check_filter, has_geometry_literal, parse_filter
+from layers.params import check_coverage_params, check_filter_node, check_items_params
+from layers.query import has_geometry_literal, parse_filter
 from tianya import api, assets, compat, edge, open311, request, screen, tasks_api, tiles, web
 from tianya import settings as tianya_settings
 from tianya.safety import CallerLimit, escape_csv, public_openapi
@@ -367,7 +367,7 @@ class Shell:
             if not body.strip():
                 raise InvalidParameter("a POST query needs a CQL2 JSON filter as its body")
             node = parse_filter(body, "cql2-json")
-            check_filter(layer, node, visible)
+            check_filter_node(layer, node, visible, checked.get("filter-crs"))
         elif "filter" in checked:
             node = parse_filter(checked["filter"], checked.get("filter-lang"))
         # a geometry literal makes a query costly (no index narrows S_TOUCHES and the like)
