@@ -31,6 +31,9 @@ KEYS_FILE = os.path.join(HERE, "keys.yml")
 _JOBS_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tianya-test-jobs-{os.getpid()}")
 os.environ.setdefault("TIANYA_JOBS", os.path.join(_JOBS_DIR, "jobs.sqlite"))
 os.environ.setdefault("TIANYA_JOB_RESULTS", os.path.join(_JOBS_DIR, "results"))
+# No server of the session runs the key-task supervision clock (it would write escalations
+# into the shared sample at today's date); tests/test_key_task_schedule.py turns it on.
+os.environ.setdefault("TIANYA_ESCALATE_SECONDS", "0")
 #: API keys in tests/keys.yml, by role.
 KEYS = {
     "reporter": "test-reporter-key",

@@ -15,7 +15,7 @@
   (one mapping of our errors to HTTP), with the settings it was given
   (``environ["tianya.settings"]``), never the environment.
 
-Run it with a production server: ``gunicorn 'tianya.app:create_app()'`` (what
+Run it with a production server: ``gunicorn 'tianya.app:create_app(schedule=True)'`` (what
 ``tianya serve`` does), never pygeoapi's debug ``serve``.
 """
 
@@ -182,6 +182,7 @@ class Shell:
             if environ["PATH_INFO"].startswith(open311.PREFIX + "/"):
                 render = open311.georeport_error
             if environ.get("REQUEST_METHOD") in edge.BODY_METHODS:
+        self.scheduler = None  # this process's periodic tasks (create_app(schedule=True))
                 edge.buffer_body(environ, cases.MAX_BODY, self.settings.body_seconds)
             elif edge.has_body(environ):
                 # pygeoapi would read a GET body as a CQL2 JSON filter
@@ -422,13 +423,23 @@ class _ResponseCache:
 _COLLECTIONS_CACHE = _ResponseCache()
 
 
-def create_app(config_path: str | None = None, settings: Settings | None = None):
+def create_app(
+    config_path: str | None = None, settings: Settings | None = None, *, schedule: bool = False
+):
     """The WSGI app: pygeoapi's Flask app for ``config_path`` wrapped in :class:`Shell`.
 
-    ``settings`` default to :meth:`Settings.from_env` (read and checked now).
+    ``settings`` default to :meth:`Settings.from_env` (read and checked now). ``schedule``
+    (each ``tianya serve`` worker's): start this process's periodic tasks
+    (:func:`tianya.schedule.for_server`: the key-task supervision clock), kept as the
+    shell's ``scheduler``; off for an app built in a test or a script.
     """
     from tianya.config import CONFIG_PATH
 
     compat.check()  # a pygeoapi our replacements do not fit: refuse to start, naming why
     settings = tianya_settings.use(settings or Settings.from_env())
-    return Shell(compat.load_app(settings, os.path.abspath(config_path or CONFIG_PATH)), settings)
+    shell = Shell(compat.load_app(settings, os.path.abspath(config_path or CONFIG_PATH)), settings)
+    if schedule:
+        from tianya.schedule import for_server
+
+        shell.scheduler = for_server(settings).start()
+    return shell

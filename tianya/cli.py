@@ -385,7 +385,7 @@ def _create_app(config_path: str, settings: Settings):
     """The app of one gunicorn worker."""
     from tianya.app import create_app
 
-    return create_app(config_path, settings=settings)
+    return create_app(config_path, settings=settings, schedule=True)
 
 
 def _openapi_once(settings: Settings, config_path: str) -> None:

@@ -203,6 +203,19 @@ class Settings:
         choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"),
     )
     screen_cache: float = _setting(20.0, "seconds the `/screen` figures are cached", least=0)
+    # --- periodic tasks of each server process (tianya/schedule.py)
+    escalate_seconds: float = _setting(
+        900.0,
+        "seconds between runs of the key-task supervision clock (warnings, accountability) "
+        "in each server process (0: not run; e.g. `tianya escalate` from cron instead)",
+        least=0,
+    )
+    schedule_clock_file: str | None = _setting(
+        None,
+        "tests only: a file holding the ISO 8601 instant (with its offset) the periodic tasks "
+        "take as now, read at each run",
+        shown="none: the system clock",
+    )
     # --- base maps of the folium maps
     tianditu_key: str | None = _setting(None, "Tianditu base-map key", shown="none", secret=True)
     amap_key: str | None = _setting(None, "Amap base-map key", shown="none", secret=True)
