@@ -170,6 +170,7 @@ class Shell:
         self.settings = settings or tianya_settings.current()
         self.heavy = CallerLimit(self.settings.heavy_reads)
         self.proxies = frozenset(self.settings.trusted_proxies)
+        self.scheduler = None  # this process's periodic tasks (create_app(schedule=True))
 
     def __call__(self, environ, start_response):
         edge.headers_received(environ)  # the request's headers are in: stop their clock
@@ -182,7 +183,6 @@ class Shell:
             if environ["PATH_INFO"].startswith(open311.PREFIX + "/"):
                 render = open311.georeport_error
             if environ.get("REQUEST_METHOD") in edge.BODY_METHODS:
-        self.scheduler = None  # this process's periodic tasks (create_app(schedule=True))
                 edge.buffer_body(environ, cases.MAX_BODY, self.settings.body_seconds)
             elif edge.has_body(environ):
                 # pygeoapi would read a GET body as a CQL2 JSON filter
