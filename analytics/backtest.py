@@ -30,13 +30,15 @@ import pandas as pd
 from analytics.errors import AnalyticsError, check_positive
 from analytics.forecast import (
     MODELS,
+    POOLED_GRID,
     SeriesPanel,
     _calendar,
     _check_args,
+    _check_params,
     _predict,
 )
 
-__all__ = ["Backtest", "backtest", "mase_scale"]
+__all__ = ["Backtest", "Selection", "backtest", "mase_scale", "select_model"]
 
 
 def mase_scale(panel: SeriesPanel, origin: int) -> np.ndarray:
@@ -83,8 +85,11 @@ class Backtest:
         Returns
         -------
         DataFrame
-            ``model``, ``horizon``, ``mase``, ``baseline_mase`` and ``improvement``
-            (``1 - mase / baseline_mase``: 0.2 = 20 % better than the baseline).
+            ``model``, ``horizon``, ``mase``, ``baseline_mase``, ``improvement``
+            (``1 - mase / baseline_mase``: 0.2 = 20 % better than the baseline),
+            ``zero_mase`` (forecasting 0 everywhere) and ``improvement_vs_zero``
+            (``1 - mase / zero_mase``: at or below 0 where the model's point forecasts show
+            no more skill than forecasting nothing, as on sparse series).
         """
         s = self.scores
         if baseline not in set(s["model"]):
@@ -95,6 +100,8 @@ class Backtest:
         out = s[["model", "horizon", "mase"]].copy()
         out["baseline_mase"] = out["horizon"].map(base)
         out["improvement"] = 1.0 - out["mase"] / out["baseline_mase"]
+        out["zero_mase"] = s["mase_zero"]
+        out["improvement_vs_zero"] = 1.0 - out["mase"] / out["zero_mase"]
         return out.reset_index(drop=True)
 
     def losses(
@@ -175,6 +182,7 @@ def backtest(
     horizon: int = 4,
     level: float = 0.8,
     n_threads: int = 1,
+    params: dict | None = None,
 ) -> Backtest:
     """Rolling-origin backtest of ``models`` on ``panel``.
 
@@ -191,6 +199,8 @@ def backtest(
     level : float, default 0.8
     n_threads : int, default 1
         OpenMP threads of the gradient-boosted model.
+    params : dict, optional
+        Parameters of the ``pooled`` model (see :func:`analytics.forecast.forecast`).
 
     Returns
     -------
@@ -202,6 +212,7 @@ def backtest(
         raise AnalyticsError("no model to backtest")
     for m in models:
         _check_args(m, horizon, level)
+    pooled_params = _check_params("pooled", params)
     t_all = panel.counts.shape[1]
     first = t_all - 1 - int(origins)
     if first < 1:
@@ -215,7 +226,16 @@ def backtest(
         hmax = min(horizon, t_all - 1 - t)
         scale = mase_scale(panel, t)
         for m in models:
-            point, mean, lo, hi = _predict(panel, t, m, horizon, float(level), cal, n_threads)
+            point, mean, lo, hi = _predict(
+                panel,
+                t,
+                m,
+                horizon,
+                float(level),
+                cal,
+                n_threads,
+                pooled_params if m == "pooled" else None,
+            )
             for h in range(1, hmax + 1):
                 actual = panel.counts[:, t + h]
                 p, a, b = point[:, h - 1], lo[:, h - 1], hi[:, h - 1]
@@ -262,3 +282,120 @@ def backtest(
     ).reset_index()
     f = f.drop(columns="abs_error")
     return Backtest(f, scores, float(level), panel.level, panel.freq)
+
+
+@dataclass
+class Selection:
+    """Result of :func:`select_model`.
+
+    Attributes
+    ----------
+    model : str
+        The chosen model.
+    params : dict
+        Its parameters (for ``pooled``; empty for the others).
+    scores : DataFrame
+        One row per candidate, best first: ``model``, ``params``, ``mase`` (1 period ahead,
+        on the validation origins), ``improvement`` (over seasonal naive there) and
+        ``coverage``.
+    validation : DatetimeIndex
+        The validation origins (period starts).
+    last_seen : Timestamp
+        Start of the last period the selection read; the reported backtest's targets all
+        come after it.
+    """
+
+    model: str
+    params: dict
+    scores: pd.DataFrame
+    validation: pd.DatetimeIndex
+    last_seen: pd.Timestamp
+
+
+#: the candidates of :func:`select_model`: the two per-series / global models and the pooled
+#: model with each parameter set of :data:`analytics.forecast.POOLED_GRID`
+CANDIDATES = (("ets", {}), ("gbm", {})) + tuple(("pooled", dict(p)) for p in POOLED_GRID)
+
+
+def select_model(
+    panel: SeriesPanel,
+    *,
+    candidates=CANDIDATES,
+    origins: int = 12,
+    holdout: int = 12,
+    level: float = 0.8,
+    n_threads: int = 1,
+) -> Selection:
+    """Choose a model and its parameters on validation origins before the reported ones.
+
+    The last ``holdout`` periods (the targets of :func:`backtest` with ``origins=holdout``)
+    are cut off the panel first, so nothing of them can reach the choice; the candidates
+    are then backtested 1 period ahead from the ``origins`` origins before the cut, and the
+    lowest MASE wins (ties: the earlier candidate).
+
+    Parameters
+    ----------
+    panel : SeriesPanel
+    candidates : sequence of (str, dict)
+        Model names and their parameters (default :data:`CANDIDATES`).
+    origins : int, default 12
+        Validation origins.
+    holdout : int, default 12
+        Periods kept out of the selection: those a backtest with ``origins=holdout`` scores.
+    level : float, default 0.8
+    n_threads : int, default 1
+
+    Returns
+    -------
+    Selection
+    """
+    check_positive(holdout, "holdout", integer=True)
+    candidates = tuple((str(m), dict(p)) for m, p in candidates)
+    if not candidates:
+        raise AnalyticsError("no candidate model to select from")
+    t_all = panel.counts.shape[1]
+    keep = t_all - int(holdout)
+    if keep < int(origins) + 2:
+        raise AnalyticsError(
+            f"{origins} validation origins and {holdout} held-out periods need more than "
+            f"{origins + holdout + 1} periods, the panel has {t_all}"
+        )
+    cut = SeriesPanel(
+        panel.counts[:, :keep].copy(),
+        panel.keys,
+        panel.periods[:keep],
+        panel.freq,
+        panel.level,
+        panel.season_length,
+        panel.cells,
+    )
+    rows, base = [], None
+    for model, params in (("seasonal_naive", {}),) + candidates:
+        bt = backtest(
+            cut,
+            models=(model,),
+            origins=origins,
+            horizon=1,
+            level=level,
+            n_threads=n_threads,
+            params=params or None,
+        )
+        s = bt.scores.iloc[0]
+        if base is None:
+            base = float(s["mase"])
+            validation = pd.DatetimeIndex(sorted(bt.forecasts["origin"].unique()))
+            continue
+        rows.append(
+            {
+                "model": model,
+                "params": params,
+                "mase": float(s["mase"]),
+                "improvement": 1.0 - float(s["mase"]) / base,
+                "coverage": float(s["coverage"]),
+            }
+        )
+    scores = pd.DataFrame(rows)
+    order = np.argsort(scores["mase"].to_numpy(), kind="stable")
+    scores = scores.iloc[order].reset_index(drop=True)
+    best = scores.iloc[0]
+    return Selection(str(best["model"]), dict(best["params"]), scores, validation, cut.periods[-1])

@@ -43,6 +43,18 @@ Models (:data:`MODELS`)
     horizon, the finite-sample ``level`` quantile ``q``, and the interval is
     ``mu -/+ q * sqrt(max(mu, 0.25))`` clipped at 0.
 
+``pooled``
+    Top-down from the panel total (historical proportions, *FPP3* 11.2; Gross & Sohl 1990):
+    each series' share of all cases over the last ``share_weeks`` weeks times the panel
+    total expected next, the mean of the total's last ``total_weeks`` values at the target's
+    place in the season (the same weekday for days).  The sample's rhythms are city-wide
+    (weekends, the typhoon season, typhoons), so a series' own noisy history adds little
+    beyond its share, which pooling estimates from months of cases.  Point forecast: the
+    Poisson median of the mean (as the gbm); intervals: split conformal, as the gbm, on the
+    model's own forecasts from the last ``calibration`` origins whose targets are observed.
+    Parameters :data:`POOLED_PARAMS`, chosen on validation origins before the reported ones
+    (:func:`analytics.backtest.select_model`).  The model chosen for issue 16's targets.
+
 No look-ahead: :func:`forecast` hands each model only ``counts[:, :t + 1]`` (the periods up
 to the origin); the calendar of later periods is public in advance.
 
@@ -83,6 +95,8 @@ __all__ = [
     "MA_WINDOW",
     "MAX_HORIZON",
     "MODELS",
+    "POOLED_GRID",
+    "POOLED_PARAMS",
     "Forecast",
     "SeriesPanel",
     "count_series",
@@ -92,13 +106,13 @@ __all__ = [
 ]
 
 #: what a series counts: fishnet cells, communities, major categories
-LEVELS = ("cell", "community", "category")
-MODELS = ("seasonal_naive", "moving_average", "ets", "gbm")
+LEVELS = ("cell", "grid", "community", "category")
+MODELS = ("seasonal_naive", "moving_average", "ets", "gbm", "pooled")
 #: the longest horizon (periods ahead)
 MAX_HORIZON = 8
 #: window of the moving average, per frequency
 MA_WINDOW = {"W": 4, "D": 28}
-_KEY_FIELD = {"community": "community_code", "category": "major_class"}
+_KEY_FIELD = {"grid": "grid_code", "community": "community_code", "category": "major_class"}
 #: gbm: lags (periods back from the origin) and rolling windows, per frequency
 _LAGS = {"W": (0, 1, 2, 3), "D": (0, 1, 2, 3, 4, 5, 6, 13)}
 _WINDOWS = {"W": (4, 13), "D": (7, 28)}
@@ -110,6 +124,14 @@ _MIN_HISTORY = {"W": 4, "D": 14}
 #: tuned; Poisson loss for counts; no early stopping (its random validation split would hold
 #: back recent periods and make the fit depend on the split)
 _GBM_PARAMS = dict(loss="poisson", early_stopping=False, random_state=0)
+#: pooled: the parameters :func:`forecast` uses, in weeks (the series' share of the panel over
+#: the last ``share_weeks``; the panel total as the mean of its last ``total_weeks`` values at
+#: the target's place in the season).  Chosen by :func:`analytics.backtest.select_model` from
+#: :data:`POOLED_GRID` on validation origins that end before the 12 reported ones (on the
+#: sample's community weeks; ``tests/test_forecast.py`` checks the choice is still this one)
+POOLED_PARAMS = {"share_weeks": 52, "total_weeks": 13}
+#: pooled: the candidate parameters :func:`analytics.backtest.select_model` chooses from
+POOLED_GRID = tuple({"share_weeks": s, "total_weeks": w} for s in (13, 26, 52) for w in (4, 13, 26))
 
 
 @dataclass
@@ -176,8 +198,9 @@ def count_series(
         One row per case; points for ``level="cell"``.
     time_field : str, default "reported_at"
         Datetime column (timezone-aware, or naive UTC).
-    level : {"cell", "community", "category"}
-        Series per fishnet cell, per community (``community_code``) or per major category
+    level : {"cell", "grid", "community", "category"}
+        Series per fishnet cell, per grid cell of the grid-management layer ``grid_cells``
+        (网格, ``grid_code``), per community (``community_code``) or per major category
         (``major_class``).
     freq : {"W", "D"}
         Local Monday-to-Sunday weeks or local days.
@@ -496,10 +519,59 @@ def _gbm_fit_predict(regressor, y, panel, horizon, level, cal):
     return point, mean, np.maximum(mean - q * sd, 0.0), mean + q * sd
 
 
+def _pooled_mean(y, o: int, horizon: int, m: int, per_week: int, share_weeks, total_weeks):
+    """Mean forecasts ``(n_series, horizon)`` of the pooled model from origin ``o``.
+
+    Reads ``y[:, :o + 1]`` only: each series' share of the panel total over the last
+    ``share_weeks`` weeks times the mean of the total's last ``total_weeks`` values at the
+    target's place in the season (season ``m``).
+    """
+    lo = max(0, o + 1 - int(share_weeks) * per_week)
+    win = y[:, lo : o + 1]
+    total = y[:, : o + 1].sum(axis=0)
+    share = win.sum(axis=1) / max(float(win.sum()), 1e-12)
+    h = np.arange(1, horizon + 1)
+    back = m * ((h - 1) // m + 1)  # the latest period at the target's place in the season
+    k = np.arange(int(total_weeks) * per_week // m)
+    src = (o + h - back)[:, None] - m * k[None, :]  # (horizon, seasons)
+    tot = np.where(src >= 0, total[np.maximum(src, 0)], np.nan)
+    level = np.nanmean(tot, axis=1)
+    return share[:, None] * level[None, :]
+
+
+def _pooled(y, panel, horizon, level, share_weeks=None, total_weeks=None):
+    f = panel.freq
+    m, per_week = panel.season_length, 7 if f == "D" else 1
+    sw = POOLED_PARAMS["share_weeks"] if share_weeks is None else share_weeks
+    tw = POOLED_PARAMS["total_weeks"] if total_weeks is None else total_weeks
+    n, t1 = y.shape
+    t, c = t1 - 1, _CALIBRATION[f]
+    if t1 < m + c + horizon:
+        raise AnalyticsError(
+            f"too short a history for the pooled model: {t1} periods up to the origin, it "
+            f"needs at least {m + c + horizon} for {horizon} periods ahead; use another model"
+        )
+    # split conformal (as the gbm): the model's own forecasts from the last origins whose
+    # targets are observed (origin o, target o + h <= t), scores |y - mu| / sqrt(max(mu, 1/4))
+    q = np.empty(horizon)
+    for h in range(1, horizon + 1):
+        scores = []
+        for o in range(t - h - c + 1, t - h + 1):
+            mu = _pooled_mean(y, o, h, m, per_week, sw, tw)[:, h - 1]
+            scores.append(np.abs(y[:, o + h] - mu) / np.sqrt(np.maximum(mu, 0.25)))
+        s = np.sort(np.concatenate(scores))
+        q[h - 1] = s[min(int(np.ceil((s.size + 1) * level)), s.size) - 1]
+    mean = _pooled_mean(y, t, horizon, m, per_week, sw, tw)
+    point = stats.poisson.median(np.maximum(mean, 1e-9))
+    sd = np.sqrt(np.maximum(mean, 0.25))
+    return point, mean, np.maximum(mean - q * sd, 0.0), mean + q * sd
+
+
 _MODEL_FUNCS = {
     "seasonal_naive": _seasonal_naive,
     "moving_average": _moving_average,
     "ets": _ets,
+    "pooled": _pooled,
 }
 
 
@@ -549,8 +621,30 @@ def _check_args(model: str, horizon: int, level: float) -> None:
         raise AnalyticsError(f"level must be between 0 and 1 (e.g. 0.8), got {level!r}")
 
 
+def _check_params(model: str, params) -> dict:
+    params = dict(params or {})
+    if params and model != "pooled":
+        raise AnalyticsError(f"model {model!r} takes no parameters, got {sorted(params)}")
+    unknown = sorted(set(params) - set(POOLED_PARAMS))
+    if unknown:
+        raise AnalyticsError(
+            f"unknown parameters of the pooled model: {', '.join(unknown)}; "
+            f"it takes: {', '.join(POOLED_PARAMS)}"
+        )
+    for k, v in params.items():
+        check_positive(v, k, integer=True)
+    return params
+
+
 def _predict(
-    panel: SeriesPanel, t: int, model: str, horizon: int, level: float, cal=None, n_threads=1
+    panel: SeriesPanel,
+    t: int,
+    model: str,
+    horizon: int,
+    level: float,
+    cal=None,
+    n_threads=1,
+    params=None,
 ):
     """``(point, mean, lo, hi)`` from origin index ``t``; the model sees counts up to ``t``."""
     y = panel.counts[:, : t + 1].copy()  # a copy: nothing after the origin is reachable
@@ -558,7 +652,7 @@ def _predict(
         if cal is None:
             cal = _calendar(panel, horizon).to_numpy(float)
         return _gbm(y, panel, horizon, level, cal, n_threads)
-    return _MODEL_FUNCS[model](y, panel, horizon, level)
+    return _MODEL_FUNCS[model](y, panel, horizon, level, **(params or {}))
 
 
 def forecast(
@@ -569,6 +663,7 @@ def forecast(
     level: float = 0.8,
     origin=-1,
     n_threads: int = 1,
+    params: dict | None = None,
 ) -> Forecast:
     """Forecast every series of ``panel`` 1..``horizon`` periods after ``origin``.
 
@@ -576,7 +671,7 @@ def forecast(
     ----------
     panel : SeriesPanel
         From :func:`count_series` or :func:`panel_from_cube`.
-    model : {"seasonal_naive", "moving_average", "ets", "gbm"}
+    model : {"seasonal_naive", "moving_average", "ets", "gbm", "pooled"}
         See the module docstring.
     horizon : int, default 4
         Periods ahead (1 .. :data:`MAX_HORIZON`).
@@ -588,15 +683,19 @@ def forecast(
     n_threads : int, default 1
         OpenMP threads of the gradient-boosted model (one by default: on a machine shared with
         other work, OpenMP threads that wait for a core slow the fit down many times over).
+    params : dict, optional
+        Parameters of the ``pooled`` model (``share_weeks``, ``total_weeks``; default
+        :data:`POOLED_PARAMS`); the other models take none.
 
     Returns
     -------
     Forecast
     """
     _check_args(model, horizon, level)
+    params = _check_params(model, params)
     t = _origin_index(panel, origin)
     check_positive(n_threads, "n_threads", integer=True)
-    point, mean, lo, hi = _predict(panel, t, model, horizon, float(level), None, n_threads)
+    point, mean, lo, hi = _predict(panel, t, model, horizon, float(level), None, n_threads, params)
     n = len(panel.keys)
     step = pd.Timedelta(days=7 if panel.freq == "W" else 1)
     hs = np.tile(np.arange(1, horizon + 1), n)
