@@ -892,7 +892,21 @@ def generate(
         inc_rng, n_incidents or CASES_PER_YEAR, units, grids, buildings, land
     )
     out.update(_key_work(out, seed))
+    out.update(_opinion_tables())
     return dict(sorted(out.items()))
+
+
+def _opinion_tables() -> dict[str, gpd.GeoDataFrame]:
+    """The opinion posts and topics, empty: posts are understood and filled in on ingest.
+
+    Understanding a post is :mod:`analytics.opinion`'s (which geodata does not import); the
+    sample's posts come from :func:`geodata.opinion.generate_posts` and are ingested into the
+    written store by ``tianya generate`` (:mod:`tianya.opinion_poller`).
+    """
+    from layers.catalogue import OPINION
+    from layers.store import empty_frame
+
+    return {lid: empty_frame(LAYERS[lid]) for lid in OPINION}
 
 
 def _key_work(frames: dict, seed: int) -> dict[str, gpd.GeoDataFrame]:

@@ -432,6 +432,43 @@ ISSUERS = _codes(
 )
 
 
+#: Platforms of monitored posts (网络舆情, issue 14).
+OPINION_PLATFORMS = _codes(
+    ("weibo", "微博", "Weibo", "#e53935"),
+    ("forum", "论坛", "Forum", "#1e88e5"),
+    ("wechat", "微信公众号", "WeChat article", "#43a047"),
+)
+
+#: Kinds of place a post is placed at (:mod:`analytics.opinion.gazetteer`).
+OPINION_PLACE_KINDS = _codes(
+    ("community", "社区", "Community"),
+    ("village", "村", "Village"),
+    ("grid", "网格", "Unit grid"),
+    ("landmark", "地标", "Landmark"),
+    ("river", "河道", "River"),
+    ("admin", "镇/街道", "Street or town"),
+    ("gps", "定位", "GPS point"),
+)
+
+#: How a post's place was found.
+OPINION_PLACE_METHODS = _codes(
+    ("full", "全称匹配", "Full name"),
+    ("alias", "别名匹配", "Alias"),
+    ("fuzzy", "模糊匹配", "Fuzzy match"),
+    ("gps", "定位", "GPS"),
+    ("conflict", "多地冲突", "Conflicting places"),
+    ("none", "未识别", "Unknown"),
+)
+
+#: Status of an opinion topic: open, a case opened from it, replied to, closed.
+OPINION_TOPIC_STATUSES = _codes(
+    ("open", "监测中", "Open", "#ff9800"),
+    ("case_opened", "已立案", "Case opened", "#3f51b5"),
+    ("replied", "已回应", "Replied", "#03a9f4"),
+    ("closed", "已办结", "Closed", "#4caf50"),
+)
+
+
 def _f(name, type_, zh, en, **kw) -> Field:
     return Field(name, type_, zh, en, **kw)
 
@@ -933,6 +970,107 @@ _register(
         ),
     )
 )
+
+_register(
+    Layer(
+        id="public_opinion",
+        zh="网络舆情",
+        en="Public opinion posts",
+        description_zh="监测到的网络帖文（微博、论坛、微信公众号）：识别出的地点、置信度、类别与话题。"
+        "作者账号与个人信息不对公众开放。" + SYNTHETIC_ZH,
+        description_en="Monitored online posts (Weibo, forums, WeChat articles): the place found, "
+        "its confidence, the category and the topic. Authors' handles and personal details are "
+        "hidden from the public. The point is the GPS point or the place's representative point "
+        "(none when the place is unknown). " + SYNTHETIC_EN,
+        geometry_type="Point",
+        key="post_id",
+        temporal="posted_at",
+        style=Style(color="#7b1fa2", icon="comment", by="category"),
+        keywords=("网络舆情", "public opinion", "posts"),
+        fields=(
+            _f("post_id", "string", "帖文编号", "Post ID", indexed=True),
+            _f(
+                "platform",
+                "string",
+                "平台",
+                "Platform",
+                required=True,
+                codes=OPINION_PLATFORMS,
+                indexed=True,
+            ),
+            _f("posted_at", "datetime", "发帖时间", "Posted at", required=True, indexed=True),
+            _f("text", "string", "内容", "Text", required=True),
+            _f("repost_of", "string", "转发自", "Repost of", description="the parent's post_id"),
+            _f("reply_to", "string", "回复", "Reply to", description="the parent's post_id"),
+            _f("place_id", "string", "地点编号", "Place ID"),
+            _f("place_name", "string", "地点", "Place"),
+            _f("place_kind", "string", "地点类型", "Place kind", codes=OPINION_PLACE_KINDS),
+            _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
+            _f("confidence", "number", "地点置信度", "Place confidence"),
+            _f("place_method", "string", "定位方式", "Place method", codes=OPINION_PLACE_METHODS),
+            _f(
+                "category",
+                "string",
+                "类别",
+                "Category",
+                codes=CATEGORIES,
+                indexed=True,
+                description="the case category it reports; null when not actionable",
+            ),
+            _f("actionable", "boolean", "需处置", "Actionable", indexed=True),
+            _f("topic_id", "string", "话题编号", "Topic ID", indexed=True),
+            _f("case_id", "string", "案卷编号", "Case number", indexed=True),
+            _f("ingested_at", "datetime", "入库时间", "Ingested at"),
+            _f("handle", "string", "作者账号", "Author handle", sensitive=True),
+            _f("author_id", "string", "作者ID", "Author ID", sensitive=True),
+            _f("profile_url", "string", "作者主页", "Author profile URL", sensitive=True),
+            _f("source_url", "string", "原文链接", "Source URL", sensitive=True),
+        ),
+    )
+)
+
+_register(
+    Layer(
+        id="opinion_topics",
+        zh="舆情话题",
+        en="Opinion topics",
+        description_zh="同一地点同一问题的帖文归并成的话题：帖文数、起止时间、是否立案及回应。"
+        + SYNTHETIC_ZH,
+        description_en="Posts on one issue at one place, grouped into topics: post count, first "
+        "and last post, the case opened from it and the reply. " + SYNTHETIC_EN,
+        geometry_type="Point",
+        key="topic_id",
+        temporal="first_at",
+        style=Style(color="#6a1b9a", icon="comments", by="status"),
+        keywords=("舆情话题", "topics", "public opinion"),
+        fields=(
+            _f("topic_id", "string", "话题编号", "Topic ID", indexed=True),
+            _f("category", "string", "类别", "Category", codes=CATEGORIES, indexed=True),
+            _f("community_code", "string", "所属社区(村)", "Community code", indexed=True),
+            _f("place_id", "string", "地点编号", "Place ID"),
+            _f("place_name", "string", "地点", "Place"),
+            _f("first_at", "datetime", "首帖时间", "First post at", indexed=True),
+            _f("last_at", "datetime", "最新帖时间", "Last post at", indexed=True),
+            _f("posts", "integer", "帖文数", "Posts"),
+            _f("actionable", "boolean", "需处置", "Actionable"),
+            _f("case_id", "string", "案卷编号", "Case number", indexed=True),
+            _f(
+                "status",
+                "string",
+                "状态",
+                "Status",
+                codes=OPINION_TOPIC_STATUSES,
+                indexed=True,
+            ),
+            _f("reply_note", "string", "回应/办理说明", "Reply or resolution note"),
+            _f("replied_at", "datetime", "回应时间", "Replied at"),
+            _f("replied_by", "string", "回应人", "Replied by", sensitive=True),
+        ),
+    )
+)
+
+#: Online public opinion (issue 14): the posts and the topics they group into.
+OPINION = ("public_opinion", "opinion_topics")
 
 #: The supervised key tasks and their milestones (issue 15).
 KEY_WORK = ("key_tasks", "key_task_milestones")
