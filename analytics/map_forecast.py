@@ -10,7 +10,6 @@ warning (:data:`analytics.palettes.WARNING_COLORS`), its popup the warning's exp
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 
 import folium
@@ -23,12 +22,11 @@ from analytics.early_warning import KINDS, EarlyWarnings, early_warnings
 from analytics.errors import AnalyticsError, check_choice
 from analytics.forecast import MODELS, count_series, forecast
 from analytics.map_parts import (
-    PANE_OF,
     base_map,
+    colored_squares,
     community_layer,
     finish_map,
-    geojson,
-    popup,
+    legend_group,
     prepare,
     quiet,
     to_wgs,
@@ -165,41 +163,26 @@ def forecast_map(
         feats = prepare(_warned(ew, geoms, lang), bm)
         fg = folium.FeatureGroup(name=name)
         if len(feats):
-            geojson(
+            colored_squares(
                 feats,
-                style_function=lambda f: {
-                    "color": f["properties"]["_color"],
-                    "weight": 1.5,
-                    "fillColor": f["properties"]["_color"],
-                    "fillOpacity": 0.6,
-                },
-                popup=popup(
-                    ["name", "label", "week", "expected", "interval", "usual", "why"],
-                    [
-                        _title("名称", "Name", lang),
-                        _title("预警", "Warning", lang),
-                        _title("预测周", "Week of", lang),
-                        _title("预计件数", "Expected", lang),
-                        _title(f"{round(ew.level * 100)}%区间", f"{ew.level:.0%} interval", lang),
-                        _title("平时", "Usual", lang),
-                        _title("说明", "Why", lang),
-                    ],
-                ),
-                pane=PANE_OF["square"],
+                ["name", "label", "week", "expected", "interval", "usual", "why"],
+                [
+                    _title("名称", "Name", lang),
+                    _title("预警", "Warning", lang),
+                    _title("预测周", "Week of", lang),
+                    _title("预计件数", "Expected", lang),
+                    _title(f"{round(ew.level * 100)}%区间", f"{ew.level:.0%} interval", lang),
+                    _title("平时", "Usual", lang),
+                    _title("说明", "Why", lang),
+                ],
+                weight=1.5,
+                opacity=0.6,
             ).add_to(fg)
         fg.add_to(m)
         present = [k for k in KINDS if k in set(ew.frame["kind"])]
         items = [(_title(*WARNING_KINDS[k], lang), WARNING_COLORS[k], "square") for k in present]
         groups.append(
-            (name, items or [(_title("无预警", "No warning", lang), NO_PATTERN, "square")], fg)
+            legend_group(name, items, fg, _title("无预警", "No warning", lang), NO_PATTERN)
         )
     notes.append(f"model {model}, origin {fc.frame['origin'].iloc[0].date()}")
-    m = finish_map(m, title, groups, bm, lang, prepare(pts, bm).total_bounds)
-    m.get_root().html.add_child(
-        folium.Element(
-            '<div class="tianya-notes" style="display:none">'
-            + html.escape("; ".join(notes))
-            + "</div>"
-        )
-    )
-    return m
+    return finish_map(m, title, groups, bm, lang, prepare(pts, bm).total_bounds, notes)

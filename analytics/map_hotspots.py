@@ -8,7 +8,6 @@ the heat layer from :func:`analytics.density.kernel_density`; colours from
 
 from __future__ import annotations
 
-import html
 import os
 import tempfile
 from collections.abc import Mapping
@@ -24,9 +23,11 @@ from analytics.hotcells import GI_BINS, significant_cells
 from analytics.map_parts import (
     PANE_OF,
     base_map,
+    colored_squares,
     community_layer,
     finish_map,
     geojson,
+    legend_group,
     popup,
     prepare,
     quiet,
@@ -238,39 +239,25 @@ def hotspot_map(
             name = _title("时空热点(新兴热点)", "Emerging hot spots", lang)
             fg = folium.FeatureGroup(name=name, show=False)
             if len(eh):
-                geojson(
+                colored_squares(
                     eh,
-                    style_function=lambda f: {
-                        "color": f["properties"]["_color"],
-                        "weight": 1,
-                        "fillColor": f["properties"]["_color"],
-                        "fillOpacity": 0.65,
-                    },
-                    popup=popup(
-                        ["label", "total"],
-                        [_title("分类", "Category", lang), _title("总数", "Total", lang)],
-                    ),
-                    pane=PANE_OF["square"],
+                    ["label", "total"],
+                    [_title("分类", "Category", lang), _title("总数", "Total", lang)],
+                    weight=1,
+                    opacity=0.65,
                 ).add_to(fg)
             fg.add_to(m)
             present = [c for c in EMERGING_COLORS if c in set(cats)]
             groups.append(
-                (
+                legend_group(
                     name,
-                    [(_emerging_label(c, lang), EMERGING_COLORS[c], "square") for c in present]
-                    or [(_title("无显著模式", "No pattern detected", lang), NO_PATTERN, "square")],
+                    [(_emerging_label(c, lang), EMERGING_COLORS[c], "square") for c in present],
                     fg,
+                    _title("无显著模式", "No pattern detected", lang),
+                    NO_PATTERN,
                 )
             )
-    m = finish_map(m, title, groups, bm, lang, prepare(pts, bm).total_bounds)
-    m.get_root().html.add_child(
-        folium.Element(
-            '<div class="tianya-notes" style="display:none">'
-            + html.escape("; ".join(notes))
-            + "</div>"
-        )
-    )
-    return m
+    return finish_map(m, title, groups, bm, lang, prepare(pts, bm).total_bounds, notes)
 
 
 def _emerging_label(category: str, lang: str) -> str:

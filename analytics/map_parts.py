@@ -524,13 +524,47 @@ def map_note(bm: BaseMap, lang: str) -> str:
     )
 
 
-def finish_map(m: folium.Map, title: str, groups, bm: BaseMap, lang: str, bounds=None):
-    """Add the layer control and the legend, and fit the view to ``bounds``."""
+def finish_map(m: folium.Map, title: str, groups, bm: BaseMap, lang: str, bounds=None, notes=None):
+    """Add the layer control and the legend, and fit the view to ``bounds``.
+
+    ``notes`` (strings), when given, are joined into the page's hidden ``tianya-notes``
+    block: what the map was made from (parameters, what was skipped and why).
+    """
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     m.add_child(Legend(title, groups, map_note(bm, lang)))
     if bounds is not None and np.all(np.isfinite(bounds)):
         m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
+    if notes is not None:
+        m.get_root().html.add_child(
+            folium.Element(
+                '<div class="tianya-notes" style="display:none">'
+                + html.escape("; ".join(notes))
+                + "</div>"
+            )
+        )
     return m
+
+
+def legend_group(name: str, items, layer, empty: str, empty_color: str):
+    """A legend group ``(name, items, layer)``; one ``empty`` entry when ``items`` is empty."""
+    return (name, list(items) or [(empty, empty_color, "square")], layer)
+
+
+def colored_squares(
+    frame: gpd.GeoDataFrame, fields, aliases, *, weight: float, opacity: float
+) -> folium.GeoJson:
+    """Polygons filled with their ``_color`` column, a popup of ``fields``, on the square pane."""
+    return geojson(
+        frame,
+        style_function=lambda f: {
+            "color": f["properties"]["_color"],
+            "weight": weight,
+            "fillColor": f["properties"]["_color"],
+            "fillOpacity": opacity,
+        },
+        popup=popup(fields, aliases),
+        pane=PANE_OF["square"],
+    )
 
 
 class quiet:
