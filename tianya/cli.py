@@ -127,6 +127,11 @@ def generate(output, seed, n_incidents, with_rasters=True):
         counts = write_sample(
             tmp, seed=DEFAULT_SEED if seed is None else seed, n_incidents=n_incidents, store=store
         )
+        from tianya.opinion_poller import ingest_sample  # posts: understood on ingest
+
+        bar.set_postfix_str("public_opinion")
+        made = ingest_sample(store, DEFAULT_SEED if seed is None else seed)
+        counts.update(public_opinion=made.posts, opinion_topics=made.topics_new)
         store.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         store.close()
     for p in (tmp + "-wal", tmp + "-shm", path + "-wal", path + "-shm"):
@@ -590,7 +595,7 @@ def report(week, data, output, pdf_path, json_path):
             frames["incidents"],
             frames["communities"],
             week,
-            key_tasks=key_task_figures.tables(store),
+            key_tasks=(*key_task_figures.tables(store), key_task_figures.audit(store)),
         )
         bar.update()
         path = output or f"tianya-report-{rep.week}.html"
@@ -658,6 +663,57 @@ def escalate(data, now):
     for m in made:
         what = "the task's deadline" if m["seq"] == 0 else f"milestone {m['seq']}"
         click.echo(f"  {m['task_no']} {what} (due {m['due']}): {m['level']}")
+
+
+@main.command("monitor-opinion")
+@click.option(
+    "--source", required=True, help="JSON or RSS/Atom feed: a file path or an http(s) URL."
+)
+@click.option("--data", default=None, help="GeoPackage or postgresql:// URL [$TIANYA_DATA].")
+@click.option("--every", default="20m", show_default=True, help="Polling interval (20m, 1h, 90s).")
+@click.option("--once", is_flag=True, help="Poll once and exit.")
+@click.option(
+    "--platform",
+    default="forum",
+    show_default=True,
+    type=click.Choice(["weibo", "forum", "wechat"]),
+    help="Platform of RSS/Atom entries that name none.",
+)
+@click.option(
+    "--no-cases", is_flag=True, help="Group posts into topics but open no cases from them."
+)
+def monitor_opinion(source, data, every, once, platform, no_cases):
+    """Poll a feed of online posts: store new posts, topics, and cases from actionable topics.
+
+    Idempotent (a post seen twice is stored once) and resumable: each batch of posts commits
+    with its topics, cases and state, so a crash loses nothing and doubles nothing. Entries
+    that are not posts are refused with a log line naming each and why (issue 14).
+    """
+    import logging
+
+    from analytics.opinion.ingest import CaseRule
+    from layers.errors import InvalidParameter
+    from layers.stores import open_store
+    from tianya import opinion_poller
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        interval = opinion_poller.parse_every(every)
+    except InvalidParameter as e:
+        raise click.BadParameter(str(e), param_hint="--every") from None
+    store = open_store(existing_data(command_settings(data=data)))
+    res = opinion_poller.run(
+        store,
+        source,
+        every=interval,
+        once=once,
+        platform=platform,
+        cases=None if no_cases else CaseRule(),
+    )
+    click.echo(
+        f"{res.entries} entries: {res.stored} new post(s) stored, {len(res.rejected)} refused, "
+        f"{len(res.cases)} case(s) opened"
+    )
 
 
 @main.command("settings")
