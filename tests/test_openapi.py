@@ -276,6 +276,8 @@ ANSWERS = [
     ("/key-tasks/{taskNo}/history", "/key-tasks/{task}/history", 200),
     ("/key-tasks/{taskNo}/history", "/key-tasks/KT1999-001/history", 404),
     ("/screen/summary.json", "/screen/summary.json?date=x", 400),
+    ("/opinion/topics", "/opinion/topics?limit=3", 200),
+    ("/opinion/topics", "/opinion/topics?order=hottest", 400),
     ("/open311/v2/services.{format}", "/open311/v2/services.json", 200),
     ("/open311/v2/requests/{service_request_id}.{format}", "/open311/v2/requests/x.json", 404),
 ]

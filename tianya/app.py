@@ -30,7 +30,19 @@ from layers.catalogue import LAYERS
 from layers.errors import InvalidParameter, NotFound, TianyaError
 from layers.params import check_coverage_params, check_filter_node, check_items_params
 from layers.query import has_geometry_literal, parse_filter
-from tianya import api, assets, compat, edge, open311, request, screen, tasks_api, tiles, web
+from tianya import (
+    api,
+    assets,
+    compat,
+    edge,
+    open311,
+    opinion_api,
+    request,
+    screen,
+    tasks_api,
+    tiles,
+    web,
+)
 from tianya import settings as tianya_settings
 from tianya.safety import CallerLimit, escape_csv, public_openapi
 from tianya.settings import Settings
@@ -210,6 +222,8 @@ class Shell:
             return screen.app(environ, start_response)
         if assets.handles(path):
             return assets.app(environ, start_response)
+        if opinion_api.handles(path):
+            return opinion_api.app(environ, start_response)  # hot topics (issue 14)
         self._check_body(environ)
         if api.handles(path) and (
             environ.get("REQUEST_METHOD") in ("PUT", "PATCH", "DELETE")
