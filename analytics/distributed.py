@@ -338,21 +338,43 @@ def _check_inside(ok: np.ndarray, what: str) -> None:
         )
 
 
-def _bin_task(path: str, spec: _Spec) -> pd.DataFrame:
-    xy, times = _read(path, spec)
-    cell, ok = _cells(xy, spec)
-    if times is not None:  # analytics.emerging.space_time_cube
-        # a cube's spec has its end and step
-        t_end, step = cast(pd.Timestamp, spec.t_end), cast(pd.Timedelta, spec.step)
-        tidx = _ehsa._step_index(times, t_end, step, spec.n_steps)
-        _check_inside((tidx >= 0) & (tidx < spec.n_steps), "outside the time range")
-        key = cell * spec.n_steps + tidx
+def _bin_task(path: str, spec: _Spec | _SeriesSpec) -> pd.DataFrame:
+    """``(key, period, n)`` of one file: its cases per location and time step.
+
+    The one binning of every Dask computation: aggregations and Gi* (``_Spec`` without a
+    time field: period 0), the space-time cube (``_Spec`` with one: the cube's step, as
+    :func:`analytics.emerging.space_time_cube`) and the forecast panels (``_SeriesSpec``: the
+    local week or day, as :func:`analytics.forecast.count_series`).  The key is the cell of
+    :func:`_cells`, or the series column's value for a panel of communities or categories.
+    """
+    series = isinstance(spec, _SeriesSpec)
+    b = spec.base if isinstance(spec, _SeriesSpec) else spec
+    if isinstance(spec, _SeriesSpec) and spec.level != "cell":
+        cols = [cast(str, b.time_field), cast(str, spec.key_field)]
+        frame = pq.read_table(path, columns=cols).to_pandas()
+        times, ok = frame[b.time_field], None
+        key = frame[spec.key_field].astype(str).to_numpy()
     else:
-        key = cell
+        xy, times = _read(path, b)
+        key, ok = _cells(xy, b)
+        key = np.asarray(key, dtype=np.int64)
+    if isinstance(spec, _SeriesSpec):
+        step = pd.Timedelta(days=7 if spec.freq == "W" else 1)
+        day = _local_periods(times, spec.freq, spec.tz)
+        tidx = ((day - cast(pd.Timestamp, spec.first)) / step).to_numpy().astype(np.int64)
+        n_periods = spec.n_periods
+    elif times is not None:  # a cube's spec has its end and step
+        t_end, step = cast(pd.Timestamp, b.t_end), cast(pd.Timedelta, b.step)
+        tidx = _ehsa._step_index(times, t_end, step, b.n_steps)
+        n_periods = b.n_steps
+    else:
+        tidx, n_periods = np.zeros(len(key), dtype=np.int64), 1
+    if series or times is not None:
+        _check_inside((tidx >= 0) & (tidx < n_periods), "outside the time range")
+    out = pd.DataFrame({"key": key, "period": np.asarray(tidx, dtype=np.int64)})
     if ok is not None:
-        key = key[ok]
-    k, n = np.unique(key, return_counts=True)
-    return pd.DataFrame({"key": k.astype(np.int64), "n": n.astype(np.int64)})
+        out = out[ok]
+    return out.groupby(["key", "period"], sort=False).size().rename("n").reset_index()
 
 
 def _map(func, src: _Source, spec: _Spec | _SeriesSpec, meta: pd.DataFrame, label: str):
@@ -370,10 +392,27 @@ def _extent(src: _Source, spec: _Spec, runner) -> pd.DataFrame:
     return parts
 
 
-def _counts(src: _Source, spec: _Spec, runner) -> pd.Series:
-    meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "n": pd.Series(dtype="int64")})
+def _counts(src: _Source, spec: _Spec | _SeriesSpec, runner, key_dtype="int64") -> pd.Series:
+    """Cases per ``(key, period)`` over every file (:func:`_bin_task`, summed)."""
+    meta = pd.DataFrame(
+        {
+            "key": pd.Series(dtype=key_dtype),
+            "period": pd.Series(dtype="int64"),
+            "n": pd.Series(dtype="int64"),
+        }
+    )
     ddf = _map(_bin_task, src, spec, meta, "tianya-bin")
-    return _compute(ddf.groupby("key")["n"].sum(split_out=1), runner)
+    return _compute(ddf.groupby(["key", "period"])["n"].sum(split_out=1), runner)
+
+
+def _fishnet(spec: _Spec, bounds, cell_size: float, crs, mode: str):
+    """The fishnet of ``bounds`` and ``spec`` set to bin into it (``mode``: see :class:`_Spec`)."""
+    grid = _agg.fishnet_grid(bounds, cell_size, crs)
+    nrow, ncol = _agg.fishnet_shape(bounds, cell_size)
+    spec = _replace(
+        spec, mode=mode, bounds=tuple(bounds), cell_size=float(cell_size), ncol=ncol, nrow=nrow
+    )
+    return grid, spec
 
 
 def _base_spec(src: _Source, time_field: str | None = None) -> tuple[_Spec, object]:
@@ -468,7 +507,7 @@ def aggregate_points(
                 mode="communities",
                 polygons=tuple(shapely.to_wkb(np.asarray(polys.geometry.values, dtype=object))),
             )
-            counts = _dense(_counts(src, spec, runner), len(polys))
+            counts = _dense(_counts(src, spec, runner).droplevel("period"), len(polys))
             out = polys.copy()
             out["count"] = counts.astype(np.int64)
             return out
@@ -484,21 +523,12 @@ def aggregate_points(
                 ext["xmin"].min(), ext["ymin"].min(), ext["xmax"].max(), ext["ymax"].max()
             ]
         if aggregation == "fishnet":
-            grid = _agg.fishnet_grid(bounds, cell_size, crs)
-            nrow, ncol = _agg.fishnet_shape(bounds, cell_size)
-            spec = _replace(
-                spec,
-                mode="fishnet",
-                bounds=tuple(bounds),
-                cell_size=float(cell_size),
-                ncol=ncol,
-                nrow=nrow,
-            )
+            grid, spec = _fishnet(spec, bounds, cell_size, crs, "fishnet")
         else:
             grid = _agg.hexagon_grid(bounds, cell_size, crs)
             centres = shapely.get_coordinates(shapely.centroid(grid.geometry.values))
             spec = _replace(spec, mode="hexagon", centres=centres)
-        counts = _dense(_counts(src, spec, runner), len(grid))
+        counts = _dense(_counts(src, spec, runner).droplevel("period"), len(grid))
     grid["count"] = counts.astype(np.int64)
     if polygons is not None:
         union = shapely.union_all(np.asarray(polys.geometry.values, dtype=object))
@@ -601,17 +631,16 @@ def _cube(
         n_steps=n_steps,
     )
     if shape == "fishnet":
-        grid = _agg.fishnet_grid(bounds, cell_size, crs)
-        nrow, ncol = _agg.fishnet_shape(bounds, cell_size)
-        spec = _replace(spec, mode="fishnet_cube", ncol=ncol, nrow=nrow)
+        grid, spec = _fishnet(spec, bounds, cell_size, crs, "fishnet_cube")
     else:
         grid = _agg.hexagon_grid(bounds, cell_size, crs)
         centres = shapely.get_coordinates(shapely.centroid(grid.geometry.values))
         spec = _replace(spec, mode="hexagon", centres=centres)
     partial = _counts(src, spec, runner)
     counts = np.zeros((len(grid), n_steps))
-    keys = partial.index.to_numpy(dtype=np.int64)
-    counts[keys // n_steps, keys % n_steps] = partial.to_numpy(dtype=float)
+    cell = partial.index.get_level_values("key").to_numpy(dtype=np.int64)
+    tidx = partial.index.get_level_values("period").to_numpy(dtype=np.int64)
+    counts[cell, tidx] = partial.to_numpy(dtype=float)
     keep = counts.sum(axis=1) > 0
     bins = grid[keep].reset_index(drop=True)
     bins["total"] = counts[keep].sum(axis=1).astype(np.int64)
@@ -813,26 +842,6 @@ def _series_extent_task(path: str, spec: _SeriesSpec) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-def _series_bin_task(path: str, spec: _SeriesSpec) -> pd.DataFrame:
-    """``(key, period, n)`` of one file: cell code (or series name) and period index."""
-    b = spec.base
-    step = pd.Timedelta(days=7 if spec.freq == "W" else 1)
-    if spec.level == "cell":
-        xy, times = _read(path, b)
-        row, col = _agg.fishnet_cells(xy, b.bounds, b.cell_size)
-        ok = (col >= 0) & (col < b.ncol) & (row >= 0) & (row < b.nrow)
-        _check_inside(ok, "outside the extent")
-        key = pd.Series(row * b.ncol + col, dtype="int64")
-    else:
-        frame = pq.read_table(path, columns=[cast(str, b.time_field), spec.key_field]).to_pandas()
-        times, key = frame[b.time_field], frame[spec.key_field].astype(str)
-    day = _local_periods(times, spec.freq, spec.tz)
-    tidx = ((day - cast(pd.Timestamp, spec.first)) / step).to_numpy().astype(np.int64)
-    _check_inside((tidx >= 0) & (tidx < spec.n_periods), "outside the time range")
-    out = pd.DataFrame({"key": key.to_numpy(), "period": tidx})
-    return out.groupby(["key", "period"], sort=False).size().rename("n").reset_index()
-
-
 def count_series(
     source,
     time_field: str = "reported_at",
@@ -917,28 +926,15 @@ def count_series(
         n_periods = int((last - first) / step) + 1
         periods = pd.DatetimeIndex(first + np.arange(n_periods) * step)
         grid = None
-        if level == "cell":
+        if level == "cell":  # every case is inside the extent the first pass measured
             bounds = np.r_[
                 ext["xmin"].min(), ext["ymin"].min(), ext["xmax"].max(), ext["ymax"].max()
             ]
-            grid = _agg.fishnet_grid(bounds, cell_size, crs)
-            nrow, ncol = _agg.fishnet_shape(bounds, cell_size)
-            base = _replace(
-                base, bounds=tuple(bounds), cell_size=float(cell_size), ncol=ncol, nrow=nrow
-            )
+            grid, base = _fishnet(base, bounds, cell_size, crs, "fishnet_cube")
         from dataclasses import replace
 
         spec = replace(spec, base=base, first=pd.Timestamp(first), n_periods=n_periods)
-        key_dtype = "int64" if level == "cell" else "object"
-        meta = pd.DataFrame(
-            {
-                "key": pd.Series(dtype=key_dtype),
-                "period": pd.Series(dtype="int64"),
-                "n": pd.Series(dtype="int64"),
-            }
-        )
-        ddf = _map(_series_bin_task, src, spec, meta, "tianya-series-bin")
-        parts = _compute(ddf.groupby(["key", "period"])["n"].sum(split_out=1), runner)
+        parts = _counts(src, spec, runner, "int64" if level == "cell" else "object")
     keys_col = parts.index.get_level_values("key")
     codes, sidx = np.unique(keys_col.to_numpy(), return_inverse=True)
     counts = np.zeros((len(codes), n_periods))
