@@ -396,10 +396,13 @@ def weekly_report(
     outlook : bool, default True
         Add the outlook section (next week's forecast and the warnings; ``figures["outlook"]``,
         ``None`` when False).
-    key_tasks : (GeoDataFrame, DataFrame), optional
-        The ``key_tasks`` and ``key_task_milestones`` rows: adds the key-work section
+    key_tasks : (GeoDataFrame, DataFrame[, DataFrame]), optional
+        The ``key_tasks`` and ``key_task_milestones`` rows, and the audit rows
+        (:func:`layers.key_task_figures.audit`): adds the key-work section
         (``figures["key_tasks"]``: :func:`layers.key_task_figures.summary` as of ``as_of``,
-        tasks issued after it left out; ``None`` without them).
+        tasks issued after it left out; with the audit rows each task's status and
+        escalation as they were at ``as_of`` and the week's escalation entries; ``None``
+        without them).
 
     Returns
     -------
@@ -519,7 +522,9 @@ def weekly_report(
         "hotspot_window": [_local(hs_start), _local(end)],
         "hotspot_days": list(_days(hs_start, end)),
         "outlook": _outlook(snap, start, end, as_of, names) if outlook else None,
-        "key_tasks": None if key_tasks is None else _key_tasks(key_tasks[0], key_tasks[1], as_of),
+        "key_tasks": (
+            None if key_tasks is None else _key_tasks(*key_tasks, as_of=as_of, since=start)
+        ),
     }
     figs = _draw_charts(snap, by, figures, hot_cells, hs_frame, communities) if charts else {}
     images = {k: _png(v, close=not keep_charts) for k, v in figs.items()}
@@ -575,16 +580,18 @@ def _outlook(snap: pd.DataFrame, start, end, as_of, names: dict) -> dict:
     return out
 
 
-def _key_tasks(tasks, milestones, as_of) -> dict:
+def _key_tasks(tasks, milestones, history=None, *, as_of, since) -> dict:
     """The key-work section: :func:`layers.key_task_figures.summary` at ``as_of``, of the
     tasks issued (started) by then, with zh/en labels of the departments and codes.
 
-    Milestones count as done only if done by ``as_of``'s day; a task's status and
-    escalation are the stored ones (the current state: for the latest week, the report's).
+    Milestones count as done only if done by ``as_of``'s day. With the audit rows
+    (``history``) a task's status and escalation are those it had at ``as_of`` (a past
+    week's report shows the week's, not today's), and the escalation entries recorded in
+    the week (``since`` … ``as_of``) are counted; without them the stored ones.
     """
     from layers import key_task_figures as ktf
 
-    out = ktf.summary(tasks, milestones, now=as_of)
+    out = ktf.summary(tasks, milestones, now=as_of, history=history, since=since)
     for r in out["ranking"]:
         r["label"], r["label_en"] = _labels("department", r["department"])
     for r in out["overdue_tasks"]:
@@ -988,22 +995,30 @@ img{max-width:100%}
 <span class="en">{{ k.all.on_time }} / {{ k.all.due }}</span></div>
 <div>预警 Warnings<b id="key-warnings">{{ k.escalations.warning }}</b></div>
 <div>问责 Accountability<b id="key-accountability">{{ k.escalations.accountability }}</b></div>
+<div>本周预警记录 Warnings this week<b id="key-warning-entries">{{ k.all.warning_entries }}</b></div>
+<div>本周问责记录 Accountability entries this week<b id="key-accountability-entries">{{
+ k.all.accountability_entries }}</b></div>
 </div>
 <p class="small">节点按期完成率：截至统计日应完成(已完成或已过计划日期)的节点中，
- 不晚于计划日期完成的占比；预警、问责为当前督办等级的任务数。
+ 不晚于计划日期完成的占比；预警、问责为截至统计日督办等级的任务数(任务状态与等级取当时的，
+ 据督办记录还原)；本周预警、问责记录为本周内督办时钟记下的条数。
  On time: among the milestones due by the day (done, or past their due date), the share
  done by their due date; warnings and accountability count tasks at that escalation
- level.</p>
+ level as of the day (status and level as they were then, from the audit trail); the
+ week's entries are the warnings and accountability entries the supervision clock
+ recorded in the week.</p>
 <table id="key-ranking"><caption>部门排名 Ranking of lead departments: 按期率高者在前，
  其次超期任务少、问责少。Higher on-time rate first, then fewer overdue tasks, fewer accountability
  entries.</caption>
 <tr><th>名次 Rank</th><th>牵头部门 Lead department</th><th>任务 Tasks</th><th>超期任务 Overdue</th>
 <th>应完成节点 Due</th><th>按期 On time</th><th>节点按期完成率 Rate</th><th>超期节点 Overdue
- milestones</th><th>预警 Warn.</th><th>问责 Acc.</th></tr>
+ milestones</th><th>预警 Warn.</th><th>问责 Acc.</th><th>本周预警记录 Warn. entries</th>
+<th>本周问责记录 Acc. entries</th></tr>
 {% for r in k.ranking %}<tr><td>{{ r.rank }}</td><td>{{ lab(r.label, r.label_en) }}</td>
 <td>{{ r.tasks }}</td><td>{{ r.overdue_tasks }}</td><td>{{ r.due }}</td><td>{{ r.on_time }}</td>
 <td>{{ pct(r.on_time_rate) }}</td><td>{{ r.overdue_milestones }}</td><td>{{ r.warnings }}</td>
-<td>{{ r.accountability }}</td></tr>{% endfor %}</table>
+<td>{{ r.accountability }}</td><td>{{ r.warning_entries }}</td>
+<td>{{ r.accountability_entries }}</td></tr>{% endfor %}</table>
 <table id="key-overdue-tasks"><tr><th>任务编号 Task</th><th>任务名称 Title</th>
 <th>牵头部门 Lead department</th><th>办理状态 Status</th><th>进度 Progress</th>
 <th>督办等级 Escalation</th><th>超期(天) Overdue (days)</th></tr>

@@ -214,11 +214,16 @@ def _key_tasks(tables: tuple, now, lang: str) -> dict:
     """The key-work panel (重点工作督办): :func:`layers.key_task_figures.summary` as of
     ``now`` of the tasks started by then (public figures only), departments labelled, each
     ranked department with its on-time milestone rate, overdue tasks and escalations, and
-    the catalogue's escalation colours."""
+    the catalogue's escalation colours. ``tables``: tasks, milestones and optionally the
+    audit rows (:func:`layers.key_task_figures.audit`): then the tasks as they were at
+    ``now`` and this week's escalation entries (since its Monday:
+    :func:`layers.key_task_figures.week_start`)."""
     from layers import key_task_figures as ktf
 
-    tasks, milestones = tables
-    f = ktf.summary(tasks, milestones, now=now)
+    tasks, milestones, *rest = tables
+    history = rest[0] if rest else None
+    since = ktf.week_start(now) if history is not None else None
+    f = ktf.summary(tasks, milestones, now=now, history=history, since=since)
     dept = _INC.field("department")
     esc = LAYERS["key_tasks"].field("escalation")
     keep = ("department", "rank", "tasks", "overdue_tasks", "due", "on_time", "on_time_rate")
@@ -228,10 +233,13 @@ def _key_tasks(tables: tuple, now, lang: str) -> dict:
             "label": dept.label(r["department"], lang),
             "warnings": r["warnings"],
             "accountability": r["accountability"],
+            "warning_entries": r["warning_entries"],
+            "accountability_entries": r["accountability_entries"],
         }
         for r in f["ranking"]
     ]
     return {
+        "since": f["since"],
         "all": f["all"],
         "escalations": f["escalations"],
         "ranking": ranking,

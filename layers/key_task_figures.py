@@ -21,6 +21,15 @@ overdue task (超期任务)
     Not ``accepted``, deadline before ``now``'s day.
 escalations (督办升级)
     Tasks by ``escalation`` level (``warning`` 预警, ``accountability`` 问责).
+escalation entries (预警、问责记录)
+    ``warning_entries``, ``accountability_entries``: the supervision clock's rows of the
+    audit table (``key_task_history``, action ``warning`` or ``accountability``) recorded in
+    the period ``[since, now)``, per lead department of their task.
+as of ``now`` (历史状态)
+    Given the audit table, a task's ``status`` and ``escalation`` are those it had at ``now``
+    (its last move before ``now``, ``assigned`` before any; the highest escalation recorded
+    before ``now``), not today's, and a task issued after ``now`` is left out
+    (:func:`as_of`); a task without audit rows keeps its stored values.
 ranking (部门排名)
     Departments leading tasks, best first: higher on-time rate, then fewer overdue tasks,
     then fewer accountability entries, then fewer warnings, then the code (no tie is left
@@ -74,8 +83,12 @@ COLUMNS = (
     "warnings",
     "accountability",
     "mean_progress",
+    "warning_entries",
+    "accountability_entries",
 )
-_INTS = COLUMNS[:8] + ("warnings", "accountability")
+_INTS = COLUMNS[:8] + ("warnings", "accountability", "warning_entries", "accountability_entries")
+#: The audit table's columns the figures read.
+HISTORY_COLUMNS = ("task_no", "at", "action", "milestone_seq", "from_status", "to_status")
 
 
 def _need(frame: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
@@ -106,6 +119,19 @@ def today(now) -> pd.Timestamp:
     ts = pd.Timestamp(now)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
     return ts.tz_convert(TZ_NAME).tz_localize(None).normalize()
+
+
+def week_start(now) -> pd.Timestamp:
+    """The start (Monday 00:00 Beijing, as a UTC instant) of the week of :func:`last_day`
+    of ``now``: the screen's period of escalation entries.
+
+    Examples
+    --------
+    >>> str(week_start("2026-11-22T12:00:00+08:00"))  # a Sunday
+    '2026-11-15 16:00:00+00:00'
+    """
+    d = last_day(now)
+    return (d - pd.Timedelta(days=d.day_of_week)).tz_localize(TZ_NAME).tz_convert("UTC")
 
 
 def last_day(now) -> pd.Timestamp:
@@ -156,8 +182,82 @@ def task_flags(tasks: pd.DataFrame, now) -> pd.DataFrame:
     return out
 
 
-def department_figures(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> pd.DataFrame:
-    """The figures per lead department (:data:`COLUMNS`), indexed by department code."""
+def _instants(values) -> pd.Series:
+    return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+
+
+def _instant(value, name: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"{name} must be an ISO 8601 instant, got {value!r}") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def entries(tasks: pd.DataFrame, history: pd.DataFrame | None, now, since=None) -> pd.DataFrame:
+    """Escalation entries per lead department: ``warning_entries`` and
+    ``accountability_entries`` recorded in ``[since, now)`` (``since`` None: from the first)
+    for the tasks of ``tasks``, indexed by department code."""
+    cols = ["warning_entries", "accountability_entries"]
+    if history is None or not len(history):
+        return pd.DataFrame(columns=cols, dtype=int)
+    _need(history, ("task_no", "at", "action"), "history")
+    until = _instant(now, "now")
+    at = _instants(history["at"])
+    keep = history["action"].isin(("warning", "accountability")).to_numpy(copy=True)
+    keep &= (at < until).to_numpy()
+    if since is not None:
+        keep &= (at >= _instant(since, "since")).to_numpy()
+    rows = history[keep]
+    lead = tasks.drop_duplicates("task_no").set_index("task_no")["lead_department"]
+    dep = rows["task_no"].map(lead)
+    known = dep.notna().to_numpy()
+    rows, dep = rows[known], dep[known]
+    counts = pd.crosstab(dep, rows["action"]) if len(rows) else pd.DataFrame()
+    return pd.DataFrame(
+        {
+            "warning_entries": counts.get("warning", pd.Series(dtype=int)),
+            "accountability_entries": counts.get("accountability", pd.Series(dtype=int)),
+        }
+    ).fillna(0)
+
+
+def as_of(tasks: pd.DataFrame, history: pd.DataFrame | None, now) -> pd.DataFrame:
+    """``tasks`` as they were at ``now`` by the audit table (see the module docstring):
+    ``status`` from the last move before ``now`` (``assigned`` before any), ``escalation``
+    the highest level recorded before ``now``; tasks issued at or after ``now`` left out."""
+    if history is None or not len(history):
+        return tasks
+    _need(history, ("task_no", "at", "action", "to_status"), "history")
+    until = _instant(now, "now")
+    at = _instants(history["at"])
+    h = history.assign(_at=at.to_numpy()).sort_values("_at", kind="stable")
+    seen = set(h["task_no"])
+    before = h[(h["_at"] < until).to_numpy()]
+    issued = set(before["task_no"])
+    moves = before[(before["action"] == "transition").to_numpy() & before["to_status"].notna()]
+    status = moves.groupby("task_no")["to_status"].last()
+    rank = {"none": 0, "warning": 1, "accountability": 2}
+    esc = before[before["action"].isin(("warning", "accountability")).to_numpy()]
+    level = esc.groupby("task_no")["action"].agg(lambda a: max(a, key=rank.__getitem__))
+    out = tasks[[(t not in seen) or (t in issued) for t in tasks["task_no"]]].copy()
+    has = out["task_no"].isin(seen).to_numpy()
+    out.loc[has, "status"] = out.loc[has, "task_no"].map(status).fillna("assigned").to_numpy()
+    if "escalation" in out:
+        out.loc[has, "escalation"] = out.loc[has, "task_no"].map(level).fillna("none").to_numpy()
+    return out
+
+
+def department_figures(
+    tasks: pd.DataFrame,
+    milestones: pd.DataFrame,
+    now,
+    history: pd.DataFrame | None = None,
+    since=None,
+) -> pd.DataFrame:
+    """The figures per lead department (:data:`COLUMNS`), indexed by department code;
+    the escalation entries are counted from ``history`` (the audit table) in
+    ``[since, now)`` (zero without it)."""
     tf = task_flags(tasks, now)
     mf = milestone_flags(milestones, tasks, now)
     g = tf.groupby("lead_department", dropna=False)
@@ -181,16 +281,23 @@ def department_figures(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> pd
             "overdue_milestones": h["overdue"].sum(),
         }
     )
-    out = t.join(m, how="outer").fillna({c: 0 for c in _INTS})
+    out = t.join(m, how="outer").join(entries(tasks, history, now, since), how="outer")
+    out = out.fillna({c: 0 for c in _INTS})
     out["on_time_rate"] = (out["on_time"] / out["due"]).where(out["due"] > 0)
     out[list(_INTS)] = out[list(_INTS)].astype(int)
     out.index.name = "department"
     return out[list(COLUMNS)].sort_index()
 
 
-def ranking(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> list[dict]:
+def ranking(
+    tasks: pd.DataFrame,
+    milestones: pd.DataFrame,
+    now,
+    history: pd.DataFrame | None = None,
+    since=None,
+) -> list[dict]:
     """Departments best first (see the module docstring), each with its figures and rank."""
-    t = department_figures(tasks, milestones, now).reset_index()
+    t = department_figures(tasks, milestones, now, history, since).reset_index()
     t["_none"] = t["on_time_rate"].isna()
     t = t.sort_values(
         ["_none", "on_time_rate", "overdue_tasks", "accountability", "warnings", "department"],
@@ -244,17 +351,27 @@ def started(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> tuple:
     return tasks, milestones[milestones["task_no"].isin(tasks["task_no"]).to_numpy()]
 
 
-def summary(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> dict:
-    """All the key-task figures as one JSON-ready dict: ``now``, ``all`` (the totals),
-    ``by_department``, ``ranking``, ``escalations``, ``overdue_tasks`` (task_no, title,
-    lead department, deadline, status, progress, escalation, days overdue).
+def summary(
+    tasks: pd.DataFrame,
+    milestones: pd.DataFrame,
+    now,
+    history: pd.DataFrame | None = None,
+    since=None,
+) -> dict:
+    """All the key-task figures as one JSON-ready dict: ``now``, ``since`` (the period of
+    the escalation entries, ``[since, now)``), ``all`` (the totals), ``by_department``,
+    ``ranking``, ``escalations``, ``overdue_tasks`` (task_no, title, lead department,
+    deadline, status, progress, escalation, days overdue).
 
     Only the tasks started by ``now`` (:func:`started`) and their milestones count: the API,
-    the weekly report and the screen give the same figures for the same instant.
+    the weekly report and the screen give the same figures for the same instant. With
+    ``history`` (the audit table, :func:`audit`), tasks are as they were at ``now``
+    (:func:`as_of`) and the escalation entries of ``[since, now)`` are counted.
     """
+    tasks = as_of(tasks, history, now)
     tasks, milestones = started(tasks, milestones, now)
     day = today(now)
-    by = department_figures(tasks, milestones, now)
+    by = department_figures(tasks, milestones, now, history, since)
     tot = by[list(_INTS)].sum()
     due, on_time = int(tot["due"]), int(tot["on_time"])
     all_: dict[str, Any] = {c: int(tot[c]) for c in _INTS}
@@ -275,10 +392,11 @@ def summary(tasks: pd.DataFrame, milestones: pd.DataFrame, now) -> dict:
         rows.append(rec)
     return {
         "now": pd.Timestamp(now).isoformat(),
+        "since": None if since is None else _instant(since, "since").isoformat(),
         "day": str(day.date()),
         "all": all_,
         "by_department": to_records(by),
-        "ranking": ranking(tasks, milestones, now),
+        "ranking": ranking(tasks, milestones, now, history, since),
         "escalations": escalations(tasks),
         "overdue_tasks": rows,
     }
@@ -303,6 +421,16 @@ def tables(store) -> tuple[pd.DataFrame, pd.DataFrame]:
                 gpd.GeoDataFrame(frame, geometry=[], crs=4326) if layer.geometry_type else frame
             )
     return out[0], out[1]
+
+
+def audit(store) -> pd.DataFrame:
+    """The raw audit rows of ``store``'s key tasks (``key_task_history``:
+    :data:`HISTORY_COLUMNS`); an empty frame when it has none."""
+    from layers.key_tasks import HISTORY
+
+    if not store.has_layer(HISTORY):
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in HISTORY_COLUMNS})
+    return pd.DataFrame(store.read_frame(HISTORY))[list(HISTORY_COLUMNS)]
 
 
 def _points(points: pd.DataFrame):

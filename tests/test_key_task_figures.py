@@ -392,7 +392,7 @@ def test_supervision_key_tasks_route(live_server, sample_data):
     bad = requests.get(f"{live_server.url}/supervision/key-tasks?now=soon", timeout=60)
     assert bad.status_code == 400
     bad = requests.get(f"{live_server.url}/supervision/key-tasks?by=department", timeout=60)
-    assert bad.status_code == 400 and "now, f" in bad.json()["description"]
+    assert bad.status_code == 400 and "now, since, f" in bad.json()["description"]
 
 
 def test_opinion_topics_inside_the_sample_tasks_areas(sample_data):

@@ -287,14 +287,31 @@ def key_task_supervision(environ) -> dict:
     :func:`layers.key_task_figures.summary` as of ``now`` (default the time of the request).
 
     Public, as the weekly published results are: figures, and of the overdue tasks their
-    public fields only.
+    public fields only. Tasks are as they were at ``now`` (the audit trail); the escalation
+    entries are those recorded in ``[since, now)`` (``since`` default: every one before).
     """
     from layers import key_task_figures
 
-    p = query(environ, ("now", "f"))
+    p = query(environ, ("now", "since", "f"))
     now = _now(p) or dt.datetime.now(dt.UTC)
-    tasks, milestones = key_task_figures.tables(store(environ))
-    out = key_task_figures.summary(tasks, milestones, now=now)
+    since = None
+    if p.get("since"):
+        try:
+            since, hi = parse_interval(p["since"])
+        except InvalidParameter:
+            since, hi = None, None
+        if since is None or since != hi:
+            raise InvalidParameter(
+                f"since must be an RFC 3339 instant (e.g. 2026-11-16T00:00:00+08:00), "
+                f"got {p['since']!r}"
+            )
+        if since >= now:
+            raise InvalidParameter(f"since ({since.isoformat()}) must be before now ({now})")
+    s = store(environ)
+    tasks, milestones = key_task_figures.tables(s)
+    out = key_task_figures.summary(
+        tasks, milestones, now=now, history=key_task_figures.audit(s), since=since
+    )
     out["definitions"] = key_task_figures.__doc__.split("Examples")[0].strip()
     return out
 

@@ -56,7 +56,12 @@ def summary(environ, day: str | None) -> bytes:
     incidents = s.read_frame(get_layer("incidents"))
     communities = s.read_frame(get_layer("communities"))
     body = orjson.dumps(
-        screen_summary(incidents, communities, day, key_tasks=key_task_figures.tables(s)),
+        screen_summary(
+            incidents,
+            communities,
+            day,
+            key_tasks=(*key_task_figures.tables(s), key_task_figures.audit(s)),
+        ),
         option=orjson.OPT_SERIALIZE_NUMPY,
     )
     with _lock:

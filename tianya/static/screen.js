@@ -174,11 +174,14 @@
     box.innerHTML = '<span id="kt-open">在办 Open ' + k.all.open_tasks + "</span> · " +
       '<span id="kt-overdue">超期 Overdue ' + k.overdue_tasks + "</span> · " +
       '<span id="kt-ontime">节点按期 On time ' + pct(k.all.on_time_rate) + "</span><br>" +
-      esc3("warning") + " · " + esc3("accountability");
+      esc3("warning") + " · " + esc3("accountability") + "<br>" +
+      '<span id="kt-entries">本周预警 Warnings this week ' + k.all.warning_entries +
+      " · 问责 Accountability " + k.all.accountability_entries + "</span>";
     ol.innerHTML = k.ranking.map(function (r) {
       return '<li data-department="' + esc(r.department) + '">' + esc(r.label) + " " +
         pct(r.on_time_rate) + " <small>" + r.on_time + "/" + r.due + " · 超期 " +
-        r.overdue_tasks + " · 问责 " + r.accountability + "</small></li>";
+        r.overdue_tasks + " · 问责 " + r.accountability + " · 本周记录 " +
+        r.warning_entries + "/" + r.accountability_entries + "</small></li>";
     }).join("");
   }
 
