@@ -59,8 +59,10 @@ DEFAULT_EVERY = dt.timedelta(minutes=20)
 BATCH = 200
 #: Layers the gazetteer is built from.
 GAZETTEER_LAYERS = ("communities", "grid_cells", "flood_prevention", "party_building", "rivers")
-#: Test aid: ``stage:marker-file`` makes a poll stop (sleep) inside the write transaction at
-#: ``stage`` (``posts`` or ``case``) after writing ``marker-file``, for a test to kill it there.
+#: Test aid: ``stage[#n]:marker-file`` makes a poll stop (sleep) inside the write transaction
+#: the ``n``-th time (default the first) it reaches ``stage`` (``posts``: a batch's posts
+#: written; ``case``: a case created, its topic not yet linked), after writing
+#: ``marker-file``, for a test to kill it there.
 PAUSE_ENV = "TIANYA_OPINION_PAUSE"
 
 _FIELDS = ("post_id", "platform", "posted_at", "text", "lon", "lat", "repost_of", "reply_to",
@@ -118,7 +120,8 @@ def fetch(source: str, timeout: float = 30.0) -> bytes:
 def read_feed(data: bytes, platform: str = "forum") -> tuple[list[dict], list[tuple[str, str]]]:
     """Posts of a JSON, RSS or Atom feed, and the entries refused (name, reason).
 
-    ``platform``: the platform of RSS/Atom entries that name none.
+    ``platform``: the platform of RSS/Atom entries that name none. Each post's ``_pos`` is
+    its place in the feed (``#`` and it names an entry without an id).
     """
     head = data.lstrip()[:1]
     if head in (b"[", b"{"):
@@ -132,10 +135,10 @@ def read_feed(data: bytes, platform: str = "forum") -> tuple[list[dict], list[tu
         rows, bad = [], []
         for i, e in enumerate(items):
             if not isinstance(e, dict):
-                bad.append((f"entry {i}", f"not an object ({type(e).__name__})"))
+                bad.append((f"#{i}", f"not an object ({type(e).__name__})"))
                 continue
             row = {_ALIASES.get(k, k): v for k, v in e.items()}
-            rows.append({k: row.get(k) for k in _FIELDS})
+            rows.append({"_pos": i, **{k: row.get(k) for k in _FIELDS}})
         return rows, bad
     if head == b"<":
         return _read_xml(data, platform)
@@ -192,7 +195,7 @@ def _read_xml(data: bytes, platform: str) -> tuple[list[dict], list[tuple[str, s
             try:
                 when = email.utils.parsedate_to_datetime(when).isoformat()
             except (TypeError, ValueError):
-                bad.append((pid or f"item {i}", f"pubDate {when!r} is not an RFC 822 date"))
+                bad.append((pid or f"#{i}", f"pubDate {when!r} is not an RFC 822 date"))
                 continue
         cat = get(e, *keys["category"])
         lon = lat = None
@@ -201,10 +204,11 @@ def _read_xml(data: bytes, platform: str) -> tuple[list[dict], list[tuple[str, s
             try:
                 lat, lon = (float(v) for v in pt.split())
             except ValueError:
-                bad.append((pid or f"item {i}", f"georss:point {pt!r} is not 'lat lon'"))
+                bad.append((pid or f"#{i}", f"georss:point {pt!r} is not 'lat lon'"))
                 continue
         rows.append(
             {
+                "_pos": i,
                 "post_id": pid,
                 "platform": cat if cat in ("weibo", "forum", "wechat") else platform,
                 "posted_at": when,
@@ -231,13 +235,19 @@ def gazetteer_of(store: Store) -> Gazetteer:
 
 
 def _pause_from_env():
+    """The :data:`PAUSE_ENV` hook: ``stage[#n]:marker`` stops at the ``n``-th ``stage``."""
     spec = os.environ.get(PAUSE_ENV)
     if not spec:
         return None
-    stage, _, marker = spec.partition(":")
+    where, _, marker = spec.partition(":")
+    stage, _, nth = where.partition("#")
+    seen = [0]
 
     def pause(at: str) -> None:
-        if at == stage:
+        if at != stage:
+            return
+        seen[0] += 1
+        if seen[0] == int(nth or 1):
             with open(marker, "w") as fh:
                 fh.write(str(os.getpid()))
             time.sleep(600)
@@ -259,7 +269,8 @@ def poll_once(
     gazetteer = gazetteer or gazetteer_of(store)
     rows, bad = read_feed(fetch(source), platform)
     res = PollResult(entries=len(rows) + len(bad), rejected=list(bad))
-    frame = pd.DataFrame(rows, columns=list(_FIELDS))
+    pos = [r.pop("_pos") for r in rows]
+    frame = pd.DataFrame(rows, columns=list(_FIELDS), index=pos)
     good, refused = validate_posts(frame)
     res.rejected += refused
     for name, why in res.rejected:

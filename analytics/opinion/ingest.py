@@ -59,7 +59,7 @@ from analytics.opinion.topics import TopicState
 from layers import access
 from layers.catalogue import CATEGORIES, OPINION_PLATFORMS, Field, Layer, get_layer
 from layers.errors import InvalidFeature, InvalidParameter, NotFound
-from layers.query import Query
+from layers.query import MAX_LIMIT, Query
 from layers.store import Store
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "ingest",
     "load_state",
     "reply_topic",
+    "require_reply_role",
     "stored_ids",
     "topic_key",
     "validate_posts",
@@ -164,8 +165,8 @@ def validate_posts(posts: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, s
     Returns
     -------
     (DataFrame, list of (str, str))
-        The valid posts (``posted_at`` as UTC timestamps) and ``(post id or row number,
-        reason)`` for each refused one.
+        The valid posts (``posted_at`` as UTC timestamps) and ``(post id, or ``#`` and the
+        row's index label, reason)`` for each refused one.
     """
     bad: list[tuple[str, str]] = []
     keep: list[int] = []
@@ -176,10 +177,11 @@ def validate_posts(posts: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, s
                         "repost_of", "reply_to") if c in cols]  # fmt: skip
     n = len(posts)
     columns = [posts[c].tolist() for c in read]
+    labels = posts.index.tolist()
     for i in range(n):
         row = {c: col[i] for c, col in zip(read, columns, strict=True)}
         pid = row.get("post_id")
-        name = str(pid) if isinstance(pid, str) and pid else f"row {i}"
+        name = str(pid) if isinstance(pid, str) and pid else f"#{labels[i]}"
         why = _why_bad(row, cols)
         t = None
         if why is None:
@@ -355,15 +357,23 @@ def _posts_of_topics(store: Store, topics: Sequence[str]) -> dict[str, list[str]
     topics = list(topics)
     for i in range(0, len(topics), _CHUNK):
         part = topics[i : i + _CHUNK]
-        q = Query(
-            where=ast.In(ast.Attribute("topic_id"), part, False),
-            properties=["post_id", "topic_id"],
-            skip_geometry=True,
-            limit=1_000_000,
-        )
-        for f in store.query(POSTS, q, count=False).features:
-            p = f["properties"]
-            out.setdefault(p["topic_id"], []).append(p["post_id"])
+        offset = 0
+        while True:
+            q = Query(
+                where=ast.In(ast.Attribute("topic_id"), part, False),
+                properties=["post_id", "topic_id"],
+                sortby=[("post_id", True)],
+                skip_geometry=True,
+                offset=offset,
+                limit=MAX_LIMIT,
+            )
+            feats = store.query(POSTS, q, count=False).features
+            for f in feats:
+                p = f["properties"]
+                out.setdefault(p["topic_id"], []).append(p["post_id"])
+            if len(feats) < MAX_LIMIT:
+                break
+            offset += MAX_LIMIT
     return out
 
 
@@ -591,7 +601,7 @@ def _case_doc(topic: dict) -> dict:
             "channel": "public_opinion",
             "nature": "complaint",
             "address": where or None,
-            "reported_at": pd.Timestamp(p["first_at"]).to_pydatetime(),
+            "reported_at": pd.Timestamp(p["first_at"]).isoformat(),
         },
     }
 
@@ -602,6 +612,19 @@ def _case_doc(topic: dict) -> dict:
 REPLY_ROLES = ("dispatcher", "admin")
 #: Statuses a reply may set.
 REPLY_STATUSES = ("replied", "closed")
+
+
+def require_reply_role(who: access.Principal) -> None:
+    """401 for the public, 403 for a role that may not reply (:data:`REPLY_ROLES` may)."""
+    from layers.errors import Forbidden, NotAuthenticated
+
+    if who.role == "public":
+        raise NotAuthenticated("recording a reply to an opinion topic needs an API key")
+    if who.role not in REPLY_ROLES:
+        raise Forbidden(
+            f"role {who.role!r} may not reply to opinion topics; roles that may: "
+            + ", ".join(REPLY_ROLES)
+        )
 
 
 def reply_topic(
@@ -626,15 +649,7 @@ def reply_topic(
     status : str
         ``replied`` (default) or ``closed``.
     """
-    from layers.errors import Forbidden, NotAuthenticated
-
-    if who.role == "public":
-        raise NotAuthenticated("recording a reply to an opinion topic needs an API key")
-    if who.role not in REPLY_ROLES:
-        raise Forbidden(
-            f"role {who.role!r} may not reply to opinion topics; roles that may: "
-            + ", ".join(REPLY_ROLES)
-        )
+    require_reply_role(who)
     if not isinstance(note, str) or not note.strip():
         raise InvalidParameter("'note' is required: the reply or resolution, a non-empty string")
     if len(note) > 2000:

@@ -1,0 +1,157 @@
+"""The public-opinion poller (issue 14, item 2): idempotent, resumable, refusing bad entries.
+
+Each test runs on the GeoPackage and on PostGIS (a private writable copy of the sample).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from opinionfeedkit import (
+    copy_store,
+    entries,
+    finish,
+    kill_at,
+    rows,
+    sample_posts,
+    write_feed,
+)
+
+from analytics.opinion.ingest import CaseRule
+from layers.stores import open_store
+from tianya.opinion_poller import BATCH, poll_once, read_feed
+
+STORES = [
+    pytest.param("gpkg", id="gpkg"),
+    pytest.param("postgis", id="postgis", marks=pytest.mark.postgis),
+]
+#: What a post's understanding is compared on (not when it was ingested).
+POST_FIELDS = ("topic_id", "category", "place_id", "community_code", "confidence", "case_id")
+TOPIC_FIELDS = ("category", "community_code", "place_id", "first_at", "last_at", "posts", "status")
+
+
+@pytest.fixture(scope="module")
+def posts(sample_gpkg):
+    return sample_posts(sample_gpkg, n=600, days=14)
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_duplicates_across_polls_are_stored_once(kind, sample_gpkg, posts, tmp_path):
+    items = entries(posts)
+    first, second = items[:400], items[200:]  # 200 posts in both feeds
+    data = copy_store(kind, sample_gpkg, "op_dup")
+    s = open_store(data)
+    try:
+        a = poll_once(s, write_feed(tmp_path / "a.json", first), cases=None)
+        b = poll_once(s, write_feed(tmp_path / "b.json", second), cases=None)
+        again = poll_once(s, str(tmp_path / "b.json"), cases=None)
+    finally:
+        s.close()
+    assert (a.new, a.stored) == (400, 400)
+    assert (b.entries, b.new, b.stored) == (400, 200, 200)
+    assert (again.new, again.stored) == (0, 0)
+    stored = rows(data, "public_opinion", ("post_id", "topic_id"))
+    assert sorted(stored) == sorted(e["post_id"] for e in items)  # each once, none lost
+    topics = rows(data, "opinion_topics", ("posts",))
+    with_topic = [p for p in stored.values() if p["topic_id"] is not None]
+    assert sum(t["posts"] for t in topics.values()) == len(with_topic)
+    assert {p["topic_id"] for p in with_topic} == set(topics)
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_malformed_entries_are_refused_with_a_logged_reason(
+    kind, sample_gpkg, posts, tmp_path, caplog
+):
+    good = entries(posts.iloc[:50])
+    bad = [
+        dict(good[0], post_id="BAD-notext", text=""),
+        dict(good[0], post_id="BAD-naive", posted_at="2026-11-20T08:00:00"),
+        dict(good[0], post_id="BAD-platform", platform="tiktok"),
+        dict(good[0], post_id="BAD-lonely-lon", lon=109.5, lat=None),
+        dict(good[0], post_id="BAD-time", posted_at="yesterday"),
+        "not an object",
+    ]
+    feed = write_feed(tmp_path / "bad.json", good[:20] + bad + good[20:])
+    data = copy_store(kind, sample_gpkg, "op_bad")
+    s = open_store(data)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tianya.opinion"):
+            res = poll_once(s, feed, cases=None)
+    finally:
+        s.close()
+    assert res.stored == 50  # the rest went in
+    assert sorted(rows(data, "public_opinion")) == sorted(e["post_id"] for e in good)
+    logged = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(logged) == len(bad)
+    reasons = {
+        "BAD-notext": "no text",
+        "BAD-naive": "has no UTC offset",
+        "BAD-platform": "platform 'tiktok' is not one of",
+        "BAD-lonely-lon": "lon and lat come together",
+        "BAD-time": "is not a date-time",
+        "#25": "not an object",
+    }
+    for name, why in reasons.items():
+        assert any(f"entry {name} refused" in m and why in m for m in logged), (name, logged)
+
+
+def test_rss_and_atom_feeds_are_read():
+    rss = b"""<?xml version="1.0"?><rss version="2.0" xmlns:georss="http://www.georss.org/georss">
+    <channel><item><guid>r1</guid><description>\xe8\xb7\xaf\xe7\x81\xaf\xe5\x9d\x8f\xe4\xba\x86
+    </description><pubDate>Sat, 21 Nov 2026 09:30:00 +0800</pubDate><category>weibo</category>
+    <georss:point>18.3 109.5</georss:point></item>
+    <item><guid>r2</guid><description>x</description><pubDate>soon</pubDate></item>
+    </channel></rss>"""
+    got, bad = read_feed(rss)
+    assert [(g["post_id"], g["platform"], g["posted_at"], g["lon"], g["lat"]) for g in got] == [
+        ("r1", "weibo", "2026-11-21T09:30:00+08:00", 109.5, 18.3)
+    ]
+    assert got[0]["_pos"] == 0
+    assert bad == [("r2", "pubDate 'soon' is not an RFC 822 date")]
+    atom = """<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>a1</id>
+    <title>t</title><summary>红塘村积水</summary><published>2026-11-21T01:00:00Z</published>
+    <author><name>someone</name></author><link href="https://example.org/a1"/></entry></feed>"""
+    got, bad = read_feed(atom.encode(), platform="wechat")
+    assert bad == []
+    assert got[0]["text"] == "红塘村积水" and got[0]["platform"] == "wechat"
+    assert (got[0]["handle"], got[0]["source_url"]) == ("someone", "https://example.org/a1")
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_sigkill_mid_batch_then_restart_loses_and_doubles_nothing(
+    kind, sample_gpkg, posts, tmp_path
+):
+    """A real ``tianya monitor-opinion`` process killed while writing its second batch (posts
+    written, transaction open), then run again: the same posts, topics and cases as a run that
+    never crashed."""
+    feed = write_feed(tmp_path / "feed.json", entries(posts))
+    assert len(posts) > 2 * BATCH
+    clean = copy_store(kind, sample_gpkg, "op_clean")
+    s = open_store(clean)
+    try:
+        ref = poll_once(s, feed, cases=CaseRule())
+    finally:
+        s.close()
+    assert ref.stored == len(posts) and ref.cases  # some topics opened cases
+    crashed = copy_store(kind, sample_gpkg, "op_crash")
+    kill_at(crashed, feed, "posts#2", str(tmp_path / "marker"))
+    assert len(rows(crashed, "public_opinion")) == BATCH  # the first batch only: mid-batch
+    finish(crashed, feed)
+    assert _posts(crashed) == _posts(clean)
+    assert rows(crashed, "opinion_topics", TOPIC_FIELDS) == rows(
+        clean, "opinion_topics", TOPIC_FIELDS
+    )
+    assert _cases(crashed) == _cases(clean) == len(ref.cases)
+
+
+def _posts(data):
+    out = rows(data, "public_opinion", POST_FIELDS)
+    for p in out.values():
+        p["case_id"] = p["case_id"] is not None  # numbers depend on the order of the runs
+    return out
+
+
+def _cases(data) -> int:
+    inc = rows(data, "incidents", ("channel", "description"))
+    return sum(1 for p in inc.values() if (p["description"] or "").startswith("网络舆情话题"))
