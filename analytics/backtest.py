@@ -38,7 +38,7 @@ from analytics.forecast import (
     _predict,
 )
 
-__all__ = ["Backtest", "Selection", "backtest", "mase_scale", "select_model"]
+__all__ = ["CANDIDATES", "Backtest", "Selection", "backtest", "mase_scale", "select_model"]
 
 
 def mase_scale(panel: SeriesPanel, origin: int) -> np.ndarray:
@@ -314,7 +314,9 @@ class Selection:
 
 #: the candidates of :func:`select_model`: the two per-series / global models and the pooled
 #: model with each parameter set of :data:`analytics.forecast.POOLED_GRID`
-CANDIDATES = (("ets", {}), ("gbm", {})) + tuple(("pooled", dict(p)) for p in POOLED_GRID)
+CANDIDATES: tuple[tuple[str, dict], ...] = (("ets", {}), ("gbm", {})) + tuple(
+    ("pooled", dict(p)) for p in POOLED_GRID
+)
 
 
 def select_model(

@@ -535,7 +535,7 @@ def finish_map(m: folium.Map, title: str, groups, bm: BaseMap, lang: str, bounds
     if bounds is not None and np.all(np.isfinite(bounds)):
         m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
     if notes is not None:
-        m.get_root().html.add_child(
+        cast(folium.Figure, m.get_root()).html.add_child(
             folium.Element(
                 '<div class="tianya-notes" style="display:none">'
                 + html.escape("; ".join(notes))
