@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import requests
 
-from analytics.backtest import backtest
+from analytics.backtest import backtest, select_model
 from analytics.early_warning import early_warnings, weekly_outlook
 from analytics.forecast import count_series, forecast
 from analytics.maps import forecast_map
@@ -67,8 +67,21 @@ print(f"{len(panel.keys)} communities x {len(panel.periods)} weeks, "
 # coverage the share of held-out weeks inside the 80 % interval.
 
 # %%
-bt = backtest(panel, models=("seasonal_naive", "moving_average", "ets", "gbm"), horizon=2)
-bt.scores[["model", "horizon", "mase", "coverage"]].round(3)
+bt = backtest(panel, models=("seasonal_naive", "moving_average", "ets", "gbm", "pooled"), horizon=2)
+bt.versus().merge(bt.scores[["model", "horizon", "coverage"]])[
+    ["model", "horizon", "mase", "improvement", "improvement_vs_zero", "coverage"]].round(3)
+
+# %% [markdown]
+# Which model to trust is chosen on earlier weeks than those scored above:
+# `select_model` cuts off the last 12 weeks and backtests the candidates on the 12 before.
+# `pooled` (each community's share of the city's cases times the city's recent weekly total)
+# is the sample's choice; rerun it on your own history.
+
+# %%
+sel = select_model(panel)
+print(f"chosen: {sel.model} {sel.params} (validation weeks {sel.validation[0].date()} .. "
+      f"{sel.validation[-1].date()})")
+sel.scores.round(3)
 
 # %% [markdown]
 # ## Next week by category (with 80 % intervals)

@@ -55,6 +55,18 @@ def test_csv_from_the_store(gpkg_store, store_url, tmp_path):
     assert_same(got, expected(gpkg_store, "community", "ets", 3, major_class="appearance"))
 
 
+def test_csv_with_the_pooled_model(gpkg_store, store_url, tmp_path):
+    out = tmp_path / "p.csv"
+    res = invoke(
+        "--data", store_url, "--level", "category", "--model", "pooled", "--horizon", "2",
+        "-o", str(out),
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "pooled forecast of" in res.output
+    got = pd.read_csv(out, dtype={"key": str})
+    assert_same(got, expected(gpkg_store, "category", "pooled", 2))
+
+
 def test_geojson_cells(gpkg_store, store_url, tmp_path):
     data = store_url
     out = tmp_path / "f.geojson"

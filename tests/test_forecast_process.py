@@ -94,7 +94,13 @@ def test_described_with_choices(live_server):
     assert set(desc["jobControlOptions"]) >= {"sync-execute", "async-execute"}
     inputs = desc["inputs"]
     assert inputs["level"]["schema"]["enum"] == ["cell", "community", "category"]
-    assert inputs["model"]["schema"]["enum"] == ["seasonal_naive", "moving_average", "ets", "gbm"]
+    assert inputs["model"]["schema"]["enum"] == [
+        "seasonal_naive",
+        "moving_average",
+        "ets",
+        "gbm",
+        "pooled",
+    ]
     assert (inputs["horizon"]["schema"]["minimum"], inputs["horizon"]["schema"]["maximum"]) == (
         1,
         4,
@@ -102,6 +108,16 @@ def test_described_with_choices(live_server):
     assert "appearance" in inputs["major_class"]["schema"]["enum"]
     ids = [p["id"] for p in requests.get(f"{live_server.url}/processes?f=json").json()["processes"]]
     assert "forecast" in ids
+
+
+def test_sync_community_pooled_matches_the_library(live_server, gpkg_store):
+    # the model chosen on the backtest (analytics.backtest.select_model)
+    r = execute(live_server, {**INCIDENTS, "level": "community", "model": "pooled", "horizon": 3})
+    assert r.status_code == 200, r.text
+    fc = r.json()
+    _, frame = library(gpkg_store, "community", "pooled", 3)
+    assert_matches(fc, frame)
+    assert fc["forecast"]["model"] == "pooled" and len(fc["features"]) == 3 * 44
 
 
 def test_sync_community_gbm_matches_the_library(live_server, gpkg_store):

@@ -86,7 +86,7 @@ def _with_geometry(frame, panel, level, store):
 )
 @click.option(
     "--model",
-    type=click.Choice(["seasonal_naive", "moving_average", "ets", "gbm"]),
+    type=click.Choice(["seasonal_naive", "moving_average", "ets", "gbm", "pooled"]),
     default="gbm",
     show_default=True,
 )

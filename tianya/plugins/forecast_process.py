@@ -61,7 +61,7 @@ __all__ = ["MAX_HORIZON", "WARNINGS_MODEL", "ForecastProcessor", "forecast_budge
 #: the process's longest horizon (the library's is longer; issue 16 asks 1-4)
 MAX_HORIZON = 4
 _LEVELS = ("cell", "community", "category")
-_MODELS = ("seasonal_naive", "moving_average", "ets", "gbm")
+_MODELS = ("seasonal_naive", "moving_average", "ets", "gbm", "pooled")
 #: the fields a level counts by / the filters read
 _KEY_FIELD = {"community": "community_code", "category": "major_class"}
 #: training origins of the gradient-boosted model per frequency (analytics.forecast._TRAIN)
@@ -143,7 +143,8 @@ class ForecastProcessor(AnalysisProcessor):
             "model",
             "string",
             "Forecast model (gbm: global gradient-boosted model; ets: exponential smoothing; "
-            "the baselines seasonal_naive and moving_average).",
+            "pooled: each series' share of the total times the recent total, the model chosen "
+            "on the backtest; the baselines seasonal_naive and moving_average).",
             "gbm",
             choices=_MODELS,
         ),
