@@ -135,6 +135,10 @@ def test_invalid_options_name_the_choices(incidents, community):
         forecast(community, model="gbm", origin=8)
     with pytest.raises(AnalyticsError, match="at least 2 periods up to the origin, there are 1"):
         forecast(community, model="seasonal_naive", origin=0)
+    with pytest.raises(AnalyticsError, match="pooled model: 6 periods .* at least 13 for 4"):
+        forecast(community, model="pooled", origin=5)
+    with pytest.raises(AnalyticsError, match="cell, grid, community, category"):
+        count_series(incidents, level="district")
 
 
 # --- models ------------------------------------------------------------------------------
