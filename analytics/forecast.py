@@ -59,11 +59,14 @@ No look-ahead: :func:`forecast` hands each model only ``counts[:, :t + 1]`` (the
 to the origin); the calendar of later periods is public in advance.
 
 Known limits (measured in ``bench/results/forecast_backtest.md``): on sparse series (200 m
-cells of the sample year, 0.07 cases a cell-week; daily communities) the gbm's median point
-forecast is mostly 0 and scores the same MASE as forecasting 0 everywhere, so MASE says little
-there -- use ``mean`` for expected load; with few series (9 major classes) the global model
-is worse than ETS; on days it can learn coincidences of the calendar (two of the sample's
-three typhoons began on a Saturday, and it then forecasts busy Saturdays).
+cells of the sample year, 0.07 cases a cell-week; daily communities) the median point
+forecasts (gbm, pooled) are mostly 0 and score the same MASE as forecasting 0 everywhere, so
+MASE says little there (the backtest reports the zero forecast beside it) -- use ``mean`` for
+expected load; with few series (9 major classes) the global model is worse than ETS; on days
+it can learn coincidences of the calendar (two of the sample's three typhoons began on a
+Saturday, and it then forecasts busy Saturdays).  The pooled model follows the city's total,
+not a series' own recent rise (its share is a year's): it is the model for next week's
+expected load, not for warnings, which :mod:`analytics.early_warning` computes from ETS.
 
 Libraries (why): the gradient-boosted model is scikit-learn's histogram GBM, already a
 dependency (LightGBM's algorithm; lightgbm would add a compiled dependency for no accuracy
