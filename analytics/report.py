@@ -372,6 +372,8 @@ def weekly_report(
     keep_charts: bool = False,
     outlook: bool = True,
     key_tasks: tuple[Any, Any] | None = None,
+    opinion: tuple[Any, Any] | None = None,
+    top_topics: int = 10,
 ) -> WeeklyReport:
     """Build the weekly report of ``week`` (see the module docstring).
 
@@ -403,6 +405,15 @@ def weekly_report(
         tasks issued after it left out; with the audit rows each task's status and
         escalation as they were at ``as_of`` and the week's escalation entries; ``None``
         without them).
+
+    opinion : (DataFrame, DataFrame), optional
+        The ``public_opinion`` posts and ``opinion_topics`` rows (public fields suffice):
+        adds the week's topics to the public-opinion section
+        (``figures["public_opinion"]["topics"]``: :func:`_opinion_topics`; ``None`` without
+        them).
+
+    top_topics : int, default 10
+        Topics listed in the public-opinion section.
 
     Returns
     -------
@@ -462,7 +473,7 @@ def weekly_report(
                 "overdue_h": round((as_of - r["deadline"]) / pd.Timedelta(hours=1), 1),
             }
         )
-    online = wk[wk["channel"].isin(ONLINE_CHANNELS)]
+    opinion_frames, online = opinion, wk[wk["channel"].isin(ONLINE_CHANNELS)]
     opinion = {
         "cases": int(len(online)),
         "by_channel": {c: int((online["channel"] == c).sum()) for c in ONLINE_CHANNELS},
@@ -517,7 +528,12 @@ def weekly_report(
         "by": by,
         "trend": trend,
         "overdue_list": od_rows,
-        "public_opinion": opinion,
+        "public_opinion": {
+            **opinion,
+            "topics": None
+            if opinion_frames is None
+            else _opinion_topics(*opinion_frames, start, min(end, as_of), names, top_topics),
+        },
         "hotspots": hotspots,
         "hotspot_window": [_local(hs_start), _local(end)],
         "hotspot_days": list(_days(hs_start, end)),
@@ -578,6 +594,67 @@ def _outlook(snap: pd.DataFrame, start, end, as_of, names: dict) -> dict:
     else:
         out.update({k: found[k] for k in ("categories", "total", "warnings")})
     return out
+
+
+def _opinion_topics(posts, topics, start, until, names: dict, top: int) -> dict:
+    """The week's online posts and topics (网络舆情, issue 14), as they stood at ``until``.
+
+    Posts of the week are those posted in ``[start, until)``. ``placed`` posts have a place
+    (``place_id``), ``unknown`` ones none (the geoparser was not sure); the same for the
+    actionable ones. A topic of the week has posts in the week; ``top`` of them are listed
+    by their posts in the week, then growth
+    (:func:`analytics.opinion.hot.hot_topics`: the week against the week before), with the
+    category, community, whether a case was opened (``case_id``), the topic's status and
+    its reply.
+    """
+    from analytics.opinion.hot import hot_topics
+
+    t = pd.to_datetime(posts["posted_at"], utc=True, format="ISO8601")
+    wk = posts[((t >= start) & (t < until)).to_numpy()]
+    placed = wk["place_id"].notna()
+    act = wk["actionable"].fillna(False).astype(bool)
+    eps = pd.Timedelta(microseconds=1)  # hot_topics' windows are (since, until]
+    hot = hot_topics(posts, topics, since=start - eps, until=until - eps, limit=None)
+    cat = LAYERS["public_opinion"].field("category")
+    status = LAYERS["opinion_topics"].field("status")
+    rows = []
+    def text(v) -> str | None:
+        return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+
+    for r in hot.head(top).to_dict("records"):
+        case, note, st = text(r.get("case_id")), text(r.get("reply_note")), text(r.get("status"))
+        comm, c = text(r["community_code"]), text(r["category"])
+        rows.append(
+            {
+                "topic_id": r["topic_id"],
+                "category": c,
+                "category_label": cat.label(c, "zh") if c else "—",
+                "category_en": cat.label(c, "en") if c else "",
+                "community": names.get(comm, comm) or "—",
+                "posts_week": int(r["posts_recent"]),
+                "posts_before": int(r["posts_before"]),
+                "growth": round(float(r["growth"]), 2),
+                "posts": int(r["posts"]),
+                "case_id": case,
+                "case_opened": case is not None,
+                "status": st,
+                "status_label": status.label(st, "zh") if st else "—",
+                "status_en": status.label(st, "en") if st else "",
+                "reply_note": note,
+            }
+        )
+    return {
+        "posts": int(len(wk)),
+        "placed": int(placed.sum()),
+        "unknown": int((~placed).sum()),
+        "actionable": int(act.sum()),
+        "actionable_placed": int((act & placed).sum()),
+        "actionable_unknown": int((act & ~placed).sum()),
+        "topics": int(len(hot)),
+        "new_topics": int((pd.to_datetime(hot["first_at"], utc=True) >= start).sum()),
+        "cases_opened": int(hot["case_id"].notna().sum()) if "case_id" in hot else 0,
+        "top": rows,
+    }
 
 
 def _key_tasks(tasks, milestones, history=None, *, as_of, since) -> dict:
@@ -941,8 +1018,28 @@ img{max-width:100%}
 <td>{{ r.gi_z }}</td><td>{{ lab(r.top_category, r.top_category_en) }}</td>
 <td>{{ r.lon }}, {{ r.lat }}</td></tr>{% endfor %}</table>
 {% if img.hotspots %}<img src="{{ img.hotspots }}" alt="热点 Hot spots">{% endif %}
-<h2>八、网络舆情 Public opinion (online channels)</h2>
+<h2>八、网络舆情 Public opinion</h2>
 {% set op = f.public_opinion %}
+{% if op.topics %}{% set ot = op.topics %}
+<p id="opinion-posts">本周监测帖文 {{ ot.posts }} 条，识别出地点 {{ ot.placed }} 条、地点不明
+ {{ ot.unknown }} 条；需处置 {{ ot.actionable }} 条(地点明确 {{ ot.actionable_placed }}、不明
+ {{ ot.actionable_unknown }})，涉及话题 {{ ot.topics }} 个(新话题 {{ ot.new_topics }} 个，已立案
+ {{ ot.cases_opened }} 个)。<br><span class="small">{{ ot.posts }} posts monitored this week:
+ {{ ot.placed }} placed, {{ ot.unknown }} with no known place; {{ ot.actionable }} actionable
+ ({{ ot.actionable_placed }} placed, {{ ot.actionable_unknown }} unknown) in {{ ot.topics }}
+ topics ({{ ot.new_topics }} new, {{ ot.cases_opened }} with a case opened).</span></p>
+<table id="opinion-topics"><caption>本周热点话题：按本周帖文数，其次按增长(本周帖文数 /
+ max(1, 上周帖文数))排序。Top topics of the week: by posts this week, then growth (posts this week
+ / max(1, posts the week before)).</caption>
+<tr><th>话题 Topic</th><th>类别 Category</th><th>社区(村) Community</th><th>本周 Week</th>
+<th>上周 Before</th><th>增长 Growth</th><th>累计 Posts</th><th>立案 Case</th>
+<th>状态 Status</th><th>回应 Reply</th></tr>
+{% for r in ot.top %}<tr><td>{{ r.topic_id }}</td><td>{{ lab(r.category_label, r.category_en)
+ }}</td><td>{{ e(r.community) }}</td><td>{{ r.posts_week }}</td><td>{{ r.posts_before }}</td>
+<td>{{ '%.1f' % r.growth }}</td><td>{{ r.posts }}</td><td>{{ r.case_id or '未立案 none' }}</td>
+<td>{{ lab(r.status_label, r.status_en) }}</td><td style="text-align:left">{{ e(r.reply_note or
+ '—') }}</td></tr>{% endfor %}</table>
+<h3>网络渠道受理案件 Cases from online channels</h3>{% endif %}
 <p id="opinion">本周网络渠道({% for c in op.channels %}{{ c.label }}{% if not loop.last %}、{%
  endif %}{% endfor %})受理 {{ op.cases }} 件({% for c in op.channels %}{{ c.label }} {{ c.cases
  }} 件{% if not loop.last %}，{% endif %}{% endfor %})，{{ d.completion_rate.zh }}

@@ -4,7 +4,8 @@
 :func:`analytics.opinion.pipeline.understand` and ``summarize_topics``) over a few weeks of
 the sample and shapes the result as the catalogue's ``public_opinion`` and ``opinion_topics``
 rows, with recognisable personal fields planted (:data:`PLANTED`): every post's handle,
-author id, profile and source URL carry them, so a test can grep any public answer for them.
+author id, profile and source URL, and the @mention of its original text carry them, so a
+test can grep any public answer for them.
 :func:`load_opinion` writes both into a store.
 """
 
@@ -67,6 +68,9 @@ def opinion_frames(sample_frames, n_posts: int = 2500, seed: int = 7):
             **{k: [f"{v}{i}" for i in range(len(u))] for k, v in HIDDEN.items()},
         }
     )
+    # a mention names a person: the text shows it masked, the original keeps it (hidden)
+    posts["original_text"] = [f"{t} @{PLANTED}m{i}" for i, t in enumerate(u["text"])]
+    posts["text"] = [f"{t} @***" for t in u["text"]]
     geom = gpd.points_from_xy(lon, lat)
     geom = [None if pd.isna(x) else g for g, x in zip(geom, lon, strict=True)]
     posts = gpd.GeoDataFrame(posts, geometry=gpd.GeoSeries(geom, crs=4326), crs=4326)
@@ -95,9 +99,14 @@ def opinion_frames(sample_frames, n_posts: int = 2500, seed: int = 7):
 
 
 def load_opinion(store, posts, topics) -> None:
-    """Write the posts and topics into ``store`` (replacing those layers)."""
-    store.write_frame(LAYERS["public_opinion"], posts)
-    store.write_frame(LAYERS["opinion_topics"], topics)
+    """Write the posts and topics into ``store`` (replacing those layers); a field the
+    frames lack is written empty."""
+    for lid, frame in (("public_opinion", posts), ("opinion_topics", topics)):
+        frame = frame.copy()
+        for f in LAYERS[lid].fields:
+            if f.name not in frame.columns:
+                frame[f.name] = None
+        store.write_frame(LAYERS[lid], frame)
 
 
 _SERVERS: dict = {}

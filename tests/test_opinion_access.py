@@ -1,13 +1,14 @@
 """No author's handle or personal field reaches the public by any route (issue 14, item 5).
 
 Every post in the server's store carries planted personal values (``tests/opinionkit.py``:
-``handle``, ``author_id``, ``profile_url``, ``source_url`` all contain ``PLANTED``; a topic's
-``replied_by`` too). Each public route that could carry them -- items (JSON, HTML, CSV,
-JSON-LD), one item, ``properties=``, ``filter=`` (CQL2 text, CQL2 JSON in the query and in a
-POST), ``sortby=``, a property's own parameter, queryables, schema, the collection, OpenAPI,
-vector tiles, the analysis processes, ``/opinion/topics`` and the screen's figures -- is read
-as the public (and the reporter role) and grepped for them; the roles trusted with personal
-data (dispatcher, admin) do see them where the catalogue allows. Both stores.
+``handle``, ``author_id``, ``profile_url``, ``source_url`` and the @mention of
+``original_text`` all contain ``PLANTED``; a topic's ``replied_by`` too). Each public route
+that could carry them -- items (JSON, HTML, CSV, JSON-LD), one item, ``properties=``,
+``filter=`` (CQL2 text, CQL2 JSON in the query and in a POST), ``sortby=``, a property's own
+parameter, queryables, schema, the collection, OpenAPI, vector tiles, the analysis
+processes, ``/opinion/topics`` and the screen's figures -- is read as the public (and the
+reporter role) and grepped for them; the roles trusted with personal data (dispatcher,
+admin) do see them where the catalogue allows. Both stores.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from opinionkit import HIDDEN, MARKERS, PLANTED, opinion_server
 pytestmark = pytest.mark.both_stores
 
 PUBLIC = (None, "reporter")
-HIDDEN_POST = tuple(HIDDEN)
+HIDDEN_POST = (*HIDDEN, "original_text")
 ITEMS = "/collections/public_opinion/items"
 
 
@@ -119,6 +120,8 @@ def _refusals():
         "filter=profile_url IS NOT NULL",
         f"filter={json.dumps(like)}&filter-lang=cql2-json",
         "sortby=handle",
+        "properties=original_text",
+        f"filter=original_text LIKE '%{PLANTED}%'",
         "sortby=-source_url",
         f"handle={PLANTED}1",
     ]

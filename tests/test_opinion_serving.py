@@ -270,3 +270,75 @@ def test_window_limit_is_a_week():
     from tianya.opinion_api import MAX_WINDOW
 
     assert MAX_WINDOW == dt.timedelta(days=7)
+
+
+# --- the weekly report ---------------------------------------------------------------------
+
+
+def test_weekly_report_public_opinion_section_counts_the_weeks_posts_and_topics(
+    served, sample_data
+):
+    from analytics.report import weekly_report
+
+    _, posts, topics, _ = served
+    topics = topics.copy()
+    in_w46 = posts[
+        (posts["posted_at"] >= pd.Timestamp("2026-11-09T00:00:00+08:00"))
+        & (posts["posted_at"] < pd.Timestamp("2026-11-16T00:00:00+08:00"))
+    ]
+    first = str(in_w46["topic_id"].dropna().iloc[0])  # a topic of the week gets a case
+    topics.loc[topics["topic_id"] == first, ["case_id", "status", "reply_note"]] = [
+        "C2026-000001",
+        "replied",
+        "已清理 <b>done</b>",
+    ]
+    rep = weekly_report(
+        sample_data["incidents"],
+        sample_data["communities"],
+        "2026-W46",
+        charts=False,
+        outlook=False,
+        opinion=(posts, topics),
+        top_topics=200,
+    )
+    op = rep.figures["public_opinion"]
+    ot = op["topics"]
+    assert op["cases"] >= 0 and "channels" in op  # the online channels' cases are kept
+    # by hand: Beijing Monday 2026-11-09 .. Sunday 2026-11-15
+    start = pd.Timestamp("2026-11-09T00:00:00+08:00")
+    end = start + pd.Timedelta(days=7)
+    week = [r for r in posts.to_dict("records") if start <= r["posted_at"] < end]
+    placed = [r for r in week if not pd.isna(r["place_id"])]
+    act = [r for r in week if r["actionable"]]
+    assert ot["posts"] == len(week) > 0
+    assert (ot["placed"], ot["unknown"]) == (len(placed), len(week) - len(placed))
+    assert ot["actionable"] == len(act)
+    assert ot["actionable_unknown"] == len([r for r in act if r not in placed])
+    in_week = Counter(str(r["topic_id"]) for r in week if not pd.isna(r["topic_id"]))
+    before = Counter(
+        str(r["topic_id"])
+        for r in posts.to_dict("records")
+        if not pd.isna(r["topic_id"]) and start - pd.Timedelta(days=7) <= r["posted_at"] < start
+    )
+    assert ot["topics"] == len(in_week)
+    firsts = dict(zip(topics["topic_id"], topics["first_at"], strict=True))
+    assert ot["new_topics"] == sum(firsts[t] >= start for t in in_week)
+    rows = {r["topic_id"]: r for r in ot["top"]}
+    assert set(rows) == set(in_week)  # fewer than 200 topics in the week
+    for t, n in in_week.items():
+        assert (rows[t]["posts_week"], rows[t]["posts_before"]) == (n, before[t])
+        assert rows[t]["growth"] == round(n / max(1, before[t]), 2)
+    weeks = [r["posts_week"] for r in ot["top"]]
+    assert weeks == sorted(weeks, reverse=True)
+    assert rows[first]["case_opened"] and rows[first]["status"] == "replied"
+    assert rows[first]["case_id"] == "C2026-000001"
+    assert "已清理 &lt;b&gt;done&lt;/b&gt;" in rep.html  # a reply is text, not markup
+    assert ot["cases_opened"] == 1
+    assert sum(r["case_opened"] for r in ot["top"]) == 1
+    assert 'id="opinion-topics"' in rep.html and f"<td>{ot['top'][0]['topic_id']}</td>" in rep.html
+    plain = weekly_report(
+        sample_data["incidents"], sample_data["communities"], "2026-W46", charts=False,
+        outlook=False,
+    )  # fmt: skip
+    assert plain.figures["public_opinion"]["topics"] is None
+    assert 'id="opinion-topics"' not in plain.html and 'id="opinion"' in plain.html
