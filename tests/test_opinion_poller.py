@@ -53,6 +53,15 @@ def test_duplicates_across_polls_are_stored_once(kind, sample_gpkg, posts, tmp_p
     assert (again.new, again.stored) == (0, 0)
     stored = rows(data, "public_opinion", ("post_id", "topic_id"))
     assert sorted(stored) == sorted(e["post_id"] for e in items)  # each once, none lost
+    # a repost names its source's author ("//@handle:"): the public text masks every mention,
+    # the hidden original keeps it
+    texts = rows(data, "public_opinion", ("text", "original_text"))
+    handles = {e["handle"] for e in items}
+    reposts = [p for p in texts.values() if "//@" in p["original_text"]]
+    assert reposts and all("//@***" in p["text"] for p in reposts)
+    named = [p["text"] for p in texts.values() if any(f"@{h}" in p["text"] for h in handles)]
+    assert not named
+    assert all(any(f"@{h}" in p["original_text"] for h in handles) for p in reposts)
     topics = rows(data, "opinion_topics", ("posts",))
     with_topic = [p for p in stored.values() if p["topic_id"] is not None]
     assert sum(t["posts"] for t in topics.values()) == len(with_topic)

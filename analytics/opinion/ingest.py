@@ -43,9 +43,11 @@ import datetime as dt
 import json
 import logging
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,6 +70,7 @@ __all__ = [
     "IngestResult",
     "ingest",
     "load_state",
+    "mask_mentions",
     "reply_topic",
     "require_reply_role",
     "stored_ids",
@@ -146,6 +149,22 @@ class IngestResult:
     posts_attached: int = 0
 
 
+_MENTION = re.compile(r"@[^\s@:：,，。.!！?？/）)】]{1,30}")
+
+
+def mask_mentions(text: str) -> str:
+    """``text`` with every @mention masked: a mention names a person (``//@某人:`` → ``//@***:``).
+
+    The public ``text`` of a post; the original is kept in the hidden ``original_text``.
+
+    Examples
+    --------
+    >>> mask_mentions("转发微博//@老爸茶哥2438: 路灯坏了 @三亚12345 ")
+    '转发微博//@***: 路灯坏了 @*** '
+    """
+    return _MENTION.sub("@***", text)
+
+
 def topic_key(n: int) -> str:
     """The stored ``topic_id`` of the grouping's topic ``n``: ``T`` + at least 6 digits."""
     return f"T{int(n):06d}"
@@ -188,10 +207,10 @@ def validate_posts(posts: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, s
             t, why = _parse_time(row.get("posted_at"))
         if why is None and pid in seen:
             why = "post_id repeated in the batch (the first is kept)"
-        if why is not None:
-            bad.append((name, why))
+        if why is not None or t is None:
+            bad.append((name, why or "no posted_at"))
             continue
-        seen.add(pid)
+        seen.add(str(pid))
         keep.append(i)
         times.append(t)
     good = posts.iloc[keep].copy()
@@ -514,7 +533,7 @@ def _store_batch(store, fresh, gazetteer, classifier, state, rule, now, res, pau
         }
     # posts
     names = [f.name for f in POSTS.fields if f.name in col]
-    feats = []
+    feats: list[dict[str, Any]] = []
     for i in range(n):
         t = tids[i]
         place = col["place_id"][i]
@@ -529,6 +548,8 @@ def _store_batch(store, fresh, gazetteer, classifier, state, rule, now, res, pau
             geom = shapely.Point(col["place_lon"][i], col["place_lat"][i])
         props = {k: col[k][i] for k in names}
         props.update(
+            text=mask_mentions(col["text"][i]),
+            original_text=col["text"][i],
             place_name=gazetteer.places[place].name if place else None,
             confidence=round(float(col["confidence"][i] or 0.0), 3),
             topic_id=t,
@@ -536,8 +557,6 @@ def _store_batch(store, fresh, gazetteer, classifier, state, rule, now, res, pau
             actionable=bool(col["actionable"][i]),
             ingested_at=now,
         )
-        if props["place_kind"] is None and gps and place is not None:
-            props["place_kind"] = "gps"
         feats.append({"geometry": geom, "properties": props})
     store.insert(POSTS, feats)
     res.posts = len(feats)
@@ -584,7 +603,7 @@ def _case_doc(topic: dict) -> dict:
     p = topic["props"]
     cat = _CATEGORIES[p["category"]]
     where = p["place_name"] or ""
-    texts = list(dict.fromkeys(str(x) for x in topic["texts"]))[:3]
+    texts = list(dict.fromkeys(mask_mentions(str(x)) for x in topic["texts"]))[:3]
     desc = (
         f"网络舆情话题 {p['topic_id']}：{p['posts']} 条帖文反映{where}{cat.zh}问题"
         f"（{pd.Timestamp(p['first_at']).tz_convert('Asia/Shanghai'):%Y-%m-%d %H:%M} 起）。"
