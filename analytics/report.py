@@ -34,7 +34,9 @@ timestamp) if the data stop earlier; a week entirely after the data day is refus
 
 Hot spots: Gi* (:func:`analytics.hotcells.gi_cells`, 500 m fishnet, FDR) over the four weeks
 ending with the report week — one week of cases is too thin for a stable pattern. Public
-opinion: cases from online channels (:data:`ONLINE_CHANNELS`). Outlook (预判, ``outlook=True``):
+opinion: the week's monitored posts and topics when given (``opinion``: placed and unknown
+posts, the top topics by posts in the week and growth, case and reply; issue 14), and the cases
+from online channels (:data:`ONLINE_CHANNELS`). Outlook (预判, ``outlook=True``):
 next week's expected cases per major category and in all, with 80 % intervals, and the
 communities that warn (:func:`analytics.early_warning.early_warnings`), from per-series ETS
 forecasts (:mod:`analytics.forecast`; ETS: the best or level with the best at category level

@@ -342,3 +342,25 @@ def test_weekly_report_public_opinion_section_counts_the_weeks_posts_and_topics(
     )  # fmt: skip
     assert plain.figures["public_opinion"]["topics"] is None
     assert 'id="opinion-topics"' not in plain.html and 'id="opinion"' in plain.html
+
+
+def test_report_command_reads_the_stores_posts_into_the_opinion_section(served, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from tianya.cli import main
+
+    srv, posts, _, _ = served
+    out = tmp_path / "figures.json"
+    res = CliRunner().invoke(
+        main,
+        ["report", "--data", srv.data, "--week", "2026-W46", "-o", str(tmp_path / "r.html"),
+         "--json", str(out)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    ot = json.loads(out.read_text())["public_opinion"]["topics"]
+    start = pd.Timestamp("2026-11-09T00:00:00+08:00")
+    week = posts[(posts["posted_at"] >= start) & (posts["posted_at"] < start + 7 * DAY)]
+    assert ot["posts"] == len(week) > 0
+    assert ot["topics"] == week["topic_id"].nunique()

@@ -573,6 +573,7 @@ def report(week, data, output, pdf_path, json_path):
     """Write the weekly report (HTML, optionally PDF and JSON figures)."""
     import json
 
+    from analytics.opinion.hot import read_opinion
     from analytics.report import weekly_report
     from layers.catalogue import get_layer
     from layers.stores import open_store
@@ -596,6 +597,7 @@ def report(week, data, output, pdf_path, json_path):
             frames["communities"],
             week,
             key_tasks=(*key_task_figures.tables(store), key_task_figures.audit(store)),
+            opinion=read_opinion(store),  # the week's topics (issue 14)
         )
         bar.update()
         path = output or f"tianya-report-{rep.week}.html"

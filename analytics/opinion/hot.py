@@ -314,3 +314,42 @@ def opinion_hot_spots(
     out["count"] = out["count"].astype("int64")
     out.attrs["unplaced"] = int(unplaced)
     return out
+
+
+#: Post fields the figures read (public ones: no author, no original text).
+POST_FIELDS = (
+    "post_id",
+    "posted_at",
+    "topic_id",
+    "category",
+    "community_code",
+    "place_id",
+    "actionable",
+)
+
+
+def read_opinion(store, since=None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The posts (:data:`POST_FIELDS`, posted from ``since`` on) and the topics (their
+    public fields) of a store, for :func:`hot_topics`, the weekly report and the screen;
+    None when the store has no opinion layers (one written before them).
+
+    Parameters
+    ----------
+    store : layers.store.Store
+    since : datetime-like, optional
+        Only posts from this instant on (default all).
+    """
+    from layers.catalogue import LAYERS
+    from layers.query import Query
+
+    posts_layer, topics_layer = LAYERS["public_opinion"], LAYERS["opinion_topics"]
+    if not (store.has_layer(posts_layer) and store.has_layer(topics_layer)):
+        return None
+    interval = None if since is None else (_utc(since).to_pydatetime(), None)
+    posts = store.read_frame(
+        posts_layer,
+        Query(interval=interval, properties=list(POST_FIELDS), skip_geometry=True, limit=0),
+    )
+    public = [f.name for f in topics_layer.fields if not f.sensitive]
+    topics = store.read_frame(topics_layer, Query(properties=public, limit=0))
+    return pd.DataFrame(posts.drop(columns="geometry", errors="ignore")), topics
