@@ -24,7 +24,8 @@ def invoke(*argv):
 
 def expected(gpkg_store, level, model, horizon, **kw):
     layer = LAYERS["incidents"]
-    q = Query(properties=[layer.key, "reported_at", "community_code", "major_class"], limit=0)
+    props = [layer.key, "reported_at", "community_code", "grid_code", "major_class"]
+    q = Query(properties=props, limit=0)
     frame = gpkg_store.read_frame(layer, q)
     if "major_class" in kw:
         frame = frame[frame["major_class"] == kw.pop("major_class")]
@@ -65,6 +66,20 @@ def test_csv_with_the_pooled_model(gpkg_store, store_url, tmp_path):
     assert "pooled forecast of" in res.output
     got = pd.read_csv(out, dtype={"key": str})
     assert_same(got, expected(gpkg_store, "category", "pooled", 2))
+
+
+def test_geojson_grid_cells(gpkg_store, store_url, tmp_path):
+    # level grid: the grid cells of grid_cells (网格), every one with its polygon
+    out = tmp_path / "g.geojson"
+    res = invoke("--data", store_url, "--level", "grid", "--model", "pooled", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    fc = json.loads(out.read_text())
+    lib = expected(gpkg_store, "grid", "pooled", 1)
+    assert len(fc["features"]) == len(lib) > 100
+    assert {f["geometry"]["type"] for f in fc["features"]} == {"Polygon"}
+    assert all(f["properties"]["name"] for f in fc["features"])
+    got = {f["properties"]["key"]: f["properties"]["mean"] for f in fc["features"]}
+    np.testing.assert_allclose([got[k] for k in lib["key"]], lib["mean"], rtol=1e-12)
 
 
 def test_geojson_cells(gpkg_store, store_url, tmp_path):

@@ -1,4 +1,5 @@
-"""``tianya forecast``: forecasts of case counts per cell, community or major class (issue 16).
+"""``tianya forecast``: forecasts of case counts per cell, grid cell, community or major class
+(issue 16).
 
 Registered on the ``tianya`` group in :mod:`tianya.cli`.  Reads the incidents of the store
 (``--data``: GeoPackage or PostGIS) or a GeoParquet case history (``--history``, from
@@ -29,7 +30,7 @@ def _store_cases(data, time_field, major_class, community):
 
     store = open_store(existing_data(command_settings(data=data)))
     layer = get_layer("incidents")
-    props = [layer.key, time_field, "community_code", "major_class"]
+    props = [layer.key, time_field, "community_code", "grid_code", "major_class"]
     frame = store.read_frame(layer, Query(properties=list(dict.fromkeys(props)), limit=0))
     if major_class is not None:
         frame = frame[frame["major_class"] == major_class]
@@ -41,18 +42,21 @@ def _store_cases(data, time_field, major_class, community):
 
 
 def _with_geometry(frame, panel, level, store):
-    """The forecast table with the cells' / communities' polygons (CRS84) where known."""
+    """The forecast table with the cells' / grid cells' / communities' polygons (CRS84)."""
     import geopandas as gpd
 
     if level == "cell" and panel.cells is not None:
         cells = panel.cells.assign(key=panel.keys.to_numpy())[["key", "geometry"]]
         return gpd.GeoDataFrame(cells.merge(frame, on="key"), crs=panel.cells.crs).to_crs(4326)
-    if level == "community" and store is not None:
+    if level in ("community", "grid") and store is not None:
         from layers.catalogue import get_layer
         from layers.query import Query
 
-        com = store.read_frame(get_layer("communities"), Query(properties=["code", "name"]))
-        com = com.rename(columns={"code": "key"}).astype({"key": str})
+        layer_id, code = (
+            ("communities", "code") if level == "community" else ("grid_cells", "grid_code")
+        )
+        com = store.read_frame(get_layer(layer_id), Query(properties=[code, "name"], limit=0))
+        com = com.rename(columns={code: "key"}).astype({"key": str})
         out = frame.merge(com, on="key", how="left")
         return gpd.GeoDataFrame(out, geometry="geometry", crs=com.crs).to_crs(4326)
     return gpd.GeoDataFrame(frame, geometry=[None] * len(frame), crs=4326)
@@ -80,7 +84,7 @@ def _with_geometry(frame, panel, level, store):
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--level",
-    type=click.Choice(["cell", "community", "category"]),
+    type=click.Choice(["cell", "grid", "community", "category"]),
     default="community",
     show_default=True,
 )
@@ -143,7 +147,7 @@ def forecast_command(
     warnings,
     output,
 ):
-    """Forecast next periods' cases per cell, community or major class; write CSV/GeoJSON."""
+    """Forecast next periods' cases per cell, grid cell, community or class; write CSV/GeoJSON."""
     import warnings as py_warnings
 
     import pandas as pd
