@@ -537,7 +537,10 @@ def add_milestone(
         (m,) = _new_milestones(
             [props], _day(tp["start_date"], "start_date"), _day(tp["deadline"], "deadline")
         )
-        seq = 1 + max((r["seq"] for r in milestones(store, task_no, CLOCK)), default=0)
+        # a deleted milestone's number is not given out again (its history keeps it)
+        used = [r["seq"] for r in milestones(store, task_no, CLOCK)]
+        used += [int(h["milestone_seq"] or 0) for h in _history(store, task_no)]
+        seq = 1 + max(used, default=0)
         _insert_milestone(store, task_no, seq, m)
         record(store, task_no, who, at=now, action="add_milestone", seq=seq, note=m["title"])
     return store.get(MILESTONES, milestone_id(task_no, seq))["properties"]
@@ -809,6 +812,158 @@ def report_milestone(
             note=f"done {done}" + (f" ({done - due} late: {late_reason})" if done > due else ""),
         )
     return store.get(MILESTONES, milestone_id(task_no, seq))["properties"]
+
+
+def _open_milestone(
+    store: Store, task_no: str, seq: int, what: str, if_match: str | None
+) -> tuple[dict, dict]:
+    """The task (its row locked) and milestone ``seq`` (``If-Match`` checked against it) of
+    an open task, not yet reported done: 409 otherwise, 404 naming the task's milestones."""
+    from layers.lifecycle import require_match
+
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise InvalidFeature(f"milestone seq must be an integer, got {seq!r}")
+    mid = milestone_id(task_no, seq)
+    try:
+        task = store.get_for_update(TASKS, task_no)
+    except NotFound:
+        if if_match is not None:
+            require_match(None, if_match, mid)
+        raise NotFound(f"no key task {task_no!r}: no milestone {mid!r}") from None
+    try:
+        m = store.get_for_update(MILESTONES, mid)
+    except NotFound:
+        if if_match is not None:
+            require_match(None, if_match, mid)
+        seqs = [str(r["seq"]) for r in milestones(store, task_no, CLOCK)]
+        raise NotFound(
+            f"key task {task_no} has no milestone {seq}; its milestones: "
+            + (", ".join(seqs) or "none")
+        ) from None
+    require_match(m, if_match, mid)
+    tp, mp = task["properties"], m["properties"]
+    if tp["status"] not in OPEN:
+        raise Conflict(
+            f"key task {task_no} is {tp['status']!r}: its milestones are {what} while it is "
+            + " or ".join(OPEN)
+        )
+    if mp.get("done_date"):
+        raise Conflict(
+            f"milestone {seq} of key task {task_no} was reported done on {mp['done_date']}: "
+            f"a milestone done is not {what}"
+        )
+    return task, m
+
+
+def replan_milestone(
+    store: Store,
+    task_no: str,
+    seq: int,
+    who: access.Principal,
+    *,
+    now: dt.datetime,
+    title: str | None = None,
+    due_date: dt.date | str | None = None,
+    note: str | None = None,
+    if_match: str | None = None,
+) -> dict:
+    """Re-plan milestone ``seq`` of an open task (leadership/admin): a new ``title`` and/or
+    ``due_date``, recorded in the history (``replan``: who, when, old and new, the reason).
+
+    A due date moved later, or past the task's deadline, needs a reason in ``note`` (400
+    otherwise); it may not be before the task's start (400). A milestone reported done, or
+    of a task no longer open, is not re-planned (409). ``if_match`` (an ``If-Match`` value)
+    is checked against the locked milestone (412).
+
+    Returns
+    -------
+    dict
+        The milestone's stored properties.
+    """
+    require_role(who, "re-plan a milestone", EDIT_ROLES)
+    note = _text(note, "note")
+    if title is not None:
+        title = _text(title, "title", required=True)
+    due = _date(due_date, "due_date") if due_date is not None else None
+    if title is None and due is None:
+        raise InvalidFeature("nothing to re-plan: give a new due_date or title")
+    ensure_tables(store)
+    with store.transaction():
+        task, m = _open_milestone(store, task_no, seq, "re-planned", if_match)
+        tp, mp = task["properties"], m["properties"]
+        old_due = _day(mp["due_date"], "due_date")
+        changes: dict = {}
+        said: list[str] = []
+        if due is not None and due != old_due:
+            start, deadline = _day(tp["start_date"], "start"), _day(tp["deadline"], "deadline")
+            if due < start:
+                raise InvalidFeature(f"due_date {due} is before the task's start_date {start}")
+            why = " and ".join(
+                w
+                for w, moved in (
+                    ("later than planned", due > old_due),
+                    (f"past the task's deadline {deadline}", due > deadline),
+                )
+                if moved
+            )
+            if why and not (note and note.strip()):
+                raise InvalidFeature(
+                    f"milestone {seq} of key task {task_no} was due on {old_due}: moving it to "
+                    f"{due} ({why}) needs a reason in 'note'"
+                )
+            changes["due_date"] = due.isoformat()
+            said.append(f"due {old_due} → {due}")
+        if title is not None and title != mp["title"]:
+            changes["title"] = title
+            said.append(f"title {mp['title']!r} → {title!r}")
+        if changes:
+            store.update(MILESTONES, mp["milestone_id"], changes)
+            store.update(TASKS, task_no, {"updated_at": now})
+            record(
+                store,
+                task_no,
+                who,
+                at=now,
+                action="replan",
+                from_status=tp["status"],
+                seq=seq,
+                note="; ".join(said) + (f"; reason: {note}" if note else ""),
+            )
+        return store.get(MILESTONES, milestone_id(task_no, seq))["properties"]
+
+
+def delete_milestone(
+    store: Store,
+    task_no: str,
+    seq: int,
+    who: access.Principal,
+    *,
+    now: dt.datetime,
+    note: str | None = None,
+    if_match: str | None = None,
+) -> None:
+    """Delete milestone ``seq`` of an open task (leadership/admin); refused (409) once it is
+    reported done or its task is no longer open. The history keeps a ``delete_milestone``
+    row (who, when, the milestone's title and due date, ``note``); its sequence number is
+    not given out again."""
+    require_role(who, "delete a milestone", EDIT_ROLES)
+    note = _text(note, "note")
+    ensure_tables(store)
+    with store.transaction():
+        task, m = _open_milestone(store, task_no, seq, "deleted", if_match)
+        mp = m["properties"]
+        store.delete(MILESTONES, mp["milestone_id"])
+        store.update(TASKS, task_no, {"updated_at": now})
+        record(
+            store,
+            task_no,
+            who,
+            at=now,
+            action="delete_milestone",
+            from_status=task["properties"]["status"],
+            seq=seq,
+            note=f"{mp['title']} (due {mp['due_date']})" + (f"; reason: {note}" if note else ""),
+        )
 
 
 def delete_task(store: Store, task_no: str, who: access.Principal, *, now: dt.datetime) -> None:

@@ -133,20 +133,28 @@ def _busiest_week(data) -> tuple[str, dt.datetime, dt.datetime]:
     return f"{year}-W{week:02d}", start, start + dt.timedelta(days=7)
 
 
+def _report(sample_data, week: str, tables):
+    """The sample's weekly report of ``week`` with the key tasks of ``tables`` (a store, or
+    the frames: tasks, milestones, audit rows)."""
+    if not isinstance(tables, tuple):
+        tables = (*ktf.tables(tables), ktf.audit(tables))
+    return weekly_report(
+        sample_data["incidents"],
+        sample_data["communities"],
+        week,
+        charts=False,
+        outlook=False,
+        key_tasks=tables,
+    )
+
+
 def test_report_and_screen_count_the_weeks_entries_as_sql_does(sample_gpkg, sample_data):
     s = open_store(sample_gpkg)
     tables = (*ktf.tables(s), ktf.audit(s))
     for label, since, until in (("2026-W47", *W47), _busiest_week(sample_gpkg)):
         want = entries_by_sql(sample_gpkg, since, until)
         assert want, label
-        rep = weekly_report(
-            sample_data["incidents"],
-            sample_data["communities"],
-            label,
-            charts=False,
-            outlook=False,
-            key_tasks=tables,
-        )
+        rep = _report(sample_data, label, tables)
         k = rep.figures["key_tasks"]
         assert figures_entries(k["ranking"]) == want, label
         assert k["all"]["warning_entries"] == sum(w for w, _ in want.values())
@@ -190,27 +198,13 @@ def test_a_past_weeks_report_shows_the_status_of_that_week(sample_gpkg, sample_d
     data = writable_copy("gpkg", sample_gpkg, "kt_audit_report")
     s = open_store(data)
     try:
-        before = weekly_report(
-            sample_data["incidents"],
-            sample_data["communities"],
-            "2026-W47",
-            charts=False,
-            outlook=False,
-            key_tasks=(*ktf.tables(s), ktf.audit(s)),
-        ).figures["key_tasks"]
+        before = _report(sample_data, "2026-W47", s).figures["key_tasks"]
         row = next(r for r in before["overdue_tasks"] if r["status"] == "submitted")
         kt.transition(
             s, row["task_no"], "accepted", LEADER, now=dt.datetime(2026, 12, 1, 2, tzinfo=dt.UTC)
         )
         assert s.get(kt.TASKS, row["task_no"])["properties"]["status"] == "accepted"
-        after = weekly_report(
-            sample_data["incidents"],
-            sample_data["communities"],
-            "2026-W47",
-            charts=False,
-            outlook=False,
-            key_tasks=(*ktf.tables(s), ktf.audit(s)),
-        )
+        after = _report(sample_data, "2026-W47", s)
         k = after.figures["key_tasks"]
         again = next(r for r in k["overdue_tasks"] if r["task_no"] == row["task_no"])
         assert again["status"] == "submitted"
@@ -218,14 +212,7 @@ def test_a_past_weeks_report_shows_the_status_of_that_week(sample_gpkg, sample_d
         assert row["task_no"] in after.html
         # an earlier week: open tasks as the raw history has them then
         label, _, until = _busiest_week(data)
-        past = weekly_report(
-            sample_data["incidents"],
-            sample_data["communities"],
-            label,
-            charts=False,
-            outlook=False,
-            key_tasks=(*ktf.tables(s), ktf.audit(s)),
-        ).figures["key_tasks"]
+        past = _report(sample_data, label, s).figures["key_tasks"]
         then = status_by_sql(data, until)
         starts = dict(raw(data, "SELECT task_no, start_date FROM key_tasks"))
         last = (until - dt.timedelta(days=1)).date().isoformat()

@@ -15,6 +15,7 @@ import pytest
 from casekit import GEOJSON, headers
 from conftest import LiveServer
 from stores import writable_copy
+from test_key_task_writes import AREA
 
 from layers import access
 from layers import key_tasks as kt
@@ -23,18 +24,6 @@ from tianya import schedule
 from tianya.settings import Settings
 
 LEADER = access.Principal("deputy mayor", "leadership")
-AREA = {
-    "type": "Polygon",
-    "coordinates": [
-        [
-            [109.468, 18.295],
-            [109.471, 18.295],
-            [109.471, 18.298],
-            [109.468, 18.298],
-            [109.468, 18.295],
-        ]
-    ],
-}
 #: The task's first milestone is due on this day (Tianya), its second and deadline later.
 DUE = dt.date(2027, 1, 10)
 

@@ -737,9 +737,9 @@ _RESPONSES_OF = {
 #: Statuses pygeoapi documents that the server never answers: (path pattern, method, status).
 _NOT_ANSWERED = ((r"/jobs/\{jobId\}", "delete", "204"),)
 #: Operations pygeoapi documents that the server does not offer (a 405): (path pattern,
-#: method). A milestone is added (POST) and reported (PATCH), never replaced or deleted
+#: method). None today: a milestone is also replaced (re-planned) and deleted
 #: (:mod:`tianya.tasks_api`).
-_NOT_SERVED = ((r"/collections/key_task_milestones/items/\{featureId\}", "put delete"),)
+_NOT_SERVED: tuple[tuple[str, str], ...] = ()
 _SECURED = {"bearerKey": []}, {"apiKeyHeader": []}
 _FILTER_PARAMETERS = ("filter", "filter-lang", "filter-crs")
 _TILE_TEMPLATE = "/collections/{collectionId}/tiles"

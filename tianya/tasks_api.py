@@ -9,7 +9,10 @@
 ``DELETE /collections/key_tasks/items/{taskNo}``              delete it and its milestones
 ``POST   /collections/key_task_milestones/items``             add a milestone to a task
 ``PATCH  /collections/key_task_milestones/items/{id}``        report it done (evidence, a
-                                                              reason when late)
+                                                              reason when late), or re-plan
+                                                              it (``due_date``, ``title``)
+``PUT    /collections/key_task_milestones/items/{id}``        re-plan it (title, due date)
+``DELETE /collections/key_task_milestones/items/{id}``        delete it (not once done)
 ``OPTIONS`` of those resources                                ``Allow`` for this caller
 ``GET    /key-tasks/{taskNo}/history``                        a task's audit trail
 ``GET    /key-tasks/transitions``                             the task state machine
@@ -21,8 +24,11 @@ and ``/items/{featureId}`` only, and the clients that speak it (OWSLib's
 ``collection_item_create``/``_update``/``_delete``, QGIS' OAPIF provider) can address nothing
 else; as a collection they are also read, filtered (``?task_no=``) and paged like any other.
 A milestone's PATCH is the lead department's report (``done_date``, ``evidence_note`` or
-``evidence_link``, ``late_reason``, ``progress``); re-planning a milestone and deleting one are
-not offered (a PUT or DELETE of one is a 405 naming what is).
+``evidence_link``, ``late_reason``, ``progress``), or leadership's re-plan (``due_date``,
+``title`` and, when the date moves later or past the task's deadline, the reason in ``note``);
+never both in one request. A PUT re-plans it too (a Feature with its ``title`` and
+``due_date``; the server's fields echoed unchanged or left out); DELETE (leadership, admin)
+removes it while it is not reported done. Each is audited (who, when, why).
 
 Every rule (roles, the lead department, stages, dates, evidence, reasons) is
 :mod:`layers.key_tasks`'; this module maps HTTP onto it: bodies, ``If-Match`` (checked against
@@ -50,6 +56,8 @@ _HISTORY = re.compile(r"^/key-tasks/([^/]+)/history/?$")
 _MILESTONE_ID = re.compile(r"^(.+)-(\d{2,})$")
 #: Members of a milestone's PATCH (a report: :func:`layers.key_tasks.report_milestone`).
 REPORT_MEMBERS = ("done_date", "evidence_note", "evidence_link", "late_reason", "progress")
+#: Members of a milestone's re-plan (:func:`layers.key_tasks.replan_milestone`).
+REPLAN_MEMBERS = ("due_date", "title", "note")
 #: Members of a task's Feature besides ``properties`` and ``geometry``.
 _FEATURE_MEMBERS = {"type", "id", "geometry", "properties", "bbox", "links", "note"}
 #: The POSTs (a task issued, a milestone added) are pygeoapi's, through its provider:
@@ -140,8 +148,12 @@ def allowed_methods(environ, layer_id: str, item: str | None) -> tuple[list[str]
             s.get(MILESTONES, item)  # 404 for no such milestone
             task = s.get(TASKS, task_of(item))
             own = task["properties"].get("lead_department") == who.department
-            if who.role == "admin" or (who.role in key_tasks.REPORT_ROLES and own):
+            if who.role in key_tasks.EDIT_ROLES:
+                methods.append("PUT")
+            if who.role in key_tasks.EDIT_ROLES or (who.role in key_tasks.REPORT_ROLES and own):
                 methods.append("PATCH")
+            if who.role in key_tasks.EDIT_ROLES:
+                methods.append("DELETE")
         if "PATCH" in methods:
             headers.append(("Accept-Patch", PATCH_TYPES))
     methods.append("OPTIONS")
@@ -264,6 +276,101 @@ def _write_task(environ, s: Store, method: str, task_no: str, who, tags: str | N
         )
 
 
+def _milestone_body(environ, method: str) -> dict:
+    """A milestone write's members: a (partial) Feature's properties and top-level ``note``,
+    or a bare JSON object."""
+    doc = json_body(environ)
+    if not isinstance(doc, dict):
+        raise InvalidFeature("body must be a JSON object")
+    if doc.get("type") == "Feature":
+        extra = sorted(set(doc) - _FEATURE_MEMBERS)
+        if extra:
+            raise InvalidFeature(f"unknown member {extra[0]!r} in the Feature")
+        if doc.get("geometry") is not None:
+            raise InvalidFeature("a milestone has no geometry")
+        props = doc.get("properties") or {}
+        if not isinstance(props, dict):
+            raise InvalidFeature("properties must be a JSON object")
+        return {**props, **({"note": doc["note"]} if "note" in doc else {})}
+    if method == "PUT":
+        raise InvalidFeature(f"body must be a GeoJSON Feature, got type {doc.get('type')!r}")
+    return dict(doc)
+
+
+#: A milestone's fields the server sets: echoed unchanged in a PUT, or left out.
+_MILESTONE_MANAGED = tuple(
+    f.name for f in MILESTONES.fields if f.name not in (*key_tasks.MILESTONE_FIELDS, "note")
+)
+
+
+def _replan(environ, s: Store, method: str, milestone: str, who, tags: str | None) -> dict:
+    """A milestone's PUT, DELETE, or re-planning PATCH (leadership, admin): the role, then
+    ``If-Match`` (in the library's transaction, against the locked row), then the body."""
+    task_no = task_of(milestone)
+    seq = int(_MILESTONE_ID.match(milestone).group(2))  # type: ignore[union-attr]
+    if method == "DELETE":
+        lifecycle.require_role(who, "delete a milestone", key_tasks.EDIT_ROLES)
+        key_tasks.delete_milestone(s, task_no, seq, who, now=now_utc(), if_match=tags)
+        return {}
+    lifecycle.require_role(who, "re-plan a milestone", key_tasks.EDIT_ROLES)
+    if method == "PUT":
+        _body_type(environ, method)
+    with s.transaction():
+        _milestone_locked(s, milestone, tags)  # 404/412 before the body's 400
+        return _replan_body(environ, s, method, milestone, task_no, seq, who, tags)
+
+
+def _milestone_locked(s: Store, milestone: str, tags: str | None) -> dict:
+    """Milestone ``milestone`` with its task's row and its own locked (the library's order),
+    once ``If-Match`` holds (412; also for no such milestone when ``tags`` is given)."""
+    try:
+        s.get_for_update(TASKS, task_of(milestone))
+    except NotFound:
+        if tags is not None:
+            lifecycle.require_match(None, tags, milestone)
+        raise NotFound(f"no milestone {milestone!r}") from None
+    return _locked(s, MILESTONES, milestone, tags)
+
+
+def _replan_body(environ, s: Store, method, milestone, task_no, seq, who, tags) -> dict:
+    body = _milestone_body(environ, method)
+    if method == "PUT":
+        stored = s.get(MILESTONES, milestone)["properties"]
+        for name in _MILESTONE_MANAGED:
+            if name in body:
+                if str(body[name]) != str(stored.get(name)):
+                    raise InvalidFeature(
+                        f"property {name!r} is set by the server; send it unchanged or leave it out"
+                    )
+                body.pop(name)
+        for name in key_tasks.MILESTONE_FIELDS:
+            if body.get(name) in (None, ""):
+                raise InvalidFeature(f"property {name!r} is required in a PUT of a milestone")
+    mixed = sorted(set(body) & set(REPORT_MEMBERS))
+    if mixed:
+        raise InvalidFeature(
+            f"a milestone's PATCH either reports it ({', '.join(REPORT_MEMBERS)}) or re-plans "
+            f"it ({', '.join(REPLAN_MEMBERS)}), not both: got {', '.join(sorted(body))}"
+        )
+    extra = sorted(set(body) - set(REPLAN_MEMBERS))
+    if extra:
+        raise InvalidFeature(choices(extra[0], REPLAN_MEMBERS, "member of a milestone re-plan"))
+    for name in ("title", "note"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise InvalidFeature(f"{name} must be a text")
+    return key_tasks.replan_milestone(
+        s,
+        task_no,
+        seq,
+        who,
+        now=now_utc(),
+        title=body.get("title"),
+        due_date=body.get("due_date"),
+        note=body.get("note"),
+        if_match=tags,
+    )
+
+
 def _report(environ, s: Store, milestone: str, who, tags: str | None) -> dict:
     """A milestone's PATCH: the report of :func:`layers.key_tasks.report_milestone`.
 
@@ -307,6 +414,16 @@ def _report(environ, s: Store, milestone: str, who, tags: str | None) -> dict:
         return s.get(MILESTONES, milestone)
 
 
+def _is_replan(environ) -> bool:
+    """Whether a milestone's PATCH body re-plans it (``due_date`` or ``title`` among its
+    members) rather than reports it (mixing both: a 400 of :func:`_replan`, after
+    ``If-Match``)."""
+    doc = json_body(environ)
+    if isinstance(doc, dict) and doc.get("type") == "Feature":
+        doc = doc.get("properties") or {}
+    return isinstance(doc, dict) and bool(set(doc) & {"due_date", "title"})
+
+
 def app(environ, start_response):
     """Dispatch one request to the resources in the module docstring."""
     path = environ.get("PATH_INFO", "") or "/"
@@ -323,10 +440,18 @@ def app(environ, start_response):
             if method == "DELETE":
                 return respond(environ, start_response, b"", 200)  # as for a case
         else:
-            allow(environ, "PATCH")
+            method = allow(environ, "PUT", "PATCH", "DELETE")
             query(environ, ("f",))
-            method = "PATCH"
-            feat = _report(environ, s, key, who, tags)
+            if method == "PATCH":  # a report or a re-plan: anyone who may do either, first
+                roles = (*key_tasks.EDIT_ROLES, *key_tasks.REPORT_ROLES)
+                lifecycle.require_role(who, "change a milestone", tuple(dict.fromkeys(roles)))
+            if method == "PATCH" and not _is_replan(environ):
+                feat = _report(environ, s, key, who, tags)
+            else:
+                props = _replan(environ, s, method, key, who, tags)
+                if method == "DELETE":
+                    return respond(environ, start_response, b"", 200)
+                feat = s.get(MILESTONES, props["milestone_id"])
         etag = [("ETag", lifecycle.etag(feat))]
         if method == "PUT":
             return respond(environ, start_response, b"", 204, headers=etag)
