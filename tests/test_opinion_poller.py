@@ -19,6 +19,7 @@ from opinionfeedkit import (
 )
 
 from analytics.opinion.ingest import CaseRule
+from layers.catalogue import get_layer
 from layers.stores import open_store
 from tianya.opinion_poller import BATCH, poll_once, read_feed
 
@@ -164,3 +165,32 @@ def _posts(data):
 def _cases(data) -> int:
     inc = rows(data, "incidents", ("channel", "description"))
     return sum(1 for p in inc.values() if (p["description"] or "").startswith("网络舆情话题"))
+
+
+def test_the_sample_gets_its_posts(sample_gpkg):
+    """``tianya generate`` ingests the sample year's last 12 weeks of posts (no cases: the
+    sample's incidents keep their planted patterns)."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from geodata.sample import YEAR_END
+    from tianya.opinion_poller import SAMPLE_WEEKS, ingest_sample
+
+    data = copy_store("gpkg", sample_gpkg, "op_sample")
+    s = open_store(data)
+    try:
+        n_cases = len(s.read_frame(get_layer("incidents")))
+        made = ingest_sample(s, seed=20261125)
+        posts = s.read_frame(get_layer("public_opinion"))
+        topics = s.read_frame(get_layer("opinion_topics"))
+        assert len(s.read_frame(get_layer("incidents"))) == n_cases
+    finally:
+        s.close()
+    assert made.posts == len(posts) > 5000 and made.topics_new == len(topics) > 300
+    local = pd.to_datetime(posts["posted_at"], utc=True).dt.tz_convert("Asia/Shanghai").dt.date
+    start = YEAR_END - dt.timedelta(days=7 * SAMPLE_WEEKS - 1)
+    assert (local.min(), local.max()) == (start, YEAR_END)
+    assert posts["case_id"].isna().all() and topics["status"].eq("open").all()
+    placed = posts[posts["place_id"].notna()]
+    assert placed.geometry.notna().all() and posts[posts["place_id"].isna()].geometry.isna().all()

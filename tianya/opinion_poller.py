@@ -341,5 +341,7 @@ def ingest_sample(store: Store, seed: int, weeks: int = SAMPLE_WEEKS) -> IngestR
     days = (YEAR_END - YEAR_START).days + 1
     n = round(POSTS_PER_YEAR * 7 * weeks / days)
     posts = generate_posts(frames, seed=seed, n_posts=n, start=start, end=YEAR_END)
+    # a topic's follow-ups may run a day or two past the period: the sample year ends there
+    local = posts["posted_at"].dt.tz_convert("Asia/Shanghai").dt.date
     cols = [c for c in posts.columns if not c.startswith("true_")]
-    return ingest(store, posts[cols], build_gazetteer(frames), cases=None)
+    return ingest(store, posts.loc[local <= YEAR_END, cols], build_gazetteer(frames), cases=None)
