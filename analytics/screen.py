@@ -44,6 +44,7 @@ def screen_summary(
     lang: str = "zh",
     outlook: bool = True,
     key_tasks: tuple | None = None,
+    opinion: tuple | None = None,
 ) -> dict:
     """Today's counts, overdue cases, hot spots and next week's outlook for the screen.
 
@@ -70,6 +71,11 @@ def screen_summary(
     key_tasks : (GeoDataFrame, DataFrame), optional
         The ``key_tasks`` and ``key_task_milestones`` rows: adds the key-work panel's
         figures as of ``now`` (:func:`_key_tasks`); ``None`` without them.
+
+    opinion : (DataFrame, DataFrame), optional
+        The ``public_opinion`` posts (public fields, from the day before ``day`` on at least)
+        and the ``opinion_topics`` rows: adds the day's hot topics panel (:func:`_opinion`);
+        ``None`` without them.
 
     Returns
     -------
@@ -165,6 +171,9 @@ def screen_summary(
         ),
         "outlook": _outlook(incidents, pd.Timestamp(day).date(), end, names) if outlook else None,
         "key_tasks": None if key_tasks is None else _key_tasks(key_tasks, now, lang),
+        "opinion": None
+        if opinion is None
+        else _opinion(opinion, start, min(end, now), names, lang),
         "styles": _styles(cat, lang),
     }
 
@@ -246,6 +255,54 @@ def _key_tasks(tables: tuple, now, lang: str) -> dict:
         "overdue_tasks": len(f["overdue_tasks"]),
         "colors": {c.code: c.color for c in esc.codes or ()},
         "labels": {c.code: esc.label(c.code, lang) for c in esc.codes or ()},
+    }
+
+
+#: Hot topics the screen lists.
+SCREEN_TOPICS = 8
+
+
+def _opinion(tables: tuple, start, until, names: dict, lang: str) -> dict:
+    """Today's hot topics (网络舆情): the day's posts (up to ``until``) and its topics by posts
+    today, then growth against the day before (:func:`analytics.opinion.hot.hot_topics`),
+    with category (label, colour), community, case and status; public fields only."""
+    from analytics.opinion.hot import hot_topics
+
+    posts, topics = tables
+    t = pd.to_datetime(posts["posted_at"], utc=True, format="ISO8601")
+    today = posts[((t >= start) & (t < until)).to_numpy()]
+    eps = pd.Timedelta(microseconds=1)  # hot_topics' windows are (since, until]
+    hot = hot_topics(posts, topics, since=start - eps, until=until - eps, limit=SCREEN_TOPICS)
+    cat = LAYERS["public_opinion"].field("category")
+    colors = {c.code: c.color for c in cat.codes or ()}
+    status = LAYERS["opinion_topics"].field("status")
+
+    def text(v):
+        return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+
+    rows = []
+    for r in hot.to_dict("records"):
+        c, comm, st = text(r["category"]), text(r["community_code"]), text(r.get("status"))
+        rows.append(
+            {
+                "topic_id": r["topic_id"],
+                "category": c,
+                "label": cat.label(c, lang) if c else "—",
+                "color": colors.get(c) or MUTED,
+                "community": names.get(comm, comm) or "—",
+                "posts_today": int(r["posts_recent"]),
+                "posts_before": int(r["posts_before"]),
+                "growth": round(float(r["growth"]), 2),
+                "posts": int(r["posts"]),
+                "case_id": text(r.get("case_id")),
+                "status": st,
+                "status_label": status.label(st, lang) if st else None,
+            }
+        )
+    return {
+        "posts": int(len(today)),
+        "actionable": int(today["actionable"].fillna(False).astype(bool).sum()),
+        "topics": rows,
     }
 
 

@@ -364,3 +364,40 @@ def test_report_command_reads_the_stores_posts_into_the_opinion_section(served, 
     week = posts[(posts["posted_at"] >= start) & (posts["posted_at"] < start + 7 * DAY)]
     assert ot["posts"] == len(week) > 0
     assert ot["topics"] == week["topic_id"].nunique()
+
+
+# --- the screen ------------------------------------------------------------------------------
+
+
+def test_screen_shows_the_days_hot_topics_offline(served, browser):
+    """Today's hot topics panel, in a real browser with every other host refused: the topics
+    of the day's posts by their posts that day (counted here from the stored posts)."""
+    from browserkit import OfflinePage
+
+    srv, posts, _, _ = served
+    day = "2026-11-12"
+    p = OfflinePage(browser, viewport=(1920, 1080)).goto(
+        f"{srv.url}/screen?date={day}&refresh=600", "#map"
+    )
+    p.page.wait_for_function(
+        "() => Number(document.getElementById('updated').dataset.refreshes) >= 1",
+        timeout=60_000,
+    )
+    start = pd.Timestamp(f"{day}T00:00:00+08:00")
+    today = posts[(posts["posted_at"] >= start) & (posts["posted_at"] < start + DAY)]
+    counts = Counter(str(t) for t in today["topic_id"].dropna())
+    listed = p.page.eval_on_selector_all(
+        "#opinion-topics li",
+        "els => els.map(e => [e.dataset.topic, Number(e.querySelector('b.n').textContent)])",
+    )
+    assert listed, "no topic drawn"
+    assert [n for _, n in listed] == sorted(counts.values(), reverse=True)[: len(listed)]
+    assert len(listed) == min(8, len(counts))
+    for topic, n in listed:
+        assert counts[topic] == n
+    head = p.texts("#opinion-count")[0]
+    assert f"posts {len(today)} " in head and f"actionable {int(today['actionable'].sum())}" in head
+    summary = srv.get(f"/screen/summary.json?date={day}").json()["opinion"]
+    assert [t["topic_id"] for t in summary["topics"]] == [t for t, _ in listed]
+    p.assert_clean()
+    p.close()

@@ -44,6 +44,7 @@ def handles(path: str) -> bool:
 def summary(environ, day: str | None) -> bytes:
     """The summary JSON for ``day``, cached for the settings' ``screen_cache`` seconds
     (``TIANYA_SCREEN_CACHE``)."""
+    from analytics.opinion.hot import read_opinion
     from analytics.screen import screen_summary
     from tianya.api import store
 
@@ -61,6 +62,7 @@ def summary(environ, day: str | None) -> bytes:
             communities,
             day,
             key_tasks=(*key_task_figures.tables(s), key_task_figures.audit(s)),
+            opinion=read_opinion(s, since=_opinion_since(incidents, day)),
         ),
         option=orjson.OPT_SERIALIZE_NUMPY,
     )
@@ -69,6 +71,22 @@ def summary(environ, day: str | None) -> bytes:
             _cache.clear()
         _cache[key] = (time.monotonic(), body)
     return body
+
+
+def _opinion_since(incidents, day: str | None) -> dt.datetime:
+    """The first instant of opinion posts the screen reads: the day before the day it shows
+    (``day``, else at the latest the latest day with cases, the default day's fallback)."""
+    import pandas as pd
+
+    from layers.district import TZ
+
+    if day is not None:
+        base = dt.date.fromisoformat(day)
+    else:
+        reported = pd.to_datetime(incidents["reported_at"], utc=True, format="ISO8601").max()
+        today = dt.datetime.now(TZ).date()
+        base = today if pd.isna(reported) else min(today, reported.tz_convert(TZ).date())
+    return dt.datetime.combine(base - dt.timedelta(days=1), dt.time(), TZ)
 
 
 def _check_day(day: str | None) -> str | None:

@@ -185,6 +185,20 @@
     }).join("");
   }
 
+  // today's hot topics (网络舆情): by posts today, then growth against the day before
+  function drawOpinion(o) {
+    var ol = document.getElementById("opinion-topics");
+    if (!o) { text("opinion-count", ""); ol.innerHTML = ""; return; }
+    text("opinion-count", "帖文 posts " + o.posts + " · 需处置 actionable " + o.actionable);
+    ol.innerHTML = o.topics.length ? o.topics.map(function (t) {
+      return '<li data-topic="' + esc(t.topic_id) + '"><i style="background:' + esc(t.color) +
+        '"></i>' + esc(t.label) + " · " + esc(t.community) + ' <b class="n">' + t.posts_today +
+        "</b> <small>前日 day before " + t.posts_before + " · 增长 growth ×" +
+        t.growth.toFixed(1) + (t.case_id ? " · 已立案 case " + esc(t.case_id) : "") +
+        "</small></li>";
+    }).join("") : '<li class="none">今日无舆情话题 · No topic today</li>';
+  }
+
   function drawSummary(s) {
     state.day = s.day;
     var first = !state.tz;
@@ -216,6 +230,7 @@
       }).join("");
     drawOutlook(s.outlook, s.styles);
     drawKeyTasks(s.key_tasks);
+    drawOpinion(s.opinion);
     var list = document.getElementById("overdue");
     list.innerHTML = s.overdue_cases.map(function (c, i) {
       return '<li data-i="' + i + '" data-case="' + esc(c.case_no) + '">' +
