@@ -956,7 +956,7 @@ def forecast(
     freq: str = "W",
     key_field: str | None = None,
     cell_size: float = 200.0,
-    model: str = "gbm",
+    model: str = "pooled",
     horizon: int = 4,
     interval: float = 0.8,
     origin=-1,

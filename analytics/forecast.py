@@ -53,7 +53,8 @@ Models (:data:`MODELS`)
     Poisson median of the mean (as the gbm); intervals: split conformal, as the gbm, on the
     model's own forecasts from the last ``calibration`` origins whose targets are observed.
     Parameters :data:`POOLED_PARAMS`, chosen on validation origins before the reported ones
-    (:func:`analytics.backtest.select_model`).  The model chosen for issue 16's targets.
+    (:func:`analytics.backtest.select_model`).  The model chosen on the backtest, and so the
+    default of :func:`forecast`, ``tianya forecast`` and the ``forecast`` process.
 
 No look-ahead: :func:`forecast` hands each model only ``counts[:, :t + 1]`` (the periods up
 to the origin); the calendar of later periods is public in advance.
@@ -661,7 +662,7 @@ def _predict(
 def forecast(
     panel: SeriesPanel,
     *,
-    model: str = "gbm",
+    model: str = "pooled",
     horizon: int = 4,
     level: float = 0.8,
     origin=-1,

@@ -88,7 +88,7 @@ def test_geojson_cells(gpkg_store, store_url, tmp_path):
     res = invoke("--data", data, "--level", "cell", "--cell-size", "500", "-o", str(out))
     assert res.exit_code == 0, res.output
     fc = json.loads(out.read_text())
-    lib = expected(gpkg_store, "cell", "gbm", 1, cell_size=500.0)
+    lib = expected(gpkg_store, "cell", "pooled", 1, cell_size=500.0)  # the default model
     assert len(fc["features"]) == len(lib)
     assert {f["geometry"]["type"] for f in fc["features"]} == {"Polygon"}
     got = {f["properties"]["key"]: f["properties"]["mean"] for f in fc["features"]}

@@ -240,12 +240,14 @@ def test_training_rows_budget(sample_gpkg, monkeypatch):
     monkeypatch.setattr(settings, "_CURRENT", settings.Settings.from_env(data=sample_gpkg))
     proc = PROCESSORS["forecast"]({"name": "forecast"})
     # 9 classes x 52 weeks x 4 horizons = 1,872 rows: within the limit
-    proc.execute({**INCIDENTS, "level": "category", "horizon": 4})
+    gbm = {**INCIDENTS, "model": "gbm"}
+    proc.execute({**gbm, "level": "category", "horizon": 4})
     with pytest.raises(InvalidParameter, match="MAX_FORECAST_ROWS") as info:
-        proc.execute({**INCIDENTS, "level": "cell", "horizon": 4})
+        proc.execute({**gbm, "level": "cell", "horizon": 4})
     assert "training rows of the gbm model" in str(info.value)
-    # ETS has no training rows
+    # ETS and the pooled default have no training rows
     proc.execute({**INCIDENTS, "level": "cell", "horizon": 4, "model": "ets"})
+    proc.execute({**INCIDENTS, "level": "cell", "horizon": 4})
 
 
 def test_warnings_match_the_library(live_server, gpkg_store):

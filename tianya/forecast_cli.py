@@ -91,7 +91,7 @@ def _with_geometry(frame, panel, level, store):
 @click.option(
     "--model",
     type=click.Choice(["seasonal_naive", "moving_average", "ets", "gbm", "pooled"]),
-    default="gbm",
+    default="pooled",
     show_default=True,
 )
 @click.option("--horizon", default=1, show_default=True, type=click.IntRange(1, 4))

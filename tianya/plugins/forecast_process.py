@@ -144,8 +144,8 @@ class ForecastProcessor(AnalysisProcessor):
             "string",
             "Forecast model (gbm: global gradient-boosted model; ets: exponential smoothing; "
             "pooled: each series' share of the total times the recent total, the model chosen "
-            "on the backtest; the baselines seasonal_naive and moving_average).",
-            "gbm",
+            "on the backtest and the default; the baselines seasonal_naive and moving_average).",
+            "pooled",
             choices=_MODELS,
         ),
         Option("horizon", "integer", "Periods ahead.", 1, minimum=1, maximum=MAX_HORIZON),
