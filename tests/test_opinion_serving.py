@@ -401,3 +401,53 @@ def test_screen_shows_the_days_hot_topics_offline(served, browser):
     assert [t["topic_id"] for t in summary["topics"]] == [t for t, _ in listed]
     p.assert_clean()
     p.close()
+
+
+# --- through the real ingest ----------------------------------------------------------------
+
+
+def test_ingested_posts_serve_hot_topics_and_the_report_with_their_cases(
+    sample_gpkg, sample_data, tmp_path
+):
+    """Posts stored by :func:`analytics.opinion.ingest.ingest` (topics opening cases) read
+    back by :func:`read_opinion`: the hot topics count the stored posts, and the report marks
+    exactly the topics that opened a case."""
+    import shutil
+
+    from analytics.opinion.gazetteer import build_gazetteer
+    from analytics.opinion.hot import read_opinion
+    from analytics.opinion.ingest import ingest
+    from analytics.report import weekly_report
+    from geodata.opinion import generate_posts
+    from layers.catalogue import LAYERS
+    from layers.stores import open_store
+
+    path = str(tmp_path / "ingested.gpkg")
+    shutil.copy(sample_gpkg, path)
+    raw = generate_posts(
+        sample_data, seed=3, n_posts=900, start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 15)
+    )
+    raw = raw[[c for c in raw.columns if not c.startswith("true_")]]
+    with open_store(path) as store:
+        res = ingest(
+            store, raw, build_gazetteer(sample_data), now=dt.datetime(2026, 11, 16, tzinfo=dt.UTC)
+        )
+        assert res.posts == len(raw) and res.cases_opened
+        posts, topics = read_opinion(store)
+        stored = store.read_frame(LAYERS["public_opinion"])
+    assert "handle" not in posts.columns and "replied_by" not in topics.columns
+    until = pd.Timestamp("2026-11-12T00:00:00Z")
+    hot = hot_topics(posts, topics, since=until - 2 * DAY, until=until, limit=None)
+    stored["posted_at"] = pd.to_datetime(stored["posted_at"], utc=True, format="ISO8601")
+    assert {r.topic_id: (r.posts_recent, r.posts_before) for r in hot.itertuples()} == {
+        t: v[:2] for t, v in _by_hand(stored, until, until - 2 * DAY).items()
+    }
+    rep = weekly_report(
+        sample_data["incidents"], sample_data["communities"], "2026-W45", charts=False,
+        outlook=False, opinion=(posts, topics), top_topics=500,
+    )  # fmt: skip
+    ot = rep.figures["public_opinion"]["topics"]
+    with_case = set(topics.loc[topics["case_id"].notna(), "topic_id"].astype(str))
+    listed = {r["topic_id"]: r for r in ot["top"]}
+    assert {t for t, r in listed.items() if r["case_opened"]} == with_case & set(listed)
+    assert ot["cases_opened"] == len(with_case & set(listed)) > 0
