@@ -1094,7 +1094,8 @@ img{max-width:100%}
 <span class="en">{{ k.all.on_time }} / {{ k.all.due }}</span></div>
 <div>预警 Warnings<b id="key-warnings">{{ k.escalations.warning }}</b></div>
 <div>问责 Accountability<b id="key-accountability">{{ k.escalations.accountability }}</b></div>
-<div>本周预警记录 Warnings this week<b id="key-warning-entries">{{ k.all.warning_entries }}</b></div>
+<div>本周预警记录 Warnings this week<b id="key-warning-entries">{{
+ k.all.warning_entries }}</b></div>
 <div>本周问责记录 Accountability entries this week<b id="key-accountability-entries">{{
  k.all.accountability_entries }}</b></div>
 </div>
