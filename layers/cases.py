@@ -24,14 +24,14 @@ import pyproj
 import shapely
 from pygeofilter import ast
 
-from layers import access
-from layers.catalogue import CATEGORY_CLASS, Field, Layer, get_layer
+from layers import access, audit
+from layers.catalogue import CATEGORY_CLASS, Field, get_layer
 from layers.dispatch import (
     dispatch,
     locator_for,
 )
 from layers.district import PROJECTED_CRS
-from layers.errors import Conflict, InvalidFeature, NotFound, PayloadTooLarge, choices
+from layers.errors import InvalidFeature, NotFound, PayloadTooLarge, choices
 from layers.query import Query, check_date
 from layers.store import Store, normalize_crs
 from layers.worktime import TZ
@@ -298,18 +298,13 @@ def intake_fields(who: access.Principal) -> tuple[str, ...]:
 
 
 #: One row per local day: the last case serial handed out (kept beside the cases).
-COUNTERS = Layer(
-    id="case_counters",
-    zh="案卷编号计数",
-    en="Case number counters",
-    description_zh="每日案卷流水号。",
-    description_en="Last case serial of each local day.",
-    geometry_type=None,
-    key="day",
-    fields=(
-        Field("day", "string", "日期", "Local day (YYYYMMDD)"),
-        Field("last", "integer", "最后流水号", "Last serial", required=True),
-    ),
+COUNTERS = audit.counters_layer(
+    "case_counters",
+    "案卷编号计数",
+    "Case number counters",
+    "每日案卷流水号。",
+    "Last case serial of each local day.",
+    Field("day", "string", "日期", "Local day (YYYYMMDD)"),
 )
 
 
@@ -322,16 +317,7 @@ def next_case_no(store: Store, at: dt.datetime) -> str:
     day's counter starts from the highest case number already stored.
     """
     day = at.astimezone(TZ).strftime("%Y%m%d")
-    try:
-        last = store.get_for_update(COUNTERS, day)["properties"]["last"]
-    except NotFound:
-        last = _max_serial(store, day)
-        try:
-            store.insert(COUNTERS, [{"geometry": None, "properties": {"day": day, "last": last}}])
-        except Conflict:  # another writer created it first: wait for its row
-            last = store.get_for_update(COUNTERS, day)["properties"]["last"]
-    last += 1
-    store.update(COUNTERS, day, {"last": last})
+    last = audit.next_serial(store, COUNTERS, day, first=lambda: _max_serial(store, day))
     return f"TY{day}{last:05d}"
 
 

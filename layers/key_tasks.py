@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import uuid
 from collections.abc import Sequence
 
 import shapely
 import shapely.geometry
 
-from layers import access
+from layers import access, audit
 from layers.catalogue import DEPARTMENTS, Field, Layer, get_layer
 from layers.district import TZ, district_boundary
 from layers.errors import Conflict, Forbidden, InvalidFeature, NotFound, choices
@@ -51,43 +50,29 @@ from layers.store import Store
 TASKS = get_layer("key_tasks")
 MILESTONES = get_layer("key_task_milestones")
 
-HISTORY = Layer(
-    id="key_task_history",
-    zh="重点工作督办记录",
-    en="Key task history",
-    description_zh="重点工作每次变更、节点报送与预警问责的审计记录。",
-    description_en="Audit trail of every key-task change, milestone report and escalation.",
-    geometry_type=None,
-    key="event_id",
-    temporal="at",
-    fields=(
-        Field("event_id", "string", "记录编号", "Event ID"),
-        Field("task_no", "string", "任务编号", "Task number", required=True, indexed=True),
-        Field("at", "datetime", "时间", "At", required=True),
-        Field("actor", "string", "操作人", "Actor", required=True),
-        Field("role", "string", "角色", "Role", required=True),
-        Field("department", "string", "部门", "Department"),
-        Field("action", "string", "操作", "Action", required=True, indexed=True),
+HISTORY = audit.history_layer(
+    "key_task_history",
+    "重点工作督办记录",
+    "Key task history",
+    "重点工作每次变更、节点报送与预警问责的审计记录。",
+    "Audit trail of every key-task change, milestone report and escalation.",
+    Field("task_no", "string", "任务编号", "Task number", required=True, indexed=True),
+    after_role=(Field("department", "string", "部门", "Department"),),
+    after_action=(
         Field("milestone_seq", "integer", "节点序号", "Milestone (0: the task's deadline)"),
-        Field("from_status", "string", "原状态", "From status"),
-        Field("to_status", "string", "新状态", "To status"),
-        Field("note", "string", "备注/理由", "Note or reason"),
     ),
+    action_indexed=True,
+    stage=("状态", "status"),
 )
 
 #: Last task serial of each year (``KT`` + year + ``-`` + 3-digit serial).
-COUNTERS = Layer(
-    id="key_task_counters",
-    zh="任务编号计数",
-    en="Key task number counters",
-    description_zh="每年任务流水号。",
-    description_en="Last key-task serial of each year.",
-    geometry_type=None,
-    key="year",
-    fields=(
-        Field("year", "string", "年份", "Year"),
-        Field("last", "integer", "最后流水号", "Last serial", required=True),
-    ),
+COUNTERS = audit.counters_layer(
+    "key_task_counters",
+    "任务编号计数",
+    "Key task number counters",
+    "每年任务流水号。",
+    "Last key-task serial of each year.",
+    Field("year", "string", "年份", "Year"),
 )
 
 #: The principal the supervision clock records its entries under.
@@ -279,26 +264,18 @@ def record(
     note: str | None = None,
 ) -> None:
     """Append one history row (call inside the transaction that makes the change)."""
-    store.insert(
+    audit.append(
+        store,
         HISTORY,
-        [
-            {
-                "geometry": None,
-                "properties": {
-                    "event_id": uuid.uuid4().hex,
-                    "task_no": task_no,
-                    "at": at,
-                    "actor": who.name,
-                    "role": who.role,
-                    "department": who.department,
-                    "action": action,
-                    "milestone_seq": seq,
-                    "from_status": from_status,
-                    "to_status": to_status,
-                    "note": note,
-                },
-            }
-        ],
+        who,
+        at=at,
+        action=action,
+        task_no=task_no,
+        department=who.department,
+        milestone_seq=seq,
+        from_status=from_status,
+        to_status=to_status,
+        note=note,
     )
 
 
@@ -327,17 +304,7 @@ def next_stages(status: str) -> list[str]:
 def next_task_no(store: Store, year: int) -> str:
     """The next task number of ``year`` (call inside the inserting transaction; the year's
     counter row is locked until it ends, so concurrent writers take turns)."""
-    key = str(year)
-    try:
-        last = store.get_for_update(COUNTERS, key)["properties"]["last"]
-    except NotFound:
-        last = _max_serial(store, year)
-        try:
-            store.insert(COUNTERS, [{"geometry": None, "properties": {"year": key, "last": last}}])
-        except Conflict:
-            last = store.get_for_update(COUNTERS, key)["properties"]["last"]
-    last += 1
-    store.update(COUNTERS, key, {"last": last})
+    last = audit.next_serial(store, COUNTERS, str(year), first=lambda: _max_serial(store, year))
     return f"KT{year}-{last:03d}"
 
 

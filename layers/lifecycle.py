@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import uuid
 
 import orjson
 
-from layers import access
-from layers.catalogue import STAGES, Field, Layer, get_layer
+from layers import access, audit
+from layers.catalogue import STAGES, Field, get_layer
 from layers.dispatch import Placement, dispatch, locator_for
 from layers.errors import (
     Conflict,
@@ -50,26 +49,13 @@ from layers.store import Store
 
 INCIDENTS = get_layer("incidents")
 
-HISTORY = Layer(
-    id="incident_history",
-    zh="案件办理记录",
-    en="Case history",
-    description_zh="案件每次状态变更的审计记录（谁、何时、从、到、备注）。",
-    description_en="Audit trail of every case change (who, when, from, to, note).",
-    geometry_type=None,
-    key="event_id",
-    temporal="at",
-    fields=(
-        Field("event_id", "string", "记录编号", "Event ID"),
-        Field("case_no", "string", "案卷编号", "Case number", required=True, indexed=True),
-        Field("at", "datetime", "时间", "At", required=True),
-        Field("actor", "string", "操作人", "Actor", required=True),
-        Field("role", "string", "角色", "Role", required=True),
-        Field("action", "string", "操作", "Action", required=True),
-        Field("from_status", "string", "原阶段", "From stage"),
-        Field("to_status", "string", "新阶段", "To stage"),
-        Field("note", "string", "备注/理由", "Note or reason"),
-    ),
+HISTORY = audit.history_layer(
+    "incident_history",
+    "案件办理记录",
+    "Case history",
+    "案件每次状态变更的审计记录（谁、何时、从、到、备注）。",
+    "Audit trail of every case change (who, when, from, to, note).",
+    Field("case_no", "string", "案卷编号", "Case number", required=True, indexed=True),
 )
 
 #: The principal automatic steps are recorded under.
@@ -217,24 +203,16 @@ def record(
     action: str = "transition",
 ) -> None:
     """Append one history row (call inside the transaction that makes the change)."""
-    store.insert(
+    audit.append(
+        store,
         HISTORY,
-        [
-            {
-                "geometry": None,
-                "properties": {
-                    "event_id": uuid.uuid4().hex,
-                    "case_no": case_no,
-                    "at": at,
-                    "actor": who.name,
-                    "role": who.role,
-                    "action": action,
-                    "from_status": from_status,
-                    "to_status": to_status,
-                    "note": note,
-                },
-            }
-        ],
+        who,
+        at=at,
+        action=action,
+        case_no=case_no,
+        from_status=from_status,
+        to_status=to_status,
+        note=note,
     )
 
 
