@@ -24,8 +24,12 @@ serve: install
 system:
 	bash .ci/system.sh
 
+# The suite on $(TEST_PROCESSES) processes (pytest-xdist), each test module whole on one of them
+# (its module-scoped servers start once); tests marked `exclusive` run alone (tests/parallel.py).
+TEST_PROCESSES ?= 2
+
 test: install system check
-	eval "$$(bash .ci/postgis.sh)" && CI=$${CI:-1} $(PY) -m pytest
+	eval "$$(bash .ci/postgis.sh)" && CI=$${CI:-1} $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check .

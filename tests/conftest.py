@@ -19,6 +19,7 @@ import time
 
 import pytest
 import requests
+from parallel import *  # noqa: F403 - pytest-xdist: exclusive tests run alone (tests/parallel.py)
 from stores import *  # noqa: F403 - fixtures and hooks for both stores (tests/stores.py)
 
 from geodata.sample import DEFAULT_SEED, generate, write_sample
@@ -90,11 +91,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` (a gunicorn arbiter) listens on ``port``."""
+    import psutil
+
+    try:
+        conns = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in conns)
+
+
 class LiveServer:
     """A ``tianya serve`` process; ``url`` is its base URL."""
 
     def __init__(self, data: str, extra_env: dict | None = None, workers: int = 2):
         self.data = data
+        #: ports that another server held when this one tried them
+        self.ports_taken: list[int] = []
+        # a port taken between free_port() and gunicorn's bind (by a server of another
+        # pytest-xdist worker): a new port, twice at most
+        for attempt in range(3):
+            if self._start(data, extra_env, workers, last=attempt == 2):
+                return
+            self.ports_taken.append(self.port)
+
+    def _start(self, data: str, extra_env: dict | None, workers: int, last: bool) -> bool:
+        """Start the server on a free port: True once it answers, False if the port was
+        taken (then ``last`` raises instead)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(
@@ -109,7 +133,10 @@ class LiveServer:
             if "://" not in data
             else (os.environ.get("TIANYA_RASTERS") or "/tmp")
         )
-        self.log = open(os.path.join(log_dir, f"server-{self.port}.log"), "w")
+        log = os.path.join(log_dir, f"server-{self.port}.log")
+        while os.path.exists(log):  # the log of another server that had this port
+            log = log[: -len(".log")] + "+.log"
+        self.log = open(log, "w")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -131,12 +158,19 @@ class LiveServer:
         deadline = time.time() + 90
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {open(self.log.name).read()[-3000:]}")
+                self.log.close()
+                out = open(self.log.name).read()
+                if "Connection in use" in out and not last:
+                    return False
+                raise RuntimeError(f"server exited: {out[-3000:]}")
             try:
-                if requests.get(self.url + "/conformance?f=json", timeout=2).ok:
-                    return
+                # the answer must come from this server, not from one that holds the port
+                answer = requests.get(self.url + "/conformance?f=json", timeout=2)
+                if answer.ok and _listens(self.proc.pid, self.port):
+                    return True
             except requests.RequestException:
-                time.sleep(0.3)
+                pass
+            time.sleep(0.3)
         self.stop()
         raise RuntimeError("server did not start within 90 s")
 

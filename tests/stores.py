@@ -31,6 +31,7 @@ __all__ = [
     "pg_url",
     "pytest_configure",
     "pytest_generate_tests",
+    "pytest_make_collect_report",
     "pytest_runtest_makereport",
     "pytest_sessionfinish",
     "store_kind",
@@ -85,7 +86,10 @@ def pytest_make_collect_report(collector):
 
 def pytest_sessionfinish(session, exitstatus):
     if _SCHEMAS and os.environ.get("TIANYA_TEST_PG"):
-        drop_schemas(os.environ["TIANYA_TEST_PG"])
+        from parallel import shared_run
+
+        with shared_run():  # not while another xdist worker restarts PostgreSQL
+            drop_schemas(os.environ["TIANYA_TEST_PG"])
 
 
 def pg_base_url() -> str:

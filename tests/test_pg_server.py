@@ -271,6 +271,7 @@ def _wait_pg(conninfo: str) -> None:
     raise RuntimeError("PostgreSQL did not come back")
 
 
+@pytest.mark.exclusive  # restarts PostgreSQL: no other test may use it meanwhile
 @pytest.mark.skipif(
     not (os.environ.get("CI") or os.environ.get("TIANYA_TEST_PG_RESTART")),
     reason="restarts the PostgreSQL server: set TIANYA_TEST_PG_RESTART=1",

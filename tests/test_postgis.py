@@ -698,6 +698,7 @@ def test_lost_connections_recover(pg, pg_url, schema):
     store.close()
 
 
+@pytest.mark.exclusive  # restarts PostgreSQL: no other test may use it meanwhile
 @pytest.mark.skipif(
     not (os.environ.get("CI") or os.environ.get("TIANYA_TEST_PG_RESTART")),
     reason="restarts the PostgreSQL server: set TIANYA_TEST_PG_RESTART=1",
