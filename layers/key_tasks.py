@@ -878,7 +878,8 @@ def replan_milestone(
                     f"milestone {seq} of key task {task_no} was due on {old_due}: moving it to "
                     f"{due} ({why}) needs a reason in 'note'"
                 )
-            changes["due_date"] = due.isoformat()
+            # a new due date starts the milestone's clock again (see :func:`escalate`)
+            changes.update(due_date=due.isoformat(), escalation="none")
             said.append(f"due {old_due} → {due}")
         if title is not None and title != mp["title"]:
             changes["title"] = title
@@ -891,7 +892,7 @@ def replan_milestone(
                 task_no,
                 who,
                 at=now,
-                action="replan",
+                action="replan" if "due_date" in changes else "retitle",
                 from_status=tp["status"],
                 seq=seq,
                 note="; ".join(said) + (f"; reason: {note}" if note else ""),
@@ -976,7 +977,9 @@ def escalate(store: Store, now: dt.datetime) -> list[dict]:
     history row; more than :data:`GRACE_DAYS` days past due, an ``accountability`` row
     (after the warning, in the same run if the clock skipped ahead). The milestone's and
     the task's ``escalation`` fields are raised to match. Idempotent: an entry already
-    recorded is never recorded again (checked under the task's row lock).
+    recorded is never recorded again (checked under the task's row lock) — for the item's
+    current due date: a milestone re-planned to a new due date (:func:`replan_milestone`)
+    is warned, then held accountable, again once it passes that date.
 
     Returns
     -------
@@ -1018,11 +1021,15 @@ def _escalate_task(store: Store, task_no: str, now: dt.datetime, today: dt.date)
         todo = [(s, d, m, due_levels(d, today)) for s, d, m in items if d is not None]
         if not any(levels for *_, levels in todo):
             return []
-        done = {
-            (r["action"], int(r.get("milestone_seq") or 0))
-            for r in _history(store, task_no)
-            if r["action"] in LEVELS
-        }
+        # the entries made since the item's due date last changed (a re-plan starts the
+        # milestone's clock again: warned, then held accountable, once per due date)
+        done: set[tuple[str, int]] = set()
+        for r in _history(store, task_no):
+            n = int(r.get("milestone_seq") or 0)
+            if r["action"] in LEVELS:
+                done.add((r["action"], n))
+            elif r["action"] == "replan":
+                done = {(a, k) for a, k in done if k != n}
         top = tp.get("escalation") or "none"
         for seq, due, m, levels in todo:
             for level in levels:

@@ -426,6 +426,37 @@ def test_escalation_warning_then_accountability_exactly_once(store):
     assert sorted(entries) == sorted(set(entries)) and len(entries) == 6
 
 
+def test_a_replanned_milestone_escalates_again_once_past_its_new_date(store):
+    """A re-plan moving an overdue milestone's due date starts its clock again: past the new
+    date, one more warning (then one accountability entry); a title-only re-plan does not.
+    Before, (level, seq) was escalated once for good: a re-planned milestone never again."""
+    no = new_task(store)
+    kt.transition(store, no, "in_progress", HOUSING, now=at(1))
+    mine = lambda made: [(e["level"], e["seq"]) for e in made if e["task_no"] == no]  # noqa: E731
+    assert mine(kt.escalate(store, local("2026-12-21", 1))) == [("warning", 1)]
+    kt.replan_milestone(
+        store, no, 1, LEADER, title="入户调查摸底（补）", now=local("2026-12-21", 10)
+    )
+    assert mine(kt.escalate(store, local("2026-12-21", 12))) == []  # same due date
+    m = kt.replan_milestone(
+        store, no, 1, LEADER, due_date="2027-01-05", note="春节前补齐", now=local("2026-12-22", 9)
+    )
+    assert (m["due_date"], m["escalation"]) == ("2027-01-05", "none")
+    assert mine(kt.escalate(store, local("2027-01-05", 12))) == []
+    assert mine(kt.escalate(store, local("2027-01-06", 12))) == [("warning", 1)]
+    assert mine(kt.escalate(store, local("2027-01-06", 13))) == []
+    assert mine(kt.escalate(store, local("2027-01-14", 12))) == [("accountability", 1)]
+    assert mine(kt.escalate(store, local("2027-01-20", 12))) == []
+    assert _entries(store, no) == [("warning", 1), ("warning", 1), ("accountability", 1)]
+    assert [h["action"] for h in kt.history(store, no, ADMIN) if h["milestone_seq"] == 1] == [
+        "warning",
+        "retitle",
+        "replan",
+        "warning",
+        "accountability",
+    ]
+
+
 def test_escalation_stops_once_submitted_and_skips_nothing(store):
     no = new_task(store)
     kt.transition(store, no, "in_progress", HOUSING, now=at(1))

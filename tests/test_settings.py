@@ -357,11 +357,14 @@ def test_the_worker_app_is_built_from_the_settings_object(
     monkeypatch.setattr(
         tianya.app,
         "create_app",
-        lambda config_path=None, settings=None: built.append((config_path, settings)) or "app",
+        lambda config_path=None, settings=None, schedule=False: (
+            built.append((config_path, settings, schedule)) or "app"
+        ),
     )
     _, s, server = _served(started, ["--data", sample_gpkg, "--config", "other.yml"])
     assert server.load() == "app"
-    assert built == [(os.path.abspath("other.yml"), s)]
+    # each worker runs the periodic tasks (tianya/schedule.py)
+    assert built == [(os.path.abspath("other.yml"), s, True)]
 
 
 def test_the_settings_command_prints_them_masked(monkeypatch):
