@@ -571,10 +571,11 @@ def map_(kind, data, output, basemap_id, lang, layer_ids, days, max_points, rest
 @click.option("--json", "json_path", default=None, help="Also write the figures as JSON.")
 def report(week, data, output, pdf_path, json_path):
     """Write the weekly report (HTML, optionally PDF and JSON figures)."""
+    import datetime as dt
     import json
 
     from analytics.opinion.hot import read_opinion
-    from analytics.report import weekly_report
+    from analytics.report import week_bounds, weekly_report
     from layers.catalogue import get_layer
     from layers.stores import open_store
 
@@ -592,12 +593,15 @@ def report(week, data, output, pdf_path, json_path):
         bar.set_postfix_str("figures and charts")
         from layers import key_task_figures
 
+        # the posts of the report week and the week before (all of them without --week)
+        opinion_since = None if week is None else week_bounds(week)[0] - dt.timedelta(days=7)
+
         rep = weekly_report(
             frames["incidents"],
             frames["communities"],
             week,
             key_tasks=(*key_task_figures.tables(store), key_task_figures.audit(store)),
-            opinion=read_opinion(store),  # the week's topics (issue 14)
+            opinion=read_opinion(store, since=opinion_since),  # the week's topics (issue 14)
         )
         bar.update()
         path = output or f"tianya-report-{rep.week}.html"

@@ -328,16 +328,22 @@ POST_FIELDS = (
 )
 
 
-def read_opinion(store, since=None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+def read_opinion(
+    store, since=None, until=None, fields: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The posts (:data:`POST_FIELDS`, posted from ``since`` on) and the topics (their
-    public fields) of a store, for :func:`hot_topics`, the weekly report and the screen;
-    None when the store has no opinion layers (one written before them).
+    public fields; with ``since``, those with a post since) of a store, for
+    :func:`hot_topics`, the weekly report and the screen; None when the store has no
+    opinion layers (one written before them).
 
     Parameters
     ----------
     store : layers.store.Store
-    since : datetime-like, optional
-        Only posts from this instant on (default all).
+    since, until : datetime-like, optional
+        Only posts from ``since`` to ``until`` (default all), and only the topics with a
+        post since ``since`` (``last_at``).
+    fields : sequence of str, optional
+        The topic fields to read (default the public ones).
     """
     from layers.catalogue import LAYERS
     from layers.query import Query
@@ -345,11 +351,21 @@ def read_opinion(store, since=None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     posts_layer, topics_layer = LAYERS["public_opinion"], LAYERS["opinion_topics"]
     if not (store.has_layer(posts_layer) and store.has_layer(topics_layer)):
         return None
-    interval = None if since is None else (_utc(since).to_pydatetime(), None)
+    from layers.query import parse_filter
+
+    lo = None if since is None else _utc(since).to_pydatetime()
+    hi = None if until is None else _utc(until).to_pydatetime()
     posts = store.read_frame(
         posts_layer,
-        Query(interval=interval, properties=list(POST_FIELDS), skip_geometry=True, limit=0),
+        Query(
+            interval=None if lo is None and hi is None else (lo, hi),
+            properties=list(POST_FIELDS),
+            skip_geometry=True,
+            limit=0,
+        ),
     )
-    public = [f.name for f in topics_layer.fields if not f.sensitive]
-    topics = store.read_frame(topics_layer, Query(properties=public, limit=0))
+    if fields is None:
+        fields = [f.name for f in topics_layer.fields if not f.sensitive]
+    where = None if lo is None else parse_filter(f"last_at >= TIMESTAMP('{lo.isoformat()}')")
+    topics = store.read_frame(topics_layer, Query(where=where, properties=list(fields), limit=0))
     return pd.DataFrame(posts.drop(columns="geometry", errors="ignore")), topics
