@@ -476,7 +476,7 @@ def weekly_report(
             }
         )
     opinion_frames, online = opinion, wk[wk["channel"].isin(ONLINE_CHANNELS)]
-    opinion = {
+    online_cases = {
         "cases": int(len(online)),
         "by_channel": {c: int((online["channel"] == c).sum()) for c in ONLINE_CHANNELS},
         "channels": [
@@ -531,7 +531,7 @@ def weekly_report(
         "trend": trend,
         "overdue_list": od_rows,
         "public_opinion": {
-            **opinion,
+            **online_cases,
             "topics": None
             if opinion_frames is None
             else _opinion_topics(*opinion_frames, start, min(end, as_of), names, top_topics),
