@@ -278,3 +278,30 @@ def test_admin_sees_who_replied(served):
     assert all(t["replied_by"].startswith(PLANTED) for t in r.json()["topics"])
     r = _get(served[0], "/collections/opinion_topics/items?f=json&limit=5", "admin")
     assert all("replied_by" in f["properties"] for f in r.json()["features"])
+
+
+def test_public_async_hot_spots_job_and_its_results_carry_no_personal_field(served):
+    import time
+
+    srv = served[0]
+    body = {"inputs": {"collection": "public_opinion", "aggregation": "communities"}}
+    r = requests.post(
+        srv.url + "/processes/hot-spots/execution",
+        json=body,
+        headers={"Prefer": "respond-async"},
+        timeout=60,
+    )
+    assert r.status_code == 201, r.text[:300]
+    job = r.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        status = _get(srv, f"/jobs/{job}?f=json")
+        if status.json()["status"] not in ("accepted", "running"):
+            break
+        time.sleep(0.3)
+    assert status.json()["status"] == "successful", status.text
+    _clean(status)
+    res = _get(srv, f"/jobs/{job}/results?f=json")
+    assert res.status_code == 200 and b"gi_z" in res.content
+    _clean(res)
+    _clean(_get(srv, "/jobs?f=json"))
