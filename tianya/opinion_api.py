@@ -4,11 +4,13 @@
 ``GET /opinion/topics``                the hot topics (:func:`analytics.opinion.hot.hot_topics`):
                                        ``since``, ``until``, ``order`` (volume, growth),
                                        ``limit``, ``category``, ``community``, ``f`` (json, html)
+``POST /opinion/topics/{id}/reply``    a topic's reply (:mod:`tianya.opinion_reply`)
 =====================================  ==========================================================
 
 The posts and topics themselves are the collections ``public_opinion`` and ``opinion_topics``
 (items, filters, tiles as any layer); opinion hot spots are the ``hot-spots`` process with
-``"collection": "public_opinion"`` (its options and budgets). Everything here is public: a
+``"collection": "public_opinion"`` (its options and budgets; ``"filter": "actionable = true"``
+for the posts that report something). Everything here is public: a
 topic shows its public fields only (the caller's :func:`layers.access.visible_fields` of
 ``opinion_topics``), and no post's author is read at all. Plain WSGI, no framework.
 """
