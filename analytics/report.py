@@ -620,6 +620,7 @@ def _opinion_topics(posts, topics, start, until, names: dict, top: int) -> dict:
     cat = LAYERS["public_opinion"].field("category")
     status = LAYERS["opinion_topics"].field("status")
     rows = []
+
     def text(v) -> str | None:
         return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
 
