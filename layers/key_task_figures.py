@@ -29,7 +29,9 @@ as of ``now`` (历史状态)
     Given the audit table, a task's ``status`` and ``escalation`` are those it had at ``now``
     (its last move before ``now``, ``assigned`` before any; the highest escalation recorded
     before ``now``), not today's, and a task issued after ``now`` is left out
-    (:func:`as_of`); a task without audit rows keeps its stored values.
+    (:func:`as_of`); a task without audit rows keeps its stored values. Its milestones are
+    those planned at ``now`` (:func:`milestones_as_of`): one added later left out, one
+    deleted later back, a due date re-planned later as it was.
 ranking (部门排名)
     Departments leading tasks, best first: higher on-time rate, then fewer overdue tasks,
     then fewer accountability entries, then fewer warnings, then the code (no tie is left
@@ -58,6 +60,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -88,7 +91,18 @@ COLUMNS = (
 )
 _INTS = COLUMNS[:8] + ("warnings", "accountability", "warning_entries", "accountability_entries")
 #: The audit table's columns the figures read.
-HISTORY_COLUMNS = ("task_no", "at", "action", "milestone_seq", "from_status", "to_status")
+HISTORY_COLUMNS = (
+    "task_no",
+    "at",
+    "action",
+    "milestone_seq",
+    "from_status",
+    "to_status",
+    "note",
+)
+#: The notes :mod:`layers.key_tasks` writes on a milestone's re-plan and deletion.
+_REPLANNED = re.compile(r"^due (\d{4}-\d{2}-\d{2}) → (\d{4}-\d{2}-\d{2})")
+_DELETED = re.compile(r"^(.*) \(due (\d{4}-\d{2}-\d{2})\)(?:; reason: .*)?$", re.S)
 
 
 def _need(frame: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
@@ -248,6 +262,45 @@ def as_of(tasks: pd.DataFrame, history: pd.DataFrame | None, now) -> pd.DataFram
     return out
 
 
+def milestones_as_of(milestones: pd.DataFrame, history: pd.DataFrame | None, now) -> pd.DataFrame:
+    """``milestones`` as planned at ``now`` by the audit table: a milestone added at or after
+    ``now`` (``add_milestone``) left out, one deleted at or after it (``delete_milestone``)
+    back with its title and due date, and a due date re-planned at or after it
+    (``replan``) the one it had then (the earliest later re-plan's old date)."""
+    if history is None or not len(history):
+        return milestones
+    _need(history, ("task_no", "at", "action", "milestone_seq", "note"), "history")
+    _need(milestones, ("task_no", "seq", "due_date"), "milestones")
+    at = _instants(history["at"])
+    h = history.assign(_at=at.to_numpy()).sort_values("_at", kind="stable")
+    later = h[(h["_at"] >= _instant(now, "now")).to_numpy()]
+    later = later[later["milestone_seq"].notna().to_numpy()]
+    if not len(later):
+        return milestones
+    seq = pd.to_numeric(later["milestone_seq"]).astype(int).to_numpy()
+    key = list(zip(later["task_no"], seq, strict=True))
+    actions, notes = later["action"].to_numpy(), later["note"].to_numpy()
+    added = {k for k, a in zip(key, actions, strict=True) if a == "add_milestone"}
+    due_then: dict[tuple, str] = {}
+    restored = []
+    for k, a, note in zip(key, actions, notes, strict=True):
+        text = note if isinstance(note, str) else ""
+        if a == "replan" and k not in due_then and (m := _REPLANNED.match(text)):
+            due_then[k] = m.group(1)
+        elif a == "delete_milestone" and k not in added and (m := _DELETED.match(text)):
+            row = {"task_no": k[0], "seq": k[1], "title": m.group(1), "due_date": m.group(2)}
+            restored.append({**row, "due_date": due_then.get(k, row["due_date"])})
+    mk = list(zip(milestones["task_no"], pd.to_numeric(milestones["seq"]).astype(int), strict=True))
+    out = milestones[[k not in added for k in mk]].copy()
+    keys = [k for k in mk if k not in added]
+    out["due_date"] = [
+        due_then.get(k, d) for k, d in zip(keys, out["due_date"].to_numpy(), strict=True)
+    ]
+    if restored:
+        out = pd.concat([out, pd.DataFrame(restored)], ignore_index=True)
+    return out
+
+
 def department_figures(
     tasks: pd.DataFrame,
     milestones: pd.DataFrame,
@@ -369,6 +422,7 @@ def summary(
     (:func:`as_of`) and the escalation entries of ``[since, now)`` are counted.
     """
     tasks = as_of(tasks, history, now)
+    milestones = milestones_as_of(milestones, history, now)
     tasks, milestones = started(tasks, milestones, now)
     day = today(now)
     by = department_figures(tasks, milestones, now, history, since)

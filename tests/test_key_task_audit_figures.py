@@ -227,3 +227,46 @@ def test_a_past_weeks_report_shows_the_status_of_that_week(sample_gpkg, sample_d
         assert want_open != today_open  # the week's figure is not today's
     finally:
         s.close()
+
+
+def test_a_past_weeks_report_keeps_the_milestones_planned_then(sample_gpkg, sample_data):
+    """Milestones changed after week W (one re-planned later, one deleted, one added) leave W's
+    report as it was: its milestones, due, overdue and on-time figures are those of W."""
+    data = writable_copy("gpkg", sample_gpkg, "kt_audit_plans")
+    s = open_store(data)
+    try:
+        doc = {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [109.47, 18.296]},
+            "properties": {
+                "title": "计划变更测试",
+                "kind": "rectification",
+                "lead_department": "urban_admin",
+                "start_date": "2026-11-01",
+                "deadline": "2027-02-28",
+            },
+        }
+        plan = [
+            {"title": "摸底", "due_date": "2026-11-10"},
+            {"title": "整治", "due_date": "2026-11-18"},
+            {"title": "验收", "due_date": "2027-02-01"},
+        ]
+        no = kt.create_task(
+            s, doc, LEADER, now=dt.datetime(2026, 11, 1, 2, tzinfo=dt.UTC), milestones=plan
+        )["id"]
+        before = _report(sample_data, "2026-W47", s).figures["key_tasks"]
+        mine = next(r for r in before["by_department"] if r["department"] == "urban_admin")
+        later = dt.datetime(2026, 12, 2, 2, tzinfo=dt.UTC)
+        kt.replan_milestone(s, no, 2, LEADER, due_date="2027-01-15", note="推迟", now=later)
+        kt.delete_milestone(s, no, 1, LEADER, note="合并", now=later)
+        kt.add_milestone(s, no, {"title": "补充", "due_date": "2026-11-20"}, LEADER, now=later)
+        after = _report(sample_data, "2026-W47", s).figures["key_tasks"]
+        assert after["all"] == before["all"] and after["by_department"] == before["by_department"]
+        # the changes are real: today's figures of the same instant without the audit rows
+        today = ktf.summary(*ktf.tables(s), now=W47[1])
+        now_mine = next(r for r in today["by_department"] if r["department"] == "urban_admin")
+        assert mine["overdue_milestones"] >= 2  # 11-10 and 11-18 were overdue in W47
+        assert now_mine["overdue_milestones"] == mine["overdue_milestones"] - 1
+        assert now_mine["milestones"] == mine["milestones"]  # one deleted, one added
+    finally:
+        s.close()
