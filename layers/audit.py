@@ -57,16 +57,10 @@ def history_layer(
     a task's 状态 (status).
     """
     word_zh, word_en = stage
-    return Layer(
-        id=id,
-        zh=zh,
-        en=en,
-        description_zh=description_zh,
-        description_en=description_en,
-        geometry_type=None,
-        key="event_id",
-        temporal="at",
-        fields=(
+    return _table(
+        (id, zh, en, description_zh, description_en),
+        "event_id",
+        (
             Field("event_id", "string", "记录编号", "Event ID"),
             subject,
             Field("at", "datetime", "时间", "At", required=True),
@@ -79,6 +73,24 @@ def history_layer(
             Field("to_status", "string", f"新{word_zh}", f"To {word_en}"),
             Field("note", "string", "备注/理由", "Note or reason"),
         ),
+        temporal="at",
+    )
+
+
+def _table(names: tuple[str, str, str, str, str], key: str, fields, temporal=None) -> Layer:
+    """A table without geometry kept beside a workflow's items: ``names`` are its id, zh
+    and en titles, zh and en descriptions."""
+    id, zh, en, description_zh, description_en = names
+    return Layer(
+        id=id,
+        zh=zh,
+        en=en,
+        description_zh=description_zh,
+        description_en=description_en,
+        geometry_type=None,
+        key=key,
+        temporal=temporal,
+        fields=tuple(fields),
     )
 
 
@@ -103,16 +115,8 @@ def counters_layer(
     id: str, zh: str, en: str, description_zh: str, description_en: str, period: Field
 ) -> Layer:
     """A counters table: one row per ``period`` (its key) with the ``last`` serial given out."""
-    return Layer(
-        id=id,
-        zh=zh,
-        en=en,
-        description_zh=description_zh,
-        description_en=description_en,
-        geometry_type=None,
-        key=period.name,
-        fields=(period, Field("last", "integer", "最后流水号", "Last serial", required=True)),
-    )
+    last = Field("last", "integer", "最后流水号", "Last serial", required=True)
+    return _table((id, zh, en, description_zh, description_en), period.name, (period, last))
 
 
 def next_serial(
