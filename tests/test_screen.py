@@ -387,6 +387,14 @@ def test_key_tasks_panel(screen, live_server, sample_data):
     assert p.texts("#kt-ontime")[0].endswith(f"{on_time.sum() / due.sum() * 100:.1f}%")
     acc = p.page.eval_on_selector("#key-tasks [data-level=accountability]", "e => e.textContent")
     assert acc.endswith(f" {int((t['escalation'] == 'accountability').sum())}")
+    # this week's escalation entries, counted with SQL on the raw audit table (issue 15)
+    from test_key_task_audit_figures import entries_by_sql
+
+    last_day = (now - pd.Timedelta(1, "ns")).normalize()
+    monday = last_day - pd.Timedelta(days=last_day.day_of_week)
+    week = entries_by_sql(live_server.data, monday.to_pydatetime(), now.to_pydatetime())
+    w, a = sum(x for x, _ in week.values()), sum(y for _, y in week.values())
+    assert w > 0 and p.texts("#kt-entries")[0].endswith(f"this week {w} · 问责 Accountability {a}")
     rate = on_time.groupby(m["lead_department"]).sum() / due.groupby(m["lead_department"]).sum()
     listed = p.page.eval_on_selector_all(
         "#key-ranking li", "els => els.map(e => [e.dataset.department, e.textContent])"
