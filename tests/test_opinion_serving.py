@@ -183,6 +183,10 @@ def test_topics_route_window_order_and_filters(served):
     expected = _by_hand(posts, until, since)
     ranked = sorted(expected.values(), key=lambda v: (v[2], v[0]), reverse=True)[:5]
     assert [(t["posts_recent"], t["posts_before"], t["growth"]) for t in doc["topics"]] == ranked
+    upto = posts[posts["posted_at"] <= until].groupby("topic_id").size()
+    for t in doc["topics"]:  # a topic's posts as of until, not as of now
+        assert t["posts"] == upto[t["topic_id"]]
+        assert pd.Timestamp(t["last_at"]) <= until
     cat = doc["topics"][0]["category"]
     doc = srv.get(f"/opinion/topics?{q}&category={cat}&limit=50").json()
     cats = {str(t): c for t, c in zip(posts["topic_id"], posts["category"], strict=True)}
@@ -325,9 +329,12 @@ def test_weekly_report_public_opinion_section_counts_the_weeks_posts_and_topics(
     assert ot["new_topics"] == sum(firsts[t] >= start for t in in_week)
     rows = {r["topic_id"]: r for r in ot["top"]}
     assert set(rows) == set(in_week)  # fewer than 200 topics in the week
+    upto = Counter(str(t) for t, at in zip(posts["topic_id"], posts["posted_at"], strict=True)
+                   if not pd.isna(t) and at < end)  # fmt: skip
     for t, n in in_week.items():
         assert (rows[t]["posts_week"], rows[t]["posts_before"]) == (n, before[t])
         assert rows[t]["growth"] == round(n / max(1, before[t]), 2)
+        assert rows[t]["posts"] == upto[t]  # as the report's week ended, not as of now
     weeks = [r["posts_week"] for r in ot["top"]]
     assert weeks == sorted(weeks, reverse=True)
     assert rows[first]["case_opened"] and rows[first]["status"] == "replied"
@@ -427,7 +434,9 @@ def test_ingested_posts_serve_hot_topics_and_the_report_with_their_cases(
     raw = generate_posts(
         sample_data, seed=3, n_posts=900, start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 15)
     )
-    raw = raw[[c for c in raw.columns if not c.startswith("true_")]]
+    raw = raw[[c for c in raw.columns if not c.startswith("true_")]].copy()
+    for c in ("post_id", "repost_of", "reply_to"):  # apart from any post the sample holds
+        raw[c] = ["X3-" + v if isinstance(v, str) else v for v in raw[c]]
     with open_store(path) as store:
         res = ingest(
             store, raw, build_gazetteer(sample_data), now=dt.datetime(2026, 11, 16, tzinfo=dt.UTC)

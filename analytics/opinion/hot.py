@@ -32,6 +32,7 @@ neighbours. Unplaced posts (place unknown) are left out and counted apart.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import geopandas as gpd
@@ -83,11 +84,13 @@ def hot_topics(
     posts : pandas.DataFrame
         Posts with ``topic_id`` (NA for posts without a topic: left out), ``posted_at``,
         ``category`` and ``community_code``. Only posts up to ``until`` are read; for the
-        totals (``posts``, ``first_at``) pass the topics' earlier posts too, or ``topics``.
+        totals (``posts``: the topic's posts up to ``until``) pass the topics' earlier posts
+        too (:func:`read_opinion` does).
     topics : pandas.DataFrame, optional
         One row per topic (the ``opinion_topics`` collection): its columns are joined on
-        ``topic_id`` (``posts``, ``first_at`` and ``last_at`` from it are kept under
-        those names when present, else computed from ``posts``).
+        ``topic_id``; its ``first_at``, ``category`` and ``community_code`` are the topic's
+        (``posts`` and ``last_at`` are counted from ``posts`` up to ``until``: the table's
+        are as of now).
     until : datetime-like, optional
         End of the recent window (default the latest post's time).
     since : datetime-like, optional
@@ -167,12 +170,16 @@ def hot_topics(
         keep = [c for c in tp.columns if c not in ("topic_id",)]
         joined = out.merge(tp, on="topic_id", how="left", suffixes=("", "_topic"))
         for c in ("posts", "first_at", "last_at", "category", "community_code"):
-            if f"{c}_topic" in joined.columns:  # the topic table knows its whole life
-                v = joined[f"{c}_topic"]
-                if c in ("first_at", "last_at"):
-                    v = pd.to_datetime(v, utc=True, format="ISO8601")
+            if f"{c}_topic" not in joined.columns:
+                continue
+            v = joined[f"{c}_topic"]
+            if c == "first_at":  # the topic's first post, maybe before the posts given
+                v = pd.to_datetime(v, utc=True, format="ISO8601")
+                joined[c] = v.where(v.notna() & (v < joined[c]), joined[c])
+            elif c in ("category", "community_code"):
                 joined[c] = v.where(v.notna(), joined[c])
-                joined = joined.drop(columns=f"{c}_topic")
+            # posts and last_at stay counted up to ``until``: the table's are as of now
+            joined = joined.drop(columns=f"{c}_topic")
         out = joined[[*cols, *[c for c in keep if c not in cols]]]
     for c in extra:
         if c not in out.columns:
@@ -316,6 +323,8 @@ def opinion_hot_spots(
     return out
 
 
+#: How far before a window :func:`read_opinion` reads a topic's earlier posts.
+TOPIC_HISTORY = dt.timedelta(days=31)
 #: Post fields the figures read (public ones: no author, no original text).
 POST_FIELDS = (
     "post_id",
@@ -340,8 +349,9 @@ def read_opinion(
     ----------
     store : layers.store.Store
     since, until : datetime-like, optional
-        Only posts from ``since`` to ``until`` (default all), and only the topics with a
-        post since ``since`` (``last_at``).
+        Only the topics with a post since ``since`` (``last_at``), and the posts from
+        ``since`` to ``until`` (default all) -- from those topics' first post on, at most
+        :data:`TOPIC_HISTORY` before ``since``, so their totals count.
     fields : sequence of str, optional
         The topic fields to read (default the public ones).
     """
@@ -355,6 +365,14 @@ def read_opinion(
 
     lo = None if since is None else _utc(since).to_pydatetime()
     hi = None if until is None else _utc(until).to_pydatetime()
+    if fields is None:
+        fields = [f.name for f in topics_layer.fields if not f.sensitive]
+    where = None if lo is None else parse_filter(f"last_at >= TIMESTAMP('{lo.isoformat()}')")
+    topics = store.read_frame(topics_layer, Query(where=where, properties=list(fields), limit=0))
+    if lo is not None and len(topics):  # the topics' earlier posts, for their totals
+        first = pd.to_datetime(topics["first_at"], utc=True, format="ISO8601").min()
+        if pd.notna(first):
+            lo = min(lo, max(first.to_pydatetime(), lo - TOPIC_HISTORY))
     posts = store.read_frame(
         posts_layer,
         Query(
@@ -364,8 +382,4 @@ def read_opinion(
             limit=0,
         ),
     )
-    if fields is None:
-        fields = [f.name for f in topics_layer.fields if not f.sensitive]
-    where = None if lo is None else parse_filter(f"last_at >= TIMESTAMP('{lo.isoformat()}')")
-    topics = store.read_frame(topics_layer, Query(where=where, properties=list(fields), limit=0))
     return pd.DataFrame(posts.drop(columns="geometry", errors="ignore")), topics
