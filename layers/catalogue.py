@@ -1029,7 +1029,14 @@ _register(
             _f("case_id", "string", "案卷编号", "Case number", indexed=True),
             _f("ingested_at", "datetime", "入库时间", "Ingested at"),
             _f("handle", "string", "作者账号", "Author handle", sensitive=True),
-            _f("original_text", "string", "原文", "Original text (with mentions)", sensitive=True),
+            _f(
+                "original_text",
+                "string",
+                "原文",
+                "Original text (with mentions)",
+                sensitive=True,
+                description="the text before its mentions were masked; null when it had none",
+            ),
             _f("author_id", "string", "作者ID", "Author ID", sensitive=True),
             _f("profile_url", "string", "作者主页", "Author profile URL", sensitive=True),
             _f("source_url", "string", "原文链接", "Source URL", sensitive=True),
@@ -1079,6 +1086,25 @@ _register(
 
 #: Online public opinion (issue 14): the posts and the topics they group into.
 OPINION = ("public_opinion", "opinion_topics")
+
+#: The opinion poller's and topic grouping's state (:mod:`analytics.opinion.ingest`): one row
+#: per name (``topics``: the serialized topic state; ``source:...``: a feed's checkpoint). Kept
+#: beside the data but outside :data:`LAYERS`, so never served (as the case counters).
+OPINION_STATE = Layer(
+    id="opinion_state",
+    zh="舆情监测状态",
+    en="Opinion monitoring state",
+    description_zh="舆情话题归并状态与各来源检查点。",
+    description_en="Topic grouping state and per-source checkpoints.",
+    geometry_type=None,
+    key="name",
+    public=False,
+    fields=(
+        Field("name", "string", "名称", "Name"),
+        Field("value", "string", "内容(JSON)", "Value (JSON)"),
+        Field("updated_at", "datetime", "更新时间", "Updated at"),
+    ),
+)
 
 #: The supervised key tasks and their milestones (issue 15).
 KEY_WORK = ("key_tasks", "key_task_milestones")

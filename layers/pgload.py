@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 
-from layers.catalogue import LAYERS, Layer, get_layer
+from layers.catalogue import LAYERS, OPINION_STATE, Layer, get_layer
 from layers.gpkg import GeoPackageStore, decode
 from layers.key_tasks import HISTORY as KEY_TASK_HISTORY
 from layers.postgis import PostGISStore, ewkb_hex
@@ -131,8 +131,9 @@ def load_gpkg(
     try:
         if layers is None:
             todo = [lay for lay in LAYERS.values() if src.has_layer(lay)]
-            # the sample's key-task audit trail (outside the catalogue) goes with its tasks
-            todo += [lay for lay in (KEY_TASK_HISTORY,) if src.has_layer(lay)]
+            # the sample's key-task audit trail and the opinion topics' state (outside the
+            # catalogue) go with their layers
+            todo += [lay for lay in (KEY_TASK_HISTORY, OPINION_STATE) if src.has_layer(lay)]
         else:
             todo = [get_layer(i) for i in layers]
             for lay in todo:

@@ -46,9 +46,14 @@ KEYS = {
 
 
 @pytest.fixture(scope="session")
-def sample_data():
-    """The sample layers as GeoDataFrames (default seed, one year of incidents)."""
-    return generate(seed=DEFAULT_SEED)
+def sample_data(tmp_path_factory):
+    """The sample layers as GeoDataFrames (default seed, one year of incidents), with the
+    opinion posts and topics ``tianya generate`` ingests."""
+    from opinionfeedkit import sample_opinion_frames
+
+    data = generate(seed=DEFAULT_SEED)
+    data.update(sample_opinion_frames(data, str(tmp_path_factory.mktemp("op") / "op.gpkg")))
+    return data
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +61,10 @@ def sample_gpkg(tmp_path_factory):
     """Path of a freshly generated sample GeoPackage (read-only by convention)."""
     path = str(tmp_path_factory.mktemp("data") / "tianya.gpkg")
     write_sample(path, seed=DEFAULT_SEED)
+    from tianya.opinion_poller import ingest_sample  # the posts, as `tianya generate` does
+
+    with GeoPackageStore(path) as store:
+        ingest_sample(store, DEFAULT_SEED)
     # the DEM and flood COGs once per session, shared by every server (tianya serve reads
     # $TIANYA_RASTERS; without it each copied GeoPackage would regenerate them)
     from geodata.rasters import write_rasters_from_store

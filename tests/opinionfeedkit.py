@@ -35,11 +35,14 @@ def sample_posts(sample_gpkg: str, n: int = 600, days: int = 14):
 
 
 def entries(posts) -> list[dict]:
-    """JSON feed entries of a frame of posts (truth left out)."""
+    """JSON feed entries of a frame of posts (truth left out; ids prefixed ``F``: the session
+    sample holds posts of the same generator)."""
     out = []
     for r in posts.drop(columns=list(TRUTH)).to_dict("records"):
         e = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
         e["posted_at"] = r["posted_at"].isoformat()
+        for k in ("post_id", "repost_of", "reply_to"):  # apart from the sample's own posts
+            e[k] = f"F{e[k]}" if e[k] else e[k]
         out.append(e)
     return out
 
@@ -108,3 +111,20 @@ def finish(data: str, feed: str) -> str:
     out, _ = p.communicate(timeout=300)
     assert p.returncode == 0, out
     return out
+
+
+def sample_opinion_frames(frames: dict, path: str) -> dict:
+    """The opinion layers as ``tianya generate`` fills them, for the frames of
+    :func:`geodata.sample.generate` (ingested in a scratch GeoPackage at ``path``)."""
+    from geodata.sample import DEFAULT_SEED
+    from layers.catalogue import OPINION
+    from tianya.opinion_poller import GAZETTEER_LAYERS, ingest_sample
+
+    s = GeoPackageStore(path)
+    try:
+        for lid in GAZETTEER_LAYERS:
+            s.write_frame(LAYERS[lid], frames[lid])
+        ingest_sample(s, DEFAULT_SEED)
+        return {lid: s.read_frame(LAYERS[lid]) for lid in OPINION}
+    finally:
+        s.close()

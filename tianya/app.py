@@ -165,6 +165,16 @@ def _token(environ) -> str | None:
     return environ.get("HTTP_X_API_KEY") or None
 
 
+def _csv_header(layer_id: str, params: dict, who: access.Principal) -> bytes:
+    """The header row of an items CSV that has no row (pygeoapi answers an empty body): the
+    requested ``properties`` the caller may see, else every field the caller may see."""
+    if layer_id not in LAYERS:
+        return b""
+    visible = access.visible_fields(LAYERS[layer_id], who)
+    asked = [n for n in params.get("properties", "").split(",") if n in visible]
+    return (",".join(asked or visible) + "\r\n").encode("utf-8")
+
+
 class Shell:
     """WSGI middleware in front of pygeoapi (see the module docstring).
 
@@ -311,6 +321,8 @@ class Shell:
             if not seen.get("type", "").startswith("text/csv"):
                 return body
             text = escape_csv(b"".join(body))
+            if not text and seen["status"].startswith("200") and m and m.group(2) is None:
+                text = _csv_header(m.group(1), params, who)  # no feature: pygeoapi wrote nothing
             headers = [
                 (k, str(len(text)) if k.lower() == "content-length" else v)
                 for k, v in seen["headers"]

@@ -330,11 +330,18 @@ def ingest_sample(store: Store, seed: int, weeks: int = SAMPLE_WEEKS) -> IngestR
     """Generate the sample's posts (:func:`geodata.opinion.generate_posts`) and ingest them.
 
     The last ``weeks`` of the sample year at the year's rate (about 580 posts a week), in
-    one transaction; topics open no cases (the sample's incidents already hold their
-    ``public_opinion`` cases, and their planted patterns stay as they are).
+    one transaction, as ingested at the end of the sample year (deterministic); topics open
+    no cases (the sample's incidents already hold their ``public_opinion`` cases, and their
+    planted patterns stay as they are). Each post gets a synthetic author id, profile and
+    source URL (``.example`` hosts), and topics of 3 posts or more that went quiet a week
+    before the end get a closing reply (as the duty officer records them).
     """
+    import hashlib
+
+    from analytics.opinion.ingest import TOPICS, reply_topic
     from geodata.opinion import POSTS_PER_YEAR, generate_posts
     from geodata.sample import YEAR_END, YEAR_START
+    from layers.access import Principal
 
     frames = {lid: store.read_frame(LAYERS[lid]) for lid in GAZETTEER_LAYERS}
     start = YEAR_END - dt.timedelta(days=7 * weeks - 1)
@@ -343,5 +350,30 @@ def ingest_sample(store: Store, seed: int, weeks: int = SAMPLE_WEEKS) -> IngestR
     posts = generate_posts(frames, seed=seed, n_posts=n, start=start, end=YEAR_END)
     # a topic's follow-ups may run a day or two past the period: the sample year ends there
     local = posts["posted_at"].dt.tz_convert("Asia/Shanghai").dt.date
-    cols = [c for c in posts.columns if not c.startswith("true_")]
-    return ingest(store, posts.loc[local <= YEAR_END, cols], build_gazetteer(frames), cases=None)
+    posts = posts.loc[local <= YEAR_END, [c for c in posts.columns if not c.startswith("true_")]]
+    host = {"weibo": "weibo.example", "forum": "bbs.example", "wechat": "mp.example"}
+    posts = posts.assign(
+        author_id=[f"U{hashlib.sha1(str(h).encode()).hexdigest()[:10]}" for h in posts["handle"]],
+    )
+    posts = posts.assign(
+        profile_url=[
+            f"https://{host[p]}/u/{a}"
+            for p, a in zip(posts["platform"], posts["author_id"], strict=True)
+        ],
+        source_url=[
+            f"https://{host[p]}/p/{i}"
+            for p, i in zip(posts["platform"], posts["post_id"], strict=True)
+        ],
+    )
+    end = dt.datetime.combine(YEAR_END + dt.timedelta(days=1), dt.time(0), dt.UTC) - dt.timedelta(
+        hours=8
+    )
+    made = ingest(store, posts, build_gazetteer(frames), cases=None, now=end)
+    officer = Principal("舆情值班员 王某", "dispatcher")
+    topics = store.read_frame(TOPICS)
+    quiet = topics[(topics["posts"] >= 3) & (topics["last_at"] < end - dt.timedelta(days=7))]
+    for tid, last in zip(quiet["topic_id"], quiet["last_at"], strict=True):
+        when = (pd.Timestamp(last) + pd.Timedelta(days=1)).to_pydatetime()
+        note = "已转属地和责任部门核实处理，处理结果已在原帖下回复网民。"
+        reply_topic(store, tid, note, officer, status="closed", now=when)
+    return made

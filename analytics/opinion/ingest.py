@@ -59,7 +59,7 @@ from analytics.opinion.gazetteer import Gazetteer
 from analytics.opinion.pipeline import understand
 from analytics.opinion.topics import TopicState
 from layers import access
-from layers.catalogue import CATEGORIES, OPINION_PLATFORMS, Field, Layer, get_layer
+from layers.catalogue import CATEGORIES, OPINION_PLATFORMS, OPINION_STATE, Layer, get_layer
 from layers.errors import InvalidFeature, InvalidParameter, NotFound
 from layers.query import MAX_LIMIT, Query
 from layers.store import Store
@@ -83,23 +83,8 @@ log = logging.getLogger(__name__)
 POSTS = get_layer("public_opinion")
 TOPICS = get_layer("opinion_topics")
 
-#: The poller's and the grouping's state: one row per name (``topics``: the serialized
-#: :class:`~analytics.opinion.topics.TopicState`; ``source:...``: a feed's checkpoint).
-#: Kept beside the data but outside the catalogue, so never served (as the case counters).
-STATE = Layer(
-    id="opinion_state",
-    zh="舆情监测状态",
-    en="Opinion monitoring state",
-    description_zh="舆情话题归并状态与各来源检查点。",
-    description_en="Topic grouping state and per-source checkpoints.",
-    geometry_type=None,
-    key="name",
-    fields=(
-        Field("name", "string", "名称", "Name"),
-        Field("value", "string", "内容(JSON)", "Value (JSON)"),
-        Field("updated_at", "datetime", "更新时间", "Updated at"),
-    ),
-)
+#: The state table (:data:`layers.catalogue.OPINION_STATE`, outside the catalogue: not served).
+STATE = OPINION_STATE
 
 #: Default grouping window (hours): a topic stays open this long after its last post.
 WINDOW_HOURS = 72.0
@@ -155,7 +140,8 @@ _MENTION = re.compile(r"@[^\s@:：,，。.!！?？/）)】]{1,30}")
 def mask_mentions(text: str) -> str:
     """``text`` with every @mention masked: a mention names a person (``//@某人:`` → ``//@***:``).
 
-    The public ``text`` of a post; the original is kept in the hidden ``original_text``.
+    The public ``text`` of a post; the original is kept in the hidden ``original_text`` (only
+    when a mention was masked).
 
     Examples
     --------
@@ -371,6 +357,16 @@ def stored_ids(store: Store, layer: Layer, ids: Sequence[str]) -> dict[str, dict
     return out
 
 
+def _next_topic(store: Store) -> int:
+    """One more than the highest stored topic number (0 when there is none)."""
+    q = Query(sortby=[("topic_id", False)], properties=["topic_id"], skip_geometry=True, limit=1)
+    feats = store.query(TOPICS, q, count=False).features
+    if not feats:
+        return 0
+    tail = str(feats[0]["properties"]["topic_id"]).lstrip("T")
+    return int(tail) + 1 if tail.isdigit() else 0
+
+
 def _posts_of_topics(store: Store, topics: Sequence[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     topics = list(topics)
@@ -462,8 +458,9 @@ def ingest(
         try:  # the state row, locked: concurrent ingests take turns on a server store
             st_row = store.get_for_update(STATE, "topics")["properties"]["value"]
             state = state_from_json(st_row)
-        except NotFound:
+        except NotFound:  # topics already stored (a lost state, a copy): ids continue
             state = TopicState(window=pd.Timedelta(hours=window_hours))
+            state.next_topic = _next_topic(store)
         seen = stored_ids(store, POSTS, list(good["post_id"]))
         res.skipped = len(seen)
         fresh = good[~good["post_id"].isin(list(seen))].reset_index(drop=True)
@@ -547,9 +544,10 @@ def _store_batch(store, fresh, gazetteer, classifier, state, rule, now, res, pau
         else:
             geom = shapely.Point(col["place_lon"][i], col["place_lat"][i])
         props = {k: col[k][i] for k in names}
+        masked = mask_mentions(col["text"][i])
         props.update(
-            text=mask_mentions(col["text"][i]),
-            original_text=col["text"][i],
+            text=masked,
+            original_text=col["text"][i] if masked != col["text"][i] else None,
             place_name=gazetteer.places[place].name if place else None,
             confidence=round(float(col["confidence"][i] or 0.0), 3),
             topic_id=t,
