@@ -6,6 +6,7 @@ the live server's port taken by another server, and the hooks of tests/stores.py
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -95,3 +96,26 @@ def test_every_hook_of_stores_reaches_conftest():
     assert hooks <= set(stores.__all__), hooks - set(stores.__all__)
     for name in hooks:
         assert getattr(conftest, name) is getattr(stores, name)
+
+
+def test_a_running_test_holds_the_runs_shared_lock(request):
+    """Under xdist every test runs holding the shared lock (an exclusive one cannot start);
+    in a one-process run there is no lock at all."""
+    import fcntl
+
+    import parallel
+
+    lock = parallel._lock()
+    if not hasattr(request.config, "workerinput"):
+        assert lock is None
+        return
+    assert lock is not None
+    other = RunLock(os.path.dirname(lock.data.name))
+    try:
+        fcntl.flock(other.data, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held = False
+    except BlockingIOError:
+        held = True
+    assert held, "the test runs without the run's shared lock"
+    fcntl.flock(other.data, fcntl.LOCK_SH | fcntl.LOCK_NB)  # another shared holder may enter
+    fcntl.flock(other.data, fcntl.LOCK_UN)
