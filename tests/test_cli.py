@@ -126,6 +126,19 @@ def _mistakes(gpkg: str, tmp: str):
         (["escalate", "--data", missing], 2, rf"GeoPackage {missing} does not exist"),
         (["escalate", "--data", gpkg, "--now", "soon"], 2, r"'soon' is not an ISO 8601"),
         (["escalate", "--data", gpkg, "--now", "2027-06-01"], 2, r"has no offset"),
+        # monitor-opinion
+        (["monitor-opinion", "--source", missing, "--data", missing], 2, rf"{missing} does not"),
+        (["monitor-opinion", "--source", "f.json", "--every", "soon"], 2, r"'soon' is not like"),
+        (
+            ["monitor-opinion", "--source", missing, "--once", "--data", gpkg],
+            1,
+            rf"cannot read the feed {missing}: No such file or directory",
+        ),
+        (
+            ["monitor-opinion", "--source", gpkg, "--once", "--data", gpkg],
+            1,
+            r"is neither JSON nor RSS/Atom XML",
+        ),
         # serve (refused before gunicorn starts)
         (["serve", "--data", missing], 2, rf"GeoPackage {missing} does not exist.*--generate"),
         (["serve", "--data", gpkg, "--port", "99999"], 2, r"Invalid value for '--port'"),

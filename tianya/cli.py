@@ -708,14 +708,19 @@ def monitor_opinion(source, data, every, once, platform, no_cases):
     except InvalidParameter as e:
         raise click.BadParameter(str(e), param_hint="--every") from None
     store = open_store(existing_data(command_settings(data=data)))
-    res = opinion_poller.run(
-        store,
-        source,
-        every=interval,
-        once=once,
-        platform=platform,
-        cases=None if no_cases else CaseRule(),
-    )
+    try:
+        res = opinion_poller.run(
+            store,
+            source,
+            every=interval,
+            once=once,
+            platform=platform,
+            cases=None if no_cases else CaseRule(),
+        )
+    except OSError as e:  # only with --once: a loop logs a failed poll and polls again
+        raise click.ClickException(f"cannot read the feed {source}: {e.strerror or e}") from None
+    except InvalidParameter as e:
+        raise click.ClickException(f"feed {source}: {e}") from None
     click.echo(
         f"{res.entries} entries: {res.stored} new post(s) stored, {len(res.rejected)} refused, "
         f"{len(res.cases)} case(s) opened"
