@@ -73,24 +73,44 @@ def rows(data: str, lid: str, fields=None) -> dict[str, dict]:
     return out
 
 
-def monitor(data: str, feed: str, env: dict | None = None, **popen):
-    """``tianya monitor-opinion --once`` on ``data`` in a subprocess (a Popen)."""
-    cmd = [sys.executable, "-m", "tianya.cli", "monitor-opinion", "--source", feed, "--once"]
-    return subprocess.Popen(
-        [*cmd, "--data", data],
-        env=dict(os.environ, **(env or {})),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **popen,
-    )
+#: A ``tianya monitor-opinion`` process that stops inside its write transaction the ``n``-th
+#: time it reaches ``stage`` (tianya.opinion_poller.PAUSE), after writing ``marker``.
+_PAUSED = """
+import os, sys, time
+import tianya.opinion_poller as poller
+from tianya.cli import main
+stage, nth, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+seen = [0]
+def pause(at):
+    if at == stage:
+        seen[0] += 1
+        if seen[0] == nth:
+            with open(marker, "w") as fh:
+                fh.write(str(os.getpid()))
+            time.sleep(600)
+poller.PAUSE = pause
+main(sys.argv[4:], prog_name="tianya")
+"""
+
+
+def monitor(data: str, feed: str, pause: tuple[str, int, str] | None = None):
+    """``tianya monitor-opinion --once`` on ``data`` in a subprocess (a Popen); ``pause``:
+    ``(stage, n, marker)``, stop inside the transaction at the ``n``-th ``stage``."""
+    args = ["monitor-opinion", "--source", feed, "--once", "--data", data]
+    if pause is None:
+        cmd = [sys.executable, "-m", "tianya.cli", *args]
+    else:
+        cmd = [sys.executable, "-c", _PAUSED, pause[0], str(pause[1]), pause[2], *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def kill_at(data: str, feed: str, stage: str, marker: str, timeout: float = 180.0) -> None:
-    """Run the poller until it stops at ``stage`` (inside its transaction), then SIGKILL it."""
+    """Run the poller until it stops at ``stage`` (``posts#2``: the second time it writes
+    a batch's posts) inside its transaction, then SIGKILL it."""
     if os.path.exists(marker):
         os.remove(marker)
-    p = monitor(data, feed, env={"TIANYA_OPINION_PAUSE": f"{stage}:{marker}"})
+    name, _, nth = stage.partition("#")
+    p = monitor(data, feed, pause=(name, int(nth or 1), marker))
     deadline = time.time() + timeout
     while not os.path.exists(marker):
         if p.poll() is not None:

@@ -29,11 +29,11 @@ import datetime as dt
 import email.utils
 import json
 import logging
-import os
 import re
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -59,11 +59,10 @@ DEFAULT_EVERY = dt.timedelta(minutes=20)
 BATCH = 200
 #: Layers the gazetteer is built from.
 GAZETTEER_LAYERS = ("communities", "grid_cells", "flood_prevention", "party_building", "rivers")
-#: Test aid: ``stage[#n]:marker-file`` makes a poll stop (sleep) inside the write transaction
-#: the ``n``-th time (default the first) it reaches ``stage`` (``posts``: a batch's posts
-#: written; ``case``: a case created, its topic not yet linked), after writing
-#: ``marker-file``, for a test to kill it there.
-PAUSE_ENV = "TIANYA_OPINION_PAUSE"
+#: Test aid: a function :func:`poll_once` calls inside each write transaction with a stage
+#: name (``posts``: a batch's posts written; ``case``: a case created, its topic not yet
+#: linked), for a test to kill the process there (``tests/opinionfeedkit.py``); None in use.
+PAUSE: Callable[[str], None] | None = None
 
 _FIELDS = ("post_id", "platform", "posted_at", "text", "lon", "lat", "repost_of", "reply_to",
            "handle", "author_id", "profile_url", "source_url")  # fmt: skip
@@ -234,27 +233,6 @@ def gazetteer_of(store: Store) -> Gazetteer:
     return build_gazetteer({lid: store.read_frame(LAYERS[lid]) for lid in GAZETTEER_LAYERS})
 
 
-def _pause_from_env():
-    """The :data:`PAUSE_ENV` hook: ``stage[#n]:marker`` stops at the ``n``-th ``stage``."""
-    spec = os.environ.get(PAUSE_ENV)
-    if not spec:
-        return None
-    where, _, marker = spec.partition(":")
-    stage, _, nth = where.partition("#")
-    seen = [0]
-
-    def pause(at: str) -> None:
-        if at != stage:
-            return
-        seen[0] += 1
-        if seen[0] == int(nth or 1):
-            with open(marker, "w") as fh:
-                fh.write(str(os.getpid()))
-            time.sleep(600)
-
-    return pause
-
-
 def poll_once(
     store: Store,
     source: str,
@@ -280,7 +258,7 @@ def poll_once(
     fresh = good[~good["post_id"].isin(list(seen))]
     fresh = fresh.sort_values(["posted_at", "post_id"], kind="stable").reset_index(drop=True)
     res.new = len(fresh)
-    pause = _pause_from_env()
+    pause = PAUSE
     stamp = (now or dt.datetime.now(dt.UTC)).isoformat()
     n_batches = max(1, -(-len(fresh) // batch))
     for k in range(n_batches):
