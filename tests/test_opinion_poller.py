@@ -5,6 +5,7 @@ Each test runs on the GeoPackage and on PostGIS (a private writable copy of the 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import pytest
@@ -205,3 +206,27 @@ def test_the_sample_gets_its_posts(sample_gpkg):
     assert posts[["author_id", "profile_url", "source_url"]].notna().all().all()
     placed = posts[posts["place_id"].notna()]
     assert placed.geometry.notna().all() and posts[posts["place_id"].isna()].geometry.isna().all()
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_the_server_polls_the_configured_feed_on_its_schedule(kind, sample_gpkg, posts, tmp_path):
+    """``TIANYA_OPINION_FEED`` makes each server process poll the feed (default every 20
+    minutes); two processes' ticks on one feed store each post once."""
+    from tianya import schedule
+    from tianya.settings import Settings
+
+    items = entries(posts)[:150]
+    feed = write_feed(tmp_path / "feed.json", items)
+    data = copy_store(kind, sample_gpkg, "op_sched")
+    assert Settings.from_env({}).opinion_poll_seconds == 1200
+    assert schedule.for_server(Settings(data=data, opinion_feed=None)).names == ("escalate",)
+    settings = Settings(data=data, opinion_feed=feed, escalate_seconds=0)
+    a, b = schedule.for_server(settings), schedule.for_server(settings)  # two workers
+    assert a.names == ("poll opinion",)
+    now = dt.datetime(2026, 11, 23, 8, tzinfo=dt.UTC)
+    first = a.tick(now)["poll opinion"]
+    second = b.tick(now + dt.timedelta(minutes=20))["poll opinion"]
+    assert (first.new, first.stored) == (150, 150)
+    assert (second.new, second.stored) == (0, 0)
+    stored = [k for k in rows(data, "public_opinion", ("post_id",)) if k.startswith("F")]
+    assert sorted(stored) == sorted(e["post_id"] for e in items)

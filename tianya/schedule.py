@@ -1,10 +1,12 @@
 """The server's periodic tasks: named functions run every so many seconds in a daemon thread.
 
 Each server process (each gunicorn worker: :func:`tianya.app.create_app`) starts one
-:class:`Scheduler` from :func:`for_server`. Today it runs one task, the key-task
+:class:`Scheduler` from :func:`for_server`. It runs the key-task
 supervision clock (:func:`layers.key_tasks.escalate`: overdue milestones and tasks get their
 warning, then their accountability entry) every ``TIANYA_ESCALATE_SECONDS`` (default 900 s;
-0 runs nothing, e.g. when ``tianya escalate`` runs from cron instead).
+0 runs nothing, e.g. when ``tianya escalate`` runs from cron instead), and the
+public-opinion poller when ``TIANYA_OPINION_FEED`` names a feed (every
+``TIANYA_OPINION_POLL_SECONDS``, default 20 minutes).
 
 Several server processes (workers, hosts) each run the clock: that is safe, because
 escalation records each entry exactly once against the stored history, checked under the
@@ -199,7 +201,12 @@ def for_server(settings) -> Scheduler:
     :class:`tianya.settings.Settings`) ask, not yet started.
 
     ``escalate``: :func:`layers.key_tasks.escalate` on the server's store every
-    :attr:`~tianya.settings.Settings.escalate_seconds`.
+    :attr:`~tianya.settings.Settings.escalate_seconds`. ``poll opinion``, when
+    :attr:`~tianya.settings.Settings.opinion_feed` is set:
+    :func:`tianya.opinion_poller.poll_once` every
+    :attr:`~tianya.settings.Settings.opinion_poll_seconds` (default 20 minutes; several
+    processes polling one feed store each post once: the ingest skips stored posts under
+    the state row's lock).
     """
     clock = file_clock(settings.schedule_clock_file) if settings.schedule_clock_file else None
     scheduler = Scheduler(clock)
@@ -219,4 +226,14 @@ def for_server(settings) -> Scheduler:
         return made
 
     scheduler.every(settings.escalate_seconds, "escalate", escalate)
+    if settings.opinion_feed:
+        feed = settings.opinion_feed
+
+        def poll_opinion(now: dt.datetime):
+            from tianya.opinion_poller import poll_once
+            from tianya.plugins.provider import store_for
+
+            return poll_once(store_for(location), feed, now=now)
+
+        scheduler.every(settings.opinion_poll_seconds, "poll opinion", poll_opinion)
     return scheduler

@@ -210,6 +210,17 @@ class Settings:
         "in each server process (0: not run; e.g. `tianya escalate` from cron instead)",
         least=0,
     )
+    opinion_feed: str | None = _setting(
+        None,
+        "a public-opinion feed (JSON, RSS or Atom; a file or an http(s) URL) each server "
+        "process polls into the store (`tianya monitor-opinion`'s --source)",
+        shown="none: not polled",
+    )
+    opinion_poll_seconds: float = _setting(
+        1200.0,
+        "seconds between polls of `TIANYA_OPINION_FEED` (0: not polled)",
+        least=0,
+    )
     schedule_clock_file: str | None = _setting(
         None,
         "tests only: a file holding the ISO 8601 instant (with its offset) the periodic tasks "
