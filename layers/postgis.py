@@ -315,14 +315,47 @@ class PostGISStore(Store):
     @contextmanager
     def _pooled(self) -> Iterator[psycopg.Connection]:
         self._open()
+        pool = self._pool
         try:
-            with self._pool.connection() as conn:
-                yield conn
+            conn = pool.getconn()
         except PoolTimeout:
-            raise StoreUnavailable(
-                f"PostgreSQL at {self._where_text} is unavailable: no connection within "
-                f"{self.connect_timeout:g} s"
-            ) from None
+            pool = self._renewed(pool)
+            try:
+                conn = pool.getconn()
+            except PoolTimeout:
+                raise self._unavailable() from None
+        try:
+            with conn:  # as ConnectionPool.connection(): commit, or roll back on error
+                yield conn
+        finally:
+            pool.putconn(conn)
+
+    def _unavailable(self) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"PostgreSQL at {self._where_text} is unavailable: no connection within "
+            f"{self.connect_timeout:g} s"
+        )
+
+    def _renewed(self, stale: ConnectionPool) -> ConnectionPool:
+        """A new pool when ``stale`` gave no connection in time but PostgreSQL answers one.
+
+        After an outage psycopg_pool reconnects with doubling delays (1, 2, 4, 8… s), so a
+        pool may stay empty many seconds after the server is back (a 13 s restart left one
+        answering 503 for 20 s more).  A direct connection tells the two apart: refused, the
+        outage goes on (:class:`~layers.errors.StoreUnavailable`); accepted, the pool is
+        replaced and the request served.
+        """
+        args = self._pool_args
+        try:
+            psycopg.connect(args["conninfo"], **args["kwargs"]).close()
+        except psycopg.OperationalError:
+            raise self._unavailable() from None
+        with self._open_lock:
+            if self._pool is stale:
+                self._pool = ConnectionPool(**args)
+                self._pool.open(wait=False)
+                stale.close(timeout=0.1)  # connections still out are closed when returned
+        return self._pool
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:

@@ -698,6 +698,36 @@ def test_lost_connections_recover(pg, pg_url, schema):
     store.close()
 
 
+def test_a_pool_left_in_reconnect_backoff_is_renewed_once_postgresql_answers(pg, pg_url, schema):
+    """After an outage psycopg_pool retries with doubling delays, so a pool may give no
+    connection for many seconds after PostgreSQL is back (CI: a session server answered 503
+    19 s after a restart). Here the pool is one whose every attempt fails (a closed port)
+    while the store's own address answers: the request is served from a renewed pool, and
+    when PostgreSQL does not answer either it is still a 503 naming the outage."""
+    from psycopg_pool import ConnectionPool
+
+    store = PostGISStore(pg_url, schema=schema, connect_timeout=1)
+    layer = LAYERS["incidents"]
+    assert store.query(layer, Query(limit=3)).number_returned == 3
+    dead = dict(store._pool_args, conninfo="host=127.0.0.1 port=9 dbname=x connect_timeout=1")
+    stuck = ConnectionPool(**dead)
+    stuck.open(wait=False)
+    store._pool.close()
+    store._pool = stuck
+    t0 = time.monotonic()
+    assert store.query(layer, Query(limit=3)).number_returned == 3
+    assert store._pool is not stuck and stuck.closed
+    assert time.monotonic() - t0 < 10
+    # PostgreSQL itself unreachable: the outage is still reported, not hidden
+    gone = PostGISStore(
+        "postgresql://tianya:tianya@127.0.0.1:9/tianya", schema=schema, connect_timeout=1
+    )
+    with pytest.raises(StoreUnavailable, match="unavailable: no connection within 1 s"):
+        gone.query(layer, Query(limit=3))
+    gone.close()
+    store.close()
+
+
 @pytest.mark.exclusive  # restarts PostgreSQL: no other test may use it meanwhile
 @pytest.mark.skipif(
     not (os.environ.get("CI") or os.environ.get("TIANYA_TEST_PG_RESTART")),
