@@ -171,6 +171,9 @@ def test_topics_route_answers_the_hot_topics_of_the_posts_stored(served):
     for t in doc["topics"]:
         assert t["posts"] == totals[t["topic_id"]]  # the topic's whole life
         assert t["community"] and t["category_label"]
+    # the measures in plain words (it echoed the module's docstring, Sphinx roles and all)
+    assert "max(1," in doc["definitions"] and ":func:" not in doc["definitions"]
+    assert "Hot spots" not in doc["definitions"] and len(doc["definitions"]) < 600
 
 
 def test_topics_route_window_order_and_filters(served):

@@ -198,7 +198,7 @@ def hot_topics_document(environ) -> dict:
         "limit": c["limit"],
         "category": c["category"],
         "community": c["community"],
-        "definitions": hot.__doc__.split("Hot spots (")[0].strip(),
+        "definitions": hot.HOT_DEFINITIONS,
         "number_returned": len(out),
         "topics": out,
     }
@@ -221,7 +221,7 @@ font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px}td.n{text-align:right
 <td>{{ t.reply_note or '—' }}</td></tr>{% endfor %}</table>
 {% if not d.topics %}<p id="none">此时段无热点话题。No topic was posted about in this
  window.</p>{% endif %}
-<pre id="definitions">{{ d.definitions }}</pre>
+<p id="definitions">{{ d.definitions }}</p>
 </body></html>
 """)
 

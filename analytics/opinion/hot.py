@@ -41,7 +41,23 @@ import pandas as pd
 from analytics.errors import AnalyticsError, check_choice, check_positive
 from layers.district import UTM
 
-__all__ = ["HOT_ORDERS", "HOT_UNITS", "hot_topics", "opinion_hot_spots", "opinion_points"]
+__all__ = [
+    "HOT_DEFINITIONS",
+    "HOT_ORDERS",
+    "HOT_UNITS",
+    "hot_topics",
+    "opinion_hot_spots",
+    "opinion_points",
+]
+
+#: The hot-topic measures in plain words, for readers of the API and the report.
+HOT_DEFINITIONS = (
+    "A topic is hot when it has posts in the window (since, until]. Volume: its posts in the "
+    "window. Growth: volume / max(1, its posts in the window of the same length just before); "
+    "3.0 is three times as many posts as the period before, and a new topic grows by its "
+    "volume. order=volume ranks by volume, then growth; order=growth by growth, then volume "
+    "(ties: more posts in all, then the older topic)."
+)
 
 #: Orders of :func:`hot_topics`.
 HOT_ORDERS = ("volume", "growth")
