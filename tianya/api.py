@@ -229,17 +229,7 @@ def app(environ, start_response):
         return respond(
             environ,
             start_response,
-            {
-                "transitions": [
-                    {
-                        "from": a,
-                        "to": b,
-                        "roles": list(r),
-                        "reason_required": (a, b) in lifecycle.NEEDS_REASON,
-                    }
-                    for (a, b), r in lifecycle.TRANSITIONS.items()
-                ]
-            },
+            transitions_document(lifecycle.TRANSITIONS, lifecycle.NEEDS_REASON),
         )
     if path.rstrip("/") == "/supervision":
         allow(environ, "GET", "HEAD")
@@ -265,6 +255,17 @@ def _now(params):
     if lo != hi:
         raise InvalidParameter("now must be an instant, not an interval")
     return lo
+
+
+def transitions_document(transitions: dict, needs_reason) -> dict:
+    """``GET …/transitions``: a state machine's moves (``{(from, to): roles}``), the roles
+    allowed each and whether it needs a reason (cases and key tasks alike)."""
+    return {
+        "transitions": [
+            {"from": a, "to": b, "roles": list(r), "reason_required": (a, b) in needs_reason}
+            for (a, b), r in transitions.items()
+        ]
+    }
 
 
 def supervision_figures(environ) -> dict:

@@ -46,6 +46,7 @@ from layers.catalogue import get_layer
 from layers.errors import InvalidFeature, InvalidParameter, NotFound, choices
 from layers.store import Store
 from tianya import request
+from tianya.api import transitions_document
 from tianya.web import allow, json_body, query, respond
 
 TASKS = get_layer("key_tasks")
@@ -467,16 +468,6 @@ def app(environ, start_response):
         return respond(
             environ,
             start_response,
-            {
-                "transitions": [
-                    {
-                        "from": a,
-                        "to": b,
-                        "roles": list(r),
-                        "reason_required": (a, b) in key_tasks.NEEDS_REASON,
-                    }
-                    for (a, b), r in key_tasks.TRANSITIONS.items()
-                ]
-            },
+            transitions_document(key_tasks.TRANSITIONS, key_tasks.NEEDS_REASON),
         )
     raise NotFound(f"no resource at {path}")
